@@ -1,0 +1,99 @@
+package bucket
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// S3's multipart limits. The filesystem backend accepts the same so that
+// code written against Multipart behaves the same on both.
+const (
+	MinPartSize  int64 = 5 << 20 // every part but the last
+	MaxPartSize  int64 = 5 << 30
+	MaxParts           = 10000
+	MaxPutSize   int64 = 5 << 30 // one PutObject
+	MaxObjectLen int64 = MaxPartSize * MaxParts
+)
+
+var (
+	// ErrNotFound: no such object or multipart upload.
+	ErrNotFound = errors.New("bucket: object not found")
+	// ErrInvalidRange: the requested range starts beyond the object.
+	ErrInvalidRange = errors.New("bucket: range not satisfiable")
+	// ErrInvalidKey: the key would escape the backend's root or is malformed.
+	ErrInvalidKey = errors.New("bucket: invalid key")
+)
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key          string // relative to the backend's root
+	Size         int64
+	ETag         string // quoted or not, as the backend gives it; opaque
+	LastModified time.Time
+	ContentType  string // empty when the backend does not store one
+}
+
+// Range selects bytes [Offset, Offset+Length). Length < 0 means to the end.
+type Range struct {
+	Offset int64
+	Length int64
+}
+
+// PutOptions are the optional attributes of a new object.
+type PutOptions struct {
+	ContentType string
+}
+
+// Part is one landed part of a multipart upload.
+type Part struct {
+	Number int    // 1..MaxParts
+	ETag   string // as returned by UploadPart; opaque
+	Size   int64
+}
+
+// Backend is where bytes live. Keys are relative, '/'-separated, and never
+// leave the backend's root (an S3 bucket+prefix, or a directory).
+type Backend interface {
+	// Put stores exactly size bytes from r under key, replacing any object.
+	Put(ctx context.Context, key string, r io.Reader, size int64, opts PutOptions) (ObjectInfo, error)
+	// Get streams the object, or the range of it when rng is non-nil.
+	// ErrNotFound if missing, ErrInvalidRange if rng starts past the end.
+	Get(ctx context.Context, key string, rng *Range) (io.ReadCloser, ObjectInfo, error)
+	// Head describes the object, or ErrNotFound.
+	Head(ctx context.Context, key string) (ObjectInfo, error)
+	// Delete removes the object; a missing object is not an error.
+	Delete(ctx context.Context, key string) error
+	// List returns up to limit objects whose key starts with prefix and sorts
+	// strictly after `after`, in key order, and whether more follow.
+	List(ctx context.Context, prefix, after string, limit int) (objs []ObjectInfo, more bool, err error)
+}
+
+// Multipart is the optional capability of building one object from parts
+// uploaded separately (S3 multipart upload semantics).
+type Multipart interface {
+	CreateMultipart(ctx context.Context, key string, opts PutOptions) (uploadID string, err error)
+	// UploadPart streams exactly size bytes from r as part number n.
+	// Re-uploading a number replaces that part.
+	UploadPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (Part, error)
+	// CompleteMultipart assembles the listed parts, in order, into key.
+	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) (ObjectInfo, error)
+	// AbortMultipart discards the upload and its parts; aborting an unknown
+	// or already-aborted upload is not an error.
+	AbortMultipart(ctx context.Context, key, uploadID string) error
+	// ListMultipart lists the uploads in progress under prefix (for purging
+	// orphans and for tests that check nothing was left behind).
+	ListMultipart(ctx context.Context, prefix string) ([]Upload, error)
+}
+
+// Upload is a multipart upload in progress.
+type Upload struct {
+	Key      string
+	UploadID string
+}
+
+// Pinger is the optional capability of a cheap reachability check (/readyz).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}

@@ -1,0 +1,123 @@
+// Package metastore is the narrow metadata interface the domain packages
+// (session, registry, openai) are written against once. Two implementations
+// live below it: metastore/redisstore (production, shared by any number of
+// ferryd processes) and metastore/boltstore (the embedded default, one
+// process). metastore/storetest is the conformance suite both must pass.
+//
+// The store offers three things and nothing else:
+//   - records: opaque values with a version and a fencing counter, written
+//     with compare-and-set and an optional expiry;
+//   - indexes: named, lexicographically ordered member→value maps, listed
+//     with a cursor and a limit;
+//   - locks: try-once leases with a TTL, an owner token and a fencing token
+//     drawn from one store-wide monotonic counter.
+package metastore
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound: the record or index member does not exist (or has expired).
+	ErrNotFound = errors.New("metastore: not found")
+	// ErrConflict: a compare-and-set saw a different version than expected.
+	ErrConflict = errors.New("metastore: version conflict")
+	// ErrFenced: the write carried a fencing token older than the one the
+	// record already holds, i.e. it comes from a stale lock holder.
+	ErrFenced = errors.New("metastore: stale fencing token")
+	// ErrLocked: the lock is held by someone else.
+	ErrLocked = errors.New("metastore: lock is held")
+	// ErrLockLost: the lease expired or was taken over before Refresh/Unlock.
+	ErrLockLost = errors.New("metastore: lock lost")
+)
+
+// AnyVersion makes Put and Delete unconditional.
+const AnyVersion int64 = -1
+
+// Record is a stored value. Version starts at 1 on creation and grows by one
+// on every Put. Fence is the highest fencing token any write has carried.
+type Record struct {
+	Value     []byte
+	Version   int64
+	Fence     int64
+	ExpiresAt time.Time // zero when the record never expires
+}
+
+// Cond guards a write.
+type Cond struct {
+	// Version is the version the caller last saw: 0 means "must not exist",
+	// AnyVersion means "don't care", anything else must match exactly.
+	Version int64
+	// Fence, when > 0, rejects the write with ErrFenced if the record's
+	// stored fence is greater; on success the stored fence becomes
+	// max(stored, Fence). Zero leaves the stored fence alone.
+	Fence int64
+	// TTL sets the record's expiry relative to now; zero means no expiry.
+	// Every Put sets the expiry afresh.
+	TTL time.Duration
+}
+
+// Entry is one member of an index.
+type Entry struct {
+	Member string
+	Value  []byte
+}
+
+// Query selects a window of an index. Members are compared as raw bytes.
+type Query struct {
+	Prefix string // only members starting with Prefix
+	After  string // exclusive lower bound in ascending order (upper bound when Desc)
+	Before string // exclusive upper bound in ascending order (lower bound when Desc)
+	Limit  int    // at most this many entries; <= 0 means DefaultLimit
+	Desc   bool   // descending order
+}
+
+// DefaultLimit applies when Query.Limit is not set.
+const DefaultLimit = 100
+
+// Lock is a held lease. Fence is unique and strictly greater than the fence
+// of every lock acquired before it from the same store, for any name, so a
+// record written with it rejects any older holder.
+type Lock interface {
+	Name() string
+	Owner() string
+	Fence() int64
+	// Refresh extends the lease; ErrLockLost if it is no longer ours.
+	Refresh(ctx context.Context, ttl time.Duration) error
+	// Unlock releases the lease; ErrLockLost if it already expired or was
+	// taken over. Calling it twice is safe.
+	Unlock(ctx context.Context) error
+}
+
+// Store is the metadata store.
+type Store interface {
+	// Get returns the record, or ErrNotFound.
+	Get(ctx context.Context, key string) (Record, error)
+	// Put writes value under c and returns the new record.
+	// ErrConflict on a version mismatch, ErrFenced on a stale fence.
+	Put(ctx context.Context, key string, value []byte, c Cond) (Record, error)
+	// Delete removes the record if version matches (or is AnyVersion).
+	// Deleting a missing record with AnyVersion is not an error; with a
+	// specific version it is ErrNotFound.
+	Delete(ctx context.Context, key string, version int64) error
+
+	// IndexPut adds or replaces member in index.
+	IndexPut(ctx context.Context, index, member string, value []byte) error
+	// IndexGet returns the member's value, or ErrNotFound.
+	IndexGet(ctx context.Context, index, member string) ([]byte, error)
+	// IndexDelete removes member; a missing member is not an error.
+	IndexDelete(ctx context.Context, index, member string) error
+	// IndexList returns entries in order and whether more match beyond them.
+	IndexList(ctx context.Context, index string, q Query) (entries []Entry, more bool, err error)
+	// IndexLen counts the members of index.
+	IndexLen(ctx context.Context, index string) (int64, error)
+
+	// Lock tries once to take the named lease for ttl. ErrLocked if held.
+	Lock(ctx context.Context, name string, ttl time.Duration) (Lock, error)
+
+	// Ping checks the store is reachable; /readyz calls it.
+	Ping(ctx context.Context) error
+	Close() error
+}

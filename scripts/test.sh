@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Runs the test suite against a real Redis and a real S3 server (versitygw,
+# posix backend), both bound to 127.0.0.1 on free ports with temporary
+# directories, and stops them whatever happens.
+#
+#   scripts/test.sh                 # go test -race ./...
+#   scripts/test.sh -run X ./pkg/.. # any go test arguments
+#
+# Installs redis-server (apt) and versitygw (go install) only when missing.
+# Under CI (CI set) a service that cannot be started fails the run;
+# elsewhere the tests that need it skip.
+set -euo pipefail
+
+VERSITYGW_VERSION=v1.8.0
+cd "$(dirname "$0")/.."
+
+log() { echo "test.sh: $*" >&2; }
+fail_or_warn() {
+  if [ -n "${CI:-}" ]; then log "FATAL: $*"; exit 1; fi
+  log "WARNING: $* (tests that need it will skip)"
+}
+
+gobin="$(go env GOBIN)"; [ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
+export PATH="$gobin:$PATH"
+
+ensure_redis() {
+  command -v redis-server >/dev/null 2>&1 && return 0
+  log "installing redis-server with apt-get"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >&2 || return 1
+  else
+    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >&2 || return 1
+  fi
+}
+
+ensure_versitygw() {
+  command -v versitygw >/dev/null 2>&1 && return 0
+  log "installing versitygw $VERSITYGW_VERSION with go install (about 90 s)"
+  (cd / && GOFLAGS= go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION") >&2
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$(( (RANDOM << 1 | RANDOM & 1) % 30000 + 20000 ))
+    port_in_use "$p" || { echo "$p"; return 0; }
+  done
+  return 1
+}
+wait_port() { # port seconds
+  for _ in $(seq $(( $2 * 20 ))); do port_in_use "$1" && return 0; sleep 0.05; done
+  return 1
+}
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/ferry-test.XXXXXX")"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+start_redis() {
+  ensure_redis || return 1
+  local port; port=$(free_port) || return 1
+  mkdir -p "$tmp/redis"
+  redis-server --bind 127.0.0.1 --port "$port" --dir "$tmp/redis" --save "" \
+    --appendonly no --protected-mode yes >"$tmp/redis.log" 2>&1 &
+  pids+=($!)
+  if ! wait_port "$port" 10; then cat "$tmp/redis.log" >&2; return 1; fi
+  export FERRY_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
+  log "redis-server on 127.0.0.1:$port"
+}
+
+start_s3() {
+  ensure_versitygw || return 1
+  local port; port=$(free_port) || return 1
+  mkdir -p "$tmp/s3"
+  ROOT_ACCESS_KEY_ID=ferrytest ROOT_SECRET_ACCESS_KEY=ferrytestsecret \
+    versitygw --port "127.0.0.1:$port" --quiet posix "$tmp/s3" >"$tmp/versitygw.log" 2>&1 &
+  pids+=($!)
+  if ! wait_port "$port" 20; then cat "$tmp/versitygw.log" >&2; return 1; fi
+  export FERRY_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+  export FERRY_TEST_S3_REGION=us-east-1
+  export FERRY_TEST_S3_ACCESS_KEY=ferrytest
+  export FERRY_TEST_S3_SECRET_KEY=ferrytestsecret
+  log "versitygw (posix) on 127.0.0.1:$port"
+}
+
+start_redis || fail_or_warn "could not start redis-server"
+start_s3 || fail_or_warn "could not start versitygw"
+
+if [ $# -eq 0 ]; then set -- -race ./...; fi
+log "go test $*"
+go test "$@"
