@@ -1,0 +1,296 @@
+// Package config is ferryd's one configuration struct. It is loaded in three
+// layers, each overriding the one before: the YAML file named by --config,
+// then FERRY_* environment variables (plus the standard AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY), then command-line flags. Validate says what to fix.
+//
+// With no configuration at all ferryd serves on 127.0.0.1:8321 and keeps
+// everything under ./data (bbolt metadata plus the local filesystem).
+// Setting redis.url switches metadata to Redis; setting s3.bucket switches
+// blobs to S3.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is everything ferryd can be told. The yaml tag is the file key; the
+// comment names the environment variable.
+type Config struct {
+	Addr            string        `yaml:"addr"`             // FERRY_ADDR, --addr
+	DataDir         string        `yaml:"data_dir"`         // FERRY_DATA_DIR, --data-dir
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // FERRY_SHUTDOWN_TIMEOUT
+	Log             Log           `yaml:"log"`
+	Redis           Redis         `yaml:"redis"`
+	S3              S3            `yaml:"s3"`
+	Sessions        Sessions      `yaml:"sessions"`
+}
+
+// Log configures the structured logger.
+type Log struct {
+	Format string `yaml:"format"` // FERRY_LOG_FORMAT, --log-format: text or json
+	Level  string `yaml:"level"`  // FERRY_LOG_LEVEL, --log-level: debug, info, warn or error
+}
+
+// Redis selects the Redis metadata store. Empty URL means embedded bbolt.
+type Redis struct {
+	URL    string `yaml:"url"`    // FERRY_REDIS_URL: redis://[user:pass@]host:port/db or rediss://…
+	Prefix string `yaml:"prefix"` // FERRY_REDIS_PREFIX: prepended to every key
+}
+
+// S3 selects the S3 blob backend. Empty Bucket means the local filesystem.
+type S3 struct {
+	Endpoint        string `yaml:"endpoint"`          // FERRY_S3_ENDPOINT: empty means AWS
+	Region          string `yaml:"region"`            // FERRY_S3_REGION
+	Bucket          string `yaml:"bucket"`            // FERRY_S3_BUCKET
+	Prefix          string `yaml:"prefix"`            // FERRY_S3_PREFIX: where ferry's objects live in the bucket
+	PathStyle       bool   `yaml:"path_style"`        // FERRY_S3_PATH_STYLE
+	AccessKeyID     string `yaml:"access_key_id"`     // AWS_ACCESS_KEY_ID
+	SecretAccessKey string `yaml:"secret_access_key"` // AWS_SECRET_ACCESS_KEY
+}
+
+// Sessions bounds upload sessions.
+type Sessions struct {
+	TTL     time.Duration `yaml:"ttl"`      // FERRY_SESSION_TTL: an idle session expires after this
+	MaxSize int64         `yaml:"max_size"` // FERRY_SESSION_MAX_SIZE: largest file, in bytes
+}
+
+// Default returns the embedded-default configuration.
+func Default() Config {
+	return Config{
+		Addr:            "127.0.0.1:8321",
+		DataDir:         "./data",
+		ShutdownTimeout: 30 * time.Second,
+		Log:             Log{Format: "text", Level: "info"},
+		Redis:           Redis{Prefix: "ferry:"},
+		S3:              S3{Region: "us-east-1"},
+		Sessions:        Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40}, // 5 TiB
+	}
+}
+
+// UsesRedis reports whether metadata lives in Redis rather than bbolt.
+func (c Config) UsesRedis() bool { return c.Redis.URL != "" }
+
+// UsesS3 reports whether blobs live in S3 rather than under DataDir.
+func (c Config) UsesS3() bool { return c.S3.Bucket != "" }
+
+// Load builds the configuration from args (without the program name) and
+// the environment lookup (os.LookupEnv in production). Flag parse errors and
+// -h are returned as errors; flag.ErrHelp means usage was printed to out.
+func Load(args []string, lookup func(string) (string, bool), out io.Writer) (Config, error) {
+	cfg := Default()
+	fs := flag.NewFlagSet("ferryd", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var (
+		file      = fs.String("config", "", "YAML configuration `file`")
+		addr      = fs.String("addr", cfg.Addr, "listen `address` (host:port)")
+		dataDir   = fs.String("data-dir", cfg.DataDir, "`directory` for embedded metadata and blobs")
+		logFormat = fs.String("log-format", cfg.Log.Format, "log format: text or json")
+		logLevel  = fs.String("log-level", cfg.Log.Level, "log level: debug, info, warn or error")
+	)
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q: ferryd takes only flags (see -h)", fs.Arg(0))
+	}
+	if *file != "" {
+		if err := loadFile(&cfg, *file); err != nil {
+			return cfg, err
+		}
+	}
+	if err := loadEnv(&cfg, lookup); err != nil {
+		return cfg, err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "addr":
+			cfg.Addr = *addr
+		case "data-dir":
+			cfg.DataDir = *dataDir
+		case "log-format":
+			cfg.Log.Format = *logFormat
+		case "log-level":
+			cfg.Log.Level = *logLevel
+		}
+	})
+	return cfg, nil
+}
+
+// loadFile decodes the YAML strictly: an unknown key is an error, so a typo
+// never silently falls back to a default.
+func loadFile(cfg *Config, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// envVar binds one environment variable to one field.
+type envVar struct {
+	name string
+	set  func(cfg *Config, v string) error
+}
+
+func str(f func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *f(c) = v; return nil }
+}
+
+var envVars = []envVar{
+	{"FERRY_ADDR", str(func(c *Config) *string { return &c.Addr })},
+	{"FERRY_DATA_DIR", str(func(c *Config) *string { return &c.DataDir })},
+	{"FERRY_SHUTDOWN_TIMEOUT", func(c *Config, v string) (err error) { c.ShutdownTimeout, err = time.ParseDuration(v); return }},
+	{"FERRY_LOG_FORMAT", str(func(c *Config) *string { return &c.Log.Format })},
+	{"FERRY_LOG_LEVEL", str(func(c *Config) *string { return &c.Log.Level })},
+	{"FERRY_REDIS_URL", str(func(c *Config) *string { return &c.Redis.URL })},
+	{"FERRY_REDIS_PREFIX", str(func(c *Config) *string { return &c.Redis.Prefix })},
+	{"FERRY_S3_ENDPOINT", str(func(c *Config) *string { return &c.S3.Endpoint })},
+	{"FERRY_S3_REGION", str(func(c *Config) *string { return &c.S3.Region })},
+	{"FERRY_S3_BUCKET", str(func(c *Config) *string { return &c.S3.Bucket })},
+	{"FERRY_S3_PREFIX", str(func(c *Config) *string { return &c.S3.Prefix })},
+	{"FERRY_S3_PATH_STYLE", func(c *Config, v string) (err error) { c.S3.PathStyle, err = strconv.ParseBool(v); return }},
+	{"AWS_ACCESS_KEY_ID", str(func(c *Config) *string { return &c.S3.AccessKeyID })},
+	{"AWS_SECRET_ACCESS_KEY", str(func(c *Config) *string { return &c.S3.SecretAccessKey })},
+	{"FERRY_SESSION_TTL", func(c *Config, v string) (err error) { c.Sessions.TTL, err = time.ParseDuration(v); return }},
+	{"FERRY_SESSION_MAX_SIZE", func(c *Config, v string) (err error) { c.Sessions.MaxSize, err = strconv.ParseInt(v, 10, 64); return }},
+}
+
+// EnvNames lists every environment variable Load reads, for documentation.
+func EnvNames() []string {
+	names := make([]string, len(envVars))
+	for i, e := range envVars {
+		names[i] = e.name
+	}
+	return names
+}
+
+func loadEnv(cfg *Config, lookup func(string) (string, bool)) error {
+	for _, e := range envVars {
+		v, ok := lookup(e.name)
+		if !ok {
+			continue
+		}
+		if err := e.set(cfg, v); err != nil {
+			return fmt.Errorf("environment %s=%q: %w", e.name, v, err)
+		}
+	}
+	return nil
+}
+
+// Validate rejects a configuration that cannot work, saying what to change.
+// All problems are reported at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if host, port, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("addr %q is not host:port (for example 127.0.0.1:8321 or :8321): %v", c.Addr, err)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("addr %q: port %q must be a number from 0 to 65535", c.Addr, port)
+	} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+		bad("addr %q: host %q is neither an IP address nor a hostname", c.Addr, host)
+	}
+	if (!c.UsesRedis() || !c.UsesS3()) && strings.TrimSpace(c.DataDir) == "" {
+		bad("data_dir is empty: set --data-dir or FERRY_DATA_DIR (the embedded store and filesystem blobs live there)")
+	}
+	if c.ShutdownTimeout < 0 {
+		bad("shutdown_timeout %s is negative: use 0 to stop at once or a duration like 30s", c.ShutdownTimeout)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format %q: use text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q: use debug, info, warn or error", c.Log.Level)
+	}
+	if c.Redis.URL != "" {
+		u, err := url.Parse(c.Redis.URL)
+		switch {
+		case err != nil:
+			bad("redis.url %q does not parse: %v", c.Redis.URL, err)
+		case u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix":
+			bad("redis.url %q: scheme must be redis://, rediss:// or unix://", c.Redis.URL)
+		case u.Scheme != "unix" && u.Host == "":
+			bad("redis.url %q has no host: use redis://host:6379/0", c.Redis.URL)
+		}
+	}
+	if c.S3.Endpoint != "" {
+		u, err := url.Parse(c.S3.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("s3.endpoint %q must be an http:// or https:// URL with a host", c.S3.Endpoint)
+		}
+		if c.S3.Bucket == "" {
+			bad("s3.endpoint is set but s3.bucket is empty: set FERRY_S3_BUCKET (or s3.bucket) to the bucket ferry should write to")
+		}
+	}
+	if c.UsesS3() {
+		if c.S3.Region == "" {
+			bad("s3.region is empty: set FERRY_S3_REGION (us-east-1 works for most S3-compatible servers)")
+		}
+		if !validS3Bucket(c.S3.Bucket) {
+			bad("s3.bucket %q is not a valid S3 bucket name (3-63 characters of a-z, 0-9, '.' and '-')", c.S3.Bucket)
+		}
+		if strings.HasPrefix(c.S3.Prefix, "/") {
+			bad("s3.prefix %q must not start with '/'", c.S3.Prefix)
+		}
+	}
+	if (c.S3.AccessKeyID == "") != (c.S3.SecretAccessKey == "") {
+		bad("S3 credentials are half set: give both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither to use the default AWS chain")
+	}
+	if c.Sessions.TTL <= 0 {
+		bad("sessions.ttl %s must be positive, for example 24h", c.Sessions.TTL)
+	}
+	if c.Sessions.MaxSize <= 0 {
+		bad("sessions.max_size %d must be a positive number of bytes", c.Sessions.MaxSize)
+	}
+	return errors.Join(errs...)
+}
+
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func validS3Bucket(b string) bool {
+	if len(b) < 3 || len(b) > 63 {
+		return false
+	}
+	for _, r := range b {
+		if !(r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z') {
+			return false
+		}
+	}
+	return true
+}

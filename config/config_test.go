@@ -1,0 +1,159 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ferry.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultIsEmbeddedAndValid(t *testing.T) {
+	cfg, err := Load(nil, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+	if cfg.Addr != "127.0.0.1:8321" || cfg.DataDir != "./data" || cfg.UsesRedis() || cfg.UsesS3() {
+		t.Fatalf("default = %+v, want embedded 127.0.0.1:8321 ./data", cfg)
+	}
+}
+
+// File, then env, then flags: each layer overrides the one before.
+func TestLayering(t *testing.T) {
+	p := writeFile(t, "addr: 127.0.0.1:1000\ndata_dir: /from/file\nlog:\n  level: debug\nsessions:\n  ttl: 2h\n")
+	cfg, err := Load([]string{"--config", p, "--addr", "127.0.0.1:3000"},
+		env("FERRY_ADDR", "127.0.0.1:2000", "FERRY_DATA_DIR", "/from/env", "FERRY_S3_PATH_STYLE", "true"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:3000" {
+		t.Errorf("addr = %q, want the flag's", cfg.Addr)
+	}
+	if cfg.DataDir != "/from/env" {
+		t.Errorf("data_dir = %q, want the env's", cfg.DataDir)
+	}
+	if cfg.Log.Level != "debug" || cfg.Sessions.TTL != 2*time.Hour {
+		t.Errorf("file values lost: %+v", cfg)
+	}
+	if !cfg.S3.PathStyle {
+		t.Errorf("FERRY_S3_PATH_STYLE=true not applied")
+	}
+	if cfg.Log.Format != "text" {
+		t.Errorf("unset value lost its default: %q", cfg.Log.Format)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  []string
+		file string
+		want string
+	}{
+		{"unknown yaml key", nil, nil, "adress: x\n", "field adress not found"},
+		{"unknown nested key", nil, nil, "s3:\n  bucktet: b\n", "field bucktet not found"},
+		{"bad yaml duration", nil, nil, "sessions:\n  ttl: forever\n", "line 2"},
+		{"bad env bool", nil, []string{"FERRY_S3_PATH_STYLE", "yes please"}, "", "FERRY_S3_PATH_STYLE"},
+		{"bad env duration", nil, []string{"FERRY_SESSION_TTL", "1 day"}, "", "FERRY_SESSION_TTL"},
+		{"unknown flag", []string{"--adr", "x"}, nil, "", "adr"},
+		{"stray argument", []string{"serve"}, nil, "", `unexpected argument "serve"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if tc.file != "" {
+				args = append([]string{"--config", writeFile(t, tc.file)}, args...)
+			}
+			_, err := Load(args, env(tc.env...), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := Load([]string{"--config", "/nonexistent/ferry.yaml"}, env(), io.Discard); err == nil {
+		t.Fatal("missing config file accepted")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*Config)
+		want   string // "" means valid
+	}{
+		{"default", func(*Config) {}, ""},
+		{"any interface", func(c *Config) { c.Addr = ":8321" }, ""},
+		{"hostname", func(c *Config) { c.Addr = "localhost:8321" }, ""},
+		{"no port", func(c *Config) { c.Addr = "127.0.0.1" }, "is not host:port"},
+		{"port too big", func(c *Config) { c.Addr = "127.0.0.1:70000" }, "port"},
+		{"port not a number", func(c *Config) { c.Addr = "127.0.0.1:http" }, "port"},
+		{"bad host", func(c *Config) { c.Addr = "bad host!:80" }, "neither an IP"},
+		{"empty data dir", func(c *Config) { c.DataDir = "" }, "data_dir is empty"},
+		{"empty data dir ok with redis+s3", func(c *Config) {
+			c.DataDir = ""
+			c.Redis.URL = "redis://127.0.0.1:6379/0"
+			c.S3.Bucket = "ferry"
+		}, ""},
+		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"log level", func(c *Config) { c.Log.Level = "loud" }, "log.level"},
+		{"redis scheme", func(c *Config) { c.Redis.URL = "http://127.0.0.1:6379" }, "scheme must be"},
+		{"redis no host", func(c *Config) { c.Redis.URL = "redis://" }, "has no host"},
+		{"s3 endpoint without bucket", func(c *Config) { c.S3.Endpoint = "http://127.0.0.1:9000" }, "s3.bucket is empty"},
+		{"s3 endpoint not a url", func(c *Config) { c.S3.Endpoint = "127.0.0.1:9000"; c.S3.Bucket = "ferry" }, "http:// or https://"},
+		{"s3 bucket name", func(c *Config) { c.S3.Bucket = "Ferry_Bucket" }, "not a valid S3 bucket name"},
+		{"s3 prefix slash", func(c *Config) { c.S3.Bucket = "ferry"; c.S3.Prefix = "/x" }, "s3.prefix"},
+		{"half credentials", func(c *Config) { c.S3.AccessKeyID = "AKIA" }, "half set"},
+		{"s3 ok", func(c *Config) {
+			c.S3 = S3{Endpoint: "http://127.0.0.1:9000", Bucket: "ferry", Region: "us-east-1", PathStyle: true}
+		}, ""},
+		{"ttl", func(c *Config) { c.Sessions.TTL = 0 }, "sessions.ttl"},
+		{"max size", func(c *Config) { c.Sessions.MaxSize = -1 }, "sessions.max_size"},
+		{"negative shutdown", func(c *Config) { c.ShutdownTimeout = -time.Second }, "shutdown_timeout"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mutate(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// Every problem is reported in one go, not one per run.
+func TestValidateReportsAll(t *testing.T) {
+	c := Default()
+	c.Addr = "nope"
+	c.Log.Format = "xml"
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "addr") || !strings.Contains(err.Error(), "log.format") {
+		t.Fatalf("err = %v, want both problems", err)
+	}
+}

@@ -1,0 +1,63 @@
+package errcode
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestFromKeepsRegisteredAndHidesOthers(t *testing.T) {
+	e := ErrConflict.New("offset is %d", 7).With("offset", int64(7))
+	wrapped := fmt.Errorf("append: %w", e)
+	if got := From(wrapped); got.Code != ErrConflict || got.Fields["offset"] != int64(7) {
+		t.Fatalf("From(wrapped) = %+v", got)
+	}
+	if !Is(wrapped, ErrConflict) || Is(wrapped, ErrNotFound) {
+		t.Fatal("Is does not see through wrapping")
+	}
+	if !errors.Is(wrapped, ErrConflict.New("")) {
+		t.Fatal("errors.Is by code failed")
+	}
+
+	secret := errors.New("dial tcp 10.0.0.1:6379: connection refused")
+	got := From(secret)
+	if got.Code != ErrInternal || !errors.Is(got, secret) {
+		t.Fatalf("From(plain) = %+v, want INTERNAL wrapping the cause", got)
+	}
+	body, _ := json.Marshal(got.Native())
+	if strings.Contains(string(body), "10.0.0.1") {
+		t.Fatalf("internal cause leaked to the client: %s", body)
+	}
+}
+
+func TestRenderings(t *testing.T) {
+	e := ErrInvalidRequest.New("size must not be negative").With("offset", 3)
+	var native map[string]any
+	b, _ := json.Marshal(e.Native())
+	_ = json.Unmarshal(b, &native)
+	if native["status"] != float64(400) || native["title"] != "Bad Request" ||
+		native["detail"] != "size must not be negative" || native["offset"] != float64(3) {
+		t.Fatalf("native = %s", b)
+	}
+	b, _ = json.Marshal(ErrNotFound.New("no such file").OpenAI())
+	want := `{"error":{"message":"no such file","type":"invalid_request_error","code":"NOT_FOUND","param":null}}`
+	if string(b) != want {
+		t.Fatalf("openai = %s, want %s", b, want)
+	}
+	b, _ = json.Marshal(From(errors.New("x")).OpenAI())
+	if !strings.Contains(string(b), `"type":"server_error"`) {
+		t.Fatalf("internal openai = %s", b)
+	}
+}
+
+func TestRegisterTwicePanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("duplicate registration accepted")
+		}
+	}()
+	Register("INTERNAL", "again", 500)
+}
+

@@ -1,0 +1,55 @@
+// Package httpapi is ferryd's HTTP layer: the gorilla/mux router, the
+// middleware every request goes through, error rendering and the handlers.
+// Handlers translate HTTP into calls on the domain packages and back; no
+// package below this one knows about HTTP.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/metastore"
+)
+
+// Deps is what the handlers need.
+type Deps struct {
+	Store    metastore.Store
+	Blobs    bucket.Backend
+	Registry *prometheus.Registry // metrics are registered here and served on /metrics
+	Logger   *slog.Logger
+}
+
+// New returns the complete handler: routes wrapped in the middleware chain.
+func New(d Deps) http.Handler {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	m := newHTTPMetrics(d.Registry)
+
+	r := mux.NewRouter()
+	r.Use(recordRoute)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, errcode.ErrNotFound.New("no route for %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, errcode.ErrMethodNotAllowed.New("%s is not allowed on %s", r.Method, r.URL.Path))
+	})
+
+	h := &health{store: d.Store, blobs: d.Blobs}
+	r.HandleFunc("/healthz", h.live).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", h.ready).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})).Methods(http.MethodGet)
+
+	// Outermost first: the request id must exist before anything logs, and
+	// recovery must sit inside logging and metrics so a panic is counted as a 500.
+	return requestID(accessLog(d.Logger, m.instrument(recoverPanic(d.Logger, r))))
+}
