@@ -60,4 +60,3 @@ func TestRegisterTwicePanics(t *testing.T) {
 	}()
 	Register("INTERNAL", "again", 500)
 }
-
