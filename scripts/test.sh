@@ -62,26 +62,46 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# launch NAME SECONDS CMD...: start CMD (with $port set by the caller's
+# loop) and wait for its port. A port taken between the probe and the bind
+# (another test run, say) just means another try on a fresh port.
+launch() {
+  local name=$1 secs=$2; shift 2
+  "$@" >"$tmp/$name.log" 2>&1 &
+  local pid=$!
+  # The settle lets a process that lost the port race exit before we look.
+  if wait_port "$port" "$secs" && sleep 0.3 && kill -0 "$pid" 2>/dev/null; then pids+=("$pid"); return 0; fi
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  return 1
+}
+
 start_redis() {
   ensure_redis || return 1
-  local port; port=$(free_port) || return 1
   mkdir -p "$tmp/redis"
-  redis-server --bind 127.0.0.1 --port "$port" --dir "$tmp/redis" --save "" \
-    --appendonly no --protected-mode yes >"$tmp/redis.log" 2>&1 &
-  pids+=($!)
-  if ! wait_port "$port" 10; then cat "$tmp/redis.log" >&2; return 1; fi
-  export FERRY_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
-  log "redis-server on 127.0.0.1:$port"
+  for _ in 1 2 3 4 5; do
+    port=$(free_port) || return 1
+    if launch redis 10 redis-server --bind 127.0.0.1 --port "$port" --dir "$tmp/redis" \
+        --save "" --appendonly no --protected-mode yes; then
+      export FERRY_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
+      log "redis-server on 127.0.0.1:$port"
+      return 0
+    fi
+  done
+  cat "$tmp/redis.log" >&2; return 1
 }
 
 start_s3() {
   ensure_versitygw || return 1
-  local port; port=$(free_port) || return 1
   mkdir -p "$tmp/s3"
-  ROOT_ACCESS_KEY_ID=ferrytest ROOT_SECRET_ACCESS_KEY=ferrytestsecret \
-    versitygw --port "127.0.0.1:$port" --quiet posix "$tmp/s3" >"$tmp/versitygw.log" 2>&1 &
-  pids+=($!)
-  if ! wait_port "$port" 20; then cat "$tmp/versitygw.log" >&2; return 1; fi
+  for _ in 1 2 3 4 5; do
+    port=$(free_port) || return 1
+    if launch versitygw 20 env ROOT_ACCESS_KEY_ID=ferrytest ROOT_SECRET_ACCESS_KEY=ferrytestsecret \
+        versitygw --port "127.0.0.1:$port" --quiet posix "$tmp/s3"; then
+      break
+    fi
+    port=""
+  done
+  if [ -z "$port" ]; then cat "$tmp/versitygw.log" >&2; return 1; fi
   export FERRY_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
   export FERRY_TEST_S3_REGION=us-east-1
   export FERRY_TEST_S3_ACCESS_KEY=ferrytest

@@ -1,0 +1,225 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/ferryhq/ferry/metastore"
+)
+
+func checkIndex(index, member string) error {
+	if index == "" {
+		return errors.New("empty index name")
+	}
+	if member == "" {
+		return errors.New("empty member")
+	}
+	return nil
+}
+
+// indexBucket returns the index's bucket, or nil if nothing was ever put.
+func indexBucket(tx *bolt.Tx, index string) *bolt.Bucket {
+	return tx.Bucket(bucketIndexes).Bucket([]byte(index))
+}
+
+func (s *Store) IndexPut(ctx context.Context, index, member string, value []byte) error {
+	if err := checkIndex(index, member); err != nil {
+		return fmt.Errorf("boltstore: index %q put: %w", index, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketIndexes).CreateBucketIfNotExists([]byte(index))
+		if err != nil {
+			return err
+		}
+		// bbolt stores a nil value as empty, which is what we want.
+		return b.Put([]byte(member), value)
+	})
+	if err != nil {
+		return fmt.Errorf("boltstore: index %q put %q: %w", index, member, err)
+	}
+	return nil
+}
+
+func (s *Store) IndexGet(ctx context.Context, index, member string) ([]byte, error) {
+	if err := checkIndex(index, member); err != nil {
+		return nil, fmt.Errorf("boltstore: index %q get: %w", index, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var value []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := indexBucket(tx, index)
+		if b == nil {
+			return metastore.ErrNotFound
+		}
+		v := b.Get([]byte(member))
+		if v == nil {
+			return metastore.ErrNotFound
+		}
+		value = append([]byte{}, v...)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: index %q get %q: %w", index, member, err)
+	}
+	return value, nil
+}
+
+func (s *Store) IndexDelete(ctx context.Context, index, member string) error {
+	if err := checkIndex(index, member); err != nil {
+		return fmt.Errorf("boltstore: index %q delete: %w", index, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := indexBucket(tx, index)
+		if b == nil {
+			return nil
+		}
+		return b.Delete([]byte(member))
+	})
+	if err != nil {
+		return fmt.Errorf("boltstore: index %q delete %q: %w", index, member, err)
+	}
+	return nil
+}
+
+func (s *Store) IndexLen(ctx context.Context, index string) (int64, error) {
+	if index == "" {
+		return 0, errors.New("boltstore: index len: empty index name")
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := indexBucket(tx, index)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("boltstore: index %q len: %w", index, err)
+	}
+	return n, nil
+}
+
+func (s *Store) IndexList(ctx context.Context, index string, q metastore.Query) ([]metastore.Entry, bool, error) {
+	if index == "" {
+		return nil, false, errors.New("boltstore: index list: empty index name")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = metastore.DefaultLimit
+	}
+	limit = min(limit, math.MaxInt32)
+
+	// lo and hi are exclusive bounds in byte order, nil when open. After and
+	// Before name the bounds in listing order, so they swap when Desc.
+	lo, hi := bound(q.After), bound(q.Before)
+	if q.Desc {
+		lo, hi = hi, lo
+	}
+	prefix := []byte(q.Prefix)
+	if end := prefixEnd(prefix); end != nil && (hi == nil || bytes.Compare(end, hi) < 0) {
+		hi = end
+	}
+	inRange := func(k []byte) bool {
+		return bytes.HasPrefix(k, prefix) &&
+			(lo == nil || bytes.Compare(k, lo) > 0) &&
+			(hi == nil || bytes.Compare(k, hi) < 0)
+	}
+
+	var entries []metastore.Entry
+	more := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := indexBucket(tx, index)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		var k, v []byte
+		var step func() ([]byte, []byte)
+		if q.Desc {
+			k, v = seekBefore(c, hi)
+			step = c.Prev
+		} else {
+			k, v = seekAfter(c, lo, prefix)
+			step = c.Next
+		}
+		// Keys come in order, so the first one out of range ends the window.
+		for ; k != nil && inRange(k); k, v = step() {
+			if len(entries) == limit {
+				more = true
+				break
+			}
+			entries = append(entries, metastore.Entry{Member: string(k), Value: append([]byte{}, v...)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("boltstore: index %q list: %w", index, err)
+	}
+	return entries, more, nil
+}
+
+func bound(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
+// seekAfter positions c on the first key > lo and >= prefix.
+func seekAfter(c *bolt.Cursor, lo, prefix []byte) ([]byte, []byte) {
+	if lo == nil || bytes.Compare(lo, prefix) < 0 {
+		return c.Seek(prefix) // Seek(empty) is First
+	}
+	k, v := c.Seek(lo)
+	if k != nil && bytes.Equal(k, lo) {
+		return c.Next()
+	}
+	return k, v
+}
+
+// seekBefore positions c on the last key < hi (the last key when hi is nil).
+func seekBefore(c *bolt.Cursor, hi []byte) ([]byte, []byte) {
+	if hi == nil {
+		return c.Last()
+	}
+	if k, _ := c.Seek(hi); k == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
+// prefixEnd is the smallest key greater than every key starting with p, or
+// nil when there is none (p empty or all 0xff bytes).
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,254 @@
+// Package redisstore is the metastore.Store on Redis, shared by any number of
+// ferryd processes. Conditional writes run as Lua scripts so the check and the
+// write are one atomic step on the server; see keys.go for the key schema.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ferryhq/ferry/metastore"
+)
+
+// DefaultPrefix is the key prefix production uses.
+const DefaultPrefix = "ferry:"
+
+// Store implements metastore.Store.
+type Store struct {
+	client redis.UniversalClient
+	prefix string
+	owned  bool // Close closes client
+}
+
+var _ metastore.Store = (*Store)(nil)
+
+// New wraps client; every key the store writes starts with prefix, which
+// must not contain "{}" on Redis Cluster (see keys.go). The caller keeps
+// ownership of client: Close does not close it.
+func New(client redis.UniversalClient, prefix string) *Store {
+	return &Store{client: client, prefix: prefix}
+}
+
+// Open connects to a redis:// or rediss:// URL. The store owns the client
+// and closes it on Close.
+func Open(url, prefix string) (*Store, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: parse url: %w", err)
+	}
+	s := New(redis.NewClient(opt), prefix)
+	s.owned = true
+	return s, nil
+}
+
+// Result codes shared by the write scripts.
+const (
+	codeOK       = 0
+	codeConflict = 1
+	codeFenced   = 2
+	codeNotFound = 3
+)
+
+// getScript reads a record together with its remaining TTL in one step.
+var getScript = redis.NewScript(`
+local r = redis.call('HMGET', KEYS[1], 'v', 'ver', 'f')
+if not r[2] then return false end
+return {r[1] or '', r[2], r[3] or '0', redis.call('PTTL', KEYS[1])}
+`)
+
+// putScript: ARGV = value, expected version, fence, ttl in ms (0 = none).
+// Versions are compared as the decimal strings HINCRBY stores, so they stay
+// exact beyond Lua's 2^53.
+var putScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'ver', 'f')
+local stored = tonumber(cur[2]) or 0
+local fence = tonumber(ARGV[3])
+if fence > 0 and stored > fence then return {2} end
+if ARGV[2] == '0' then
+  if cur[1] then return {1} end
+elseif ARGV[2] ~= '-1' and cur[1] ~= ARGV[2] then
+  return {1}
+end
+local ver = redis.call('HINCRBY', KEYS[1], 'ver', 1)
+if fence > stored then
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'f', ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'f', cur[2] or '0')
+end
+if ARGV[4] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return {0, ver, redis.call('HGET', KEYS[1], 'f')}
+`)
+
+// deleteScript: ARGV = expected version.
+var deleteScript = redis.NewScript(`
+local ver = redis.call('HGET', KEYS[1], 'ver')
+if not ver then
+  if ARGV[1] == '-1' then return 0 end
+  return 3
+end
+if ARGV[1] ~= '-1' and ver ~= ARGV[1] then return 1 end
+redis.call('DEL', KEYS[1])
+return 0
+`)
+
+func (s *Store) Get(ctx context.Context, key string) (metastore.Record, error) {
+	if key == "" {
+		return metastore.Record{}, errors.New("redisstore: get: empty key")
+	}
+	res, err := getScript.Run(ctx, s.client, []string{s.recordKey(key)}).Slice()
+	if errors.Is(err, redis.Nil) {
+		return metastore.Record{}, fmt.Errorf("redisstore: get %q: %w", key, metastore.ErrNotFound)
+	}
+	if err != nil {
+		return metastore.Record{}, fmt.Errorf("redisstore: get %q: %w", key, err)
+	}
+	if len(res) != 4 {
+		return metastore.Record{}, fmt.Errorf("redisstore: get %q: unexpected reply %v", key, res)
+	}
+	// Take the clock after the reply so ExpiresAt errs late rather than early.
+	now := time.Now()
+	value, _ := res[0].(string)
+	ver, err1 := parseInt(res[1])
+	fence, err2 := parseInt(res[2])
+	pttl, err3 := parseInt(res[3])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return metastore.Record{}, fmt.Errorf("redisstore: get %q: %w", key, err)
+	}
+	rec := metastore.Record{Value: []byte(value), Version: ver, Fence: fence}
+	if pttl >= 0 {
+		rec.ExpiresAt = now.Add(time.Duration(pttl) * time.Millisecond)
+	}
+	return rec, nil
+}
+
+func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.Cond) (metastore.Record, error) {
+	if err := checkWrite(key, c); err != nil {
+		return metastore.Record{}, fmt.Errorf("redisstore: put %q: %w", key, err)
+	}
+	ttl := int64(0)
+	if c.TTL > 0 {
+		ttl = max(1, c.TTL.Milliseconds()) // PEXPIRE 0 would delete at once
+	}
+	now := time.Now()
+	res, err := putScript.Run(ctx, s.client, []string{s.recordKey(key)},
+		value, c.Version, c.Fence, ttl).Slice()
+	if err != nil {
+		return metastore.Record{}, fmt.Errorf("redisstore: put %q: %w", key, err)
+	}
+	if len(res) == 0 {
+		return metastore.Record{}, fmt.Errorf("redisstore: put %q: empty reply", key)
+	}
+	code, err := parseInt(res[0])
+	if err != nil {
+		return metastore.Record{}, fmt.Errorf("redisstore: put %q: %w", key, err)
+	}
+	switch code {
+	case codeOK:
+	case codeConflict:
+		return metastore.Record{}, fmt.Errorf("redisstore: put %q at version %d: %w", key, c.Version, metastore.ErrConflict)
+	case codeFenced:
+		return metastore.Record{}, fmt.Errorf("redisstore: put %q with fence %d: %w", key, c.Fence, metastore.ErrFenced)
+	default:
+		return metastore.Record{}, fmt.Errorf("redisstore: put %q: unexpected reply %v", key, res)
+	}
+	if len(res) != 3 {
+		return metastore.Record{}, fmt.Errorf("redisstore: put %q: unexpected reply %v", key, res)
+	}
+	ver, err1 := parseInt(res[1])
+	fence, err2 := parseInt(res[2])
+	if err := errors.Join(err1, err2); err != nil {
+		return metastore.Record{}, fmt.Errorf("redisstore: put %q: %w", key, err)
+	}
+	rec := metastore.Record{Value: value, Version: ver, Fence: fence}
+	if c.TTL > 0 {
+		rec.ExpiresAt = now.Add(c.TTL)
+	}
+	return rec, nil
+}
+
+func (s *Store) Delete(ctx context.Context, key string, version int64) error {
+	if key == "" {
+		return errors.New("redisstore: delete: empty key")
+	}
+	if version < metastore.AnyVersion {
+		return fmt.Errorf("redisstore: delete %q: invalid version %d", key, version)
+	}
+	code, err := deleteScript.Run(ctx, s.client, []string{s.recordKey(key)}, version).Int64()
+	if err != nil {
+		return fmt.Errorf("redisstore: delete %q: %w", key, err)
+	}
+	switch code {
+	case codeOK:
+		return nil
+	case codeConflict:
+		return fmt.Errorf("redisstore: delete %q at version %d: %w", key, version, metastore.ErrConflict)
+	case codeNotFound:
+		return fmt.Errorf("redisstore: delete %q at version %d: %w", key, version, metastore.ErrNotFound)
+	}
+	return fmt.Errorf("redisstore: delete %q: unexpected reply %d", key, code)
+}
+
+func checkWrite(key string, c metastore.Cond) error {
+	switch {
+	case key == "":
+		return errors.New("empty key")
+	case c.Version < metastore.AnyVersion:
+		return fmt.Errorf("invalid version %d", c.Version)
+	case c.Fence < 0:
+		return fmt.Errorf("invalid fence %d", c.Fence)
+	case c.TTL < 0:
+		return fmt.Errorf("invalid ttl %v", c.TTL)
+	}
+	return nil
+}
+
+// parseInt accepts the integer or decimal-string forms Lua replies take.
+func parseInt(v any) (int64, error) {
+	switch v := v.(type) {
+	case int64:
+		return v, nil
+	case string:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bad integer %q in reply", v)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("bad integer %v (%T) in reply", v, v)
+}
+
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redisstore: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the client if Open created it.
+func (s *Store) Close() error {
+	if !s.owned {
+		return nil
+	}
+	if err := s.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+		return fmt.Errorf("redisstore: close: %w", err)
+	}
+	return nil
+}
+
+// clampLimit applies the default and keeps limit+1 from overflowing.
+func clampLimit(n int) int {
+	if n <= 0 {
+		return metastore.DefaultLimit
+	}
+	return min(n, math.MaxInt32)
+}
