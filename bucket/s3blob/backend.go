@@ -1,0 +1,300 @@
+// Package s3blob is the S3 blob backend: any S3-compatible endpoint, one
+// bucket, keys under an optional prefix. Object names are "<prefix><key>";
+// nothing else is ever written (no metadata objects: sessions keep their
+// state in the metadata store).
+package s3blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/ferryhq/ferry/bucket"
+)
+
+// API is the part of *s3.Client the backend uses, so a counting or
+// fault-injecting wrapper can stand in.
+type API interface {
+	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(context.Context, *s3.UploadPartInput, ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
+	HeadBucket(context.Context, *s3.HeadBucketInput, ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
+}
+
+// Backend stores objects in one S3 bucket under a prefix.
+type Backend struct {
+	api    API
+	bucket string
+	prefix string // "" or ending in "/"
+}
+
+var (
+	_ bucket.Backend   = (*Backend)(nil)
+	_ bucket.Multipart = (*Backend)(nil)
+	_ bucket.Pinger    = (*Backend)(nil)
+)
+
+// New returns a backend for bucket, with every key under prefix.
+func New(api API, bkt, prefix string) *Backend {
+	prefix = strings.Trim(prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	return &Backend{api: api, bucket: bkt, prefix: prefix}
+}
+
+func (b *Backend) name(key string) *string { return aws.String(b.prefix + key) }
+
+// mapErr turns S3's not-found and range errors into the bucket sentinels.
+func mapErr(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		nsk  *types.NoSuchKey
+		nsu  *types.NoSuchUpload
+		nf   *types.NotFound
+		resp *awshttp.ResponseError
+		api  smithy.APIError
+	)
+	switch {
+	case errors.As(err, &nsk), errors.As(err, &nsu), errors.As(err, &nf):
+		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrNotFound)
+	case errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusNotFound:
+		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrNotFound)
+	case errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable:
+		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrInvalidRange)
+	case errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NoSuchUpload"):
+		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrNotFound)
+	case errors.As(err, &api) && api.ErrorCode() == "InvalidRange":
+		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrInvalidRange)
+	}
+	return fmt.Errorf("s3 %s %s: %w", op, key, err)
+}
+
+// exactly yields size bytes of r and fails if r ends early, so a short
+// body is an error instead of a short object. It remembers that it ran
+// short, because the SDK's wrapping of the error is not something to parse.
+type exactly struct {
+	r     io.Reader
+	left  int64
+	short bool
+}
+
+func (e *exactly) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		e.short = true
+		return n, io.ErrUnexpectedEOF
+	}
+	if e.left == 0 && err == nil {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// check reports a short body as io.ErrUnexpectedEOF.
+func (e *exactly) check(err error) error {
+	if err != nil && e.short && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %v", io.ErrUnexpectedEOF, err)
+	}
+	return err
+}
+
+// noRetry: a streamed body cannot be rewound, so the SDK must not retry it;
+// the client resends the chunk instead.
+func noRetry(o *s3.Options) { o.Retryer = aws.NopRetryer{} }
+
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts bucket.PutOptions) (bucket.ObjectInfo, error) {
+	if size > bucket.MaxPutSize {
+		return bucket.ObjectInfo{}, fmt.Errorf("s3 put %s: %d bytes exceeds the single-request limit of %d; use a multipart upload", key, size, bucket.MaxPutSize)
+	}
+	body := &exactly{r: r, left: size}
+	in := &s3.PutObjectInput{Bucket: &b.bucket, Key: b.name(key), Body: body, ContentLength: aws.Int64(size)}
+	if opts.ContentType != "" {
+		in.ContentType = aws.String(opts.ContentType)
+	}
+	out, err := b.api.PutObject(ctx, in, noRetry)
+	if err != nil {
+		return bucket.ObjectInfo{}, body.check(mapErr("put", key, err))
+	}
+	return bucket.ObjectInfo{Key: key, Size: size, ETag: aws.ToString(out.ETag), ContentType: opts.ContentType}, nil
+}
+
+func (b *Backend) Get(ctx context.Context, key string, rng *bucket.Range) (io.ReadCloser, bucket.ObjectInfo, error) {
+	in := &s3.GetObjectInput{Bucket: &b.bucket, Key: b.name(key)}
+	if rng != nil {
+		if rng.Length == 0 {
+			return nil, bucket.ObjectInfo{}, fmt.Errorf("s3 get %s: empty range", key)
+		}
+		spec := fmt.Sprintf("bytes=%d-", rng.Offset)
+		if rng.Length > 0 {
+			spec += strconv.FormatInt(rng.Offset+rng.Length-1, 10)
+		}
+		in.Range = aws.String(spec)
+	}
+	out, err := b.api.GetObject(ctx, in)
+	if err != nil {
+		return nil, bucket.ObjectInfo{}, mapErr("get", key, err)
+	}
+	info := bucket.ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag),
+		LastModified: aws.ToTime(out.LastModified), ContentType: aws.ToString(out.ContentType)}
+	if cr := aws.ToString(out.ContentRange); cr != "" { // "bytes a-b/total": Size is the whole object's
+		if i := strings.LastIndexByte(cr, '/'); i >= 0 {
+			if n, err := strconv.ParseInt(cr[i+1:], 10, 64); err == nil {
+				info.Size = n
+			}
+		}
+	}
+	return out.Body, info, nil
+}
+
+func (b *Backend) Head(ctx context.Context, key string) (bucket.ObjectInfo, error) {
+	out, err := b.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: b.name(key)})
+	if err != nil {
+		return bucket.ObjectInfo{}, mapErr("head", key, err)
+	}
+	return bucket.ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag),
+		LastModified: aws.ToTime(out.LastModified), ContentType: aws.ToString(out.ContentType)}, nil
+}
+
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	_, err := b.api.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: b.name(key)})
+	if err = mapErr("delete", key, err); errors.Is(err, bucket.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (b *Backend) List(ctx context.Context, prefix, after string, limit int) ([]bucket.ObjectInfo, bool, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	in := &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: aws.String(b.prefix + prefix), MaxKeys: aws.Int32(int32(min(limit, 1000)))}
+	if after != "" {
+		in.StartAfter = aws.String(b.prefix + after)
+	}
+	var objs []bucket.ObjectInfo
+	for {
+		out, err := b.api.ListObjectsV2(ctx, in)
+		if err != nil {
+			return nil, false, mapErr("list", prefix, err)
+		}
+		for _, o := range out.Contents {
+			if len(objs) == limit {
+				return objs, true, nil
+			}
+			objs = append(objs, bucket.ObjectInfo{Key: strings.TrimPrefix(aws.ToString(o.Key), b.prefix),
+				Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag), LastModified: aws.ToTime(o.LastModified)})
+		}
+		if !aws.ToBool(out.IsTruncated) || out.NextContinuationToken == nil {
+			return objs, false, nil
+		}
+		if len(objs) == limit {
+			return objs, true, nil
+		}
+		in.ContinuationToken, in.StartAfter = out.NextContinuationToken, nil
+	}
+}
+
+func (b *Backend) CreateMultipart(ctx context.Context, key string, opts bucket.PutOptions) (string, error) {
+	in := &s3.CreateMultipartUploadInput{Bucket: &b.bucket, Key: b.name(key)}
+	if opts.ContentType != "" {
+		in.ContentType = aws.String(opts.ContentType)
+	}
+	out, err := b.api.CreateMultipartUpload(ctx, in)
+	if err != nil {
+		return "", mapErr("create multipart", key, err)
+	}
+	return aws.ToString(out.UploadId), nil
+}
+
+func (b *Backend) UploadPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (bucket.Part, error) {
+	if n < 1 || n > bucket.MaxParts {
+		return bucket.Part{}, fmt.Errorf("s3 upload part %s: part number %d is outside 1..%d", key, n, bucket.MaxParts)
+	}
+	if size > bucket.MaxPartSize {
+		return bucket.Part{}, fmt.Errorf("s3 upload part %s: %d bytes exceeds the part limit %d", key, size, bucket.MaxPartSize)
+	}
+	body := &exactly{r: r, left: size}
+	out, err := b.api.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b.bucket, Key: b.name(key), UploadId: &uploadID,
+		PartNumber: aws.Int32(int32(n)), Body: body, ContentLength: aws.Int64(size)}, noRetry)
+	if err != nil {
+		return bucket.Part{}, body.check(mapErr("upload part", key, err))
+	}
+	return bucket.Part{Number: n, ETag: aws.ToString(out.ETag), Size: size}, nil
+}
+
+func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, parts []bucket.Part) (bucket.ObjectInfo, error) {
+	cp := make([]types.CompletedPart, len(parts))
+	var size int64
+	for i, p := range parts {
+		cp[i] = types.CompletedPart{PartNumber: aws.Int32(int32(p.Number)), ETag: aws.String(p.ETag)}
+		size += p.Size
+	}
+	out, err := b.api.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b.bucket, Key: b.name(key),
+		UploadId: &uploadID, MultipartUpload: &types.CompletedMultipartUpload{Parts: cp}})
+	if err != nil {
+		return bucket.ObjectInfo{}, mapErr("complete multipart", key, err)
+	}
+	return bucket.ObjectInfo{Key: key, Size: size, ETag: aws.ToString(out.ETag)}, nil
+}
+
+func (b *Backend) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	_, err := b.api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.bucket, Key: b.name(key), UploadId: &uploadID})
+	if err = mapErr("abort multipart", key, err); errors.Is(err, bucket.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (b *Backend) ListMultipart(ctx context.Context, prefix string) ([]bucket.Upload, error) {
+	in := &s3.ListMultipartUploadsInput{Bucket: &b.bucket, Prefix: aws.String(b.prefix + prefix)}
+	var ups []bucket.Upload
+	for {
+		out, err := b.api.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return nil, mapErr("list multipart", prefix, err)
+		}
+		for _, u := range out.Uploads {
+			ups = append(ups, bucket.Upload{Key: strings.TrimPrefix(aws.ToString(u.Key), b.prefix), UploadID: aws.ToString(u.UploadId)})
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return ups, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
+// Ping checks that the bucket exists and the credentials reach it.
+func (b *Backend) Ping(ctx context.Context) error {
+	_, err := b.api.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &b.bucket})
+	if err != nil {
+		return fmt.Errorf("s3 bucket %s: %w", b.bucket, err)
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+// Command ferryd is the Ferry server: config → stores → router → http.Server,
+// with graceful shutdown on SIGTERM or SIGINT.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/httpapi"
+	"github.com/ferryhq/ferry/logging"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stderr, nil)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "ferryd:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is done. When ready is non-nil it receives the bound
+// address once the listener is up (tests listen on port 0).
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer, ready chan<- string) error {
+	cfg, err := config.Load(args, lookup, stderr)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	log, err := logging.New(stderr, cfg.Log.Format, cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+
+	st, err := openStores(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Registry: reg, Logger: log})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another ferryd running? change --addr or FERRY_ADDR)", cfg.Addr, err)
+	}
+	log.Info("ferryd listening", "addr", ln.Addr().String(), "metadata", st.metaKind, "blobs", st.blobKind)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	return serve(ctx, ln, handler, cfg.ShutdownTimeout, log)
+}
+
+// serve runs an http.Server on ln until ctx is done, then stops accepting
+// and gives in-flight requests up to timeout to finish.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, timeout time.Duration, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// No ReadTimeout/WriteTimeout: uploads and downloads of many GiB are
+		// long by design; stalled peers are bounded by the handlers instead.
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", timeout, err)
+	}
+	log.Info("stopped")
+	return nil
+}
