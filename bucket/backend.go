@@ -24,6 +24,10 @@ var (
 	ErrInvalidRange = errors.New("bucket: range not satisfiable")
 	// ErrInvalidKey: the key would escape the backend's root or is malformed.
 	ErrInvalidKey = errors.New("bucket: invalid key")
+	// ErrKeyConflict: on storage with real directories (a filesystem, a
+	// posix S3 gateway) a key cannot be both an object and the directory of
+	// other keys ("a" and "a/b").
+	ErrKeyConflict = errors.New("bucket: key conflicts with an existing object or directory")
 )
 
 // ObjectInfo describes a stored object.

@@ -62,8 +62,9 @@ type S3 struct {
 
 // Sessions bounds upload sessions.
 type Sessions struct {
-	TTL     time.Duration `yaml:"ttl"`      // FERRY_SESSION_TTL: an idle session expires after this
-	MaxSize int64         `yaml:"max_size"` // FERRY_SESSION_MAX_SIZE: largest file, in bytes
+	TTL           time.Duration `yaml:"ttl"`            // FERRY_SESSION_TTL: an idle session expires after this
+	MaxSize       int64         `yaml:"max_size"`       // FERRY_SESSION_MAX_SIZE: largest file, in bytes
+	PurgeInterval time.Duration `yaml:"purge_interval"` // FERRY_SESSION_PURGE_INTERVAL: how often expired sessions are freed
 }
 
 // Default returns the embedded-default configuration.
@@ -75,7 +76,7 @@ func Default() Config {
 		Log:             Log{Format: "text", Level: "info"},
 		Redis:           Redis{Prefix: "ferry:"},
 		S3:              S3{Region: "us-east-1"},
-		Sessions:        Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40}, // 5 TiB
+		Sessions:        Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute}, // 5 TiB
 	}
 }
 
@@ -170,6 +171,7 @@ var envVars = []envVar{
 	{"AWS_SECRET_ACCESS_KEY", str(func(c *Config) *string { return &c.S3.SecretAccessKey })},
 	{"FERRY_SESSION_TTL", func(c *Config, v string) (err error) { c.Sessions.TTL, err = time.ParseDuration(v); return }},
 	{"FERRY_SESSION_MAX_SIZE", func(c *Config, v string) (err error) { c.Sessions.MaxSize, err = strconv.ParseInt(v, 10, 64); return }},
+	{"FERRY_SESSION_PURGE_INTERVAL", func(c *Config, v string) (err error) { c.Sessions.PurgeInterval, err = time.ParseDuration(v); return }},
 }
 
 // EnvNames lists every environment variable Load reads, for documentation.
@@ -262,6 +264,9 @@ func (c Config) Validate() error {
 	}
 	if c.Sessions.MaxSize <= 0 {
 		bad("sessions.max_size %d must be a positive number of bytes", c.Sessions.MaxSize)
+	}
+	if c.Sessions.PurgeInterval <= 0 {
+		bad("sessions.purge_interval %s must be positive, for example 1m", c.Sessions.PurgeInterval)
 	}
 	return errors.Join(errs...)
 }

@@ -15,12 +15,16 @@ import (
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/registry"
+	"github.com/ferryhq/ferry/session"
 )
 
 // Deps is what the handlers need.
 type Deps struct {
 	Store    metastore.Store
 	Blobs    bucket.Backend
+	Sessions *session.Service // nil: the native file routes are not served
+	Files    *registry.Registry
 	Registry *prometheus.Registry // metrics are registered here and served on /metrics
 	Logger   *slog.Logger
 }
@@ -47,6 +51,9 @@ func New(d Deps) http.Handler {
 	h := &health{store: d.Store, blobs: d.Blobs}
 	r.HandleFunc("/healthz", h.live).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", h.ready).Methods(http.MethodGet, http.MethodHead)
+	if d.Sessions != nil && d.Files != nil {
+		(&files{sessions: d.Sessions, registry: d.Files}).routes(r)
+	}
 	r.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})).Methods(http.MethodGet)
 
 	// Outermost first: the request id must exist before anything logs, and

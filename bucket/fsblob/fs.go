@@ -114,6 +114,14 @@ func info(key string, fi fs.FileInfo) bucket.ObjectInfo {
 	return bucket.ObjectInfo{Key: key, Size: fi.Size(), ETag: etag(fi), LastModified: fi.ModTime()}
 }
 
+// conflict recognises a file where a directory must go, or the reverse.
+func conflict(err error) error {
+	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.EISDIR) {
+		return fmt.Errorf("%w (%v)", bucket.ErrKeyConflict, err)
+	}
+	return err
+}
+
 // syncDir makes a rename or create in dir durable.
 func (b *Backend) syncDir(dir string) error {
 	d, err := b.root.Open(dir)
@@ -156,10 +164,13 @@ func (b *Backend) publish(staged, key string) (bucket.ObjectInfo, error) {
 		return bucket.ObjectInfo{}, err
 	}
 	if err := b.root.MkdirAll(path.Dir(p), 0o755); err != nil {
-		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: make directories for %s: %w", key, err)
+		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: make directories for %s: %w", key, conflict(err))
+	}
+	if fi, err := b.root.Lstat(p); err == nil && fi.IsDir() {
+		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: publish %s: it is a directory of other keys: %w", key, bucket.ErrKeyConflict)
 	}
 	if err := b.root.Rename(staged, p); err != nil {
-		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: publish %s: %w", key, err)
+		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: publish %s: %w", key, conflict(err))
 	}
 	if err := b.syncDir(path.Dir(p)); err != nil {
 		return bucket.ObjectInfo{}, err

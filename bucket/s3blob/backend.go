@@ -83,6 +83,9 @@ func mapErr(op, key string, err error) error {
 		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrInvalidRange)
 	case errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NoSuchUpload"):
 		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrNotFound)
+	case errors.As(err, &api) && (api.ErrorCode() == "ExistingObjectIsDirectory" || api.ErrorCode() == "ObjectParentIsFile"):
+		// Posix-backed gateways (versitygw) cannot hold both "a" and "a/b".
+		return fmt.Errorf("s3 %s %s: %w (%v)", op, key, bucket.ErrKeyConflict, err)
 	case errors.As(err, &api) && api.ErrorCode() == "InvalidRange":
 		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrInvalidRange)
 	}

@@ -22,6 +22,8 @@ import (
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/httpapi"
 	"github.com/ferryhq/ferry/logging"
+	"github.com/ferryhq/ferry/registry"
+	"github.com/ferryhq/ferry/session"
 )
 
 func main() {
@@ -60,7 +62,13 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Registry: reg, Logger: log})
+	files := registry.New(st.meta, st.blobs)
+	sessions, err := session.New(st.meta, st.blobs, files, session.Config{
+		TTL: cfg.Sessions.TTL, MaxSize: cfg.Sessions.MaxSize}, log)
+	if err != nil {
+		return err
+	}
+	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: sessions, Files: files, Registry: reg, Logger: log})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -70,7 +78,13 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
-	return serve(ctx, ln, handler, cfg.ShutdownTimeout, log)
+	purgeCtx, stopPurger := context.WithCancel(context.WithoutCancel(ctx))
+	purged := make(chan struct{})
+	go func() { defer close(purged); sessions.RunPurger(purgeCtx, cfg.Sessions.PurgeInterval) }()
+	err = serve(ctx, ln, handler, cfg.ShutdownTimeout, log)
+	stopPurger()
+	<-purged // the stores close only after the purger has let go of them
+	return err
 }
 
 // serve runs an http.Server on ln until ctx is done, then stops accepting

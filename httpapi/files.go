@@ -1,0 +1,367 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/registry"
+	"github.com/ferryhq/ferry/session"
+)
+
+// The native bucket/key API (seeds 001 and 003). A file's bytes are at
+// "<file url>:content"; keys cannot contain ':', so the suffix is never
+// part of a key, even one whose last segment is "content".
+const contentSuffix = ":content"
+
+// maxJSONBody bounds the JSON bodies of the native routes.
+const maxJSONBody = 1 << 20
+
+type files struct {
+	sessions *session.Service
+	registry *registry.Registry
+}
+
+func (f *files) routes(r *mux.Router) {
+	// Order matters: session routes before {bucket}, content before plain keys.
+	r.HandleFunc("/v1/files", f.createSession).Methods(http.MethodPost)
+	r.HandleFunc("/v1/files", f.listBuckets).Methods(http.MethodGet)
+	r.HandleFunc("/v1/files/session:{id}", f.appendChunk).Methods(http.MethodPost)
+	r.HandleFunc("/v1/files/session:{id}", f.sessionInfo).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v1/files/session:{id}", f.abortSession).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/files/{bucket}", f.listFiles).Methods(http.MethodGet)
+	r.HandleFunc("/v1/files/{bucket}/{key:.+}"+contentSuffix, f.download).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v1/files/{bucket}/{key:.+}", f.fileInfo).Methods(http.MethodGet)
+	r.HandleFunc("/v1/files/{bucket}/{key:.+}", f.deleteFile).Methods(http.MethodDelete)
+}
+
+// sessionResponse is the seed's FileUploadResponse plus what a resuming
+// client wants to see.
+type sessionResponse struct {
+	ID        string `json:"id"`
+	URL       string `json:"url"`
+	Offset    int64  `json:"offset"`
+	Size      int64  `json:"size"`
+	Bucket    string `json:"bucket"`
+	Key       string `json:"key"`
+	MimeType  string `json:"mime_type"`
+	Status    string `json:"status"` // uploading or completed
+	ExpiresAt int64  `json:"expires_at"`
+	MinChunk  int64  `json:"min_chunk_size,omitempty"`
+}
+
+// fileResponse is the seed's FileResponse.
+type fileResponse struct {
+	Bucket    string `json:"bucket"`
+	Key       string `json:"key"`
+	MimeType  string `json:"mime_type"`
+	URL       string `json:"url"`
+	Bytes     int64  `json:"bytes"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+type listResponse[T any] struct {
+	Data    []T    `json:"data"`
+	HasMore bool   `json:"has_more"`
+	Next    string `json:"next,omitempty"` // pass as ?after= for the next page
+}
+
+// baseURL is the scheme and host the client used, honouring a proxy's
+// X-Forwarded-Proto.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+		scheme = p
+	}
+	return scheme + "://" + r.Host
+}
+
+func sessionURL(r *http.Request, id string) string { return baseURL(r) + "/v1/files/session:" + id }
+
+func fileURL(r *http.Request, bkt, key string) string {
+	return baseURL(r) + "/v1/files/" + bkt + "/" + key + contentSuffix
+}
+
+func toSessionResponse(r *http.Request, in session.Info) sessionResponse {
+	status := "uploading"
+	if in.Completed {
+		status = "completed"
+	}
+	return sessionResponse{ID: in.ID, URL: sessionURL(r, in.ID), Offset: in.Offset, Size: in.Size,
+		Bucket: in.Bucket, Key: in.Key, MimeType: in.MimeType, Status: status,
+		ExpiresAt: in.ExpiresAt.Unix(), MinChunk: in.MinChunk}
+}
+
+func toFileResponse(r *http.Request, f registry.File) fileResponse {
+	return fileResponse{Bucket: f.Bucket, Key: f.Key, MimeType: f.MimeType, URL: fileURL(r, f.Bucket, f.Key),
+		Bytes: f.Bytes, CreatedAt: f.CreatedAt.Unix()}
+}
+
+// decodeJSON decodes one JSON object strictly: unknown fields and trailing
+// data are errors, so a typo is reported rather than ignored.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return errcode.ErrTooLarge.New("the JSON body exceeds %d bytes", maxJSONBody)
+		}
+		return errcode.ErrInvalidJSON.New("the body is not the expected JSON object: %v", err)
+	}
+	if dec.More() {
+		return errcode.ErrInvalidJSON.New("the body has data after the JSON object")
+	}
+	return nil
+}
+
+func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Bucket   string `json:"bucket"`
+		Key      string `json:"key"`
+		MimeType string `json:"mime_type"`
+		Size     *int64 `json:"size"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if req.Size == nil {
+		writeError(w, r, session.ErrInvalidSize.New("size is missing: give the file's exact size in bytes"))
+		return
+	}
+	in, err := f.sessions.Create(r.Context(), req.Bucket, req.Key, req.MimeType, *req.Size)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", sessionURL(r, in.ID))
+	writeJSON(w, r, http.StatusOK, toSessionResponse(r, in))
+}
+
+func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
+	pos, err := parseChunkHeaders(r.Header, r.ContentLength)
+	if err != nil {
+		writeError(w, r, errcode.ErrInvalidRequest.New("%v", err))
+		return
+	}
+	in, file, err := f.sessions.Append(r.Context(), mux.Vars(r)["id"], session.Chunk{
+		Offset: pos.offset, Total: pos.total, Len: pos.length, Body: r.Body})
+	if err != nil {
+		e := errcode.From(err)
+		if e.Fields["offset"] != nil {
+			w.Header().Set("Upload-Offset", fmt.Sprint(e.Fields["offset"]))
+		}
+		if e.Code == session.ErrBusy {
+			w.Header().Set("Retry-After", "1")
+		}
+		writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Upload-Offset", strconv.FormatInt(in.Offset, 10))
+	if file != nil {
+		writeJSON(w, r, http.StatusOK, toFileResponse(r, *file))
+		return
+	}
+	writeJSON(w, r, http.StatusOK, toSessionResponse(r, in))
+}
+
+func (f *files) sessionInfo(w http.ResponseWriter, r *http.Request) {
+	in, err := f.sessions.Get(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Upload-Offset", strconv.FormatInt(in.Offset, 10))
+	w.Header().Set("Upload-Length", strconv.FormatInt(in.Size, 10))
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, r, http.StatusOK, toSessionResponse(r, in))
+}
+
+func (f *files) abortSession(w http.ResponseWriter, r *http.Request) {
+	if err := f.sessions.Abort(r.Context(), mux.Vars(r)["id"]); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// pageParams reads ?limit= (1..1000, default 100) and ?after=.
+func pageParams(r *http.Request) (limit int, after string, err error) {
+	limit = 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 1 || n > 1000 {
+			return 0, "", errcode.ErrInvalidRequest.New("limit %q must be an integer from 1 to 1000", v)
+		}
+		limit = n
+	}
+	return limit, r.URL.Query().Get("after"), nil
+}
+
+func (f *files) listBuckets(w http.ResponseWriter, r *http.Request) {
+	limit, after, err := pageParams(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	page, err := f.registry.Buckets(r.Context(), after, limit)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	type bucketResponse struct {
+		Name string `json:"name"`
+	}
+	out := listResponse[bucketResponse]{Data: make([]bucketResponse, 0, len(page.Data)), HasMore: page.Next != "", Next: page.Next}
+	for _, name := range page.Data {
+		out.Data = append(out.Data, bucketResponse{Name: name})
+	}
+	writeJSON(w, r, http.StatusOK, out)
+}
+
+func (f *files) listFiles(w http.ResponseWriter, r *http.Request) {
+	bkt := mux.Vars(r)["bucket"]
+	if err := bucket.ValidateBucketName(bkt); err != nil {
+		writeError(w, r, session.ErrInvalidBucket.New("%v", err))
+		return
+	}
+	limit, after, err := pageParams(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	page, err := f.registry.List(r.Context(), bkt, r.URL.Query().Get("prefix"), after, limit)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := listResponse[fileResponse]{Data: make([]fileResponse, 0, len(page.Data)), HasMore: page.Next != "", Next: page.Next}
+	for _, file := range page.Data {
+		out.Data = append(out.Data, toFileResponse(r, file))
+	}
+	writeJSON(w, r, http.StatusOK, out)
+}
+
+// lookup validates the path's bucket and key and finds the file.
+func (f *files) lookup(r *http.Request) (registry.File, error) {
+	v := mux.Vars(r)
+	if err := bucket.ValidateBucketName(v["bucket"]); err != nil {
+		return registry.File{}, session.ErrInvalidBucket.New("%v", err)
+	}
+	if err := bucket.ValidateKey(v["key"]); err != nil {
+		return registry.File{}, session.ErrInvalidKey.New("%v", err)
+	}
+	return f.registry.Get(r.Context(), v["bucket"], v["key"])
+}
+
+func (f *files) fileInfo(w http.ResponseWriter, r *http.Request) {
+	file, err := f.lookup(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, toFileResponse(r, file))
+}
+
+func (f *files) deleteFile(w http.ResponseWriter, r *http.Request) {
+	file, err := f.lookup(r)
+	if err == nil {
+		_, err = f.registry.Delete(r.Context(), file.Bucket, file.Key)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// download streams the file's bytes with Range, ETag and Last-Modified.
+func (f *files) download(w http.ResponseWriter, r *http.Request) {
+	file, err := f.lookup(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	etag := `"` + strings.Trim(file.ETag, `"`) + `"`
+	if file.ETag == "" {
+		etag = fmt.Sprintf(`"%x-%x"`, file.Bytes, file.CreatedAt.UnixNano())
+	}
+	modified := file.CreatedAt.UTC().Truncate(time.Second)
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Last-Modified", modified.Format(http.TimeFormat))
+	h.Set("Accept-Ranges", "bytes")
+	if notModified(r, etag, modified) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+
+	rangeHeader := r.Header.Get("Range")
+	if ir := r.Header.Get("If-Range"); ir != "" && ir != etag && ir != h.Get("Last-Modified") {
+		rangeHeader = "" // the client's partial copy is stale: send it all
+	}
+	rng, err := parseRange(rangeHeader, file.Bytes)
+	switch {
+	case errors.Is(err, errUnsatisfiable):
+		h.Set("Content-Range", fmt.Sprintf("bytes */%d", file.Bytes))
+		writeError(w, r, registry.ErrRange.New("range %q lies outside the file's %d bytes", rangeHeader, file.Bytes))
+		return
+	case err != nil:
+		writeError(w, r, errcode.ErrInvalidRequest.New("%v", err))
+		return
+	}
+
+	status, length := http.StatusOK, file.Bytes
+	var brng *bucket.Range
+	if rng != nil {
+		status, length = http.StatusPartialContent, rng.length
+		brng = &bucket.Range{Offset: rng.start, Length: rng.length}
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rng.start, rng.start+rng.length-1, file.Bytes))
+	}
+	h.Set("Content-Type", file.MimeType)
+	h.Set("Content-Length", strconv.FormatInt(length, 10))
+	if r.Method == http.MethodHead || length == 0 {
+		w.WriteHeader(status)
+		return
+	}
+	body, _, err := f.registry.Open(r.Context(), file, brng)
+	if err != nil {
+		h.Del("Content-Range")
+		h.Del("Content-Length")
+		writeError(w, r, err)
+		return
+	}
+	defer body.Close()
+	w.WriteHeader(status)
+	_, _ = io.Copy(w, body) // a failure mid-body can only cut the connection
+}
+
+// notModified applies If-None-Match, then If-Modified-Since (RFC 9110 §13.2.2).
+func notModified(r *http.Request, etag string, modified time.Time) bool {
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		for _, t := range strings.Split(inm, ",") {
+			t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+			if t == "*" || t == etag {
+				return true
+			}
+		}
+		return false
+	}
+	if ims, err := http.ParseTime(r.Header.Get("If-Modified-Since")); err == nil {
+		return !modified.After(ims)
+	}
+	return false
+}

@@ -1,0 +1,172 @@
+// Package registry is the index of files: which buckets exist, which keys
+// they hold, and what each file is. The upload-session engine publishes into
+// it when a file completes; the handlers read, list and delete through it.
+//
+// Persistent layout in the metadata store (indexes are ordered by member):
+//
+//	index "buckets"         member <bucket>  value {}            every bucket holding at least one file
+//	index "files/<bucket>"  member <key>     value File (JSON)   one entry per file
+//
+// Blobs live in the backend at ObjectKey(bucket, key) = "<bucket>/<key>".
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/metastore"
+)
+
+var (
+	ErrFileNotFound   = errcode.Register("FILE_NOT_FOUND", "File Not Found", http.StatusNotFound)
+	ErrBucketNotFound = errcode.Register("BUCKET_NOT_FOUND", "Bucket Not Found", http.StatusNotFound)
+	ErrRange          = errcode.Register("RANGE_NOT_SATISFIABLE", "Range Not Satisfiable", http.StatusRequestedRangeNotSatisfiable)
+	ErrInvalidCursor  = errcode.Register("INVALID_CURSOR", "Invalid Pagination Cursor", http.StatusBadRequest)
+)
+
+const bucketsIndex = "buckets"
+
+func filesIndex(bkt string) string { return "files/" + bkt }
+
+// ObjectKey is where a file's bytes live in the backend.
+func ObjectKey(bkt, key string) string { return bkt + "/" + key }
+
+// File is one indexed file.
+type File struct {
+	Bucket    string    `json:"bucket"`
+	Key       string    `json:"key"`
+	MimeType  string    `json:"mime_type"`
+	Bytes     int64     `json:"bytes"`
+	CreatedAt time.Time `json:"created_at"`
+	ETag      string    `json:"etag,omitempty"`
+}
+
+// Registry is the file index over a metadata store and the blob backend.
+type Registry struct {
+	store metastore.Store
+	blobs bucket.Backend
+}
+
+// New returns a registry.
+func New(store metastore.Store, blobs bucket.Backend) *Registry {
+	return &Registry{store: store, blobs: blobs}
+}
+
+// Publish indexes a file whose bytes are already at ObjectKey, replacing
+// any entry for the same key.
+func (r *Registry) Publish(ctx context.Context, f File) error {
+	v, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	if err := r.store.IndexPut(ctx, filesIndex(f.Bucket), f.Key, v); err != nil {
+		return fmt.Errorf("index file: %w", err)
+	}
+	if err := r.store.IndexPut(ctx, bucketsIndex, f.Bucket, []byte("{}")); err != nil {
+		return fmt.Errorf("index bucket: %w", err)
+	}
+	return nil
+}
+
+// Get returns the file's entry.
+func (r *Registry) Get(ctx context.Context, bkt, key string) (File, error) {
+	v, err := r.store.IndexGet(ctx, filesIndex(bkt), key)
+	if errors.Is(err, metastore.ErrNotFound) {
+		return File{}, ErrFileNotFound.New("no file %q in bucket %q", key, bkt)
+	}
+	if err != nil {
+		return File{}, err
+	}
+	var f File
+	if err := json.Unmarshal(v, &f); err != nil {
+		return File{}, fmt.Errorf("decode file entry %s/%s: %w", bkt, key, err)
+	}
+	return f, nil
+}
+
+// Page is one page of a listing; Next is the cursor for the following page
+// ("" when there is none).
+type Page[T any] struct {
+	Data []T
+	Next string
+}
+
+// List returns up to limit files of bkt whose key starts with prefix and
+// sorts after the cursor `after`, in key order.
+func (r *Registry) List(ctx context.Context, bkt, prefix, after string, limit int) (Page[File], error) {
+	if n, err := r.store.IndexLen(ctx, filesIndex(bkt)); err != nil {
+		return Page[File]{}, err
+	} else if n == 0 {
+		return Page[File]{}, ErrBucketNotFound.New("bucket %q has no files", bkt)
+	}
+	entries, more, err := r.store.IndexList(ctx, filesIndex(bkt), metastore.Query{Prefix: prefix, After: after, Limit: limit})
+	if err != nil {
+		return Page[File]{}, err
+	}
+	page := Page[File]{Data: make([]File, 0, len(entries))}
+	for _, e := range entries {
+		var f File
+		if err := json.Unmarshal(e.Value, &f); err != nil {
+			return Page[File]{}, fmt.Errorf("decode file entry %s/%s: %w", bkt, e.Member, err)
+		}
+		page.Data = append(page.Data, f)
+	}
+	if more && len(entries) > 0 {
+		page.Next = entries[len(entries)-1].Member
+	}
+	return page, nil
+}
+
+// Buckets lists bucket names after the cursor, in name order.
+func (r *Registry) Buckets(ctx context.Context, after string, limit int) (Page[string], error) {
+	entries, more, err := r.store.IndexList(ctx, bucketsIndex, metastore.Query{After: after, Limit: limit})
+	if err != nil {
+		return Page[string]{}, err
+	}
+	page := Page[string]{Data: make([]string, 0, len(entries))}
+	for _, e := range entries {
+		page.Data = append(page.Data, e.Member)
+	}
+	if more && len(entries) > 0 {
+		page.Next = entries[len(entries)-1].Member
+	}
+	return page, nil
+}
+
+// Delete removes the file's bytes and then its entry, so a failure leaves
+// the entry pointing at nothing rather than bytes nobody can find.
+func (r *Registry) Delete(ctx context.Context, bkt, key string) (File, error) {
+	f, err := r.Get(ctx, bkt, key)
+	if err != nil {
+		return File{}, err
+	}
+	if err := r.blobs.Delete(ctx, ObjectKey(bkt, key)); err != nil {
+		return File{}, fmt.Errorf("delete blob: %w", err)
+	}
+	if err := r.store.IndexDelete(ctx, filesIndex(bkt), key); err != nil {
+		return File{}, fmt.Errorf("unindex file: %w", err)
+	}
+	if n, err := r.store.IndexLen(ctx, filesIndex(bkt)); err == nil && n == 0 {
+		_ = r.store.IndexDelete(ctx, bucketsIndex, bkt)
+	}
+	return f, nil
+}
+
+// Open streams the file's bytes, or the range of them.
+func (r *Registry) Open(ctx context.Context, f File, rng *bucket.Range) (io.ReadCloser, bucket.ObjectInfo, error) {
+	rc, info, err := r.blobs.Get(ctx, ObjectKey(f.Bucket, f.Key), rng)
+	switch {
+	case errors.Is(err, bucket.ErrNotFound):
+		return nil, info, ErrFileNotFound.Wrap(err, "the bytes of %s/%s are missing from storage", f.Bucket, f.Key)
+	case errors.Is(err, bucket.ErrInvalidRange):
+		return nil, info, ErrRange.New("range starts beyond the file's %d bytes", f.Bytes).With("bytes", f.Bytes)
+	}
+	return rc, info, err
+}

@@ -1,0 +1,183 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/metastore"
+)
+
+// engine is how a session's bytes reach storage.
+type engine interface {
+	// begin prepares storage for a new session.
+	begin(ctx context.Context, rec *record) error
+	// write stores exactly n bytes of r at rec.Offset, updating rec's
+	// engine state (not Offset). fence guards any metadata it writes.
+	write(ctx context.Context, rec *record, fence int64, r io.Reader, n int64) error
+	// complete makes the whole upload the object at rec.object(). It must
+	// be safe to call again after a crash half-way through.
+	complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error)
+	// discard frees what an unfinished session holds. Idempotent.
+	discard(ctx context.Context, ref purgeRef) error
+}
+
+// stagingEngine writes at the offset into a staging file and renames it
+// into place on completion.
+type stagingEngine struct{ blobs bucket.Staging }
+
+func (e *stagingEngine) begin(context.Context, *record) error { return nil }
+
+func (e *stagingEngine) write(ctx context.Context, rec *record, _ int64, r io.Reader, n int64) error {
+	return shortBody(e.blobs.StageWrite(ctx, rec.ID, rec.Offset, r, n), n)
+}
+
+func (e *stagingEngine) complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error) {
+	return e.blobs.StageCommit(ctx, rec.ID, rec.object(), rec.Size, bucket.PutOptions{ContentType: rec.MimeType})
+}
+
+func (e *stagingEngine) discard(ctx context.Context, ref purgeRef) error {
+	return e.blobs.StageDiscard(ctx, ref.ID)
+}
+
+// multipartEngine builds the object as an S3 multipart upload. Each run of
+// at least PartSize bytes becomes one UploadPart streamed from the request;
+// a shorter run is held back in the metadata store (every instance sees it)
+// and goes in front of the next chunk. The parts are recorded in the
+// session record, so completion needs no ListParts and an append of a
+// full part costs exactly one S3 request.
+type multipartEngine struct {
+	blobs bucket.Backend
+	mp    bucket.Multipart
+	store metastore.Store
+	grace time.Duration
+}
+
+func (e *multipartEngine) begin(ctx context.Context, rec *record) error {
+	if rec.Size < bucket.MinPartSize {
+		return nil // one Put at the end; nothing to allocate
+	}
+	ps, err := bucket.PartSizeFor(rec.Size)
+	if err != nil {
+		return err
+	}
+	id, err := e.mp.CreateMultipart(ctx, rec.object(), bucket.PutOptions{ContentType: rec.MimeType})
+	if err != nil {
+		return err
+	}
+	rec.UploadID, rec.PartSize = id, ps
+	return nil
+}
+
+func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r io.Reader, n int64) error {
+	last := rec.Offset+n == rec.Size
+	held := rec.TailLen + n
+	if !last && (rec.UploadID == "" || held < rec.PartSize) {
+		return e.holdBack(ctx, rec, fence, r, n)
+	}
+	tail, err := e.tail(ctx, rec)
+	if err != nil {
+		return err
+	}
+	src := io.MultiReader(bytes.NewReader(tail), io.LimitReader(r, n))
+	if rec.UploadID == "" { // a small file: everything fits one Put
+		obj, err := e.blobs.Put(ctx, rec.object(), src, held, bucket.PutOptions{ContentType: rec.MimeType})
+		if err != nil {
+			return shortBody(err, n)
+		}
+		rec.TailLen, rec.ETag = 0, obj.ETag
+		return nil
+	}
+	// Parts may not exceed MaxPartSize: split a huge run evenly.
+	k := (held + bucket.MaxPartSize - 1) / bucket.MaxPartSize
+	for i := int64(0); i < k; i++ {
+		size := held / k
+		if i < held%k {
+			size++
+		}
+		num := len(rec.Parts) + 1
+		if num > bucket.MaxParts {
+			return fmt.Errorf("session %s would need more than %d parts", rec.ID, bucket.MaxParts)
+		}
+		p, err := e.mp.UploadPart(ctx, rec.object(), rec.UploadID, num, io.LimitReader(src, size), size)
+		if err != nil {
+			return shortBody(err, n)
+		}
+		rec.Parts = append(rec.Parts, p)
+	}
+	rec.TailLen = 0
+	return nil
+}
+
+// holdBack appends the chunk to the tail record. The tail never exceeds one
+// part, so memory per request is bounded by PartSize.
+func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64, r io.Reader, n int64) error {
+	tail, err := e.tail(ctx, rec)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, len(tail), len(tail)+int(n))
+	copy(buf, tail)
+	buf = buf[:len(tail)+int(n)]
+	if _, err := io.ReadFull(r, buf[len(tail):]); err != nil {
+		return shortBody(err, n)
+	}
+	// Same lifetime as the record, so the tail never vanishes first.
+	ttl := time.Until(rec.ExpiresAt) + e.grace
+	if _, err := e.store.Put(ctx, tailKey(rec.ID), buf, metastore.Cond{Version: metastore.AnyVersion, Fence: fence, TTL: ttl}); err != nil {
+		if errors.Is(err, metastore.ErrFenced) {
+			return ErrBusy.Wrap(err, "another request took over session %s", rec.ID)
+		}
+		return fmt.Errorf("store held-back bytes: %w", err)
+	}
+	rec.TailLen = int64(len(buf))
+	return nil
+}
+
+func (e *multipartEngine) tail(ctx context.Context, rec *record) ([]byte, error) {
+	if rec.TailLen == 0 {
+		return nil, nil
+	}
+	r, err := e.store.Get(ctx, tailKey(rec.ID))
+	if err != nil {
+		return nil, fmt.Errorf("read held-back bytes: %w", err)
+	}
+	if int64(len(r.Value)) < rec.TailLen {
+		return nil, fmt.Errorf("held-back bytes of session %s: have %d, record says %d", rec.ID, len(r.Value), rec.TailLen)
+	}
+	return r.Value[:rec.TailLen], nil
+}
+
+func (e *multipartEngine) complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error) {
+	if rec.UploadID == "" {
+		return bucket.ObjectInfo{Key: rec.object(), Size: rec.Size, ETag: rec.ETag}, nil
+	}
+	obj, err := e.mp.CompleteMultipart(ctx, rec.object(), rec.UploadID, rec.Parts)
+	if errors.Is(err, bucket.ErrNotFound) {
+		// An earlier attempt completed it and crashed before recording that.
+		if head, herr := e.blobs.Head(ctx, rec.object()); herr == nil && head.Size == rec.Size {
+			return head, nil
+		}
+	}
+	return obj, err
+}
+
+func (e *multipartEngine) discard(ctx context.Context, ref purgeRef) error {
+	if ref.UploadID == "" {
+		return nil
+	}
+	return e.mp.AbortMultipart(ctx, ref.Object, ref.UploadID)
+}
+
+// shortBody turns a body that ended early into a client error: the client
+// dropped the connection or sent less than it declared.
+func shortBody(err error, n int64) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return ErrShortBody.Wrap(err, "the body ended before its declared %d bytes; nothing was stored, resend the chunk", n)
+	}
+	return err
+}

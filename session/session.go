@@ -1,0 +1,440 @@
+// Package session is the upload-session engine: create a session for
+// bucket/key, append bytes at the server's offset, complete, abort, expire.
+//
+// The offset is the server's truth. Every append runs under the session's
+// lock: it checks the client's offset against the record before touching
+// storage, streams the bytes to the engine, and advances the offset with a
+// compare-and-set that carries the lock's fencing token, so a stale lock
+// holder can never move the offset.
+//
+// Persistent layout in the metadata store:
+//
+//	record "session/<id>"       JSON record; expires (TTL) a grace period after expires_at
+//	record "session/<id>/tail"  bytes held back for the next S3 part; only the first
+//	                            tail_len bytes (from the session record) are valid
+//	index  "sessions/expiry"    member "<check-at unix ms, 16 digits>/<id>", value purgeRef;
+//	                            the purger's work list (expires_at may have moved later)
+//	lock   "session/<id>"       held for the length of one append, abort or purge
+//
+// In the blob backend a session owns either a multipart upload of its final
+// object "<bucket>/<key>" (S3) or a staging file (filesystem). Neither is
+// visible at the key until the session completes, so an existing file is
+// replaced atomically when, and only when, the new one is whole.
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"time"
+
+	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/registry"
+)
+
+// Config bounds sessions.
+type Config struct {
+	TTL     time.Duration // an idle session expires after this
+	MaxSize int64         // largest file accepted
+	LockTTL time.Duration // lease of one append; refreshed while it runs
+	// Grace keeps a record past expires_at so the purger, not the store's
+	// expiry, is what normally removes it (and frees its storage).
+	Grace time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.TTL <= 0 {
+		c.TTL = 24 * time.Hour
+	}
+	if c.MaxSize <= 0 {
+		c.MaxSize = bucket.MaxObjectLen
+	}
+	if c.LockTTL <= 0 {
+		// Short, because it is refreshed while an append runs and it is how
+		// long a session stays busy after the process holding it dies.
+		c.LockTTL = 10 * time.Second
+	}
+	if c.Grace <= 0 {
+		c.Grace = time.Hour
+	}
+}
+
+const (
+	stateUploading = "uploading"
+	stateCompleted = "completed"
+	expiryIndex    = "sessions/expiry"
+	defaultMime    = "application/octet-stream"
+)
+
+func recordKey(id string) string { return "session/" + id }
+func tailKey(id string) string   { return "session/" + id + "/tail" }
+func lockName(id string) string  { return "session/" + id }
+func expiryMember(at time.Time, id string) string {
+	return fmt.Sprintf("%016d/%s", at.UnixMilli(), id)
+}
+
+// record is a session as stored.
+type record struct {
+	ID        string    `json:"id"`
+	Bucket    string    `json:"bucket"`
+	Key       string    `json:"key"`
+	MimeType  string    `json:"mime_type"`
+	Size      int64     `json:"size"`
+	Offset    int64     `json:"offset"`
+	State     string    `json:"state"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// S3 engine state.
+	UploadID string        `json:"upload_id,omitempty"` // empty: the file is small enough for one Put
+	PartSize int64         `json:"part_size,omitempty"` // every part but the last is at least this
+	Parts    []bucket.Part `json:"parts,omitempty"`
+	TailLen  int64         `json:"tail_len,omitempty"`
+	ETag     string        `json:"etag,omitempty"` // set once the object exists
+}
+
+// purgeRef is what the purger needs even if the record itself is gone.
+type purgeRef struct {
+	ID       string `json:"id"`
+	Object   string `json:"object"`
+	UploadID string `json:"upload_id,omitempty"`
+}
+
+func (r *record) object() string { return registry.ObjectKey(r.Bucket, r.Key) }
+func (r *record) ref() purgeRef {
+	return purgeRef{ID: r.ID, Object: r.object(), UploadID: r.UploadID}
+}
+
+// Info is a session as clients see it.
+type Info struct {
+	ID        string
+	Bucket    string
+	Key       string
+	MimeType  string
+	Size      int64
+	Offset    int64
+	Completed bool
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// MinChunk is the smallest chunk that avoids being held back; smaller
+	// chunks work but wait in the metadata store until enough arrive.
+	MinChunk int64
+}
+
+func (r *record) info() Info {
+	return Info{ID: r.ID, Bucket: r.Bucket, Key: r.Key, MimeType: r.MimeType, Size: r.Size,
+		Offset: r.Offset, Completed: r.State == stateCompleted, CreatedAt: r.CreatedAt,
+		ExpiresAt: r.ExpiresAt, MinChunk: r.PartSize}
+}
+
+// Service is the session engine over one metadata store and blob backend.
+type Service struct {
+	store metastore.Store
+	files *registry.Registry
+	eng   engine
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New picks the engine from the backend's capabilities: write-at-offset
+// staging when it has it (filesystem), multipart otherwise (S3).
+func New(store metastore.Store, blobs bucket.Backend, files *registry.Registry, cfg Config, log *slog.Logger) (*Service, error) {
+	cfg.defaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Service{store: store, files: files, cfg: cfg, log: log, now: time.Now}
+	switch b := blobs.(type) {
+	case bucket.Staging:
+		s.eng = &stagingEngine{blobs: b}
+	case bucket.Multipart:
+		s.eng = &multipartEngine{blobs: blobs, mp: b, store: store, grace: cfg.Grace}
+	default:
+		return nil, fmt.Errorf("session: blob backend %T supports neither staging nor multipart uploads", blobs)
+	}
+	return s, nil
+}
+
+// Create starts a session for bucket/key. An existing file at bucket/key
+// stays untouched until the new one completes, then is replaced whole.
+func (s *Service) Create(ctx context.Context, bkt, key, mimeType string, size int64) (Info, error) {
+	if err := bucket.ValidateBucketName(bkt); err != nil {
+		return Info{}, ErrInvalidBucket.New("%v", err)
+	}
+	if err := bucket.ValidateKey(key); err != nil {
+		return Info{}, ErrInvalidKey.New("%v", err)
+	}
+	switch {
+	case size < 0:
+		return Info{}, ErrInvalidSize.New("size %d is negative: give the file's exact size in bytes", size)
+	case size > s.cfg.MaxSize:
+		return Info{}, ErrTooLarge.New("size %d exceeds this server's limit of %d bytes", size, s.cfg.MaxSize).With("max_size", s.cfg.MaxSize)
+	}
+	if mimeType == "" {
+		mimeType = defaultMime
+	} else if _, _, err := mime.ParseMediaType(mimeType); err != nil {
+		return Info{}, errcode.ErrInvalidRequest.New("mime_type %q is not a media type like text/plain: %v", mimeType, err)
+	}
+
+	now := s.now().UTC()
+	rec := &record{ID: newID(), Bucket: bkt, Key: key, MimeType: mimeType, Size: size,
+		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL)}
+	if err := s.eng.begin(ctx, rec); err != nil {
+		return Info{}, fmt.Errorf("begin upload: %w", err)
+	}
+	// The purger's entry goes first: if the record write fails, the purger
+	// still frees what begin allocated.
+	ref, _ := json.Marshal(rec.ref())
+	if err := s.store.IndexPut(ctx, expiryIndex, expiryMember(rec.ExpiresAt, rec.ID), ref); err != nil {
+		_ = s.eng.discard(context.WithoutCancel(ctx), rec.ref())
+		return Info{}, fmt.Errorf("index session: %w", err)
+	}
+	if _, err := s.save(ctx, rec, 0, 0); err != nil {
+		return Info{}, err
+	}
+	return rec.info(), nil
+}
+
+// Get returns the session's state.
+func (s *Service) Get(ctx context.Context, id string) (Info, error) {
+	rec, _, err := s.load(ctx, id)
+	if err != nil {
+		return Info{}, err
+	}
+	return rec.info(), nil
+}
+
+// Chunk is one append.
+type Chunk struct {
+	Offset int64 // where the client believes the session is; -1: don't check
+	Total  int64 // the size the client believes in (Content-Range); -1: not stated
+	Len    int64 // bytes in Body; must be known
+	Body   io.Reader
+}
+
+// Append adds the chunk at the session's offset. When the last byte lands
+// the file is completed and returned. An empty append on a session whose
+// bytes are all in retries a completion that failed half-way, and on a
+// completed session returns the file again.
+func (s *Service) Append(ctx context.Context, id string, c Chunk) (Info, *registry.File, error) {
+	expect, body, n := c.Offset, c.Body, c.Len
+	if n < 0 {
+		return Info{}, nil, ErrLengthRequired.New("the chunk's length is unknown: send Content-Length (or Content-Range)")
+	}
+	var (
+		out  Info
+		file *registry.File
+	)
+	err := s.withLock(ctx, id, func(ctx context.Context, fence int64) error {
+		rec, ver, err := s.load(ctx, id)
+		if err != nil {
+			return err
+		}
+		if rec.State == stateCompleted {
+			if n > 0 {
+				return ErrCompleted.New("session %s already completed %s/%s; start a new session to replace it", id, rec.Bucket, rec.Key).With("offset", rec.Offset)
+			}
+			f, err := s.files.Get(ctx, rec.Bucket, rec.Key)
+			if err != nil {
+				return err
+			}
+			out, file = rec.info(), &f
+			return nil
+		}
+		if c.Total >= 0 && c.Total != rec.Size {
+			return ErrInvalidSize.New("the chunk says the file is %d bytes but the session was created for %d", c.Total, rec.Size)
+		}
+		if expect >= 0 && expect != rec.Offset {
+			return ErrOffsetMismatch.New("the session is at offset %d, not %d: resume from %d", rec.Offset, expect, rec.Offset).With("offset", rec.Offset)
+		}
+		if rec.Offset+n > rec.Size {
+			return ErrPastSize.New("a %d-byte chunk at offset %d runs past the declared size %d; send at most %d bytes", n, rec.Offset, rec.Size, rec.Size-rec.Offset).
+				With("offset", rec.Offset)
+		}
+		// Claim the record with our fence before touching storage: from
+		// here on any older holder's write is rejected.
+		if ver, err = s.save(ctx, rec, ver, fence); err != nil {
+			return err
+		}
+		if n > 0 || rec.Size == 0 {
+			rec.ExpiresAt = s.now().UTC().Add(s.cfg.TTL) // before write: the tail's lifetime follows it
+			if err := s.eng.write(ctx, rec, fence, body, n); err != nil {
+				return keyConflict(rec, err)
+			}
+			rec.Offset += n
+			if ver, err = s.save(ctx, rec, ver, fence); err != nil {
+				return err
+			}
+		}
+		if rec.Offset == rec.Size {
+			f, err := s.finish(ctx, rec, ver, fence)
+			if err != nil {
+				return err
+			}
+			file = &f
+		}
+		out = rec.info()
+		return nil
+	})
+	return out, file, err
+}
+
+// finish publishes a session whose bytes are all in.
+func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (registry.File, error) {
+	obj, err := s.eng.complete(ctx, rec)
+	if err != nil {
+		return registry.File{}, fmt.Errorf("complete upload: %w", keyConflict(rec, err))
+	}
+	f := registry.File{Bucket: rec.Bucket, Key: rec.Key, MimeType: rec.MimeType, Bytes: rec.Size,
+		CreatedAt: s.now().UTC(), ETag: obj.ETag}
+	if err := s.files.Publish(ctx, f); err != nil {
+		return registry.File{}, err
+	}
+	rec.State, rec.ETag, rec.Parts = stateCompleted, obj.ETag, nil
+	if _, err := s.save(ctx, rec, ver, fence); err != nil {
+		return registry.File{}, err
+	}
+	_ = s.store.Delete(ctx, tailKey(rec.ID), metastore.AnyVersion)
+	s.log.InfoContext(ctx, "upload_completed", "session", rec.ID, "bytes", rec.Size,
+		"duration", s.now().Sub(rec.CreatedAt).Round(time.Millisecond),
+		"mib_per_s", float64(rec.Size)/(1<<20)/max(s.now().Sub(rec.CreatedAt).Seconds(), 1e-6))
+	return f, nil
+}
+
+// keyConflict explains a storage refusal that the client can act on.
+func keyConflict(rec *record, err error) error {
+	if !errors.Is(err, bucket.ErrKeyConflict) {
+		return err
+	}
+	return ErrKeyConflict.Wrap(err, "%s/%s cannot be stored: this storage cannot hold a key that is both a file and "+
+		"a directory of other keys (like \"a\" and \"a/b\"); delete the other key and resend, or abort the session", rec.Bucket, rec.Key)
+}
+
+// Abort frees everything the session holds. Aborting a completed session
+// forgets the session and keeps the file.
+func (s *Service) Abort(ctx context.Context, id string) error {
+	return s.withLock(ctx, id, func(ctx context.Context, fence int64) error {
+		rec, ver, err := s.load(ctx, id)
+		if err != nil && !errcode.Is(err, ErrExpired) {
+			return err
+		}
+		return s.remove(ctx, rec, ver)
+	})
+}
+
+// remove discards storage (for unfinished sessions) and then the records.
+func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
+	if rec.State != stateCompleted {
+		if err := s.eng.discard(ctx, rec.ref()); err != nil {
+			return fmt.Errorf("discard upload: %w", err)
+		}
+	}
+	if err := s.store.Delete(ctx, tailKey(rec.ID), metastore.AnyVersion); err != nil {
+		return err
+	}
+	if err := s.store.Delete(ctx, recordKey(rec.ID), ver); err != nil && !errors.Is(err, metastore.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// load reads the record. Past expires_at it answers 410 until purged, then 404.
+func (s *Service) load(ctx context.Context, id string) (*record, int64, error) {
+	if !validID(id) {
+		return nil, 0, ErrNotFound.New("%q is not a session id", id)
+	}
+	r, err := s.store.Get(ctx, recordKey(id))
+	if errors.Is(err, metastore.ErrNotFound) {
+		return nil, 0, ErrNotFound.New("no upload session %s (it may have completed and been cleaned up, or expired)", id)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	rec := &record{}
+	if err := json.Unmarshal(r.Value, rec); err != nil {
+		return nil, 0, fmt.Errorf("decode session %s: %w", id, err)
+	}
+	if s.now().After(rec.ExpiresAt) {
+		return rec, r.Version, ErrExpired.New("upload session %s expired at %s; start a new one", id, rec.ExpiresAt.Format(time.RFC3339))
+	}
+	return rec, r.Version, nil
+}
+
+// save writes rec if the stored version is still ver (0: create) and no
+// newer lock holder has written; it returns the new version.
+func (s *Service) save(ctx context.Context, rec *record, ver, fence int64) (int64, error) {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return 0, err
+	}
+	ttl := time.Until(rec.ExpiresAt) + s.cfg.Grace
+	r, err := s.store.Put(ctx, recordKey(rec.ID), v, metastore.Cond{Version: ver, Fence: fence, TTL: ttl})
+	switch {
+	case errors.Is(err, metastore.ErrFenced), errors.Is(err, metastore.ErrConflict):
+		return 0, ErrBusy.Wrap(err, "another request took over session %s; check its offset and resume", rec.ID)
+	case err != nil:
+		return 0, fmt.Errorf("save session: %w", err)
+	}
+	return r.Version, nil
+}
+
+// withLock runs fn holding the session's lease, refreshing it while fn runs
+// and cancelling fn's context if the lease is lost.
+func (s *Service) withLock(ctx context.Context, id string, fn func(ctx context.Context, fence int64) error) error {
+	if !validID(id) {
+		return ErrNotFound.New("%q is not a session id", id)
+	}
+	l, err := s.store.Lock(ctx, lockName(id), s.cfg.LockTTL)
+	if errors.Is(err, metastore.ErrLocked) {
+		return ErrBusy.New("another request is appending to session %s; wait for it, then check the offset", id)
+	}
+	if err != nil {
+		return fmt.Errorf("lock session: %w", err)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(s.cfg.LockTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := l.Refresh(ctx, s.cfg.LockTTL); err != nil {
+					cancel(fmt.Errorf("session lock lost: %w", err))
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		close(done)
+		cancel(nil)
+		_ = l.Unlock(context.WithoutCancel(ctx))
+	}()
+	return fn(ctx, l.Fence())
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func validID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
