@@ -22,7 +22,7 @@ func TestValidateKey(t *testing.T) {
 	for key, ok := range map[string]bool{
 		"a": true, "a/b/c.txt": true, "dir/content": true, ".hidden": true, "a..b": true, "x/...": true,
 		strings.Repeat("k", MaxKeyLen): true,
-		"": false, strings.Repeat("k", MaxKeyLen+1): false, "/a": false, "a/": false, "a//b": false,
+		"":                             false, strings.Repeat("k", MaxKeyLen+1): false, "/a": false, "a/": false, "a//b": false,
 		"..": false, "a/../b": false, "a/./b": false, ".": false, "a/..": false,
 		"nul\x00": false, "bell\x07": false, "new\nline": false, "sp ace": false, `back\slash`: false,
 		"colon:content": false, "ü": false,

@@ -363,7 +363,7 @@ func TestE2EReadAndList(t *testing.T) {
 		p := be.start(t)
 		base := "http://" + p.addr + "/v1/files"
 		data := []byte("0123456789abcdefghij")
-		uploadHTTP(t, p, "docs", "a/content", data, 7)              // a key whose last segment is "content"
+		uploadHTTP(t, p, "docs", "a/content", data, 7)               // a key whose last segment is "content"
 		uploadHTTP(t, p, "docs", "a.b", []byte("not the same"), 100) // and a neighbour
 		for i := 0; i < 5; i++ {
 			uploadHTTP(t, p, "docs", fmt.Sprintf("p/%d.txt", i), []byte{byte('0' + i)}, 1)
