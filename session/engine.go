@@ -92,13 +92,7 @@ func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r
 		rec.TailLen, rec.ETag = 0, obj.ETag
 		return nil
 	}
-	// Parts may not exceed MaxPartSize: split a huge run evenly.
-	k := (held + bucket.MaxPartSize - 1) / bucket.MaxPartSize
-	for i := int64(0); i < k; i++ {
-		size := held / k
-		if i < held%k {
-			size++
-		}
+	for _, size := range splitRun(held) {
 		num := len(rec.Parts) + 1
 		if num > bucket.MaxParts {
 			return fmt.Errorf("session %s would need more than %d parts", rec.ID, bucket.MaxParts)
@@ -111,6 +105,21 @@ func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r
 	}
 	rec.TailLen = 0
 	return nil
+}
+
+// splitRun cuts a run of n bytes into the fewest parts of at most
+// MaxPartSize, as even as possible, so every part is far above any part
+// size PartSizeFor can ask for.
+func splitRun(n int64) []int64 {
+	k := max((n+bucket.MaxPartSize-1)/bucket.MaxPartSize, 1)
+	sizes := make([]int64, k)
+	for i := range sizes {
+		sizes[i] = n / k
+		if int64(i) < n%k {
+			sizes[i]++
+		}
+	}
+	return sizes
 }
 
 // holdBack appends the chunk to the tail record. The tail never exceeds one
