@@ -65,6 +65,7 @@ type Sessions struct {
 	TTL           time.Duration `yaml:"ttl"`            // FERRY_SESSION_TTL: an idle session expires after this
 	MaxSize       int64         `yaml:"max_size"`       // FERRY_SESSION_MAX_SIZE: largest file, in bytes
 	PurgeInterval time.Duration `yaml:"purge_interval"` // FERRY_SESSION_PURGE_INTERVAL: how often expired sessions are freed
+	MaxHeldBytes  int64         `yaml:"max_held_bytes"` // FERRY_SESSION_MAX_HELD_BYTES: cap on bytes one S3 session holds back between small chunks
 }
 
 // Default returns the embedded-default configuration.
@@ -76,7 +77,7 @@ func Default() Config {
 		Log:             Log{Format: "text", Level: "info"},
 		Redis:           Redis{Prefix: "ferry:"},
 		S3:              S3{Region: "us-east-1"},
-		Sessions:        Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute}, // 5 TiB
+		Sessions:        Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20},
 	}
 }
 
@@ -171,6 +172,10 @@ var envVars = []envVar{
 	{"AWS_SECRET_ACCESS_KEY", str(func(c *Config) *string { return &c.S3.SecretAccessKey })},
 	{"FERRY_SESSION_TTL", func(c *Config, v string) (err error) { c.Sessions.TTL, err = time.ParseDuration(v); return }},
 	{"FERRY_SESSION_MAX_SIZE", func(c *Config, v string) (err error) { c.Sessions.MaxSize, err = strconv.ParseInt(v, 10, 64); return }},
+	{"FERRY_SESSION_MAX_HELD_BYTES", func(c *Config, v string) (err error) {
+		c.Sessions.MaxHeldBytes, err = strconv.ParseInt(v, 10, 64)
+		return
+	}},
 	{"FERRY_SESSION_PURGE_INTERVAL", func(c *Config, v string) (err error) { c.Sessions.PurgeInterval, err = time.ParseDuration(v); return }},
 }
 
@@ -264,6 +269,9 @@ func (c Config) Validate() error {
 	}
 	if c.Sessions.MaxSize <= 0 {
 		bad("sessions.max_size %d must be a positive number of bytes", c.Sessions.MaxSize)
+	}
+	if c.Sessions.MaxHeldBytes < 5<<20 {
+		bad("sessions.max_held_bytes %d must be at least 5242880 (5 MiB, one S3 part)", c.Sessions.MaxHeldBytes)
 	}
 	if c.Sessions.PurgeInterval <= 0 {
 		bad("sessions.purge_interval %s must be positive, for example 1m", c.Sessions.PurgeInterval)

@@ -131,6 +131,7 @@ func TestValidate(t *testing.T) {
 		{"ttl", func(c *Config) { c.Sessions.TTL = 0 }, "sessions.ttl"},
 		{"max size", func(c *Config) { c.Sessions.MaxSize = -1 }, "sessions.max_size"},
 		{"purge interval", func(c *Config) { c.Sessions.PurgeInterval = 0 }, "sessions.purge_interval"},
+		{"held bytes below a part", func(c *Config) { c.Sessions.MaxHeldBytes = 1 << 20 }, "sessions.max_held_bytes"},
 		{"negative shutdown", func(c *Config) { c.ShutdownTimeout = -time.Second }, "shutdown_timeout"},
 	}
 	for _, tc := range cases {

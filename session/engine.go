@@ -51,10 +51,11 @@ func (e *stagingEngine) discard(ctx context.Context, ref purgeRef) error {
 // session record, so completion needs no ListParts and an append of a
 // full part costs exactly one S3 request.
 type multipartEngine struct {
-	blobs bucket.Backend
-	mp    bucket.Multipart
-	store metastore.Store
-	grace time.Duration
+	blobs   bucket.Backend
+	mp      bucket.Multipart
+	store   metastore.Store
+	grace   time.Duration
+	maxHeld int64
 }
 
 func (e *multipartEngine) begin(ctx context.Context, rec *record) error {
@@ -77,6 +78,10 @@ func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r
 	last := rec.Offset+n == rec.Size
 	held := rec.TailLen + n
 	if !last && (rec.UploadID == "" || held < rec.PartSize) {
+		if held > e.maxHeld {
+			return ErrChunkTooSmall.New("parts of this %d-byte file must be at least %d bytes and at most %d may wait for the next chunk; send chunks of at least %d bytes",
+				rec.Size, rec.PartSize, e.maxHeld, rec.PartSize).With("min_chunk_size", rec.PartSize).With("offset", rec.Offset)
+		}
 		return e.holdBack(ctx, rec, fence, r, n)
 	}
 	tail, err := e.tail(ctx, rec)

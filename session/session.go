@@ -45,6 +45,11 @@ type Config struct {
 	TTL     time.Duration // an idle session expires after this
 	MaxSize int64         // largest file accepted
 	LockTTL time.Duration // lease of one append; refreshed while it runs
+	// MaxHeld caps the bytes held back for one S3 session (in the metadata
+	// store, and in memory while an append runs). Files above 48.8 GiB need
+	// parts above 5 MiB; if their part size exceeds MaxHeld, chunks smaller
+	// than a part are refused instead of piling up.
+	MaxHeld int64
 	// Grace keeps a record past expires_at so the purger, not the store's
 	// expiry, is what normally removes it (and frees its storage).
 	Grace time.Duration
@@ -61,6 +66,9 @@ func (c *Config) defaults() {
 		// Short, because it is refreshed while an append runs and it is how
 		// long a session stays busy after the process holding it dies.
 		c.LockTTL = 10 * time.Second
+	}
+	if c.MaxHeld <= 0 {
+		c.MaxHeld = 16 << 20
 	}
 	if c.Grace <= 0 {
 		c.Grace = time.Hour
@@ -157,7 +165,7 @@ func New(store metastore.Store, blobs bucket.Backend, files *registry.Registry, 
 	case bucket.Staging:
 		s.eng = &stagingEngine{blobs: b}
 	case bucket.Multipart:
-		s.eng = &multipartEngine{blobs: blobs, mp: b, store: store, grace: cfg.Grace}
+		s.eng = &multipartEngine{blobs: blobs, mp: b, store: store, grace: cfg.Grace, maxHeld: cfg.MaxHeld}
 	default:
 		return nil, fmt.Errorf("session: blob backend %T supports neither staging nor multipart uploads", blobs)
 	}

@@ -606,3 +606,35 @@ func TestAbort(t *testing.T) {
 		}
 	})
 }
+
+// A huge file's parts exceed the held-back cap: small chunks are refused
+// with the size to send, and nothing is stored.
+func TestChunkTooSmallForHugeFile(t *testing.T) {
+	f := redisS3(t)
+	f.svc.eng.(*multipartEngine).maxHeld = 6 * MiB
+	f.svc.cfg.MaxSize = bucket.MaxObjectLen
+	ctx := context.Background()
+	size := int64(bucket.MinPartSize*bucket.MaxParts) * 2 // parts of 10 MiB
+	in, err := f.svc.Create(ctx, "b", "huge", "", size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.svc.Abort(ctx, in.ID)
+	if in.MinChunk != 10*MiB {
+		t.Fatalf("min chunk = %d, want 10 MiB", in.MinChunk)
+	}
+	if _, _, err := appendBytes(t, f, in.ID, 0, randomBytes(4*MiB)); err != nil {
+		t.Fatalf("a chunk within the cap: %v", err)
+	}
+	_, _, err = appendBytes(t, f, in.ID, 4*MiB, randomBytes(3*MiB))
+	var e *errcode.Error
+	if !errcode.Is(err, ErrChunkTooSmall) || !asErr(err, &e) || e.Fields["min_chunk_size"] != int64(10*MiB) {
+		t.Fatalf("over the cap: %v", err)
+	}
+	if got, _ := f.svc.Get(ctx, in.ID); got.Offset != 4*MiB {
+		t.Fatalf("offset = %d after a refused chunk", got.Offset)
+	}
+	if _, _, err := appendBytes(t, f, in.ID, 4*MiB, randomBytes(6*MiB)); err != nil {
+		t.Fatalf("a chunk completing a part: %v", err)
+	}
+}

@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	files := registry.New(st.meta, st.blobs)
 	sessions, err := session.New(st.meta, st.blobs, files, session.Config{
-		TTL: cfg.Sessions.TTL, MaxSize: cfg.Sessions.MaxSize}, log)
+		TTL: cfg.Sessions.TTL, MaxSize: cfg.Sessions.MaxSize, MaxHeld: cfg.Sessions.MaxHeldBytes}, log)
 	if err != nil {
 		return err
 	}
