@@ -67,6 +67,7 @@ type fileResponse struct {
 	URL       string `json:"url"`
 	Bytes     int64  `json:"bytes"`
 	CreatedAt int64  `json:"created_at"`
+	FileID    string `json:"file_id"` // the same file in the OpenAI routes, under the OpenAI bucket
 }
 
 type listResponse[T any] struct {
@@ -106,7 +107,7 @@ func toSessionResponse(r *http.Request, in session.Info) sessionResponse {
 
 func toFileResponse(r *http.Request, f registry.File) fileResponse {
 	return fileResponse{Bucket: f.Bucket, Key: f.Key, MimeType: f.MimeType, URL: fileURL(r, f.Bucket, f.Key),
-		Bytes: f.Bytes, CreatedAt: f.CreatedAt.Unix()}
+		Bytes: f.Bytes, CreatedAt: f.CreatedAt.Unix(), FileID: f.ID}
 }
 
 // decodeJSON decodes one JSON object strictly: unknown fields and trailing

@@ -4,14 +4,21 @@
 //
 // Persistent layout in the metadata store (indexes are ordered by member):
 //
-//	index "buckets"         member <bucket>  value {}            every bucket holding at least one file
-//	index "files/<bucket>"  member <key>     value File (JSON)   one entry per file
+//	index "buckets"           member <bucket>   value {}           every bucket holding at least one file
+//	index "files/<bucket>"    member <key>      value File (JSON)  one entry per file
+//	index "fileids/<bucket>"  member <file id>  value File (JSON)  the same files in creation order
+//
+// File ids are "file-" and 32 hex digits: 12 of the creation time in
+// milliseconds, then 20 random, so ordering by id is ordering by creation
+// and a cursor never skips files created in the same second.
 //
 // Blobs live in the backend at ObjectKey(bucket, key) = "<bucket>/<key>".
 package registry
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +53,10 @@ type File struct {
 	Bytes     int64     `json:"bytes"`
 	CreatedAt time.Time `json:"created_at"`
 	ETag      string    `json:"etag,omitempty"`
+	ID        string    `json:"id"` // file id, assigned on Publish
+	// Attrs are the uploader's annotations (the OpenAI adapter keeps
+	// filename, purpose and expiry here).
+	Attrs map[string]string `json:"attrs,omitempty"`
 }
 
 // Registry is the file index over a metadata store and the blob backend.
@@ -59,20 +70,99 @@ func New(store metastore.Store, blobs bucket.Backend) *Registry {
 	return &Registry{store: store, blobs: blobs}
 }
 
+func idsIndex(bkt string) string { return "fileids/" + bkt }
+
+// NewFileID mints a file id that sorts after every id minted before it by
+// an earlier millisecond.
+func NewFileID(now time.Time) string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("file-%012x%s", now.UnixMilli(), hex.EncodeToString(b[:]))
+}
+
 // Publish indexes a file whose bytes are already at ObjectKey, replacing
-// any entry for the same key.
-func (r *Registry) Publish(ctx context.Context, f File) error {
+// any entry for the same key, and returns it with its new file id.
+func (r *Registry) Publish(ctx context.Context, f File) (File, error) {
+	if f.ID == "" {
+		f.ID = NewFileID(f.CreatedAt)
+	}
+	if old, err := r.Get(ctx, f.Bucket, f.Key); err == nil && old.ID != f.ID {
+		if err := r.store.IndexDelete(ctx, idsIndex(f.Bucket), old.ID); err != nil {
+			return File{}, err
+		}
+	}
 	v, err := json.Marshal(f)
 	if err != nil {
-		return err
+		return File{}, err
+	}
+	if err := r.store.IndexPut(ctx, idsIndex(f.Bucket), f.ID, v); err != nil {
+		return File{}, fmt.Errorf("index file id: %w", err)
 	}
 	if err := r.store.IndexPut(ctx, filesIndex(f.Bucket), f.Key, v); err != nil {
-		return fmt.Errorf("index file: %w", err)
+		return File{}, fmt.Errorf("index file: %w", err)
 	}
 	if err := r.store.IndexPut(ctx, bucketsIndex, f.Bucket, []byte("{}")); err != nil {
-		return fmt.Errorf("index bucket: %w", err)
+		return File{}, fmt.Errorf("index bucket: %w", err)
 	}
-	return nil
+	return f, nil
+}
+
+// ByID returns the file of bkt with the given id.
+func (r *Registry) ByID(ctx context.Context, bkt, id string) (File, error) {
+	v, err := r.store.IndexGet(ctx, idsIndex(bkt), id)
+	if errors.Is(err, metastore.ErrNotFound) {
+		return File{}, ErrFileNotFound.New("no file with id %q", id)
+	}
+	if err != nil {
+		return File{}, err
+	}
+	var f File
+	if err := json.Unmarshal(v, &f); err != nil {
+		return File{}, fmt.Errorf("decode file %s: %w", id, err)
+	}
+	return f, nil
+}
+
+// IDQuery selects files of one bucket by id, i.e. in creation order.
+type IDQuery struct {
+	After, Before string // exclusive cursors, in listing order
+	Limit         int
+	Desc          bool
+	Keep          func(File) bool // optional filter, applied before Limit
+}
+
+// ListByID pages a bucket's files in creation order. With a filter it
+// reads on until Limit files pass or the index ends; more reports whether
+// another match follows.
+func (r *Registry) ListByID(ctx context.Context, bkt string, q IDQuery) ([]File, bool, error) {
+	if q.Limit <= 0 {
+		q.Limit = metastore.DefaultLimit
+	}
+	var files []File
+	after := q.After
+	for {
+		entries, more, err := r.store.IndexList(ctx, idsIndex(bkt), metastore.Query{After: after, Before: q.Before, Limit: q.Limit, Desc: q.Desc})
+		if err != nil {
+			return nil, false, err
+		}
+		for _, e := range entries {
+			var f File
+			if err := json.Unmarshal(e.Value, &f); err != nil {
+				return nil, false, fmt.Errorf("decode file %s: %w", e.Member, err)
+			}
+			if q.Keep != nil && !q.Keep(f) {
+				continue
+			}
+			if len(files) == q.Limit {
+				return files, true, nil
+			}
+			files = append(files, f)
+		}
+		if !more {
+			return files, false, nil
+		}
+		after = entries[len(entries)-1].Member
+	}
 }
 
 // Get returns the file's entry.
@@ -152,6 +242,9 @@ func (r *Registry) Delete(ctx context.Context, bkt, key string) (File, error) {
 	}
 	if err := r.store.IndexDelete(ctx, filesIndex(bkt), key); err != nil {
 		return File{}, fmt.Errorf("unindex file: %w", err)
+	}
+	if err := r.store.IndexDelete(ctx, idsIndex(bkt), f.ID); err != nil {
+		return File{}, fmt.Errorf("unindex file id: %w", err)
 	}
 	if n, err := r.store.IndexLen(ctx, filesIndex(bkt)); err == nil && n == 0 {
 		_ = r.store.IndexDelete(ctx, bucketsIndex, bkt)

@@ -75,8 +75,15 @@ func (e *multipartEngine) begin(ctx context.Context, rec *record) error {
 }
 
 func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r io.Reader, n int64) error {
-	last := rec.Offset+n == rec.Size
+	last := !rec.Open && rec.Offset+n == rec.Size
 	held := rec.TailLen + n
+	if last && rec.UploadID != "" && len(rec.Parts) == 0 && held < rec.PartSize {
+		// A sealed stream that never filled a part: one Put is enough.
+		if err := e.mp.AbortMultipart(ctx, rec.object(), rec.UploadID); err != nil {
+			return err
+		}
+		rec.UploadID = ""
+	}
 	if !last && (rec.UploadID == "" || held < rec.PartSize) {
 		if held > e.maxHeld {
 			return ErrChunkTooSmall.New("parts of this %d-byte file must be at least %d bytes and at most %d may wait for the next chunk; send chunks of at least %d bytes",

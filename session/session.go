@@ -23,6 +23,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -32,6 +33,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"sync"
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
@@ -100,6 +102,10 @@ type record struct {
 	State     string    `json:"state"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Open: Size is only an upper bound until Seal fixes it (streams of
+	// unknown length, such as a multipart form's file field).
+	Open  bool              `json:"open,omitempty"`
+	Attrs map[string]string `json:"attrs,omitempty"` // copied onto the published file
 
 	// S3 engine state.
 	UploadID string        `json:"upload_id,omitempty"` // empty: the file is small enough for one Put
@@ -172,9 +178,25 @@ func New(store metastore.Store, blobs bucket.Backend, files *registry.Registry, 
 	return s, nil
 }
 
+// Spec describes a new session.
+type Spec struct {
+	Bucket, Key, MimeType string
+	Size                  int64
+	// Open makes Size an upper bound: the session completes only when Seal
+	// fixes its real size.
+	Open  bool
+	Attrs map[string]string // carried onto the published file
+}
+
 // Create starts a session for bucket/key. An existing file at bucket/key
 // stays untouched until the new one completes, then is replaced whole.
 func (s *Service) Create(ctx context.Context, bkt, key, mimeType string, size int64) (Info, error) {
+	return s.CreateSpec(ctx, Spec{Bucket: bkt, Key: key, MimeType: mimeType, Size: size})
+}
+
+// CreateSpec is Create with every option.
+func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
+	bkt, key, mimeType, size := sp.Bucket, sp.Key, sp.MimeType, sp.Size
 	if err := bucket.ValidateBucketName(bkt); err != nil {
 		return Info{}, ErrInvalidBucket.New("%v", err)
 	}
@@ -195,7 +217,7 @@ func (s *Service) Create(ctx context.Context, bkt, key, mimeType string, size in
 
 	now := s.now().UTC()
 	rec := &record{ID: newID(), Bucket: bkt, Key: key, MimeType: mimeType, Size: size,
-		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL)}
+		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL), Open: sp.Open, Attrs: sp.Attrs}
 	if err := s.eng.begin(ctx, rec); err != nil {
 		return Info{}, fmt.Errorf("begin upload: %w", err)
 	}
@@ -283,7 +305,7 @@ func (s *Service) Append(ctx context.Context, id string, c Chunk) (Info, *regist
 				return err
 			}
 		}
-		if rec.Offset == rec.Size {
+		if rec.Offset == rec.Size && !rec.Open {
 			f, err := s.finish(ctx, rec, ver, fence)
 			if err != nil {
 				return err
@@ -303,8 +325,8 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 		return registry.File{}, fmt.Errorf("complete upload: %w", keyConflict(rec, err))
 	}
 	f := registry.File{Bucket: rec.Bucket, Key: rec.Key, MimeType: rec.MimeType, Bytes: rec.Size,
-		CreatedAt: s.now().UTC(), ETag: obj.ETag}
-	if err := s.files.Publish(ctx, f); err != nil {
+		CreatedAt: s.now().UTC(), ETag: obj.ETag, Attrs: rec.Attrs}
+	if f, err = s.files.Publish(ctx, f); err != nil {
 		return registry.File{}, err
 	}
 	rec.State, rec.ETag, rec.Parts = stateCompleted, obj.ETag, nil
@@ -316,6 +338,79 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 		"duration", s.now().Sub(rec.CreatedAt).Round(time.Millisecond),
 		"mib_per_s", float64(rec.Size)/(1<<20)/max(s.now().Sub(rec.CreatedAt).Seconds(), 1e-6))
 	return f, nil
+}
+
+// Seal fixes an open session's size at the bytes received so far, adds
+// attrs, and completes it.
+func (s *Service) Seal(ctx context.Context, id string, attrs map[string]string) (registry.File, error) {
+	var file registry.File
+	err := s.withLock(ctx, id, func(ctx context.Context, fence int64) error {
+		rec, ver, err := s.load(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !rec.Open {
+			return errcode.ErrConflict.New("session %s has a fixed size; it completes with its last byte", id)
+		}
+		rec.Size, rec.Open = rec.Offset, false
+		for k, v := range attrs {
+			if rec.Attrs == nil {
+				rec.Attrs = map[string]string{}
+			}
+			rec.Attrs[k] = v
+		}
+		// The held-back remainder becomes the last part (or the one Put).
+		if err := s.eng.write(ctx, rec, fence, bytes.NewReader(nil), 0); err != nil {
+			return keyConflict(rec, err)
+		}
+		if ver, err = s.save(ctx, rec, ver, fence); err != nil {
+			return err
+		}
+		file, err = s.finish(ctx, rec, ver, fence)
+		return err
+	})
+	return file, err
+}
+
+// ingestChunk is the read size of Ingest: above MinPartSize, so on S3 every
+// chunk but the last is exactly one part.
+const ingestChunk = 8 << 20
+
+var ingestBufs = sync.Pool{New: func() any { b := make([]byte, ingestChunk); return &b }}
+
+// Ingest streams r, of unknown length up to limit bytes, into a new open
+// session and returns its id; the caller then Seals it (publish) or Aborts
+// it. Memory is one pooled chunk per call, whatever the length.
+func (s *Service) Ingest(ctx context.Context, sp Spec, r io.Reader, limit int64) (string, int64, error) {
+	sp.Size, sp.Open = limit, true
+	in, err := s.CreateSpec(ctx, sp)
+	if err != nil {
+		return "", 0, err
+	}
+	bp := ingestBufs.Get().(*[]byte)
+	defer ingestBufs.Put(bp)
+	var off int64
+	for {
+		n, rerr := io.ReadFull(r, *bp)
+		if n > 0 {
+			if off+int64(n) > limit {
+				_ = s.Abort(context.WithoutCancel(ctx), in.ID)
+				return "", off, ErrTooLarge.New("the file exceeds the limit of %d bytes", limit).With("max_size", limit)
+			}
+			if _, _, err := s.Append(ctx, in.ID, Chunk{Offset: off, Total: -1, Len: int64(n), Body: bytes.NewReader((*bp)[:n])}); err != nil {
+				_ = s.Abort(context.WithoutCancel(ctx), in.ID)
+				return "", off, err
+			}
+			off += int64(n)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return in.ID, off, nil
+		}
+		if rerr != nil {
+			_ = s.Abort(context.WithoutCancel(ctx), in.ID)
+			return "", off, ErrShortBody.Wrap(rerr, "reading the upload failed after %d bytes; nothing was stored", off)
+		}
+	}
 }
 
 // keyConflict explains a storage refusal that the client can act on.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -637,4 +638,48 @@ func TestChunkTooSmallForHugeFile(t *testing.T) {
 	if _, _, err := appendBytes(t, f, in.ID, 4*MiB, randomBytes(6*MiB)); err != nil {
 		t.Fatalf("a chunk completing a part: %v", err)
 	}
+}
+
+// Streams of unknown length: ingest, then seal with attributes; over the
+// limit nothing is kept.
+func TestIngestAndSeal(t *testing.T) {
+	both(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		for _, size := range []int{0, 3, 20*MiB + 1} {
+			data := randomBytes(size)
+			key := fmt.Sprintf("ingest/%d", size)
+			id, n, err := f.svc.Ingest(ctx, Spec{Bucket: "b", Key: key}, bytes.NewReader(data), 64*MiB)
+			if err != nil || n != int64(size) {
+				t.Fatalf("ingest %d: n=%d err=%v", size, n, err)
+			}
+			if _, err := f.files.Get(ctx, "b", key); err == nil {
+				t.Fatalf("ingest %d: published before Seal", size)
+			}
+			file, err := f.svc.Seal(ctx, id, map[string]string{"purpose": "batch"})
+			if err != nil {
+				t.Fatalf("seal %d: %v", size, err)
+			}
+			if file.Bytes != int64(size) || file.Attrs["purpose"] != "batch" || !strings.HasPrefix(file.ID, "file-") {
+				t.Fatalf("sealed file = %+v", file)
+			}
+			if got := readAll(t, f, file); !bytes.Equal(got, data) {
+				t.Fatalf("ingest %d: bytes differ", size)
+			}
+			if byID, err := f.files.ByID(ctx, "b", file.ID); err != nil || byID.Key != key {
+				t.Fatalf("by id: %+v %v", byID, err)
+			}
+		}
+		_, _, err := f.svc.Ingest(ctx, Spec{Bucket: "b", Key: "ingest/big"}, bytes.NewReader(randomBytes(9*MiB)), 8*MiB+1)
+		if !errcode.Is(err, ErrTooLarge) {
+			t.Fatalf("over the limit: %v", err)
+		}
+		if page, err := f.files.List(ctx, "b", "ingest/", "", 10); err != nil || len(page.Data) != 3 {
+			t.Fatalf("after a refused ingest the bucket lists %d files (%v), want 3", len(page.Data), err)
+		}
+		if mp, ok := f.blobs.(bucket.Multipart); ok {
+			if ups, _ := mp.ListMultipart(ctx, ""); len(ups) != 0 {
+				t.Fatalf("a refused ingest left multipart uploads: %v", ups)
+			}
+		}
+	})
 }
