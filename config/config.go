@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ferryhq/ferry/bucket"
 )
 
 // Config is everything ferryd can be told. The yaml tag is the file key; the
@@ -35,6 +37,16 @@ type Config struct {
 	Redis           Redis         `yaml:"redis"`
 	S3              S3            `yaml:"s3"`
 	Sessions        Sessions      `yaml:"sessions"`
+	OpenAI          OpenAI        `yaml:"openai"`
+}
+
+// OpenAI configures the OpenAI-compatible adapter.
+type OpenAI struct {
+	Bucket        string        `yaml:"bucket"`          // FERRY_OPENAI_BUCKET: native bucket of OpenAI files
+	UploadsBucket string        `yaml:"uploads_bucket"`  // FERRY_OPENAI_UPLOADS_BUCKET: parts of unfinished Uploads
+	MaxFileSize   int64         `yaml:"max_file_size"`   // FERRY_OPENAI_MAX_FILE_SIZE: largest POST /files, bytes
+	MaxUploadSize int64         `yaml:"max_upload_size"` // FERRY_OPENAI_MAX_UPLOAD_SIZE: largest Upload, bytes
+	UploadTTL     time.Duration `yaml:"upload_ttl"`      // FERRY_OPENAI_UPLOAD_TTL: an Upload expires after this
 }
 
 // Log configures the structured logger.
@@ -77,6 +89,7 @@ func Default() Config {
 		Log:             Log{Format: "text", Level: "info"},
 		Redis:           Redis{Prefix: "ferry:"},
 		S3:              S3{Region: "us-east-1"},
+		OpenAI:          OpenAI{Bucket: "openai", UploadsBucket: "openai-uploads", MaxFileSize: 512 << 20, MaxUploadSize: 8 << 30, UploadTTL: time.Hour},
 		Sessions:        Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20},
 	}
 }
@@ -176,6 +189,14 @@ var envVars = []envVar{
 		c.Sessions.MaxHeldBytes, err = strconv.ParseInt(v, 10, 64)
 		return
 	}},
+	{"FERRY_OPENAI_BUCKET", str(func(c *Config) *string { return &c.OpenAI.Bucket })},
+	{"FERRY_OPENAI_UPLOADS_BUCKET", str(func(c *Config) *string { return &c.OpenAI.UploadsBucket })},
+	{"FERRY_OPENAI_MAX_FILE_SIZE", func(c *Config, v string) (err error) { c.OpenAI.MaxFileSize, err = strconv.ParseInt(v, 10, 64); return }},
+	{"FERRY_OPENAI_MAX_UPLOAD_SIZE", func(c *Config, v string) (err error) {
+		c.OpenAI.MaxUploadSize, err = strconv.ParseInt(v, 10, 64)
+		return
+	}},
+	{"FERRY_OPENAI_UPLOAD_TTL", func(c *Config, v string) (err error) { c.OpenAI.UploadTTL, err = time.ParseDuration(v); return }},
 	{"FERRY_SESSION_PURGE_INTERVAL", func(c *Config, v string) (err error) { c.Sessions.PurgeInterval, err = time.ParseDuration(v); return }},
 }
 
@@ -275,6 +296,20 @@ func (c Config) Validate() error {
 	}
 	if c.Sessions.PurgeInterval <= 0 {
 		bad("sessions.purge_interval %s must be positive, for example 1m", c.Sessions.PurgeInterval)
+	}
+	for _, b := range []struct{ field, name string }{{"openai.bucket", c.OpenAI.Bucket}, {"openai.uploads_bucket", c.OpenAI.UploadsBucket}} {
+		if err := bucket.ValidateBucketName(b.name); err != nil {
+			bad("%s: %v", b.field, err)
+		}
+	}
+	if c.OpenAI.Bucket == c.OpenAI.UploadsBucket {
+		bad("openai.bucket and openai.uploads_bucket are both %q: give the upload parts their own bucket", c.OpenAI.Bucket)
+	}
+	if c.OpenAI.MaxFileSize <= 0 || c.OpenAI.MaxUploadSize <= 0 {
+		bad("openai.max_file_size and openai.max_upload_size must be positive numbers of bytes")
+	}
+	if c.OpenAI.UploadTTL <= 0 {
+		bad("openai.upload_ttl %s must be positive, for example 1h", c.OpenAI.UploadTTL)
 	}
 	return errors.Join(errs...)
 }

@@ -132,6 +132,9 @@ func TestValidate(t *testing.T) {
 		{"max size", func(c *Config) { c.Sessions.MaxSize = -1 }, "sessions.max_size"},
 		{"purge interval", func(c *Config) { c.Sessions.PurgeInterval = 0 }, "sessions.purge_interval"},
 		{"held bytes below a part", func(c *Config) { c.Sessions.MaxHeldBytes = 1 << 20 }, "sessions.max_held_bytes"},
+		{"openai bucket", func(c *Config) { c.OpenAI.Bucket = "open.ai" }, "openai.bucket"},
+		{"openai buckets equal", func(c *Config) { c.OpenAI.UploadsBucket = c.OpenAI.Bucket }, "own bucket"},
+		{"openai upload ttl", func(c *Config) { c.OpenAI.UploadTTL = 0 }, "openai.upload_ttl"},
 		{"negative shutdown", func(c *Config) { c.ShutdownTimeout = -time.Second }, "shutdown_timeout"},
 	}
 	for _, tc := range cases {

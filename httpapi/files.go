@@ -296,6 +296,13 @@ func (f *files) download(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	serveContent(w, r, f.registry, file, file.MimeType, writeError)
+}
+
+// serveContent streams a file with Range, ETag, Last-Modified and the
+// conditional headers; errors go out through writeErr (native or OpenAI).
+func serveContent(w http.ResponseWriter, r *http.Request, reg *registry.Registry, file registry.File, contentType string,
+	writeErr func(http.ResponseWriter, *http.Request, error)) {
 	etag := `"` + strings.Trim(file.ETag, `"`) + `"`
 	if file.ETag == "" {
 		etag = fmt.Sprintf(`"%x-%x"`, file.Bytes, file.CreatedAt.UnixNano())
@@ -318,10 +325,10 @@ func (f *files) download(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, errUnsatisfiable):
 		h.Set("Content-Range", fmt.Sprintf("bytes */%d", file.Bytes))
-		writeError(w, r, registry.ErrRange.New("range %q lies outside the file's %d bytes", rangeHeader, file.Bytes))
+		writeErr(w, r, registry.ErrRange.New("range %q lies outside the file's %d bytes", rangeHeader, file.Bytes))
 		return
 	case err != nil:
-		writeError(w, r, errcode.ErrInvalidRequest.New("%v", err))
+		writeErr(w, r, errcode.ErrInvalidRequest.New("%v", err))
 		return
 	}
 
@@ -332,17 +339,18 @@ func (f *files) download(w http.ResponseWriter, r *http.Request) {
 		brng = &bucket.Range{Offset: rng.start, Length: rng.length}
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rng.start, rng.start+rng.length-1, file.Bytes))
 	}
-	h.Set("Content-Type", file.MimeType)
+	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.FormatInt(length, 10))
 	if r.Method == http.MethodHead || length == 0 {
 		w.WriteHeader(status)
 		return
 	}
-	body, _, err := f.registry.Open(r.Context(), file, brng)
+	body, _, err := reg.Open(r.Context(), file, brng)
 	if err != nil {
-		h.Del("Content-Range")
-		h.Del("Content-Length")
-		writeError(w, r, err)
+		for _, k := range []string{"Content-Range", "Content-Length", "Content-Disposition"} {
+			h.Del(k)
+		}
+		writeErr(w, r, err)
 		return
 	}
 	defer body.Close()

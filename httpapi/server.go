@@ -15,6 +15,7 @@ import (
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
 )
@@ -25,6 +26,7 @@ type Deps struct {
 	Blobs    bucket.Backend
 	Sessions *session.Service // nil: the native file routes are not served
 	Files    *registry.Registry
+	OpenAI   *openai.Service      // nil: the OpenAI routes are not served
 	Registry *prometheus.Registry // metrics are registered here and served on /metrics
 	Logger   *slog.Logger
 }
@@ -53,6 +55,9 @@ func New(d Deps) http.Handler {
 	r.HandleFunc("/readyz", h.ready).Methods(http.MethodGet, http.MethodHead)
 	if d.Sessions != nil && d.Files != nil {
 		(&files{sessions: d.Sessions, registry: d.Files}).routes(r)
+	}
+	if d.OpenAI != nil {
+		(&openAI{svc: d.OpenAI, registry: d.Files}).routes(r)
 	}
 	r.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})).Methods(http.MethodGet)
 

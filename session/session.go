@@ -104,8 +104,9 @@ type record struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	// Open: Size is only an upper bound until Seal fixes it (streams of
 	// unknown length, such as a multipart form's file field).
-	Open  bool              `json:"open,omitempty"`
-	Attrs map[string]string `json:"attrs,omitempty"` // copied onto the published file
+	Open   bool              `json:"open,omitempty"`
+	Attrs  map[string]string `json:"attrs,omitempty"` // copied onto the published file
+	FileID string            `json:"file_id,omitempty"`
 
 	// S3 engine state.
 	UploadID string        `json:"upload_id,omitempty"` // empty: the file is small enough for one Put
@@ -184,8 +185,9 @@ type Spec struct {
 	Size                  int64
 	// Open makes Size an upper bound: the session completes only when Seal
 	// fixes its real size.
-	Open  bool
-	Attrs map[string]string // carried onto the published file
+	Open   bool
+	Attrs  map[string]string // carried onto the published file
+	FileID string            // the published file's id; minted on publish when empty
 }
 
 // Create starts a session for bucket/key. An existing file at bucket/key
@@ -217,7 +219,7 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 
 	now := s.now().UTC()
 	rec := &record{ID: newID(), Bucket: bkt, Key: key, MimeType: mimeType, Size: size,
-		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL), Open: sp.Open, Attrs: sp.Attrs}
+		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL), Open: sp.Open, Attrs: sp.Attrs, FileID: sp.FileID}
 	if err := s.eng.begin(ctx, rec); err != nil {
 		return Info{}, fmt.Errorf("begin upload: %w", err)
 	}
@@ -325,7 +327,7 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 		return registry.File{}, fmt.Errorf("complete upload: %w", keyConflict(rec, err))
 	}
 	f := registry.File{Bucket: rec.Bucket, Key: rec.Key, MimeType: rec.MimeType, Bytes: rec.Size,
-		CreatedAt: s.now().UTC(), ETag: obj.ETag, Attrs: rec.Attrs}
+		CreatedAt: s.now().UTC(), ETag: obj.ETag, Attrs: rec.Attrs, ID: rec.FileID}
 	if f, err = s.files.Publish(ctx, f); err != nil {
 		return registry.File{}, err
 	}

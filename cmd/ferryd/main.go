@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/httpapi"
 	"github.com/ferryhq/ferry/logging"
+	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
 )
@@ -68,7 +70,9 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	if err != nil {
 		return err
 	}
-	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: sessions, Files: files, Registry: reg, Logger: log})
+	oai := openai.New(sessions, files, st.meta, openai.Config{Bucket: cfg.OpenAI.Bucket, UploadsBucket: cfg.OpenAI.UploadsBucket,
+		MaxFileSize: cfg.OpenAI.MaxFileSize, MaxUploadSize: cfg.OpenAI.MaxUploadSize, UploadTTL: cfg.OpenAI.UploadTTL}, log)
+	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: sessions, Files: files, OpenAI: oai, Registry: reg, Logger: log})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -79,11 +83,12 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		ready <- ln.Addr().String()
 	}
 	purgeCtx, stopPurger := context.WithCancel(context.WithoutCancel(ctx))
-	purged := make(chan struct{})
-	go func() { defer close(purged); sessions.RunPurger(purgeCtx, cfg.Sessions.PurgeInterval) }()
+	var purgers sync.WaitGroup
+	purgers.Go(func() { sessions.RunPurger(purgeCtx, cfg.Sessions.PurgeInterval) })
+	purgers.Go(func() { oai.RunPurger(purgeCtx, cfg.Sessions.PurgeInterval) })
 	err = serve(ctx, ln, handler, cfg.ShutdownTimeout, log)
 	stopPurger()
-	<-purged // the stores close only after the purger has let go of them
+	purgers.Wait() // the stores close only after the purgers have let go of them
 	return err
 }
 

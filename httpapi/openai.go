@@ -1,0 +1,309 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/openai"
+	"github.com/ferryhq/ferry/registry"
+)
+
+// The OpenAI-compatible routes. The seed's own examples spell the prefix
+// both ways, so both are served.
+var openAIPrefixes = []string{"/v1/openai/v1", "/v1/openAi/v1"}
+
+// maxFormField bounds a non-file multipart field (purpose, expires_after…).
+const maxFormField = 64 << 10
+
+type openAI struct {
+	svc      *openai.Service
+	registry *registry.Registry
+}
+
+func (o *openAI) routes(r *mux.Router) {
+	for _, prefix := range openAIPrefixes {
+		sub := r.PathPrefix(prefix).Subrouter()
+		sub.HandleFunc("/files", o.uploadFile).Methods(http.MethodPost)
+		sub.HandleFunc("/files", o.listFiles).Methods(http.MethodGet)
+		sub.HandleFunc("/files/{id}", o.getFile).Methods(http.MethodGet)
+		sub.HandleFunc("/files/{id}", o.deleteFile).Methods(http.MethodDelete)
+		sub.HandleFunc("/files/{id}/content", o.content).Methods(http.MethodGet, http.MethodHead)
+		sub.HandleFunc("/uploads", o.createUpload).Methods(http.MethodPost)
+		sub.HandleFunc("/uploads/{id}/parts", o.addPart).Methods(http.MethodPost)
+		sub.HandleFunc("/uploads/{id}/complete", o.completeUpload).Methods(http.MethodPost)
+		sub.HandleFunc("/uploads/{id}/cancel", o.cancelUpload).Methods(http.MethodPost)
+		sub.PathPrefix("/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeOpenAIError(w, r, errcode.ErrNotFound.New("no route for %s %s", r.Method, r.URL.Path))
+		})
+	}
+}
+
+// decodeOpenAIJSON is lenient about unknown fields: the SDKs add new
+// optional fields over time, and they must not break old servers.
+func decodeOpenAIJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody)).Decode(v); err != nil {
+		return errcode.ErrInvalidJSON.New("the body is not the expected JSON object: %v", err)
+	}
+	return nil
+}
+
+// multipartParts opens a multipart/form-data body or says what to send.
+func multipartParts(r *http.Request, want string) (*multipartReader, error) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, errcode.ErrInvalidRequest.New("send multipart/form-data with %s: %v", want, err)
+	}
+	return &multipartReader{mr: mr, fields: map[string]string{}}, nil
+}
+
+func (o *openAI) uploadFile(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	form, err := multipartParts(r, "the fields file and purpose")
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	var staged *openai.Staged
+	fail := func(err error) {
+		if staged != nil {
+			o.svc.DiscardFile(ctx, staged)
+		}
+		writeOpenAIError(w, r, err)
+	}
+	// The SDKs send the file before purpose, so its bytes are streamed into
+	// storage first and published only once every field has checked out.
+	err = form.each(func(name, filename, contentType string, body io.Reader) error {
+		if name != "file" {
+			return nil
+		}
+		if staged != nil {
+			return errcode.ErrInvalidRequest.New("send one file field, not several")
+		}
+		var err error
+		staged, err = o.svc.StageFile(ctx, filename, contentType, body)
+		return err
+	})
+	if err != nil {
+		fail(err)
+		return
+	}
+	if staged == nil {
+		fail(errcode.ErrInvalidRequest.New("the file field is missing"))
+		return
+	}
+	purpose := form.fields["purpose"]
+	if err := openai.ValidatePurpose(purpose); err != nil {
+		fail(err)
+		return
+	}
+	expires, err := openai.ParseExpiresAfter(form.fields["expires_after[anchor]"], form.fields["expires_after[seconds]"])
+	if err != nil {
+		fail(err)
+		return
+	}
+	obj, err := o.svc.CommitFile(ctx, staged, purpose, expires)
+	if err != nil {
+		fail(err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, obj)
+}
+
+func (o *openAI) listFiles(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p := openai.ListParams{After: q.Get("after"), Limit: 10000, Desc: true, Purpose: q.Get("purpose")}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("limit %q must be an integer from 1 to 10000", v))
+			return
+		}
+		p.Limit = n
+	}
+	switch q.Get("order") {
+	case "", "desc":
+	case "asc":
+		p.Desc = false
+	default:
+		writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("order %q must be asc or desc", q.Get("order")))
+		return
+	}
+	if p.Purpose != "" {
+		if err := openai.ValidatePurpose(p.Purpose); err != nil {
+			writeOpenAIError(w, r, err)
+			return
+		}
+	}
+	page, err := o.svc.ListFiles(r.Context(), p)
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, page)
+}
+
+func (o *openAI) getFile(w http.ResponseWriter, r *http.Request) {
+	obj, _, err := o.svc.GetFile(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, obj)
+}
+
+func (o *openAI) deleteFile(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["id"]
+	if err := o.svc.DeleteFile(r.Context(), id); err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, map[string]any{"id": id, "object": "file", "deleted": true})
+}
+
+// content streams the bytes as the SDKs expect: octet-stream, with the
+// filename in Content-Disposition (quoted and escaped by mime).
+func (o *openAI) content(w http.ResponseWriter, r *http.Request) {
+	obj, file, err := o.svc.GetFile(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": obj.Filename}))
+	serveContent(w, r, o.registry, file, "application/octet-stream", writeOpenAIError)
+}
+
+func (o *openAI) createUpload(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Filename     string `json:"filename"`
+		Purpose      string `json:"purpose"`
+		Bytes        *int64 `json:"bytes"`
+		MimeType     string `json:"mime_type"`
+		ExpiresAfter *struct {
+			Anchor  string `json:"anchor"`
+			Seconds int64  `json:"seconds"`
+		} `json:"expires_after"`
+	}
+	if err := decodeOpenAIJSON(w, r, &req); err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	if req.Bytes == nil {
+		writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("bytes is required: the total size of the file"))
+		return
+	}
+	var expires int64
+	if e := req.ExpiresAfter; e != nil {
+		var err error
+		if expires, err = openai.ParseExpiresAfter(e.Anchor, strconv.FormatInt(e.Seconds, 10)); err != nil {
+			writeOpenAIError(w, r, err)
+			return
+		}
+	}
+	up, err := o.svc.CreateUpload(r.Context(), openai.UploadParams{Filename: req.Filename, Purpose: req.Purpose,
+		Bytes: *req.Bytes, MimeType: req.MimeType, ExpiresAfter: expires})
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, up)
+}
+
+func (o *openAI) addPart(w http.ResponseWriter, r *http.Request) {
+	form, err := multipartParts(r, "the field data")
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	var part *openai.Part
+	err = form.each(func(name, _, _ string, body io.Reader) error {
+		if name != "data" {
+			return nil
+		}
+		if part != nil {
+			return errcode.ErrInvalidRequest.New("send one data field per part")
+		}
+		p, err := o.svc.AddPart(r.Context(), mux.Vars(r)["id"], body)
+		part = &p
+		return err
+	})
+	if err == nil && part == nil {
+		err = errcode.ErrInvalidRequest.New("the data field is missing")
+	}
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, part)
+}
+
+func (o *openAI) completeUpload(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		PartIDs []string `json:"part_ids"`
+		MD5     string   `json:"md5"`
+	}
+	if err := decodeOpenAIJSON(w, r, &req); err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	up, err := o.svc.CompleteUpload(r.Context(), mux.Vars(r)["id"], req.PartIDs, req.MD5)
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, up)
+}
+
+func (o *openAI) cancelUpload(w http.ResponseWriter, r *http.Request) {
+	up, err := o.svc.CancelUpload(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, up)
+}
+
+// multipartReader walks a form in order: small fields are collected into
+// fields, and file parts are handed to the callback as streams, so a file is
+// never held in memory.
+type multipartReader struct {
+	mr     *multipart.Reader
+	fields map[string]string
+}
+
+func (m *multipartReader) each(fn func(name, filename, contentType string, body io.Reader) error) error {
+	for {
+		p, err := m.mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return errcode.ErrInvalidRequest.New("the multipart body is malformed: %v", err)
+		}
+		name := p.FormName()
+		if p.FileName() != "" || name == "file" || name == "data" {
+			err = fn(name, p.FileName(), p.Header.Get("Content-Type"), p)
+		} else {
+			v, rerr := io.ReadAll(io.LimitReader(p, maxFormField+1))
+			switch {
+			case rerr != nil:
+				err = errcode.ErrInvalidRequest.New("reading field %q: %v", name, rerr)
+			case len(v) > maxFormField:
+				err = errcode.ErrInvalidRequest.New("field %q exceeds %d bytes", name, maxFormField)
+			default:
+				m.fields[name] = string(v)
+			}
+		}
+		p.Close()
+		if err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,359 @@
+// Package openai is the OpenAI-compatible adapter: the Files and Uploads
+// APIs over the session engine and the file registry. Every OpenAI file is
+// a native file in one bucket (Config.Bucket, "openai" by default) at key
+// "<file id>/<filename>"; native uploads into that bucket appear here too,
+// with purpose user_data. The HTTP routes live in httpapi.
+//
+// Persistent layout in the metadata store (besides the registry's):
+//
+//	index  "openai/expiry"             member "<due unix ms, 16 digits>/<file or upload id>"
+//	record "openai/upload/<id>"        JSON uploadRecord
+//	index  "openai/upload/<id>/parts"  member <part id>, value part (JSON)
+//
+// File attributes (registry.File.Attrs): "openai.filename", "openai.purpose"
+// and "openai.expires_after" (seconds after created_at).
+package openai
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/registry"
+	"github.com/ferryhq/ferry/session"
+)
+
+// Purposes are the purposes a file may be uploaded with.
+var Purposes = []string{"assistants", "batch", "fine-tune", "vision", "user_data", "evals"}
+
+var (
+	ErrFileNotFound   = errcode.Register("OPENAI_FILE_NOT_FOUND", "File Not Found", http.StatusNotFound)
+	ErrUploadNotFound = errcode.Register("OPENAI_UPLOAD_NOT_FOUND", "Upload Not Found", http.StatusNotFound)
+	ErrUploadState    = errcode.Register("OPENAI_UPLOAD_STATE", "Upload Not Pending", http.StatusBadRequest)
+)
+
+const (
+	attrFilename     = "openai.filename"
+	attrPurpose      = "openai.purpose"
+	attrExpiresAfter = "openai.expires_after"
+	expiryIndex      = "openai/expiry"
+	defaultPurpose   = "user_data"
+	minExpiry        = 3600
+	maxExpiry        = 2592000
+)
+
+// Config sets the adapter's limits.
+type Config struct {
+	Bucket        string        // native bucket holding OpenAI files
+	UploadsBucket string        // native bucket holding the parts of unfinished Uploads
+	MaxFileSize   int64         // largest POST /files upload
+	MaxUploadSize int64         // largest Upload (OpenAI: 8 GB)
+	MaxPartSize   int64         // largest Upload part (OpenAI: 64 MB)
+	UploadTTL     time.Duration // an Upload expires this long after creation
+}
+
+func (c *Config) defaults() {
+	if c.Bucket == "" {
+		c.Bucket = "openai"
+	}
+	if c.UploadsBucket == "" {
+		c.UploadsBucket = "openai-uploads"
+	}
+	if c.MaxFileSize <= 0 {
+		c.MaxFileSize = 512 << 20
+	}
+	if c.MaxUploadSize <= 0 {
+		c.MaxUploadSize = 8 << 30
+	}
+	if c.MaxPartSize <= 0 {
+		c.MaxPartSize = 64 << 20
+	}
+	if c.UploadTTL <= 0 {
+		c.UploadTTL = time.Hour
+	}
+}
+
+// Service is the adapter.
+type Service struct {
+	sessions *session.Service
+	files    *registry.Registry
+	store    metastore.Store
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New returns the adapter.
+func New(sessions *session.Service, files *registry.Registry, store metastore.Store, cfg Config, log *slog.Logger) *Service {
+	cfg.defaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{sessions: sessions, files: files, store: store, cfg: cfg, log: log, now: time.Now}
+}
+
+// FileObject is OpenAI's file object.
+type FileObject struct {
+	ID            string  `json:"id"`
+	Object        string  `json:"object"`
+	Bytes         int64   `json:"bytes"`
+	CreatedAt     int64   `json:"created_at"`
+	ExpiresAt     *int64  `json:"expires_at"`
+	Filename      string  `json:"filename"`
+	Purpose       string  `json:"purpose"`
+	Status        string  `json:"status"`
+	StatusDetails *string `json:"status_details"`
+}
+
+// toObject renders a registry file; native files get defaults.
+func toObject(f registry.File) FileObject {
+	o := FileObject{ID: f.ID, Object: "file", Bytes: f.Bytes, CreatedAt: f.CreatedAt.Unix(),
+		Filename: f.Attrs[attrFilename], Purpose: f.Attrs[attrPurpose], Status: "processed"}
+	if o.Filename == "" {
+		o.Filename = path.Base(f.Key)
+	}
+	if o.Purpose == "" {
+		o.Purpose = defaultPurpose
+	}
+	if exp := expiresAt(f); !exp.IsZero() {
+		e := exp.Unix()
+		o.ExpiresAt = &e
+	}
+	return o
+}
+
+func expiresAt(f registry.File) time.Time {
+	secs, err := strconv.ParseInt(f.Attrs[attrExpiresAfter], 10, 64)
+	if err != nil || secs <= 0 {
+		return time.Time{}
+	}
+	return f.CreatedAt.Truncate(time.Second).Add(time.Duration(secs) * time.Second)
+}
+
+func (s *Service) expired(f registry.File) bool {
+	exp := expiresAt(f)
+	return !exp.IsZero() && !s.now().Before(exp)
+}
+
+// ValidatePurpose says what purposes exist when p is not one.
+func ValidatePurpose(p string) error {
+	for _, ok := range Purposes {
+		if p == ok {
+			return nil
+		}
+	}
+	if p == "" {
+		return errcode.ErrInvalidRequest.New("purpose is required; use one of %s", strings.Join(Purposes, ", "))
+	}
+	return errcode.ErrInvalidRequest.New("purpose %q is not supported; use one of %s", p, strings.Join(Purposes, ", "))
+}
+
+// ParseExpiresAfter checks expires_after[anchor] and [seconds]; both empty
+// means no expiry and gives 0.
+func ParseExpiresAfter(anchor, seconds string) (int64, error) {
+	if anchor == "" && seconds == "" {
+		return 0, nil
+	}
+	if anchor != "created_at" {
+		return 0, errcode.ErrInvalidRequest.New("expires_after[anchor] %q is not supported; use created_at", anchor)
+	}
+	n, err := strconv.ParseInt(seconds, 10, 64)
+	if err != nil || n < minExpiry || n > maxExpiry {
+		return 0, errcode.ErrInvalidRequest.New("expires_after[seconds] %q must be an integer from %d (1 hour) to %d (30 days)", seconds, minExpiry, maxExpiry)
+	}
+	return n, nil
+}
+
+// safeName turns a client's filename into one key segment of allowed
+// characters (and a safe Content-Disposition filename).
+func safeName(name string) string {
+	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := strings.Trim(b.String(), ".")
+	if len(out) > 200 {
+		out = out[len(out)-200:]
+	}
+	if out == "" {
+		return "file"
+	}
+	return out
+}
+
+// Staged is a file whose bytes are stored but not yet published.
+type Staged struct {
+	sessionID string
+	fileID    string
+	filename  string
+	Bytes     int64
+}
+
+// StageFile streams a file of unknown length into storage. Its form
+// fields may come after it, so it is published only by CommitFile.
+func (s *Service) StageFile(ctx context.Context, filename, mimeType string, r io.Reader) (*Staged, error) {
+	if filename == "" {
+		filename = "upload"
+	}
+	if mimeType == "" || mimeType == "application/octet-stream" {
+		if t := mime.TypeByExtension(path.Ext(filename)); t != "" {
+			mimeType = t
+		}
+	}
+	id := registry.NewFileID(s.now())
+	sid, n, err := s.sessions.Ingest(ctx, session.Spec{Bucket: s.cfg.Bucket, Key: id + "/" + safeName(filename),
+		MimeType: mimeType, FileID: id}, r, s.cfg.MaxFileSize)
+	if err != nil {
+		return nil, err
+	}
+	return &Staged{sessionID: sid, fileID: id, filename: filename, Bytes: n}, nil
+}
+
+// CommitFile publishes a staged file with its purpose and expiry.
+func (s *Service) CommitFile(ctx context.Context, st *Staged, purpose string, expiresAfter int64) (FileObject, error) {
+	attrs := map[string]string{attrFilename: st.filename, attrPurpose: purpose}
+	if expiresAfter > 0 {
+		attrs[attrExpiresAfter] = strconv.FormatInt(expiresAfter, 10)
+	}
+	f, err := s.sessions.Seal(ctx, st.sessionID, attrs)
+	if err != nil {
+		return FileObject{}, err
+	}
+	if exp := expiresAt(f); !exp.IsZero() {
+		if err := s.store.IndexPut(ctx, expiryIndex, dueMember(exp, f.ID), nil); err != nil {
+			return FileObject{}, err
+		}
+	}
+	return toObject(f), nil
+}
+
+// DiscardFile frees a staged file that will not be published.
+func (s *Service) DiscardFile(ctx context.Context, st *Staged) {
+	if err := s.sessions.Abort(context.WithoutCancel(ctx), st.sessionID); err != nil {
+		s.log.WarnContext(ctx, "discard_staged_file", "err", err)
+	}
+}
+
+func dueMember(at time.Time, id string) string { return fmt.Sprintf("%016d/%s", at.UnixMilli(), id) }
+
+// ListParams are the list query's parameters, already validated.
+type ListParams struct {
+	After   string
+	Limit   int
+	Desc    bool
+	Purpose string
+}
+
+// Page is a list page.
+type Page struct {
+	Object  string       `json:"object"`
+	Data    []FileObject `json:"data"`
+	FirstID *string      `json:"first_id"`
+	LastID  *string      `json:"last_id"`
+	HasMore bool         `json:"has_more"`
+}
+
+// ListFiles pages the files by id, which is creation order, so a cursor
+// never skips files created in the same second as it.
+func (s *Service) ListFiles(ctx context.Context, p ListParams) (Page, error) {
+	files, more, err := s.files.ListByID(ctx, s.cfg.Bucket, registry.IDQuery{After: p.After, Limit: p.Limit, Desc: p.Desc,
+		Keep: func(f registry.File) bool {
+			return !s.expired(f) && (p.Purpose == "" || toObject(f).Purpose == p.Purpose)
+		}})
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Object: "list", Data: make([]FileObject, 0, len(files)), HasMore: more}
+	for _, f := range files {
+		page.Data = append(page.Data, toObject(f))
+	}
+	if len(page.Data) > 0 {
+		page.FirstID, page.LastID = &page.Data[0].ID, &page.Data[len(page.Data)-1].ID
+	}
+	return page, nil
+}
+
+// GetFile returns a live file.
+func (s *Service) GetFile(ctx context.Context, id string) (FileObject, registry.File, error) {
+	f, err := s.files.ByID(ctx, s.cfg.Bucket, id)
+	if errcode.Is(err, registry.ErrFileNotFound) || err == nil && s.expired(f) {
+		return FileObject{}, registry.File{}, ErrFileNotFound.New("no file with id %q", id)
+	}
+	if err != nil {
+		return FileObject{}, registry.File{}, err
+	}
+	return toObject(f), f, nil
+}
+
+// DeleteFile deletes a file, bytes and all.
+func (s *Service) DeleteFile(ctx context.Context, id string) error {
+	_, f, err := s.GetFile(ctx, id)
+	if err != nil {
+		return err
+	}
+	_, err = s.files.Delete(ctx, f.Bucket, f.Key)
+	if errcode.Is(err, registry.ErrFileNotFound) {
+		return ErrFileNotFound.New("no file with id %q", id)
+	}
+	return err
+}
+
+// Purge deletes expired files and frees expired uploads.
+func (s *Service) Purge(ctx context.Context) (int, error) {
+	before := fmt.Sprintf("%016d/", s.now().UnixMilli()+1)
+	purged := 0
+	for {
+		entries, _, err := s.store.IndexList(ctx, expiryIndex, metastore.Query{Before: before, Limit: 100})
+		if err != nil || len(entries) == 0 {
+			return purged, err
+		}
+		for _, e := range entries {
+			_, id, _ := strings.Cut(e.Member, "/")
+			var err error
+			if strings.HasPrefix(id, "upload_") {
+				err = s.expireUpload(ctx, id)
+			} else if f, gerr := s.files.ByID(ctx, s.cfg.Bucket, id); gerr == nil {
+				_, err = s.files.Delete(ctx, f.Bucket, f.Key)
+			}
+			if err != nil && !errcode.Is(err, registry.ErrFileNotFound) {
+				return purged, err
+			}
+			if err := s.store.IndexDelete(ctx, expiryIndex, e.Member); err != nil {
+				return purged, err
+			}
+			purged++
+		}
+	}
+}
+
+// RunPurger purges every interval until ctx ends.
+func (s *Service) RunPurger(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.Purge(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				s.log.WarnContext(ctx, "openai_purge_failed", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,344 @@
+package openai
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/registry"
+	"github.com/ferryhq/ferry/session"
+)
+
+// Upload is OpenAI's Upload object.
+type Upload struct {
+	ID        string      `json:"id"`
+	Object    string      `json:"object"`
+	Bytes     int64       `json:"bytes"`
+	CreatedAt int64       `json:"created_at"`
+	ExpiresAt int64       `json:"expires_at"`
+	Filename  string      `json:"filename"`
+	Purpose   string      `json:"purpose"`
+	Status    string      `json:"status"` // pending, completed, cancelled, expired
+	File      *FileObject `json:"file"`
+}
+
+// Part is OpenAI's upload part object.
+type Part struct {
+	ID        string `json:"id"`
+	Object    string `json:"object"`
+	CreatedAt int64  `json:"created_at"`
+	UploadID  string `json:"upload_id"`
+}
+
+type uploadRecord struct {
+	Upload
+	MimeType     string `json:"mime_type"`
+	ExpiresAfter int64  `json:"expires_after,omitempty"` // for the file it becomes
+}
+
+type partRecord struct {
+	Size int64  `json:"size"`
+	Key  string `json:"key"` // in the uploads bucket
+}
+
+func uploadKey(id string) string  { return "openai/upload/" + id }
+func partsIndex(id string) string { return "openai/upload/" + id + "/parts" }
+func uploadLock(id string) string { return "openai/upload/" + id }
+func newToken(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// UploadParams are the fields of POST /uploads.
+type UploadParams struct {
+	Filename     string
+	Purpose      string
+	Bytes        int64
+	MimeType     string
+	ExpiresAfter int64 // seconds after created_at for the resulting file; 0 none
+}
+
+// CreateUpload starts an Upload.
+func (s *Service) CreateUpload(ctx context.Context, p UploadParams) (Upload, error) {
+	switch {
+	case p.Filename == "":
+		return Upload{}, errcode.ErrInvalidRequest.New("filename is required")
+	case p.MimeType == "":
+		return Upload{}, errcode.ErrInvalidRequest.New("mime_type is required, e.g. text/jsonl")
+	case p.Bytes < 0 || p.Bytes > s.cfg.MaxUploadSize:
+		return Upload{}, errcode.ErrInvalidRequest.New("bytes %d must be from 0 to %d", p.Bytes, s.cfg.MaxUploadSize)
+	}
+	if err := ValidatePurpose(p.Purpose); err != nil {
+		return Upload{}, err
+	}
+	now := s.now()
+	rec := uploadRecord{Upload: Upload{ID: newToken("upload_"), Object: "upload", Bytes: p.Bytes, CreatedAt: now.Unix(),
+		ExpiresAt: now.Add(s.cfg.UploadTTL).Unix(), Filename: p.Filename, Purpose: p.Purpose, Status: "pending"},
+		MimeType: p.MimeType, ExpiresAfter: p.ExpiresAfter}
+	if err := s.store.IndexPut(ctx, expiryIndex, dueMember(now.Add(s.cfg.UploadTTL), rec.ID), nil); err != nil {
+		return Upload{}, err
+	}
+	if _, err := s.saveUpload(ctx, rec, 0); err != nil {
+		return Upload{}, err
+	}
+	return rec.Upload, nil
+}
+
+func (s *Service) saveUpload(ctx context.Context, rec uploadRecord, ver int64) (int64, error) {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return 0, err
+	}
+	// Kept a day past expiry so late calls learn "expired", not "unknown".
+	ttl := time.Until(time.Unix(rec.ExpiresAt, 0)) + 24*time.Hour
+	r, err := s.store.Put(ctx, uploadKey(rec.ID), v, metastore.Cond{Version: ver, TTL: ttl})
+	if errors.Is(err, metastore.ErrConflict) {
+		return 0, errcode.ErrConflict.New("upload %s changed concurrently; retry", rec.ID)
+	}
+	return r.Version, err
+}
+
+func (s *Service) loadUpload(ctx context.Context, id string) (uploadRecord, int64, error) {
+	r, err := s.store.Get(ctx, uploadKey(id))
+	if errors.Is(err, metastore.ErrNotFound) {
+		return uploadRecord{}, 0, ErrUploadNotFound.New("no upload with id %q", id)
+	}
+	if err != nil {
+		return uploadRecord{}, 0, err
+	}
+	var rec uploadRecord
+	if err := json.Unmarshal(r.Value, &rec); err != nil {
+		return uploadRecord{}, 0, err
+	}
+	if rec.Status == "pending" && !s.now().Before(time.Unix(rec.ExpiresAt, 0)) {
+		rec.Status = "expired"
+	}
+	return rec, r.Version, nil
+}
+
+func pending(rec uploadRecord) error {
+	if rec.Status != "pending" {
+		return ErrUploadState.New("upload %s is %s; only a pending upload takes parts, completes or cancels", rec.ID, rec.Status)
+	}
+	return nil
+}
+
+// AddPart stores one part. Parts may arrive in parallel and in any order.
+func (s *Service) AddPart(ctx context.Context, uploadID string, r io.Reader) (Part, error) {
+	rec, _, err := s.loadUpload(ctx, uploadID)
+	if err != nil {
+		return Part{}, err
+	}
+	if err := pending(rec); err != nil {
+		return Part{}, err
+	}
+	part := Part{ID: newToken("part_"), Object: "upload.part", CreatedAt: s.now().Unix(), UploadID: uploadID}
+	key := uploadID + "/" + part.ID
+	sid, _, err := s.sessions.Ingest(ctx, session.Spec{Bucket: s.cfg.UploadsBucket, Key: key}, r, s.cfg.MaxPartSize)
+	if err != nil {
+		return Part{}, err
+	}
+	f, err := s.sessions.Seal(ctx, sid, nil)
+	if err != nil {
+		return Part{}, err
+	}
+	v, _ := json.Marshal(partRecord{Size: f.Bytes, Key: key})
+	if err := s.store.IndexPut(ctx, partsIndex(uploadID), part.ID, v); err != nil {
+		return Part{}, err
+	}
+	return part, nil
+}
+
+// withUploadLock serialises complete, cancel and expiry of one upload.
+func (s *Service) withUploadLock(ctx context.Context, id string, fn func() error) error {
+	l, err := s.store.Lock(ctx, uploadLock(id), 5*time.Minute)
+	if errors.Is(err, metastore.ErrLocked) {
+		return errcode.ErrConflict.New("upload %s is being completed or cancelled by another request", id)
+	}
+	if err != nil {
+		return err
+	}
+	defer l.Unlock(context.WithoutCancel(ctx))
+	return fn()
+}
+
+// CompleteUpload joins the listed parts, in order, into one file. The byte
+// total must equal the declared size and, when given, the MD5 must match;
+// nothing is published otherwise.
+func (s *Service) CompleteUpload(ctx context.Context, id string, partIDs []string, md5hex string) (Upload, error) {
+	var out Upload
+	err := s.withUploadLock(ctx, id, func() error {
+		rec, ver, err := s.loadUpload(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := pending(rec); err != nil {
+			return err
+		}
+		if len(partIDs) == 0 && rec.Bytes > 0 {
+			return errcode.ErrInvalidRequest.New("part_ids is empty; list the parts in the order to join them")
+		}
+		parts := make([]partRecord, len(partIDs))
+		var total int64
+		seen := map[string]bool{}
+		for i, pid := range partIDs {
+			if seen[pid] {
+				return errcode.ErrInvalidRequest.New("part %s is listed twice", pid)
+			}
+			seen[pid] = true
+			v, err := s.store.IndexGet(ctx, partsIndex(id), pid)
+			if errors.Is(err, metastore.ErrNotFound) {
+				return errcode.ErrInvalidRequest.New("part %s does not belong to upload %s", pid, id)
+			}
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(v, &parts[i]); err != nil {
+				return err
+			}
+			total += parts[i].Size
+		}
+		if total != rec.Bytes {
+			return errcode.ErrInvalidRequest.New("the parts hold %d bytes but the upload was created for %d", total, rec.Bytes)
+		}
+		file, err := s.join(ctx, rec, parts, md5hex)
+		if err != nil {
+			return err
+		}
+		rec.Status, rec.File = "completed", &file
+		if _, err := s.saveUpload(ctx, rec, ver); err != nil {
+			return err
+		}
+		s.dropParts(ctx, id)
+		out = rec.Upload
+		return nil
+	})
+	return out, err
+}
+
+// join streams the parts from storage into a new open session, checks the
+// MD5, and only then seals it.
+func (s *Service) join(ctx context.Context, rec uploadRecord, parts []partRecord, md5hex string) (FileObject, error) {
+	fileID := registry.NewFileID(s.now())
+	in, err := s.sessions.CreateSpec(ctx, session.Spec{Bucket: s.cfg.Bucket, Key: fileID + "/" + safeName(rec.Filename),
+		MimeType: rec.MimeType, Size: rec.Bytes, Open: true, FileID: fileID})
+	if err != nil {
+		return FileObject{}, err
+	}
+	fail := func(err error) (FileObject, error) {
+		_ = s.sessions.Abort(context.WithoutCancel(ctx), in.ID)
+		return FileObject{}, err
+	}
+	var sum hash.Hash = md5.New()
+	var off int64
+	for _, p := range parts {
+		f, err := s.files.Get(ctx, s.cfg.UploadsBucket, p.Key)
+		if err != nil {
+			return fail(err)
+		}
+		body, _, err := s.files.Open(ctx, f, nil)
+		if err != nil {
+			return fail(err)
+		}
+		_, _, err = s.sessions.Append(ctx, in.ID, session.Chunk{Offset: off, Total: -1, Len: p.Size, Body: io.TeeReader(body, sum)})
+		body.Close()
+		if err != nil {
+			return fail(err)
+		}
+		off += p.Size
+	}
+	if md5hex != "" && !strings.EqualFold(md5hex, hex.EncodeToString(sum.Sum(nil))) {
+		return fail(errcode.ErrInvalidRequest.New("md5 %s does not match the joined parts (%x); nothing was stored", md5hex, sum.Sum(nil)))
+	}
+	attrs := map[string]string{attrFilename: rec.Filename, attrPurpose: rec.Purpose}
+	if rec.ExpiresAfter > 0 {
+		attrs[attrExpiresAfter] = fmt.Sprint(rec.ExpiresAfter)
+	}
+	f, err := s.sessions.Seal(ctx, in.ID, attrs)
+	if err != nil {
+		return FileObject{}, err
+	}
+	if exp := expiresAt(f); !exp.IsZero() {
+		if err := s.store.IndexPut(ctx, expiryIndex, dueMember(exp, f.ID), nil); err != nil {
+			return FileObject{}, err
+		}
+	}
+	return toObject(f), nil
+}
+
+// CancelUpload cancels a pending upload and frees its parts.
+func (s *Service) CancelUpload(ctx context.Context, id string) (Upload, error) {
+	var out Upload
+	err := s.withUploadLock(ctx, id, func() error {
+		rec, ver, err := s.loadUpload(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := pending(rec); err != nil {
+			return err
+		}
+		rec.Status = "cancelled"
+		if _, err := s.saveUpload(ctx, rec, ver); err != nil {
+			return err
+		}
+		s.dropParts(ctx, id)
+		out = rec.Upload
+		return nil
+	})
+	return out, err
+}
+
+// expireUpload marks a pending upload expired and frees its parts.
+func (s *Service) expireUpload(ctx context.Context, id string) error {
+	return s.withUploadLock(ctx, id, func() error {
+		rec, ver, err := s.loadUpload(ctx, id)
+		if errcode.Is(err, ErrUploadNotFound) {
+			s.dropParts(ctx, id)
+			return nil
+		}
+		if err != nil || rec.Status != "expired" {
+			return err // completed or cancelled ones freed their parts already
+		}
+		if _, err := s.saveUpload(ctx, rec, ver); err != nil {
+			return err
+		}
+		s.dropParts(ctx, id)
+		return nil
+	})
+}
+
+// dropParts deletes every stored part of an upload. Failures are logged:
+// the parts stay listed in the uploads bucket for an operator to see.
+func (s *Service) dropParts(ctx context.Context, id string) {
+	for {
+		entries, _, err := s.store.IndexList(ctx, partsIndex(id), metastore.Query{Limit: 100})
+		if err != nil || len(entries) == 0 {
+			if err != nil {
+				s.log.WarnContext(ctx, "drop_upload_parts", "upload", id, "err", err)
+			}
+			return
+		}
+		for _, e := range entries {
+			var p partRecord
+			_ = json.Unmarshal(e.Value, &p)
+			if _, err := s.files.Delete(ctx, s.cfg.UploadsBucket, p.Key); err != nil && !errcode.Is(err, registry.ErrFileNotFound) {
+				s.log.WarnContext(ctx, "drop_upload_part", "upload", id, "part", e.Member, "err", err)
+				return
+			}
+			if err := s.store.IndexDelete(ctx, partsIndex(id), e.Member); err != nil {
+				return
+			}
+		}
+	}
+}
