@@ -95,13 +95,17 @@ func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r
 	if err != nil {
 		return err
 	}
-	src := io.MultiReader(bytes.NewReader(tail), io.LimitReader(r, n))
+	readers := make([]io.Reader, 0, len(tail)+1)
+	for _, seg := range tail {
+		readers = append(readers, bytes.NewReader(seg))
+	}
+	src := io.MultiReader(append(readers, io.LimitReader(r, n))...)
 	if rec.UploadID == "" { // a small file: everything fits one Put
 		obj, err := e.blobs.Put(ctx, rec.object(), src, held, bucket.PutOptions{ContentType: rec.MimeType})
 		if err != nil {
 			return shortBody(err, n)
 		}
-		rec.TailLen, rec.ETag = 0, obj.ETag
+		rec.TailLen, rec.TailSegs, rec.ETag = 0, 0, obj.ETag
 		return nil
 	}
 	for _, size := range splitRun(held) {
@@ -115,7 +119,7 @@ func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r
 		}
 		rec.Parts = append(rec.Parts, p)
 	}
-	rec.TailLen = 0
+	rec.TailLen, rec.TailSegs = 0, 0
 	return nil
 }
 
@@ -134,43 +138,77 @@ func splitRun(n int64) []int64 {
 	return sizes
 }
 
-// holdBack appends the chunk to the tail record. The tail never exceeds one
-// part, so memory per request is bounded by PartSize.
+// maxTailSegs bounds the segments of a tail; past it they are merged, so
+// even a client of tiny chunks costs a bounded number of reads per part.
+const maxTailSegs = 16
+
+// holdBack stores the chunk as the tail's next segment, writing only the
+// chunk, never the whole tail again. Each segment carries the lock's
+// fence, so a stale holder cannot overwrite a segment a newer one wrote.
+// Memory per request is bounded by the tail, at most maxHeld.
 func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64, r io.Reader, n int64) error {
-	tail, err := e.tail(ctx, rec)
-	if err != nil {
-		return err
+	var prefix [][]byte
+	seg := rec.TailSegs
+	if seg >= maxTailSegs {
+		merged, err := e.tail(ctx, rec)
+		if err != nil {
+			return err
+		}
+		prefix, seg = merged, 0
 	}
-	buf := make([]byte, len(tail), len(tail)+int(n))
-	copy(buf, tail)
-	buf = buf[:len(tail)+int(n)]
-	if _, err := io.ReadFull(r, buf[len(tail):]); err != nil {
+	buf := make([]byte, 0, e.segLen(prefix)+n)
+	for _, p := range prefix {
+		buf = append(buf, p...)
+	}
+	start := len(buf)
+	buf = buf[:start+int(n)]
+	if _, err := io.ReadFull(r, buf[start:]); err != nil {
 		return shortBody(err, n)
 	}
 	// Same lifetime as the record, so the tail never vanishes first.
 	ttl := time.Until(rec.ExpiresAt) + e.grace
-	if _, err := e.store.Put(ctx, tailKey(rec.ID), buf, metastore.Cond{Version: metastore.AnyVersion, Fence: fence, TTL: ttl}); err != nil {
+	if _, err := e.store.Put(ctx, tailKey(rec.ID, seg), buf, metastore.Cond{Version: metastore.AnyVersion, Fence: fence, TTL: ttl}); err != nil {
 		if errors.Is(err, metastore.ErrFenced) {
 			return ErrBusy.Wrap(err, "another request took over session %s", rec.ID)
 		}
 		return fmt.Errorf("store held-back bytes: %w", err)
 	}
-	rec.TailLen = int64(len(buf))
+	rec.TailSegs, rec.TailLen = seg+1, rec.TailLen+n
 	return nil
 }
 
-func (e *multipartEngine) tail(ctx context.Context, rec *record) ([]byte, error) {
-	if rec.TailLen == 0 {
-		return nil, nil
+func (e *multipartEngine) segLen(segs [][]byte) int64 {
+	var n int64
+	for _, s := range segs {
+		n += int64(len(s))
 	}
-	r, err := e.store.Get(ctx, tailKey(rec.ID))
-	if err != nil {
-		return nil, fmt.Errorf("read held-back bytes: %w", err)
+	return n
+}
+
+// tail reads the held-back segments in order.
+func (e *multipartEngine) tail(ctx context.Context, rec *record) ([][]byte, error) {
+	segs := make([][]byte, 0, rec.TailSegs)
+	for i := range rec.TailSegs {
+		r, err := e.store.Get(ctx, tailKey(rec.ID, i))
+		if err != nil {
+			return nil, fmt.Errorf("read held-back bytes of session %s: %w", rec.ID, err)
+		}
+		segs = append(segs, r.Value)
 	}
-	if int64(len(r.Value)) < rec.TailLen {
-		return nil, fmt.Errorf("held-back bytes of session %s: have %d, record says %d", rec.ID, len(r.Value), rec.TailLen)
+	if got := e.segLen(segs); got != rec.TailLen {
+		return nil, fmt.Errorf("held-back bytes of session %s: have %d, record says %d", rec.ID, got, rec.TailLen)
 	}
-	return r.Value[:rec.TailLen], nil
+	return segs, nil
+}
+
+// deleteTail removes every segment a session may have written.
+func deleteTail(ctx context.Context, store metastore.Store, id string) error {
+	for i := range maxTailSegs {
+		if err := store.Delete(ctx, tailKey(id, i), metastore.AnyVersion); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (e *multipartEngine) complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error) {

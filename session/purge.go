@@ -60,7 +60,7 @@ func (s *Service) purgeOne(ctx context.Context, e metastore.Entry) (bool, error)
 				return err
 			}
 			freed = true
-			return s.store.Delete(ctx, tailKey(ref.ID), metastore.AnyVersion)
+			return deleteTail(ctx, s.store, ref.ID)
 		case errcode.Is(err, ErrExpired):
 			freed = true
 			return s.remove(ctx, rec, ver)

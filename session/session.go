@@ -10,8 +10,9 @@
 // Persistent layout in the metadata store:
 //
 //	record "session/<id>"       JSON record; expires (TTL) a grace period after expires_at
-//	record "session/<id>/tail"  bytes held back for the next S3 part; only the first
-//	                            tail_len bytes (from the session record) are valid
+//	record "session/<id>/tail/<n>"  segment n of the bytes held back for the next S3
+//	                            part; segments 0..tail_segs-1 (from the session record)
+//	                            are valid, later ones are leftovers to overwrite
 //	index  "sessions/expiry"    member "<check-at unix ms, 16 digits>/<id>", value purgeRef;
 //	                            the purger's work list (expires_at may have moved later)
 //	lock   "session/<id>"       held for the length of one append, abort or purge
@@ -33,6 +34,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -85,8 +87,10 @@ const (
 )
 
 func recordKey(id string) string { return "session/" + id }
-func tailKey(id string) string   { return "session/" + id + "/tail" }
-func lockName(id string) string  { return "session/" + id }
+func tailKey(id string, seg int) string {
+	return "session/" + id + "/tail/" + strconv.Itoa(seg)
+}
+func lockName(id string) string { return "session/" + id }
 func expiryMember(at time.Time, id string) string {
 	return fmt.Sprintf("%016d/%s", at.UnixMilli(), id)
 }
@@ -112,8 +116,9 @@ type record struct {
 	UploadID string        `json:"upload_id,omitempty"` // empty: the file is small enough for one Put
 	PartSize int64         `json:"part_size,omitempty"` // every part but the last is at least this
 	Parts    []bucket.Part `json:"parts,omitempty"`
-	TailLen  int64         `json:"tail_len,omitempty"`
-	ETag     string        `json:"etag,omitempty"` // set once the object exists
+	TailLen  int64         `json:"tail_len,omitempty"`  // bytes held back for the next part
+	TailSegs int           `json:"tail_segs,omitempty"` // in this many tail records
+	ETag     string        `json:"etag,omitempty"`      // set once the object exists
 }
 
 // purgeRef is what the purger needs even if the record itself is gone.
@@ -335,7 +340,7 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 	if _, err := s.save(ctx, rec, ver, fence); err != nil {
 		return registry.File{}, err
 	}
-	_ = s.store.Delete(ctx, tailKey(rec.ID), metastore.AnyVersion)
+	_ = deleteTail(ctx, s.store, rec.ID)
 	s.log.InfoContext(ctx, "upload_completed", "session", rec.ID, "bytes", rec.Size,
 		"duration", s.now().Sub(rec.CreatedAt).Round(time.Millisecond),
 		"mib_per_s", float64(rec.Size)/(1<<20)/max(s.now().Sub(rec.CreatedAt).Seconds(), 1e-6))
@@ -443,7 +448,7 @@ func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
 			return fmt.Errorf("discard upload: %w", err)
 		}
 	}
-	if err := s.store.Delete(ctx, tailKey(rec.ID), metastore.AnyVersion); err != nil {
+	if err := deleteTail(ctx, s.store, rec.ID); err != nil {
 		return err
 	}
 	if err := s.store.Delete(ctx, recordKey(rec.ID), ver); err != nil && !errors.Is(err, metastore.ErrNotFound) {

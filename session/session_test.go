@@ -90,6 +90,8 @@ func (c *counting) ListMultipartUploads(ctx context.Context, in *s3.ListMultipar
 	return c.API.ListMultipartUploads(ctx, in, o...)
 }
 
+func testsvcS3(t testing.TB) (*s3.Client, string) { return testsvc.S3(t) }
+
 // diff is what happened between two snapshots.
 func diff(before, after map[string]int) map[string]int {
 	out := map[string]int{}
@@ -122,7 +124,7 @@ func (c *clock) advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func newService(t *testing.T, store metastore.Store, blobs bucket.Backend, s3c *counting) *fixture {
+func newService(t testing.TB, store metastore.Store, blobs bucket.Backend, s3c *counting) *fixture {
 	t.Helper()
 	files := registry.New(store, blobs)
 	svc, err := New(store, blobs, files, Config{TTL: time.Hour, MaxSize: 1 << 30}, slog.New(slog.DiscardHandler))
@@ -151,7 +153,7 @@ func embedded(t *testing.T) *fixture {
 }
 
 // redisS3 is production: real Redis + real S3 behind a counting wrapper.
-func redisS3(t *testing.T) *fixture {
+func redisS3(t testing.TB) *fixture {
 	t.Helper()
 	rc, prefix := testsvc.Redis(t)
 	store := redisstore.New(rc, prefix)
@@ -234,6 +236,7 @@ func TestUploadSizes(t *testing.T) {
 			{"5MiB", 5 * MiB, []int{5 * MiB}},
 			{"5MiB_plus_1", 5*MiB + 1, []int{2*MiB + 7, MiB}},
 			{"12MiB_uneven", 12*MiB + 3, []int{700 * 1024, 6*MiB + 1, 1}},
+			{"tiny_chunks", 6*MiB + 5, []int{64 * 1024}}, // merges tail segments several times
 		} {
 			data := randomBytes(tc.size)
 			file := upload(t, f, "sizes/"+tc.name, data, tc.chunks...)
@@ -544,7 +547,7 @@ func TestExpiryAndPurge(t *testing.T) {
 		if _, err := f.svc.Get(ctx, in.ID); !errcode.Is(err, ErrNotFound) {
 			t.Fatalf("purged session: %v, want SESSION_NOT_FOUND", err)
 		}
-		if _, err := f.store.Get(ctx, tailKey(in.ID)); err == nil {
+		if _, err := f.store.Get(ctx, tailKey(in.ID, 0)); err == nil {
 			t.Fatal("the held-back tail survived the purge")
 		}
 		if mp, ok := f.blobs.(bucket.Multipart); ok {

@@ -1,0 +1,87 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/bucket/s3blob"
+)
+
+// BenchmarkUpload compares, on the same real S3 server, a session upload
+// (Redis metadata, held-back tails, one UploadPart per part) with a direct
+// multipart upload of the same bytes through the same kind of client, in
+// parts of max(chunk, 5 MiB) as a well-written direct client would send.
+// Each iteration does one of each, alternating which goes first, so disk
+// writeback and cache drift on the S3 server hit both alike; the metric that
+// matters is session/direct.
+//
+//	CI=1 scripts/test.sh -run '^$' -bench Upload -benchtime 6x ./session/
+func BenchmarkUpload(b *testing.B) {
+	const size = 64 << 20
+	data := randomBytes(size)
+	for _, chunk := range []int{1 << 20, 8 << 20, 64 << 20} {
+		b.Run(fmt.Sprintf("chunk=%dMiB", chunk>>20), func(b *testing.B) {
+			f := redisS3(b)
+			client, bkt := testsvcS3(b)
+			direct := s3blob.New(client, bkt, "")
+			part := max(chunk, int(bucket.MinPartSize))
+			ctx := context.Background()
+			var tDirect, tSession time.Duration
+			upDirect := func(i int) {
+				start := time.Now()
+				key := fmt.Sprintf("direct/%d", i)
+				id, err := direct.CreateMultipart(ctx, key, bucket.PutOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				var parts []bucket.Part
+				for off := 0; off < size; off += part {
+					n := min(part, size-off)
+					p, err := direct.UploadPart(ctx, key, id, len(parts)+1, bytes.NewReader(data[off:off+n]), int64(n))
+					if err != nil {
+						b.Fatal(err)
+					}
+					parts = append(parts, p)
+				}
+				if _, err := direct.CompleteMultipart(ctx, key, id, parts); err != nil {
+					b.Fatal(err)
+				}
+				tDirect += time.Since(start)
+			}
+			upSession := func(i int) {
+				start := time.Now()
+				in, err := f.svc.Create(ctx, "bench", fmt.Sprintf("s/%d", i), "", size)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for off := 0; off < size; off += chunk {
+					n := min(chunk, size-off)
+					if _, _, err := f.svc.Append(ctx, in.ID, Chunk{Offset: int64(off), Total: -1, Len: int64(n), Body: bytes.NewReader(data[off : off+n])}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				tSession += time.Since(start)
+			}
+			b.SetBytes(2 * size)
+			for i := 0; b.Loop(); i++ {
+				if i%2 == 0 {
+					upDirect(i)
+					upSession(i)
+				} else {
+					upSession(i)
+					upDirect(i)
+				}
+			}
+			mbps := func(d time.Duration) float64 { return float64(b.N) * size / (1 << 20) / d.Seconds() }
+			b.ReportMetric(mbps(tDirect), "direct_MiB/s")
+			b.ReportMetric(mbps(tSession), "session_MiB/s")
+			b.ReportMetric(tDirect.Seconds()/tSession.Seconds(), "session/direct")
+			counts := f.s3.snapshot()
+			b.ReportMetric(float64(counts["UploadPart"]+counts["PutObject"])/float64(b.N*(size/chunk)), "s3writes/append")
+		})
+	}
+}
