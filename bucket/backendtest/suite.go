@@ -8,16 +8,20 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry/bucket"
 )
 
-// Run runs the suite against the backend newBackend returns.
+// Run runs the suite against the backend newBackend returns. Capabilities
+// the backend lacks (Multipart, Staging, Pinger) skip their subtests.
 func Run(t *testing.T, newBackend func(t *testing.T) bucket.Backend) {
 	b := newBackend(t)
 	t.Cleanup(func() { assertEmpty(t, b) })
@@ -26,14 +30,20 @@ func Run(t *testing.T, newBackend func(t *testing.T) bucket.Backend) {
 		fn   func(*testing.T, bucket.Backend)
 	}{
 		{"PutGetHead", testPutGetHead},
+		{"ContentType", testContentType},
 		{"Ranges", testRanges},
 		{"Missing", testMissing},
+		{"InvalidKeys", testInvalidKeys},
 		{"Overwrite", testOverwrite},
+		{"NoPartialObject", testNoPartialObject},
 		{"List", testList},
+		{"KeyConflict", testKeyConflict},
 		{"ShortBody", testShortBody},
 		{"Multipart", testMultipart},
 		{"MultipartRules", testMultipartRules},
+		{"MultipartAbort", testMultipartAbort},
 		{"Staging", testStaging},
+		{"Ping", testPing},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
 	}
@@ -42,14 +52,14 @@ func Run(t *testing.T, newBackend func(t *testing.T) bucket.Backend) {
 func assertEmpty(t *testing.T, b bucket.Backend) {
 	t.Helper()
 	ctx := context.Background()
-	objs, _, err := b.List(ctx, "", "", 100)
+	objs, _, err := b.List(ctx, "", "", 1000)
 	if err != nil || len(objs) != 0 {
 		t.Errorf("left behind: %d objects (%v): %+v", len(objs), err, objs)
 	}
 	if mp, ok := b.(bucket.Multipart); ok {
 		ups, err := mp.ListMultipart(ctx, "")
 		if err != nil || len(ups) != 0 {
-			t.Errorf("left behind: %d multipart uploads (%v)", len(ups), err)
+			t.Errorf("left behind: %d multipart uploads (%v): %+v", len(ups), err, ups)
 		}
 	}
 }
@@ -60,9 +70,16 @@ func random(n int) []byte {
 	return p
 }
 
+func sum(p []byte) string {
+	s := sha256.Sum256(p)
+	return hex.EncodeToString(s[:])
+}
+
+const testType = "application/x-ferry-test"
+
 func put(t *testing.T, b bucket.Backend, key string, data []byte) bucket.ObjectInfo {
 	t.Helper()
-	info, err := b.Put(context.Background(), key, bytes.NewReader(data), int64(len(data)), bucket.PutOptions{ContentType: "application/x-test"})
+	info, err := b.Put(context.Background(), key, bytes.NewReader(data), int64(len(data)), bucket.PutOptions{ContentType: testType})
 	if err != nil {
 		t.Fatalf("put %s: %v", key, err)
 	}
@@ -84,131 +101,350 @@ func get(t *testing.T, b bucket.Backend, key string, rng *bucket.Range) ([]byte,
 	return data, info
 }
 
+func mustNotExist(t *testing.T, b bucket.Backend, key, why string) {
+	t.Helper()
+	if _, err := b.Head(context.Background(), key); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("%s: Head(%s) = %v, want ErrNotFound", why, key, err)
+	}
+}
+
 func testPutGetHead(t *testing.T, b bucket.Backend) {
 	for _, n := range []int{0, 1, 3<<20 + 17} {
 		key := fmt.Sprintf("pgh/nested/dir/%d.bin", n)
 		data := random(n)
+		before := time.Now().Add(-time.Minute) // servers' clocks and second granularity
 		info := put(t, b, key, data)
-		if info.Size != int64(n) || info.ETag == "" {
+		if info.Key != key || info.Size != int64(n) || info.ETag == "" {
 			t.Fatalf("put info = %+v", info)
 		}
 		got, ginfo := get(t, b, key, nil)
-		if sha256.Sum256(got) != sha256.Sum256(data) || ginfo.Size != int64(n) {
-			t.Fatalf("%d bytes: round trip differs (got %d bytes, info %+v)", n, len(got), ginfo)
+		if sum(got) != sum(data) || len(got) != n {
+			t.Fatalf("%d bytes: round trip differs (got %d bytes)", n, len(got))
+		}
+		if ginfo.Key != key || ginfo.Size != int64(n) || ginfo.ETag != info.ETag {
+			t.Fatalf("get info = %+v, put said %+v", ginfo, info)
 		}
 		h, err := b.Head(context.Background(), key)
-		if err != nil || h.Size != int64(n) || h.ETag != info.ETag || h.LastModified.IsZero() {
+		if err != nil || h.Key != key || h.Size != int64(n) || h.ETag != info.ETag || h.LastModified.Before(before) {
 			t.Fatalf("head = %+v, %v (put said %+v)", h, err, info)
 		}
+		objs, _, err := b.List(context.Background(), key, "", 10)
+		if err != nil || len(objs) != 1 || objs[0].Key != key || objs[0].Size != int64(n) || objs[0].ETag != h.ETag {
+			t.Fatalf("list = %+v, %v; head said %+v", objs, err, h)
+		}
+	}
+}
+
+// A backend may not store content types (ObjectInfo.ContentType is then
+// always empty), but one that does keeps it for Put and multipart alike.
+func testContentType(t *testing.T, b bucket.Backend) {
+	ctx := context.Background()
+	put(t, b, "ct/put", []byte("typed"))
+	h, err := b.Head(ctx, "ct/put")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores := h.ContentType != ""
+	if stores && h.ContentType != testType {
+		t.Fatalf("head content type %q, want %q", h.ContentType, testType)
+	}
+	if _, g := get(t, b, "ct/put", nil); g.ContentType != h.ContentType {
+		t.Fatalf("get content type %q, head %q", g.ContentType, h.ContentType)
+	}
+	if _, g := get(t, b, "ct/put", &bucket.Range{Offset: 1, Length: 2}); g.ContentType != h.ContentType {
+		t.Fatalf("ranged get content type %q, head %q", g.ContentType, h.ContentType)
+	}
+	mp, ok := b.(bucket.Multipart)
+	if !ok {
+		return
+	}
+	id, err := mp.CreateMultipart(ctx, "ct/mp", bucket.PutOptions{ContentType: "text/x-ferry-mp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mp.AbortMultipart(ctx, "ct/mp", id) })
+	p, err := mp.UploadPart(ctx, "ct/mp", id, 1, strings.NewReader("x"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mp.CompleteMultipart(ctx, "ct/mp", id, []bucket.Part{p}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Delete(ctx, "ct/mp") })
+	h, err = b.Head(ctx, "ct/mp")
+	if want := map[bool]string{true: "text/x-ferry-mp", false: ""}[stores]; err != nil || h.ContentType != want {
+		t.Fatalf("multipart content type %q (%v), want %q", h.ContentType, err, want)
 	}
 }
 
 func testRanges(t *testing.T, b bucket.Backend) {
 	data := random(1000)
 	put(t, b, "ranges", data)
-	for _, r := range []bucket.Range{{Offset: 0, Length: 1}, {Offset: 0, Length: 1000}, {Offset: 10, Length: 20}, {Offset: 999, Length: 1}, {Offset: 500, Length: -1}, {Offset: 990, Length: 100}} {
+	for _, r := range []bucket.Range{
+		{Offset: 0, Length: 1},     // first byte
+		{Offset: 0, Length: 1000},  // all, exactly
+		{Offset: 0, Length: -1},    // all, to the end
+		{Offset: 10, Length: 20},   // middle
+		{Offset: 500, Length: -1},  // to the end
+		{Offset: 999, Length: 1},   // last byte
+		{Offset: 999, Length: -1},  // last byte, to the end
+		{Offset: 990, Length: 100}, // past the end: clipped
+	} {
 		got, info := get(t, b, "ranges", &r)
 		end := int64(len(data))
 		if r.Length >= 0 {
 			end = min(r.Offset+r.Length, end)
 		}
 		if !bytes.Equal(got, data[r.Offset:end]) || info.Size != 1000 {
-			t.Fatalf("range %+v: got %d bytes, info.Size %d", r, len(got), info.Size)
+			t.Fatalf("range %+v: got %d bytes (want %d), info.Size %d (want the whole 1000)", r, len(got), end-r.Offset, info.Size)
 		}
 	}
-	if _, _, err := b.Get(context.Background(), "ranges", &bucket.Range{Offset: 1000, Length: 1}); !errors.Is(err, bucket.ErrInvalidRange) {
-		t.Fatalf("range past the end: err = %v, want ErrInvalidRange", err)
+	for _, r := range []bucket.Range{{Offset: 1000, Length: 1}, {Offset: 1000, Length: -1}, {Offset: 5000, Length: 10}, {Offset: -1, Length: 1}, {Offset: 10, Length: 0}} {
+		if rc, _, err := b.Get(context.Background(), "ranges", &r); !errors.Is(err, bucket.ErrInvalidRange) {
+			if err == nil {
+				rc.Close()
+			}
+			t.Fatalf("range %+v: err = %v, want ErrInvalidRange", r, err)
+		}
+	}
+	// Any range of an empty object starts past its end.
+	put(t, b, "ranges-empty", nil)
+	if rc, _, err := b.Get(context.Background(), "ranges-empty", &bucket.Range{Offset: 0, Length: -1}); !errors.Is(err, bucket.ErrInvalidRange) {
+		if err == nil {
+			rc.Close()
+		}
+		t.Fatalf("range of an empty object: err = %v, want ErrInvalidRange", err)
 	}
 }
 
 func testMissing(t *testing.T, b bucket.Backend) {
 	ctx := context.Background()
-	if _, _, err := b.Get(ctx, "missing/key", nil); !errors.Is(err, bucket.ErrNotFound) {
-		t.Fatalf("get missing: %v", err)
+	for _, key := range []string{"missing", "missing/key", "pgh"} {
+		if _, _, err := b.Get(ctx, key, nil); !errors.Is(err, bucket.ErrNotFound) {
+			t.Fatalf("get missing %s: %v", key, err)
+		}
+		if _, _, err := b.Get(ctx, key, &bucket.Range{Offset: 5, Length: 1}); !errors.Is(err, bucket.ErrNotFound) {
+			t.Fatalf("ranged get missing %s: %v", key, err)
+		}
+		mustNotExist(t, b, key, "missing")
+		if err := b.Delete(ctx, key); err != nil {
+			t.Fatalf("delete missing %s: %v", key, err)
+		}
 	}
-	if _, err := b.Head(ctx, "missing/key"); !errors.Is(err, bucket.ErrNotFound) {
-		t.Fatalf("head missing: %v", err)
+	// A key under a directory of keys, and the directory itself, are missing
+	// too, and deleting the directory's name deletes nothing.
+	put(t, b, "dir/obj", []byte("x"))
+	mustNotExist(t, b, "dir", "a directory of keys")
+	mustNotExist(t, b, "dir/obj/below", "below an object")
+	if err := b.Delete(ctx, "dir"); err != nil {
+		t.Fatalf("delete a directory's name: %v", err)
 	}
-	if err := b.Delete(ctx, "missing/key"); err != nil {
-		t.Fatalf("delete missing: %v", err)
+	if got, _ := get(t, b, "dir/obj", nil); string(got) != "x" {
+		t.Fatalf("dir/obj = %q after deleting dir", got)
+	}
+}
+
+func testInvalidKeys(t *testing.T, b bucket.Backend) {
+	ctx := context.Background()
+	for _, key := range []string{"", "/abs", "../up", "a/../../up", "a//b", "a/./b", "dir/", `a\b`, "nul\x00"} {
+		if _, err := b.Put(ctx, key, strings.NewReader("x"), 1, bucket.PutOptions{}); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Errorf("Put(%q) = %v, want ErrInvalidKey", key, err)
+		}
+		if _, _, err := b.Get(ctx, key, nil); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Errorf("Get(%q) = %v, want ErrInvalidKey", key, err)
+		}
+		if _, err := b.Head(ctx, key); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Errorf("Head(%q) = %v, want ErrInvalidKey", key, err)
+		}
+		if err := b.Delete(ctx, key); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Errorf("Delete(%q) = %v, want ErrInvalidKey", key, err)
+		}
+		if mp, ok := b.(bucket.Multipart); ok {
+			if id, err := mp.CreateMultipart(ctx, key, bucket.PutOptions{}); !errors.Is(err, bucket.ErrInvalidKey) {
+				_ = mp.AbortMultipart(ctx, key, id)
+				t.Errorf("CreateMultipart(%q) = %v, want ErrInvalidKey", key, err)
+			}
+		}
 	}
 }
 
 func testOverwrite(t *testing.T, b bucket.Backend) {
-	put(t, b, "over", []byte("first version"))
-	put(t, b, "over", []byte("second"))
+	ctx := context.Background()
+	first := put(t, b, "over", []byte("first version"))
+	second := put(t, b, "over", []byte("second"))
 	if got, _ := get(t, b, "over", nil); string(got) != "second" {
 		t.Fatalf("after overwrite: %q", got)
 	}
-	if err := b.Delete(context.Background(), "over"); err != nil {
+	if h, err := b.Head(ctx, "over"); err != nil || h.Size != 6 || h.ETag != second.ETag || h.ETag == first.ETag {
+		t.Fatalf("head after overwrite = %+v, %v (first %s, second %s)", h, err, first.ETag, second.ETag)
+	}
+	if err := b.Delete(ctx, "over"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Delete(context.Background(), "over"); err != nil {
+	if err := b.Delete(ctx, "over"); err != nil {
 		t.Fatalf("second delete: %v", err)
 	}
-	if _, err := b.Head(context.Background(), "over"); !errors.Is(err, bucket.ErrNotFound) {
-		t.Fatalf("deleted object still there: %v", err)
+	mustNotExist(t, b, "over", "deleted")
+}
+
+// While a Put is streaming, readers see the old object or nothing, never
+// the bytes so far.
+func testNoPartialObject(t *testing.T, b bucket.Backend) {
+	ctx := context.Background()
+	for _, old := range []string{"", "old"} {
+		key := "partial/new"
+		if old != "" {
+			key = "partial/old"
+			put(t, b, key, []byte(old))
+		}
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			_, err := b.Put(ctx, key, pr, 10, bucket.PutOptions{})
+			done <- err
+		}()
+		if _, err := pw.Write([]byte("01234")); err != nil { // returns once the backend has read it
+			t.Fatal(err)
+		}
+		if old == "" {
+			mustNotExist(t, b, key, "half-written")
+		} else if got, _ := get(t, b, key, nil); string(got) != old {
+			t.Fatalf("half-written overwrite: read %q, want the old %q", got, old)
+		}
+		_, _ = pw.Write([]byte("56789"))
+		pw.Close()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Delete(ctx, key) })
+		if got, _ := get(t, b, key, nil); string(got) != "0123456789" {
+			t.Fatalf("after put: %q", got)
+		}
 	}
+}
+
+func keysOf(objs []bucket.ObjectInfo) []string {
+	var ks []string
+	for _, o := range objs {
+		ks = append(ks, o.Key)
+	}
+	return ks
 }
 
 func testList(t *testing.T, b bucket.Backend) {
 	ctx := context.Background()
-	// Byte order: '-' (0x2d) < '.' (0x2e) < '/' (0x2f) < '0' (0x30).
-	keys := []string{"l/a-b", "l/a.b", "l/a/b", "l/a/c/d", "l/a0", "l/b"}
-	for i := 0; i < 19; i++ {
+	// Byte order: '-' (0x2d) < '.' (0x2e) < '/' (0x2f) < '0' (0x30), so a
+	// directory walk that lists "a" before "a-b" is wrong.
+	keys := []string{"l/a/c/d", "l/a0", "l/a-b", "l/a.b", "l/a/b", "l/b", "l/a-/x", "l/a_"}
+	for i := range 17 {
 		keys = append(keys, fmt.Sprintf("l/p/%02d", i))
 	}
 	for _, k := range keys {
 		put(t, b, k, []byte(k))
 	}
-	objs, more, err := b.List(ctx, "l/", "", 6)
-	if err != nil || !more {
-		t.Fatalf("list: more=%v err=%v", more, err)
+	slices.Sort(keys) // plain string order is byte order
+	if keys[0] != "l/a-/x" || keys[1] != "l/a-b" || keys[2] != "l/a.b" || keys[3] != "l/a/b" || keys[5] != "l/a0" {
+		t.Fatalf("test keys sort as %v", keys[:8])
 	}
-	var got []string
-	for _, o := range objs {
-		got = append(got, o.Key)
+	all, more, err := b.List(ctx, "", "", 1000)
+	if err != nil || more || !slices.Equal(keysOf(all), keys) {
+		t.Fatalf("list all = %v more=%v err=%v\nwant %v", keysOf(all), more, err, keys)
 	}
-	if want := keys[:6]; strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Fatalf("order = %v, want %v", got, want)
+	for _, o := range all {
+		if o.Size != int64(len(o.Key)) || o.ETag == "" || o.LastModified.IsZero() {
+			t.Fatalf("listed %+v", o)
+		}
 	}
-	// Page through the "l/p/" prefix 4 at a time: every key once, more exact.
-	var seen []string
-	after := ""
-	for {
-		page, more, err := b.List(ctx, "l/p/", after, 4)
+
+	// want is what List(prefix, after, limit) must return.
+	want := func(prefix, after string, limit int) ([]string, bool) {
+		var ks []string
+		for _, k := range keys {
+			if strings.HasPrefix(k, prefix) && k > after {
+				ks = append(ks, k)
+			}
+		}
+		if len(ks) > limit {
+			return ks[:limit], true
+		}
+		return ks, false
+	}
+	check := func(prefix, after string, limit int) []string {
+		t.Helper()
+		objs, more, err := b.List(ctx, prefix, after, limit)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("List(%q, %q, %d): %v", prefix, after, limit, err)
 		}
-		for _, o := range page {
-			seen = append(seen, o.Key)
-			if o.Size != int64(len(o.Key)) {
-				t.Fatalf("%s: size %d", o.Key, o.Size)
+		wk, wmore := want(prefix, after, limit)
+		if got := keysOf(objs); !slices.Equal(got, wk) || more != wmore {
+			t.Fatalf("List(%q, %q, %d) = %v more=%v\nwant %v more=%v", prefix, after, limit, got, more, wk, wmore)
+		}
+		return wk
+	}
+	// Paging with small limits returns every key once, and `more` is exact
+	// (including on a page that ends exactly at the last key).
+	for _, limit := range []int{1, 2, 3, 5, 7, 25, 26} {
+		var seen []string
+		after := ""
+		for {
+			page := check("l/", after, limit)
+			seen = append(seen, page...)
+			if _, more := want("l/", after, limit); !more {
+				break
 			}
+			after = page[len(page)-1]
 		}
-		if !more {
-			if len(page) == 0 && after != "" && len(seen)%4 != 0 {
-				t.Fatal("an empty last page after a short one")
-			}
-			break
+		if !slices.Equal(seen, keys) {
+			t.Fatalf("limit %d paged %v", limit, seen)
 		}
-		if len(page) != 4 {
-			t.Fatalf("page of %d with more=true", len(page))
-		}
-		after = page[len(page)-1].Key
 	}
-	if strings.Join(seen, ",") != strings.Join(keys[6:], ",") {
-		t.Fatalf("paged %v, want %v", seen, keys[6:])
-	}
-	if objs, more, err := b.List(ctx, "l/p/18", "", 10); err != nil || more || len(objs) != 1 {
-		t.Fatalf("exact-prefix list = %v more=%v err=%v", objs, more, err)
-	}
-	if objs, _, err := b.List(ctx, "nothing/", "", 10); err != nil || len(objs) != 0 {
-		t.Fatalf("empty prefix list = %v %v", objs, err)
+	for _, c := range []struct {
+		prefix, after string
+	}{
+		{"l/a", ""},        // not on a '/': takes "l/a-b", "l/a/b", "l/a0"...
+		{"l/a/", ""},       // a directory
+		{"l/a/c", ""},      // a directory's name without the '/'
+		{"l/p/1", ""},      // part of a segment
+		{"l/p/16", ""},     // exactly one key
+		{"l/", "l/a"},      // cursor that is no key, before "l/a-/x"
+		{"l/", "l/a-"},     // cursor that is a directory name
+		{"l/", "l/a/"},     // cursor inside a directory
+		{"l/", "l/a/c"},    // cursor is a directory, its keys follow
+		{"l/", "l/a/c/d"},  // cursor is the last key of a directory
+		{"l/", "l/p/05"},   // an existing key
+		{"l/", "l/z"},      // past everything
+		{"l/a/", "l/a.z"},  // cursor before the prefix
+		{"l/a/", "l/a0"},   // cursor after the prefix
+		{"nothing/", ""},   // no such prefix
+		{"l/b", "l/a/c/d"}, // one key
+	} {
+		check(c.prefix, c.after, 1000)
+		check(c.prefix, c.after, 2)
 	}
 }
 
-// shortReader declares more than it has.
+// A key that is also the directory of other keys is fine on S3 and a
+// conflict on storage with real directories; either way nothing breaks.
+func testKeyConflict(t *testing.T, b bucket.Backend) {
+	ctx := context.Background()
+	for _, order := range [][2]string{{"kc/a", "kc/a/b"}, {"kc/c/d", "kc/c"}} {
+		put(t, b, order[0], []byte("first"))
+		_, err := b.Put(ctx, order[1], strings.NewReader("second"), 6, bucket.PutOptions{})
+		t.Cleanup(func() { _ = b.Delete(ctx, order[1]) })
+		if err != nil && !errors.Is(err, bucket.ErrKeyConflict) {
+			t.Fatalf("put %s next to %s: %v, want success or ErrKeyConflict", order[1], order[0], err)
+		}
+		if got, _ := get(t, b, order[0], nil); string(got) != "first" {
+			t.Fatalf("%s = %q after putting %s", order[0], got, order[1])
+		}
+		if err != nil {
+			mustNotExist(t, b, order[1], "refused with a conflict")
+		} else if got, _ := get(t, b, order[1], nil); string(got) != "second" {
+			t.Fatalf("%s = %q", order[1], got)
+		}
+	}
+}
+
 func testShortBody(t *testing.T, b bucket.Backend) {
 	ctx := context.Background()
 	_, err := b.Put(ctx, "short", bytes.NewReader(make([]byte, 10)), 20, bucket.PutOptions{})
@@ -216,65 +452,109 @@ func testShortBody(t *testing.T, b bucket.Backend) {
 		_ = b.Delete(ctx, "short")
 		t.Fatal("a body shorter than its size was accepted")
 	}
-	if _, err := b.Head(ctx, "short"); !errors.Is(err, bucket.ErrNotFound) {
-		t.Fatalf("a short put left an object: %v", err)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("short body: %v, want it to wrap io.ErrUnexpectedEOF", err)
+	}
+	mustNotExist(t, b, "short", "a short put")
+	// A short overwrite keeps the old object.
+	put(t, b, "short-over", []byte("kept"))
+	if _, err := b.Put(ctx, "short-over", strings.NewReader("abc"), 4, bucket.PutOptions{}); err == nil {
+		t.Fatal("a short overwrite was accepted")
+	}
+	if got, _ := get(t, b, "short-over", nil); string(got) != "kept" {
+		t.Fatalf("after a short overwrite: %q", got)
+	}
+	// Bytes beyond size are not read into the object.
+	put(t, b, "long", nil)
+	if _, err := b.Put(ctx, "long", strings.NewReader("0123456789"), 4, bucket.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := get(t, b, "long", nil); string(got) != "0123" {
+		t.Fatalf("put 4 of 10 bytes: %q", got)
 	}
 }
 
-func testMultipart(t *testing.T, b bucket.Backend) {
+func multipart(t *testing.T, b bucket.Backend) bucket.Multipart {
 	mp, ok := b.(bucket.Multipart)
 	if !ok {
 		t.Skip("backend has no multipart capability")
 	}
-	ctx := context.Background()
-	p1, p2, p3 := random(int(bucket.MinPartSize)), random(int(bucket.MinPartSize)), []byte{42}
-	id, err := mp.CreateMultipart(ctx, "mp/obj", bucket.PutOptions{ContentType: "application/x-test"})
+	return mp
+}
+
+func create(t *testing.T, mp bucket.Multipart, key string) string {
+	t.Helper()
+	id, err := mp.CreateMultipart(context.Background(), key, bucket.PutOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = mp.AbortMultipart(context.Background(), key, id) })
+	return id
+}
+
+func testMultipart(t *testing.T, b bucket.Backend) {
+	mp := multipart(t, b)
+	ctx := context.Background()
+	p1, p2, p3 := random(int(bucket.MinPartSize)), random(int(bucket.MinPartSize)), []byte{42}
+	id := create(t, mp, "mp/obj")
+	other := create(t, mp, "other/obj")
 	ups, err := mp.ListMultipart(ctx, "mp/")
 	if err != nil || len(ups) != 1 || ups[0].Key != "mp/obj" || ups[0].UploadID != id {
-		t.Fatalf("ListMultipart = %+v, %v", ups, err)
+		t.Fatalf("ListMultipart(mp/) = %+v, %v; want just %s", ups, err, id)
+	}
+	ups, err = mp.ListMultipart(ctx, "")
+	if err != nil || len(ups) != 2 || ups[0].UploadID != id || ups[1].UploadID != other {
+		t.Fatalf("ListMultipart() = %+v, %v; want %s and %s in key order", ups, err, id, other)
 	}
 	upload := func(n int, data []byte) bucket.Part {
+		t.Helper()
 		p, err := mp.UploadPart(ctx, "mp/obj", id, n, bytes.NewReader(data), int64(len(data)))
-		if err != nil {
-			t.Fatalf("part %d: %v", n, err)
+		if err != nil || p.Number != n || p.Size != int64(len(data)) || p.ETag == "" {
+			t.Fatalf("part %d = %+v, %v", n, p, err)
 		}
 		return p
 	}
 	// Out of order, and part 2 replaced by a re-upload.
 	c := upload(3, p3)
-	upload(2, random(int(bucket.MinPartSize)))
+	first2 := upload(2, random(int(bucket.MinPartSize)))
 	b2 := upload(2, p2)
 	a := upload(1, p1)
-	if _, err := mp.UploadPart(ctx, "mp/obj", id, 4, bytes.NewReader([]byte{1}), 2); err == nil {
-		t.Fatal("a short part was accepted")
+	_, err = mp.UploadPart(ctx, "mp/obj", id, 4, bytes.NewReader([]byte{1}), 2)
+	if err == nil || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a short part: %v, want an error wrapping io.ErrUnexpectedEOF", err)
 	}
+	if _, err := mp.CompleteMultipart(ctx, "mp/obj", id, []bucket.Part{a, first2, c}); err == nil {
+		t.Fatal("completed with the replaced part's ETag")
+	}
+	mustNotExist(t, b, "mp/obj", "before completion")
 	obj, err := mp.CompleteMultipart(ctx, "mp/obj", id, []bucket.Part{a, b2, c})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Delete(ctx, "mp/obj") })
-	want := append(append(append([]byte{}, p1...), p2...), p3...)
-	if got, _ := get(t, b, "mp/obj", nil); sha256.Sum256(got) != sha256.Sum256(want) || obj.Size != int64(len(want)) {
-		t.Fatalf("assembled object differs (%d bytes, info %+v)", len(got), obj)
+	want := slices.Concat(p1, p2, p3)
+	if obj.Key != "mp/obj" || obj.Size != int64(len(want)) || obj.ETag == "" {
+		t.Fatalf("complete = %+v", obj)
 	}
-	if ups, _ := mp.ListMultipart(ctx, ""); len(ups) != 0 {
+	got, info := get(t, b, "mp/obj", nil)
+	if sum(got) != sum(want) || info.Size != int64(len(want)) {
+		t.Fatalf("assembled object differs: %d bytes, sha %s, want %d bytes, sha %s", len(got), sum(got), len(want), sum(want))
+	}
+	if tail, _ := get(t, b, "mp/obj", &bucket.Range{Offset: 2*bucket.MinPartSize - 1, Length: -1}); !bytes.Equal(tail, []byte{p2[len(p2)-1], 42}) {
+		t.Fatalf("range across the last part boundary: %v", tail)
+	}
+	if ups, _ := mp.ListMultipart(ctx, "mp/"); len(ups) != 0 {
 		t.Fatalf("completed upload still listed: %+v", ups)
+	}
+	if _, err := mp.UploadPart(ctx, "mp/obj", id, 1, strings.NewReader("x"), 1); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("upload to a completed upload: %v, want ErrNotFound", err)
 	}
 }
 
 func testMultipartRules(t *testing.T, b bucket.Backend) {
-	mp, ok := b.(bucket.Multipart)
-	if !ok {
-		t.Skip("backend has no multipart capability")
-	}
+	mp := multipart(t, b)
 	ctx := context.Background()
-	id, err := mp.CreateMultipart(ctx, "mp/small", bucket.PutOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := create(t, mp, "mp/small")
 	a, err := mp.UploadPart(ctx, "mp/small", id, 1, bytes.NewReader([]byte("tiny")), 4)
 	if err != nil {
 		t.Fatal(err)
@@ -283,21 +563,67 @@ func testMultipartRules(t *testing.T, b bucket.Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mp.CompleteMultipart(ctx, "mp/small", id, []bucket.Part{a, c}); err == nil {
-		_ = b.Delete(ctx, "mp/small")
-		t.Fatal("completed with a non-last part under MinPartSize")
+	for _, parts := range [][]bucket.Part{
+		{a, c},                               // a non-last part under MinPartSize
+		{c, a},                               // descending
+		{a, a},                               // repeated
+		{{Number: 3, ETag: c.ETag, Size: 3}}, // never uploaded
+		{{Number: 2, ETag: a.ETag, Size: 3}}, // another part's ETag
+		{},
+	} {
+		if _, err := mp.CompleteMultipart(ctx, "mp/small", id, parts); err == nil {
+			_ = b.Delete(ctx, "mp/small")
+			t.Fatalf("completed with parts %+v", parts)
+		}
+		mustNotExist(t, b, "mp/small", "a failed completion")
 	}
-	if _, err := b.Head(ctx, "mp/small"); !errors.Is(err, bucket.ErrNotFound) {
-		t.Fatalf("a failed completion left an object: %v", err)
+	if ups, err := mp.ListMultipart(ctx, "mp/small"); err != nil || len(ups) != 1 {
+		t.Fatalf("a failed completion ended the upload: %+v, %v", ups, err)
 	}
-	if err := mp.AbortMultipart(ctx, "mp/small", id); err != nil {
+	// The upload still completes after the failures.
+	if obj, err := mp.CompleteMultipart(ctx, "mp/small", id, []bucket.Part{c}); err != nil || obj.Size != 3 {
+		t.Fatalf("complete with the last part alone = %+v, %v", obj, err)
+	}
+	t.Cleanup(func() { _ = b.Delete(ctx, "mp/small") })
+	if got, _ := get(t, b, "mp/small", nil); string(got) != "end" {
+		t.Fatalf("completed %q", got)
+	}
+	// Another key's upload id is not this key's upload.
+	id2 := create(t, mp, "mp/mine")
+	if _, err := mp.UploadPart(ctx, "mp/theirs", id2, 1, strings.NewReader("x"), 1); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("upload part under another key: %v, want ErrNotFound", err)
+	}
+}
+
+func testMultipartAbort(t *testing.T, b bucket.Backend) {
+	mp := multipart(t, b)
+	ctx := context.Background()
+	id := create(t, mp, "mp/aborted")
+	for n := 1; n <= 2; n++ {
+		if _, err := mp.UploadPart(ctx, "mp/aborted", id, n, bytes.NewReader(random(1000)), 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mp.AbortMultipart(ctx, "mp/aborted", id); err != nil {
 		t.Fatal(err)
 	}
-	if err := mp.AbortMultipart(ctx, "mp/small", id); err != nil {
+	if ups, err := mp.ListMultipart(ctx, ""); err != nil || len(ups) != 0 {
+		t.Fatalf("aborted upload still listed: %+v, %v", ups, err)
+	}
+	mustNotExist(t, b, "mp/aborted", "aborted")
+	if _, err := mp.UploadPart(ctx, "mp/aborted", id, 3, strings.NewReader("x"), 1); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("upload part after abort: %v, want ErrNotFound", err)
+	}
+	if _, err := mp.CompleteMultipart(ctx, "mp/aborted", id, []bucket.Part{{Number: 1, ETag: "x", Size: 1}}); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("complete after abort: %v, want ErrNotFound", err)
+	}
+	if err := mp.AbortMultipart(ctx, "mp/aborted", id); err != nil {
 		t.Fatalf("second abort: %v", err)
 	}
-	if ups, _ := mp.ListMultipart(ctx, ""); len(ups) != 0 {
-		t.Fatalf("aborted upload still listed: %+v", ups)
+	for _, unknown := range []string{hex.EncodeToString(random(16)), "not-an-upload-id"} {
+		if err := mp.AbortMultipart(ctx, "mp/never", unknown); err != nil {
+			t.Fatalf("abort of unknown upload %q: %v", unknown, err)
+		}
 	}
 }
 
@@ -318,9 +644,7 @@ func testStaging(t *testing.T, b bucket.Backend) {
 	if err := st.StageWrite(ctx, id, 6, strings.NewReader("world"), 5); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Head(ctx, "staged/obj"); !errors.Is(err, bucket.ErrNotFound) {
-		t.Fatalf("staged bytes visible before commit: %v", err)
-	}
+	mustNotExist(t, b, "staged/obj", "staged bytes before commit")
 	obj, err := st.StageCommit(ctx, id, "staged/obj", 11, bucket.PutOptions{})
 	if err != nil || obj.Size != 11 {
 		t.Fatalf("commit = %+v, %v", obj, err)
@@ -344,5 +668,15 @@ func testStaging(t *testing.T, b bucket.Backend) {
 	}
 	if _, err := st.StageCommit(ctx, id, "staged/gone", 1, bucket.PutOptions{}); err == nil {
 		t.Fatal("committed a discarded stage")
+	}
+}
+
+func testPing(t *testing.T, b bucket.Backend) {
+	p, ok := b.(bucket.Pinger)
+	if !ok {
+		t.Skip("backend has no ping")
+	}
+	if err := p.Ping(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

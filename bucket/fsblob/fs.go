@@ -1,22 +1,35 @@
 // Package fsblob is the local-filesystem blob backend of the embedded
-// default. Every file operation goes through an os.Root, so no key, '..' or
-// symlink can reach outside the backend's directory, and keys are checked
-// with bucket.ValidateKey before that.
+// default.
 //
-// Layout under the root directory:
+// Layout under the root directory (New creates the directories):
 //
-//	objects/<key>                       the objects; a key's '/' are directories
-//	staging/tmp/<random>                Put and CompleteMultipart build here, then rename
-//	staging/sessions/<id>               upload-session files written at offsets (Staging)
-//	staging/uploads/<upload id>/key     the key a multipart upload will complete to
-//	staging/uploads/<upload id>/<n>-<etag>  its part n
+//	objects/<key>                             an object; each '/' of its key is a directory
+//	staging/tmp/<random>                      Put, CompleteMultipart and CreateMultipart build here, then rename
+//	staging/sessions/<id>                     upload-session files written at offsets (bucket.Staging)
+//	staging/uploads/<upload id>/key           the key a multipart upload completes to
+//	staging/uploads/<upload id>/<n>-<etag>    its part n; the ETag is the hex MD5 of the part
+//	staging/uploads/<upload id>/tmp-<random>  a part being written
 //
-// Objects and staging share one filesystem, so publishing is a rename:
-// readers see the old object or the whole new one, never a partial one.
-// Every write is fsynced, and so is the directory it lands in, before the
-// call returns. ETags are "<size hex>-<mtime ns hex>". Content types are not
-// stored (the file index keeps them). Unlike S3, a key cannot be both an
-// object and the directory of another key ("a" and "a/b").
+// Objects live in their own subtree, so no key can name a staging file and
+// List never sees one. Upload and session ids are lowercase hex minted here;
+// anything else is refused before it reaches a path.
+//
+// Confinement: every file operation goes through an os.Root, so nothing
+// outside the root directory is reachable whatever a path holds. Keys pass
+// bucket.ValidateKey, and the directories on a key's path are checked with
+// Lstat: os.Root follows a symlink that stays inside the root (objects/x ->
+// ../staging), so any symlink on a key's path is refused with ErrInvalidKey
+// rather than followed, for reading and writing alike.
+//
+// Durability: bytes go to a staging file, which is fsynced and renamed into
+// place; the directory it lands in, and any directory created for it, is
+// fsynced before the call returns. Objects and staging share a filesystem,
+// so a reader sees the old object or the whole new one, never part of one.
+//
+// Attributes: the ETag is "<size hex>-<mtime ns hex>", cheap and stable while
+// the file is unchanged. Content types are not stored (ContentType is always
+// empty; the file index keeps them). Unlike S3, a key cannot be both an
+// object and the directory of other keys ("a" and "a/b"): ErrKeyConflict.
 package fsblob
 
 import (
@@ -30,10 +43,11 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ferryhq/ferry/bucket"
 )
@@ -43,11 +57,14 @@ const (
 	tmpDir      = "staging/tmp"
 	sessionsDir = "staging/sessions"
 	uploadsDir  = "staging/uploads"
+
+	// staleTmp is how long an untouched staging/tmp file must sit before New
+	// takes it for the leftover of a crash. Writers touch theirs constantly.
+	staleTmp = 24 * time.Hour
 )
 
 // Backend stores objects under one directory.
 type Backend struct {
-	dir  string
 	root *os.Root
 }
 
@@ -58,7 +75,8 @@ var (
 	_ bucket.Pinger    = (*Backend)(nil)
 )
 
-// New opens (creating if needed) a backend rooted at dir.
+// New opens (creating if needed) a backend rooted at dir, and clears
+// staging files a crash left behind.
 func New(dir string) (*Backend, error) {
 	for _, d := range []string{objectsDir, tmpDir, sessionsDir, uploadsDir} {
 		if err := os.MkdirAll(path.Join(dir, d), 0o755); err != nil {
@@ -69,17 +87,110 @@ func New(dir string) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fsblob: %w", err)
 	}
-	return &Backend{dir: dir, root: root}, nil
+	b := &Backend{root: root}
+	b.sweepTmp(time.Now().Add(-staleTmp))
+	return b, nil
 }
 
 // Close releases the root directory.
 func (b *Backend) Close() error { return b.root.Close() }
 
-func objectPath(key string) (string, error) {
-	if err := bucket.ValidateKey(key); err != nil {
-		return "", fmt.Errorf("%w: %v", bucket.ErrInvalidKey, err)
+func (b *Backend) sweepTmp(before time.Time) {
+	f, err := b.root.Open(tmpDir)
+	if err != nil {
+		return
 	}
-	return objectsDir + "/" + key, nil
+	entries, _ := f.ReadDir(-1)
+	f.Close()
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && fi.ModTime().Before(before) {
+			_ = b.root.RemoveAll(tmpDir + "/" + e.Name())
+		}
+	}
+}
+
+func invalidKey(key string, err error) error {
+	return fmt.Errorf("%w: %v", bucket.ErrInvalidKey, err)
+}
+
+func isSymlink(fi fs.FileInfo) bool { return fi.Mode()&fs.ModeSymlink != 0 }
+
+// objectPath checks key and returns its path under the root and the Lstat
+// of that path (nil when nothing is there). A missing directory on the way
+// is fs.ErrNotExist and a file in the way syscall.ENOTDIR, unless mkdir,
+// which creates the missing ones durably. A symlink anywhere is
+// ErrInvalidKey. One swapped in after this check is still confined to the
+// root by os.Root; openObject closes that gap for reads.
+func (b *Backend) objectPath(key string, mkdir bool) (string, fs.FileInfo, error) {
+	if err := bucket.ValidateKey(key); err != nil {
+		return "", nil, invalidKey(key, err)
+	}
+	segs := strings.Split(key, "/")
+	dir := objectsDir
+	for _, seg := range segs[:len(segs)-1] {
+		parent := dir
+		dir += "/" + seg
+		fi, err := b.root.Lstat(dir)
+		if mkdir && errors.Is(err, fs.ErrNotExist) {
+			if err := b.root.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return "", nil, err
+			}
+			if err := b.syncDir(parent); err != nil {
+				return "", nil, err
+			}
+			fi, err = b.root.Lstat(dir)
+		}
+		switch {
+		case err != nil:
+			return "", nil, err
+		case isSymlink(fi):
+			return "", nil, invalidKey(key, fmt.Errorf("key %q: %s is a symbolic link", key, dir))
+		case !fi.IsDir():
+			return "", nil, &fs.PathError{Op: "lstat", Path: dir, Err: syscall.ENOTDIR}
+		}
+	}
+	p := dir + "/" + segs[len(segs)-1]
+	fi, err := b.root.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return p, nil, nil
+	case err != nil:
+		return "", nil, err
+	case isSymlink(fi):
+		return "", nil, invalidKey(key, fmt.Errorf("key %q is a symbolic link", key))
+	}
+	return p, fi, nil
+}
+
+// openObject opens key's regular file. The file opened must be the one
+// objectPath looked at, so a symlink swapped in between is not followed;
+// a concurrent overwrite (a rename) just means another look.
+func (b *Backend) openObject(key string) (*os.File, fs.FileInfo, error) {
+	for range 3 {
+		p, fi, err := b.objectPath(key, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		if fi == nil || !fi.Mode().IsRegular() {
+			return nil, nil, fs.ErrNotExist
+		}
+		f, err := b.root.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		st, err := f.Stat()
+		if err == nil && os.SameFile(fi, st) {
+			return f, st, nil
+		}
+		f.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return nil, nil, fmt.Errorf("%s kept changing while being opened", key)
 }
 
 // token accepts the ids the backend itself mints (hex), nothing path-like.
@@ -116,7 +227,7 @@ func info(key string, fi fs.FileInfo) bucket.ObjectInfo {
 
 // conflict recognises a file where a directory must go, or the reverse.
 func conflict(err error) error {
-	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.EISDIR) {
+	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTEMPTY) {
 		return fmt.Errorf("%w (%v)", bucket.ErrKeyConflict, err)
 	}
 	return err
@@ -133,7 +244,8 @@ func (b *Backend) syncDir(dir string) error {
 }
 
 // writeFile creates name with exactly size bytes from r, fsynced. It
-// returns the MD5 of what it wrote (the multipart ETag).
+// returns the MD5 of what it wrote (the multipart ETag). A short r is
+// io.ErrUnexpectedEOF, and leaves no file.
 func (b *Backend) writeFile(name string, r io.Reader, size int64) ([]byte, error) {
 	f, err := b.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -157,34 +269,43 @@ func (b *Backend) writeFile(name string, r io.Reader, size int64) ([]byte, error
 	return h.Sum(nil), nil
 }
 
-// publish renames a finished staging file to key, durably.
+// publish renames a finished staging file to key, durably. It does not
+// remove staged on failure.
 func (b *Backend) publish(staged, key string) (bucket.ObjectInfo, error) {
-	p, err := objectPath(key)
-	if err != nil {
-		return bucket.ObjectInfo{}, err
+	for attempt := 1; ; attempt++ {
+		p, fi, err := b.objectPath(key, true)
+		if err != nil {
+			return bucket.ObjectInfo{}, fmt.Errorf("fsblob: publish %s: %w", key, conflict(err))
+		}
+		// An empty directory in the way is a leftover, not other keys.
+		if fi != nil && fi.IsDir() && b.root.Remove(p) != nil {
+			return bucket.ObjectInfo{}, fmt.Errorf("fsblob: publish %s: it is a directory of other keys: %w", key, bucket.ErrKeyConflict)
+		}
+		err = b.root.Rename(staged, p)
+		if errors.Is(err, fs.ErrNotExist) && attempt < 3 {
+			continue // a Delete pruned the directory just made
+		}
+		if err != nil {
+			return bucket.ObjectInfo{}, fmt.Errorf("fsblob: publish %s: %w", key, conflict(err))
+		}
+		if err := b.syncDir(path.Dir(p)); err != nil {
+			return bucket.ObjectInfo{}, fmt.Errorf("fsblob: publish %s: %w", key, err)
+		}
+		if fi, err = b.root.Lstat(p); err != nil {
+			return bucket.ObjectInfo{}, fmt.Errorf("fsblob: publish %s: %w", key, err)
+		}
+		return info(key, fi), nil
 	}
-	if err := b.root.MkdirAll(path.Dir(p), 0o755); err != nil {
-		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: make directories for %s: %w", key, conflict(err))
-	}
-	if fi, err := b.root.Lstat(p); err == nil && fi.IsDir() {
-		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: publish %s: it is a directory of other keys: %w", key, bucket.ErrKeyConflict)
-	}
-	if err := b.root.Rename(staged, p); err != nil {
-		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: publish %s: %w", key, conflict(err))
-	}
-	if err := b.syncDir(path.Dir(p)); err != nil {
-		return bucket.ObjectInfo{}, err
-	}
-	fi, err := b.root.Stat(p)
-	if err != nil {
-		return bucket.ObjectInfo{}, err
-	}
-	return info(key, fi), nil
 }
 
+// Put stages the bytes and renames them into place. It takes at most
+// MaxPutSize bytes, like S3's PutObject.
 func (b *Backend) Put(_ context.Context, key string, r io.Reader, size int64, _ bucket.PutOptions) (bucket.ObjectInfo, error) {
-	if _, err := objectPath(key); err != nil {
-		return bucket.ObjectInfo{}, err
+	if err := bucket.ValidateKey(key); err != nil {
+		return bucket.ObjectInfo{}, invalidKey(key, err)
+	}
+	if size < 0 || size > bucket.MaxPutSize {
+		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: put %s: size %d is outside 0..%d, the single-request limit; use a multipart upload", key, size, bucket.MaxPutSize)
 	}
 	tmp := tmpDir + "/" + randomName()
 	if _, err := b.writeFile(tmp, r, size); err != nil {
@@ -205,28 +326,19 @@ type section struct {
 func (s section) Close() error { return s.f.Close() }
 
 func (b *Backend) Get(_ context.Context, key string, rng *bucket.Range) (io.ReadCloser, bucket.ObjectInfo, error) {
-	p, err := objectPath(key)
-	if err != nil {
-		return nil, bucket.ObjectInfo{}, err
-	}
-	f, err := b.root.Open(p)
+	f, fi, err := b.openObject(key)
 	if notFound(err) {
 		return nil, bucket.ObjectInfo{}, fmt.Errorf("fsblob: get %s: %w", key, bucket.ErrNotFound)
 	}
 	if err != nil {
 		return nil, bucket.ObjectInfo{}, fmt.Errorf("fsblob: get %s: %w", key, err)
 	}
-	fi, err := f.Stat()
-	if err != nil || fi.IsDir() {
-		f.Close()
-		return nil, bucket.ObjectInfo{}, fmt.Errorf("fsblob: get %s: %w", key, bucket.ErrNotFound)
-	}
 	if rng == nil {
 		return f, info(key, fi), nil
 	}
-	if rng.Offset >= fi.Size() || rng.Offset < 0 || rng.Length == 0 {
+	if rng.Offset < 0 || rng.Length == 0 || rng.Offset >= fi.Size() {
 		f.Close()
-		return nil, bucket.ObjectInfo{}, fmt.Errorf("fsblob: get %s: %w", key, bucket.ErrInvalidRange)
+		return nil, bucket.ObjectInfo{}, fmt.Errorf("fsblob: get %s: range %d+%d of %d bytes: %w", key, rng.Offset, rng.Length, fi.Size(), bucket.ErrInvalidRange)
 	}
 	n := fi.Size() - rng.Offset
 	if rng.Length > 0 {
@@ -236,12 +348,8 @@ func (b *Backend) Get(_ context.Context, key string, rng *bucket.Range) (io.Read
 }
 
 func (b *Backend) Head(_ context.Context, key string) (bucket.ObjectInfo, error) {
-	p, err := objectPath(key)
-	if err != nil {
-		return bucket.ObjectInfo{}, err
-	}
-	fi, err := b.root.Stat(p)
-	if notFound(err) || err == nil && fi.IsDir() {
+	_, fi, err := b.objectPath(key, false)
+	if notFound(err) || err == nil && (fi == nil || !fi.Mode().IsRegular()) {
 		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: head %s: %w", key, bucket.ErrNotFound)
 	}
 	if err != nil {
@@ -250,37 +358,54 @@ func (b *Backend) Head(_ context.Context, key string) (bucket.ObjectInfo, error)
 	return info(key, fi), nil
 }
 
+// Delete removes the object, then the directories it leaves empty, so a
+// deleted tree leaves nothing behind.
 func (b *Backend) Delete(_ context.Context, key string) error {
-	p, err := objectPath(key)
-	if err != nil {
-		return err
+	p, fi, err := b.objectPath(key, false)
+	if notFound(err) || err == nil && (fi == nil || fi.IsDir()) {
+		return nil // missing, or a directory of other keys rather than an object
 	}
-	if fi, err := b.root.Lstat(p); err == nil && fi.IsDir() {
-		return nil // a directory of other keys, not an object
+	if err != nil {
+		return fmt.Errorf("fsblob: delete %s: %w", key, err)
 	}
 	if err := b.root.Remove(p); err != nil && !notFound(err) {
 		return fmt.Errorf("fsblob: delete %s: %w", key, err)
 	}
-	// Empty parents go too, so deleted trees leave no directories behind.
+	if err := b.syncDir(path.Dir(p)); err != nil && !notFound(err) {
+		return fmt.Errorf("fsblob: delete %s: %w", key, err)
+	}
 	for dir := path.Dir(p); dir != objectsDir; dir = path.Dir(dir) {
-		if b.root.Remove(dir) != nil {
+		if b.root.Remove(dir) != nil { // not empty: another key lives there
 			break
 		}
 	}
 	return nil
 }
 
-// List walks objects/ in the byte order of whole keys: a directory d sorts
-// as "d/", which is where its keys fall among its siblings.
+// List walks objects/ in the byte order of whole keys, as S3 lists: a
+// directory d sorts among its siblings as "d/", which is where its keys
+// fall ("a-b" < "a.b" < "a/..." < "a0"). It reads only the directories that
+// can hold keys after `after` under prefix, and stops at limit+1 keys.
+// Symlinks, other non-regular files and names no key could have (put there
+// by hand) are not objects and are skipped.
 func (b *Backend) List(_ context.Context, prefix, after string, limit int) ([]bucket.ObjectInfo, bool, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
 	var out []bucket.ObjectInfo
 	more := false
+	sortKey := func(e fs.DirEntry) string {
+		if e.IsDir() {
+			return e.Name() + "/"
+		}
+		return e.Name()
+	}
 	var walk func(dir, keyPrefix string) error
 	walk = func(dir, keyPrefix string) error {
 		f, err := b.root.Open(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // pruned by a Delete while we listed
+		}
 		if err != nil {
 			return err
 		}
@@ -289,13 +414,7 @@ func (b *Backend) List(_ context.Context, prefix, after string, limit int) ([]bu
 		if err != nil {
 			return err
 		}
-		sortKey := func(e fs.DirEntry) string {
-			if e.IsDir() {
-				return e.Name() + "/"
-			}
-			return e.Name()
-		}
-		sort.Slice(entries, func(i, j int) bool { return sortKey(entries[i]) < sortKey(entries[j]) })
+		slices.SortFunc(entries, func(x, y fs.DirEntry) int { return strings.Compare(sortKey(x), sortKey(y)) })
 		for _, e := range entries {
 			if more {
 				return nil
@@ -303,7 +422,8 @@ func (b *Backend) List(_ context.Context, prefix, after string, limit int) ([]bu
 			key := keyPrefix + e.Name()
 			if e.IsDir() {
 				sub := key + "/"
-				// Skip subtrees that cannot hold a match.
+				// Skip subtrees that cannot hold a match: all their keys
+				// start with sub.
 				if !strings.HasPrefix(sub, prefix) && !strings.HasPrefix(prefix, sub) {
 					continue
 				}
@@ -315,29 +435,31 @@ func (b *Backend) List(_ context.Context, prefix, after string, limit int) ([]bu
 				}
 				continue
 			}
-			if !e.Type().IsRegular() || !strings.HasPrefix(key, prefix) || key <= after {
+			if !e.Type().IsRegular() || !strings.HasPrefix(key, prefix) || key <= after || bucket.ValidateKey(key) != nil {
 				continue
-			}
-			if len(out) == limit {
-				more = true
-				return nil
 			}
 			fi, err := e.Info()
 			if err != nil {
 				continue // deleted while we listed
+			}
+			if len(out) == limit {
+				more = true
+				return nil
 			}
 			out = append(out, info(key, fi))
 		}
 		return nil
 	}
 	if err := walk(objectsDir, ""); err != nil {
-		return nil, false, fmt.Errorf("fsblob: list %s: %w", prefix, err)
+		return nil, false, fmt.Errorf("fsblob: list %q: %w", prefix, err)
 	}
 	return out, more, nil
 }
 
-// Ping checks the directory is still there.
+// Ping checks the objects directory is still there.
 func (b *Backend) Ping(context.Context) error {
-	_, err := b.root.Stat(objectsDir)
-	return err
+	if _, err := b.root.Stat(objectsDir); err != nil {
+		return fmt.Errorf("fsblob: %w", err)
+	}
+	return nil
 }

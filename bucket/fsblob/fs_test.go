@@ -1,80 +1,287 @@
 package fsblob
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/bucket/backendtest"
 )
 
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, func(t *testing.T) bucket.Backend {
-		b, err := New(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Close() })
-		return b
-	})
+	backendtest.Run(t, func(t *testing.T) bucket.Backend { return open(t, t.TempDir()) })
 }
 
-// A symlink planted inside the root that points outside is never followed,
-// for reading or writing, and no key reaches outside.
-func TestNoEscape(t *testing.T) {
-	dir, outside := t.TempDir(), t.TempDir()
-	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+func open(t *testing.T, dir string) *Backend {
+	t.Helper()
 	b, err := New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	if err := os.Symlink(outside, filepath.Join(dir, "objects", "link")); err != nil {
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func putString(t *testing.T, b *Backend, key, data string) {
+	t.Helper()
+	if _, err := b.Put(context.Background(), key, strings.NewReader(data), int64(len(data)), bucket.PutOptions{}); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+// Symlinks planted inside the root are refused, never followed, for reading
+// or writing, whether they point outside the root or inside it (into the
+// staging area), and no key reaches outside.
+func TestSymlinksAreRefused(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	b := open(t, dir)
 	ctx := context.Background()
-	if _, _, err := b.Get(ctx, "link/secret", nil); err == nil {
-		t.Fatal("read through a symlink that leaves the root")
+	putString(t, b, "real/file", "real")
+	id, err := b.CreateMultipart(ctx, "x", bucket.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := b.Put(ctx, "link/planted", strings.NewReader("x"), 1, bucket.PutOptions{}); err == nil {
-		t.Fatal("wrote through a symlink that leaves the root")
-	}
-	if _, err := os.Stat(filepath.Join(outside, "planted")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatal("a file appeared outside the root")
-	}
-	for _, key := range []string{"../escape", "/etc/passwd", "a/../../escape", ""} {
-		if _, err := b.Put(ctx, key, strings.NewReader("x"), 1, bucket.PutOptions{}); !errors.Is(err, bucket.ErrInvalidKey) {
-			t.Errorf("Put(%q) = %v, want ErrInvalidKey", key, err)
+	defer b.AbortMultipart(ctx, "x", id)
+	objects := filepath.Join(dir, objectsDir)
+	for link, target := range map[string]string{
+		"out":         outside,                           // a directory outside
+		"stage":       filepath.Join("..", "staging"),    // a directory inside, relative
+		"real/inside": filepath.Join(objects, "real"),    // a directory inside, absolute
+		"secret":      filepath.Join(outside, "secret"),  // a file outside
+		"alias":       filepath.Join("real", "file"),     // a file inside
+		"dangling":    filepath.Join(outside, "missing"), // nothing
+	} {
+		if err := os.Symlink(target, filepath.Join(objects, link)); err != nil {
+			t.Fatal(err)
 		}
 	}
-	for _, id := range []string{"../x", "ABC", "a/b"} {
+	for _, key := range []string{"out/secret", "stage/uploads/" + id + "/key", "real/inside/file", "secret", "alias", "dangling", "out/new", "dangling/new"} {
+		if _, _, err := b.Get(ctx, key, nil); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Errorf("Get(%s) = %v, want ErrInvalidKey", key, err)
+		}
+		if _, err := b.Head(ctx, key); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Errorf("Head(%s) = %v, want ErrInvalidKey", key, err)
+		}
+		if _, err := b.Put(ctx, key, strings.NewReader("x"), 1, bucket.PutOptions{}); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Errorf("Put(%s) = %v, want ErrInvalidKey", key, err)
+		}
+		if err := b.Delete(ctx, key); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Errorf("Delete(%s) = %v, want ErrInvalidKey", key, err)
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(outside, "secret")); err != nil || string(got) != "secret" {
+		t.Fatalf("outside file changed: %q %v", got, err)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 1 {
+		t.Fatalf("files appeared outside the root: %v", entries)
+	}
+	if fi, err := os.Lstat(filepath.Join(objects, "secret")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the planted link was replaced or removed: %v", err)
+	}
+	// Completing an upload whose key runs through a link is refused too.
+	id2, err := b.CreateMultipart(ctx, "ok/then-linked", bucket.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.UploadPart(ctx, "ok/then-linked", id2, 1, strings.NewReader("x"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(objects, "ok")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CompleteMultipart(ctx, "ok/then-linked", id2, []bucket.Part{p}); !errors.Is(err, bucket.ErrInvalidKey) {
+		t.Fatalf("complete through a link = %v, want ErrInvalidKey", err)
+	}
+	_ = b.AbortMultipart(ctx, "ok/then-linked", id2)
+	// Links are not objects.
+	objs, _, err := b.List(ctx, "", "", 100)
+	if err != nil || len(objs) != 1 || objs[0].Key != "real/file" {
+		t.Fatalf("list = %+v, %v; want just real/file", objs, err)
+	}
+}
+
+func TestIDsCannotBePaths(t *testing.T) {
+	b := open(t, t.TempDir())
+	ctx := context.Background()
+	for _, id := range []string{"../x", "ABC", "a/b", "", "..", strings.Repeat("a", 65)} {
 		if err := b.StageWrite(ctx, id, 0, strings.NewReader("x"), 1); !errors.Is(err, bucket.ErrInvalidKey) {
 			t.Errorf("StageWrite(%q) = %v, want ErrInvalidKey", id, err)
 		}
+		if _, err := b.UploadPart(ctx, "k", id, 1, strings.NewReader("x"), 1); !errors.Is(err, bucket.ErrNotFound) {
+			t.Errorf("UploadPart(%q) = %v, want ErrNotFound", id, err)
+		}
+		if err := b.AbortMultipart(ctx, "k", id); err != nil {
+			t.Errorf("AbortMultipart(%q) = %v, want nil", id, err)
+		}
+	}
+}
+
+// Staging files never show as objects, and failures leave none behind.
+func TestStagingIsInvisible(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	ctx := context.Background()
+	if _, err := b.Put(ctx, "short", strings.NewReader("abc"), 10, bucket.PutOptions{}); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("short put: %v", err)
+	}
+	putString(t, b, "a", "x")
+	if _, err := b.Put(ctx, "a/b", strings.NewReader("x"), 1, bucket.PutOptions{}); !errors.Is(err, bucket.ErrKeyConflict) {
+		t.Fatalf("put under an object: %v, want ErrKeyConflict", err)
+	}
+	id, err := b.CreateMultipart(ctx, "mp", bucket.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.UploadPart(ctx, "mp", id, 1, strings.NewReader("ab"), 3); err == nil {
+		t.Fatal("short part accepted")
+	}
+	if _, err := b.UploadPart(ctx, "mp", id, 1, strings.NewReader("abc"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StageWrite(ctx, "5e55", 0, strings.NewReader("abc"), 3); err != nil {
+		t.Fatal(err)
+	}
+	objs, _, err := b.List(ctx, "", "", 100)
+	if err != nil || len(objs) != 1 || objs[0].Key != "a" {
+		t.Fatalf("list = %+v, %v; want just a", objs, err)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(dir, tmpDir)); len(tmp) != 0 {
+		t.Fatalf("failed writes left %d staging files", len(tmp))
+	}
+	parts, _ := os.ReadDir(filepath.Join(dir, uploadsDir, id))
+	if len(parts) != 2 { // key and the one part
+		t.Fatalf("upload dir holds %v", parts)
+	}
+}
+
+func TestNewSweepsStaleStagingFiles(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	stale, fresh := filepath.Join(dir, tmpDir, "stale"), filepath.Join(dir, tmpDir, "fresh")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * staleTmp)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	open(t, dir)
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale staging file kept: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("fresh staging file removed: %v", err)
 	}
 }
 
 func TestDeleteRemovesEmptyDirectories(t *testing.T) {
 	dir := t.TempDir()
-	b, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := open(t, dir)
 	ctx := context.Background()
-	if _, err := b.Put(ctx, "a/b/c", strings.NewReader("x"), 1, bucket.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	putString(t, b, "a/b/c", "x")
+	putString(t, b, "a/keep", "x")
 	if err := b.Delete(ctx, "a/b/c"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "objects", "a")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("empty directories left behind: %v", err)
+	if _, err := os.Stat(filepath.Join(dir, objectsDir, "a", "b")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("empty directory left behind: %v", err)
+	}
+	if err := b.Delete(ctx, "a/keep"); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, objectsDir)); len(entries) != 0 {
+		t.Fatalf("objects/ still holds %v", entries)
+	}
+	// An empty directory left by hand (or a crash) does not block its name.
+	if err := os.MkdirAll(filepath.Join(dir, objectsDir, "d", "e"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Put(ctx, "d/e", strings.NewReader("x"), 1, bucket.PutOptions{}); err != nil {
+		t.Fatalf("put over an empty directory: %v", err)
+	}
+}
+
+// Random keys over the bytes around '/' ('-' '.' '/' '0' '_' 'a') list in
+// exactly the byte order of whole keys, with any prefix, cursor and limit.
+func TestListIsByteOrder(t *testing.T) {
+	b := open(t, t.TempDir())
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("-.0_a")
+	word := func() string {
+		w := make([]byte, 1+rng.IntN(3))
+		for i := range w {
+			w[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return string(w)
+	}
+	var keys []string
+	for range 300 {
+		segs := make([]string, 1+rng.IntN(3))
+		for i := range segs {
+			segs[i] = word()
+		}
+		key := strings.Join(segs, "/")
+		if bucket.ValidateKey(key) != nil || slices.Contains(keys, key) {
+			continue
+		}
+		_, err := b.Put(ctx, key, bytes.NewReader(nil), 0, bucket.PutOptions{})
+		if errors.Is(err, bucket.ErrKeyConflict) {
+			continue // "a" and "a/b" cannot both be files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	for range 200 {
+		prefix, after := "", ""
+		if rng.IntN(2) == 0 {
+			prefix = keys[rng.IntN(len(keys))]
+			prefix = prefix[:rng.IntN(len(prefix)+1)]
+		}
+		if rng.IntN(2) == 0 {
+			after = keys[rng.IntN(len(keys))]
+			after = after[:rng.IntN(len(after)+1)]
+		}
+		limit := 1 + rng.IntN(20)
+		var want []string
+		for _, k := range keys {
+			if strings.HasPrefix(k, prefix) && k > after {
+				want = append(want, k)
+			}
+		}
+		wantMore := len(want) > limit
+		if wantMore {
+			want = want[:limit]
+		}
+		objs, more, err := b.List(ctx, prefix, after, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, o := range objs {
+			got = append(got, o.Key)
+		}
+		if !slices.Equal(got, want) || more != wantMore {
+			t.Fatalf("List(%q, %q, %d) = %q more=%v\nwant %q more=%v", prefix, after, limit, got, more, want, wantMore)
+		}
 	}
 }

@@ -3,146 +3,157 @@ package fsblob
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/ferryhq/ferry/bucket"
 )
 
-func uploadDir(id string) (string, error) {
-	if err := token(id); err != nil {
-		return "", err
+// upload returns the directory of uploadID after checking it exists and
+// belongs to key. Like S3, an id that is malformed, unknown, or another
+// key's is ErrNotFound.
+func (b *Backend) upload(key, uploadID string) (string, error) {
+	if err := bucket.ValidateKey(key); err != nil {
+		return "", invalidKey(key, err)
 	}
-	return uploadsDir + "/" + id, nil
+	if token(uploadID) != nil {
+		return "", fmt.Errorf("fsblob: upload %q: %w", uploadID, bucket.ErrNotFound)
+	}
+	dir := uploadsDir + "/" + uploadID
+	owner, err := b.root.ReadFile(dir + "/key")
+	if notFound(err) || err == nil && string(owner) != key {
+		return "", fmt.Errorf("fsblob: upload %s of %s: %w", uploadID, key, bucket.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("fsblob: upload %s: %w", uploadID, err)
+	}
+	return dir, nil
+}
+
+func partName(n int, etag string) string {
+	return strconv.Itoa(n) + "-" + strings.Trim(etag, `"`)
 }
 
 func (b *Backend) CreateMultipart(_ context.Context, key string, _ bucket.PutOptions) (string, error) {
-	if _, err := objectPath(key); err != nil {
-		return "", err
+	if err := bucket.ValidateKey(key); err != nil {
+		return "", invalidKey(key, err)
 	}
+	// Built aside and renamed in, so ListMultipart never sees it half made.
 	id := randomName()
-	dir := uploadsDir + "/" + id
-	if err := b.root.Mkdir(dir, 0o755); err != nil {
-		return "", fmt.Errorf("fsblob: create multipart %s: %w", key, err)
+	tmp, dir := tmpDir+"/"+id, uploadsDir+"/"+id
+	err := b.root.Mkdir(tmp, 0o755)
+	if err == nil {
+		_, err = b.writeFile(tmp+"/key", strings.NewReader(key), int64(len(key)))
 	}
-	if _, err := b.writeFile(dir+"/key", strings.NewReader(key), int64(len(key))); err != nil {
+	if err == nil {
+		err = b.syncDir(tmp)
+	}
+	if err == nil {
+		err = b.root.Rename(tmp, dir)
+	}
+	if err == nil {
+		err = b.syncDir(uploadsDir)
+	}
+	if err != nil {
+		_ = b.root.RemoveAll(tmp)
 		_ = b.root.RemoveAll(dir)
 		return "", fmt.Errorf("fsblob: create multipart %s: %w", key, err)
 	}
 	return id, nil
 }
 
-// parts lists the upload's part files by number.
-func (b *Backend) parts(dir string) (map[int]string, error) {
-	f, err := b.root.Open(dir)
-	if notFound(err) {
-		return nil, fmt.Errorf("fsblob: upload %s: %w", dir, bucket.ErrNotFound)
-	}
-	if err != nil {
-		return nil, err
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		return nil, err
-	}
-	out := map[int]string{}
-	for _, name := range names {
-		num, _, ok := strings.Cut(name, "-")
-		if n, err := strconv.Atoi(num); ok && err == nil {
-			out[n] = name
-		}
-	}
-	return out, nil
-}
-
 // UploadPart writes part n as "<n>-<md5>"; a re-upload of n replaces it.
 func (b *Backend) UploadPart(_ context.Context, key, uploadID string, n int, r io.Reader, size int64) (bucket.Part, error) {
-	dir, err := uploadDir(uploadID)
-	if err != nil {
-		return bucket.Part{}, err
-	}
 	if n < 1 || n > bucket.MaxParts {
-		return bucket.Part{}, fmt.Errorf("fsblob: part number %d is outside 1..%d", n, bucket.MaxParts)
+		return bucket.Part{}, fmt.Errorf("fsblob: upload part %s: part number %d is outside 1..%d", key, n, bucket.MaxParts)
 	}
-	if size > bucket.MaxPartSize {
-		return bucket.Part{}, fmt.Errorf("fsblob: part of %d bytes exceeds %d", size, bucket.MaxPartSize)
+	if size < 0 || size > bucket.MaxPartSize {
+		return bucket.Part{}, fmt.Errorf("fsblob: upload part %s: size %d is outside 0..%d", key, size, bucket.MaxPartSize)
 	}
-	old, err := b.parts(dir)
+	dir, err := b.upload(key, uploadID)
 	if err != nil {
 		return bucket.Part{}, err
 	}
 	tmp := dir + "/tmp-" + randomName()
 	sum, err := b.writeFile(tmp, r, size)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = bucket.ErrNotFound // aborted meanwhile
+	}
 	if err != nil {
 		return bucket.Part{}, fmt.Errorf("fsblob: upload part %d of %s: %w", n, key, err)
 	}
 	tag := hex.EncodeToString(sum)
-	name := strconv.Itoa(n) + "-" + tag
+	name := partName(n, tag)
 	if err := b.root.Rename(tmp, dir+"/"+name); err != nil {
 		_ = b.root.Remove(tmp)
-		return bucket.Part{}, err
+		return bucket.Part{}, fmt.Errorf("fsblob: upload part %d of %s: %w", n, key, err)
 	}
-	if prev, ok := old[n]; ok && prev != name {
-		_ = b.root.Remove(dir + "/" + prev)
+	// Drop the part this one replaces. A concurrent upload of the same
+	// number may leave a second file; Complete picks by ETag, so it is only
+	// garbage until the upload ends.
+	if names, err := b.readNames(dir); err == nil {
+		for _, other := range names {
+			if num, _, ok := strings.Cut(other, "-"); ok && num == strconv.Itoa(n) && other != name {
+				_ = b.root.Remove(dir + "/" + other)
+			}
+		}
 	}
-	return bucket.Part{Number: n, ETag: tag, Size: size}, b.syncDir(dir)
+	if err := b.syncDir(dir); err != nil {
+		return bucket.Part{}, fmt.Errorf("fsblob: upload part %d of %s: %w", n, key, err)
+	}
+	return bucket.Part{Number: n, ETag: tag, Size: size}, nil
+}
+
+func (b *Backend) readNames(dir string) ([]string, error) {
+	f, err := b.root.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
 }
 
 // CompleteMultipart checks the listed parts like S3 does (ascending, each
-// present with its ETag, all but the last at least MinPartSize), joins them
-// and publishes the result.
+// uploaded with that ETag, all but the last at least MinPartSize) and, being
+// local and cheap, that each Size is right; then joins them and publishes
+// the result. The upload's files go only once the object is in place, so a
+// crash in between leaves an upload that completes again.
 func (b *Backend) CompleteMultipart(_ context.Context, key, uploadID string, parts []bucket.Part) (bucket.ObjectInfo, error) {
-	dir, err := uploadDir(uploadID)
-	if err != nil {
-		return bucket.ObjectInfo{}, err
-	}
-	have, err := b.parts(dir)
+	dir, err := b.upload(key, uploadID)
 	if err != nil {
 		return bucket.ObjectInfo{}, err
 	}
 	if len(parts) == 0 {
 		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: complete %s: no parts", key)
 	}
-	tmp := tmpDir + "/" + randomName()
-	out, err := b.root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return bucket.ObjectInfo{}, err
-	}
-	fail := func(err error) (bucket.ObjectInfo, error) {
-		out.Close()
-		_ = b.root.Remove(tmp)
-		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: complete %s: %w", key, err)
-	}
 	for i, p := range parts {
 		if i > 0 && p.Number <= parts[i-1].Number {
-			return fail(fmt.Errorf("parts must be in ascending order (part %d after %d)", p.Number, parts[i-1].Number))
+			return bucket.ObjectInfo{}, fmt.Errorf("fsblob: complete %s: parts must be in ascending order (part %d after %d)", key, p.Number, parts[i-1].Number)
 		}
-		name := strconv.Itoa(p.Number) + "-" + strings.Trim(p.ETag, `"`)
-		if have[p.Number] != name {
-			return fail(fmt.Errorf("part %d with ETag %s was not uploaded", p.Number, p.ETag))
+		fi, err := b.root.Lstat(dir + "/" + partName(p.Number, p.ETag))
+		if notFound(err) || err == nil && !fi.Mode().IsRegular() {
+			return bucket.ObjectInfo{}, fmt.Errorf("fsblob: complete %s: part %d with ETag %s was not uploaded", key, p.Number, p.ETag)
 		}
-		f, err := b.root.Open(dir + "/" + name)
 		if err != nil {
-			return fail(err)
+			return bucket.ObjectInfo{}, fmt.Errorf("fsblob: complete %s: %w", key, err)
 		}
-		n, err := io.Copy(out, f)
-		f.Close()
-		if err != nil {
-			return fail(err)
+		if fi.Size() != p.Size {
+			return bucket.ObjectInfo{}, fmt.Errorf("fsblob: complete %s: part %d is %d bytes, not %d", key, p.Number, fi.Size(), p.Size)
 		}
-		if i < len(parts)-1 && n < bucket.MinPartSize {
-			return fail(fmt.Errorf("part %d is %d bytes; every part but the last must be at least %d", p.Number, n, bucket.MinPartSize))
+		if i < len(parts)-1 && fi.Size() < bucket.MinPartSize {
+			return bucket.ObjectInfo{}, fmt.Errorf("fsblob: complete %s: part %d is %d bytes; every part but the last must be at least %d", key, p.Number, fi.Size(), bucket.MinPartSize)
 		}
 	}
-	if err := out.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := out.Close(); err != nil {
-		return fail(err)
+	tmp := tmpDir + "/" + randomName()
+	if err := b.concat(tmp, dir, parts); err != nil {
+		_ = b.root.Remove(tmp)
+		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: complete %s: %w", key, err)
 	}
 	obj, err := b.publish(tmp, key)
 	if err != nil {
@@ -153,8 +164,39 @@ func (b *Backend) CompleteMultipart(_ context.Context, key, uploadID string, par
 	return obj, nil
 }
 
-func (b *Backend) AbortMultipart(_ context.Context, _, uploadID string) error {
-	dir, err := uploadDir(uploadID)
+// concat writes the parts, in order, to a new fsynced file tmp.
+func (b *Backend) concat(tmp, dir string, parts []bucket.Part) error {
+	out, err := b.root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		var f *os.File
+		if f, err = b.root.Open(dir + "/" + partName(p.Number, p.ETag)); err != nil {
+			break
+		}
+		_, err = io.Copy(out, f)
+		f.Close()
+		if err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// AbortMultipart removes the upload's directory. As on S3, an upload that
+// is unknown, malformed or another key's is left alone and not an error.
+func (b *Backend) AbortMultipart(_ context.Context, key, uploadID string) error {
+	dir, err := b.upload(key, uploadID)
+	if errors.Is(err, bucket.ErrNotFound) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -164,18 +206,17 @@ func (b *Backend) AbortMultipart(_ context.Context, _, uploadID string) error {
 	return nil
 }
 
+// ListMultipart lists uploads in the order S3 does: by key, then (here) by id.
 func (b *Backend) ListMultipart(_ context.Context, prefix string) ([]bucket.Upload, error) {
-	f, err := b.root.Open(uploadsDir)
+	ids, err := b.readNames(uploadsDir)
 	if err != nil {
-		return nil, err
-	}
-	ids, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fsblob: list multipart: %w", err)
 	}
 	var out []bucket.Upload
 	for _, id := range ids {
+		if token(id) != nil {
+			continue
+		}
 		key, err := b.root.ReadFile(uploadsDir + "/" + id + "/key")
 		if err != nil {
 			continue // created or aborted while we looked
@@ -184,5 +225,11 @@ func (b *Backend) ListMultipart(_ context.Context, prefix string) ([]bucket.Uplo
 			out = append(out, bucket.Upload{Key: string(key), UploadID: id})
 		}
 	}
+	slices.SortFunc(out, func(x, y bucket.Upload) int {
+		if c := strings.Compare(x.Key, y.Key); c != 0 {
+			return c
+		}
+		return strings.Compare(x.UploadID, y.UploadID)
+	})
 	return out, nil
 }

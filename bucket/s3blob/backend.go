@@ -1,7 +1,9 @@
 // Package s3blob is the S3 blob backend: any S3-compatible endpoint, one
-// bucket, keys under an optional prefix. Object names are "<prefix><key>";
-// nothing else is ever written (no metadata objects: sessions keep their
-// state in the metadata store).
+// bucket, keys under an optional prefix. Object names are "<prefix><key>"
+// where prefix is "" or "a/b/" (New normalises it); nothing else is ever
+// written (no metadata objects: sessions keep their state in the metadata
+// store). Keys are checked with bucket.ValidateKey like on the filesystem,
+// so both backends accept the same keys.
 package s3blob
 
 import (
@@ -9,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 
@@ -51,9 +55,11 @@ var (
 	_ bucket.Pinger    = (*Backend)(nil)
 )
 
-// New returns a backend for bucket, with every key under prefix.
+// New returns a backend for bucket, with every key under prefix. The
+// prefix is cleaned: "", "/" and "." mean none; "a/b", "/a/b/" and "a//b"
+// all mean "a/b/".
 func New(api API, bkt, prefix string) *Backend {
-	prefix = strings.Trim(prefix, "/")
+	prefix = strings.Trim(path.Clean("/"+prefix), "/")
 	if prefix != "" {
 		prefix += "/"
 	}
@@ -63,6 +69,8 @@ func New(api API, bkt, prefix string) *Backend {
 func (b *Backend) name(key string) *string { return aws.String(b.prefix + key) }
 
 // mapErr turns S3's not-found and range errors into the bucket sentinels.
+// A missing bucket is a configuration fault, not a missing object, so it
+// stays a plain error (it must not become a 404 for the caller).
 func mapErr(op, key string, err error) error {
 	if err == nil {
 		return nil
@@ -74,22 +82,35 @@ func mapErr(op, key string, err error) error {
 		resp *awshttp.ResponseError
 		api  smithy.APIError
 	)
+	code, status := "", 0
+	if errors.As(err, &api) {
+		code = api.ErrorCode()
+	}
+	if errors.As(err, &resp) {
+		status = resp.HTTPStatusCode()
+	}
 	switch {
-	case errors.As(err, &nsk), errors.As(err, &nsu), errors.As(err, &nf):
+	case code == "NoSuchBucket":
+		return fmt.Errorf("s3 %s %s: %w", op, key, err)
+	case errors.As(err, &nsk), errors.As(err, &nsu), errors.As(err, &nf),
+		code == "NoSuchKey", code == "NoSuchUpload", code == "NotFound",
+		status == http.StatusNotFound: // HEAD has no body, so no code
 		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrNotFound)
-	case errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusNotFound:
-		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrNotFound)
-	case errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable:
+	case code == "InvalidRange", status == http.StatusRequestedRangeNotSatisfiable:
 		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrInvalidRange)
-	case errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NoSuchUpload"):
-		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrNotFound)
-	case errors.As(err, &api) && (api.ErrorCode() == "ExistingObjectIsDirectory" || api.ErrorCode() == "ObjectParentIsFile"):
+	case code == "ExistingObjectIsDirectory", code == "ObjectParentIsFile":
 		// Posix-backed gateways (versitygw) cannot hold both "a" and "a/b".
 		return fmt.Errorf("s3 %s %s: %w (%v)", op, key, bucket.ErrKeyConflict, err)
-	case errors.As(err, &api) && api.ErrorCode() == "InvalidRange":
-		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrInvalidRange)
 	}
 	return fmt.Errorf("s3 %s %s: %w", op, key, err)
+}
+
+// checkKey refuses what bucket.ValidateKey refuses, as the filesystem does.
+func checkKey(op, key string) error {
+	if err := bucket.ValidateKey(key); err != nil {
+		return fmt.Errorf("s3 %s: %w: %v", op, bucket.ErrInvalidKey, err)
+	}
+	return nil
 }
 
 // exactly yields size bytes of r and fails if r ends early, so a short
@@ -132,9 +153,15 @@ func (e *exactly) check(err error) error {
 // the client resends the chunk instead.
 func noRetry(o *s3.Options) { o.Retryer = aws.NopRetryer{} }
 
+// Put streams r as the request body with Content-Length size: nothing is
+// buffered, so r need not be seekable. ObjectInfo.LastModified is left zero
+// (PutObject does not return it; a Head would cost a request).
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts bucket.PutOptions) (bucket.ObjectInfo, error) {
-	if size > bucket.MaxPutSize {
-		return bucket.ObjectInfo{}, fmt.Errorf("s3 put %s: %d bytes exceeds the single-request limit of %d; use a multipart upload", key, size, bucket.MaxPutSize)
+	if err := checkKey("put", key); err != nil {
+		return bucket.ObjectInfo{}, err
+	}
+	if size < 0 || size > bucket.MaxPutSize {
+		return bucket.ObjectInfo{}, fmt.Errorf("s3 put %s: size %d is outside 0..%d, the single-request limit; use a multipart upload", key, size, bucket.MaxPutSize)
 	}
 	body := &exactly{r: r, left: size}
 	in := &s3.PutObjectInput{Bucket: &b.bucket, Key: b.name(key), Body: body, ContentLength: aws.Int64(size)}
@@ -148,17 +175,42 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	return bucket.ObjectInfo{Key: key, Size: size, ETag: aws.ToString(out.ETag), ContentType: opts.ContentType}, nil
 }
 
+// rangeHeader is the HTTP Range for rng. Ranges S3 would answer with the
+// whole object or a 400 (negative offset, zero length) are refused here.
+func rangeHeader(rng *bucket.Range) (string, error) {
+	if rng.Offset < 0 || rng.Length == 0 {
+		return "", fmt.Errorf("range %d+%d selects no bytes: %w", rng.Offset, rng.Length, bucket.ErrInvalidRange)
+	}
+	if rng.Length < 0 {
+		return fmt.Sprintf("bytes=%d-", rng.Offset), nil
+	}
+	if rng.Length > math.MaxInt64-rng.Offset {
+		return fmt.Sprintf("bytes=%d-", rng.Offset), nil // to the end anyway
+	}
+	return fmt.Sprintf("bytes=%d-%d", rng.Offset, rng.Offset+rng.Length-1), nil
+}
+
+// totalSize reads the object size from a Content-Range "bytes a-b/total".
+func totalSize(contentRange string) (int64, bool) {
+	i := strings.LastIndexByte(contentRange, '/')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(contentRange[i+1:], 10, 64)
+	return n, err == nil
+}
+
 func (b *Backend) Get(ctx context.Context, key string, rng *bucket.Range) (io.ReadCloser, bucket.ObjectInfo, error) {
+	if err := checkKey("get", key); err != nil {
+		return nil, bucket.ObjectInfo{}, err
+	}
 	in := &s3.GetObjectInput{Bucket: &b.bucket, Key: b.name(key)}
 	if rng != nil {
-		if rng.Length == 0 {
-			return nil, bucket.ObjectInfo{}, fmt.Errorf("s3 get %s: empty range", key)
+		h, err := rangeHeader(rng)
+		if err != nil {
+			return nil, bucket.ObjectInfo{}, fmt.Errorf("s3 get %s: %w", key, err)
 		}
-		spec := fmt.Sprintf("bytes=%d-", rng.Offset)
-		if rng.Length > 0 {
-			spec += strconv.FormatInt(rng.Offset+rng.Length-1, 10)
-		}
-		in.Range = aws.String(spec)
+		in.Range = aws.String(h)
 	}
 	out, err := b.api.GetObject(ctx, in)
 	if err != nil {
@@ -166,17 +218,16 @@ func (b *Backend) Get(ctx context.Context, key string, rng *bucket.Range) (io.Re
 	}
 	info := bucket.ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag),
 		LastModified: aws.ToTime(out.LastModified), ContentType: aws.ToString(out.ContentType)}
-	if cr := aws.ToString(out.ContentRange); cr != "" { // "bytes a-b/total": Size is the whole object's
-		if i := strings.LastIndexByte(cr, '/'); i >= 0 {
-			if n, err := strconv.ParseInt(cr[i+1:], 10, 64); err == nil {
-				info.Size = n
-			}
-		}
+	if n, ok := totalSize(aws.ToString(out.ContentRange)); ok {
+		info.Size = n // ContentLength is the range's; Size is the object's
 	}
 	return out.Body, info, nil
 }
 
 func (b *Backend) Head(ctx context.Context, key string) (bucket.ObjectInfo, error) {
+	if err := checkKey("head", key); err != nil {
+		return bucket.ObjectInfo{}, err
+	}
 	out, err := b.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: b.name(key)})
 	if err != nil {
 		return bucket.ObjectInfo{}, mapErr("head", key, err)
@@ -186,6 +237,9 @@ func (b *Backend) Head(ctx context.Context, key string) (bucket.ObjectInfo, erro
 }
 
 func (b *Backend) Delete(ctx context.Context, key string) error {
+	if err := checkKey("delete", key); err != nil {
+		return err
+	}
 	_, err := b.api.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: b.name(key)})
 	if err = mapErr("delete", key, err); errors.Is(err, bucket.ErrNotFound) {
 		return nil
@@ -193,11 +247,16 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	return err
 }
 
+// List asks for one key more than limit, so `more` is exact without
+// trusting IsTruncated on a page that happens to end at the limit. Names
+// that are not valid keys (a console's "dir/" markers, say) are skipped:
+// no other method could take them.
 func (b *Backend) List(ctx context.Context, prefix, after string, limit int) ([]bucket.ObjectInfo, bool, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
-	in := &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: aws.String(b.prefix + prefix), MaxKeys: aws.Int32(int32(min(limit, 1000)))}
+	in := &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: aws.String(b.prefix + prefix),
+		MaxKeys: aws.Int32(int32(min(limit, 999) + 1))}
 	if after != "" {
 		in.StartAfter = aws.String(b.prefix + after)
 	}
@@ -208,23 +267,27 @@ func (b *Backend) List(ctx context.Context, prefix, after string, limit int) ([]
 			return nil, false, mapErr("list", prefix, err)
 		}
 		for _, o := range out.Contents {
+			key, ok := strings.CutPrefix(aws.ToString(o.Key), b.prefix)
+			if !ok || bucket.ValidateKey(key) != nil {
+				continue
+			}
 			if len(objs) == limit {
 				return objs, true, nil
 			}
-			objs = append(objs, bucket.ObjectInfo{Key: strings.TrimPrefix(aws.ToString(o.Key), b.prefix),
-				Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag), LastModified: aws.ToTime(o.LastModified)})
+			objs = append(objs, bucket.ObjectInfo{Key: key, Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag),
+				LastModified: aws.ToTime(o.LastModified)})
 		}
-		if !aws.ToBool(out.IsTruncated) || out.NextContinuationToken == nil {
+		if !aws.ToBool(out.IsTruncated) || aws.ToString(out.NextContinuationToken) == "" {
 			return objs, false, nil
-		}
-		if len(objs) == limit {
-			return objs, true, nil
 		}
 		in.ContinuationToken, in.StartAfter = out.NextContinuationToken, nil
 	}
 }
 
 func (b *Backend) CreateMultipart(ctx context.Context, key string, opts bucket.PutOptions) (string, error) {
+	if err := checkKey("create multipart", key); err != nil {
+		return "", err
+	}
 	in := &s3.CreateMultipartUploadInput{Bucket: &b.bucket, Key: b.name(key)}
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
@@ -236,12 +299,16 @@ func (b *Backend) CreateMultipart(ctx context.Context, key string, opts bucket.P
 	return aws.ToString(out.UploadId), nil
 }
 
+// UploadPart streams r like Put does.
 func (b *Backend) UploadPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (bucket.Part, error) {
+	if err := checkKey("upload part", key); err != nil {
+		return bucket.Part{}, err
+	}
 	if n < 1 || n > bucket.MaxParts {
 		return bucket.Part{}, fmt.Errorf("s3 upload part %s: part number %d is outside 1..%d", key, n, bucket.MaxParts)
 	}
-	if size > bucket.MaxPartSize {
-		return bucket.Part{}, fmt.Errorf("s3 upload part %s: %d bytes exceeds the part limit %d", key, size, bucket.MaxPartSize)
+	if size < 0 || size > bucket.MaxPartSize {
+		return bucket.Part{}, fmt.Errorf("s3 upload part %s: size %d is outside 0..%d", key, size, bucket.MaxPartSize)
 	}
 	body := &exactly{r: r, left: size}
 	out, err := b.api.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b.bucket, Key: b.name(key), UploadId: &uploadID,
@@ -252,7 +319,15 @@ func (b *Backend) UploadPart(ctx context.Context, key, uploadID string, n int, r
 	return bucket.Part{Number: n, ETag: aws.ToString(out.ETag), Size: size}, nil
 }
 
+// CompleteMultipart reports Size as the sum of the parts' Size (S3 does not
+// return it and a Head would cost a request) and leaves LastModified zero.
 func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, parts []bucket.Part) (bucket.ObjectInfo, error) {
+	if err := checkKey("complete multipart", key); err != nil {
+		return bucket.ObjectInfo{}, err
+	}
+	if len(parts) == 0 {
+		return bucket.ObjectInfo{}, fmt.Errorf("s3 complete multipart %s: no parts", key)
+	}
 	cp := make([]types.CompletedPart, len(parts))
 	var size int64
 	for i, p := range parts {
@@ -262,12 +337,56 @@ func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, p
 	out, err := b.api.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b.bucket, Key: b.name(key),
 		UploadId: &uploadID, MultipartUpload: &types.CompletedMultipartUpload{Parts: cp}})
 	if err != nil {
+		// Some gateways (versitygw) answer for a gone upload with
+		// InvalidPart, as if only the parts were wrong; AWS says
+		// NoSuchUpload. Telling them apart costs a request on this error
+		// path only.
+		var api smithy.APIError
+		if errors.As(err, &api) && api.ErrorCode() == "InvalidPart" {
+			if found, lerr := b.uploadExists(ctx, key, uploadID); lerr == nil && !found {
+				return bucket.ObjectInfo{}, fmt.Errorf("s3 complete multipart %s: upload %s: %w", key, uploadID, bucket.ErrNotFound)
+			}
+		}
 		return bucket.ObjectInfo{}, mapErr("complete multipart", key, err)
 	}
 	return bucket.ObjectInfo{Key: key, Size: size, ETag: aws.ToString(out.ETag)}, nil
 }
 
+func (b *Backend) uploadExists(ctx context.Context, key, uploadID string) (bool, error) {
+	found := false
+	err := b.eachUpload(ctx, key, func(name, id string) bool {
+		found = name == b.prefix+key && id == uploadID
+		return !found
+	})
+	return found, err
+}
+
+// eachUpload calls fn with the object name and id of each upload in
+// progress under prefix, until fn returns false.
+func (b *Backend) eachUpload(ctx context.Context, prefix string, fn func(name, id string) bool) error {
+	in := &s3.ListMultipartUploadsInput{Bucket: &b.bucket, Prefix: aws.String(b.prefix + prefix)}
+	for {
+		out, err := b.api.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return mapErr("list multipart", prefix, err)
+		}
+		for _, u := range out.Uploads {
+			if !fn(aws.ToString(u.Key), aws.ToString(u.UploadId)) {
+				return nil
+			}
+		}
+		// A truncated page without a marker would loop forever.
+		if !aws.ToBool(out.IsTruncated) || aws.ToString(out.NextKeyMarker) == "" && aws.ToString(out.NextUploadIdMarker) == "" {
+			return nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
 func (b *Backend) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	if err := checkKey("abort multipart", key); err != nil {
+		return err
+	}
 	_, err := b.api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.bucket, Key: b.name(key), UploadId: &uploadID})
 	if err = mapErr("abort multipart", key, err); errors.Is(err, bucket.ErrNotFound) {
 		return nil
@@ -276,21 +395,17 @@ func (b *Backend) AbortMultipart(ctx context.Context, key, uploadID string) erro
 }
 
 func (b *Backend) ListMultipart(ctx context.Context, prefix string) ([]bucket.Upload, error) {
-	in := &s3.ListMultipartUploadsInput{Bucket: &b.bucket, Prefix: aws.String(b.prefix + prefix)}
 	var ups []bucket.Upload
-	for {
-		out, err := b.api.ListMultipartUploads(ctx, in)
-		if err != nil {
-			return nil, mapErr("list multipart", prefix, err)
+	err := b.eachUpload(ctx, prefix, func(name, id string) bool {
+		if key, ok := strings.CutPrefix(name, b.prefix); ok {
+			ups = append(ups, bucket.Upload{Key: key, UploadID: id})
 		}
-		for _, u := range out.Uploads {
-			ups = append(ups, bucket.Upload{Key: strings.TrimPrefix(aws.ToString(u.Key), b.prefix), UploadID: aws.ToString(u.UploadId)})
-		}
-		if !aws.ToBool(out.IsTruncated) {
-			return ups, nil
-		}
-		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
+	return ups, nil
 }
 
 // Ping checks that the bucket exists and the credentials reach it.
