@@ -60,6 +60,9 @@ var (
 	ErrMethodNotAllowed = Register("METHOD_NOT_ALLOWED", "Method Not Allowed", http.StatusMethodNotAllowed)
 	ErrTooLarge         = Register("REQUEST_TOO_LARGE", "Request Entity Too Large", http.StatusRequestEntityTooLarge)
 	ErrConflict         = Register("CONFLICT", "Conflict", http.StatusConflict)
+	// ErrClientClosed: the client went away mid-request (nginx's 499). It
+	// is logged and counted, never sent, and never a 5xx.
+	ErrClientClosed = Register("CLIENT_CLOSED_REQUEST", "Client Closed Request", 499)
 )
 
 // Error is one occurrence of a code.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -204,5 +205,25 @@ func TestUnknownErrorIsHiddenAndLoggedOnce(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "10.9.8.7"); n != 1 {
 		t.Fatalf("cause logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+// A client that hangs up mid-request is a 499 in logs and metrics, not a 500.
+func TestClientGoneIsNot5xx(t *testing.T) {
+	var logs bytes.Buffer
+	h, m, _ := testChain(t, &logs, func(r *mux.Router) {
+		r.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, r, fmt.Errorf("s3 upload part: %w", r.Context().Err()))
+		})
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/upload", nil).WithContext(ctx))
+	if rec.Code != 499 || testutil.ToFloat64(m.requests.WithLabelValues("/upload", "POST", "499")) != 1 {
+		t.Fatalf("client gone = %d", rec.Code)
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Fatalf("a client hanging up was logged as an error:\n%s", logs.String())
 	}
 }

@@ -56,17 +56,16 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	}
 	slog.SetDefault(log)
 
-	st, err := openStores(ctx, cfg)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	st, err := openStores(ctx, cfg, reg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	files := registry.New(st.meta, st.blobs)
 	sessions, err := session.New(st.meta, st.blobs, files, session.Config{
-		TTL: cfg.Sessions.TTL, MaxSize: cfg.Sessions.MaxSize, MaxHeld: cfg.Sessions.MaxHeldBytes}, log)
+		TTL: cfg.Sessions.TTL, MaxSize: cfg.Sessions.MaxSize, MaxHeld: cfg.Sessions.MaxHeldBytes, Metrics: reg}, log)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/bucket/fsblob"
@@ -13,6 +16,7 @@ import (
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/metastore/boltstore"
 	"github.com/ferryhq/ferry/metastore/redisstore"
+	"github.com/ferryhq/ferry/metrics"
 )
 
 type stores struct {
@@ -20,12 +24,16 @@ type stores struct {
 	blobs    bucket.Backend
 	metaKind string
 	blobKind string
+	// closeBlobs is the raw backend's Close, if it has one: the metrics
+	// wrapper shows only the bucket interfaces.
+	closeBlobs io.Closer
 }
 
 // openStores is the one place that picks implementations: Redis when
 // redis.url is set, else bbolt under data_dir; S3 when s3.bucket is set,
-// else the filesystem under data_dir.
-func openStores(ctx context.Context, cfg config.Config) (*stores, error) {
+// else the filesystem under data_dir. Both come back wrapped with metrics
+// registered on reg.
+func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registerer) (*stores, error) {
 	st := &stores{}
 	var err error
 	switch {
@@ -39,7 +47,9 @@ func openStores(ctx context.Context, cfg config.Config) (*stores, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s metadata store: %w", st.metaKind, err)
 	}
+	st.meta = metrics.Store(st.meta, reg)
 
+	var blobs bucket.Backend
 	switch {
 	case cfg.UsesS3():
 		st.blobKind = "s3"
@@ -52,23 +62,25 @@ func openStores(ctx context.Context, cfg config.Config) (*stores, error) {
 			SecretAccessKey: cfg.S3.SecretAccessKey,
 		})
 		if err == nil {
-			st.blobs = s3blob.New(client, cfg.S3.Bucket, cfg.S3.Prefix)
+			blobs = s3blob.New(metrics.S3API(client, reg), cfg.S3.Bucket, cfg.S3.Prefix)
 		}
 	default:
 		st.blobKind = "filesystem"
-		st.blobs, err = fsblob.New(filepath.Join(cfg.DataDir, "blobs"))
+		blobs, err = fsblob.New(filepath.Join(cfg.DataDir, "blobs"))
 	}
 	if err != nil {
 		_ = st.meta.Close()
 		return nil, fmt.Errorf("open %s blob backend: %w", st.blobKind, err)
 	}
+	st.closeBlobs, _ = blobs.(io.Closer)
+	st.blobs = metrics.Backend(blobs, st.blobKind, reg)
 	return st, nil
 }
 
 func (st *stores) Close() error {
 	var errs []error
-	if c, ok := st.blobs.(interface{ Close() error }); ok {
-		errs = append(errs, c.Close())
+	if st.closeBlobs != nil {
+		errs = append(errs, st.closeBlobs.Close())
 	}
 	errs = append(errs, st.meta.Close())
 	return errors.Join(errs...)

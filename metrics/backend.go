@@ -1,0 +1,342 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ferryhq/ferry/bucket"
+)
+
+// Blob-backend operation label values.
+const (
+	opBlobPut           = "put"
+	opBlobGet           = "get"
+	opBlobHead          = "head"
+	opBlobDelete        = "delete"
+	opBlobList          = "list"
+	opCreateMultipart   = "create_multipart"
+	opUploadPart        = "upload_part"
+	opCompleteMultipart = "complete_multipart"
+	opAbortMultipart    = "abort_multipart"
+	opListMultipart     = "list_multipart"
+	opStageWrite        = "stage_write"
+	opStageCommit       = "stage_commit"
+	opStageDiscard      = "stage_discard"
+	opBlobPing          = "ping"
+)
+
+type blobMetrics struct {
+	ops      *prometheus.CounterVec // {operation, result}, curried with backend
+	duration prometheus.ObserverVec // {operation}, curried with backend
+	in, out  prometheus.Counter
+}
+
+// Backend returns b with every call counted and timed, labelled with
+// backend=kind ("s3" or "filesystem"):
+//
+//	ferry_blob_operations_total{backend,operation,result}
+//	ferry_blob_operation_duration_seconds{backend,operation}
+//	ferry_blob_bytes_total{backend,direction}   in: read from the caller's body by
+//	                                            Put, UploadPart and StageWrite; out: read by
+//	                                            the caller from Get's body
+//
+// result is ok, not_found, invalid_range, key_conflict, invalid_key,
+// short_body (the caller's body ended or failed before its declared size),
+// canceled or error. Get's duration is the time to open the object, not to
+// read it.
+//
+// The returned value implements exactly the optional capabilities b does
+// (bucket.Multipart, bucket.Staging, bucket.Pinger), because the session
+// engine chooses its strategy by type assertion. Nothing else of b shows
+// through: close b itself (fsblob's Close) rather than the wrapper.
+func Backend(b bucket.Backend, kind string, reg prometheus.Registerer) bucket.Backend {
+	ops := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ferry_blob_operations_total",
+		Help: "Blob backend calls by backend, operation and result (ok, not_found, invalid_range, key_conflict, invalid_key, short_body, canceled, error).",
+	}, []string{"backend", "operation", "result"}))
+	duration := register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ferry_blob_operation_duration_seconds",
+		Help:    "Blob backend call latency by backend and operation (for get, until the body is open).",
+		Buckets: storageBuckets,
+	}, []string{"backend", "operation"}))
+	bytes := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ferry_blob_bytes_total",
+		Help: "Bytes moved through the blob backend: in = read from the caller's body, out = read by the caller from an object.",
+	}, []string{"backend", "direction"}))
+	l := prometheus.Labels{"backend": kind}
+	c := &blobCore{next: b, m: &blobMetrics{
+		ops: ops.MustCurryWith(l), duration: duration.MustCurryWith(l),
+		in: bytes.WithLabelValues(kind, "in"), out: bytes.WithLabelValues(kind, "out"),
+	}}
+
+	mp, isMP := b.(bucket.Multipart)
+	st, isST := b.(bucket.Staging)
+	p, isP := b.(bucket.Pinger)
+	c.mp, c.st, c.p = mp, st, p
+	names := []string{opBlobPut, opBlobGet, opBlobHead, opBlobDelete, opBlobList}
+	if isMP {
+		names = append(names, opCreateMultipart, opUploadPart, opCompleteMultipart, opAbortMultipart, opListMultipart)
+	}
+	if isST {
+		names = append(names, opStageWrite, opStageCommit, opStageDiscard)
+	}
+	if isP {
+		names = append(names, opBlobPing)
+	}
+	for _, op := range names {
+		c.m.ops.WithLabelValues(op, resultOK)
+		c.m.ops.WithLabelValues(op, resultError)
+	}
+
+	// One struct per combination of capabilities: each embedded type adds
+	// exactly one interface's methods, so the method set of the result is
+	// the wrapped backend's, no more and no less.
+	base, mpm, stm, pm := blobBase{c}, multipartMethods{c}, stagingMethods{c}, pingerMethods{c}
+	switch {
+	case isMP && isST && isP:
+		return struct {
+			blobBase
+			multipartMethods
+			stagingMethods
+			pingerMethods
+		}{base, mpm, stm, pm}
+	case isMP && isST:
+		return struct {
+			blobBase
+			multipartMethods
+			stagingMethods
+		}{base, mpm, stm}
+	case isMP && isP:
+		return struct {
+			blobBase
+			multipartMethods
+			pingerMethods
+		}{base, mpm, pm}
+	case isST && isP:
+		return struct {
+			blobBase
+			stagingMethods
+			pingerMethods
+		}{base, stm, pm}
+	case isMP:
+		return struct {
+			blobBase
+			multipartMethods
+		}{base, mpm}
+	case isST:
+		return struct {
+			blobBase
+			stagingMethods
+		}{base, stm}
+	case isP:
+		return struct {
+			blobBase
+			pingerMethods
+		}{base, pm}
+	}
+	return base
+}
+
+// blobResult keeps outcomes the callers expect, or that the caller caused,
+// out of "error". body is the caller's reader, when the call had one.
+func blobResult(err error, body *countingReader) string {
+	switch {
+	case err == nil:
+		return resultOK
+	case errors.Is(err, bucket.ErrNotFound):
+		return resultNotFound
+	case errors.Is(err, bucket.ErrInvalidRange):
+		return "invalid_range"
+	case errors.Is(err, bucket.ErrKeyConflict):
+		return "key_conflict"
+	case errors.Is(err, bucket.ErrInvalidKey):
+		return "invalid_key"
+	case body != nil && body.short():
+		// A dropped upload connection: normal on unreliable networks, and
+		// no fault of the storage.
+		return resultShortBody
+	case canceled(err):
+		return resultCanceled
+	}
+	return resultError
+}
+
+type blobCore struct {
+	next bucket.Backend
+	mp   bucket.Multipart
+	st   bucket.Staging
+	p    bucket.Pinger
+	m    *blobMetrics
+}
+
+func (c *blobCore) observe(op string, start time.Time, err error, body *countingReader) {
+	c.m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	c.m.ops.WithLabelValues(op, blobResult(err, body)).Inc()
+}
+
+// body counts what the backend reads from the caller's r.
+func (c *blobCore) body(r io.Reader, size int64) *countingReader {
+	return &countingReader{r: r, size: size, bytes: c.m.in}
+}
+
+type blobBase struct{ c *blobCore }
+
+func (b blobBase) Put(ctx context.Context, key string, r io.Reader, size int64, opts bucket.PutOptions) (bucket.ObjectInfo, error) {
+	start, body := time.Now(), b.c.body(r, size)
+	info, err := b.c.next.Put(ctx, key, body, size, opts)
+	b.c.observe(opBlobPut, start, err, body)
+	return info, err
+}
+
+func (b blobBase) Get(ctx context.Context, key string, rng *bucket.Range) (io.ReadCloser, bucket.ObjectInfo, error) {
+	start := time.Now()
+	rc, info, err := b.c.next.Get(ctx, key, rng)
+	b.c.observe(opBlobGet, start, err, nil)
+	if err != nil {
+		return rc, info, err
+	}
+	return &countingReadCloser{rc: rc, n: b.c.m.out}, info, nil
+}
+
+func (b blobBase) Head(ctx context.Context, key string) (bucket.ObjectInfo, error) {
+	start := time.Now()
+	info, err := b.c.next.Head(ctx, key)
+	b.c.observe(opBlobHead, start, err, nil)
+	return info, err
+}
+
+func (b blobBase) Delete(ctx context.Context, key string) error {
+	start := time.Now()
+	err := b.c.next.Delete(ctx, key)
+	b.c.observe(opBlobDelete, start, err, nil)
+	return err
+}
+
+func (b blobBase) List(ctx context.Context, prefix, after string, limit int) ([]bucket.ObjectInfo, bool, error) {
+	start := time.Now()
+	objs, more, err := b.c.next.List(ctx, prefix, after, limit)
+	b.c.observe(opBlobList, start, err, nil)
+	return objs, more, err
+}
+
+type multipartMethods struct{ c *blobCore }
+
+func (m multipartMethods) CreateMultipart(ctx context.Context, key string, opts bucket.PutOptions) (string, error) {
+	start := time.Now()
+	id, err := m.c.mp.CreateMultipart(ctx, key, opts)
+	m.c.observe(opCreateMultipart, start, err, nil)
+	return id, err
+}
+
+func (m multipartMethods) UploadPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (bucket.Part, error) {
+	start, body := time.Now(), m.c.body(r, size)
+	part, err := m.c.mp.UploadPart(ctx, key, uploadID, n, body, size)
+	m.c.observe(opUploadPart, start, err, body)
+	return part, err
+}
+
+func (m multipartMethods) CompleteMultipart(ctx context.Context, key, uploadID string, parts []bucket.Part) (bucket.ObjectInfo, error) {
+	start := time.Now()
+	info, err := m.c.mp.CompleteMultipart(ctx, key, uploadID, parts)
+	m.c.observe(opCompleteMultipart, start, err, nil)
+	return info, err
+}
+
+func (m multipartMethods) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	start := time.Now()
+	err := m.c.mp.AbortMultipart(ctx, key, uploadID)
+	m.c.observe(opAbortMultipart, start, err, nil)
+	return err
+}
+
+func (m multipartMethods) ListMultipart(ctx context.Context, prefix string) ([]bucket.Upload, error) {
+	start := time.Now()
+	ups, err := m.c.mp.ListMultipart(ctx, prefix)
+	m.c.observe(opListMultipart, start, err, nil)
+	return ups, err
+}
+
+type stagingMethods struct{ c *blobCore }
+
+func (s stagingMethods) StageWrite(ctx context.Context, id string, offset int64, r io.Reader, n int64) error {
+	start, body := time.Now(), s.c.body(r, n)
+	err := s.c.st.StageWrite(ctx, id, offset, body, n)
+	s.c.observe(opStageWrite, start, err, body)
+	return err
+}
+
+func (s stagingMethods) StageCommit(ctx context.Context, id, key string, size int64, opts bucket.PutOptions) (bucket.ObjectInfo, error) {
+	start := time.Now()
+	info, err := s.c.st.StageCommit(ctx, id, key, size, opts)
+	s.c.observe(opStageCommit, start, err, nil)
+	return info, err
+}
+
+func (s stagingMethods) StageDiscard(ctx context.Context, id string) error {
+	start := time.Now()
+	err := s.c.st.StageDiscard(ctx, id)
+	s.c.observe(opStageDiscard, start, err, nil)
+	return err
+}
+
+type pingerMethods struct{ c *blobCore }
+
+func (p pingerMethods) Ping(ctx context.Context) error {
+	start := time.Now()
+	err := p.c.p.Ping(ctx)
+	p.c.observe(opBlobPing, start, err, nil)
+	return err
+}
+
+// countingReader counts the bytes a backend consumes from the caller's body
+// as they flow, so long uploads show up in rate() while they run, and
+// remembers whether the body gave out before size bytes. Its state is
+// atomic because an HTTP transport may still be reading the body after the
+// call that handed it over has returned.
+type countingReader struct {
+	r      io.Reader
+	size   int64
+	bytes  prometheus.Counter
+	read   atomic.Int64
+	failed atomic.Bool // r returned an error, or EOF before size bytes
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	read := c.read.Add(int64(n))
+	c.bytes.Add(float64(n))
+	if err != nil && (err != io.EOF || read < c.size) {
+		c.failed.Store(true)
+	}
+	return n, err
+}
+
+func (c *countingReader) short() bool { return c.failed.Load() }
+
+// countingReadCloser counts the bytes the caller reads from Get's body.
+type countingReadCloser struct {
+	rc io.ReadCloser
+	n  prometheus.Counter
+}
+
+func (c *countingReadCloser) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.n.Add(float64(n))
+	return n, err
+}
+
+// WriteTo hands io.Copy the original body, so the fast paths it would have
+// taken without the wrapper (an *os.File's sendfile to the response) still
+// apply; the bytes are counted when the copy ends.
+func (c *countingReadCloser) WriteTo(w io.Writer) (int64, error) {
+	n, err := io.Copy(w, c.rc)
+	c.n.Add(float64(n))
+	return n, err
+}
+
+func (c *countingReadCloser) Close() error { return c.rc.Close() }
