@@ -36,6 +36,7 @@ func (s *Service) Purge(ctx context.Context) (purged int, err error) {
 			progressed = true
 			if done {
 				purged++
+				s.m.expired.Inc()
 			}
 		}
 		if !progressed {

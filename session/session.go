@@ -38,6 +38,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
@@ -54,6 +56,8 @@ type Config struct {
 	// parts above 5 MiB; if their part size exceeds MaxHeld, chunks smaller
 	// than a part are refused instead of piling up.
 	MaxHeld int64
+	// Metrics receives the engine's metrics; nil keeps them unexported.
+	Metrics prometheus.Registerer
 	// Grace keeps a record past expires_at so the purger, not the store's
 	// expiry, is what normally removes it (and frees its storage).
 	Grace time.Duration
@@ -163,6 +167,7 @@ type Service struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
+	m     *sessionMetrics
 }
 
 // New picks the engine from the backend's capabilities: write-at-offset
@@ -173,6 +178,11 @@ func New(store metastore.Store, blobs bucket.Backend, files *registry.Registry, 
 		log = slog.Default()
 	}
 	s := &Service{store: store, files: files, cfg: cfg, log: log, now: time.Now}
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s.m = newSessionMetrics(reg, store, func() time.Time { return s.now() })
 	switch b := blobs.(type) {
 	case bucket.Staging:
 		s.eng = &stagingEngine{blobs: b}
@@ -238,6 +248,7 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	if _, err := s.save(ctx, rec, 0, 0); err != nil {
 		return Info{}, err
 	}
+	s.m.created.Inc()
 	return rec.info(), nil
 }
 
@@ -264,6 +275,7 @@ type Chunk struct {
 // completed session returns the file again.
 func (s *Service) Append(ctx context.Context, id string, c Chunk) (Info, *registry.File, error) {
 	expect, body, n := c.Offset, c.Body, c.Len
+	start := time.Now()
 	if n < 0 {
 		return Info{}, nil, ErrLengthRequired.New("the chunk's length is unknown: send Content-Length (or Content-Range)")
 	}
@@ -322,6 +334,15 @@ func (s *Service) Append(ctx context.Context, id string, c Chunk) (Info, *regist
 		out = rec.info()
 		return nil
 	})
+	switch {
+	case err == nil:
+		s.m.appended.Add(float64(n))
+		s.m.appendDur.Observe(time.Since(start).Seconds())
+	case errcode.Is(err, ErrOffsetMismatch):
+		s.m.conflicts.Inc()
+	case errcode.Is(err, ErrBusy):
+		s.m.busy.Inc()
+	}
 	return out, file, err
 }
 
@@ -340,6 +361,7 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 	if _, err := s.save(ctx, rec, ver, fence); err != nil {
 		return registry.File{}, err
 	}
+	s.m.completed.Inc()
 	_ = deleteTail(ctx, s.store, rec.ID)
 	s.log.InfoContext(ctx, "upload_completed", "session", rec.ID, "bytes", rec.Size,
 		"duration", s.now().Sub(rec.CreatedAt).Round(time.Millisecond),
@@ -437,7 +459,11 @@ func (s *Service) Abort(ctx context.Context, id string) error {
 		if err != nil && !errcode.Is(err, ErrExpired) {
 			return err
 		}
-		return s.remove(ctx, rec, ver)
+		if err := s.remove(ctx, rec, ver); err != nil {
+			return err
+		}
+		s.m.aborted.Inc()
+		return nil
 	})
 }
 
