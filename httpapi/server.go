@@ -40,7 +40,14 @@ func New(d Deps) http.Handler {
 		d.Registry = prometheus.NewRegistry()
 	}
 	m := newHTTPMetrics(d.Registry)
+	r := newRouter(d)
+	// Outermost first: the request id must exist before anything logs, and
+	// recovery must sit inside logging and metrics so a panic is counted as a 500.
+	return requestID(accessLog(d.Logger, m.instrument(recoverPanic(d.Logger, r))))
+}
 
+// newRouter mounts every route; the OpenAPI test walks it.
+func newRouter(d Deps) *mux.Router {
 	r := mux.NewRouter()
 	r.Use(recordRoute)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -59,9 +66,11 @@ func New(d Deps) http.Handler {
 	if d.OpenAI != nil {
 		(&openAI{svc: d.OpenAI, registry: d.Files}).routes(r)
 	}
+	doc, err := openAPIJSON()
+	if err != nil {
+		panic(err) // the embedded document is checked by the tests
+	}
+	r.HandleFunc("/openapi.json", serveOpenAPI(doc)).Methods(http.MethodGet)
 	r.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})).Methods(http.MethodGet)
-
-	// Outermost first: the request id must exist before anything logs, and
-	// recovery must sit inside logging and metrics so a panic is counted as a 500.
-	return requestID(accessLog(d.Logger, m.instrument(recoverPanic(d.Logger, r))))
+	return r
 }

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
@@ -54,12 +56,13 @@ const (
 
 // Config sets the adapter's limits.
 type Config struct {
-	Bucket        string        // native bucket holding OpenAI files
-	UploadsBucket string        // native bucket holding the parts of unfinished Uploads
-	MaxFileSize   int64         // largest POST /files upload
-	MaxUploadSize int64         // largest Upload (OpenAI: 8 GB)
-	MaxPartSize   int64         // largest Upload part (OpenAI: 64 MB)
-	UploadTTL     time.Duration // an Upload expires this long after creation
+	Bucket        string                // native bucket holding OpenAI files
+	UploadsBucket string                // native bucket holding the parts of unfinished Uploads
+	MaxFileSize   int64                 // largest POST /files upload
+	MaxUploadSize int64                 // largest Upload (OpenAI: 8 GB)
+	MaxPartSize   int64                 // largest Upload part (OpenAI: 64 MB)
+	UploadTTL     time.Duration         // an Upload expires this long after creation
+	Metrics       prometheus.Registerer // nil keeps the metrics unexported
 }
 
 func (c *Config) defaults() {
@@ -85,12 +88,14 @@ func (c *Config) defaults() {
 
 // Service is the adapter.
 type Service struct {
-	sessions *session.Service
-	files    *registry.Registry
-	store    metastore.Store
-	cfg      Config
-	log      *slog.Logger
-	now      func() time.Time
+	sessions   *session.Service
+	files      *registry.Registry
+	store      metastore.Store
+	cfg        Config
+	log        *slog.Logger
+	now        func() time.Time
+	fileEvents *prometheus.CounterVec // {event}: uploaded, deleted, expired
+	uploads    *prometheus.CounterVec // {event}: created, completed, cancelled, expired, parts
 }
 
 // New returns the adapter.
@@ -99,7 +104,24 @@ func New(sessions *session.Service, files *registry.Registry, store metastore.St
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{sessions: sessions, files: files, store: store, cfg: cfg, log: log, now: time.Now}
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s := &Service{sessions: sessions, files: files, store: store, cfg: cfg, log: log, now: time.Now,
+		fileEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_openai_files_total",
+			Help: "OpenAI file events: uploaded, deleted, expired."}, []string{"event"}),
+		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_openai_uploads_total",
+			Help: "OpenAI Upload events: created, parts, completed, cancelled, expired."}, []string{"event"}),
+	}
+	reg.MustRegister(s.fileEvents, s.uploads)
+	for _, e := range []string{"uploaded", "deleted", "expired"} {
+		s.fileEvents.WithLabelValues(e)
+	}
+	for _, e := range []string{"created", "parts", "completed", "cancelled", "expired"} {
+		s.uploads.WithLabelValues(e)
+	}
+	return s
 }
 
 // FileObject is OpenAI's file object.
@@ -235,6 +257,7 @@ func (s *Service) CommitFile(ctx context.Context, st *Staged, purpose string, ex
 	if err != nil {
 		return FileObject{}, err
 	}
+	s.fileEvents.WithLabelValues("uploaded").Inc()
 	if exp := expiresAt(f); !exp.IsZero() {
 		if err := s.store.IndexPut(ctx, expiryIndex, dueMember(exp, f.ID), nil); err != nil {
 			return FileObject{}, err
@@ -311,6 +334,9 @@ func (s *Service) DeleteFile(ctx context.Context, id string) error {
 	if errcode.Is(err, registry.ErrFileNotFound) {
 		return ErrFileNotFound.New("no file with id %q", id)
 	}
+	if err == nil {
+		s.fileEvents.WithLabelValues("deleted").Inc()
+	}
 	return err
 }
 
@@ -329,7 +355,9 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 			if strings.HasPrefix(id, "upload_") {
 				err = s.expireUpload(ctx, id)
 			} else if f, gerr := s.files.ByID(ctx, s.cfg.Bucket, id); gerr == nil {
-				_, err = s.files.Delete(ctx, f.Bucket, f.Key)
+				if _, err = s.files.Delete(ctx, f.Bucket, f.Key); err == nil {
+					s.fileEvents.WithLabelValues("expired").Inc()
+				}
 			}
 			if err != nil && !errcode.Is(err, registry.ErrFileNotFound) {
 				return purged, err

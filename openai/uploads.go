@@ -92,6 +92,7 @@ func (s *Service) CreateUpload(ctx context.Context, p UploadParams) (Upload, err
 	if _, err := s.saveUpload(ctx, rec, 0); err != nil {
 		return Upload{}, err
 	}
+	s.uploads.WithLabelValues("created").Inc()
 	return rec.Upload, nil
 }
 
@@ -157,6 +158,7 @@ func (s *Service) AddPart(ctx context.Context, uploadID string, r io.Reader) (Pa
 	if err := s.store.IndexPut(ctx, partsIndex(uploadID), part.ID, v); err != nil {
 		return Part{}, err
 	}
+	s.uploads.WithLabelValues("parts").Inc()
 	return part, nil
 }
 
@@ -221,6 +223,7 @@ func (s *Service) CompleteUpload(ctx context.Context, id string, partIDs []strin
 			return err
 		}
 		s.dropParts(ctx, id)
+		s.uploads.WithLabelValues("completed").Inc()
 		out = rec.Upload
 		return nil
 	})
@@ -293,6 +296,7 @@ func (s *Service) CancelUpload(ctx context.Context, id string) (Upload, error) {
 			return err
 		}
 		s.dropParts(ctx, id)
+		s.uploads.WithLabelValues("cancelled").Inc()
 		out = rec.Upload
 		return nil
 	})
@@ -314,6 +318,7 @@ func (s *Service) expireUpload(ctx context.Context, id string) error {
 			return err
 		}
 		s.dropParts(ctx, id)
+		s.uploads.WithLabelValues("expired").Inc()
 		return nil
 	})
 }

@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return err
 	}
 	oai := openai.New(sessions, files, st.meta, openai.Config{Bucket: cfg.OpenAI.Bucket, UploadsBucket: cfg.OpenAI.UploadsBucket,
-		MaxFileSize: cfg.OpenAI.MaxFileSize, MaxUploadSize: cfg.OpenAI.MaxUploadSize, UploadTTL: cfg.OpenAI.UploadTTL}, log)
+		MaxFileSize: cfg.OpenAI.MaxFileSize, MaxUploadSize: cfg.OpenAI.MaxUploadSize, UploadTTL: cfg.OpenAI.UploadTTL, Metrics: reg}, log)
 	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: sessions, Files: files, OpenAI: oai, Registry: reg, Logger: log})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// Every metric the Grafana dashboard and the alert rules query exists on a
+// real ferryd's /metrics once it has served an upload (Redis + S3, so the
+// S3 and metastore families are there too).
+func TestDashboardAndAlertMetricsExist(t *testing.T) {
+	p := redisS3Env(t).start(t)
+	uploadHTTP(t, p, "metrics", "f.bin", randomData(7*MiB), 3*MiB)
+	download(t, "http://"+p.addr+"/v1/files/metrics/f.bin:content")
+	exposed := string(call(t, "GET", "http://"+p.addr+"/metrics", nil).body)
+
+	names := regexp.MustCompile(`ferry_[a-z0-9_]+`)
+	for _, file := range []string{"../../deploy/grafana/dashboards/ferry.json", "../../deploy/prometheus/alerts.yml"} {
+		body, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, name := range names.FindAllString(string(body), -1) {
+			for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+				if base, ok := strings.CutSuffix(name, suffix); ok && strings.Contains(exposed, "# TYPE "+base+" histogram") {
+					name = base
+				}
+			}
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			if !strings.Contains(exposed, "# TYPE "+name+" ") {
+				t.Errorf("%s queries %s, which /metrics does not expose", file, name)
+			}
+		}
+		if len(seen) < 5 {
+			t.Fatalf("%s: found only %d metric names; is the regexp still right?", file, len(seen))
+		}
+	}
+	// The upload itself shows: one S3 UploadPart per 3 MiB-or-more run is
+	// not asserted here (session tests count requests exactly); that the
+	// families carry samples is.
+	for _, want := range []string{`ferry_sessions_completed_total 1`, `ferry_s3_requests_total{operation="UploadPart",result="ok"}`, `ferry_sessions_active `} {
+		if !strings.Contains(exposed, want) {
+			t.Errorf("/metrics lacks %q after an upload", want)
+		}
+	}
+}
