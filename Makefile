@@ -1,4 +1,4 @@
-.PHONY: run build test vet fmt
+.PHONY: run build test vet fmt check-rules
 
 BIN := bin/ferryd
 
@@ -16,3 +16,7 @@ vet:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# promtool check of deploy/prometheus (not part of make test: it downloads a Debian package).
+check-rules:
+	scripts/check-rules.sh
