@@ -16,6 +16,7 @@ package metastore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -57,6 +58,21 @@ type Cond struct {
 	// TTL sets the record's expiry relative to now; zero means no expiry.
 	// Every Put sets the expiry afresh.
 	TTL time.Duration
+}
+
+// Check rejects a write no implementation can honour.
+func (c Cond) Check(key string) error {
+	switch {
+	case key == "":
+		return errors.New("empty key")
+	case c.Version < AnyVersion:
+		return fmt.Errorf("invalid version %d", c.Version)
+	case c.Fence < 0:
+		return fmt.Errorf("invalid fence %d", c.Fence)
+	case c.TTL < 0:
+		return fmt.Errorf("invalid ttl %v", c.TTL)
+	}
+	return nil
 }
 
 // Entry is one member of an index.

@@ -16,7 +16,6 @@ package openai
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -366,22 +365,6 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 				return purged, err
 			}
 			purged++
-		}
-	}
-}
-
-// RunPurger purges every interval until ctx ends.
-func (s *Service) RunPurger(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.Purge(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				s.log.WarnContext(ctx, "openai_purge_failed", "err", err)
-			}
 		}
 	}
 }

@@ -218,12 +218,10 @@ func (s *Service) CompleteUpload(ctx context.Context, id string, partIDs []strin
 		if err != nil {
 			return err
 		}
-		rec.Status, rec.File = "completed", &file
-		if _, err := s.saveUpload(ctx, rec, ver); err != nil {
+		rec.File = &file
+		if err := s.settle(ctx, &rec, ver, "completed"); err != nil {
 			return err
 		}
-		s.dropParts(ctx, id)
-		s.uploads.WithLabelValues("completed").Inc()
 		out = rec.Upload
 		return nil
 	})
@@ -291,12 +289,9 @@ func (s *Service) CancelUpload(ctx context.Context, id string) (Upload, error) {
 		if err := pending(rec); err != nil {
 			return err
 		}
-		rec.Status = "cancelled"
-		if _, err := s.saveUpload(ctx, rec, ver); err != nil {
+		if err := s.settle(ctx, &rec, ver, "cancelled"); err != nil {
 			return err
 		}
-		s.dropParts(ctx, id)
-		s.uploads.WithLabelValues("cancelled").Inc()
 		out = rec.Upload
 		return nil
 	})
@@ -314,13 +309,19 @@ func (s *Service) expireUpload(ctx context.Context, id string) error {
 		if err != nil || rec.Status != "expired" {
 			return err // completed or cancelled ones freed their parts already
 		}
-		if _, err := s.saveUpload(ctx, rec, ver); err != nil {
-			return err
-		}
-		s.dropParts(ctx, id)
-		s.uploads.WithLabelValues("expired").Inc()
-		return nil
+		return s.settle(ctx, &rec, ver, "expired")
 	})
+}
+
+// settle moves a pending upload to its final status and frees its parts.
+func (s *Service) settle(ctx context.Context, rec *uploadRecord, ver int64, status string) error {
+	rec.Status = status
+	if _, err := s.saveUpload(ctx, *rec, ver); err != nil {
+		return err
+	}
+	s.dropParts(ctx, rec.ID)
+	s.uploads.WithLabelValues(status).Inc()
+	return nil
 }
 
 // dropParts deletes every stored part of an upload. Failures are logged:

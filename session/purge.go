@@ -3,9 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
@@ -75,24 +73,4 @@ func (s *Service) purgeOne(ctx context.Context, e metastore.Entry) (bool, error)
 		return false, err
 	}
 	return freed, s.store.IndexDelete(ctx, expiryIndex, e.Member)
-}
-
-// RunPurger purges every interval until ctx ends.
-func (s *Service) RunPurger(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n, err := s.Purge(ctx)
-			if err != nil && !errors.Is(err, context.Canceled) {
-				s.log.WarnContext(ctx, "purge_run_failed", "err", err)
-			}
-			if n > 0 {
-				s.log.InfoContext(ctx, "sessions_purged", "count", n)
-			}
-		}
-	}
 }

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -82,13 +81,39 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		ready <- ln.Addr().String()
 	}
 	purgeCtx, stopPurger := context.WithCancel(context.WithoutCancel(ctx))
-	var purgers sync.WaitGroup
-	purgers.Go(func() { sessions.RunPurger(purgeCtx, cfg.Sessions.PurgeInterval) })
-	purgers.Go(func() { oai.RunPurger(purgeCtx, cfg.Sessions.PurgeInterval) })
+	purged := make(chan struct{})
+	go func() {
+		defer close(purged)
+		every(purgeCtx, cfg.Sessions.PurgeInterval, func(ctx context.Context) {
+			for name, purge := range map[string]func(context.Context) (int, error){"sessions": sessions.Purge, "openai": oai.Purge} {
+				n, err := purge(ctx)
+				if err != nil && !errors.Is(err, context.Canceled) {
+					log.WarnContext(ctx, "purge_failed", "what", name, "err", err)
+				}
+				if n > 0 {
+					log.InfoContext(ctx, "purged", "what", name, "count", n)
+				}
+			}
+		})
+	}()
 	err = serve(ctx, ln, handler, cfg.ShutdownTimeout, log)
 	stopPurger()
-	purgers.Wait() // the stores close only after the purgers have let go of them
+	<-purged // the stores close only after the purger has let go of them
 	return err
+}
+
+// every runs fn each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn(ctx)
+		}
+	}
 }
 
 // serve runs an http.Server on ln until ctx is done, then stops accepting

@@ -115,7 +115,7 @@ func (s *Store) Get(ctx context.Context, key string) (metastore.Record, error) {
 }
 
 func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.Cond) (metastore.Record, error) {
-	if err := checkWrite(key, c); err != nil {
+	if err := c.Check(key); err != nil {
 		return metastore.Record{}, fmt.Errorf("boltstore: put %q: %w", key, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -196,20 +196,6 @@ func current(tx *bolt.Tx, key string, now time.Time) (stored, bool, error) {
 		return stored{}, false, nil
 	}
 	return r, true, nil
-}
-
-func checkWrite(key string, c metastore.Cond) error {
-	switch {
-	case key == "":
-		return errors.New("empty key")
-	case c.Version < metastore.AnyVersion:
-		return fmt.Errorf("invalid version %d", c.Version)
-	case c.Fence < 0:
-		return fmt.Errorf("invalid fence %d", c.Fence)
-	case c.TTL < 0:
-		return fmt.Errorf("invalid ttl %v", c.TTL)
-	}
-	return nil
 }
 
 func (s *Store) sweepLoop(every time.Duration) {

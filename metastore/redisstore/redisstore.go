@@ -132,7 +132,7 @@ func (s *Store) Get(ctx context.Context, key string) (metastore.Record, error) {
 }
 
 func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.Cond) (metastore.Record, error) {
-	if err := checkWrite(key, c); err != nil {
+	if err := c.Check(key); err != nil {
 		return metastore.Record{}, fmt.Errorf("redisstore: put %q: %w", key, err)
 	}
 	ttl := int64(0)
@@ -196,20 +196,6 @@ func (s *Store) Delete(ctx context.Context, key string, version int64) error {
 		return fmt.Errorf("redisstore: delete %q at version %d: %w", key, version, metastore.ErrNotFound)
 	}
 	return fmt.Errorf("redisstore: delete %q: unexpected reply %d", key, code)
-}
-
-func checkWrite(key string, c metastore.Cond) error {
-	switch {
-	case key == "":
-		return errors.New("empty key")
-	case c.Version < metastore.AnyVersion:
-		return fmt.Errorf("invalid version %d", c.Version)
-	case c.Fence < 0:
-		return fmt.Errorf("invalid fence %d", c.Fence)
-	case c.TTL < 0:
-		return fmt.Errorf("invalid ttl %v", c.TTL)
-	}
-	return nil
 }
 
 // parseInt accepts the integer or decimal-string forms Lua replies take.
