@@ -24,6 +24,9 @@ type engine interface {
 	complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error)
 	// discard frees what an unfinished session holds. Idempotent.
 	discard(ctx context.Context, ref purgeRef) error
+	// needsClaim reports whether writing n bytes now touches storage that
+	// the fence cannot guard, so the record must be claimed first.
+	needsClaim(rec *record, n int64) bool
 }
 
 // stagingEngine writes at the offset into a staging file and renames it
@@ -31,6 +34,8 @@ type engine interface {
 type stagingEngine struct{ blobs bucket.Staging }
 
 func (e *stagingEngine) begin(context.Context, *record) error { return nil }
+
+func (e *stagingEngine) needsClaim(*record, int64) bool { return true }
 
 func (e *stagingEngine) write(ctx context.Context, rec *record, _ int64, r io.Reader, n int64) error {
 	return shortBody(e.blobs.StageWrite(ctx, rec.ID, rec.Offset, r, n), n)
@@ -74,6 +79,16 @@ func (e *multipartEngine) begin(ctx context.Context, rec *record) error {
 	return nil
 }
 
+// holdsBack reports whether the chunk only joins the tail (no S3 write).
+func (e *multipartEngine) holdsBack(rec *record, n int64) bool {
+	last := !rec.Open && rec.Offset+n == rec.Size
+	return !last && (rec.UploadID == "" || rec.TailLen+n < rec.PartSize)
+}
+
+// needsClaim: a held-back chunk only writes a tail segment, which carries
+// the fence itself; an UploadPart does not, so it needs the claim first.
+func (e *multipartEngine) needsClaim(rec *record, n int64) bool { return !e.holdsBack(rec, n) }
+
 func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r io.Reader, n int64) error {
 	last := !rec.Open && rec.Offset+n == rec.Size
 	held := rec.TailLen + n
@@ -84,7 +99,7 @@ func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r
 		}
 		rec.UploadID = ""
 	}
-	if !last && (rec.UploadID == "" || held < rec.PartSize) {
+	if e.holdsBack(rec, n) {
 		if held > e.maxHeld {
 			return ErrChunkTooSmall.New("parts of this %d-byte file must be at least %d bytes and at most %d may wait for the next chunk; send chunks of at least %d bytes",
 				rec.Size, rec.PartSize, e.maxHeld, rec.PartSize).With("min_chunk_size", rec.PartSize).With("offset", rec.Offset)

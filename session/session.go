@@ -309,10 +309,12 @@ func (s *Service) Append(ctx context.Context, id string, c Chunk) (Info, *regist
 			return ErrPastSize.New("a %d-byte chunk at offset %d runs past the declared size %d; send at most %d bytes", n, rec.Offset, rec.Size, rec.Size-rec.Offset).
 				With("offset", rec.Offset)
 		}
-		// Claim the record with our fence before touching storage: from
-		// here on any older holder's write is rejected.
-		if ver, err = s.save(ctx, rec, ver, fence); err != nil {
-			return err
+		// Claim the record with our fence before storage the fence cannot
+		// guard: from here on any older holder's write is rejected.
+		if s.eng.needsClaim(rec, n) {
+			if ver, err = s.save(ctx, rec, ver, fence); err != nil {
+				return err
+			}
 		}
 		if n > 0 || rec.Size == 0 {
 			rec.ExpiresAt = s.now().UTC().Add(s.cfg.TTL) // before write: the tail's lifetime follows it
