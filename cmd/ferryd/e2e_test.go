@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
@@ -15,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/internal/testsvc"
 )
 
@@ -22,19 +26,37 @@ const MiB = 1 << 20
 
 // backendEnv is how a ferryd process is configured for one storage mode.
 type backendEnv struct {
-	name string
-	args string   // --data-dir for the embedded mode
-	env  []string // FERRY_* for Redis + S3
+	name   string
+	args   string   // --data-dir for the embedded mode
+	env    []string // FERRY_* for Redis + S3
+	bucket string   // the S3 bucket, for direct comparisons
+}
+
+// s3Client returns a reader of whole objects straight from the mode's S3
+// bucket, bypassing ferryd.
+func s3Client(t testing.TB, be backendEnv) func(testing.TB, string) int {
+	c, err := s3blob.NewClient(context.Background(), testsvc.S3Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(t testing.TB, key string) int {
+		out, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &be.bucket, Key: &key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Body.Close()
+		return int(drain(out.Body))
+	}
 }
 
 func embeddedEnv(t *testing.T) backendEnv {
 	return backendEnv{name: "embedded", args: "--data-dir " + t.TempDir()}
 }
 
-func redisS3Env(t *testing.T) backendEnv {
+func redisS3Env(t testing.TB) backendEnv {
 	s3cfg := testsvc.S3Config(t)
 	_, bkt := testsvc.S3(t)
-	return backendEnv{name: "redis+s3", args: "--data-dir " + t.TempDir(), env: []string{
+	return backendEnv{name: "redis+s3", args: "--data-dir " + t.TempDir(), bucket: bkt, env: []string{
 		"FERRY_REDIS_URL=" + testsvc.RedisURL(t),
 		"FERRY_REDIS_PREFIX=" + testsvc.Unique("e2e") + ":",
 		"FERRY_S3_ENDPOINT=" + s3cfg.Endpoint,
@@ -60,7 +82,7 @@ type apiResp struct {
 	body   []byte
 }
 
-func (r apiResp) json(t *testing.T) map[string]any {
+func (r apiResp) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -69,7 +91,7 @@ func (r apiResp) json(t *testing.T) map[string]any {
 	return m
 }
 
-func call(t *testing.T, method, url string, body io.Reader, hdr ...string) apiResp {
+func call(t testing.TB, method, url string, body io.Reader, hdr ...string) apiResp {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
@@ -90,7 +112,7 @@ func call(t *testing.T, method, url string, body io.Reader, hdr ...string) apiRe
 	return apiResp{code: resp.StatusCode, header: resp.Header, body: b}
 }
 
-func createSession(t *testing.T, p *proc, bkt, key string, size int) map[string]any {
+func createSession(t testing.TB, p *proc, bkt, key string, size int) map[string]any {
 	t.Helper()
 	r := call(t, "POST", "http://"+p.addr+"/v1/files", strings.NewReader(
 		fmt.Sprintf(`{"bucket":%q,"key":%q,"mime_type":"application/x-e2e","size":%d}`, bkt, key, size)))
@@ -104,7 +126,7 @@ func createSession(t *testing.T, p *proc, bkt, key string, size int) map[string]
 	return s
 }
 
-func sendChunk(t *testing.T, p *proc, id string, offset int, chunk []byte) apiResp {
+func sendChunk(t testing.TB, p *proc, id string, offset int, chunk []byte) apiResp {
 	t.Helper()
 	return call(t, "POST", "http://"+p.addr+"/v1/files/session:"+id, bytes.NewReader(chunk),
 		"Upload-Offset", strconv.Itoa(offset), "Content-Type", "application/octet-stream")
@@ -118,7 +140,7 @@ func randomData(n int) []byte {
 
 // uploadHTTP sends data in chunk sizes cycled from chunks and checks the
 // final response is the FileResponse.
-func uploadHTTP(t *testing.T, p *proc, bkt, key string, data []byte, chunks ...int) map[string]any {
+func uploadHTTP(t testing.TB, p *proc, bkt, key string, data []byte, chunks ...int) map[string]any {
 	t.Helper()
 	id := createSession(t, p, bkt, key, len(data))["id"].(string)
 	off, i := 0, 0

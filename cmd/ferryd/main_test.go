@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -74,7 +74,7 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // startFerryd runs ferryd as a child process and waits until /healthz answers.
-func startFerryd(t *testing.T, args string, env ...string) *proc {
+func startFerryd(t testing.TB, args string, env ...string) *proc {
 	t.Helper()
 	p := &proc{addr: freeAddr(t), stderr: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(os.Args[0], "-test.run=^$")

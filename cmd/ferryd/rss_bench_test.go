@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkConcurrentUploadsRSS runs 100 uploads at once, in 8 MiB chunks,
+// against a real ferryd on Redis + S3, at two file sizes, and reports the
+// process's peak RSS. Bounded memory means the two peaks are alike.
+//
+//	CI=1 scripts/test.sh -run '^$' -bench ConcurrentUploadsRSS -benchtime 1x ./cmd/ferryd/
+func BenchmarkConcurrentUploadsRSS(b *testing.B) {
+	const uploads, chunk = 100, 8 << 20
+	data := randomData(chunk)
+	for _, size := range []int{16 << 20, 64 << 20} {
+		b.Run(fmt.Sprintf("file=%dMiB", size>>20), func(b *testing.B) {
+			be := redisS3Env(b)
+			p := startFerryd(b, be.args, be.env...)
+			client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: uploads, MaxIdleConnsPerHost: uploads}}
+			b.SetBytes(int64(uploads * size))
+			start := time.Now()
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for u := range uploads {
+					wg.Go(func() {
+						body := fmt.Sprintf(`{"bucket":"rss","key":"f%d","size":%d}`, u, size)
+						resp, err := client.Post("http://"+p.addr+"/v1/files", "application/json", strings.NewReader(body))
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						var id string
+						_, _ = fmt.Sscanf(readAll(resp), `{"id":%q`, &id)
+						for off := 0; off < size; off += chunk {
+							req, _ := http.NewRequest("POST", "http://"+p.addr+"/v1/files/session:"+id, bytes.NewReader(data))
+							req.Header.Set("Upload-Offset", strconv.Itoa(off))
+							resp, err := client.Do(req)
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							if got := readAll(resp); resp.StatusCode != 200 {
+								b.Errorf("chunk at %d: %d %s", off, resp.StatusCode, got)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(peakRSS(b, p.cmd.Process.Pid))/(1<<20), "peak_RSS_MiB")
+			b.ReportMetric(float64(uploads*size)/(1<<20)/time.Since(start).Seconds()/float64(b.N), "MiB/s")
+		})
+	}
+}
+
+func readAll(resp *http.Response) string {
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	return buf.String()
+}
+
+// peakRSS is VmHWM, the process's high-water resident set, in bytes.
+func peakRSS(b *testing.B, pid int) int64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmHWM")
+	return 0
+}
+
+// BenchmarkDownload alternates a GET of a 64 MiB file through ferryd with a
+// direct S3 GetObject of the same object, and reports ferryd/direct.
+//
+//	CI=1 scripts/test.sh -run '^$' -bench Download -benchtime 10x ./cmd/ferryd/
+func BenchmarkDownload(b *testing.B) {
+	const size = 64 << 20
+	be := redisS3Env(b)
+	p := startFerryd(b, be.args, be.env...)
+	uploadHTTP(b, p, "dl", "f", randomData(size), 16<<20)
+	s3c := s3Client(b, be)
+	var tFerry, tDirect time.Duration
+	b.SetBytes(2 * size)
+	for i := 0; b.Loop(); i++ {
+		ferry := func() {
+			start := time.Now()
+			resp, err := http.Get("http://" + p.addr + "/v1/files/dl/f:content")
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := drain(resp.Body)
+			resp.Body.Close()
+			if n != size {
+				b.Fatalf("read %d bytes", n)
+			}
+			tFerry += time.Since(start)
+		}
+		direct := func() {
+			start := time.Now()
+			if n := s3c(b, "dl/f"); n != size {
+				b.Fatalf("read %d bytes", n)
+			}
+			tDirect += time.Since(start)
+		}
+		if i%2 == 0 {
+			ferry()
+			direct()
+		} else {
+			direct()
+			ferry()
+		}
+	}
+	b.ReportMetric(float64(b.N)*size/(1<<20)/tFerry.Seconds(), "ferry_MiB/s")
+	b.ReportMetric(float64(b.N)*size/(1<<20)/tDirect.Seconds(), "direct_MiB/s")
+	b.ReportMetric(tDirect.Seconds()/tFerry.Seconds(), "ferry/direct")
+}
+
+// drain reads r to the end in 1 MiB steps; both sides of a comparison use it
+// (io.Discard's own ReadFrom reads 8 KiB at a time and would handicap one).
+func drain(r io.Reader) int64 {
+	n, _ := io.CopyBuffer(struct{ io.Writer }{io.Discard}, struct{ io.Reader }{r}, make([]byte, 1<<20))
+	return n
+}
