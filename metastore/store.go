@@ -75,6 +75,17 @@ func (c Cond) Check(key string) error {
 	return nil
 }
 
+// CheckMember rejects an index name or member no implementation can store.
+func CheckMember(index, member string) error {
+	if index == "" {
+		return errors.New("empty index name")
+	}
+	if member == "" {
+		return errors.New("empty member")
+	}
+	return nil
+}
+
 // Entry is one member of an index.
 type Entry struct {
 	Member string

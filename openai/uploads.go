@@ -175,12 +175,9 @@ func (s *Service) withUploadLock(ctx context.Context, id string, fn func() error
 	return fn()
 }
 
-// CompleteUpload joins the listed parts, in order, into one file. The byte
-// total must equal the declared size and, when given, the MD5 must match;
-// nothing is published otherwise.
-func (s *Service) CompleteUpload(ctx context.Context, id string, partIDs []string, md5hex string) (Upload, error) {
-	var out Upload
-	err := s.withUploadLock(ctx, id, func() error {
+// withPending runs fn under the upload's lock if the upload is pending.
+func (s *Service) withPending(ctx context.Context, id string, fn func(rec *uploadRecord, ver int64) error) error {
+	return s.withUploadLock(ctx, id, func() error {
 		rec, ver, err := s.loadUpload(ctx, id)
 		if err != nil {
 			return err
@@ -188,6 +185,16 @@ func (s *Service) CompleteUpload(ctx context.Context, id string, partIDs []strin
 		if err := pending(rec); err != nil {
 			return err
 		}
+		return fn(&rec, ver)
+	})
+}
+
+// CompleteUpload joins the listed parts, in order, into one file. The byte
+// total must equal the declared size and, when given, the MD5 must match;
+// nothing is published otherwise.
+func (s *Service) CompleteUpload(ctx context.Context, id string, partIDs []string, md5hex string) (Upload, error) {
+	var out Upload
+	err := s.withPending(ctx, id, func(rec *uploadRecord, ver int64) error {
 		if len(partIDs) == 0 && rec.Bytes > 0 {
 			return errcode.ErrInvalidRequest.New("part_ids is empty; list the parts in the order to join them")
 		}
@@ -214,12 +221,12 @@ func (s *Service) CompleteUpload(ctx context.Context, id string, partIDs []strin
 		if total != rec.Bytes {
 			return errcode.ErrInvalidRequest.New("the parts hold %d bytes but the upload was created for %d", total, rec.Bytes)
 		}
-		file, err := s.join(ctx, rec, parts, md5hex)
+		file, err := s.join(ctx, *rec, parts, md5hex)
 		if err != nil {
 			return err
 		}
 		rec.File = &file
-		if err := s.settle(ctx, &rec, ver, "completed"); err != nil {
+		if err := s.settle(ctx, rec, ver, "completed"); err != nil {
 			return err
 		}
 		out = rec.Upload
@@ -281,15 +288,8 @@ func (s *Service) join(ctx context.Context, rec uploadRecord, parts []partRecord
 // CancelUpload cancels a pending upload and frees its parts.
 func (s *Service) CancelUpload(ctx context.Context, id string) (Upload, error) {
 	var out Upload
-	err := s.withUploadLock(ctx, id, func() error {
-		rec, ver, err := s.loadUpload(ctx, id)
-		if err != nil {
-			return err
-		}
-		if err := pending(rec); err != nil {
-			return err
-		}
-		if err := s.settle(ctx, &rec, ver, "cancelled"); err != nil {
+	err := s.withPending(ctx, id, func(rec *uploadRecord, ver int64) error {
+		if err := s.settle(ctx, rec, ver, "cancelled"); err != nil {
 			return err
 		}
 		out = rec.Upload

@@ -12,23 +12,13 @@ import (
 	"github.com/ferryhq/ferry/metastore"
 )
 
-func checkIndex(index, member string) error {
-	if index == "" {
-		return errors.New("empty index name")
-	}
-	if member == "" {
-		return errors.New("empty member")
-	}
-	return nil
-}
-
 // indexBucket returns the index's bucket, or nil if nothing was ever put.
 func indexBucket(tx *bolt.Tx, index string) *bolt.Bucket {
 	return tx.Bucket(bucketIndexes).Bucket([]byte(index))
 }
 
 func (s *Store) IndexPut(ctx context.Context, index, member string, value []byte) error {
-	if err := checkIndex(index, member); err != nil {
+	if err := metastore.CheckMember(index, member); err != nil {
 		return fmt.Errorf("boltstore: index %q put: %w", index, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -49,7 +39,7 @@ func (s *Store) IndexPut(ctx context.Context, index, member string, value []byte
 }
 
 func (s *Store) IndexGet(ctx context.Context, index, member string) ([]byte, error) {
-	if err := checkIndex(index, member); err != nil {
+	if err := metastore.CheckMember(index, member); err != nil {
 		return nil, fmt.Errorf("boltstore: index %q get: %w", index, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -75,7 +65,7 @@ func (s *Store) IndexGet(ctx context.Context, index, member string) ([]byte, err
 }
 
 func (s *Store) IndexDelete(ctx context.Context, index, member string) error {
-	if err := checkIndex(index, member); err != nil {
+	if err := metastore.CheckMember(index, member); err != nil {
 		return fmt.Errorf("boltstore: index %q delete: %w", index, err)
 	}
 	if err := ctx.Err(); err != nil {

@@ -31,18 +31,8 @@ end
 return out
 `)
 
-func checkIndex(index, member string) error {
-	if index == "" {
-		return errors.New("empty index name")
-	}
-	if member == "" {
-		return errors.New("empty member")
-	}
-	return nil
-}
-
 func (s *Store) IndexPut(ctx context.Context, index, member string, value []byte) error {
-	if err := checkIndex(index, member); err != nil {
+	if err := metastore.CheckMember(index, member); err != nil {
 		return fmt.Errorf("redisstore: index %q put: %w", index, err)
 	}
 	z, h := s.indexKeys(index)
@@ -58,7 +48,7 @@ func (s *Store) IndexPut(ctx context.Context, index, member string, value []byte
 }
 
 func (s *Store) IndexGet(ctx context.Context, index, member string) ([]byte, error) {
-	if err := checkIndex(index, member); err != nil {
+	if err := metastore.CheckMember(index, member); err != nil {
 		return nil, fmt.Errorf("redisstore: index %q get: %w", index, err)
 	}
 	_, h := s.indexKeys(index)
@@ -73,7 +63,7 @@ func (s *Store) IndexGet(ctx context.Context, index, member string) ([]byte, err
 }
 
 func (s *Store) IndexDelete(ctx context.Context, index, member string) error {
-	if err := checkIndex(index, member); err != nil {
+	if err := metastore.CheckMember(index, member); err != nil {
 		return fmt.Errorf("redisstore: index %q delete: %w", index, err)
 	}
 	z, h := s.indexKeys(index)
