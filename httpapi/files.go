@@ -159,8 +159,16 @@ func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errcode.ErrInvalidRequest.New("%v", err))
 		return
 	}
-	in, file, err := f.sessions.Append(r.Context(), mux.Vars(r)["id"], session.Chunk{
-		Offset: pos.offset, Total: pos.total, Len: pos.length, Body: r.Body})
+	var (
+		in   session.Info
+		file *registry.File
+	)
+	if pos.length < 0 { // chunked: no length up front
+		in, file, err = f.sessions.AppendStream(r.Context(), mux.Vars(r)["id"], pos.offset, pos.total, r.Body)
+	} else {
+		in, file, err = f.sessions.Append(r.Context(), mux.Vars(r)["id"], session.Chunk{
+			Offset: pos.offset, Total: pos.total, Len: pos.length, Body: r.Body})
+	}
 	if err != nil {
 		e := errcode.From(err)
 		if e.Fields["offset"] != nil {

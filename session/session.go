@@ -403,6 +403,38 @@ func (s *Service) Seal(ctx context.Context, id string, attrs map[string]string) 
 	return file, err
 }
 
+// AppendStream appends a body of unknown length (chunked transfer
+// encoding) as a run of pooled 8 MiB appends, checking the client's offset
+// on the first. If the body breaks off, what arrived in whole pieces stays
+// appended; the client asks for the offset, as after any dropped request.
+func (s *Service) AppendStream(ctx context.Context, id string, offset, total int64, r io.Reader) (Info, *registry.File, error) {
+	bp := ingestBufs.Get().(*[]byte)
+	defer ingestBufs.Put(bp)
+	var (
+		in   Info
+		file *registry.File
+		err  error
+	)
+	for first := true; ; first = false {
+		n, rerr := io.ReadFull(r, *bp)
+		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+			return in, nil, ErrShortBody.Wrap(rerr, "the body broke off; ask the session for its offset and resume from there")
+		}
+		if n > 0 || first {
+			c := Chunk{Offset: offset, Total: total, Len: int64(n), Body: bytes.NewReader((*bp)[:n])}
+			if !first {
+				c.Offset = in.Offset
+			}
+			if in, file, err = s.Append(ctx, id, c); err != nil {
+				return in, nil, err
+			}
+		}
+		if rerr != nil || file != nil {
+			return in, file, nil
+		}
+	}
+}
+
 // ingestChunk is the read size of Ingest: above MinPartSize, so on S3 every
 // chunk but the last is exactly one part.
 const ingestChunk = 8 << 20

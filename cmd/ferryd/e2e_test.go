@@ -547,3 +547,28 @@ func TestE2EBadInput(t *testing.T) {
 		}
 	})
 }
+
+// A body of unknown length (chunked transfer encoding, as curl -T - sends)
+// is appended too.
+func TestE2EChunkedBody(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be backendEnv) {
+		p := be.start(t)
+		data := randomData(13*MiB + 77)
+		id := createSession(t, p, "chunked", "f", len(data))["id"].(string)
+		// io.MultiReader hides the length, so the client sends it chunked.
+		first := call(t, "POST", "http://"+p.addr+"/v1/files/session:"+id, io.MultiReader(bytes.NewReader(data[:9*MiB])), "Upload-Offset", "0")
+		if first.code != 200 || first.json(t)["offset"] != float64(9*MiB) {
+			t.Fatalf("first chunked append: %d %s", first.code, first.body)
+		}
+		if r := call(t, "POST", "http://"+p.addr+"/v1/files/session:"+id, io.MultiReader(bytes.NewReader(data[:MiB])), "Upload-Offset", "0"); r.code != 409 {
+			t.Fatalf("chunked replay: %d %s", r.code, r.body)
+		}
+		last := call(t, "POST", "http://"+p.addr+"/v1/files/session:"+id, io.MultiReader(bytes.NewReader(data[9*MiB:])), "Upload-Offset", strconv.Itoa(9*MiB))
+		if last.code != 200 || last.json(t)["bytes"] != float64(len(data)) {
+			t.Fatalf("last chunked append: %d %s", last.code, last.body)
+		}
+		if got := download(t, "http://"+p.addr+"/v1/files/chunked/f:content"); sha256.Sum256(got) != sha256.Sum256(data) {
+			t.Fatal("chunked upload differs")
+		}
+	})
+}
