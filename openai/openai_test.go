@@ -8,12 +8,10 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
-	"github.com/ferryhq/ferry/bucket/fsblob"
 	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
-	"github.com/ferryhq/ferry/metastore/boltstore"
 	"github.com/ferryhq/ferry/metastore/redisstore"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
@@ -40,16 +38,7 @@ func newFixture(t *testing.T, store metastore.Store, blobs bucket.Backend) *fixt
 
 func both(t *testing.T, fn func(t *testing.T, f *fixture)) {
 	t.Run("embedded", func(t *testing.T) {
-		dir := t.TempDir()
-		store, err := boltstore.Open(dir + "/meta.db")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		blobs, err := fsblob.New(dir + "/blobs")
-		if err != nil {
-			t.Fatal(err)
-		}
+		store, blobs := testsvc.Embedded(t)
 		fn(t, newFixture(t, store, blobs))
 	})
 	t.Run("redis+s3", func(t *testing.T) {

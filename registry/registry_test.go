@@ -7,24 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/bucket/fsblob"
 	"github.com/ferryhq/ferry/errcode"
-	"github.com/ferryhq/ferry/metastore/boltstore"
+	"github.com/ferryhq/ferry/internal/testsvc"
 )
 
 func newRegistry(t *testing.T) *Registry {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := boltstore.Open(dir + "/meta.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	blobs, err := fsblob.New(dir + "/blobs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return New(store, blobs)
+	return New(testsvc.Embedded(t))
 }
 
 func ids(files []File) string {

@@ -17,12 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferryhq/ferry/bucket"
-	"github.com/ferryhq/ferry/bucket/fsblob"
 	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
-	"github.com/ferryhq/ferry/metastore/boltstore"
 	"github.com/ferryhq/ferry/metastore/redisstore"
 	"github.com/ferryhq/ferry/registry"
 )
@@ -139,16 +137,7 @@ func newService(t testing.TB, store metastore.Store, blobs bucket.Backend, s3c *
 // embedded is the default: bbolt + filesystem.
 func embedded(t *testing.T) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := boltstore.Open(dir + "/meta.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	blobs, err := fsblob.New(dir + "/blobs")
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, blobs := testsvc.Embedded(t)
 	return newService(t, store, blobs, nil)
 }
 
