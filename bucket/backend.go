@@ -28,6 +28,12 @@ var (
 	// posix S3 gateway) a key cannot be both an object and the directory of
 	// other keys ("a" and "a/b").
 	ErrKeyConflict = errors.New("bucket: key conflicts with an existing object or directory")
+	// ErrNoBucket: the storage bucket itself is missing. It is a
+	// configuration fault for Ferry's own bucket, but a user's mistake when
+	// registering someone else's.
+	ErrNoBucket = errors.New("bucket: storage bucket does not exist")
+	// ErrAccessDenied: the credentials may not do this.
+	ErrAccessDenied = errors.New("bucket: access denied")
 )
 
 // ObjectInfo describes a stored object.

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,14 @@ type Config struct {
 	S3              S3            `yaml:"s3"`
 	Sessions        Sessions      `yaml:"sessions"`
 	OpenAI          OpenAI        `yaml:"openai"`
+	Registration    Registration  `yaml:"registration"`
+}
+
+// Registration limits what existing data may be registered.
+type Registration struct {
+	// AllowedRoots are the directories under which file:// locations may be
+	// registered. None (the default) disables file:// registration.
+	AllowedRoots []string `yaml:"allowed_roots"` // FERRY_ALLOWED_ROOTS: absolute paths, ':'-separated
 }
 
 // OpenAI configures the OpenAI-compatible adapter.
@@ -197,6 +206,15 @@ var envVars = []envVar{
 		return
 	}},
 	{"FERRY_OPENAI_UPLOAD_TTL", func(c *Config, v string) (err error) { c.OpenAI.UploadTTL, err = time.ParseDuration(v); return }},
+	{"FERRY_ALLOWED_ROOTS", func(c *Config, v string) error {
+		c.Registration.AllowedRoots = nil
+		for _, p := range filepath.SplitList(v) {
+			if p != "" {
+				c.Registration.AllowedRoots = append(c.Registration.AllowedRoots, p)
+			}
+		}
+		return nil
+	}},
 	{"FERRY_SESSION_PURGE_INTERVAL", func(c *Config, v string) (err error) { c.Sessions.PurgeInterval, err = time.ParseDuration(v); return }},
 }
 
@@ -275,7 +293,7 @@ func (c Config) Validate() error {
 		if c.S3.Region == "" {
 			bad("s3.region is empty: set FERRY_S3_REGION (us-east-1 works for most S3-compatible servers)")
 		}
-		if !validS3Bucket(c.S3.Bucket) {
+		if !bucket.ValidS3Bucket(c.S3.Bucket) {
 			bad("s3.bucket %q is not a valid S3 bucket name (3-63 characters of a-z, 0-9, '.' and '-')", c.S3.Bucket)
 		}
 		if strings.HasPrefix(c.S3.Prefix, "/") {
@@ -311,6 +329,13 @@ func (c Config) Validate() error {
 	if c.OpenAI.UploadTTL <= 0 {
 		bad("openai.upload_ttl %s must be positive, for example 1h", c.OpenAI.UploadTTL)
 	}
+	for _, root := range c.Registration.AllowedRoots {
+		if !filepath.IsAbs(root) {
+			bad("registration.allowed_roots: %q is not an absolute path", root)
+		} else if filepath.Clean(root) == "/" {
+			bad("registration.allowed_roots: \"/\" would allow every directory; name the directories that hold data to serve")
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -326,18 +351,6 @@ func validHostname(h string) bool {
 			if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
 				return false
 			}
-		}
-	}
-	return true
-}
-
-func validS3Bucket(b string) bool {
-	if len(b) < 3 || len(b) > 63 {
-		return false
-	}
-	for _, r := range b {
-		if !(r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z') {
-			return false
 		}
 	}
 	return true

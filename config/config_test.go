@@ -62,6 +62,10 @@ func TestLayering(t *testing.T) {
 	if cfg.Log.Format != "text" {
 		t.Errorf("unset value lost its default: %q", cfg.Log.Format)
 	}
+	cfg, err = Load(nil, env("FERRY_ALLOWED_ROOTS", "/srv/a::/srv/b"), io.Discard)
+	if err != nil || len(cfg.Registration.AllowedRoots) != 2 || cfg.Registration.AllowedRoots[1] != "/srv/b" {
+		t.Errorf("FERRY_ALLOWED_ROOTS=/srv/a::/srv/b gave %q, %v", cfg.Registration.AllowedRoots, err)
+	}
 }
 
 func TestLoadErrors(t *testing.T) {
@@ -125,6 +129,9 @@ func TestValidate(t *testing.T) {
 		{"s3 bucket name", func(c *Config) { c.S3.Bucket = "Ferry_Bucket" }, "not a valid S3 bucket name"},
 		{"s3 prefix slash", func(c *Config) { c.S3.Bucket = "ferry"; c.S3.Prefix = "/x" }, "s3.prefix"},
 		{"half credentials", func(c *Config) { c.S3.AccessKeyID = "AKIA" }, "half set"},
+		{"allowed roots", func(c *Config) { c.Registration.AllowedRoots = []string{"/srv/data", "/mnt/x"} }, ""},
+		{"relative root", func(c *Config) { c.Registration.AllowedRoots = []string{"data"} }, "not an absolute path"},
+		{"root of everything", func(c *Config) { c.Registration.AllowedRoots = []string{"/"} }, "every directory"},
 		{"s3 ok", func(c *Config) {
 			c.S3 = S3{Endpoint: "http://127.0.0.1:9000", Bucket: "ferry", Region: "us-east-1", PathStyle: true}
 		}, ""},

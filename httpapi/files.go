@@ -40,9 +40,12 @@ func (f *files) routes(r *mux.Router) {
 	r.HandleFunc("/v1/files/session:{id}", f.sessionInfo).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1/files/session:{id}", f.abortSession).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/files/{bucket}", f.listFiles).Methods(http.MethodGet)
+	r.HandleFunc("/v1/files/{bucket}", f.registerBucket).Methods(http.MethodPut)
+	r.HandleFunc("/v1/files/{bucket}", f.unregisterBucket).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/files/{bucket}/{key:.+}"+contentSuffix, f.download).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1/files/{bucket}/{key:.+}", f.fileInfo).Methods(http.MethodGet)
 	r.HandleFunc("/v1/files/{bucket}/{key:.+}", f.deleteFile).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/files/{bucket}/{key:.+}", f.registerFile).Methods(http.MethodPut)
 }
 
 // sessionResponse is the seed's FileUploadResponse plus what a resuming
@@ -233,11 +236,12 @@ func (f *files) listBuckets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	type bucketResponse struct {
-		Name string `json:"name"`
+		Name     string `json:"name"`
+		Location string `json:"location,omitempty"` // registered buckets only
 	}
 	out := listResponse[bucketResponse]{Data: make([]bucketResponse, 0, len(page.Data)), HasMore: page.Next != "", Next: page.Next}
-	for _, name := range page.Data {
-		out.Data = append(out.Data, bucketResponse{Name: name})
+	for _, b := range page.Data {
+		out.Data = append(out.Data, bucketResponse{Name: b.Name, Location: b.Location})
 	}
 	writeJSON(w, r, http.StatusOK, out)
 }
@@ -267,14 +271,23 @@ func (f *files) listFiles(w http.ResponseWriter, r *http.Request) {
 
 // lookup validates the path's bucket and key and finds the file.
 func (f *files) lookup(r *http.Request) (registry.File, error) {
+	bkt, key, err := bucketKey(r)
+	if err != nil {
+		return registry.File{}, err
+	}
+	return f.registry.Get(r.Context(), bkt, key)
+}
+
+// bucketKey returns the route's bucket and key, validated.
+func bucketKey(r *http.Request) (bkt, key string, err error) {
 	v := mux.Vars(r)
 	if err := bucket.ValidateBucketName(v["bucket"]); err != nil {
-		return registry.File{}, session.ErrInvalidBucket.New("%v", err)
+		return "", "", session.ErrInvalidBucket.New("%v", err)
 	}
 	if err := bucket.ValidateKey(v["key"]); err != nil {
-		return registry.File{}, session.ErrInvalidKey.New("%v", err)
+		return "", "", session.ErrInvalidKey.New("%v", err)
 	}
-	return f.registry.Get(r.Context(), v["bucket"], v["key"])
+	return v["bucket"], v["key"], nil
 }
 
 func (f *files) fileInfo(w http.ResponseWriter, r *http.Request) {

@@ -12,7 +12,9 @@
 // milliseconds, then 20 random, so ordering by id is ordering by creation
 // and a cursor never skips files created in the same second.
 //
-// Blobs live in the backend at ObjectKey(bucket, key) = "<bucket>/<key>".
+// Blobs live in the backend at ObjectKey(bucket, key) = "<bucket>/<key>",
+// except in registered buckets, which live at their own location
+// (locations.go).
 package registry
 
 import (
@@ -24,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
@@ -63,11 +66,15 @@ type File struct {
 type Registry struct {
 	store metastore.Store
 	blobs bucket.Backend
+	locs  Locations
+
+	mu     sync.Mutex
+	opened map[string]bucket.Backend // by location URI
 }
 
-// New returns a registry.
+// New returns a registry. Registration stays disabled until SetLocations.
 func New(store metastore.Store, blobs bucket.Backend) *Registry {
-	return &Registry{store: store, blobs: blobs}
+	return &Registry{store: store, blobs: blobs, opened: map[string]bucket.Backend{}}
 }
 
 func idsIndex(bkt string) string { return "fileids/" + bkt }
@@ -86,7 +93,7 @@ func (r *Registry) Publish(ctx context.Context, f File) (File, error) {
 	if f.ID == "" {
 		f.ID = NewFileID(f.CreatedAt)
 	}
-	if old, err := r.Get(ctx, f.Bucket, f.Key); err == nil && old.ID != f.ID {
+	if old, err := r.indexed(ctx, f.Bucket, f.Key); err == nil && old.ID != f.ID {
 		if err := r.store.IndexDelete(ctx, idsIndex(f.Bucket), old.ID); err != nil {
 			return File{}, err
 		}
@@ -165,8 +172,34 @@ func (r *Registry) ListByID(ctx context.Context, bkt string, q IDQuery) ([]File,
 	}
 }
 
-// Get returns the file's entry.
+// Get returns the file. In a registered bucket the object itself is the
+// truth: size and ETag come from storage, the rest from its record if it
+// has one.
 func (r *Registry) Get(ctx context.Context, bkt, key string) (File, error) {
+	p, err := r.Place(ctx, bkt)
+	if err != nil || p.Location == "" {
+		if err != nil {
+			return File{}, err
+		}
+		return r.indexed(ctx, bkt, key)
+	}
+	info, err := p.Backend.Head(ctx, p.Object(key))
+	switch {
+	case errors.Is(err, bucket.ErrNotFound), errors.Is(err, bucket.ErrInvalidKey):
+		return File{}, ErrFileNotFound.New("no file %q in bucket %q (%s)", key, bkt, p.Location)
+	case err != nil:
+		return File{}, err
+	}
+	f, err := r.indexed(ctx, bkt, key)
+	if err != nil {
+		return live(bkt, key, info), nil
+	}
+	f.Bytes, f.ETag = info.Size, info.ETag
+	return f, nil
+}
+
+// indexed returns the file's record.
+func (r *Registry) indexed(ctx context.Context, bkt, key string) (File, error) {
 	v, err := r.store.IndexGet(ctx, filesIndex(bkt), key)
 	if errors.Is(err, metastore.ErrNotFound) {
 		return File{}, ErrFileNotFound.New("no file %q in bucket %q", key, bkt)
@@ -189,8 +222,16 @@ type Page[T any] struct {
 }
 
 // List returns up to limit files of bkt whose key starts with prefix and
-// sorts after the cursor `after`, in key order.
+// sorts after the cursor `after`, in key order. A registered bucket lists
+// its location live.
 func (r *Registry) List(ctx context.Context, bkt, prefix, after string, limit int) (Page[File], error) {
+	p, err := r.Place(ctx, bkt)
+	if err != nil {
+		return Page[File]{}, err
+	}
+	if p.Location != "" {
+		return r.listLive(ctx, p, bkt, prefix, after, limit)
+	}
 	if n, err := r.store.IndexLen(ctx, filesIndex(bkt)); err != nil {
 		return Page[File]{}, err
 	} else if n == 0 {
@@ -202,9 +243,9 @@ func (r *Registry) List(ctx context.Context, bkt, prefix, after string, limit in
 	}
 	page := Page[File]{Data: make([]File, 0, len(entries))}
 	for _, e := range entries {
-		var f File
-		if err := json.Unmarshal(e.Value, &f); err != nil {
-			return Page[File]{}, fmt.Errorf("decode file entry %s/%s: %w", bkt, e.Member, err)
+		f, err := decodeFile(e)
+		if err != nil {
+			return Page[File]{}, err
 		}
 		page.Data = append(page.Data, f)
 	}
@@ -214,47 +255,127 @@ func (r *Registry) List(ctx context.Context, bkt, prefix, after string, limit in
 	return page, nil
 }
 
-// Buckets lists bucket names after the cursor, in name order.
-func (r *Registry) Buckets(ctx context.Context, after string, limit int) (Page[string], error) {
-	entries, more, err := r.store.IndexList(ctx, bucketsIndex, metastore.Query{After: after, Limit: limit})
+func decodeFile(e metastore.Entry) (File, error) {
+	var f File
+	if err := json.Unmarshal(e.Value, &f); err != nil {
+		return File{}, fmt.Errorf("decode file entry %s: %w", e.Member, err)
+	}
+	return f, nil
+}
+
+// listLive lists one page of the location and lays the file records of the
+// same key range over it (one index read per page).
+func (r *Registry) listLive(ctx context.Context, p Place, bkt, prefix, after string, limit int) (Page[File], error) {
+	if limit <= 0 {
+		limit = metastore.DefaultLimit
+	}
+	objs, more, err := p.Backend.List(ctx, prefix, after, limit)
 	if err != nil {
-		return Page[string]{}, err
+		return Page[File]{}, err
 	}
-	page := Page[string]{Data: make([]string, 0, len(entries))}
-	for _, e := range entries {
-		page.Data = append(page.Data, e.Member)
+	page := Page[File]{Data: make([]File, 0, len(objs))}
+	if len(objs) == 0 {
+		return page, nil
 	}
-	if more && len(entries) > 0 {
-		page.Next = entries[len(entries)-1].Member
+	known := map[string]File{}
+	q := metastore.Query{Prefix: prefix, After: after, Before: objs[len(objs)-1].Key + "\x00", Limit: 1000}
+	for {
+		entries, more, err := r.store.IndexList(ctx, filesIndex(bkt), q)
+		if err != nil {
+			return Page[File]{}, err
+		}
+		for _, e := range entries {
+			if f, err := decodeFile(e); err == nil {
+				known[e.Member] = f
+			}
+		}
+		if !more {
+			break
+		}
+		q.After = entries[len(entries)-1].Member
+	}
+	for _, o := range objs {
+		f, ok := known[o.Key]
+		if !ok {
+			f = live(bkt, o.Key, o)
+		}
+		f.Bytes, f.ETag = o.Size, o.ETag
+		page.Data = append(page.Data, f)
+	}
+	if more {
+		page.Next = objs[len(objs)-1].Key
 	}
 	return page, nil
 }
 
-// Delete removes the file's bytes and then its entry, so a failure leaves
-// the entry pointing at nothing rather than bytes nobody can find.
+// Bucket is one entry of the bucket list.
+type Bucket struct {
+	Name     string
+	Location string // set for a registered bucket
+}
+
+// Buckets lists buckets after the cursor, in name order.
+func (r *Registry) Buckets(ctx context.Context, after string, limit int) (Page[Bucket], error) {
+	entries, more, err := r.store.IndexList(ctx, bucketsIndex, metastore.Query{After: after, Limit: limit})
+	if err != nil || len(entries) == 0 {
+		return Page[Bucket]{Data: []Bucket{}}, err
+	}
+	last := entries[len(entries)-1].Member
+	locs, _, err := r.store.IndexList(ctx, locationsIndex, metastore.Query{After: after, Before: last + "\x00", Limit: len(entries)})
+	if err != nil {
+		return Page[Bucket]{}, err
+	}
+	where := map[string]string{}
+	for _, e := range locs {
+		where[e.Member] = string(e.Value)
+	}
+	page := Page[Bucket]{Data: make([]Bucket, 0, len(entries))}
+	for _, e := range entries {
+		page.Data = append(page.Data, Bucket{Name: e.Member, Location: where[e.Member]})
+	}
+	if more {
+		page.Next = last
+	}
+	return page, nil
+}
+
+// Delete removes the file's bytes and then its record, so a failure leaves
+// the record pointing at nothing rather than bytes nobody can find.
 func (r *Registry) Delete(ctx context.Context, bkt, key string) (File, error) {
 	f, err := r.Get(ctx, bkt, key)
 	if err != nil {
 		return File{}, err
 	}
-	if err := r.blobs.Delete(ctx, ObjectKey(bkt, key)); err != nil {
+	p, err := r.Place(ctx, bkt)
+	if err != nil {
+		return File{}, err
+	}
+	if err := p.Backend.Delete(ctx, p.Object(key)); err != nil {
 		return File{}, fmt.Errorf("delete blob: %w", err)
 	}
 	if err := r.store.IndexDelete(ctx, filesIndex(bkt), key); err != nil {
 		return File{}, fmt.Errorf("unindex file: %w", err)
 	}
-	if err := r.store.IndexDelete(ctx, idsIndex(bkt), f.ID); err != nil {
-		return File{}, fmt.Errorf("unindex file id: %w", err)
+	if f.ID != "" {
+		if err := r.store.IndexDelete(ctx, idsIndex(bkt), f.ID); err != nil {
+			return File{}, fmt.Errorf("unindex file id: %w", err)
+		}
 	}
-	if n, err := r.store.IndexLen(ctx, filesIndex(bkt)); err == nil && n == 0 {
-		_ = r.store.IndexDelete(ctx, bucketsIndex, bkt)
+	if p.Location == "" {
+		if n, err := r.store.IndexLen(ctx, filesIndex(bkt)); err == nil && n == 0 {
+			_ = r.store.IndexDelete(ctx, bucketsIndex, bkt)
+		}
 	}
 	return f, nil
 }
 
 // Open streams the file's bytes, or the range of them.
 func (r *Registry) Open(ctx context.Context, f File, rng *bucket.Range) (io.ReadCloser, bucket.ObjectInfo, error) {
-	rc, info, err := r.blobs.Get(ctx, ObjectKey(f.Bucket, f.Key), rng)
+	p, err := r.Place(ctx, f.Bucket)
+	if err != nil {
+		return nil, bucket.ObjectInfo{}, err
+	}
+	rc, info, err := p.Backend.Get(ctx, p.Object(f.Key), rng)
 	switch {
 	case errors.Is(err, bucket.ErrNotFound):
 		return nil, info, ErrFileNotFound.Wrap(err, "the bytes of %s/%s are missing from storage", f.Bucket, f.Key)

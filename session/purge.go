@@ -55,7 +55,7 @@ func (s *Service) purgeOne(ctx context.Context, e metastore.Entry) (bool, error)
 		switch {
 		case errcode.Is(err, ErrNotFound):
 			// The store's own expiry beat us: free storage from the entry alone.
-			if err := s.eng.discard(ctx, ref); err != nil {
+			if err := s.discard(ctx, ref); err != nil {
 				return err
 			}
 			freed = true

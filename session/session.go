@@ -115,6 +115,10 @@ type record struct {
 	Open   bool              `json:"open,omitempty"`
 	Attrs  map[string]string `json:"attrs,omitempty"` // copied onto the published file
 	FileID string            `json:"file_id,omitempty"`
+	// Where the bytes go, fixed at creation: a registered bucket's location
+	// ("" for Ferry's own storage) and the backend key.
+	Location string `json:"location,omitempty"`
+	Object   string `json:"object,omitempty"`
 
 	// S3 engine state.
 	UploadID string        `json:"upload_id,omitempty"` // empty: the file is small enough for one Put
@@ -128,13 +132,20 @@ type record struct {
 // purgeRef is what the purger needs even if the record itself is gone.
 type purgeRef struct {
 	ID       string `json:"id"`
+	Location string `json:"location,omitempty"`
 	Object   string `json:"object"`
 	UploadID string `json:"upload_id,omitempty"`
 }
 
-func (r *record) object() string { return registry.ObjectKey(r.Bucket, r.Key) }
+func (r *record) object() string {
+	if r.Object == "" { // written before registered buckets existed
+		return registry.ObjectKey(r.Bucket, r.Key)
+	}
+	return r.Object
+}
+
 func (r *record) ref() purgeRef {
-	return purgeRef{ID: r.ID, Object: r.object(), UploadID: r.UploadID}
+	return purgeRef{ID: r.ID, Location: r.Location, Object: r.object(), UploadID: r.UploadID}
 }
 
 // Info is a session as clients see it.
@@ -163,35 +174,66 @@ func (r *record) info() Info {
 type Service struct {
 	store metastore.Store
 	files *registry.Registry
-	eng   engine
 	cfg   Config
-	log   *slog.Logger
-	now   func() time.Time
-	m     *sessionMetrics
+
+	mu      sync.Mutex
+	engines map[string]engine // by location; "" is Ferry's own storage
+
+	log *slog.Logger
+	now func() time.Time
+	m   *sessionMetrics
 }
 
-// New picks the engine from the backend's capabilities: write-at-offset
-// staging when it has it (filesystem), multipart otherwise (S3).
+// New returns the service over blobs, Ferry's own storage. Registered
+// buckets' backends come from files.
 func New(store metastore.Store, blobs bucket.Backend, files *registry.Registry, cfg Config, log *slog.Logger) (*Service, error) {
 	cfg.defaults()
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{store: store, files: files, cfg: cfg, log: log, now: time.Now}
+	s := &Service{store: store, files: files, cfg: cfg, log: log, now: time.Now, engines: map[string]engine{}}
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
 	s.m = newSessionMetrics(reg, store, func() time.Time { return s.now() })
+	eng, err := s.newEngine(blobs)
+	if err != nil {
+		return nil, err
+	}
+	s.engines[""] = eng
+	return s, nil
+}
+
+// newEngine picks the engine from the backend's capabilities: write-at-offset
+// staging when it has it (filesystem), multipart otherwise (S3).
+func (s *Service) newEngine(blobs bucket.Backend) (engine, error) {
 	switch b := blobs.(type) {
 	case bucket.Staging:
-		s.eng = &stagingEngine{blobs: b}
+		return &stagingEngine{blobs: b}, nil
 	case bucket.Multipart:
-		s.eng = &multipartEngine{blobs: blobs, mp: b, store: store, grace: cfg.Grace, maxHeld: cfg.MaxHeld}
-	default:
-		return nil, fmt.Errorf("session: blob backend %T supports neither staging nor multipart uploads", blobs)
+		return &multipartEngine{blobs: blobs, mp: b, store: s.store, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld}, nil
 	}
-	return s, nil
+	return nil, fmt.Errorf("session: blob backend %T supports neither staging nor multipart uploads", blobs)
+}
+
+// engine returns the engine writing to a location.
+func (s *Service) engine(location string) (engine, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.engines[location]; ok {
+		return e, nil
+	}
+	b, err := s.files.Backend(location)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.newEngine(b)
+	if err != nil {
+		return nil, err
+	}
+	s.engines[location] = e
+	return e, nil
 }
 
 // Spec describes a new session.
@@ -232,17 +274,26 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 		return Info{}, errcode.ErrInvalidRequest.New("mime_type %q is not a media type like text/plain: %v", mimeType, err)
 	}
 
+	place, err := s.files.Place(ctx, bkt)
+	if err != nil {
+		return Info{}, err
+	}
+	eng, err := s.engine(place.Location)
+	if err != nil {
+		return Info{}, err
+	}
 	now := s.now().UTC()
 	rec := &record{ID: newID(), Bucket: bkt, Key: key, MimeType: mimeType, Size: size,
-		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL), Open: sp.Open, Attrs: sp.Attrs, FileID: sp.FileID}
-	if err := s.eng.begin(ctx, rec); err != nil {
+		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL), Open: sp.Open, Attrs: sp.Attrs, FileID: sp.FileID,
+		Location: place.Location, Object: place.Object(key)}
+	if err := eng.begin(ctx, rec); err != nil {
 		return Info{}, fmt.Errorf("begin upload: %w", err)
 	}
 	// The purger's entry goes first: if the record write fails, the purger
 	// still frees what begin allocated.
 	ref, _ := json.Marshal(rec.ref())
 	if err := s.store.IndexPut(ctx, expiryIndex, expiryMember(rec.ExpiresAt, rec.ID), ref); err != nil {
-		_ = s.eng.discard(context.WithoutCancel(ctx), rec.ref())
+		_ = eng.discard(context.WithoutCancel(ctx), rec.ref())
 		return Info{}, fmt.Errorf("index session: %w", err)
 	}
 	if _, err := s.save(ctx, rec, 0, 0); err != nil {
@@ -309,16 +360,20 @@ func (s *Service) Append(ctx context.Context, id string, c Chunk) (Info, *regist
 			return ErrPastSize.New("a %d-byte chunk at offset %d runs past the declared size %d; send at most %d bytes", n, rec.Offset, rec.Size, rec.Size-rec.Offset).
 				With("offset", rec.Offset)
 		}
+		eng, err := s.engine(rec.Location)
+		if err != nil {
+			return err
+		}
 		// Claim the record with our fence before storage the fence cannot
 		// guard: from here on any older holder's write is rejected.
-		if s.eng.needsClaim(rec, n) {
+		if eng.needsClaim(rec, n) {
 			if ver, err = s.save(ctx, rec, ver, fence); err != nil {
 				return err
 			}
 		}
 		if n > 0 || rec.Size == 0 {
 			rec.ExpiresAt = s.now().UTC().Add(s.cfg.TTL) // before write: the tail's lifetime follows it
-			if err := s.eng.write(ctx, rec, fence, body, n); err != nil {
+			if err := eng.write(ctx, rec, fence, body, n); err != nil {
 				return keyConflict(rec, err)
 			}
 			rec.Offset += n
@@ -350,7 +405,11 @@ func (s *Service) Append(ctx context.Context, id string, c Chunk) (Info, *regist
 
 // finish publishes a session whose bytes are all in.
 func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (registry.File, error) {
-	obj, err := s.eng.complete(ctx, rec)
+	eng, err := s.engine(rec.Location)
+	if err != nil {
+		return registry.File{}, err
+	}
+	obj, err := eng.complete(ctx, rec)
 	if err != nil {
 		return registry.File{}, fmt.Errorf("complete upload: %w", keyConflict(rec, err))
 	}
@@ -390,8 +449,12 @@ func (s *Service) Seal(ctx context.Context, id string, attrs map[string]string) 
 			}
 			rec.Attrs[k] = v
 		}
+		eng, err := s.engine(rec.Location)
+		if err != nil {
+			return err
+		}
 		// The held-back remainder becomes the last part (or the one Put).
-		if err := s.eng.write(ctx, rec, fence, bytes.NewReader(nil), 0); err != nil {
+		if err := eng.write(ctx, rec, fence, bytes.NewReader(nil), 0); err != nil {
 			return keyConflict(rec, err)
 		}
 		if ver, err = s.save(ctx, rec, ver, fence); err != nil {
@@ -504,7 +567,7 @@ func (s *Service) Abort(ctx context.Context, id string) error {
 // remove discards storage (for unfinished sessions) and then the records.
 func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
 	if rec.State != stateCompleted {
-		if err := s.eng.discard(ctx, rec.ref()); err != nil {
+		if err := s.discard(ctx, rec.ref()); err != nil {
 			return fmt.Errorf("discard upload: %w", err)
 		}
 	}
@@ -515,6 +578,14 @@ func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
 		return err
 	}
 	return nil
+}
+
+func (s *Service) discard(ctx context.Context, ref purgeRef) error {
+	eng, err := s.engine(ref.Location)
+	if err != nil {
+		return err
+	}
+	return eng.discard(ctx, ref)
 }
 
 // load reads the record. Past expires_at it answers 410 until purged, then 404.

@@ -604,7 +604,7 @@ func TestAbort(t *testing.T) {
 // with the size to send, and nothing is stored.
 func TestChunkTooSmallForHugeFile(t *testing.T) {
 	f := redisS3(t)
-	f.svc.eng.(*multipartEngine).maxHeld = 6 * MiB
+	f.svc.engines[""].(*multipartEngine).maxHeld = 6 * MiB
 	f.svc.cfg.MaxSize = bucket.MaxObjectLen
 	ctx := context.Background()
 	size := int64(bucket.MinPartSize*bucket.MaxParts) * 2 // parts of 10 MiB

@@ -52,11 +52,17 @@ import (
 	"github.com/ferryhq/ferry/bucket"
 )
 
+// The layout New creates; NewDir keeps objects in the directory itself and
+// staging under StagingDir.
 const (
 	objectsDir  = "objects"
 	tmpDir      = "staging/tmp"
 	sessionsDir = "staging/sessions"
 	uploadsDir  = "staging/uploads"
+
+	// StagingDir is where a NewDir backend stages writes, inside the
+	// directory it serves. No key can start with it, and List skips it.
+	StagingDir = ".ferry-staging"
 
 	// staleTmp is how long an untouched staging/tmp file must sit before New
 	// takes it for the leftover of a crash. Writers touch theirs constantly.
@@ -65,7 +71,9 @@ const (
 
 // Backend stores objects under one directory.
 type Backend struct {
-	root *os.Root
+	root                            *os.Root
+	objects, tmp, sessions, uploads string // paths under root
+	hidden                          string // a top-level name that is not an object ("" for none)
 }
 
 var (
@@ -78,25 +86,61 @@ var (
 // New opens (creating if needed) a backend rooted at dir, and clears
 // staging files a crash left behind.
 func New(dir string) (*Backend, error) {
-	for _, d := range []string{objectsDir, tmpDir, sessionsDir, uploadsDir} {
+	b := &Backend{objects: objectsDir, tmp: tmpDir, sessions: sessionsDir, uploads: uploadsDir}
+	for _, d := range []string{b.objects, b.tmp, b.sessions, b.uploads} {
 		if err := os.MkdirAll(path.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("fsblob: %w", err)
 		}
 	}
+	return b.open(dir)
+}
+
+// NewDir serves an existing directory as it is: the key "a/b" is the file
+// dir/a/b. Writes are staged in dir/.ferry-staging, on the same filesystem
+// so that publishing stays one rename. A read-only directory still serves
+// reads; writes then fail.
+func NewDir(dir string) (*Backend, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("fsblob: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("fsblob: %s is not a directory", dir)
+	}
+	b := &Backend{objects: ".", tmp: StagingDir + "/tmp", sessions: StagingDir + "/sessions",
+		uploads: StagingDir + "/uploads", hidden: StagingDir}
+	for _, d := range []string{b.tmp, b.sessions, b.uploads} {
+		_ = os.MkdirAll(path.Join(dir, d), 0o755) // best effort: the directory may be read-only
+	}
+	return b.open(dir)
+}
+
+func (b *Backend) open(dir string) (*Backend, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("fsblob: %w", err)
 	}
-	b := &Backend{root: root}
+	b.root = root
 	b.sweepTmp(time.Now().Add(-staleTmp))
 	return b, nil
+}
+
+// checkKey applies bucket.ValidateKey and keeps keys out of staging.
+func (b *Backend) checkKey(key string) error {
+	if err := bucket.ValidateKey(key); err != nil {
+		return invalidKey(key, err)
+	}
+	if first, _, _ := strings.Cut(key, "/"); b.hidden != "" && first == b.hidden {
+		return invalidKey(key, fmt.Errorf("key %q: %s is reserved for staging", key, b.hidden))
+	}
+	return nil
 }
 
 // Close releases the root directory.
 func (b *Backend) Close() error { return b.root.Close() }
 
 func (b *Backend) sweepTmp(before time.Time) {
-	f, err := b.root.Open(tmpDir)
+	f, err := b.root.Open(b.tmp)
 	if err != nil {
 		return
 	}
@@ -104,7 +148,7 @@ func (b *Backend) sweepTmp(before time.Time) {
 	f.Close()
 	for _, e := range entries {
 		if fi, err := e.Info(); err == nil && fi.ModTime().Before(before) {
-			_ = b.root.RemoveAll(tmpDir + "/" + e.Name())
+			_ = b.root.RemoveAll(b.tmp + "/" + e.Name())
 		}
 	}
 }
@@ -122,14 +166,14 @@ func isSymlink(fi fs.FileInfo) bool { return fi.Mode()&fs.ModeSymlink != 0 }
 // ErrInvalidKey. One swapped in after this check is still confined to the
 // root by os.Root; openObject closes that gap for reads.
 func (b *Backend) objectPath(key string, mkdir bool) (string, fs.FileInfo, error) {
-	if err := bucket.ValidateKey(key); err != nil {
-		return "", nil, invalidKey(key, err)
+	if err := b.checkKey(key); err != nil {
+		return "", nil, err
 	}
 	segs := strings.Split(key, "/")
-	dir := objectsDir
+	dir := b.objects
 	for _, seg := range segs[:len(segs)-1] {
 		parent := dir
-		dir += "/" + seg
+		dir = path.Join(dir, seg)
 		fi, err := b.root.Lstat(dir)
 		if mkdir && errors.Is(err, fs.ErrNotExist) {
 			if err := b.root.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -149,7 +193,7 @@ func (b *Backend) objectPath(key string, mkdir bool) (string, fs.FileInfo, error
 			return "", nil, &fs.PathError{Op: "lstat", Path: dir, Err: syscall.ENOTDIR}
 		}
 	}
-	p := dir + "/" + segs[len(segs)-1]
+	p := path.Join(dir, segs[len(segs)-1])
 	fi, err := b.root.Lstat(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -301,13 +345,13 @@ func (b *Backend) publish(staged, key string) (bucket.ObjectInfo, error) {
 // Put stages the bytes and renames them into place. It takes at most
 // MaxPutSize bytes, like S3's PutObject.
 func (b *Backend) Put(_ context.Context, key string, r io.Reader, size int64, _ bucket.PutOptions) (bucket.ObjectInfo, error) {
-	if err := bucket.ValidateKey(key); err != nil {
-		return bucket.ObjectInfo{}, invalidKey(key, err)
+	if err := b.checkKey(key); err != nil {
+		return bucket.ObjectInfo{}, err
 	}
 	if size < 0 || size > bucket.MaxPutSize {
 		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: put %s: size %d is outside 0..%d, the single-request limit; use a multipart upload", key, size, bucket.MaxPutSize)
 	}
-	tmp := tmpDir + "/" + randomName()
+	tmp := b.tmp + "/" + randomName()
 	if _, err := b.writeFile(tmp, r, size); err != nil {
 		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: put %s: %w", key, err)
 	}
@@ -374,7 +418,7 @@ func (b *Backend) Delete(_ context.Context, key string) error {
 	if err := b.syncDir(path.Dir(p)); err != nil && !notFound(err) {
 		return fmt.Errorf("fsblob: delete %s: %w", key, err)
 	}
-	for dir := path.Dir(p); dir != objectsDir; dir = path.Dir(dir) {
+	for dir := path.Dir(p); dir != b.objects; dir = path.Dir(dir) {
 		if b.root.Remove(dir) != nil { // not empty: another key lives there
 			break
 		}
@@ -382,83 +426,138 @@ func (b *Backend) Delete(_ context.Context, key string) error {
 	return nil
 }
 
-// List walks objects/ in the byte order of whole keys, as S3 lists: a
+// List walks the objects in the byte order of whole keys, as S3 lists: a
 // directory d sorts among its siblings as "d/", which is where its keys
 // fall ("a-b" < "a.b" < "a/..." < "a0"). It reads only the directories that
 // can hold keys after `after` under prefix, and stops at limit+1 keys.
 // Symlinks, other non-regular files and names no key could have (put there
 // by hand) are not objects and are skipped.
+//
+// Memory stays O(limit) however large a directory is: directories are read
+// in batches, keeping only the smallest names still needed.
 func (b *Backend) List(_ context.Context, prefix, after string, limit int) ([]bucket.ObjectInfo, bool, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
-	var out []bucket.ObjectInfo
-	more := false
-	sortKey := func(e fs.DirEntry) string {
-		if e.IsDir() {
-			return e.Name() + "/"
-		}
-		return e.Name()
+	l := &lister{b: b, prefix: prefix, after: after, limit: limit}
+	if err := l.walk(b.objects, ""); err != nil {
+		return nil, false, fmt.Errorf("fsblob: list %q: %w", prefix, err)
 	}
-	var walk func(dir, keyPrefix string) error
-	walk = func(dir, keyPrefix string) error {
-		f, err := b.root.Open(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // pruned by a Delete while we listed
-		}
+	return l.out, l.more, nil
+}
+
+type lister struct {
+	b             *Backend
+	prefix, after string
+	limit         int
+	out           []bucket.ObjectInfo
+	more          bool
+}
+
+// dirent is a directory entry with its sort key: its name, plus "/" for a
+// directory.
+type dirent struct {
+	sortKey string
+	e       fs.DirEntry
+}
+
+func (l *lister) walk(dir, keyPrefix string) error {
+	from := "" // entries sorting at or before this are done
+	for {
+		batch, rest, err := l.smallest(dir, keyPrefix, from, l.limit-len(l.out)+1)
 		if err != nil {
 			return err
 		}
-		entries, err := f.ReadDir(-1)
-		f.Close()
-		if err != nil {
-			return err
-		}
-		slices.SortFunc(entries, func(x, y fs.DirEntry) int { return strings.Compare(sortKey(x), sortKey(y)) })
-		for _, e := range entries {
-			if more {
-				return nil
-			}
-			key := keyPrefix + e.Name()
-			if e.IsDir() {
-				sub := key + "/"
-				// Skip subtrees that cannot hold a match: all their keys
-				// start with sub.
-				if !strings.HasPrefix(sub, prefix) && !strings.HasPrefix(prefix, sub) {
-					continue
-				}
-				if after >= sub && !strings.HasPrefix(after, sub) {
-					continue
-				}
-				if err := walk(dir+"/"+e.Name(), sub); err != nil {
+		for _, d := range batch {
+			key := keyPrefix + d.e.Name()
+			if d.e.IsDir() {
+				if err := l.walk(dir+"/"+d.e.Name(), key+"/"); err != nil || l.more {
 					return err
 				}
 				continue
 			}
-			if !e.Type().IsRegular() || !strings.HasPrefix(key, prefix) || key <= after || bucket.ValidateKey(key) != nil {
-				continue
-			}
-			fi, err := e.Info()
+			fi, err := d.e.Info()
 			if err != nil {
 				continue // deleted while we listed
 			}
-			if len(out) == limit {
-				more = true
+			if len(l.out) == l.limit {
+				l.more = true
 				return nil
 			}
-			out = append(out, info(key, fi))
+			l.out = append(l.out, info(key, fi))
 		}
-		return nil
+		if !rest {
+			return nil
+		}
+		from = batch[len(batch)-1].sortKey
 	}
-	if err := walk(objectsDir, ""); err != nil {
-		return nil, false, fmt.Errorf("fsblob: list %q: %w", prefix, err)
+}
+
+// smallest returns dir's n first entries after from that can hold a match,
+// in order, and whether more follow them.
+func (l *lister) smallest(dir, keyPrefix, from string, n int) ([]dirent, bool, error) {
+	f, err := l.b.root.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil // pruned by a Delete while we listed
 	}
-	return out, more, nil
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	var sel []dirent
+	more := false
+	trim := func() {
+		slices.SortFunc(sel, func(x, y dirent) int { return strings.Compare(x.sortKey, y.sortKey) })
+		if len(sel) > n {
+			sel, more = sel[:n], true
+		}
+	}
+	for {
+		entries, err := f.ReadDir(1024)
+		for _, e := range entries {
+			sk := e.Name()
+			if e.IsDir() {
+				sk += "/"
+			}
+			// Once a trim has dropped entries (more), nothing at or past
+			// the n-th kept one can be chosen: skip it unexamined.
+			if sk <= from || more && sk >= sel[n-1].sortKey || !l.candidate(keyPrefix, e) {
+				continue
+			}
+			sel = append(sel, dirent{sk, e})
+			if len(sel) >= 2*n {
+				trim()
+			}
+		}
+		if errors.Is(err, io.EOF) || len(entries) == 0 {
+			break
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	trim()
+	return sel, more, nil
+}
+
+// candidate reports whether e is an object matching the listing, or a
+// directory that can hold one.
+func (l *lister) candidate(keyPrefix string, e fs.DirEntry) bool {
+	key := keyPrefix + e.Name()
+	if keyPrefix == "" && e.Name() == l.b.hidden {
+		return false
+	}
+	if e.IsDir() {
+		sub := key + "/"
+		return (strings.HasPrefix(sub, l.prefix) || strings.HasPrefix(l.prefix, sub)) &&
+			(l.after < sub || strings.HasPrefix(l.after, sub))
+	}
+	return e.Type().IsRegular() && strings.HasPrefix(key, l.prefix) && key > l.after && bucket.ValidateKey(key) == nil
 }
 
 // Ping checks the objects directory is still there.
 func (b *Backend) Ping(context.Context) error {
-	if _, err := b.root.Stat(objectsDir); err != nil {
+	if _, err := b.root.Stat(b.objects); err != nil {
 		return fmt.Errorf("fsblob: %w", err)
 	}
 	return nil

@@ -19,13 +19,13 @@ import (
 // belongs to key. Like S3, an id that is malformed, unknown, or another
 // key's is ErrNotFound.
 func (b *Backend) upload(key, uploadID string) (string, error) {
-	if err := bucket.ValidateKey(key); err != nil {
-		return "", invalidKey(key, err)
+	if err := b.checkKey(key); err != nil {
+		return "", err
 	}
 	if token(uploadID) != nil {
 		return "", fmt.Errorf("fsblob: upload %q: %w", uploadID, bucket.ErrNotFound)
 	}
-	dir := uploadsDir + "/" + uploadID
+	dir := b.uploads + "/" + uploadID
 	owner, err := b.root.ReadFile(dir + "/key")
 	if notFound(err) || err == nil && string(owner) != key {
 		return "", fmt.Errorf("fsblob: upload %s of %s: %w", uploadID, key, bucket.ErrNotFound)
@@ -41,12 +41,12 @@ func partName(n int, etag string) string {
 }
 
 func (b *Backend) CreateMultipart(_ context.Context, key string, _ bucket.PutOptions) (string, error) {
-	if err := bucket.ValidateKey(key); err != nil {
-		return "", invalidKey(key, err)
+	if err := b.checkKey(key); err != nil {
+		return "", err
 	}
 	// Built aside and renamed in, so ListMultipart never sees it half made.
 	id := randomName()
-	tmp, dir := tmpDir+"/"+id, uploadsDir+"/"+id
+	tmp, dir := b.tmp+"/"+id, b.uploads+"/"+id
 	err := b.root.Mkdir(tmp, 0o755)
 	if err == nil {
 		_, err = b.writeFile(tmp+"/key", strings.NewReader(key), int64(len(key)))
@@ -58,7 +58,7 @@ func (b *Backend) CreateMultipart(_ context.Context, key string, _ bucket.PutOpt
 		err = b.root.Rename(tmp, dir)
 	}
 	if err == nil {
-		err = b.syncDir(uploadsDir)
+		err = b.syncDir(b.uploads)
 	}
 	if err != nil {
 		_ = b.root.RemoveAll(tmp)
@@ -150,7 +150,7 @@ func (b *Backend) CompleteMultipart(_ context.Context, key, uploadID string, par
 			return bucket.ObjectInfo{}, fmt.Errorf("fsblob: complete %s: part %d is %d bytes; every part but the last must be at least %d", key, p.Number, fi.Size(), bucket.MinPartSize)
 		}
 	}
-	tmp := tmpDir + "/" + randomName()
+	tmp := b.tmp + "/" + randomName()
 	if err := b.concat(tmp, dir, parts); err != nil {
 		_ = b.root.Remove(tmp)
 		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: complete %s: %w", key, err)
@@ -208,7 +208,7 @@ func (b *Backend) AbortMultipart(_ context.Context, key, uploadID string) error 
 
 // ListMultipart lists uploads in the order S3 does: by key, then (here) by id.
 func (b *Backend) ListMultipart(_ context.Context, prefix string) ([]bucket.Upload, error) {
-	ids, err := b.readNames(uploadsDir)
+	ids, err := b.readNames(b.uploads)
 	if err != nil {
 		return nil, fmt.Errorf("fsblob: list multipart: %w", err)
 	}
@@ -217,7 +217,7 @@ func (b *Backend) ListMultipart(_ context.Context, prefix string) ([]bucket.Uplo
 		if token(id) != nil {
 			continue
 		}
-		key, err := b.root.ReadFile(uploadsDir + "/" + id + "/key")
+		key, err := b.root.ReadFile(b.uploads + "/" + id + "/key")
 		if err != nil {
 			continue // created or aborted while we looked
 		}

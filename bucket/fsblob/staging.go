@@ -10,17 +10,17 @@ import (
 	"github.com/ferryhq/ferry/bucket"
 )
 
-func sessionPath(id string) (string, error) {
+func (b *Backend) sessionPath(id string) (string, error) {
 	if err := token(id); err != nil {
 		return "", err
 	}
-	return sessionsDir + "/" + id, nil
+	return b.sessions + "/" + id, nil
 }
 
 // StageWrite writes n bytes at offset into the session's staging file and
 // fsyncs before returning.
 func (b *Backend) StageWrite(_ context.Context, id string, offset int64, r io.Reader, n int64) error {
-	p, err := sessionPath(id)
+	p, err := b.sessionPath(id)
 	if err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func (b *Backend) StageWrite(_ context.Context, id string, offset int64, r io.Re
 // staging file is gone but key holds size bytes, an earlier commit finished
 // and this one reports it.
 func (b *Backend) StageCommit(ctx context.Context, id, key string, size int64, _ bucket.PutOptions) (bucket.ObjectInfo, error) {
-	p, err := sessionPath(id)
+	p, err := b.sessionPath(id)
 	if err != nil {
 		return bucket.ObjectInfo{}, err
 	}
@@ -72,7 +72,7 @@ func (b *Backend) StageCommit(ctx context.Context, id, key string, size int64, _
 
 // StageDiscard removes the staging file.
 func (b *Backend) StageDiscard(_ context.Context, id string) error {
-	p, err := sessionPath(id)
+	p, err := b.sessionPath(id)
 	if err != nil {
 		return err
 	}

@@ -91,7 +91,9 @@ func mapErr(op, key string, err error) error {
 	}
 	switch {
 	case code == "NoSuchBucket":
-		return fmt.Errorf("s3 %s %s: %w", op, key, err)
+		return fmt.Errorf("s3 %s %s: %w: %w", op, key, bucket.ErrNoBucket, err)
+	case code == "AccessDenied", status == http.StatusForbidden:
+		return fmt.Errorf("s3 %s %s: %w: %w", op, key, bucket.ErrAccessDenied, err)
 	case errors.As(err, &nsk), errors.As(err, &nsu), errors.As(err, &nf),
 		code == "NoSuchKey", code == "NoSuchUpload", code == "NotFound",
 		status == http.StatusNotFound: // HEAD has no body, so no code

@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	}
 	defer st.Close()
 	files := registry.New(st.meta, st.blobs)
+	files.SetLocations(st.locations(cfg))
 	sessions, err := session.New(st.meta, st.blobs, files, session.Config{
 		TTL: cfg.Sessions.TTL, MaxSize: cfg.Sessions.MaxSize, MaxHeld: cfg.Sessions.MaxHeldBytes, Metrics: reg}, log)
 	if err != nil {

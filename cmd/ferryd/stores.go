@@ -17,6 +17,7 @@ import (
 	"github.com/ferryhq/ferry/metastore/boltstore"
 	"github.com/ferryhq/ferry/metastore/redisstore"
 	"github.com/ferryhq/ferry/metrics"
+	"github.com/ferryhq/ferry/registry"
 )
 
 type stores struct {
@@ -27,6 +28,8 @@ type stores struct {
 	// closeBlobs is the raw backend's Close, if it has one: the metrics
 	// wrapper shows only the bucket interfaces.
 	closeBlobs io.Closer
+	s3         s3blob.API // nil without S3
+	reg        prometheus.Registerer
 }
 
 // openStores is the one place that picks implementations: Redis when
@@ -34,7 +37,7 @@ type stores struct {
 // else the filesystem under data_dir. Both come back wrapped with metrics
 // registered on reg.
 func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registerer) (*stores, error) {
-	st := &stores{}
+	st := &stores{reg: reg}
 	var err error
 	switch {
 	case cfg.UsesRedis():
@@ -62,7 +65,8 @@ func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registere
 			SecretAccessKey: cfg.S3.SecretAccessKey,
 		})
 		if err == nil {
-			blobs = s3blob.New(metrics.S3API(client, reg), cfg.S3.Bucket, cfg.S3.Prefix)
+			st.s3 = metrics.S3API(client, reg)
+			blobs = s3blob.New(st.s3, cfg.S3.Bucket, cfg.S3.Prefix)
 		}
 	default:
 		st.blobKind = "filesystem"
@@ -75,6 +79,38 @@ func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registere
 	st.closeBlobs, _ = blobs.(io.Closer)
 	st.blobs = metrics.Backend(blobs, st.blobKind, reg)
 	return st, nil
+}
+
+// locations is what registered buckets may use: directories under the
+// allowed roots, and buckets on the configured S3 endpoint, never Ferry's
+// own bucket prefix or data directory.
+func (st *stores) locations(cfg config.Config) registry.Locations {
+	l := registry.Locations{
+		Roots: cfg.Registration.AllowedRoots,
+		OpenDir: func(dir string) (bucket.Backend, error) {
+			b, err := fsblob.NewDir(dir)
+			if err != nil {
+				return nil, err
+			}
+			return metrics.Backend(b, "filesystem", st.reg), nil
+		},
+	}
+	if dir, err := filepath.Abs(cfg.DataDir); err == nil {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			dir = real
+		}
+		l.Own = append(l.Own, registry.Location{Scheme: "file", Dir: dir})
+	}
+	if st.s3 != nil {
+		l.OpenS3 = func(bkt, prefix string) (bucket.Backend, error) {
+			return metrics.Backend(s3blob.New(st.s3, bkt, prefix), "s3", st.reg), nil
+		}
+		own, err := registry.ParseLocation("s3://" + cfg.S3.Bucket + "/" + cfg.S3.Prefix)
+		if err == nil {
+			l.Own = append(l.Own, own)
+		}
+	}
+	return l
 }
 
 func (st *stores) Close() error {

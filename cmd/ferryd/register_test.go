@@ -1,0 +1,349 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ferryhq/ferry/internal/testsvc"
+)
+
+func register(t *testing.T, p *proc, bkt, location string) apiResp {
+	t.Helper()
+	body := fmt.Sprintf(`{"location": %q}`, location)
+	return call(t, "PUT", "http://"+p.addr+"/v1/files/"+bkt, strings.NewReader(body), "Content-Type", "application/json")
+}
+
+// wantCode fails unless r has the status and, when given, the error code.
+func wantCode(t *testing.T, what string, r apiResp, status int, code string) map[string]any {
+	t.Helper()
+	if r.code != status {
+		t.Fatalf("%s: %d %s, want %d", what, r.code, r.body, status)
+	}
+	m := r.json(t)
+	if code != "" && m["code"] != code {
+		t.Fatalf("%s: code %v, want %s (%s)", what, m["code"], code, r.body)
+	}
+	return m
+}
+
+// listAll pages through a bucket with the given page size and returns the keys.
+func listAll(t *testing.T, p *proc, bkt, prefix string, limit int) []string {
+	t.Helper()
+	var keys []string
+	after := ""
+	for {
+		r := call(t, "GET", fmt.Sprintf("http://%s/v1/files/%s?limit=%d&prefix=%s&after=%s", p.addr, bkt, limit, prefix, after), nil)
+		m := wantCode(t, "list "+bkt, r, 200, "")
+		data := m["data"].([]any)
+		if len(data) > limit {
+			t.Fatalf("a page of %d with limit %d", len(data), limit)
+		}
+		for _, d := range data {
+			keys = append(keys, d.(map[string]any)["key"].(string))
+		}
+		if m["has_more"] != true {
+			return keys
+		}
+		after = m["next"].(string)
+	}
+}
+
+func writeFiles(t *testing.T, dir string, files map[string][]byte) {
+	t.Helper()
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A directory filled beforehand is registered, listed, read byte-exact,
+// takes uploads and deletes, and is unregistered with its data intact;
+// traversal and symlink escapes are refused.
+func TestE2ERegisterDirectory(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be backendEnv) {
+		roots, outside := t.TempDir(), t.TempDir()
+		data := filepath.Join(roots, "data")
+		files := map[string][]byte{
+			"a.txt":      []byte("alpha\n"),
+			"sub/b.bin":  randomData(6<<20 + 3),
+			"sub/c.json": []byte(`{"k": 1}`),
+		}
+		writeFiles(t, data, files)
+		writeFiles(t, outside, map[string][]byte{"secret": []byte("secret")})
+		writeFiles(t, roots, map[string][]byte{"other/x": []byte("x")})
+		for link, target := range map[string]string{
+			filepath.Join(data, "escape"):   outside,
+			filepath.Join(data, "link.txt"): filepath.Join(outside, "secret"),
+			filepath.Join(roots, "away"):    outside,
+		} {
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Ferry's own data directory lies under the root too.
+		p := startFerryd(t, be.args+" --data-dir "+filepath.Join(roots, "ferry"), append(be.env, "FERRY_ALLOWED_ROOTS="+roots)...)
+		base := "http://" + p.addr + "/v1/files/local"
+
+		// Refusals first: none of them may register anything.
+		for _, c := range []struct {
+			location string
+			status   int
+			code     string
+		}{
+			{"file://" + data + "/../../", 403, "LOCATION_NOT_ALLOWED"},
+			{"file://" + data + "/%2e%2e/%2e%2e/etc", 403, "LOCATION_NOT_ALLOWED"},
+			{"file:///etc", 403, "LOCATION_NOT_ALLOWED"},
+			{"file://" + filepath.Join(roots, "away"), 403, "LOCATION_NOT_ALLOWED"},
+			{"file://" + filepath.Join(data, "escape"), 403, "LOCATION_NOT_ALLOWED"},
+			{"file://" + roots, 403, "LOCATION_NOT_ALLOWED"}, // holds Ferry's own data
+			{"file://" + filepath.Join(roots, "missing"), 404, "LOCATION_NOT_FOUND"},
+			{"file://" + filepath.Join(data, "a.txt"), 400, "INVALID_LOCATION"},
+			{"file://data/dir", 400, "INVALID_LOCATION"},
+			{"http://169.254.169.254/latest", 400, "INVALID_LOCATION"},
+			{"s3://127.0.0.1:9000/x", 400, "INVALID_LOCATION"},
+			{"/srv/data", 400, "INVALID_LOCATION"},
+		} {
+			wantCode(t, c.location, register(t, p, "local", c.location), c.status, c.code)
+		}
+		wantCode(t, "no location", call(t, "PUT", base, strings.NewReader(`{}`)), 400, "INVALID_REQUEST")
+		wantCode(t, "unknown field", call(t, "PUT", base, strings.NewReader(`{"location":"file:///x","path":"y"}`)), 400, "")
+		wantCode(t, "bad bucket", register(t, p, "bad.name", "file://"+data), 400, "INVALID_BUCKET")
+		if got := listBucketNames(t, p); len(got) != 0 {
+			t.Fatalf("refused registrations left buckets behind: %v", got)
+		}
+
+		reg := wantCode(t, "register", register(t, p, "local", "file://"+data), 201, "")
+		if reg["location"] != "file://"+data || reg["file_count"] != float64(3) || reg["status"] != "registered" ||
+			reg["bytes"] != float64(len(files["a.txt"])+len(files["sub/b.bin"])+len(files["sub/c.json"])) {
+			t.Fatalf("registration answered %v", reg)
+		}
+		again := wantCode(t, "register again", register(t, p, "local", "file://"+data+"/"), 200, "")
+		if again["created_at"] != reg["created_at"] {
+			t.Fatalf("a repeat registration changed created_at: %v vs %v", again, reg)
+		}
+		wantCode(t, "another location", register(t, p, "local", "file://"+filepath.Join(roots, "other")), 409, "BUCKET_CONFLICT")
+
+		// Listing is live, paged, and skips the symlinks.
+		want := []string{"a.txt", "sub/b.bin", "sub/c.json"}
+		for _, limit := range []int{1, 2, 100} {
+			if got := listAll(t, p, "local", "", limit); !slices.Equal(got, want) {
+				t.Fatalf("limit %d listed %v, want %v", limit, got, want)
+			}
+		}
+		if got := listAll(t, p, "local", "sub/", 10); !slices.Equal(got, want[1:]) {
+			t.Fatalf("prefix sub/ listed %v", got)
+		}
+		for name, content := range files {
+			if got := download(t, base+"/"+name+":content"); !bytes.Equal(got, content) {
+				t.Fatalf("%s: downloaded %d bytes, not the %d on disk", name, len(got), len(content))
+			}
+		}
+		r := call(t, "GET", base+"/sub/b.bin:content", nil, "Range", "bytes=5242880-5242889")
+		if r.code != 206 || !bytes.Equal(r.body, files["sub/b.bin"][5<<20:5<<20+10]) {
+			t.Fatalf("range: %d, %d bytes", r.code, len(r.body))
+		}
+		for _, key := range []string{"escape/secret", "link.txt"} {
+			wantCode(t, key, call(t, "GET", base+"/"+key, nil), 404, "FILE_NOT_FOUND")
+			wantCode(t, key, call(t, "GET", base+"/"+key+":content", nil), 404, "FILE_NOT_FOUND")
+		}
+
+		// Registering a file records what storage says about it.
+		f := wantCode(t, "register file", call(t, "PUT", base+"/sub/c.json", nil), 200, "")
+		if f["mime_type"] != "application/json" || f["bytes"] != float64(8) || !strings.HasPrefix(f["file_id"].(string), "file-") ||
+			f["status"] != "registered" || f["location"] != "file://"+data {
+			t.Fatalf("file registration answered %v", f)
+		}
+		wantCode(t, "register missing file", call(t, "PUT", base+"/nope.txt", nil), 404, "FILE_NOT_FOUND")
+		wantCode(t, "register file in unregistered bucket", call(t, "PUT", "http://"+p.addr+"/v1/files/plain/x", nil), 404, "BUCKET_NOT_REGISTERED")
+
+		// Uploads land in the directory itself.
+		up := randomData(7<<20 + 5)
+		uploadHTTP(t, p, "local", "new/up.bin", up, 3<<20, 5<<20)
+		if disk, err := os.ReadFile(filepath.Join(data, "new", "up.bin")); err != nil || !bytes.Equal(disk, up) {
+			t.Fatalf("the upload is not byte-exact on disk: %d bytes, %v", len(disk), err)
+		}
+		if got := download(t, base+"/new/up.bin:content"); !bytes.Equal(got, up) {
+			t.Fatal("the upload does not read back byte-exact")
+		}
+		if got := listAll(t, p, "local", "", 100); !slices.Contains(got, "new/up.bin") || slices.Contains(got, ".ferry-staging") {
+			t.Fatalf("after the upload the listing is %v", got)
+		}
+
+		// Delete works as on uploaded files: the bytes go.
+		if r := call(t, "DELETE", base+"/a.txt", nil); r.code != 204 {
+			t.Fatalf("delete: %d %s", r.code, r.body)
+		}
+		if _, err := os.Stat(filepath.Join(data, "a.txt")); !os.IsNotExist(err) {
+			t.Fatalf("a deleted file is still on disk: %v", err)
+		}
+
+		if got := listBucketNames(t, p); !slices.Contains(got, "local=file://"+data) {
+			t.Fatalf("bucket list %v lacks the registered bucket and its location", got)
+		}
+
+		// Unregistering keeps every byte.
+		un := wantCode(t, "unregister", call(t, "DELETE", base, nil), 200, "")
+		if un["status"] != "unregistered" {
+			t.Fatalf("unregister answered %v", un)
+		}
+		for name, content := range map[string][]byte{"sub/b.bin": files["sub/b.bin"], "sub/c.json": files["sub/c.json"], "new/up.bin": up} {
+			if disk, err := os.ReadFile(filepath.Join(data, name)); err != nil || !bytes.Equal(disk, content) {
+				t.Fatalf("%s changed after unregistering: %v", name, err)
+			}
+		}
+		wantCode(t, "list after unregister", call(t, "GET", base, nil), 404, "BUCKET_NOT_FOUND")
+		wantCode(t, "get after unregister", call(t, "GET", base+"/sub/c.json", nil), 404, "FILE_NOT_FOUND")
+		wantCode(t, "unregister twice", call(t, "DELETE", base, nil), 404, "BUCKET_NOT_REGISTERED")
+		if got := listBucketNames(t, p); len(got) != 0 {
+			t.Fatalf("buckets after unregistering: %v", got)
+		}
+		// And the directory can be registered again, as it is now.
+		reg = wantCode(t, "register again", register(t, p, "local", "file://"+data), 201, "")
+		if reg["file_count"] != float64(3) {
+			t.Fatalf("re-registration counted %v", reg["file_count"])
+		}
+	})
+}
+
+// listBucketNames returns "name" or "name=location" for each bucket.
+func listBucketNames(t *testing.T, p *proc) []string {
+	t.Helper()
+	m := wantCode(t, "list buckets", call(t, "GET", "http://"+p.addr+"/v1/files", nil), 200, "")
+	var out []string
+	for _, d := range m["data"].([]any) {
+		b := d.(map[string]any)
+		if loc, ok := b["location"]; ok {
+			out = append(out, b["name"].(string)+"="+loc.(string))
+		} else {
+			out = append(out, b["name"].(string))
+		}
+	}
+	return out
+}
+
+// Without allowed roots, file:// registration is off with a clear error.
+func TestE2ERegisterDirectoryDisabledByDefault(t *testing.T) {
+	p := startFerryd(t, "--data-dir "+t.TempDir())
+	m := wantCode(t, "file:// without roots", register(t, p, "local", "file://"+t.TempDir()), 400, "INVALID_LOCATION")
+	if !strings.Contains(m["detail"].(string), "FERRY_ALLOWED_ROOTS") {
+		t.Fatalf("the error does not say how to enable it: %v", m["detail"])
+	}
+	m = wantCode(t, "s3:// without S3", register(t, p, "lake", "s3://some-bucket/x"), 400, "INVALID_LOCATION")
+	if !strings.Contains(m["detail"].(string), "FERRY_S3_BUCKET") {
+		t.Fatalf("the error does not say how to enable it: %v", m["detail"])
+	}
+}
+
+// A prefix filled beforehand with the plain SDK is registered, listed,
+// read byte-exact, takes multipart uploads and deletes, and is unregistered
+// with its objects intact.
+func TestE2ERegisterS3Prefix(t *testing.T) {
+	t.Parallel()
+	be := redisS3Env(t)
+	c, lake := testsvc.S3(t)
+	ctx := context.Background()
+	objects := map[string][]byte{
+		"datasets/2024/a.csv":       []byte("x,y\n1,2\n"),
+		"datasets/2024/big/b.bin":   randomData(12<<20 + 1),
+		"datasets/2024/c.txt":       []byte("gamma"),
+		"datasets/2024/with space":  []byte("not addressable"),
+		"datasets/2023/outside.txt": []byte("other prefix"),
+	}
+	for key, data := range objects {
+		in := &s3.PutObjectInput{Bucket: &lake, Key: aws.String(key), Body: bytes.NewReader(data)}
+		if strings.HasSuffix(key, ".csv") {
+			in.ContentType = aws.String("text/csv")
+		}
+		if _, err := c.PutObject(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := be.start(t)
+	base := "http://" + p.addr + "/v1/files/lake"
+
+	wantCode(t, "missing bucket", register(t, p, "lake", "s3://no-such-bucket-"+strings.ToLower(testsvc.Unique("x"))), 404, "LOCATION_NOT_FOUND")
+	wantCode(t, "own storage", register(t, p, "lake", "s3://"+be.bucket+"/anything"), 403, "LOCATION_NOT_ALLOWED")
+	wantCode(t, "bad bucket name", register(t, p, "lake", "s3://Not_A_Bucket"), 400, "INVALID_LOCATION")
+	wantCode(t, "prefix traversal", register(t, p, "lake", "s3://"+lake+"/datasets/../2023"), 400, "INVALID_LOCATION")
+
+	reg := wantCode(t, "register", register(t, p, "lake", "s3://"+lake+"/datasets/2024/"), 201, "")
+	if reg["location"] != "s3://"+lake+"/datasets/2024" || reg["file_count"] != float64(3) {
+		t.Fatalf("registration answered %v", reg)
+	}
+	wantCode(t, "register again", register(t, p, "lake", "s3://"+lake+"/datasets/2024"), 200, "")
+
+	want := []string{"a.csv", "big/b.bin", "c.txt"}
+	for _, limit := range []int{1, 2, 100} {
+		if got := listAll(t, p, "lake", "", limit); !slices.Equal(got, want) {
+			t.Fatalf("limit %d listed %v, want %v", limit, got, want)
+		}
+	}
+	for _, key := range want {
+		if got := download(t, base+"/"+key+":content"); !bytes.Equal(got, objects["datasets/2024/"+key]) {
+			t.Fatalf("%s: downloaded %d bytes, not the object's %d", key, len(got), len(objects["datasets/2024/"+key]))
+		}
+	}
+	r := call(t, "GET", base+"/big/b.bin:content", nil, "Range", "bytes=-7")
+	if r.code != 206 || !bytes.Equal(r.body, objects["datasets/2024/big/b.bin"][12<<20-6:]) {
+		t.Fatalf("suffix range: %d, %d bytes", r.code, len(r.body))
+	}
+	f := wantCode(t, "register file", call(t, "PUT", base+"/a.csv", nil), 200, "")
+	if f["mime_type"] != "text/csv" || f["bytes"] != float64(8) || f["etag"] == "" {
+		t.Fatalf("file registration answered %v", f)
+	}
+	info := wantCode(t, "file info", call(t, "GET", base+"/a.csv", nil), 200, "")
+	if info["file_id"] != f["file_id"] || info["mime_type"] != "text/csv" {
+		t.Fatalf("file info %v does not carry the registration %v", info, f)
+	}
+
+	// A multipart upload goes to the lake bucket under the prefix.
+	up := randomData(11<<20 + 9)
+	uploadHTTP(t, p, "lake", "new/up.bin", up, 5<<20)
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &lake, Key: aws.String("datasets/2024/new/up.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	_, _ = got.ReadFrom(out.Body)
+	out.Body.Close()
+	if !bytes.Equal(got.Bytes(), up) {
+		t.Fatalf("the upload in S3 is %d bytes, not the %d sent", got.Len(), len(up))
+	}
+
+	if r := call(t, "DELETE", base+"/c.txt", nil); r.code != 204 {
+		t.Fatalf("delete: %d %s", r.code, r.body)
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &lake, Key: aws.String("datasets/2024/c.txt")}); err == nil {
+		t.Fatal("a deleted object is still in S3")
+	}
+
+	wantCode(t, "unregister", call(t, "DELETE", base, nil), 200, "")
+	list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &lake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, o := range list.Contents {
+		left = append(left, aws.ToString(o.Key))
+	}
+	slices.Sort(left)
+	wantLeft := []string{"datasets/2023/outside.txt", "datasets/2024/a.csv", "datasets/2024/big/b.bin", "datasets/2024/new/up.bin", "datasets/2024/with space"}
+	if !slices.Equal(left, wantLeft) {
+		t.Fatalf("after unregistering S3 holds %v, want %v", left, wantLeft)
+	}
+	wantCode(t, "list after unregister", call(t, "GET", base, nil), 404, "BUCKET_NOT_FOUND")
+}

@@ -1,0 +1,502 @@
+package registry
+
+// Registered buckets serve data that was there before Ferry, without
+// copying it. A registration maps a bucket name to a location:
+//
+//	record "registry/location/<bucket>"  Registration (JSON); created with Version 0, so one name has one location
+//	index  "locations"                   member <bucket>, value the location URI; for listing buckets
+//
+// Listing, reading, deleting and new uploads then go to the location, read
+// live: nothing is imported, so a prefix of any size lists one bounded page
+// at a time, and objects added behind Ferry's back show up at once. Files
+// uploaded or registered through Ferry also get a file record (for their id
+// and MIME type), merged into listings.
+//
+// Safety. A file:// location must lie under an allowed root twice over: as
+// written (cleaned, so ".." cannot climb out), and once every symlink on
+// the way is resolved. The backend then reaches files only through an
+// os.Root of the resolved directory and refuses symlinks inside it
+// (fsblob), so nothing planted later escapes either. An s3:// location
+// names a bucket and prefix only: the endpoint and credentials are
+// Ferry's own, so a request can never choose the host Ferry talks to.
+// Neither kind may overlap Ferry's own storage.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/metastore"
+)
+
+var (
+	ErrInvalidLocation   = errcode.Register("INVALID_LOCATION", "Invalid Location", http.StatusBadRequest)
+	ErrLocationForbidden = errcode.Register("LOCATION_NOT_ALLOWED", "Location Not Allowed", http.StatusForbidden)
+	ErrLocationNotFound  = errcode.Register("LOCATION_NOT_FOUND", "Location Not Found", http.StatusNotFound)
+	ErrBucketConflict    = errcode.Register("BUCKET_CONFLICT", "Bucket Conflict", http.StatusConflict)
+	ErrNotRegistered     = errcode.Register("BUCKET_NOT_REGISTERED", "Bucket Not Registered", http.StatusNotFound)
+)
+
+const locationsIndex = "locations"
+
+func registrationKey(bkt string) string { return "registry/location/" + bkt }
+
+// countLimit bounds the objects counted when a bucket is registered, so
+// registering a huge prefix stays one quick request.
+const countLimit = 10000
+
+// Location is a parsed storage location.
+type Location struct {
+	Scheme string // "s3" or "file"
+	Bucket string // s3: the S3 bucket
+	Prefix string // s3: the key prefix, without a trailing '/'
+	Dir    string // file: the absolute directory
+}
+
+// String is the canonical URI: s3://bucket[/prefix] or file:///dir.
+func (l Location) String() string {
+	switch {
+	case l.Scheme == "file":
+		return "file://" + filepath.ToSlash(l.Dir)
+	case l.Prefix != "":
+		return "s3://" + l.Bucket + "/" + l.Prefix
+	}
+	return "s3://" + l.Bucket
+}
+
+// Overlaps reports whether one location contains the other.
+func (l Location) Overlaps(o Location) bool {
+	switch {
+	case l.Scheme != o.Scheme:
+		return false
+	case l.Scheme == "file":
+		return within(l.Dir, o.Dir) || within(o.Dir, l.Dir)
+	}
+	return l.Bucket == o.Bucket && (under(l.Prefix, o.Prefix) || under(o.Prefix, l.Prefix))
+}
+
+// under reports whether key prefix p lies under prefix q ("" holds all).
+func under(p, q string) bool { return q == "" || p == q || strings.HasPrefix(p, q+"/") }
+
+// within reports whether dir p is root or below it.
+func within(p, root string) bool {
+	rel, err := filepath.Rel(root, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && !filepath.IsAbs(rel)
+}
+
+const locationHelp = "use s3://bucket[/prefix] or file:///absolute/directory"
+
+// ParseLocation checks a location's syntax; it touches nothing.
+func ParseLocation(uri string) (Location, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return Location{}, ErrInvalidLocation.New("location %q does not parse (%v): %s", uri, err, locationHelp)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return Location{}, ErrInvalidLocation.New("location %q: a location has no user, query or fragment; %s", uri, locationHelp)
+	}
+	switch u.Scheme {
+	case "s3":
+		if u.Port() != "" || !bucket.ValidS3Bucket(u.Host) {
+			return Location{}, ErrInvalidLocation.New("location %q: %q is not an S3 bucket name (3-63 characters of a-z, 0-9, '.' and '-'); the S3 endpoint is Ferry's configured one and cannot be named here", uri, u.Host)
+		}
+		prefix := strings.Trim(u.Path, "/")
+		if prefix != "" {
+			if err := bucket.ValidateKey(prefix); err != nil {
+				return Location{}, ErrInvalidLocation.New("location %q: bad prefix: %v", uri, err)
+			}
+		}
+		return Location{Scheme: "s3", Bucket: u.Host, Prefix: prefix}, nil
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return Location{}, ErrInvalidLocation.New("location %q names host %q: file:// locations are local, write file:///absolute/directory", uri, u.Host)
+		}
+		if !path.IsAbs(u.Path) || strings.ContainsRune(u.Path, 0) {
+			return Location{}, ErrInvalidLocation.New("location %q: the path must be absolute, as in file:///data/datasets", uri)
+		}
+		return Location{Scheme: "file", Dir: filepath.Clean(filepath.FromSlash(u.Path))}, nil
+	case "":
+		return Location{}, ErrInvalidLocation.New("location %q has no scheme: %s", uri, locationHelp)
+	}
+	return Location{}, ErrInvalidLocation.New("location %q: scheme %q is not supported; %s", uri, u.Scheme, locationHelp)
+}
+
+// Locations says which locations may be registered and how to open them.
+type Locations struct {
+	// Roots are the directories under which file:// locations may lie.
+	// None disables file:// registration.
+	Roots []string
+	// OpenDir serves a directory; nil disables file:// registration.
+	OpenDir func(dir string) (bucket.Backend, error)
+	// OpenS3 serves a bucket and prefix on the configured endpoint; nil
+	// (no S3 configured) disables s3:// registration.
+	OpenS3 func(bkt, prefix string) (bucket.Backend, error)
+	// Own is Ferry's own storage, which no registration may overlap.
+	Own []Location
+}
+
+// SetLocations enables registration. Call it before serving.
+func (r *Registry) SetLocations(l Locations) { r.locs = l }
+
+// check resolves and vets a location for use: the canonical form, with a
+// file:// directory's symlinks resolved.
+func (r *Registry) check(uri string) (Location, error) {
+	loc, err := ParseLocation(uri)
+	if err != nil {
+		return Location{}, err
+	}
+	switch loc.Scheme {
+	case "s3":
+		if r.locs.OpenS3 == nil {
+			return Location{}, ErrInvalidLocation.New("s3:// locations need S3: this server has none configured (set FERRY_S3_BUCKET, and FERRY_S3_ENDPOINT for an S3-compatible store)")
+		}
+	case "file":
+		if loc, err = r.confine(loc); err != nil {
+			return Location{}, err
+		}
+	}
+	for _, own := range r.locs.Own {
+		if loc.Overlaps(own) {
+			return Location{}, ErrLocationForbidden.New("location %s overlaps Ferry's own storage; register data that lives elsewhere", loc)
+		}
+	}
+	return loc, nil
+}
+
+// confine checks a file:// location against the allowed roots, before and
+// after resolving symlinks, and returns it resolved. Whether a path exists
+// is only revealed for paths under a root.
+func (r *Registry) confine(loc Location) (Location, error) {
+	if len(r.locs.Roots) == 0 || r.locs.OpenDir == nil {
+		return Location{}, ErrInvalidLocation.New("file:// locations are disabled on this server: list the directories that may be registered in registration.allowed_roots (FERRY_ALLOWED_ROOTS)")
+	}
+	inRoots := func(dir string) bool {
+		for _, root := range r.locs.Roots {
+			if within(dir, root) {
+				return true
+			}
+			if real, err := filepath.EvalSymlinks(root); err == nil && within(dir, real) {
+				return true
+			}
+		}
+		return false
+	}
+	if !inRoots(loc.Dir) {
+		return Location{}, ErrLocationForbidden.New("%s is not under a directory allowed by registration.allowed_roots", loc)
+	}
+	real, err := filepath.EvalSymlinks(loc.Dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return Location{}, ErrLocationNotFound.New("directory %s does not exist", loc.Dir)
+	case err != nil:
+		return Location{}, ErrLocationForbidden.New("cannot resolve %s: %v", loc.Dir, errors.Unwrap(err))
+	case !inRoots(real):
+		return Location{}, ErrLocationForbidden.New("%s resolves through a symbolic link to a directory outside registration.allowed_roots", loc)
+	}
+	if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
+		return Location{}, ErrInvalidLocation.New("%s is not a directory", loc)
+	}
+	return Location{Scheme: "file", Dir: real}, nil
+}
+
+// Backend opens the backend of a checked location URI ("" is Ferry's own
+// storage). Backends are opened once and kept.
+func (r *Registry) Backend(uri string) (bucket.Backend, error) {
+	if uri == "" {
+		return r.blobs, nil
+	}
+	r.mu.Lock()
+	b, ok := r.opened[uri]
+	r.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	loc, err := r.check(uri)
+	if err != nil {
+		return nil, err
+	}
+	switch loc.Scheme {
+	case "s3":
+		b, err = r.locs.OpenS3(loc.Bucket, loc.Prefix)
+	default:
+		b, err = r.locs.OpenDir(loc.Dir)
+	}
+	if err != nil {
+		return nil, ErrLocationNotFound.Wrap(err, "cannot open %s", loc)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if prev, ok := r.opened[uri]; ok {
+		closeBackend(b)
+		return prev, nil
+	}
+	r.opened[uri] = b
+	return b, nil
+}
+
+func closeBackend(b bucket.Backend) {
+	if c, ok := b.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
+
+// Place is where a bucket's objects live.
+type Place struct {
+	Location string // "" for Ferry's own storage
+	Backend  bucket.Backend
+	prefix   string
+}
+
+// Object is the backend key of the bucket's key.
+func (p Place) Object(key string) string { return p.prefix + key }
+
+// Place resolves a bucket to its storage.
+func (r *Registry) Place(ctx context.Context, bkt string) (Place, error) {
+	reg, _, err := r.registration(ctx, bkt)
+	if errcode.Is(err, ErrNotRegistered) {
+		return Place{Backend: r.blobs, prefix: ObjectKey(bkt, "")}, nil
+	}
+	if err != nil {
+		return Place{}, err
+	}
+	b, err := r.Backend(reg.Location)
+	if err != nil {
+		return Place{}, err
+	}
+	return Place{Location: reg.Location, Backend: b}, nil
+}
+
+// Registration is a registered bucket.
+type Registration struct {
+	Bucket    string    `json:"bucket"`
+	Location  string    `json:"location"`
+	CreatedAt time.Time `json:"created_at"`
+	// Files and Bytes count the objects found at registration, up to
+	// countLimit; Partial says the count stopped there.
+	Files   int64 `json:"files"`
+	Bytes   int64 `json:"bytes"`
+	Partial bool  `json:"partial,omitempty"`
+}
+
+func (r *Registry) registration(ctx context.Context, bkt string) (Registration, int64, error) {
+	rec, err := r.store.Get(ctx, registrationKey(bkt))
+	if errors.Is(err, metastore.ErrNotFound) {
+		return Registration{}, 0, ErrNotRegistered.New("bucket %q is not registered", bkt)
+	}
+	if err != nil {
+		return Registration{}, 0, err
+	}
+	var reg Registration
+	if err := json.Unmarshal(rec.Value, &reg); err != nil {
+		return Registration{}, 0, fmt.Errorf("decode registration of %s: %w", bkt, err)
+	}
+	return reg, rec.Version, nil
+}
+
+// Registration returns the bucket's registration, or ErrNotRegistered.
+func (r *Registry) Registration(ctx context.Context, bkt string) (Registration, error) {
+	reg, _, err := r.registration(ctx, bkt)
+	return reg, err
+}
+
+// RegisterBucket maps bkt to the location uri. Registering the same
+// location again refreshes the counts; another location is a conflict, as
+// is a name that already holds files in Ferry's own storage. Nothing is
+// written unless the location was opened and listed successfully.
+func (r *Registry) RegisterBucket(ctx context.Context, bkt, uri string) (Registration, error) {
+	loc, err := r.check(uri)
+	if err != nil {
+		return Registration{}, err
+	}
+	old, ver, err := r.registration(ctx, bkt)
+	switch {
+	case err == nil && old.Location != loc.String():
+		return Registration{}, ErrBucketConflict.New("bucket %q is registered to %s; unregister it first (DELETE /v1/files/%s)", bkt, old.Location, bkt)
+	case errcode.Is(err, ErrNotRegistered):
+		if n, err := r.store.IndexLen(ctx, filesIndex(bkt)); err != nil {
+			return Registration{}, err
+		} else if n > 0 {
+			return Registration{}, ErrBucketConflict.New("bucket %q already holds %d files in Ferry's own storage; register the location under another name", bkt, n)
+		}
+	case err != nil:
+		return Registration{}, err
+	}
+	b, err := r.Backend(loc.String())
+	if err != nil {
+		return Registration{}, err
+	}
+	reg := Registration{Bucket: bkt, Location: loc.String(), CreatedAt: time.Now().UTC()}
+	if ver > 0 {
+		reg.CreatedAt = old.CreatedAt
+	}
+	if reg.Files, reg.Bytes, reg.Partial, err = count(ctx, b, loc); err != nil {
+		return Registration{}, err
+	}
+	v, err := json.Marshal(reg)
+	if err != nil {
+		return Registration{}, err
+	}
+	if _, err := r.store.Put(ctx, registrationKey(bkt), v, metastore.Cond{Version: ver}); errors.Is(err, metastore.ErrConflict) {
+		// Registered concurrently: fine if to the same place.
+		if cur, _, err := r.registration(ctx, bkt); err == nil && cur.Location == reg.Location {
+			return cur, nil
+		}
+		return Registration{}, ErrBucketConflict.New("bucket %q was registered concurrently to another location", bkt)
+	} else if err != nil {
+		return Registration{}, err
+	}
+	if err := r.store.IndexPut(ctx, locationsIndex, bkt, []byte(reg.Location)); err != nil {
+		return Registration{}, err
+	}
+	if err := r.store.IndexPut(ctx, bucketsIndex, bkt, []byte("{}")); err != nil {
+		return Registration{}, err
+	}
+	return reg, nil
+}
+
+// count lists the location to prove it is readable and to count what is
+// there, up to countLimit objects.
+func count(ctx context.Context, b bucket.Backend, loc Location) (files, size int64, partial bool, err error) {
+	after := ""
+	for files < countLimit {
+		objs, more, err := b.List(ctx, "", after, 1000)
+		switch {
+		case errors.Is(err, bucket.ErrNoBucket):
+			return 0, 0, false, ErrLocationNotFound.New("S3 bucket %q does not exist on the configured endpoint", loc.Bucket)
+		case errors.Is(err, bucket.ErrAccessDenied), errors.Is(err, fs.ErrPermission):
+			return 0, 0, false, ErrLocationForbidden.New("Ferry may not read %s: %v", loc, err)
+		case err != nil:
+			return 0, 0, false, ErrLocationNotFound.Wrap(err, "cannot list %s", loc)
+		}
+		for _, o := range objs {
+			files, size = files+1, size+o.Size
+		}
+		if !more {
+			return files, size, false, nil
+		}
+		after = objs[len(objs)-1].Key
+	}
+	return files, size, true, nil
+}
+
+// UnregisterBucket forgets the registration and the file records under it.
+// The data stays where it is.
+func (r *Registry) UnregisterBucket(ctx context.Context, bkt string) (Registration, error) {
+	reg, ver, err := r.registration(ctx, bkt)
+	if err != nil {
+		return Registration{}, err
+	}
+	// Records first: if this fails half-way, the bucket is still
+	// registered and a retry finishes the job.
+	for {
+		entries, more, err := r.store.IndexList(ctx, filesIndex(bkt), metastore.Query{Limit: 500})
+		if err != nil {
+			return Registration{}, err
+		}
+		for _, e := range entries {
+			if err := r.unindex(ctx, bkt, e); err != nil {
+				return Registration{}, err
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	if err := r.store.IndexDelete(ctx, locationsIndex, bkt); err != nil {
+		return Registration{}, err
+	}
+	if err := r.store.IndexDelete(ctx, bucketsIndex, bkt); err != nil {
+		return Registration{}, err
+	}
+	if err := r.store.Delete(ctx, registrationKey(bkt), ver); err != nil && !errors.Is(err, metastore.ErrNotFound) {
+		return Registration{}, err
+	}
+	r.mu.Lock()
+	if b, ok := r.opened[reg.Location]; ok {
+		delete(r.opened, reg.Location)
+		closeBackend(b)
+	}
+	r.mu.Unlock()
+	return reg, nil
+}
+
+func (r *Registry) unindex(ctx context.Context, bkt string, e metastore.Entry) error {
+	var f File
+	if err := json.Unmarshal(e.Value, &f); err == nil && f.ID != "" {
+		if err := r.store.IndexDelete(ctx, idsIndex(bkt), f.ID); err != nil {
+			return err
+		}
+	}
+	return r.store.IndexDelete(ctx, filesIndex(bkt), e.Member)
+}
+
+// RegisterFile records an object that already exists under a registered
+// bucket: its size and ETag from storage, and its MIME type as stored,
+// else from the extension, else sniffed from its first bytes. Registering
+// it again refreshes the record and keeps its id.
+func (r *Registry) RegisterFile(ctx context.Context, bkt, key string) (File, error) {
+	p, err := r.Place(ctx, bkt)
+	if err != nil {
+		return File{}, err
+	}
+	if p.Location == "" {
+		return File{}, ErrNotRegistered.New("bucket %q is not registered: register its location first with PUT /v1/files/%s", bkt, bkt)
+	}
+	info, err := p.Backend.Head(ctx, p.Object(key))
+	if errors.Is(err, bucket.ErrNotFound) {
+		return File{}, ErrFileNotFound.New("no object %q at %s", key, p.Location)
+	}
+	if err != nil {
+		return File{}, err
+	}
+	f := File{Bucket: bkt, Key: key, MimeType: mimeOf(key, info.ContentType), Bytes: info.Size,
+		CreatedAt: time.Now().UTC(), ETag: info.ETag}
+	if f.MimeType == "" {
+		f.MimeType = r.sniff(ctx, p, key)
+	}
+	if old, err := r.indexed(ctx, bkt, key); err == nil {
+		f.ID, f.Attrs = old.ID, old.Attrs
+	}
+	return r.Publish(ctx, f)
+}
+
+// mimeOf is the stored type unless it is the generic one, else the type the
+// extension implies, else "".
+func mimeOf(key, stored string) string {
+	if stored != "" && stored != "application/octet-stream" && stored != "binary/octet-stream" {
+		return stored
+	}
+	return mime.TypeByExtension(path.Ext(key))
+}
+
+func (r *Registry) sniff(ctx context.Context, p Place, key string) string {
+	rc, _, err := p.Backend.Get(ctx, p.Object(key), &bucket.Range{Length: 512})
+	if err != nil {
+		return "application/octet-stream"
+	}
+	defer rc.Close()
+	head, _ := io.ReadAll(io.LimitReader(rc, 512))
+	return http.DetectContentType(head)
+}
+
+// live describes an object found in a location that has no file record.
+func live(bkt, key string, o bucket.ObjectInfo) File {
+	m := mimeOf(key, o.ContentType)
+	if m == "" {
+		m = "application/octet-stream"
+	}
+	return File{Bucket: bkt, Key: key, MimeType: m, Bytes: o.Size, CreatedAt: o.LastModified.UTC(), ETag: o.ETag}
+}
