@@ -457,102 +457,132 @@ type lister struct {
 // dirent is a directory entry with its sort key: its name, plus "/" for a
 // directory.
 type dirent struct {
-	sortKey string
-	e       fs.DirEntry
+	sortKey, name string
+	fi            fs.FileInfo
 }
 
 func (l *lister) walk(dir, keyPrefix string) error {
 	from := "" // entries sorting at or before this are done
 	for {
-		batch, rest, err := l.smallest(dir, keyPrefix, from, l.limit-len(l.out)+1)
+		batch, next, rest, err := l.smallest(dir, keyPrefix, from, l.limit-len(l.out)+1)
 		if err != nil {
 			return err
 		}
 		for _, d := range batch {
-			key := keyPrefix + d.e.Name()
-			if d.e.IsDir() {
-				if err := l.walk(dir+"/"+d.e.Name(), key+"/"); err != nil || l.more {
+			key := keyPrefix + d.name
+			if d.fi.IsDir() {
+				if err := l.walk(dir+"/"+d.name, key+"/"); err != nil || l.more {
 					return err
 				}
 				continue
-			}
-			fi, err := d.e.Info()
-			if err != nil {
-				continue // deleted while we listed
 			}
 			if len(l.out) == l.limit {
 				l.more = true
 				return nil
 			}
-			l.out = append(l.out, info(key, fi))
+			l.out = append(l.out, info(key, d.fi))
 		}
 		if !rest {
 			return nil
 		}
-		from = batch[len(batch)-1].sortKey
+		from = next
 	}
 }
 
-// smallest returns dir's n first entries after from that can hold a match,
-// in order, and whether more follow them.
-func (l *lister) smallest(dir, keyPrefix, from string, n int) ([]dirent, bool, error) {
+// smallest returns, in order, dir's first entries after from that can hold
+// a match, at most about n; rest reports that more may follow, from next on.
+//
+// It reads names only, so that just the kept ones are lstat'ed: a directory
+// opened through os.Root would otherwise lstat every entry. Names are kept
+// by name, but a directory "d" sorts as "d/", after siblings such as "d-x";
+// so a kept entry whose sort key passes the last kept name waits for the
+// next round, which finds it again as a prefix of from.
+func (l *lister) smallest(dir, keyPrefix, from string, n int) (batch []dirent, next string, rest bool, err error) {
+	names, next, rest, err := l.names(dir, keyPrefix, from, n)
+	if err != nil {
+		return nil, "", false, err
+	}
+	for _, name := range names {
+		fi, err := l.b.root.Lstat(dir + "/" + name)
+		if err != nil {
+			continue // deleted while we listed
+		}
+		d := dirent{sortKey: name, name: name, fi: fi}
+		if fi.IsDir() {
+			d.sortKey += "/"
+		}
+		if d.sortKey > from && (!rest || d.sortKey <= next) && l.candidate(keyPrefix, d) {
+			batch = append(batch, d)
+		}
+	}
+	slices.SortFunc(batch, func(x, y dirent) int { return strings.Compare(x.sortKey, y.sortKey) })
+	return batch, next, rest, nil
+}
+
+// names reads dir in batches and keeps the n smallest names after from
+// that may match, plus any name that is a directory's prefix of from (its
+// sort key may still lie ahead). Memory stays O(n) whatever dir holds.
+func (l *lister) names(dir, keyPrefix, from string, n int) (names []string, next string, rest bool, err error) {
 	f, err := l.b.root.Open(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil // pruned by a Delete while we listed
+		return nil, "", false, nil // pruned by a Delete while we listed
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, "", false, err
 	}
 	defer f.Close()
-	var sel []dirent
-	more := false
+	var sel, behind []string
 	trim := func() {
-		slices.SortFunc(sel, func(x, y dirent) int { return strings.Compare(x.sortKey, y.sortKey) })
+		slices.Sort(sel)
 		if len(sel) > n {
-			sel, more = sel[:n], true
+			sel, rest = sel[:n], true
 		}
 	}
 	for {
-		entries, err := f.ReadDir(1024)
-		for _, e := range entries {
-			sk := e.Name()
-			if e.IsDir() {
-				sk += "/"
-			}
-			// Once a trim has dropped entries (more), nothing at or past
-			// the n-th kept one can be chosen: skip it unexamined.
-			if sk <= from || more && sk >= sel[n-1].sortKey || !l.candidate(keyPrefix, e) {
-				continue
-			}
-			sel = append(sel, dirent{sk, e})
-			if len(sel) >= 2*n {
-				trim()
+		batch, err := f.Readdirnames(1024)
+		for _, name := range batch {
+			key := keyPrefix + name
+			switch {
+			case keyPrefix == "" && name == l.b.hidden:
+			case !strings.HasPrefix(key, l.prefix) && !strings.HasPrefix(l.prefix, key):
+			case key <= l.after && !strings.HasPrefix(l.after, key):
+			case name > from:
+				// Once a trim dropped names (rest), none past the n-th
+				// kept one can be chosen.
+				if !rest || name < sel[n-1] {
+					sel = append(sel, name)
+				}
+				if len(sel) >= 2*n {
+					trim()
+				}
+			case strings.HasPrefix(from, name) && (len(from) == len(name) || from[len(name)] < '/'):
+				behind = append(behind, name)
 			}
 		}
-		if errors.Is(err, io.EOF) || len(entries) == 0 {
+		if errors.Is(err, io.EOF) || len(batch) == 0 {
 			break
 		}
 		if err != nil {
-			return nil, false, err
+			return nil, "", false, err
 		}
 	}
 	trim()
-	return sel, more, nil
+	if rest {
+		next = sel[len(sel)-1]
+	}
+	return append(behind, sel...), next, rest, nil
 }
 
-// candidate reports whether e is an object matching the listing, or a
+// candidate reports whether d is an object matching the listing, or a
 // directory that can hold one.
-func (l *lister) candidate(keyPrefix string, e fs.DirEntry) bool {
-	key := keyPrefix + e.Name()
-	if keyPrefix == "" && e.Name() == l.b.hidden {
-		return false
-	}
-	if e.IsDir() {
+func (l *lister) candidate(keyPrefix string, d dirent) bool {
+	key := keyPrefix + d.name
+	if d.fi.IsDir() {
 		sub := key + "/"
 		return (strings.HasPrefix(sub, l.prefix) || strings.HasPrefix(l.prefix, sub)) &&
 			(l.after < sub || strings.HasPrefix(l.after, sub))
 	}
-	return e.Type().IsRegular() && strings.HasPrefix(key, l.prefix) && key > l.after && bucket.ValidateKey(key) == nil
+	return d.fi.Mode().IsRegular() && strings.HasPrefix(key, l.prefix) && key > l.after && bucket.ValidateKey(key) == nil
 }
 
 // Ping checks the objects directory is still there.

@@ -252,6 +252,27 @@ func TestListIsByteOrder(t *testing.T) {
 		keys = append(keys, key)
 	}
 	slices.Sort(keys)
+	// Paging through everything, page boundaries fall between a directory
+	// "d" and the siblings ("d-x", "d.x") that sort before "d/".
+	for limit := 1; limit <= 9; limit++ {
+		var got []string
+		for after := ""; ; {
+			objs, more, err := b.List(ctx, "", after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range objs {
+				got = append(got, o.Key)
+			}
+			if !more {
+				break
+			}
+			after = objs[len(objs)-1].Key
+		}
+		if !slices.Equal(got, keys) {
+			t.Fatalf("paging by %d listed\n%q\nwant\n%q", limit, got, keys)
+		}
+	}
 	for range 200 {
 		prefix, after := "", ""
 		if rng.IntN(2) == 0 {
