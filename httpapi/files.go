@@ -247,9 +247,9 @@ func (f *files) listBuckets(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *files) listFiles(w http.ResponseWriter, r *http.Request) {
-	bkt := mux.Vars(r)["bucket"]
-	if err := bucket.ValidateBucketName(bkt); err != nil {
-		writeError(w, r, session.ErrInvalidBucket.New("%v", err))
+	bkt, err := routeBucket(r)
+	if err != nil {
+		writeError(w, r, err)
 		return
 	}
 	limit, after, err := pageParams(r)
@@ -280,14 +280,14 @@ func (f *files) lookup(r *http.Request) (registry.File, error) {
 
 // bucketKey returns the route's bucket and key, validated.
 func bucketKey(r *http.Request) (bkt, key string, err error) {
-	v := mux.Vars(r)
-	if err := bucket.ValidateBucketName(v["bucket"]); err != nil {
-		return "", "", session.ErrInvalidBucket.New("%v", err)
+	if bkt, err = routeBucket(r); err != nil {
+		return "", "", err
 	}
-	if err := bucket.ValidateKey(v["key"]); err != nil {
+	key = mux.Vars(r)["key"]
+	if err := bucket.ValidateKey(key); err != nil {
 		return "", "", session.ErrInvalidKey.New("%v", err)
 	}
-	return v["bucket"], v["key"], nil
+	return bkt, key, nil
 }
 
 func (f *files) fileInfo(w http.ResponseWriter, r *http.Request) {

@@ -47,6 +47,7 @@ func toBucketRegistration(reg registry.Registration, status string) bucketRegist
 		FileCount: reg.Files, Bytes: reg.Bytes, CountTruncated: reg.Partial}
 }
 
+// routeBucket returns the route's bucket, validated.
 func routeBucket(r *http.Request) (string, error) {
 	bkt := mux.Vars(r)["bucket"]
 	if err := bucket.ValidateBucketName(bkt); err != nil {
@@ -73,15 +74,14 @@ func (f *files) registerBucket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errcode.ErrInvalidRequest.New(`location is required, as in {"location": "s3://bucket/prefix"} or {"location": "file:///srv/data"}`))
 		return
 	}
-	_, err = f.registry.Registration(r.Context(), bkt)
-	status := http.StatusOK
-	if errcode.Is(err, registry.ErrNotRegistered) {
-		status = http.StatusCreated
-	}
-	reg, err := f.registry.RegisterBucket(r.Context(), bkt, req.Location)
+	reg, created, err := f.registry.RegisterBucket(r.Context(), bkt, req.Location)
 	if err != nil {
 		writeError(w, r, err)
 		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
 	}
 	writeJSON(w, r, status, toBucketRegistration(reg, "registered"))
 }

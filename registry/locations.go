@@ -312,59 +312,60 @@ func (r *Registry) Registration(ctx context.Context, bkt string) (Registration, 
 	return reg, err
 }
 
-// RegisterBucket maps bkt to the location uri. Registering the same
+// RegisterBucket maps bkt to the location uri and reports whether the
+// registration is new. Registering the same
 // location again refreshes the counts; another location is a conflict, as
 // is a name that already holds files in Ferry's own storage. Nothing is
 // written unless the location was opened and listed successfully.
-func (r *Registry) RegisterBucket(ctx context.Context, bkt, uri string) (Registration, error) {
+func (r *Registry) RegisterBucket(ctx context.Context, bkt, uri string) (reg Registration, created bool, err error) {
 	loc, err := r.check(uri)
 	if err != nil {
-		return Registration{}, err
+		return Registration{}, false, err
 	}
 	old, ver, err := r.registration(ctx, bkt)
 	switch {
 	case err == nil && old.Location != loc.String():
-		return Registration{}, ErrBucketConflict.New("bucket %q is registered to %s; unregister it first (DELETE /v1/files/%s)", bkt, old.Location, bkt)
+		return Registration{}, false, ErrBucketConflict.New("bucket %q is registered to %s; unregister it first (DELETE /v1/files/%s)", bkt, old.Location, bkt)
 	case errcode.Is(err, ErrNotRegistered):
 		if n, err := r.store.IndexLen(ctx, filesIndex(bkt)); err != nil {
-			return Registration{}, err
+			return Registration{}, false, err
 		} else if n > 0 {
-			return Registration{}, ErrBucketConflict.New("bucket %q already holds %d files in Ferry's own storage; register the location under another name", bkt, n)
+			return Registration{}, false, ErrBucketConflict.New("bucket %q already holds %d files in Ferry's own storage; register the location under another name", bkt, n)
 		}
 	case err != nil:
-		return Registration{}, err
+		return Registration{}, false, err
 	}
 	b, err := r.Backend(loc.String())
 	if err != nil {
-		return Registration{}, err
+		return Registration{}, false, err
 	}
-	reg := Registration{Bucket: bkt, Location: loc.String(), CreatedAt: time.Now().UTC()}
+	reg = Registration{Bucket: bkt, Location: loc.String(), CreatedAt: time.Now().UTC()}
 	if ver > 0 {
 		reg.CreatedAt = old.CreatedAt
 	}
 	if reg.Files, reg.Bytes, reg.Partial, err = count(ctx, b, loc); err != nil {
-		return Registration{}, err
+		return Registration{}, false, err
 	}
 	v, err := json.Marshal(reg)
 	if err != nil {
-		return Registration{}, err
+		return Registration{}, false, err
 	}
 	if _, err := r.store.Put(ctx, registrationKey(bkt), v, metastore.Cond{Version: ver}); errors.Is(err, metastore.ErrConflict) {
 		// Registered concurrently: fine if to the same place.
 		if cur, _, err := r.registration(ctx, bkt); err == nil && cur.Location == reg.Location {
-			return cur, nil
+			return cur, false, nil
 		}
-		return Registration{}, ErrBucketConflict.New("bucket %q was registered concurrently to another location", bkt)
+		return Registration{}, false, ErrBucketConflict.New("bucket %q was registered concurrently to another location", bkt)
 	} else if err != nil {
-		return Registration{}, err
+		return Registration{}, false, err
 	}
 	if err := r.store.IndexPut(ctx, locationsIndex, bkt, []byte(reg.Location)); err != nil {
-		return Registration{}, err
+		return Registration{}, false, err
 	}
 	if err := r.store.IndexPut(ctx, bucketsIndex, bkt, []byte("{}")); err != nil {
-		return Registration{}, err
+		return Registration{}, false, err
 	}
-	return reg, nil
+	return reg, ver == 0, nil
 }
 
 // count lists the location to prove it is readable and to count what is

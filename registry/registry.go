@@ -177,10 +177,15 @@ func (r *Registry) ListByID(ctx context.Context, bkt string, q IDQuery) ([]File,
 // has one.
 func (r *Registry) Get(ctx context.Context, bkt, key string) (File, error) {
 	p, err := r.Place(ctx, bkt)
-	if err != nil || p.Location == "" {
-		if err != nil {
-			return File{}, err
-		}
+	if err != nil {
+		return File{}, err
+	}
+	return r.getAt(ctx, p, bkt, key)
+}
+
+// getAt is Get once the bucket's place is known.
+func (r *Registry) getAt(ctx context.Context, p Place, bkt, key string) (File, error) {
+	if p.Location == "" {
 		return r.indexed(ctx, bkt, key)
 	}
 	info, err := p.Backend.Head(ctx, p.Object(key))
@@ -342,11 +347,11 @@ func (r *Registry) Buckets(ctx context.Context, after string, limit int) (Page[B
 // Delete removes the file's bytes and then its record, so a failure leaves
 // the record pointing at nothing rather than bytes nobody can find.
 func (r *Registry) Delete(ctx context.Context, bkt, key string) (File, error) {
-	f, err := r.Get(ctx, bkt, key)
+	p, err := r.Place(ctx, bkt)
 	if err != nil {
 		return File{}, err
 	}
-	p, err := r.Place(ctx, bkt)
+	f, err := r.getAt(ctx, p, bkt, key)
 	if err != nil {
 		return File{}, err
 	}
