@@ -40,6 +40,7 @@ func (o *openAI) routes(r *mux.Router) {
 		sub.HandleFunc("/uploads/{id}/parts", o.addPart).Methods(http.MethodPost)
 		sub.HandleFunc("/uploads/{id}/complete", o.completeUpload).Methods(http.MethodPost)
 		sub.HandleFunc("/uploads/{id}/cancel", o.cancelUpload).Methods(http.MethodPost)
+		o.vectorStoreRoutes(sub)
 		sub.PathPrefix("/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeOpenAIError(w, r, errcode.ErrNotFound.New("no route for %s %s", r.Method, r.URL.Path))
 		})

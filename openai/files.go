@@ -1,5 +1,5 @@
-// Package openai is the OpenAI-compatible adapter: the Files and Uploads
-// APIs over the session engine and the file registry. Every OpenAI file is
+// Package openai is the OpenAI-compatible adapter: the Files, Uploads and
+// Vector stores APIs over the session engine and the file registry. Every OpenAI file is
 // a native file in one bucket (Config.Bucket, "openai" by default) at key
 // "<file id>/<filename>"; native uploads into that bucket appear here too,
 // with purpose user_data. The HTTP routes live in httpapi.
@@ -11,7 +11,8 @@
 //	index  "openai/upload/<id>/parts"  member <part id>, value part (JSON)
 //
 // File attributes (registry.File.Attrs): "openai.filename", "openai.purpose"
-// and "openai.expires_after" (seconds after created_at).
+// and "openai.expires_after" (seconds after created_at). The vector stores'
+// layout is in vectorstores.go.
 package openai
 
 import (
@@ -62,6 +63,13 @@ type Config struct {
 	MaxPartSize   int64                 // largest Upload part (OpenAI: 64 MB)
 	UploadTTL     time.Duration         // an Upload expires this long after creation
 	Metrics       prometheus.Registerer // nil keeps the metrics unexported
+
+	// Vector stores.
+	VectorWorkers      int           // files processed at once by this instance; 0 leaves processing to others
+	VectorPollInterval time.Duration // how often idle workers look at the shared queue
+	VectorMaxFileSize  int64         // largest file a vector store indexes; larger ones fail
+	VectorCacheSize    int64         // bytes of search indexes kept in memory
+	Embeddings         EmbeddingsConfig
 }
 
 func (c *Config) defaults() {
@@ -83,6 +91,15 @@ func (c *Config) defaults() {
 	if c.UploadTTL <= 0 {
 		c.UploadTTL = time.Hour
 	}
+	if c.VectorPollInterval <= 0 {
+		c.VectorPollInterval = time.Second
+	}
+	if c.VectorMaxFileSize <= 0 {
+		c.VectorMaxFileSize = 16 << 20
+	}
+	if c.VectorCacheSize <= 0 {
+		c.VectorCacheSize = 256 << 20
+	}
 }
 
 // Service is the adapter.
@@ -95,6 +112,11 @@ type Service struct {
 	now        func() time.Time
 	fileEvents *prometheus.CounterVec // {event}: uploaded, deleted, expired
 	uploads    *prometheus.CounterVec // {event}: created, completed, cancelled, expired, parts
+
+	embed  *embedder // nil without an embeddings endpoint
+	cache  *indexCache
+	wakeup chan struct{}
+	vm     *vectorMetrics
 }
 
 // New returns the adapter.
@@ -114,6 +136,10 @@ func New(sessions *session.Service, files *registry.Registry, store metastore.St
 			Help: "OpenAI Upload events: created, parts, completed, cancelled, expired."}, []string{"event"}),
 	}
 	reg.MustRegister(s.fileEvents, s.uploads)
+	s.embed = newEmbedder(cfg.Embeddings)
+	s.cache = newIndexCache(cfg.VectorCacheSize)
+	s.wakeup = make(chan struct{}, max(1, cfg.VectorWorkers))
+	s.vm = newVectorMetrics(reg, store, s.cache)
 	for _, e := range []string{"uploaded", "deleted", "expired"} {
 		s.fileEvents.WithLabelValues(e)
 	}
@@ -333,16 +359,21 @@ func (s *Service) DeleteFile(ctx context.Context, id string) error {
 	if errcode.Is(err, registry.ErrFileNotFound) {
 		return ErrFileNotFound.New("no file with id %q", id)
 	}
-	if err == nil {
-		s.fileEvents.WithLabelValues("deleted").Inc()
+	if err != nil {
+		return err
 	}
-	return err
+	s.fileEvents.WithLabelValues("deleted").Inc()
+	return s.detachEverywhere(ctx, id)
 }
 
-// Purge deletes expired files and frees expired uploads.
+// Purge deletes expired files, frees expired uploads and finishes the
+// cleanup of deleted vector stores.
 func (s *Service) Purge(ctx context.Context) (int, error) {
+	purged, err := s.purgeVectorStores(ctx)
+	if err != nil {
+		return purged, err
+	}
 	before := fmt.Sprintf("%016d/", s.now().UnixMilli()+1)
-	purged := 0
 	for {
 		entries, _, err := s.store.IndexList(ctx, expiryIndex, metastore.Query{Before: before, Limit: 100})
 		if err != nil || len(entries) == 0 {
@@ -356,6 +387,7 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 			} else if f, gerr := s.files.ByID(ctx, s.cfg.Bucket, id); gerr == nil {
 				if _, err = s.files.Delete(ctx, f.Bucket, f.Key); err == nil {
 					s.fileEvents.WithLabelValues("expired").Inc()
+					err = s.detachEverywhere(ctx, id)
 				}
 			}
 			if err != nil && !errcode.Is(err, registry.ErrFileNotFound) {

@@ -20,6 +20,7 @@ import (
 type fixture struct {
 	svc   *Service
 	files *registry.Registry
+	blobs bucket.Backend
 	clock time.Time
 }
 
@@ -30,10 +31,15 @@ func newFixture(t *testing.T, store metastore.Store, blobs bucket.Backend) *fixt
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{files: files, clock: time.Now()}
+	f := &fixture{files: files, blobs: blobs, clock: time.Now()}
 	f.svc = New(sessions, files, store, Config{}, slog.New(slog.DiscardHandler))
 	f.svc.now = func() time.Time { return f.clock }
 	return f
+}
+
+func embeddedStores(t *testing.T) (metastore.Store, bucket.Backend) {
+	store, blobs := testsvc.Embedded(t)
+	return store, blobs
 }
 
 func both(t *testing.T, fn func(t *testing.T, f *fixture)) {
