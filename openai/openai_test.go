@@ -24,7 +24,7 @@ type fixture struct {
 	clock time.Time
 }
 
-func newFixture(t *testing.T, store metastore.Store, blobs bucket.Backend) *fixture {
+func newFixture(t testing.TB, store metastore.Store, blobs bucket.Backend) *fixture {
 	t.Helper()
 	files := registry.New(store, blobs)
 	sessions, err := session.New(store, blobs, files, session.Config{}, slog.New(slog.DiscardHandler))
@@ -37,7 +37,7 @@ func newFixture(t *testing.T, store metastore.Store, blobs bucket.Backend) *fixt
 	return f
 }
 
-func embeddedStores(t *testing.T) (metastore.Store, bucket.Backend) {
+func embeddedStores(t testing.TB) (metastore.Store, bucket.Backend) {
 	store, blobs := testsvc.Embedded(t)
 	return store, blobs
 }

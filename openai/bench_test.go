@@ -1,0 +1,85 @@
+package openai
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// BenchmarkVectorStoreSearch searches a store of 100 files of 100 chunks
+// each (10,000 chunks of 100 tokens) on the embedded store, through the
+// whole service layer: the store record, the completed-files index, the
+// attribute filter, the index cache and the ranking.
+//
+//	go test -run '^$' -bench VectorStoreSearch -benchtime 200x ./openai/
+func BenchmarkVectorStoreSearch(b *testing.B) {
+	store, blobs := embeddedStores(b)
+	f := newFixture(b, store, blobs)
+	ctx := context.Background()
+	vs := f.newStore(b, StoreParams{})
+	rng := rand.New(rand.NewPCG(1, 2))
+	vocab := make([]string, 20000)
+	for i := range vocab {
+		vocab[i] = fmt.Sprintf("w%05d", i)
+	}
+	const files, chunksPerFile, tokens = 100, 100, 100
+	var batch []AttachParams
+	for i := range files {
+		var sb strings.Builder
+		for range chunksPerFile * tokens {
+			// Zipf-like: common words often, rare words rarely.
+			sb.WriteString(vocab[int(float64(len(vocab))*rng.Float64()*rng.Float64()*rng.Float64())])
+			sb.WriteByte(' ')
+		}
+		id := f.upload(b, fmt.Sprintf("doc%03d.txt", i), sb.String())
+		batch = append(batch, AttachParams{FileID: id, Attributes: map[string]any{"group": float64(i % 4)},
+			Chunking: Chunking{MaxTokens: tokens, OverlapTokens: 0}})
+	}
+	if _, err := f.svc.CreateFileBatch(ctx, vs.ID, batch); err != nil {
+		b.Fatal(err)
+	}
+	f.drain(b)
+	total := 0
+	page, err := f.svc.ListVectorStoreFiles(ctx, vs.ID, PageParams{Limit: 100})
+	if err != nil || len(page.Data) != files {
+		b.Fatalf("list = %d, %v", len(page.Data), err)
+	}
+	for _, file := range page.Data {
+		c, err := f.svc.loadChunks(ctx, vs.ID, file.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += len(c.Texts)
+	}
+	b.Logf("%d files, %d chunks", files, total)
+	query := SearchParams{Query: []string{vocab[7] + " " + vocab[4321] + " " + vocab[15000]}, MaxNumResults: 10}
+	check := func() {
+		res, err := f.svc.SearchVectorStore(ctx, vs.ID, query)
+		if err != nil || len(res.Data) == 0 {
+			b.Fatalf("search = %d results, %v", len(res.Data), err)
+		}
+	}
+	b.Run("warm", func(b *testing.B) {
+		check() // fills the cache
+		for b.Loop() {
+			check()
+		}
+	})
+	b.Run("filtered", func(b *testing.B) {
+		q := query
+		q.Filters = []byte(`{"type":"eq","key":"group","value":1}`)
+		for b.Loop() {
+			if _, err := f.svc.SearchVectorStore(ctx, vs.ID, q); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			f.svc.cache = newIndexCache(f.svc.cfg.VectorCacheSize)
+			check()
+		}
+	})
+}
