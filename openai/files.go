@@ -349,21 +349,24 @@ func (s *Service) GetFile(ctx context.Context, id string) (FileObject, registry.
 	return toObject(f), f, nil
 }
 
-// DeleteFile deletes a file, bytes and all.
+// DeleteFile deletes a file, bytes and all, after removing it from every
+// vector store (first, so that a failure there leaves a file to retry on).
 func (s *Service) DeleteFile(ctx context.Context, id string) error {
 	_, f, err := s.GetFile(ctx, id)
 	if err != nil {
+		return err
+	}
+	if err := s.detachEverywhere(ctx, id); err != nil {
 		return err
 	}
 	_, err = s.files.Delete(ctx, f.Bucket, f.Key)
 	if errcode.Is(err, registry.ErrFileNotFound) {
 		return ErrFileNotFound.New("no file with id %q", id)
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		s.fileEvents.WithLabelValues("deleted").Inc()
 	}
-	s.fileEvents.WithLabelValues("deleted").Inc()
-	return s.detachEverywhere(ctx, id)
+	return err
 }
 
 // Purge deletes expired files, frees expired uploads and finishes the
@@ -385,9 +388,10 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 			if strings.HasPrefix(id, "upload_") {
 				err = s.expireUpload(ctx, id)
 			} else if f, gerr := s.files.ByID(ctx, s.cfg.Bucket, id); gerr == nil {
-				if _, err = s.files.Delete(ctx, f.Bucket, f.Key); err == nil {
-					s.fileEvents.WithLabelValues("expired").Inc()
-					err = s.detachEverywhere(ctx, id)
+				if err = s.detachEverywhere(ctx, id); err == nil {
+					if _, err = s.files.Delete(ctx, f.Bucket, f.Key); err == nil {
+						s.fileEvents.WithLabelValues("expired").Inc()
+					}
 				}
 			}
 			if err != nil && !errcode.Is(err, registry.ErrFileNotFound) {

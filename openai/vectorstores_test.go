@@ -482,8 +482,23 @@ func TestDeletedFileLeavesStores(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		st, err := f.svc.StageFile(ctx, "brief.txt", "", strings.NewReader("short-lived words"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		brief, err := f.svc.CommitFile(ctx, st, "assistants", 3600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.AttachFile(ctx, one.ID, AttachParams{FileID: brief.ID}); err != nil {
+			t.Fatal(err)
+		}
 		f.drain(t)
 		if err := f.svc.DeleteFile(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		f.clock = f.clock.Add(2 * time.Hour) // and the other one expires
+		if _, err := f.svc.Purge(ctx); err != nil {
 			t.Fatal(err)
 		}
 		for _, vs := range []string{one.ID, two.ID} {
