@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	textindex "github.com/ferryhq/ferry/internal/textindexstandin"
@@ -314,24 +315,38 @@ func (s *Service) AttachFile(ctx context.Context, vs string, p AttachParams) (Ve
 
 // attachMany attaches files (to a batch, when batch is set), enqueues
 // their processing, and brings the store's counts up to date. Unknown file
-// ids become failed files.
+// ids become failed files. Files are attached a few at a time; their order
+// in listings is that of files.
 func (s *Service) attachMany(ctx context.Context, vs, batch string, files []AttachParams) ([]fileRecord, error) {
-	out := make([]fileRecord, 0, len(files))
-	queued := false
-	for _, f := range files {
-		rec, created, err := s.attachOne(ctx, vs, batch, f)
-		if err != nil {
-			return nil, err
-		}
-		queued = queued || created && rec.Status == StatusInProgress
-		out = append(out, rec)
+	out := make([]fileRecord, len(files))
+	created := make([]bool, len(files))
+	errs := make([]error, len(files))
+	now := s.now()
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, f := range files {
+		order := newOrder(now, f.FileID)
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out[i], created[i], errs[i] = s.attachOne(ctx, vs, batch, order, f)
+		})
+	}
+	wg.Wait()
+	// On an error the other files stay attached: their counts are
+	// refreshed and their jobs run all the same.
+	queued, failed := false, errors.Join(errs...)
+	for i := range files {
+		queued = queued || created[i] && out[i].Status == StatusInProgress
 	}
 	// A store deleted while we attached: undo, so nothing is orphaned (the
 	// delete's cleanup may have run before our writes).
 	if _, _, err := s.loadStore(ctx, vs); err != nil {
 		if errcode.Is(err, ErrVectorStoreNotFound) {
-			for _, rec := range out {
-				_ = s.detach(context.WithoutCancel(ctx), vs, rec.ID, false)
+			for i, rec := range out {
+				if created[i] {
+					_ = s.detach(context.WithoutCancel(ctx), vs, rec.ID, false)
+				}
 			}
 		}
 		return nil, err
@@ -345,10 +360,13 @@ func (s *Service) attachMany(ctx context.Context, vs, batch string, files []Atta
 	if queued {
 		s.wake()
 	}
+	if failed != nil {
+		return nil, failed
+	}
 	return out, nil
 }
 
-func (s *Service) attachOne(ctx context.Context, vs, batch string, p AttachParams) (rec fileRecord, created bool, err error) {
+func (s *Service) attachOne(ctx context.Context, vs, batch, order string, p AttachParams) (rec fileRecord, created bool, err error) {
 	id := p.FileID
 	err = s.withFileLock(ctx, vs, id, func() error {
 		existing, _, err := s.loadFile(ctx, vs, id)
@@ -360,7 +378,7 @@ func (s *Service) attachOne(ctx context.Context, vs, batch string, p AttachParam
 			return err
 		}
 		now := s.now()
-		rec = fileRecord{ID: id, VectorStoreID: vs, CreatedAt: now.Unix(), Order: newOrder(now, id), Status: StatusInProgress,
+		rec = fileRecord{ID: id, VectorStoreID: vs, CreatedAt: now.Unix(), Order: order, Status: StatusInProgress,
 			Attributes: p.Attributes, MaxTokens: p.Chunking.MaxTokens, OverlapTokens: p.Chunking.OverlapTokens, Batch: batch,
 			Job: newID("vsj_", now)}
 		obj, _, ferr := s.GetFile(ctx, id)
