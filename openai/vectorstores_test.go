@@ -570,3 +570,38 @@ func TestParseChunking(t *testing.T) {
 		}
 	}
 }
+
+// A store deleted while files are being attached to it leaves nothing
+// behind, whichever finishes first.
+func TestDeleteStoreRacingAttaches(t *testing.T) {
+	both(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		ids := []string{f.upload(t, "a.txt", "alpha"), f.upload(t, "b.txt", "beta"), f.upload(t, "c.txt", "gamma")}
+		for round := range 5 {
+			vs := f.newStore(t, StoreParams{})
+			var wg sync.WaitGroup
+			for _, id := range ids {
+				wg.Go(func() {
+					_, err := f.svc.AttachFile(ctx, vs.ID, AttachParams{FileID: id})
+					if err != nil && !errcode.Is(err, ErrVectorStoreNotFound) {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Go(func() {
+				if err := f.svc.DeleteVectorStore(ctx, vs.ID); err != nil {
+					t.Error(err)
+				}
+			})
+			wg.Go(func() { f.drain(t) })
+			wg.Wait()
+			f.drain(t)
+			if left := leftovers(t, f.svc.store, vs.ID, ids...); len(left) > 0 {
+				t.Fatalf("round %d left %v", round, left)
+			}
+			if n, _ := f.svc.store.IndexLen(ctx, jobsIndex); n != 0 {
+				t.Fatalf("round %d left %d jobs", round, n)
+			}
+		}
+	})
+}
