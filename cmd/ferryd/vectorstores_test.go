@@ -120,28 +120,28 @@ func TestVectorStoresLifecycle(t *testing.T) {
 				map[string]openai.VectorStoreFileNewParamsAttributeUnion{"topic": strAttr("biology"), "priority": numAttr(3), "featured": boolAttr(false)}},
 		}
 		var attached []string
+		var usage int64
+		used := map[string]int64{}
 		for _, d := range docs {
 			f := uploadSDK(t, c, d.name, []byte(d.text), openai.FilePurposeAssistants)
 			got := attachAndPoll(t, c, vs.ID, openai.VectorStoreFileNewParams{FileID: f.ID, Attributes: d.attrs})
 			st := got.ChunkingStrategy.AsStatic()
 			if got.Status != "completed" || got.ID != f.ID || got.VectorStoreID != vs.ID || got.Object != "vector_store.file" ||
 				got.ChunkingStrategy.Type != "static" || st.Static.MaxChunkSizeTokens != 800 || st.Static.ChunkOverlapTokens != 400 ||
-				got.CreatedAt == 0 || got.JSON.LastError.Valid() || got.UsageBytes != int64(len(d.text)) {
+				got.CreatedAt == 0 || got.JSON.LastError.Valid() || got.UsageBytes <= 0 {
 				t.Fatalf("attached %s = %s", d.name, got.RawJSON())
 			}
 			attached = append(attached, f.ID)
+			used[f.ID] = got.UsageBytes
+			usage += got.UsageBytes
 		}
 		store, err := c.VectorStores.Get(ctx, vs.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantFileCounts(t, store.FileCounts, 0, 3, 0, 0)
-		var usage int64
-		for _, d := range docs {
-			usage += int64(len(d.text))
-		}
-		if store.UsageBytes != usage {
-			t.Fatalf("usage_bytes = %d, want %d (the chunk text)", store.UsageBytes, usage)
+		if store.UsageBytes != usage || used[attached[0]] != int64(len(docs[0].text)) {
+			t.Fatalf("usage_bytes = %d, want %d (the files' chunk text: %v)", store.UsageBytes, usage, used)
 		}
 
 		// The file object has exactly the seed's fields.
@@ -298,7 +298,7 @@ func TestVectorStoresLifecycle(t *testing.T) {
 		}
 		store, _ = c.VectorStores.Get(ctx, vs.ID)
 		wantFileCounts(t, store.FileCounts, 0, 2, 0, 0)
-		if store.UsageBytes != usage-int64(len(docs[1].text)) {
+		if store.UsageBytes != usage-used[attached[1]] {
 			t.Fatalf("usage_bytes after delete = %d", store.UsageBytes)
 		}
 		for _, h := range search("What is the secret string? foobazbar") {
