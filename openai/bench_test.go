@@ -6,10 +6,12 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	textindex "github.com/ferryhq/ferry/internal/textindexstandin"
 )
 
-// BenchmarkVectorStoreSearch searches a store of 100 files of 100 chunks
-// each (10,000 chunks of 100 tokens) on the embedded store, through the
+// BenchmarkVectorStoreSearch searches a store of 100 files of about 100
+// chunks each (about 10,000 chunks of 100 tokens) on the embedded store, through the
 // whole service layer: the store record, the completed-files index, the
 // attribute filter, the index cache and the ranking.
 //
@@ -25,12 +27,21 @@ func BenchmarkVectorStoreSearch(b *testing.B) {
 		vocab[i] = fmt.Sprintf("w%05d", i)
 	}
 	const files, chunksPerFile, tokens = 100, 100, 100
+	word := func() string { // Zipf-like: common words often, rare words rarely
+		return vocab[int(float64(len(vocab))*rng.Float64()*rng.Float64()*rng.Float64())]
+	}
+	// Words per file for chunksPerFile chunks of BPE tokens (a word is
+	// several tokens).
+	var sample strings.Builder
+	for range 2000 {
+		sample.WriteString(word() + " ")
+	}
+	wordsPerFile := chunksPerFile * tokens * 2000 / textindex.CountTokens(sample.String())
 	var batch []AttachParams
 	for i := range files {
 		var sb strings.Builder
-		for range chunksPerFile * tokens {
-			// Zipf-like: common words often, rare words rarely.
-			sb.WriteString(vocab[int(float64(len(vocab))*rng.Float64()*rng.Float64()*rng.Float64())])
+		for range wordsPerFile {
+			sb.WriteString(word())
 			sb.WriteByte(' ')
 		}
 		id := f.upload(b, fmt.Sprintf("doc%03d.txt", i), sb.String())
@@ -54,6 +65,9 @@ func BenchmarkVectorStoreSearch(b *testing.B) {
 		total += len(c.Texts)
 	}
 	b.Logf("%d files, %d chunks", files, total)
+	if total < 9000 || total > 11000 {
+		b.Fatalf("%d chunks, want about 10,000", total)
+	}
 	query := SearchParams{Query: []string{vocab[7] + " " + vocab[4321] + " " + vocab[15000]}, MaxNumResults: 10}
 	check := func() {
 		res, err := f.svc.SearchVectorStore(ctx, vs.ID, query)

@@ -68,11 +68,11 @@ func (s *Service) SearchVectorStore(ctx context.Context, vs string, p SearchPara
 	}
 	mode, err := textindex.ParseMode(p.Mode)
 	if err != nil {
-		return SearchPage{}, errcode.ErrInvalidRequest.New("%v", err)
+		return SearchPage{}, errcode.ErrInvalidRequest.New("search_mode: %v", err)
 	}
 	filter, err := textindex.ParseFilter(p.Filters)
 	if err != nil {
-		return SearchPage{}, errcode.ErrInvalidRequest.New("%v", err)
+		return SearchPage{}, errcode.ErrInvalidRequest.New("filters: %v", err)
 	}
 	rec, _, err := s.loadStore(ctx, vs)
 	if err != nil {
