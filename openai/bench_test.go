@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	textindex "github.com/ferryhq/ferry/internal/textindexstandin"
+	"github.com/ferryhq/ferry/textindex"
 )
 
 // BenchmarkVectorStoreSearch searches a store of 100 files of about 100

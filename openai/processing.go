@@ -11,11 +11,10 @@ import (
 	"sync"
 	"time"
 
-	textindex "github.com/ferryhq/ferry/internal/textindexstandin"
-
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
+	"github.com/ferryhq/ferry/textindex"
 )
 
 // Processing. An attach writes the file record in_progress and puts a job

@@ -8,10 +8,9 @@ import (
 	"sync"
 	"time"
 
-	textindex "github.com/ferryhq/ferry/internal/textindexstandin"
-
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/textindex"
 )
 
 // Rankers accepted in ranking_options.ranker. They all mean the one

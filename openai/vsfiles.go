@@ -11,10 +11,9 @@ import (
 	"sync"
 	"time"
 
-	textindex "github.com/ferryhq/ferry/internal/textindexstandin"
-
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/textindex"
 )
 
 // Chunking is a validated chunking strategy; the zero value is auto.

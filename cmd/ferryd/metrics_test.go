@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 )
@@ -29,7 +30,16 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 		Query: openai.VectorStoreSearchParamsQueryUnion{OfString: openai.String("metrics")}}); err != nil {
 		t.Fatal(err)
 	}
-	exposed := string(call(t, "GET", "http://"+p.addr+"/metrics", nil).body)
+	// The worker counts the file and drops its job just after the file
+	// reads completed, so give the scrape a moment to see both.
+	var exposed string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		exposed = string(call(t, "GET", "http://"+p.addr+"/metrics", nil).body)
+		if strings.Contains(exposed, `ferry_openai_vector_files_total{event="completed"} 1`) &&
+			strings.Contains(exposed, "ferry_openai_vector_queue_depth 0") || time.Now().After(deadline) {
+			break
+		}
+	}
 
 	names := regexp.MustCompile(`ferry_[a-z0-9_]+`)
 	for _, file := range []string{"../../deploy/grafana/dashboards/ferry.json", "../../deploy/prometheus/alerts.yml"} {
