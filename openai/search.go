@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -99,8 +100,11 @@ func (s *Service) SearchVectorStore(ctx context.Context, vs string, p SearchPara
 			q.Vector = vecs[0]
 		}
 		hits, err := textindex.Search(indexes, q)
+		if errors.Is(err, textindex.ErrDimensionMismatch) {
+			return SearchPage{}, errcode.ErrInvalidRequest.New("%v: the embeddings model differs from the one the files were processed with; re-attach them, or search with search_mode keyword", err)
+		}
 		if err != nil {
-			return SearchPage{}, errcode.ErrInvalidRequest.New("search failed: %v", err)
+			return SearchPage{}, err
 		}
 		for _, h := range hits {
 			f := files[h.Doc]

@@ -604,3 +604,38 @@ func TestDeleteStoreRacingAttaches(t *testing.T) {
 		}
 	})
 }
+
+// Vector search with a model whose vectors differ from the files': a 400
+// that says what to do, not a 500 or an empty page.
+func TestVectorSearchAfterModelChange(t *testing.T) {
+	dims := 4
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Input []string }
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		data := make([]map[string]any, len(req.Input))
+		for i := range req.Input {
+			v := make([]float32, dims)
+			v[i%dims] = 1
+			data[i] = map[string]any{"index": i, "embedding": v}
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"data": data})
+	}))
+	defer srv.Close()
+	store, blobs := embeddedStores(t)
+	f := newFixture(t, store, blobs)
+	f.svc.embed = newEmbedder(EmbeddingsConfig{URL: srv.URL, Model: "m"})
+	ctx := context.Background()
+	vs := f.newStore(t, StoreParams{})
+	if _, err := f.svc.AttachFile(ctx, vs.ID, AttachParams{FileID: f.upload(t, "a.txt", "vectors of four")}); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	if page, err := f.svc.SearchVectorStore(ctx, vs.ID, SearchParams{Query: []string{"four"}, Mode: "vector"}); err != nil || len(page.Data) != 1 {
+		t.Fatalf("vector search = %+v, %v", page, err)
+	}
+	dims = 8
+	_, err := f.svc.SearchVectorStore(ctx, vs.ID, SearchParams{Query: []string{"four"}, Mode: "hybrid"})
+	if !errcode.Is(err, errcode.ErrInvalidRequest) || !strings.Contains(err.Error(), "re-attach") {
+		t.Fatalf("search after the model changed: %v", err)
+	}
+}
