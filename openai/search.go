@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -63,7 +64,7 @@ func (s *Service) SearchVectorStore(ctx context.Context, vs string, p SearchPara
 	if p.ScoreThreshold < 0 || p.ScoreThreshold > 1 {
 		return SearchPage{}, errcode.ErrInvalidRequest.New("ranking_options.score_threshold %v must be from 0 to 1 (scores are normalized to 0..1)", p.ScoreThreshold)
 	}
-	if p.Ranker != "" && !contains(rankers, p.Ranker) {
+	if p.Ranker != "" && !slices.Contains(rankers, p.Ranker) {
 		return SearchPage{}, errcode.ErrInvalidRequest.New("ranking_options.ranker %q is not supported; use %s", p.Ranker, strings.Join(rankers, ", "))
 	}
 	mode, err := textindex.ParseMode(p.Mode)
@@ -121,15 +122,6 @@ func (s *Service) SearchVectorStore(ctx context.Context, vs string, p SearchPara
 	}
 	s.vm.search.WithLabelValues(string(mode)).Observe(time.Since(start).Seconds())
 	return page, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // searchable lists the store's completed files that pass the filter, with
