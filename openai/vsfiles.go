@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/textindex"
 )
 
@@ -87,14 +88,14 @@ type ChunkingObject struct {
 }
 
 // VectorStoreFile is the VectorStoreFileObject of seeds 002 and 004, field
-// for field; last_error is left out while there is none.
+// for field; last_error is null while there is none, as OpenAI sends it.
 type VectorStoreFile struct {
 	ID               string         `json:"id"`
 	Object           string         `json:"object"`
 	Attributes       map[string]any `json:"attributes"`
 	ChunkingStrategy ChunkingObject `json:"chunking_strategy"`
 	CreatedAt        int64          `json:"created_at"`
-	LastError        *LastError     `json:"last_error,omitempty"`
+	LastError        *LastError     `json:"last_error"`
 	Status           string         `json:"status"`
 	UsageBytes       int64          `json:"usage_bytes"`
 	VectorStoreID    string         `json:"vector_store_id"`
@@ -496,6 +497,16 @@ func (s *Service) detach(ctx context.Context, vs, file string, refresh bool) err
 		s.vm.files.WithLabelValues("detached").Inc()
 	}
 	return err
+}
+
+// ForgetFile removes a file of the adapter's bucket that is about to be
+// deleted through the native API from every vector store, so that search
+// never returns chunks of a deleted file. Other buckets' files are ignored.
+func (s *Service) ForgetFile(ctx context.Context, f registry.File) error {
+	if f.Bucket != s.cfg.Bucket || f.ID == "" {
+		return nil
+	}
+	return s.detachEverywhere(ctx, f.ID)
 }
 
 // detachEverywhere removes a deleted file from every store it is in.

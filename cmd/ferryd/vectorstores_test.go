@@ -153,7 +153,7 @@ func TestVectorStoresLifecycle(t *testing.T) {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		if r.code != 200 || strings.Join(keys, ",") != "attributes,chunking_strategy,created_at,id,object,status,usage_bytes,vector_store_id" {
+		if r.code != 200 || strings.Join(keys, ",") != "attributes,chunking_strategy,created_at,id,last_error,object,status,usage_bytes,vector_store_id" || raw["last_error"] != nil {
 			t.Fatalf("retrieve = %d %s", r.code, r.body)
 		}
 
@@ -403,6 +403,21 @@ func TestVectorStoreCreateWithFileIDs(t *testing.T) {
 		}
 		vs, _ = c.VectorStores.Get(ctx, vs.ID)
 		wantFileCounts(t, vs.FileCounts, 0, 3, 0, 0)
+
+		// Deleting a file, through either API, takes it out of the store.
+		if _, err := c.Files.Delete(ctx, valid[0]); err != nil {
+			t.Fatal(err)
+		}
+		vs, _ = c.VectorStores.Get(ctx, vs.ID)
+		wantFileCounts(t, vs.FileCounts, 0, 2, 0, 0)
+		if r := call(t, "DELETE", "http://"+p.addr+"/v1/files/openai/"+valid[1]+"/f.txt", nil); r.code != 204 {
+			t.Fatalf("native delete = %d %s", r.code, r.body)
+		}
+		vs, _ = c.VectorStores.Get(ctx, vs.ID)
+		wantFileCounts(t, vs.FileCounts, 0, 1, 0, 0)
+		if _, err := c.VectorStores.Files.Get(ctx, vs.ID, valid[1]); statusOf(err) != 404 {
+			t.Fatalf("a natively deleted file is still in the store: %v", err)
+		}
 	})
 }
 
