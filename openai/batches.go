@@ -125,9 +125,9 @@ func (s *Service) GetFileBatch(ctx context.Context, vs, id string) (FileBatch, e
 }
 
 // ListFileBatchFiles pages a batch's files in attach order.
-func (s *Service) ListFileBatchFiles(ctx context.Context, vs, id string, p PageParams) (FilePage, error) {
+func (s *Service) ListFileBatchFiles(ctx context.Context, vs, id string, p PageParams) (List[VectorStoreFile], error) {
 	if _, _, err := s.loadBatch(ctx, vs, id); err != nil {
-		return FilePage{}, err
+		return List[VectorStoreFile]{}, err
 	}
 	return s.listFiles(ctx, vs, id, p)
 }

@@ -11,14 +11,22 @@ import (
 )
 
 // BenchmarkVectorStoreSearch searches a store of 100 files of about 100
-// chunks each (about 10,000 chunks of 100 tokens) on the embedded store, through the
-// whole service layer: the store record, the completed-files index, the
-// attribute filter, the index cache and the ranking.
+// chunks each (about 10,000 chunks of 100 tokens) through the whole service
+// layer: the store record, the completed-files index, the attribute filter,
+// the index cache and the ranking. It runs on the embedded store and on
+// Redis + S3 (start them with scripts/test.sh).
 //
-//	go test -run '^$' -bench VectorStoreSearch -benchtime 200x ./openai/
+//	CI=1 scripts/test.sh -run '^$' -bench VectorStoreSearch -benchtime 200x -count 3 ./openai/
 func BenchmarkVectorStoreSearch(b *testing.B) {
-	store, blobs := embeddedStores(b)
-	f := newFixture(b, store, blobs)
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			store, blobs := be.open(b)
+			benchmarkSearch(b, newFixture(b, store, blobs))
+		})
+	}
+}
+
+func benchmarkSearch(b *testing.B, f *fixture) {
 	ctx := context.Background()
 	vs := f.newStore(b, StoreParams{})
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -308,33 +308,43 @@ type ListParams struct {
 	Purpose string
 }
 
-// Page is a list page.
-type Page struct {
-	Object  string       `json:"object"`
-	Data    []FileObject `json:"data"`
-	FirstID *string      `json:"first_id"`
-	LastID  *string      `json:"last_id"`
-	HasMore bool         `json:"has_more"`
+// List is OpenAI's cursor-paged list; data is [] when empty, never null.
+type List[T any] struct {
+	Object  string  `json:"object"`
+	Data    []T     `json:"data"`
+	FirstID *string `json:"first_id"`
+	LastID  *string `json:"last_id"`
+	HasMore bool    `json:"has_more"`
+}
+
+// newList pages data, taking first_id and last_id from its ends.
+func newList[T any](data []T, more bool, id func(T) string) List[T] {
+	l := List[T]{Object: "list", Data: data, HasMore: more}
+	if l.Data == nil {
+		l.Data = []T{}
+	}
+	if n := len(data); n > 0 {
+		first, last := id(data[0]), id(data[n-1])
+		l.FirstID, l.LastID = &first, &last
+	}
+	return l
 }
 
 // ListFiles pages the files by id, which is creation order, so a cursor
 // never skips files created in the same second as it.
-func (s *Service) ListFiles(ctx context.Context, p ListParams) (Page, error) {
+func (s *Service) ListFiles(ctx context.Context, p ListParams) (List[FileObject], error) {
 	files, more, err := s.files.ListByID(ctx, s.cfg.Bucket, registry.IDQuery{After: p.After, Limit: p.Limit, Desc: p.Desc,
 		Keep: func(f registry.File) bool {
 			return !s.expired(f) && (p.Purpose == "" || toObject(f).Purpose == p.Purpose)
 		}})
 	if err != nil {
-		return Page{}, err
+		return List[FileObject]{}, err
 	}
-	page := Page{Object: "list", Data: make([]FileObject, 0, len(files)), HasMore: more}
+	data := make([]FileObject, 0, len(files))
 	for _, f := range files {
-		page.Data = append(page.Data, toObject(f))
+		data = append(data, toObject(f))
 	}
-	if len(page.Data) > 0 {
-		page.FirstID, page.LastID = &page.Data[0].ID, &page.Data[len(page.Data)-1].ID
-	}
-	return page, nil
+	return newList(data, more, func(f FileObject) string { return f.ID }), nil
 }
 
 // GetFile returns a live file.

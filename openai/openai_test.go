@@ -37,21 +37,29 @@ func newFixture(t testing.TB, store metastore.Store, blobs bucket.Backend) *fixt
 	return f
 }
 
-func embeddedStores(t testing.TB) (metastore.Store, bucket.Backend) {
-	store, blobs := testsvc.Embedded(t)
-	return store, blobs
+// backends are the stores every service test runs on.
+var backends = []struct {
+	name string
+	open func(testing.TB) (metastore.Store, bucket.Backend)
+}{
+	{"embedded", func(t testing.TB) (metastore.Store, bucket.Backend) {
+		store, blobs := testsvc.Embedded(t)
+		return store, blobs
+	}},
+	{"redis+s3", func(t testing.TB) (metastore.Store, bucket.Backend) {
+		rc, prefix := testsvc.Redis(t)
+		client, bkt := testsvc.S3(t)
+		return redisstore.New(rc, prefix), s3blob.New(client, bkt, "")
+	}},
 }
 
 func both(t *testing.T, fn func(t *testing.T, f *fixture)) {
-	t.Run("embedded", func(t *testing.T) {
-		store, blobs := testsvc.Embedded(t)
-		fn(t, newFixture(t, store, blobs))
-	})
-	t.Run("redis+s3", func(t *testing.T) {
-		rc, prefix := testsvc.Redis(t)
-		client, bkt := testsvc.S3(t)
-		fn(t, newFixture(t, redisstore.New(rc, prefix), s3blob.New(client, bkt, "")))
-	})
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			store, blobs := be.open(t)
+			fn(t, newFixture(t, store, blobs))
+		})
+	}
 }
 
 func TestExpiredFilesDisappearAndArePurged(t *testing.T) {

@@ -446,36 +446,24 @@ type PageParams struct {
 	Filter string // files only: a status
 }
 
-// StorePage is a page of stores.
-type StorePage struct {
-	Object  string        `json:"object"`
-	Data    []VectorStore `json:"data"`
-	FirstID *string       `json:"first_id"`
-	LastID  *string       `json:"last_id"`
-	HasMore bool          `json:"has_more"`
-}
-
 // ListVectorStores pages the stores by id, which is creation order.
-func (s *Service) ListVectorStores(ctx context.Context, p PageParams) (StorePage, error) {
+func (s *Service) ListVectorStores(ctx context.Context, p PageParams) (List[VectorStore], error) {
 	entries, more, err := s.store.IndexList(ctx, storesIndex, metastore.Query{After: p.After, Before: p.Before, Limit: p.Limit, Desc: p.Desc})
 	if err != nil {
-		return StorePage{}, err
+		return List[VectorStore]{}, err
 	}
-	page := StorePage{Object: "list", Data: make([]VectorStore, 0, len(entries)), HasMore: more}
+	data := make([]VectorStore, 0, len(entries))
 	for _, e := range entries {
 		rec, _, err := s.loadStore(ctx, e.Member)
 		if errcode.Is(err, ErrVectorStoreNotFound) {
 			continue // being deleted
 		}
 		if err != nil {
-			return StorePage{}, err
+			return List[VectorStore]{}, err
 		}
-		page.Data = append(page.Data, s.storeObject(rec))
+		data = append(data, s.storeObject(rec))
 	}
-	if n := len(page.Data); n > 0 {
-		page.FirstID, page.LastID = &page.Data[0].ID, &page.Data[n-1].ID
-	}
-	return page, nil
+	return newList(data, more, func(v VectorStore) string { return v.ID }), nil
 }
 
 // DeleteVectorStore deletes a store with its file records, chunks, batches

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/session"
 )
@@ -392,7 +393,7 @@ func TestEmbeddingsOutageFailsAfterRetries(t *testing.T) {
 		http.Error(w, "model not loaded", http.StatusServiceUnavailable)
 	}))
 	defer srv.Close()
-	store, blobs := embeddedStores(t)
+	store, blobs := testsvc.Embedded(t)
 	f := newFixture(t, store, blobs)
 	f.svc.embed = newEmbedder(EmbeddingsConfig{URL: srv.URL, Model: "m"})
 	ctx := context.Background()
@@ -511,7 +512,7 @@ func TestDeletedFileLeavesStores(t *testing.T) {
 }
 
 func TestSearchValidation(t *testing.T) {
-	store, blobs := embeddedStores(t)
+	store, blobs := testsvc.Embedded(t)
 	f := newFixture(t, store, blobs)
 	ctx := context.Background()
 	vs := f.newStore(t, StoreParams{ExpiresAfter: &ExpiresAfter{Anchor: "last_active_at", Days: 1}})
@@ -621,7 +622,7 @@ func TestVectorSearchAfterModelChange(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"data": data})
 	}))
 	defer srv.Close()
-	store, blobs := embeddedStores(t)
+	store, blobs := testsvc.Embedded(t)
 	f := newFixture(t, store, blobs)
 	f.svc.embed = newEmbedder(EmbeddingsConfig{URL: srv.URL, Model: "m"})
 	ctx := context.Background()

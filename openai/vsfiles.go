@@ -520,26 +520,17 @@ func (s *Service) detachEverywhere(ctx context.Context, file string) error {
 	})
 }
 
-// FilePage is a page of files in a store or batch.
-type FilePage struct {
-	Object  string            `json:"object"`
-	Data    []VectorStoreFile `json:"data"`
-	FirstID *string           `json:"first_id"`
-	LastID  *string           `json:"last_id"`
-	HasMore bool              `json:"has_more"`
-}
-
 // ListVectorStoreFiles pages a store's files in attach order.
-func (s *Service) ListVectorStoreFiles(ctx context.Context, vs string, p PageParams) (FilePage, error) {
+func (s *Service) ListVectorStoreFiles(ctx context.Context, vs string, p PageParams) (List[VectorStoreFile], error) {
 	if _, _, err := s.loadStore(ctx, vs); err != nil {
-		return FilePage{}, err
+		return List[VectorStoreFile]{}, err
 	}
 	return s.listFiles(ctx, vs, "", p)
 }
 
 // listFiles pages a collection. Cursors are file ids; each maps to its
 // member through the file record, so it must still be in the collection.
-func (s *Service) listFiles(ctx context.Context, vs, batch string, p PageParams) (FilePage, error) {
+func (s *Service) listFiles(ctx context.Context, vs, batch string, p PageParams) (List[VectorStoreFile], error) {
 	coll := storeKey(vs)
 	if batch != "" {
 		coll = batchKey(vs, batch)
@@ -563,34 +554,31 @@ func (s *Service) listFiles(ctx context.Context, vs, batch string, p PageParams)
 	}
 	after, err := cursor("after", p.After)
 	if err != nil {
-		return FilePage{}, err
+		return List[VectorStoreFile]{}, err
 	}
 	before, err := cursor("before", p.Before)
 	if err != nil {
-		return FilePage{}, err
+		return List[VectorStoreFile]{}, err
 	}
 	entries, more, err := s.store.IndexList(ctx, index, metastore.Query{After: after, Before: before, Limit: p.Limit, Desc: p.Desc})
 	if err != nil {
-		return FilePage{}, err
+		return List[VectorStoreFile]{}, err
 	}
-	page := FilePage{Object: "list", Data: make([]VectorStoreFile, 0, len(entries)), HasMore: more}
+	data := make([]VectorStoreFile, 0, len(entries))
 	for _, e := range entries {
 		rec, _, err := s.loadFile(ctx, vs, fileOfMember(e.Member))
 		if errcode.Is(err, ErrVectorStoreFileAbsent) {
 			continue // detached meanwhile
 		}
 		if err != nil {
-			return FilePage{}, err
+			return List[VectorStoreFile]{}, err
 		}
 		if p.Filter != "" && rec.Status != p.Filter {
 			continue // the record moved on since the index was read
 		}
-		page.Data = append(page.Data, rec.object())
+		data = append(data, rec.object())
 	}
-	if n := len(page.Data); n > 0 {
-		page.FirstID, page.LastID = &page.Data[0].ID, &page.Data[n-1].ID
-	}
-	return page, nil
+	return newList(data, more, func(f VectorStoreFile) string { return f.ID }), nil
 }
 
 // ContentPage is a file's content as its chunks.
