@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"github.com/gorilla/mux"
 
@@ -46,20 +45,10 @@ func respond(w http.ResponseWriter, r *http.Request, v any, err error) {
 // cursorPage reads limit (1-100, default 20), order (default desc), after,
 // before and, where allowed, filter (a file status).
 func cursorPage(q url.Values, withFilter bool) (openai.PageParams, error) {
-	p := openai.PageParams{Limit: 20, Desc: true, After: q.Get("after"), Before: q.Get("before")}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return p, errcode.ErrInvalidRequest.New("limit %q must be an integer from 1 to 100", v)
-		}
-		p.Limit = n
-	}
-	switch q.Get("order") {
-	case "", "desc":
-	case "asc":
-		p.Desc = false
-	default:
-		return p, errcode.ErrInvalidRequest.New("order %q must be asc or desc", q.Get("order"))
+	p := openai.PageParams{After: q.Get("after"), Before: q.Get("before")}
+	var err error
+	if p.Limit, p.Desc, err = limitOrder(q, 20, 100); err != nil {
+		return p, err
 	}
 	if f := q.Get("filter"); f != "" {
 		switch {
