@@ -56,6 +56,21 @@ type OpenAI struct {
 	MaxFileSize   int64         `yaml:"max_file_size"`   // FERRY_OPENAI_MAX_FILE_SIZE: largest POST /files, bytes
 	MaxUploadSize int64         `yaml:"max_upload_size"` // FERRY_OPENAI_MAX_UPLOAD_SIZE: largest Upload, bytes
 	UploadTTL     time.Duration `yaml:"upload_ttl"`      // FERRY_OPENAI_UPLOAD_TTL: an Upload expires after this
+
+	// Vector stores.
+	VectorWorkers      int           `yaml:"vector_workers"`       // FERRY_OPENAI_VECTOR_WORKERS: files this instance processes at once (0: none)
+	VectorPollInterval time.Duration `yaml:"vector_poll_interval"` // FERRY_OPENAI_VECTOR_POLL_INTERVAL: how often idle workers check the shared queue
+	VectorMaxFileSize  int64         `yaml:"vector_max_file_size"` // FERRY_OPENAI_VECTOR_MAX_FILE_SIZE: largest file a vector store indexes, bytes
+	VectorCacheSize    int64         `yaml:"vector_cache_size"`    // FERRY_OPENAI_VECTOR_CACHE_SIZE: bytes of search indexes kept in memory
+	Embeddings         Embeddings    `yaml:"embeddings"`
+}
+
+// Embeddings names an OpenAI-compatible embeddings endpoint for the vector
+// and hybrid search modes. Empty URL: keyword search only.
+type Embeddings struct {
+	URL    string `yaml:"url"`     // FERRY_OPENAI_EMBEDDINGS_URL: base URL, e.g. http://127.0.0.1:11434/v1
+	Model  string `yaml:"model"`   // FERRY_OPENAI_EMBEDDINGS_MODEL
+	APIKey string `yaml:"api_key"` // FERRY_OPENAI_EMBEDDINGS_API_KEY: sent as a bearer token
 }
 
 // Log configures the structured logger.
@@ -98,8 +113,9 @@ func Default() Config {
 		Log:             Log{Format: "text", Level: "info"},
 		Redis:           Redis{Prefix: "ferry:"},
 		S3:              S3{Region: "us-east-1"},
-		OpenAI:          OpenAI{Bucket: "openai", UploadsBucket: "openai-uploads", MaxFileSize: 512 << 20, MaxUploadSize: 8 << 30, UploadTTL: time.Hour},
-		Sessions:        Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20},
+		OpenAI: OpenAI{Bucket: "openai", UploadsBucket: "openai-uploads", MaxFileSize: 512 << 20, MaxUploadSize: 8 << 30, UploadTTL: time.Hour,
+			VectorWorkers: 2, VectorPollInterval: time.Second, VectorMaxFileSize: 16 << 20, VectorCacheSize: 256 << 20},
+		Sessions: Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20},
 	}
 }
 
@@ -206,6 +222,22 @@ var envVars = []envVar{
 		return
 	}},
 	{"FERRY_OPENAI_UPLOAD_TTL", func(c *Config, v string) (err error) { c.OpenAI.UploadTTL, err = time.ParseDuration(v); return }},
+	{"FERRY_OPENAI_VECTOR_WORKERS", func(c *Config, v string) (err error) { c.OpenAI.VectorWorkers, err = strconv.Atoi(v); return }},
+	{"FERRY_OPENAI_VECTOR_POLL_INTERVAL", func(c *Config, v string) (err error) {
+		c.OpenAI.VectorPollInterval, err = time.ParseDuration(v)
+		return
+	}},
+	{"FERRY_OPENAI_VECTOR_MAX_FILE_SIZE", func(c *Config, v string) (err error) {
+		c.OpenAI.VectorMaxFileSize, err = strconv.ParseInt(v, 10, 64)
+		return
+	}},
+	{"FERRY_OPENAI_VECTOR_CACHE_SIZE", func(c *Config, v string) (err error) {
+		c.OpenAI.VectorCacheSize, err = strconv.ParseInt(v, 10, 64)
+		return
+	}},
+	{"FERRY_OPENAI_EMBEDDINGS_URL", str(func(c *Config) *string { return &c.OpenAI.Embeddings.URL })},
+	{"FERRY_OPENAI_EMBEDDINGS_MODEL", str(func(c *Config) *string { return &c.OpenAI.Embeddings.Model })},
+	{"FERRY_OPENAI_EMBEDDINGS_API_KEY", str(func(c *Config) *string { return &c.OpenAI.Embeddings.APIKey })},
 	{"FERRY_ALLOWED_ROOTS", func(c *Config, v string) error {
 		c.Registration.AllowedRoots = nil
 		for _, p := range filepath.SplitList(v) {
@@ -328,6 +360,25 @@ func (c Config) Validate() error {
 	}
 	if c.OpenAI.UploadTTL <= 0 {
 		bad("openai.upload_ttl %s must be positive, for example 1h", c.OpenAI.UploadTTL)
+	}
+	if c.OpenAI.VectorWorkers < 0 || c.OpenAI.VectorWorkers > 64 {
+		bad("openai.vector_workers %d must be from 0 (this instance processes no files) to 64", c.OpenAI.VectorWorkers)
+	}
+	if c.OpenAI.VectorPollInterval <= 0 {
+		bad("openai.vector_poll_interval %s must be positive, for example 1s", c.OpenAI.VectorPollInterval)
+	}
+	if c.OpenAI.VectorMaxFileSize <= 0 || c.OpenAI.VectorCacheSize <= 0 {
+		bad("openai.vector_max_file_size and openai.vector_cache_size must be positive numbers of bytes")
+	}
+	if e := c.OpenAI.Embeddings; e.URL != "" {
+		if u, err := url.Parse(e.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("openai.embeddings.url %q must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:11434/v1", e.URL)
+		}
+		if e.Model == "" {
+			bad("openai.embeddings.url is set but openai.embeddings.model is empty: set FERRY_OPENAI_EMBEDDINGS_MODEL to the embedding model's name")
+		}
+	} else if e.Model != "" || e.APIKey != "" {
+		bad("openai.embeddings.model or api_key is set but openai.embeddings.url is empty: set FERRY_OPENAI_EMBEDDINGS_URL (e.g. http://127.0.0.1:11434/v1)")
 	}
 	for _, root := range c.Registration.AllowedRoots {
 		if !filepath.IsAbs(root) {

@@ -142,6 +142,16 @@ func TestValidate(t *testing.T) {
 		{"openai bucket", func(c *Config) { c.OpenAI.Bucket = "open.ai" }, "openai.bucket"},
 		{"openai buckets equal", func(c *Config) { c.OpenAI.UploadsBucket = c.OpenAI.Bucket }, "own bucket"},
 		{"openai upload ttl", func(c *Config) { c.OpenAI.UploadTTL = 0 }, "openai.upload_ttl"},
+		{"vector workers none", func(c *Config) { c.OpenAI.VectorWorkers = 0 }, ""},
+		{"vector workers negative", func(c *Config) { c.OpenAI.VectorWorkers = -1 }, "openai.vector_workers"},
+		{"vector poll interval", func(c *Config) { c.OpenAI.VectorPollInterval = 0 }, "openai.vector_poll_interval"},
+		{"vector max file size", func(c *Config) { c.OpenAI.VectorMaxFileSize = 0 }, "openai.vector_max_file_size"},
+		{"embeddings ok", func(c *Config) {
+			c.OpenAI.Embeddings = Embeddings{URL: "http://127.0.0.1:11434/v1", Model: "nomic-embed-text"}
+		}, ""},
+		{"embeddings url", func(c *Config) { c.OpenAI.Embeddings = Embeddings{URL: "127.0.0.1:11434", Model: "m"} }, "openai.embeddings.url"},
+		{"embeddings without model", func(c *Config) { c.OpenAI.Embeddings.URL = "http://127.0.0.1:11434/v1" }, "FERRY_OPENAI_EMBEDDINGS_MODEL"},
+		{"embeddings model without url", func(c *Config) { c.OpenAI.Embeddings.Model = "m" }, "FERRY_OPENAI_EMBEDDINGS_URL"},
 		{"negative shutdown", func(c *Config) { c.ShutdownTimeout = -time.Second }, "shutdown_timeout"},
 	}
 	for _, tc := range cases {
@@ -167,5 +177,26 @@ func TestValidateReportsAll(t *testing.T) {
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "addr") || !strings.Contains(err.Error(), "log.format") {
 		t.Fatalf("err = %v, want both problems", err)
+	}
+}
+
+// The vector-store settings load from YAML and from the environment.
+func TestVectorStoreSettings(t *testing.T) {
+	p := writeFile(t, "openai:\n  vector_workers: 4\n  embeddings:\n    url: http://127.0.0.1:9/v1\n    model: from-file\n")
+	cfg, err := Load([]string{"--config", p}, env("FERRY_OPENAI_EMBEDDINGS_MODEL", "from-env", "FERRY_OPENAI_EMBEDDINGS_API_KEY", "k",
+		"FERRY_OPENAI_VECTOR_POLL_INTERVAL", "50ms", "FERRY_OPENAI_VECTOR_MAX_FILE_SIZE", "1024"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := cfg.OpenAI
+	if o.VectorWorkers != 4 || o.Embeddings.URL != "http://127.0.0.1:9/v1" || o.Embeddings.Model != "from-env" || o.Embeddings.APIKey != "k" ||
+		o.VectorPollInterval != 50*time.Millisecond || o.VectorMaxFileSize != 1024 || o.VectorCacheSize != 256<<20 {
+		t.Fatalf("openai = %+v", o)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(nil, env("FERRY_OPENAI_VECTOR_WORKERS", "two"), io.Discard); err == nil || !strings.Contains(err.Error(), "FERRY_OPENAI_VECTOR_WORKERS") {
+		t.Fatalf("bad worker count: %v", err)
 	}
 }

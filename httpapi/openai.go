@@ -7,6 +7,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/gorilla/mux"
@@ -40,6 +41,7 @@ func (o *openAI) routes(r *mux.Router) {
 		sub.HandleFunc("/uploads/{id}/parts", o.addPart).Methods(http.MethodPost)
 		sub.HandleFunc("/uploads/{id}/complete", o.completeUpload).Methods(http.MethodPost)
 		sub.HandleFunc("/uploads/{id}/cancel", o.cancelUpload).Methods(http.MethodPost)
+		o.vectorStoreRoutes(sub)
 		sub.PathPrefix("/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeOpenAIError(w, r, errcode.ErrNotFound.New("no route for %s %s", r.Method, r.URL.Path))
 		})
@@ -117,23 +119,32 @@ func (o *openAI) uploadFile(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, obj)
 }
 
-func (o *openAI) listFiles(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	p := openai.ListParams{After: q.Get("after"), Limit: 10000, Desc: true, Purpose: q.Get("purpose")}
+// limitOrder reads a list's limit (1 to max, default def) and order
+// (asc, or desc by default).
+func limitOrder(q url.Values, def, max int) (limit int, desc bool, err error) {
+	limit = def
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("limit %q must be an integer from 1 to 10000", v))
-			return
+		if err != nil || n < 1 || n > max {
+			return 0, false, errcode.ErrInvalidRequest.New("limit %q must be an integer from 1 to %d", v, max)
 		}
-		p.Limit = n
+		limit = n
 	}
 	switch q.Get("order") {
 	case "", "desc":
+		return limit, true, nil
 	case "asc":
-		p.Desc = false
-	default:
-		writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("order %q must be asc or desc", q.Get("order")))
+		return limit, false, nil
+	}
+	return 0, false, errcode.ErrInvalidRequest.New("order %q must be asc or desc", q.Get("order"))
+}
+
+func (o *openAI) listFiles(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p := openai.ListParams{After: q.Get("after"), Purpose: q.Get("purpose")}
+	var err error
+	if p.Limit, p.Desc, err = limitOrder(q, 10000, 10000); err != nil {
+		writeOpenAIError(w, r, err)
 		return
 	}
 	if p.Purpose != "" {

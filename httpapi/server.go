@@ -61,7 +61,7 @@ func newRouter(d Deps) *mux.Router {
 	r.HandleFunc("/healthz", h.live).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", h.ready).Methods(http.MethodGet, http.MethodHead)
 	if d.Sessions != nil && d.Files != nil {
-		(&files{sessions: d.Sessions, registry: d.Files}).routes(r)
+		(&files{sessions: d.Sessions, registry: d.Files, openai: d.OpenAI}).routes(r)
 	}
 	if d.OpenAI != nil {
 		(&openAI{svc: d.OpenAI, registry: d.Files}).routes(r)

@@ -1,5 +1,5 @@
-// Package openai is the OpenAI-compatible adapter: the Files and Uploads
-// APIs over the session engine and the file registry. Every OpenAI file is
+// Package openai is the OpenAI-compatible adapter: the Files, Uploads and
+// Vector stores APIs over the session engine and the file registry. Every OpenAI file is
 // a native file in one bucket (Config.Bucket, "openai" by default) at key
 // "<file id>/<filename>"; native uploads into that bucket appear here too,
 // with purpose user_data. The HTTP routes live in httpapi.
@@ -11,7 +11,8 @@
 //	index  "openai/upload/<id>/parts"  member <part id>, value part (JSON)
 //
 // File attributes (registry.File.Attrs): "openai.filename", "openai.purpose"
-// and "openai.expires_after" (seconds after created_at).
+// and "openai.expires_after" (seconds after created_at). The vector stores'
+// layout is in vectorstores.go.
 package openai
 
 import (
@@ -62,6 +63,13 @@ type Config struct {
 	MaxPartSize   int64                 // largest Upload part (OpenAI: 64 MB)
 	UploadTTL     time.Duration         // an Upload expires this long after creation
 	Metrics       prometheus.Registerer // nil keeps the metrics unexported
+
+	// Vector stores.
+	VectorWorkers      int           // files processed at once by this instance; 0 leaves processing to others
+	VectorPollInterval time.Duration // how often idle workers look at the shared queue
+	VectorMaxFileSize  int64         // largest file a vector store indexes; larger ones fail
+	VectorCacheSize    int64         // bytes of search indexes kept in memory
+	Embeddings         EmbeddingsConfig
 }
 
 func (c *Config) defaults() {
@@ -83,6 +91,15 @@ func (c *Config) defaults() {
 	if c.UploadTTL <= 0 {
 		c.UploadTTL = time.Hour
 	}
+	if c.VectorPollInterval <= 0 {
+		c.VectorPollInterval = time.Second
+	}
+	if c.VectorMaxFileSize <= 0 {
+		c.VectorMaxFileSize = 16 << 20
+	}
+	if c.VectorCacheSize <= 0 {
+		c.VectorCacheSize = 256 << 20
+	}
 }
 
 // Service is the adapter.
@@ -95,6 +112,11 @@ type Service struct {
 	now        func() time.Time
 	fileEvents *prometheus.CounterVec // {event}: uploaded, deleted, expired
 	uploads    *prometheus.CounterVec // {event}: created, completed, cancelled, expired, parts
+
+	embed  *embedder // nil without an embeddings endpoint
+	cache  *indexCache
+	wakeup chan struct{}
+	vm     *vectorMetrics
 }
 
 // New returns the adapter.
@@ -114,6 +136,10 @@ func New(sessions *session.Service, files *registry.Registry, store metastore.St
 			Help: "OpenAI Upload events: created, parts, completed, cancelled, expired."}, []string{"event"}),
 	}
 	reg.MustRegister(s.fileEvents, s.uploads)
+	s.embed = newEmbedder(cfg.Embeddings)
+	s.cache = newIndexCache(cfg.VectorCacheSize)
+	s.wakeup = make(chan struct{}, max(1, cfg.VectorWorkers))
+	s.vm = newVectorMetrics(reg, store, s.cache)
 	for _, e := range []string{"uploaded", "deleted", "expired"} {
 		s.fileEvents.WithLabelValues(e)
 	}
@@ -282,33 +308,43 @@ type ListParams struct {
 	Purpose string
 }
 
-// Page is a list page.
-type Page struct {
-	Object  string       `json:"object"`
-	Data    []FileObject `json:"data"`
-	FirstID *string      `json:"first_id"`
-	LastID  *string      `json:"last_id"`
-	HasMore bool         `json:"has_more"`
+// List is OpenAI's cursor-paged list; data is [] when empty, never null.
+type List[T any] struct {
+	Object  string  `json:"object"`
+	Data    []T     `json:"data"`
+	FirstID *string `json:"first_id"`
+	LastID  *string `json:"last_id"`
+	HasMore bool    `json:"has_more"`
+}
+
+// newList pages data, taking first_id and last_id from its ends.
+func newList[T any](data []T, more bool, id func(T) string) List[T] {
+	l := List[T]{Object: "list", Data: data, HasMore: more}
+	if l.Data == nil {
+		l.Data = []T{}
+	}
+	if n := len(data); n > 0 {
+		first, last := id(data[0]), id(data[n-1])
+		l.FirstID, l.LastID = &first, &last
+	}
+	return l
 }
 
 // ListFiles pages the files by id, which is creation order, so a cursor
 // never skips files created in the same second as it.
-func (s *Service) ListFiles(ctx context.Context, p ListParams) (Page, error) {
+func (s *Service) ListFiles(ctx context.Context, p ListParams) (List[FileObject], error) {
 	files, more, err := s.files.ListByID(ctx, s.cfg.Bucket, registry.IDQuery{After: p.After, Limit: p.Limit, Desc: p.Desc,
 		Keep: func(f registry.File) bool {
 			return !s.expired(f) && (p.Purpose == "" || toObject(f).Purpose == p.Purpose)
 		}})
 	if err != nil {
-		return Page{}, err
+		return List[FileObject]{}, err
 	}
-	page := Page{Object: "list", Data: make([]FileObject, 0, len(files)), HasMore: more}
+	data := make([]FileObject, 0, len(files))
 	for _, f := range files {
-		page.Data = append(page.Data, toObject(f))
+		data = append(data, toObject(f))
 	}
-	if len(page.Data) > 0 {
-		page.FirstID, page.LastID = &page.Data[0].ID, &page.Data[len(page.Data)-1].ID
-	}
-	return page, nil
+	return newList(data, more, func(f FileObject) string { return f.ID }), nil
 }
 
 // GetFile returns a live file.
@@ -323,10 +359,14 @@ func (s *Service) GetFile(ctx context.Context, id string) (FileObject, registry.
 	return toObject(f), f, nil
 }
 
-// DeleteFile deletes a file, bytes and all.
+// DeleteFile deletes a file, bytes and all, after removing it from every
+// vector store (first, so that a failure there leaves a file to retry on).
 func (s *Service) DeleteFile(ctx context.Context, id string) error {
 	_, f, err := s.GetFile(ctx, id)
 	if err != nil {
+		return err
+	}
+	if err := s.detachEverywhere(ctx, id); err != nil {
 		return err
 	}
 	_, err = s.files.Delete(ctx, f.Bucket, f.Key)
@@ -339,10 +379,14 @@ func (s *Service) DeleteFile(ctx context.Context, id string) error {
 	return err
 }
 
-// Purge deletes expired files and frees expired uploads.
+// Purge deletes expired files, frees expired uploads and finishes the
+// cleanup of deleted vector stores.
 func (s *Service) Purge(ctx context.Context) (int, error) {
+	purged, err := s.purgeVectorStores(ctx)
+	if err != nil {
+		return purged, err
+	}
 	before := fmt.Sprintf("%016d/", s.now().UnixMilli()+1)
-	purged := 0
 	for {
 		entries, _, err := s.store.IndexList(ctx, expiryIndex, metastore.Query{Before: before, Limit: 100})
 		if err != nil || len(entries) == 0 {
@@ -354,8 +398,10 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 			if strings.HasPrefix(id, "upload_") {
 				err = s.expireUpload(ctx, id)
 			} else if f, gerr := s.files.ByID(ctx, s.cfg.Bucket, id); gerr == nil {
-				if _, err = s.files.Delete(ctx, f.Bucket, f.Key); err == nil {
-					s.fileEvents.WithLabelValues("expired").Inc()
+				if err = s.detachEverywhere(ctx, id); err == nil {
+					if _, err = s.files.Delete(ctx, f.Bucket, f.Key); err == nil {
+						s.fileEvents.WithLabelValues("expired").Inc()
+					}
 				}
 			}
 			if err != nil && !errcode.Is(err, registry.ErrFileNotFound) {

@@ -20,32 +20,46 @@ import (
 type fixture struct {
 	svc   *Service
 	files *registry.Registry
+	blobs bucket.Backend
 	clock time.Time
 }
 
-func newFixture(t *testing.T, store metastore.Store, blobs bucket.Backend) *fixture {
+func newFixture(t testing.TB, store metastore.Store, blobs bucket.Backend) *fixture {
 	t.Helper()
 	files := registry.New(store, blobs)
 	sessions, err := session.New(store, blobs, files, session.Config{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{files: files, clock: time.Now()}
+	f := &fixture{files: files, blobs: blobs, clock: time.Now()}
 	f.svc = New(sessions, files, store, Config{}, slog.New(slog.DiscardHandler))
 	f.svc.now = func() time.Time { return f.clock }
 	return f
 }
 
-func both(t *testing.T, fn func(t *testing.T, f *fixture)) {
-	t.Run("embedded", func(t *testing.T) {
+// backends are the stores every service test runs on.
+var backends = []struct {
+	name string
+	open func(testing.TB) (metastore.Store, bucket.Backend)
+}{
+	{"embedded", func(t testing.TB) (metastore.Store, bucket.Backend) {
 		store, blobs := testsvc.Embedded(t)
-		fn(t, newFixture(t, store, blobs))
-	})
-	t.Run("redis+s3", func(t *testing.T) {
+		return store, blobs
+	}},
+	{"redis+s3", func(t testing.TB) (metastore.Store, bucket.Backend) {
 		rc, prefix := testsvc.Redis(t)
 		client, bkt := testsvc.S3(t)
-		fn(t, newFixture(t, redisstore.New(rc, prefix), s3blob.New(client, bkt, "")))
-	})
+		return redisstore.New(rc, prefix), s3blob.New(client, bkt, "")
+	}},
+}
+
+func both(t *testing.T, fn func(t *testing.T, f *fixture)) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			store, blobs := be.open(t)
+			fn(t, newFixture(t, store, blobs))
+		})
+	}
 }
 
 func TestExpiredFilesDisappearAndArePurged(t *testing.T) {

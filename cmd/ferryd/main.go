@@ -69,8 +69,12 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	if err != nil {
 		return err
 	}
-	oai := openai.New(sessions, files, st.meta, openai.Config{Bucket: cfg.OpenAI.Bucket, UploadsBucket: cfg.OpenAI.UploadsBucket,
-		MaxFileSize: cfg.OpenAI.MaxFileSize, MaxUploadSize: cfg.OpenAI.MaxUploadSize, UploadTTL: cfg.OpenAI.UploadTTL, Metrics: reg}, log)
+	oc := cfg.OpenAI
+	oai := openai.New(sessions, files, st.meta, openai.Config{Bucket: oc.Bucket, UploadsBucket: oc.UploadsBucket,
+		MaxFileSize: oc.MaxFileSize, MaxUploadSize: oc.MaxUploadSize, UploadTTL: oc.UploadTTL, Metrics: reg,
+		VectorWorkers: oc.VectorWorkers, VectorPollInterval: oc.VectorPollInterval, VectorMaxFileSize: oc.VectorMaxFileSize,
+		VectorCacheSize: oc.VectorCacheSize,
+		Embeddings:      openai.EmbeddingsConfig{URL: oc.Embeddings.URL, Model: oc.Embeddings.Model, APIKey: oc.Embeddings.APIKey}}, log)
 	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: sessions, Files: files, OpenAI: oai, Registry: reg, Logger: log})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -83,6 +87,11 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	}
 	purgeCtx, stopPurger := context.WithCancel(context.WithoutCancel(ctx))
 	purged := make(chan struct{})
+	workers := make(chan struct{})
+	go func() { // vector-store processing; a job cut short here is taken up again by any instance
+		defer close(workers)
+		oai.RunWorkers(purgeCtx)
+	}()
 	go func() {
 		defer close(purged)
 		every(purgeCtx, cfg.Sessions.PurgeInterval, func(ctx context.Context) {
@@ -99,7 +108,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	}()
 	err = serve(ctx, ln, handler, cfg.ShutdownTimeout, log)
 	stopPurger()
-	<-purged // the stores close only after the purger has let go of them
+	<-purged // the stores close only after the purger and workers have let go of them
+	<-workers
 	return err
 }
 

@@ -1,20 +1,45 @@
 package main
 
 import (
+	"context"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
 )
 
 // Every metric the Grafana dashboard and the alert rules query exists on a
-// real ferryd's /metrics once it has served an upload (Redis + S3, so the
-// S3 and metastore families are there too).
+// real ferryd's /metrics once it has served an upload and a vector store
+// search (Redis + S3, so the S3 and metastore families are there too).
 func TestDashboardAndAlertMetricsExist(t *testing.T) {
-	p := redisS3Env(t).start(t)
+	p := redisS3Env(t).startVS(t)
 	uploadHTTP(t, p, "metrics", "f.bin", randomData(7*MiB), 3*MiB)
 	download(t, "http://"+p.addr+"/v1/files/metrics/f.bin:content")
-	exposed := string(call(t, "GET", "http://"+p.addr+"/metrics", nil).body)
+	c := vsClient(t, p)
+	ctx := context.Background()
+	vs, err := c.VectorStores.New(ctx, openai.VectorStoreNewParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := uploadSDK(t, c, "m.txt", []byte("metrics for vector stores"), openai.FilePurposeAssistants)
+	attachAndPoll(t, c, vs.ID, openai.VectorStoreFileNewParams{FileID: f.ID})
+	if _, err := c.VectorStores.Search(ctx, vs.ID, openai.VectorStoreSearchParams{
+		Query: openai.VectorStoreSearchParamsQueryUnion{OfString: openai.String("metrics")}}); err != nil {
+		t.Fatal(err)
+	}
+	// The worker counts the file and drops its job just after the file
+	// reads completed, so give the scrape a moment to see both.
+	var exposed string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		exposed = string(call(t, "GET", "http://"+p.addr+"/metrics", nil).body)
+		if strings.Contains(exposed, `ferry_openai_vector_files_total{event="completed"} 1`) &&
+			strings.Contains(exposed, "ferry_openai_vector_queue_depth 0") || time.Now().After(deadline) {
+			break
+		}
+	}
 
 	names := regexp.MustCompile(`ferry_[a-z0-9_]+`)
 	for _, file := range []string{"../../deploy/grafana/dashboards/ferry.json", "../../deploy/prometheus/alerts.yml"} {
@@ -44,7 +69,9 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 	// The upload itself shows: one S3 UploadPart per 3 MiB-or-more run is
 	// not asserted here (session tests count requests exactly); that the
 	// families carry samples is.
-	for _, want := range []string{`ferry_sessions_completed_total 1`, `ferry_s3_requests_total{operation="UploadPart",result="ok"}`, `ferry_sessions_active `} {
+	// Two sessions completed: the native upload and the SDK's file upload.
+	for _, want := range []string{`ferry_sessions_completed_total 2`, `ferry_s3_requests_total{operation="UploadPart",result="ok"}`, `ferry_sessions_active `,
+		`ferry_openai_vector_files_total{event="completed"} 1`, `ferry_openai_vector_queue_depth 0`, `ferry_openai_vector_search_duration_seconds_count{mode="keyword"} 1`} {
 		if !strings.Contains(exposed, want) {
 			t.Errorf("/metrics lacks %q after an upload", want)
 		}

@@ -1,0 +1,324 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+
+	"github.com/gorilla/mux"
+
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/openai"
+)
+
+// The vector store routes, mounted under each OpenAI prefix. Path
+// variables are named as in the seeds' OpenAPI operations.
+func (o *openAI) vectorStoreRoutes(sub *mux.Router) {
+	const vs = "/vector_stores/{vector_store_id}"
+	sub.HandleFunc("/vector_stores", o.createVectorStore).Methods(http.MethodPost)
+	sub.HandleFunc("/vector_stores", o.listVectorStores).Methods(http.MethodGet)
+	sub.HandleFunc(vs, o.getVectorStore).Methods(http.MethodGet)
+	sub.HandleFunc(vs, o.updateVectorStore).Methods(http.MethodPost)
+	sub.HandleFunc(vs, o.deleteVectorStore).Methods(http.MethodDelete)
+	sub.HandleFunc(vs+"/search", o.searchVectorStore).Methods(http.MethodPost)
+	sub.HandleFunc(vs+"/files", o.attachVectorStoreFile).Methods(http.MethodPost)
+	sub.HandleFunc(vs+"/files", o.listVectorStoreFiles).Methods(http.MethodGet)
+	sub.HandleFunc(vs+"/files/{file_id}", o.getVectorStoreFile).Methods(http.MethodGet)
+	sub.HandleFunc(vs+"/files/{file_id}", o.updateVectorStoreFile).Methods(http.MethodPost)
+	sub.HandleFunc(vs+"/files/{file_id}", o.deleteVectorStoreFile).Methods(http.MethodDelete)
+	sub.HandleFunc(vs+"/files/{file_id}/content", o.vectorStoreFileContent).Methods(http.MethodGet)
+	sub.HandleFunc(vs+"/file_batches", o.createFileBatch).Methods(http.MethodPost)
+	sub.HandleFunc(vs+"/file_batches/{batch_id}", o.getFileBatch).Methods(http.MethodGet)
+	sub.HandleFunc(vs+"/file_batches/{batch_id}/files", o.listFileBatchFiles).Methods(http.MethodGet)
+	sub.HandleFunc(vs+"/file_batches/{batch_id}/cancel", o.cancelFileBatch).Methods(http.MethodPost)
+}
+
+// respond writes v, or err in the OpenAI envelope.
+func respond(w http.ResponseWriter, r *http.Request, v any, err error) {
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, v)
+}
+
+// cursorPage reads limit (1-100, default 20), order (default desc), after,
+// before and, where allowed, filter (a file status).
+func cursorPage(q url.Values, withFilter bool) (openai.PageParams, error) {
+	p := openai.PageParams{After: q.Get("after"), Before: q.Get("before")}
+	var err error
+	if p.Limit, p.Desc, err = limitOrder(q, 20, 100); err != nil {
+		return p, err
+	}
+	if f := q.Get("filter"); f != "" {
+		switch {
+		case !withFilter:
+			return p, errcode.ErrInvalidRequest.New("filter is not supported here")
+		case f == openai.StatusInProgress, f == openai.StatusCompleted, f == openai.StatusFailed, f == openai.StatusCancelled:
+			p.Filter = f
+		default:
+			return p, errcode.ErrInvalidRequest.New("filter %q must be in_progress, completed, failed or cancelled", f)
+		}
+	}
+	return p, nil
+}
+
+// present reports whether a JSON field was sent, null included.
+func present(raw json.RawMessage) bool { return len(raw) > 0 }
+
+func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
+
+func (o *openAI) createVectorStore(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name             *string              `json:"name"`
+		Metadata         map[string]string    `json:"metadata"`
+		ExpiresAfter     *openai.ExpiresAfter `json:"expires_after"`
+		FileIDs          []string             `json:"file_ids"`
+		ChunkingStrategy json.RawMessage      `json:"chunking_strategy"`
+	}
+	if err := decodeOpenAIJSON(w, r, &req); err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	ch, err := openai.ParseChunking(req.ChunkingStrategy)
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	v, err := o.svc.CreateVectorStore(r.Context(), openai.StoreParams{Name: req.Name, Metadata: req.Metadata,
+		ExpiresAfter: req.ExpiresAfter, FileIDs: req.FileIDs, Chunking: ch})
+	respond(w, r, v, err)
+}
+
+func (o *openAI) listVectorStores(w http.ResponseWriter, r *http.Request) {
+	p, err := cursorPage(r.URL.Query(), false)
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	page, err := o.svc.ListVectorStores(r.Context(), p)
+	respond(w, r, page, err)
+}
+
+func (o *openAI) getVectorStore(w http.ResponseWriter, r *http.Request) {
+	v, err := o.svc.GetVectorStore(r.Context(), mux.Vars(r)["vector_store_id"])
+	respond(w, r, v, err)
+}
+
+func (o *openAI) updateVectorStore(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name         *string         `json:"name"`
+		Metadata     json.RawMessage `json:"metadata"`
+		ExpiresAfter json.RawMessage `json:"expires_after"`
+	}
+	if err := decodeOpenAIJSON(w, r, &req); err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	p := openai.StoreParams{Name: req.Name, SetMetadata: present(req.Metadata), SetExpiry: present(req.ExpiresAfter)}
+	if p.SetMetadata && !isNull(req.Metadata) {
+		if err := json.Unmarshal(req.Metadata, &p.Metadata); err != nil {
+			writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("metadata must be an object of strings: %v", err))
+			return
+		}
+	}
+	if p.SetExpiry && !isNull(req.ExpiresAfter) {
+		if err := json.Unmarshal(req.ExpiresAfter, &p.ExpiresAfter); err != nil {
+			writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("expires_after must be {\"anchor\":\"last_active_at\",\"days\":N}: %v", err))
+			return
+		}
+	}
+	v, err := o.svc.UpdateVectorStore(r.Context(), mux.Vars(r)["vector_store_id"], p)
+	respond(w, r, v, err)
+}
+
+func (o *openAI) deleteVectorStore(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["vector_store_id"]
+	err := o.svc.DeleteVectorStore(r.Context(), id)
+	respond(w, r, map[string]any{"id": id, "object": "vector_store.deleted", "deleted": true}, err)
+}
+
+func (o *openAI) searchVectorStore(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Query          json.RawMessage `json:"query"`
+		MaxNumResults  *int            `json:"max_num_results"`
+		Filters        json.RawMessage `json:"filters"`
+		RankingOptions *struct {
+			Ranker         string   `json:"ranker"`
+			ScoreThreshold *float64 `json:"score_threshold"`
+		} `json:"ranking_options"`
+		RewriteQuery bool   `json:"rewrite_query"` // accepted; queries are searched as sent
+		SearchMode   string `json:"search_mode"`
+	}
+	if err := decodeOpenAIJSON(w, r, &req); err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	p := openai.SearchParams{Filters: req.Filters, Mode: req.SearchMode}
+	if present(req.Query) && !isNull(req.Query) {
+		var one string
+		if err := json.Unmarshal(req.Query, &one); err == nil {
+			p.Query = []string{one}
+		} else if err := json.Unmarshal(req.Query, &p.Query); err != nil {
+			writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("query must be a string or a list of strings"))
+			return
+		}
+	}
+	if req.MaxNumResults != nil {
+		if *req.MaxNumResults < 1 || *req.MaxNumResults > 50 {
+			writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("max_num_results %d must be from 1 to 50", *req.MaxNumResults))
+			return
+		}
+		p.MaxNumResults = *req.MaxNumResults
+	}
+	if ro := req.RankingOptions; ro != nil {
+		p.Ranker = ro.Ranker
+		if ro.ScoreThreshold != nil {
+			p.ScoreThreshold = *ro.ScoreThreshold
+		}
+	}
+	page, err := o.svc.SearchVectorStore(r.Context(), mux.Vars(r)["vector_store_id"], p)
+	respond(w, r, page, err)
+}
+
+// attachRequest is one file to attach, alone or in a batch's files.
+type attachRequest struct {
+	FileID           string          `json:"file_id"`
+	Attributes       map[string]any  `json:"attributes"`
+	ChunkingStrategy json.RawMessage `json:"chunking_strategy"`
+}
+
+func (a attachRequest) params() (openai.AttachParams, error) {
+	ch, err := openai.ParseChunking(a.ChunkingStrategy)
+	return openai.AttachParams{FileID: a.FileID, Attributes: a.Attributes, Chunking: ch}, err
+}
+
+func (o *openAI) attachVectorStoreFile(w http.ResponseWriter, r *http.Request) {
+	var req attachRequest
+	if err := decodeOpenAIJSON(w, r, &req); err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	p, err := req.params()
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	f, err := o.svc.AttachFile(r.Context(), mux.Vars(r)["vector_store_id"], p)
+	respond(w, r, f, err)
+}
+
+func (o *openAI) listVectorStoreFiles(w http.ResponseWriter, r *http.Request) {
+	p, err := cursorPage(r.URL.Query(), true)
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	page, err := o.svc.ListVectorStoreFiles(r.Context(), mux.Vars(r)["vector_store_id"], p)
+	respond(w, r, page, err)
+}
+
+func (o *openAI) getVectorStoreFile(w http.ResponseWriter, r *http.Request) {
+	v := mux.Vars(r)
+	f, err := o.svc.GetVectorStoreFile(r.Context(), v["vector_store_id"], v["file_id"])
+	respond(w, r, f, err)
+}
+
+func (o *openAI) updateVectorStoreFile(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Attributes json.RawMessage `json:"attributes"`
+	}
+	if err := decodeOpenAIJSON(w, r, &req); err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	if !present(req.Attributes) {
+		writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("attributes is required (null or {} clears them)"))
+		return
+	}
+	var attrs map[string]any
+	if err := json.Unmarshal(req.Attributes, &attrs); err != nil {
+		writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("attributes must be an object: %v", err))
+		return
+	}
+	v := mux.Vars(r)
+	f, err := o.svc.UpdateVectorStoreFile(r.Context(), v["vector_store_id"], v["file_id"], attrs)
+	respond(w, r, f, err)
+}
+
+func (o *openAI) deleteVectorStoreFile(w http.ResponseWriter, r *http.Request) {
+	v := mux.Vars(r)
+	err := o.svc.DeleteVectorStoreFile(r.Context(), v["vector_store_id"], v["file_id"])
+	respond(w, r, map[string]any{"id": v["file_id"], "object": "vector_store.file.deleted", "deleted": true}, err)
+}
+
+func (o *openAI) vectorStoreFileContent(w http.ResponseWriter, r *http.Request) {
+	v := mux.Vars(r)
+	page, err := o.svc.VectorStoreFileContent(r.Context(), v["vector_store_id"], v["file_id"])
+	respond(w, r, page, err)
+}
+
+func (o *openAI) createFileBatch(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		FileIDs          []string        `json:"file_ids"`
+		Files            []attachRequest `json:"files"`
+		Attributes       map[string]any  `json:"attributes"`
+		ChunkingStrategy json.RawMessage `json:"chunking_strategy"`
+	}
+	if err := decodeOpenAIJSON(w, r, &req); err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	if len(req.FileIDs) > 0 && len(req.Files) > 0 {
+		writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("send file_ids or files, not both"))
+		return
+	}
+	ch, err := openai.ParseChunking(req.ChunkingStrategy)
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	files := make([]openai.AttachParams, 0, len(req.FileIDs)+len(req.Files))
+	for _, id := range req.FileIDs {
+		files = append(files, openai.AttachParams{FileID: id, Attributes: req.Attributes, Chunking: ch})
+	}
+	for _, f := range req.Files {
+		p, err := f.params()
+		if err != nil {
+			writeOpenAIError(w, r, err)
+			return
+		}
+		if f.Attributes == nil {
+			p.Attributes = req.Attributes
+		}
+		if !present(f.ChunkingStrategy) {
+			p.Chunking = ch
+		}
+		files = append(files, p)
+	}
+	b, err := o.svc.CreateFileBatch(r.Context(), mux.Vars(r)["vector_store_id"], files)
+	respond(w, r, b, err)
+}
+
+func (o *openAI) getFileBatch(w http.ResponseWriter, r *http.Request) {
+	v := mux.Vars(r)
+	b, err := o.svc.GetFileBatch(r.Context(), v["vector_store_id"], v["batch_id"])
+	respond(w, r, b, err)
+}
+
+func (o *openAI) listFileBatchFiles(w http.ResponseWriter, r *http.Request) {
+	p, err := cursorPage(r.URL.Query(), true)
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	v := mux.Vars(r)
+	page, err := o.svc.ListFileBatchFiles(r.Context(), v["vector_store_id"], v["batch_id"], p)
+	respond(w, r, page, err)
+}
+
+func (o *openAI) cancelFileBatch(w http.ResponseWriter, r *http.Request) {
+	v := mux.Vars(r)
+	b, err := o.svc.CancelFileBatch(r.Context(), v["vector_store_id"], v["batch_id"])
+	respond(w, r, b, err)
+}

@@ -1,0 +1,575 @@
+package openai
+
+// Vector stores: OpenAI's /vector_stores API over the metadata store.
+//
+// Persistent layout (every instance sees the same state; nothing that
+// matters lives only in memory). C is a collection: a store "openai/vs/<vs>"
+// or one of its batches "openai/vs/<vs>/batch/<vsfb>".
+//
+//	index  "openai/vs"                    member <vs id>           every live store, ids in creation order
+//	record "openai/vs/<vs>"               JSON storeRecord          name, metadata, expiry, and the cached
+//	                                                                file_counts and usage_bytes
+//	record "openai/vs/<vs>/file/<file>"   JSON fileRecord           the file in the store: the truth
+//	record "openai/vs/<vs>/chunks/<file>" JSON chunksRecord         its chunk texts (and vectors), once completed
+//	record "openai/vs/<vs>/batch/<vsfb>"  JSON batchRecord
+//	index  "openai/vs/<vs>/batches"       member <vsfb id>
+//	index  "C/files"                      member <order>            value file id: attach order
+//	index  "C/status/<status>"            member <order>            value fileSummary: the same, by status
+//	index  "openai/vs/<vs>/usage"         member <order>            value usage_bytes (decimal) of a completed file
+//	index  "openai/vs/byfile/<file>"      member <vs id>            the stores a file is in
+//	index  "openai/vs/jobs"               member <job id>           value job: the processing queue
+//	index  "openai/vs/deleted"            member <vs id>            stores whose cleanup has not finished
+//	lock   "openai/vs/<vs>/file/<file>"   serialises every change to one file in a store
+//	lock   "openai/vs/job/<job id>"       the instance processing a job
+//
+// <order> is "<12 hex digits of attach ms><4 hex sequence>/<file id>", so
+// listing an index lists files in attach order, and a file id cursor maps
+// to its member through the file record.
+//
+// Every change to a file in a store runs under its lock in one order:
+// indexes first, then the store's cached counts, then the file record. So
+// once a client sees a status in the file record, the store's file_counts
+// already include it; a crash in between leaves work that the job queue
+// (or the next change to that file) repeats. The status indexes are the
+// source of file_counts and usage_bytes; the store record caches them.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/metastore"
+)
+
+var (
+	ErrVectorStoreNotFound   = errcode.Register("OPENAI_VECTOR_STORE_NOT_FOUND", "Vector Store Not Found", http.StatusNotFound)
+	ErrVectorStoreFileAbsent = errcode.Register("OPENAI_VECTOR_STORE_FILE_NOT_FOUND", "Vector Store File Not Found", http.StatusNotFound)
+	ErrFileBatchNotFound     = errcode.Register("OPENAI_FILE_BATCH_NOT_FOUND", "File Batch Not Found", http.StatusNotFound)
+	ErrVectorStoreExpired    = errcode.Register("OPENAI_VECTOR_STORE_EXPIRED", "Vector Store Expired", http.StatusBadRequest)
+	ErrEmbeddingsMissing     = errcode.Register("OPENAI_EMBEDDINGS_NOT_CONFIGURED", "Embeddings Not Configured", http.StatusBadRequest)
+	ErrEmbeddingsFailed      = errcode.Register("OPENAI_EMBEDDINGS_FAILED", "Embeddings Endpoint Failed", http.StatusBadGateway)
+	ErrVectorStoreBusy       = errcode.Register("OPENAI_VECTOR_STORE_BUSY", "Vector Store File Busy", http.StatusConflict)
+)
+
+const (
+	storesIndex  = "openai/vs"
+	jobsIndex    = "openai/vs/jobs"
+	deletedIndex = "openai/vs/deleted"
+
+	// Files a store or a batch may be created with (OpenAI allows 500 and 2000).
+	maxFileIDs = 2000
+)
+
+// Status of a file in a store, and of a batch.
+const (
+	StatusInProgress = "in_progress"
+	StatusCompleted  = "completed"
+	StatusFailed     = "failed"
+	StatusCancelled  = "cancelled"
+)
+
+var fileStatuses = []string{StatusInProgress, StatusCompleted, StatusFailed, StatusCancelled}
+
+func storeKey(vs string) string              { return "openai/vs/" + vs }
+func fileKey(vs, file string) string         { return "openai/vs/" + vs + "/file/" + file }
+func chunksKey(vs, file string) string       { return "openai/vs/" + vs + "/chunks/" + file }
+func batchKey(vs, batch string) string       { return "openai/vs/" + vs + "/batch/" + batch }
+func batchesIndex(vs string) string          { return "openai/vs/" + vs + "/batches" }
+func byFileIndex(file string) string         { return "openai/vs/byfile/" + file }
+func usageIndex(vs string) string            { return "openai/vs/" + vs + "/usage" }
+func filesIndexOf(coll string) string        { return coll + "/files" }
+func statusIndex(coll, status string) string { return coll + "/status/" + status }
+func fileLockName(vs, file string) string    { return "openai/vs/" + vs + "/file/" + file }
+func jobLockName(job string) string          { return "openai/vs/job/" + job }
+
+// newID mints "<prefix><12 hex of ms><20 hex random>": ids sort by creation
+// time, so an index of ids lists in creation order and cursors never skip.
+func newID(prefix string, now time.Time) string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s%012x%s", prefix, now.UnixMilli(), hex.EncodeToString(b[:]))
+}
+
+var orderSeq atomic.Uint32
+
+// newOrder is a file's member in a collection's indexes.
+func newOrder(now time.Time, file string) string {
+	return fmt.Sprintf("%012x%04x/%s", now.UnixMilli(), orderSeq.Add(1)&0xffff, file)
+}
+
+// FileCounts are the files of a store or batch by status.
+type FileCounts struct {
+	InProgress int64 `json:"in_progress"`
+	Completed  int64 `json:"completed"`
+	Failed     int64 `json:"failed"`
+	Cancelled  int64 `json:"cancelled"`
+	Total      int64 `json:"total"`
+}
+
+// ExpiresAfter is a store's expiry policy.
+type ExpiresAfter struct {
+	Anchor string `json:"anchor"`
+	Days   int64  `json:"days"`
+}
+
+// VectorStore is OpenAI's vector store object.
+type VectorStore struct {
+	ID           string            `json:"id"`
+	Object       string            `json:"object"`
+	CreatedAt    int64             `json:"created_at"`
+	Name         string            `json:"name"`
+	UsageBytes   int64             `json:"usage_bytes"`
+	FileCounts   FileCounts        `json:"file_counts"`
+	Status       string            `json:"status"`
+	ExpiresAfter *ExpiresAfter     `json:"expires_after"`
+	ExpiresAt    *int64            `json:"expires_at"`
+	LastActiveAt int64             `json:"last_active_at"`
+	Metadata     map[string]string `json:"metadata"`
+}
+
+type storeRecord struct {
+	ID           string            `json:"id"`
+	CreatedAt    int64             `json:"created_at"`
+	Name         string            `json:"name"`
+	Metadata     map[string]string `json:"metadata,omitempty"`
+	ExpiresAfter *ExpiresAfter     `json:"expires_after,omitempty"`
+	LastActiveAt int64             `json:"last_active_at"`
+	// Cached from the status indexes by refreshStore.
+	UsageBytes int64      `json:"usage_bytes"`
+	FileCounts FileCounts `json:"file_counts"`
+}
+
+func (s *Service) storeObject(r storeRecord) VectorStore {
+	o := VectorStore{ID: r.ID, Object: "vector_store", CreatedAt: r.CreatedAt, Name: r.Name, UsageBytes: r.UsageBytes,
+		FileCounts: r.FileCounts, Status: StatusCompleted, ExpiresAfter: r.ExpiresAfter, LastActiveAt: r.LastActiveAt,
+		Metadata: r.Metadata}
+	if o.Metadata == nil {
+		o.Metadata = map[string]string{}
+	}
+	if r.FileCounts.InProgress > 0 {
+		o.Status = StatusInProgress
+	}
+	if exp := storeExpiry(r); !exp.IsZero() {
+		e := exp.Unix()
+		o.ExpiresAt = &e
+		if !s.now().Before(exp) {
+			o.Status = "expired"
+		}
+	}
+	return o
+}
+
+func storeExpiry(r storeRecord) time.Time {
+	if r.ExpiresAfter == nil {
+		return time.Time{}
+	}
+	return time.Unix(r.LastActiveAt, 0).Add(time.Duration(r.ExpiresAfter.Days) * 24 * time.Hour)
+}
+
+// StoreParams are the fields of create and update. Nil leaves a field as
+// it is on update.
+type StoreParams struct {
+	Name         *string
+	Metadata     map[string]string
+	SetMetadata  bool
+	ExpiresAfter *ExpiresAfter
+	SetExpiry    bool // expires_after was sent (null clears it)
+	FileIDs      []string
+	Chunking     Chunking
+}
+
+// ValidateMetadata applies OpenAI's metadata rules.
+func ValidateMetadata(m map[string]string) error {
+	if len(m) > 16 {
+		return errcode.ErrInvalidRequest.New("metadata has %d keys; at most 16 are allowed", len(m))
+	}
+	for k, v := range m {
+		if k == "" || utf8.RuneCountInString(k) > 64 {
+			return errcode.ErrInvalidRequest.New("metadata key %q must be 1 to 64 characters", k)
+		}
+		if utf8.RuneCountInString(v) > 512 {
+			return errcode.ErrInvalidRequest.New("metadata value of %q is longer than 512 characters", k)
+		}
+	}
+	return nil
+}
+
+// ValidateExpiresAfter checks a store's expiry policy.
+func ValidateExpiresAfter(e *ExpiresAfter) error {
+	if e == nil {
+		return nil
+	}
+	if e.Anchor != "last_active_at" {
+		return errcode.ErrInvalidRequest.New("expires_after.anchor %q is not supported; use last_active_at", e.Anchor)
+	}
+	if e.Days < 1 || e.Days > 365 {
+		return errcode.ErrInvalidRequest.New("expires_after.days %d must be from 1 to 365", e.Days)
+	}
+	return nil
+}
+
+// CreateVectorStore creates a store and attaches file_ids, if any. A file
+// id that names no file is attached as failed (Llama Stack does the same),
+// so the response's file_counts always add up to the ids sent.
+func (s *Service) CreateVectorStore(ctx context.Context, p StoreParams) (VectorStore, error) {
+	if err := ValidateMetadata(p.Metadata); err != nil {
+		return VectorStore{}, err
+	}
+	if err := ValidateExpiresAfter(p.ExpiresAfter); err != nil {
+		return VectorStore{}, err
+	}
+	if len(p.FileIDs) > maxFileIDs {
+		return VectorStore{}, errcode.ErrInvalidRequest.New("file_ids lists %d files; at most %d are allowed (add more with file_batches)", len(p.FileIDs), maxFileIDs)
+	}
+	now := s.now()
+	rec := storeRecord{ID: newID("vs_", now), CreatedAt: now.Unix(), Metadata: p.Metadata, ExpiresAfter: p.ExpiresAfter, LastActiveAt: now.Unix()}
+	if p.Name != nil {
+		rec.Name = *p.Name
+	}
+	if _, err := s.putStore(ctx, rec, 0); err != nil {
+		return VectorStore{}, err
+	}
+	if err := s.store.IndexPut(ctx, storesIndex, rec.ID, nil); err != nil {
+		return VectorStore{}, err
+	}
+	if len(p.FileIDs) > 0 {
+		files := make([]AttachParams, 0, len(p.FileIDs))
+		for _, id := range dedupe(p.FileIDs) {
+			files = append(files, AttachParams{FileID: id, Chunking: p.Chunking})
+		}
+		if _, err := s.attachMany(ctx, rec.ID, "", files); err != nil {
+			return VectorStore{}, err
+		}
+	}
+	return s.GetVectorStore(ctx, rec.ID)
+}
+
+func dedupe(ids []string) []string {
+	seen := map[string]bool{}
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (s *Service) putStore(ctx context.Context, rec storeRecord, ver int64) (int64, error) {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return 0, err
+	}
+	r, err := s.store.Put(ctx, storeKey(rec.ID), v, metastore.Cond{Version: ver})
+	return r.Version, err
+}
+
+func (s *Service) loadStore(ctx context.Context, id string) (storeRecord, int64, error) {
+	r, err := s.store.Get(ctx, storeKey(id))
+	if errors.Is(err, metastore.ErrNotFound) {
+		return storeRecord{}, 0, ErrVectorStoreNotFound.New("no vector store with id %q", id)
+	}
+	if err != nil {
+		return storeRecord{}, 0, err
+	}
+	var rec storeRecord
+	if err := json.Unmarshal(r.Value, &rec); err != nil {
+		return storeRecord{}, 0, fmt.Errorf("decode vector store %s: %w", id, err)
+	}
+	return rec, r.Version, nil
+}
+
+// updateStore applies fn to the store record with compare-and-set, again
+// on a conflict, so concurrent updates are never lost. fn returning false
+// skips the write.
+func (s *Service) updateStore(ctx context.Context, id string, fn func(*storeRecord) (bool, error)) (storeRecord, error) {
+	for {
+		rec, ver, err := s.loadStore(ctx, id)
+		if err != nil {
+			return storeRecord{}, err
+		}
+		write, err := fn(&rec)
+		if err != nil || !write {
+			return rec, err
+		}
+		if _, err := s.putStore(ctx, rec, ver); errors.Is(err, metastore.ErrConflict) {
+			continue
+		} else if errors.Is(err, metastore.ErrNotFound) {
+			return storeRecord{}, ErrVectorStoreNotFound.New("no vector store with id %q", id)
+		} else if err != nil {
+			return storeRecord{}, err
+		}
+		return rec, nil
+	}
+}
+
+// touch moves last_active_at to now (at most one write per second).
+func (s *Service) touch(ctx context.Context, id string) (storeRecord, error) {
+	now := s.now().Unix()
+	return s.updateStore(ctx, id, func(r *storeRecord) (bool, error) {
+		if r.LastActiveAt >= now {
+			return false, nil
+		}
+		r.LastActiveAt = now
+		return true, nil
+	})
+}
+
+// refreshStore recomputes the cached file_counts and usage_bytes from the
+// status indexes. The record's version is read before the indexes, so a
+// refresh that wins the compare-and-set saw every change made before it
+// began, and the last refresh after a change includes it.
+func (s *Service) refreshStore(ctx context.Context, id string) error {
+	coll := storeKey(id)
+	_, err := s.updateStore(ctx, id, func(r *storeRecord) (bool, error) {
+		counts, err := s.countCollection(ctx, coll)
+		if err != nil {
+			return false, err
+		}
+		var usage int64
+		err = s.eachEntry(ctx, usageIndex(id), func(e metastore.Entry) error {
+			n, err := strconv.ParseInt(string(e.Value), 10, 64)
+			usage += n
+			return err
+		})
+		if err != nil {
+			return false, err
+		}
+		if counts == r.FileCounts && usage == r.UsageBytes {
+			return false, nil
+		}
+		r.FileCounts, r.UsageBytes = counts, usage
+		return true, nil
+	})
+	if errcode.Is(err, ErrVectorStoreNotFound) {
+		return nil // deleted meanwhile: nothing to keep true
+	}
+	return err
+}
+
+// countCollection counts a collection's files by status.
+func (s *Service) countCollection(ctx context.Context, coll string) (FileCounts, error) {
+	var c FileCounts
+	for _, st := range fileStatuses {
+		n, err := s.store.IndexLen(ctx, statusIndex(coll, st))
+		if err != nil {
+			return FileCounts{}, err
+		}
+		switch st {
+		case StatusInProgress:
+			c.InProgress = n
+		case StatusCompleted:
+			c.Completed = n
+		case StatusFailed:
+			c.Failed = n
+		case StatusCancelled:
+			c.Cancelled = n
+		}
+	}
+	c.Total = c.InProgress + c.Completed + c.Failed + c.Cancelled
+	return c, nil
+}
+
+// eachEntry walks a whole index in pages.
+func (s *Service) eachEntry(ctx context.Context, index string, fn func(metastore.Entry) error) error {
+	q := metastore.Query{Limit: 1000}
+	for {
+		entries, more, err := s.store.IndexList(ctx, index, q)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if !more || len(entries) == 0 {
+			return nil
+		}
+		q.After = entries[len(entries)-1].Member
+	}
+}
+
+// GetVectorStore returns a store.
+func (s *Service) GetVectorStore(ctx context.Context, id string) (VectorStore, error) {
+	rec, _, err := s.loadStore(ctx, id)
+	if err != nil {
+		return VectorStore{}, err
+	}
+	return s.storeObject(rec), nil
+}
+
+// UpdateVectorStore changes name, metadata or expiry, and counts as activity.
+func (s *Service) UpdateVectorStore(ctx context.Context, id string, p StoreParams) (VectorStore, error) {
+	if err := ValidateMetadata(p.Metadata); err != nil {
+		return VectorStore{}, err
+	}
+	if err := ValidateExpiresAfter(p.ExpiresAfter); err != nil {
+		return VectorStore{}, err
+	}
+	now := s.now().Unix()
+	rec, err := s.updateStore(ctx, id, func(r *storeRecord) (bool, error) {
+		if p.Name != nil {
+			r.Name = *p.Name
+		}
+		if p.SetMetadata {
+			r.Metadata = p.Metadata
+		}
+		if p.SetExpiry {
+			r.ExpiresAfter = p.ExpiresAfter
+		}
+		r.LastActiveAt = max(r.LastActiveAt, now)
+		return true, nil
+	})
+	if err != nil {
+		return VectorStore{}, err
+	}
+	return s.storeObject(rec), nil
+}
+
+// PageParams select a page of a cursor-paged list.
+type PageParams struct {
+	Limit  int
+	Desc   bool
+	After  string
+	Before string
+	Filter string // files only: a status
+}
+
+// ListVectorStores pages the stores by id, which is creation order.
+func (s *Service) ListVectorStores(ctx context.Context, p PageParams) (List[VectorStore], error) {
+	entries, more, err := s.store.IndexList(ctx, storesIndex, metastore.Query{After: p.After, Before: p.Before, Limit: p.Limit, Desc: p.Desc})
+	if err != nil {
+		return List[VectorStore]{}, err
+	}
+	data := make([]VectorStore, 0, len(entries))
+	for _, e := range entries {
+		rec, _, err := s.loadStore(ctx, e.Member)
+		if errcode.Is(err, ErrVectorStoreNotFound) {
+			continue // being deleted
+		}
+		if err != nil {
+			return List[VectorStore]{}, err
+		}
+		data = append(data, s.storeObject(rec))
+	}
+	return newList(data, more, func(v VectorStore) string { return v.ID }), nil
+}
+
+// DeleteVectorStore deletes a store with its file records, chunks, batches
+// and indexes; the files themselves stay. The record goes first, so no new
+// attach can start; the rest is cleaned up at once and, if that is cut
+// short, by the purger (the store stays listed in the deleted index).
+func (s *Service) DeleteVectorStore(ctx context.Context, id string) error {
+	if _, _, err := s.loadStore(ctx, id); err != nil {
+		return err
+	}
+	if err := s.store.IndexPut(ctx, deletedIndex, id, nil); err != nil {
+		return err
+	}
+	if err := s.store.Delete(ctx, storeKey(id), metastore.AnyVersion); err != nil {
+		return err
+	}
+	if err := s.store.IndexDelete(ctx, storesIndex, id); err != nil {
+		return err
+	}
+	if err := s.cleanupStore(context.WithoutCancel(ctx), id); err != nil {
+		s.log.WarnContext(ctx, "vector_store_cleanup", "vector_store", id, "err", err)
+	}
+	return nil
+}
+
+// cleanupStore removes what a deleted store left behind. It is idempotent
+// and safe against attaches racing the delete: an attach re-checks the
+// store after writing and undoes itself if the store is gone.
+func (s *Service) cleanupStore(ctx context.Context, id string) error {
+	coll := storeKey(id)
+	for {
+		entries, _, err := s.store.IndexList(ctx, filesIndexOf(coll), metastore.Query{Limit: 100})
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			break
+		}
+		for _, e := range entries {
+			if err := s.detach(ctx, id, string(e.Value), false); err != nil && !errcode.Is(err, ErrVectorStoreFileAbsent) {
+				return err
+			}
+			// detach removes the member through the record; a member
+			// without a record is removed here.
+			if err := s.store.IndexDelete(ctx, filesIndexOf(coll), e.Member); err != nil {
+				return err
+			}
+		}
+	}
+	// What detach removed through the records is gone; members a crash
+	// left without a record go with the indexes themselves.
+	colls := []string{coll}
+	err := s.eachEntry(ctx, batchesIndex(id), func(e metastore.Entry) error {
+		colls = append(colls, batchKey(id, e.Member))
+		return s.store.Delete(ctx, batchKey(id, e.Member), metastore.AnyVersion)
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range colls {
+		for _, index := range append([]string{filesIndexOf(c)}, statusIndexes(c)...) {
+			if err := s.dropIndex(ctx, index); err != nil {
+				return err
+			}
+		}
+	}
+	for _, index := range []string{batchesIndex(id), usageIndex(id)} {
+		if err := s.dropIndex(ctx, index); err != nil {
+			return err
+		}
+	}
+	return s.store.IndexDelete(ctx, deletedIndex, id)
+}
+
+// dropIndex deletes every member of an index.
+func (s *Service) dropIndex(ctx context.Context, index string) error {
+	for {
+		entries, _, err := s.store.IndexList(ctx, index, metastore.Query{Limit: 1000})
+		if err != nil || len(entries) == 0 {
+			return err
+		}
+		for _, e := range entries {
+			if err := s.store.IndexDelete(ctx, index, e.Member); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// purgeVectorStores finishes the cleanup of deleted stores.
+func (s *Service) purgeVectorStores(ctx context.Context) (int, error) {
+	n := 0
+	err := s.eachEntry(ctx, deletedIndex, func(e metastore.Entry) error {
+		if err := s.cleanupStore(ctx, e.Member); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+func statusIndexes(coll string) []string {
+	out := make([]string, len(fileStatuses))
+	for i, st := range fileStatuses {
+		out[i] = statusIndex(coll, st)
+	}
+	return out
+}

@@ -1,0 +1,634 @@
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/registry"
+	"github.com/ferryhq/ferry/textindex"
+)
+
+// Chunking is a validated chunking strategy; the zero value is auto.
+type Chunking struct {
+	MaxTokens, OverlapTokens int
+}
+
+func (c Chunking) strategy() textindex.Strategy {
+	if c.MaxTokens == 0 {
+		return textindex.Auto()
+	}
+	return textindex.Strategy{MaxTokens: c.MaxTokens, OverlapTokens: c.OverlapTokens}
+}
+
+// ParseChunking reads a chunking_strategy: absent or {"type":"auto"}, or
+// {"type":"static","static":{"max_chunk_size_tokens","chunk_overlap_tokens"}}.
+func ParseChunking(raw json.RawMessage) (Chunking, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return Chunking{}, nil
+	}
+	var req struct {
+		Type   string `json:"type"`
+		Static *struct {
+			Max     *int `json:"max_chunk_size_tokens"`
+			Overlap *int `json:"chunk_overlap_tokens"`
+		} `json:"static"`
+	}
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return Chunking{}, errcode.ErrInvalidRequest.New("chunking_strategy must be {\"type\":\"auto\"} or {\"type\":\"static\",\"static\":{\"max_chunk_size_tokens\":N,\"chunk_overlap_tokens\":M}}: %v", err)
+	}
+	switch req.Type {
+	case "auto":
+		return Chunking{}, nil
+	case "static":
+		if req.Static == nil || req.Static.Max == nil || req.Static.Overlap == nil {
+			return Chunking{}, errcode.ErrInvalidRequest.New("chunking_strategy.static needs max_chunk_size_tokens and chunk_overlap_tokens")
+		}
+		c := Chunking{MaxTokens: *req.Static.Max, OverlapTokens: *req.Static.Overlap}
+		if err := c.strategy().Validate(); err != nil {
+			return Chunking{}, errcode.ErrInvalidRequest.New("chunking_strategy.static: %v", err)
+		}
+		return c, nil
+	}
+	return Chunking{}, errcode.ErrInvalidRequest.New("chunking_strategy.type %q is not supported; use auto or static", req.Type)
+}
+
+// ValidateAttributes applies OpenAI's attribute rules: at most 16 keys of up
+// to 64 characters, values strings of up to 512 characters, numbers or
+// booleans.
+func ValidateAttributes(attrs map[string]any) error {
+	if err := textindex.ValidateAttributes(attrs); err != nil {
+		return errcode.ErrInvalidRequest.New("attributes: %v", err)
+	}
+	return nil
+}
+
+// LastError says why processing failed.
+type LastError struct {
+	Code    string `json:"code"` // server_error, unsupported_file or invalid_file
+	Message string `json:"message"`
+}
+
+// ChunkingObject is how a file's strategy is shown: always static, so auto
+// shows as its 800/400 tokens, as OpenAI does.
+type ChunkingObject struct {
+	Type   string `json:"type"`
+	Static struct {
+		MaxChunkSizeTokens int `json:"max_chunk_size_tokens"`
+		ChunkOverlapTokens int `json:"chunk_overlap_tokens"`
+	} `json:"static"`
+}
+
+// VectorStoreFile is the VectorStoreFileObject of seeds 002 and 004, field
+// for field; last_error is null while there is none, as OpenAI sends it.
+type VectorStoreFile struct {
+	ID               string         `json:"id"`
+	Object           string         `json:"object"`
+	Attributes       map[string]any `json:"attributes"`
+	ChunkingStrategy ChunkingObject `json:"chunking_strategy"`
+	CreatedAt        int64          `json:"created_at"`
+	LastError        *LastError     `json:"last_error"`
+	Status           string         `json:"status"`
+	UsageBytes       int64          `json:"usage_bytes"`
+	VectorStoreID    string         `json:"vector_store_id"`
+}
+
+type fileRecord struct {
+	ID            string         `json:"id"`
+	VectorStoreID string         `json:"vector_store_id"`
+	CreatedAt     int64          `json:"created_at"`
+	Order         string         `json:"order"`
+	Status        string         `json:"status"`
+	Attributes    map[string]any `json:"attributes,omitempty"`
+	MaxTokens     int            `json:"max_tokens"`
+	OverlapTokens int            `json:"overlap_tokens"`
+	LastError     *LastError     `json:"last_error,omitempty"`
+	UsageBytes    int64          `json:"usage_bytes"`
+	Job           string         `json:"job,omitempty"`   // the processing job of this attach
+	Batch         string         `json:"batch,omitempty"` // the batch it was attached by
+	Filename      string         `json:"filename,omitempty"`
+}
+
+func (r fileRecord) object() VectorStoreFile {
+	o := VectorStoreFile{ID: r.ID, Object: "vector_store.file", Attributes: r.Attributes, CreatedAt: r.CreatedAt,
+		LastError: r.LastError, Status: r.Status, UsageBytes: r.UsageBytes, VectorStoreID: r.VectorStoreID}
+	if o.Attributes == nil {
+		o.Attributes = map[string]any{}
+	}
+	st := Chunking{MaxTokens: r.MaxTokens, OverlapTokens: r.OverlapTokens}.strategy()
+	o.ChunkingStrategy.Type = "static"
+	o.ChunkingStrategy.Static.MaxChunkSizeTokens = st.MaxTokens
+	o.ChunkingStrategy.Static.ChunkOverlapTokens = st.OverlapTokens
+	return o
+}
+
+// fileSummary is the value of a status index member: what search and the
+// usage sum need without reading every file record.
+type fileSummary struct {
+	FileID     string         `json:"file_id"`
+	Filename   string         `json:"filename,omitempty"`
+	UsageBytes int64          `json:"usage_bytes"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+	Job        string         `json:"job,omitempty"`
+}
+
+func (r fileRecord) summary() []byte {
+	v, _ := json.Marshal(fileSummary{FileID: r.ID, Filename: r.Filename, UsageBytes: r.UsageBytes, Attributes: r.Attributes, Job: r.Job})
+	return v
+}
+
+// collections are the store and, if any, the batch the file is listed in.
+func (r fileRecord) collections() []string {
+	c := []string{storeKey(r.VectorStoreID)}
+	if r.Batch != "" {
+		c = append(c, batchKey(r.VectorStoreID, r.Batch))
+	}
+	return c
+}
+
+// fileOfMember is the file id in an index member "<order>/<file id>".
+func fileOfMember(m string) string {
+	_, id, _ := strings.Cut(m, "/")
+	return id
+}
+
+// chunksRecord holds a completed file's chunks: the texts, and when
+// embeddings are configured their vectors as little-endian float32s.
+type chunksRecord struct {
+	Job     string   `json:"job"`
+	Texts   []string `json:"texts"`
+	Dims    int      `json:"dims,omitempty"`
+	Vectors []byte   `json:"vectors,omitempty"`
+}
+
+func (s *Service) loadFile(ctx context.Context, vs, file string) (fileRecord, int64, error) {
+	r, err := s.store.Get(ctx, fileKey(vs, file))
+	if errors.Is(err, metastore.ErrNotFound) {
+		return fileRecord{}, 0, ErrVectorStoreFileAbsent.New("no file %q in vector store %s", file, vs)
+	}
+	if err != nil {
+		return fileRecord{}, 0, err
+	}
+	var rec fileRecord
+	if err := json.Unmarshal(r.Value, &rec); err != nil {
+		return fileRecord{}, 0, fmt.Errorf("decode vector store file %s/%s: %w", vs, file, err)
+	}
+	return rec, r.Version, nil
+}
+
+func (s *Service) putFile(ctx context.Context, rec fileRecord, ver int64) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	_, err = s.store.Put(ctx, fileKey(rec.VectorStoreID, rec.ID), v, metastore.Cond{Version: ver})
+	return err
+}
+
+// fileLockTTL bounds how long a crashed holder blocks one file; the
+// critical sections themselves are a few store round trips (plus one chunk
+// write for the worker).
+const fileLockTTL = 30 * time.Second
+
+// withFileLock serialises every change to one file in one store, across
+// instances. A held lock is waited for briefly, then reported as busy.
+func (s *Service) withFileLock(ctx context.Context, vs, file string, fn func() error) error {
+	deadline := time.Now().Add(10 * time.Second)
+	wait := 2 * time.Millisecond
+	for {
+		l, err := s.store.Lock(ctx, fileLockName(vs, file), fileLockTTL)
+		if err == nil {
+			defer l.Unlock(context.WithoutCancel(ctx))
+			return fn()
+		}
+		if !errors.Is(err, metastore.ErrLocked) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return ErrVectorStoreBusy.New("file %s in vector store %s is being changed by another request; retry", file, vs)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// reindex makes the indexes match a change from old to new (either may be
+// nil). Every write is idempotent, so repeating it after a crash is safe.
+func (s *Service) reindex(ctx context.Context, old, new *fileRecord) (err error) {
+	var keep []string
+	if new != nil {
+		sum := new.summary()
+		keep = new.collections()
+		for _, coll := range keep {
+			if err := s.store.IndexPut(ctx, filesIndexOf(coll), new.Order, []byte(new.ID)); err != nil {
+				return err
+			}
+			if err := s.store.IndexPut(ctx, statusIndex(coll, new.Status), new.Order, sum); err != nil {
+				return err
+			}
+			if old == nil {
+				continue
+			}
+			for _, st := range fileStatuses {
+				if st != new.Status {
+					if err := s.store.IndexDelete(ctx, statusIndex(coll, st), new.Order); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if err := s.store.IndexPut(ctx, byFileIndex(new.ID), new.VectorStoreID, nil); err != nil {
+			return err
+		}
+		usage := usageIndex(new.VectorStoreID)
+		if new.Status == StatusCompleted {
+			err = s.store.IndexPut(ctx, usage, new.Order, []byte(strconv.FormatInt(new.UsageBytes, 10)))
+		} else if old != nil {
+			err = s.store.IndexDelete(ctx, usage, new.Order)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if old == nil {
+		return nil
+	}
+	for _, coll := range old.collections() {
+		if new != nil && new.Order == old.Order && slices.Contains(keep, coll) {
+			continue
+		}
+		for _, index := range append([]string{filesIndexOf(coll)}, statusIndexes(coll)...) {
+			if err := s.store.IndexDelete(ctx, index, old.Order); err != nil {
+				return err
+			}
+		}
+	}
+	if new == nil {
+		if err := s.store.IndexDelete(ctx, usageIndex(old.VectorStoreID), old.Order); err != nil {
+			return err
+		}
+		return s.store.IndexDelete(ctx, byFileIndex(old.ID), old.VectorStoreID)
+	}
+	return nil
+}
+
+// AttachParams are the fields of POST /vector_stores/{id}/files.
+type AttachParams struct {
+	FileID     string
+	Attributes map[string]any
+	Chunking   Chunking
+}
+
+// AttachFile attaches one file. An unknown file is a 404 here; attaching a
+// file that is already in the store returns it as it is.
+func (s *Service) AttachFile(ctx context.Context, vs string, p AttachParams) (VectorStoreFile, error) {
+	if p.FileID == "" {
+		return VectorStoreFile{}, errcode.ErrInvalidRequest.New("file_id is required")
+	}
+	if err := ValidateAttributes(p.Attributes); err != nil {
+		return VectorStoreFile{}, err
+	}
+	if _, _, err := s.loadStore(ctx, vs); err != nil {
+		return VectorStoreFile{}, err
+	}
+	if _, _, err := s.GetFile(ctx, p.FileID); err != nil {
+		return VectorStoreFile{}, err
+	}
+	recs, err := s.attachMany(ctx, vs, "", []AttachParams{p})
+	if err != nil {
+		return VectorStoreFile{}, err
+	}
+	return recs[0].object(), nil
+}
+
+// attachMany attaches files (to a batch, when batch is set), enqueues
+// their processing, and brings the store's counts up to date. Unknown file
+// ids become failed files. Files are attached a few at a time; their order
+// in listings is that of files.
+func (s *Service) attachMany(ctx context.Context, vs, batch string, files []AttachParams) ([]fileRecord, error) {
+	out := make([]fileRecord, len(files))
+	created := make([]bool, len(files))
+	errs := make([]error, len(files))
+	now := s.now()
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, f := range files {
+		order := newOrder(now, f.FileID)
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out[i], created[i], errs[i] = s.attachOne(ctx, vs, batch, order, f)
+		})
+	}
+	wg.Wait()
+	// On an error the other files stay attached: their counts are
+	// refreshed and their jobs run all the same.
+	queued, failed := false, errors.Join(errs...)
+	for i := range files {
+		queued = queued || created[i] && out[i].Status == StatusInProgress
+	}
+	// A store deleted while we attached: undo, so nothing is orphaned (the
+	// delete's cleanup may have run before our writes).
+	if _, _, err := s.loadStore(ctx, vs); err != nil {
+		if errcode.Is(err, ErrVectorStoreNotFound) {
+			for i, rec := range out {
+				if created[i] {
+					_ = s.detach(context.WithoutCancel(ctx), vs, rec.ID, false)
+				}
+			}
+		}
+		return nil, err
+	}
+	if err := s.refreshStore(ctx, vs); err != nil {
+		return nil, err
+	}
+	if _, err := s.touch(ctx, vs); err != nil {
+		return nil, err
+	}
+	if queued {
+		s.wake()
+	}
+	if failed != nil {
+		return nil, failed
+	}
+	return out, nil
+}
+
+func (s *Service) attachOne(ctx context.Context, vs, batch, order string, p AttachParams) (rec fileRecord, created bool, err error) {
+	id := p.FileID
+	err = s.withFileLock(ctx, vs, id, func() error {
+		existing, _, err := s.loadFile(ctx, vs, id)
+		if err == nil {
+			rec = existing
+			return s.reindex(ctx, nil, &existing) // repairs what a crash may have left out
+		}
+		if !errcode.Is(err, ErrVectorStoreFileAbsent) {
+			return err
+		}
+		now := s.now()
+		rec = fileRecord{ID: id, VectorStoreID: vs, CreatedAt: now.Unix(), Order: order, Status: StatusInProgress,
+			Attributes: p.Attributes, MaxTokens: p.Chunking.MaxTokens, OverlapTokens: p.Chunking.OverlapTokens, Batch: batch,
+			Job: newID("vsj_", now)}
+		obj, _, ferr := s.GetFile(ctx, id)
+		switch {
+		case errcode.Is(ferr, ErrFileNotFound):
+			rec.Status, rec.Job = StatusFailed, ""
+			rec.LastError = &LastError{Code: "invalid_file", Message: fmt.Sprintf("no file with id %q", id)}
+		case ferr != nil:
+			return ferr
+		default:
+			rec.Filename = obj.Filename
+		}
+		if err := s.reindex(ctx, nil, &rec); err != nil {
+			return err
+		}
+		if err := s.putFile(ctx, rec, 0); err != nil {
+			return err
+		}
+		created = true
+		if rec.Job != "" {
+			v, _ := json.Marshal(job{VectorStoreID: vs, FileID: id})
+			return s.store.IndexPut(ctx, jobsIndex, rec.Job, v)
+		}
+		return nil
+	})
+	if err == nil && created {
+		s.vm.files.WithLabelValues("attached").Inc()
+		if rec.Status == StatusFailed {
+			s.vm.failed(rec.LastError.Code)
+		}
+	}
+	return rec, created, err
+}
+
+// GetVectorStoreFile returns a file of a store.
+func (s *Service) GetVectorStoreFile(ctx context.Context, vs, file string) (VectorStoreFile, error) {
+	if _, _, err := s.loadStore(ctx, vs); err != nil {
+		return VectorStoreFile{}, err
+	}
+	rec, _, err := s.loadFile(ctx, vs, file)
+	if err != nil {
+		return VectorStoreFile{}, err
+	}
+	return rec.object(), nil
+}
+
+// UpdateVectorStoreFile replaces a file's attributes.
+func (s *Service) UpdateVectorStoreFile(ctx context.Context, vs, file string, attrs map[string]any) (VectorStoreFile, error) {
+	if err := ValidateAttributes(attrs); err != nil {
+		return VectorStoreFile{}, err
+	}
+	if _, _, err := s.loadStore(ctx, vs); err != nil {
+		return VectorStoreFile{}, err
+	}
+	var out fileRecord
+	err := s.withFileLock(ctx, vs, file, func() error {
+		rec, ver, err := s.loadFile(ctx, vs, file)
+		if err != nil {
+			return err
+		}
+		old := rec
+		rec.Attributes = attrs
+		if err := s.reindex(ctx, &old, &rec); err != nil {
+			return err
+		}
+		out = rec
+		return s.putFile(ctx, rec, ver)
+	})
+	if err != nil {
+		return VectorStoreFile{}, err
+	}
+	if _, err := s.touch(ctx, vs); err != nil {
+		return VectorStoreFile{}, err
+	}
+	return out.object(), nil
+}
+
+// DeleteVectorStoreFile removes a file and its chunks from a store; the
+// file itself stays.
+func (s *Service) DeleteVectorStoreFile(ctx context.Context, vs, file string) error {
+	if _, _, err := s.loadStore(ctx, vs); err != nil {
+		return err
+	}
+	return s.detach(ctx, vs, file, true)
+}
+
+// detach removes a file from a store: indexes, chunks, then (after the
+// store's counts no longer include it) the record. A job still queued for
+// it finds no record and ends.
+func (s *Service) detach(ctx context.Context, vs, file string, refresh bool) error {
+	err := s.withFileLock(ctx, vs, file, func() error {
+		rec, _, err := s.loadFile(ctx, vs, file)
+		if err != nil {
+			return err
+		}
+		if err := s.reindex(ctx, &rec, nil); err != nil {
+			return err
+		}
+		if err := s.store.Delete(ctx, chunksKey(vs, file), metastore.AnyVersion); err != nil {
+			return err
+		}
+		if refresh {
+			if err := s.refreshStore(ctx, vs); err != nil {
+				return err
+			}
+		}
+		if err := s.store.Delete(ctx, fileKey(vs, file), metastore.AnyVersion); err != nil {
+			return err
+		}
+		if rec.Job != "" {
+			return s.store.IndexDelete(ctx, jobsIndex, rec.Job)
+		}
+		return nil
+	})
+	if err == nil {
+		s.vm.files.WithLabelValues("detached").Inc()
+	}
+	return err
+}
+
+// ForgetFile removes a file of the adapter's bucket that is about to be
+// deleted through the native API from every vector store, so that search
+// never returns chunks of a deleted file. Other buckets' files are ignored.
+func (s *Service) ForgetFile(ctx context.Context, f registry.File) error {
+	if f.Bucket != s.cfg.Bucket || f.ID == "" {
+		return nil
+	}
+	return s.detachEverywhere(ctx, f.ID)
+}
+
+// detachEverywhere removes a deleted file from every store it is in.
+func (s *Service) detachEverywhere(ctx context.Context, file string) error {
+	return s.eachEntry(ctx, byFileIndex(file), func(e metastore.Entry) error {
+		err := s.detach(ctx, e.Member, file, true)
+		if err != nil && !errcode.Is(err, ErrVectorStoreFileAbsent) {
+			return err
+		}
+		return s.store.IndexDelete(ctx, byFileIndex(file), e.Member)
+	})
+}
+
+// ListVectorStoreFiles pages a store's files in attach order.
+func (s *Service) ListVectorStoreFiles(ctx context.Context, vs string, p PageParams) (List[VectorStoreFile], error) {
+	if _, _, err := s.loadStore(ctx, vs); err != nil {
+		return List[VectorStoreFile]{}, err
+	}
+	return s.listFiles(ctx, vs, "", p)
+}
+
+// listFiles pages a collection. Cursors are file ids; each maps to its
+// member through the file record, so it must still be in the collection.
+func (s *Service) listFiles(ctx context.Context, vs, batch string, p PageParams) (List[VectorStoreFile], error) {
+	coll := storeKey(vs)
+	if batch != "" {
+		coll = batchKey(vs, batch)
+	}
+	index := filesIndexOf(coll)
+	if p.Filter != "" {
+		index = statusIndex(coll, p.Filter)
+	}
+	cursor := func(name, id string) (string, error) {
+		if id == "" {
+			return "", nil
+		}
+		rec, _, err := s.loadFile(ctx, vs, id)
+		if err == nil && (batch == "" || rec.Batch == batch) {
+			return rec.Order, nil
+		}
+		if err != nil && !errcode.Is(err, ErrVectorStoreFileAbsent) {
+			return "", err
+		}
+		return "", errcode.ErrInvalidRequest.New("%s %q is not a file of this list; pass the id of a file it returned", name, id)
+	}
+	after, err := cursor("after", p.After)
+	if err != nil {
+		return List[VectorStoreFile]{}, err
+	}
+	before, err := cursor("before", p.Before)
+	if err != nil {
+		return List[VectorStoreFile]{}, err
+	}
+	entries, more, err := s.store.IndexList(ctx, index, metastore.Query{After: after, Before: before, Limit: p.Limit, Desc: p.Desc})
+	if err != nil {
+		return List[VectorStoreFile]{}, err
+	}
+	data := make([]VectorStoreFile, 0, len(entries))
+	for _, e := range entries {
+		rec, _, err := s.loadFile(ctx, vs, fileOfMember(e.Member))
+		if errcode.Is(err, ErrVectorStoreFileAbsent) {
+			continue // detached meanwhile
+		}
+		if err != nil {
+			return List[VectorStoreFile]{}, err
+		}
+		if p.Filter != "" && rec.Status != p.Filter {
+			continue // the record moved on since the index was read
+		}
+		data = append(data, rec.object())
+	}
+	return newList(data, more, func(f VectorStoreFile) string { return f.ID }), nil
+}
+
+// ContentPage is a file's content as its chunks.
+type ContentPage struct {
+	Object   string        `json:"object"`
+	Data     []TextContent `json:"data"`
+	HasMore  bool          `json:"has_more"`
+	NextPage *string       `json:"next_page"`
+}
+
+// TextContent is one text part.
+type TextContent struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+// VectorStoreFileContent returns a completed file's chunks, in order.
+func (s *Service) VectorStoreFileContent(ctx context.Context, vs, file string) (ContentPage, error) {
+	if _, _, err := s.loadStore(ctx, vs); err != nil {
+		return ContentPage{}, err
+	}
+	rec, _, err := s.loadFile(ctx, vs, file)
+	if err != nil {
+		return ContentPage{}, err
+	}
+	if rec.Status != StatusCompleted {
+		return ContentPage{}, errcode.ErrInvalidRequest.New("file %s is %s; its content is there once it is completed", file, rec.Status)
+	}
+	chunks, err := s.loadChunks(ctx, vs, file)
+	if err != nil {
+		return ContentPage{}, err
+	}
+	page := ContentPage{Object: "vector_store.file_content.page", Data: make([]TextContent, len(chunks.Texts))}
+	for i, t := range chunks.Texts {
+		page.Data[i] = TextContent{Type: "text", Text: t}
+	}
+	return page, nil
+}
+
+func (s *Service) loadChunks(ctx context.Context, vs, file string) (chunksRecord, error) {
+	r, err := s.store.Get(ctx, chunksKey(vs, file))
+	if errors.Is(err, metastore.ErrNotFound) {
+		return chunksRecord{}, ErrVectorStoreFileAbsent.New("file %s in vector store %s has no chunks", file, vs)
+	}
+	if err != nil {
+		return chunksRecord{}, err
+	}
+	var c chunksRecord
+	if err := json.Unmarshal(r.Value, &c); err != nil {
+		return chunksRecord{}, fmt.Errorf("decode chunks of %s/%s: %w", vs, file, err)
+	}
+	return c, nil
+}
