@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferryhq/ferry/internal/lru"
 	"github.com/ferryhq/ferry/textindex"
 )
 
@@ -100,7 +101,7 @@ func benchmarkSearch(b *testing.B, f *fixture) {
 	})
 	b.Run("cold", func(b *testing.B) {
 		for b.Loop() {
-			f.svc.cache = newIndexCache(f.svc.cfg.VectorCacheSize)
+			f.svc.cache = lru.New[*textindex.Index](f.svc.cfg.VectorCacheSize)
 			check()
 		}
 	})

@@ -30,9 +30,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/lru"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
+	"github.com/ferryhq/ferry/textindex"
 )
 
 // Purposes are the purposes a file may be uploaded with.
@@ -113,8 +115,8 @@ type Service struct {
 	fileEvents *prometheus.CounterVec // {event}: uploaded, deleted, expired
 	uploads    *prometheus.CounterVec // {event}: created, completed, cancelled, expired, parts
 
-	embed  *embedder // nil without an embeddings endpoint
-	cache  *indexCache
+	embed  *embedder                    // nil without an embeddings endpoint
+	cache  *lru.Cache[*textindex.Index] // built search indexes by "<vs>/<file>/<job>"
 	wakeup chan struct{}
 	vm     *vectorMetrics
 }
@@ -137,7 +139,7 @@ func New(sessions *session.Service, files *registry.Registry, store metastore.St
 	}
 	reg.MustRegister(s.fileEvents, s.uploads)
 	s.embed = newEmbedder(cfg.Embeddings)
-	s.cache = newIndexCache(cfg.VectorCacheSize)
+	s.cache = lru.New[*textindex.Index](cfg.VectorCacheSize)
 	s.wakeup = make(chan struct{}, max(1, cfg.VectorWorkers))
 	s.vm = newVectorMetrics(reg, store, s.cache)
 	for _, e := range []string{"uploaded", "deleted", "expired"} {

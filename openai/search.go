@@ -1,7 +1,6 @@
 package openai
 
 import (
-	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
@@ -148,7 +147,7 @@ func (s *Service) searchable(ctx context.Context, vs string, filter textindex.Fi
 	var wg sync.WaitGroup
 	for i, f := range files {
 		key := vs + "/" + f.FileID + "/" + f.Job
-		if ix := s.cache.get(key); ix != nil {
+		if ix, ok := s.cache.Get(key); ok {
 			indexes[i] = ix
 			continue
 		}
@@ -167,7 +166,7 @@ func (s *Service) searchable(ctx context.Context, vs string, filter textindex.Fi
 				return // re-attached since: its new chunks come with its new summary
 			}
 			ix := textindex.NewIndex(c.Texts, decodeVectors(c.Vectors, len(c.Texts), c.Dims))
-			s.cache.add(key, ix)
+			s.cache.Add(key, ix, int64(ix.SizeBytes()))
 			indexes[i] = ix
 		})
 	}
@@ -184,62 +183,4 @@ func (s *Service) searchable(ctx context.Context, vs string, filter textindex.Fi
 		keptFiles, kept = append(keptFiles, files[i]), append(kept, ix)
 	}
 	return keptFiles, kept, nil
-}
-
-// indexCache keeps built per-file indexes, least recently used first out,
-// within a byte budget. Keys carry the attach's job id, so a file
-// re-attached (on any instance) is a new key, never a stale hit.
-type indexCache struct {
-	mu    sync.Mutex
-	max   int64
-	size  int64
-	order *list.List // front = most recently used
-	byKey map[string]*list.Element
-}
-
-type cacheEntry struct {
-	key  string
-	ix   *textindex.Index
-	size int64
-}
-
-func newIndexCache(max int64) *indexCache {
-	return &indexCache{max: max, order: list.New(), byKey: map[string]*list.Element{}}
-}
-
-func (c *indexCache) get(key string) *textindex.Index {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.byKey[key]; ok {
-		c.order.MoveToFront(el)
-		return el.Value.(*cacheEntry).ix
-	}
-	return nil
-}
-
-func (c *indexCache) add(key string, ix *textindex.Index) {
-	size := int64(ix.SizeBytes())
-	if size > c.max {
-		return // would evict everything else for one file: serve it uncached
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.byKey[key]; ok {
-		return
-	}
-	c.byKey[key] = c.order.PushFront(&cacheEntry{key: key, ix: ix, size: size})
-	c.size += size
-	for c.size > c.max {
-		el := c.order.Back()
-		e := el.Value.(*cacheEntry)
-		c.order.Remove(el)
-		delete(c.byKey, e.key)
-		c.size -= e.size
-	}
-}
-
-func (c *indexCache) bytes() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.size
 }

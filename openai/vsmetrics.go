@@ -18,7 +18,7 @@ type vectorMetrics struct {
 	search     *prometheus.HistogramVec // {mode}
 }
 
-func newVectorMetrics(reg prometheus.Registerer, store metastore.Store, cache *indexCache) *vectorMetrics {
+func newVectorMetrics(reg prometheus.Registerer, store metastore.Store, cache interface{ Bytes() int64 }) *vectorMetrics {
 	m := &vectorMetrics{
 		files: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_openai_vector_files_total",
 			Help: "Files in vector stores by event: attached, completed, failed, cancelled, detached."}, []string{"event"}),
@@ -54,7 +54,7 @@ func newVectorMetrics(reg prometheus.Registerer, store metastore.Store, cache *i
 		}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ferry_openai_vector_cache_bytes",
 		Help: "Bytes of search indexes cached by this instance (bounded by openai.vector_cache_size)."},
-		func() float64 { return float64(cache.bytes()) }))
+		func() float64 { return float64(cache.Bytes()) }))
 	return m
 }
 
