@@ -21,9 +21,10 @@ const DefaultPrefix = "ferry:"
 
 // Store implements metastore.Store.
 type Store struct {
-	client redis.UniversalClient
-	prefix string
-	owned  bool // Close closes client
+	client     redis.UniversalClient
+	prefix     string
+	owned      bool // Close closes client
+	largeValue int  // Put takes putLarge from this many bytes
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -32,7 +33,7 @@ var _ metastore.Store = (*Store)(nil)
 // must not contain "{}" on Redis Cluster (see keys.go). The caller keeps
 // ownership of client: Close does not close it.
 func New(client redis.UniversalClient, prefix string) *Store {
-	return &Store{client: client, prefix: prefix}
+	return &Store{client: client, prefix: prefix, largeValue: largeValue}
 }
 
 // Open connects to a redis:// or rediss:// URL. The store owns the client
@@ -81,6 +82,62 @@ else
 end
 return {0, ver, redis.call('HGET', KEYS[1], 'f')}
 `)
+
+// largeValue is the size from which Put checks in Go under WATCH instead of
+// in putScript: Redis copies every script argument into Lua, which made a
+// 1 MiB put take 1.6 ms against 0.44 ms this way (held-back tails are
+// written at this size on every small append).
+const largeValue = 64 << 10
+
+// putLarge is putScript as an optimistic transaction: read the version and
+// fence under WATCH, decide as the script does, and write in MULTI/EXEC,
+// which fails, and is tried again, if the record changed in between. It
+// answers in putScript's reply shape.
+func (s *Store) putLarge(ctx context.Context, rk string, value []byte, c metastore.Cond, ttl int64) ([]any, error) {
+	for range 100 {
+		var res []any
+		err := s.client.Watch(ctx, func(tx *redis.Tx) error {
+			cur, err := tx.HMGet(ctx, rk, "ver", "f").Result()
+			if err != nil {
+				return err
+			}
+			stored := int64(0)
+			if cur[1] != nil {
+				if stored, err = parseInt(cur[1]); err != nil {
+					return err
+				}
+			}
+			ver, exists := cur[0].(string)
+			switch {
+			case c.Fence > 0 && stored > c.Fence:
+				res = []any{int64(codeFenced)}
+				return nil
+			case c.Version == 0 && exists,
+				c.Version > 0 && ver != strconv.FormatInt(c.Version, 10):
+				res = []any{int64(codeConflict)}
+				return nil
+			}
+			fence := max(c.Fence, stored)
+			var incr *redis.IntCmd
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				incr = p.HIncrBy(ctx, rk, "ver", 1)
+				p.HSet(ctx, rk, "v", value, "f", fence)
+				if ttl > 0 {
+					p.PExpire(ctx, rk, time.Duration(ttl)*time.Millisecond)
+				} else {
+					p.Persist(ctx, rk)
+				}
+				return nil
+			})
+			res = []any{int64(codeOK), incr.Val(), fence}
+			return err
+		}, rk)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return res, err
+		}
+	}
+	return nil, errors.New("the record kept changing under WATCH")
+}
 
 // deleteScript: ARGV = expected version.
 var deleteScript = redis.NewScript(`
@@ -146,8 +203,13 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.C
 		ttl = max(1, c.TTL.Milliseconds()) // PEXPIRE 0 would delete at once
 	}
 	now := time.Now()
-	res, err := putScript.Run(ctx, s.client, []string{s.recordKey(key)},
-		value, c.Version, c.Fence, ttl).Slice()
+	var res []any
+	var err error
+	if len(value) >= s.largeValue {
+		res, err = s.putLarge(ctx, s.recordKey(key), value, c, ttl)
+	} else {
+		res, err = putScript.Run(ctx, s.client, []string{s.recordKey(key)}, value, c.Version, c.Fence, ttl).Slice()
+	}
 	if err != nil {
 		return metastore.Record{}, fmt.Errorf("redisstore: put %q: %w", key, err)
 	}

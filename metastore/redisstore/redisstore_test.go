@@ -18,6 +18,14 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// The optimistic path for large values keeps every promise the script does.
+func TestConformanceLargeValues(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) metastore.Store {
+		client, prefix := testsvc.Redis(t)
+		return redisstore.AllPutsLarge(redisstore.New(client, prefix))
+	})
+}
+
 // The keys written are exactly those keys.go documents.
 func TestKeySchema(t *testing.T) {
 	ctx := t.Context()
