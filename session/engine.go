@@ -3,12 +3,14 @@ package session
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/internal/lru"
 	"github.com/ferryhq/ferry/metastore"
 )
 
@@ -55,13 +57,22 @@ func (e *stagingEngine) discard(ctx context.Context, ref purgeRef) error {
 // and goes in front of the next chunk. The parts are recorded in the
 // session record, so completion needs no ListParts and an append of a
 // full part costs exactly one S3 request.
+//
+// The instance that held a segment back also keeps it in memory (held), so
+// the append that fills the part need not read it back from the store. A
+// segment is cached under a random tag that the record lists beside it:
+// a segment another instance wrote, or rewrote, has another tag and is read
+// from the store, so the cache can only save reads, never change bytes.
 type multipartEngine struct {
 	blobs   bucket.Backend
 	mp      bucket.Multipart
 	store   metastore.Store
 	grace   time.Duration
 	maxHeld int64
+	held    *lru.Cache[[]byte] // by heldKey; shared by the service's engines
 }
+
+func heldKey(id string, seg int, tag string) string { return tailKey(id, seg) + "#" + tag }
 
 func (e *multipartEngine) begin(ctx context.Context, rec *record) error {
 	if rec.Size < bucket.MinPartSize {
@@ -120,7 +131,8 @@ func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r
 		if err != nil {
 			return shortBody(err, n)
 		}
-		rec.TailLen, rec.TailSegs, rec.ETag = 0, 0, obj.ETag
+		e.dropTail(rec)
+		rec.ETag = obj.ETag
 		return nil
 	}
 	for _, size := range splitRun(held) {
@@ -134,8 +146,23 @@ func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r
 		}
 		rec.Parts = append(rec.Parts, p)
 	}
-	rec.TailLen, rec.TailSegs = 0, 0
+	e.dropTail(rec)
 	return nil
+}
+
+// dropTail forgets the tail once its bytes are in S3. The segments stay in
+// the store until overwritten or deleted with the session, harmlessly:
+// the record no longer counts them.
+func (e *multipartEngine) dropTail(rec *record) {
+	e.forget(rec)
+	rec.TailLen, rec.TailSegs, rec.TailTags = 0, 0, nil
+}
+
+// forget removes the record's segments from memory.
+func (e *multipartEngine) forget(rec *record) {
+	for i, tag := range rec.TailTags {
+		e.held.Remove(heldKey(rec.ID, i, tag))
+	}
 }
 
 // splitRun cuts a run of n bytes into the fewest parts of at most
@@ -163,13 +190,17 @@ const maxTailSegs = 16
 // Memory per request is bounded by the tail, at most maxHeld.
 func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64, r io.Reader, n int64) error {
 	var prefix [][]byte
-	seg := rec.TailSegs
+	seg, tags := rec.TailSegs, rec.TailTags
 	if seg >= maxTailSegs {
 		merged, err := e.tail(ctx, rec)
 		if err != nil {
 			return err
 		}
+		e.forget(rec)
 		prefix, seg = merged, 0
+	}
+	if len(tags) != seg {
+		tags = make([]string, seg) // a record from before tags: those are read from the store
 	}
 	buf := make([]byte, 0, e.segLen(prefix)+n)
 	for _, p := range prefix {
@@ -188,7 +219,9 @@ func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64
 		}
 		return fmt.Errorf("store held-back bytes: %w", err)
 	}
-	rec.TailSegs, rec.TailLen = seg+1, rec.TailLen+n
+	tag := rand.Text()
+	e.held.Add(heldKey(rec.ID, seg, tag), buf, int64(len(buf)))
+	rec.TailSegs, rec.TailLen, rec.TailTags = seg+1, rec.TailLen+n, append(tags[:seg:seg], tag)
 	return nil
 }
 
@@ -200,10 +233,17 @@ func (e *multipartEngine) segLen(segs [][]byte) int64 {
 	return n
 }
 
-// tail reads the held-back segments in order.
+// tail returns the held-back segments in order, from memory where this
+// instance wrote them.
 func (e *multipartEngine) tail(ctx context.Context, rec *record) ([][]byte, error) {
 	segs := make([][]byte, 0, rec.TailSegs)
 	for i := range rec.TailSegs {
+		if i < len(rec.TailTags) && rec.TailTags[i] != "" {
+			if b, ok := e.held.Get(heldKey(rec.ID, i, rec.TailTags[i])); ok {
+				segs = append(segs, b)
+				continue
+			}
+		}
 		r, err := e.store.Get(ctx, tailKey(rec.ID, i))
 		if err != nil {
 			return nil, fmt.Errorf("read held-back bytes of session %s: %w", rec.ID, err)

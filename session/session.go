@@ -42,6 +42,7 @@ import (
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/lru"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
 )
@@ -126,6 +127,7 @@ type record struct {
 	Parts    []bucket.Part `json:"parts,omitempty"`
 	TailLen  int64         `json:"tail_len,omitempty"`  // bytes held back for the next part
 	TailSegs int           `json:"tail_segs,omitempty"` // in this many tail records
+	TailTags []string      `json:"tail_tags,omitempty"` // each segment's tag in its writer's memory (engine.go)
 	ETag     string        `json:"etag,omitempty"`      // set once the object exists
 }
 
@@ -170,6 +172,9 @@ func (r *record) info() Info {
 		ExpiresAt: r.ExpiresAt, MinChunk: r.PartSize}
 }
 
+// heldSessions sizes the in-memory copy of held-back tails, in sessions.
+const heldSessions = 8
+
 // Service is the session engine over one metadata store and blob backend.
 type Service struct {
 	store metastore.Store
@@ -177,7 +182,8 @@ type Service struct {
 	cfg   Config
 
 	mu      sync.Mutex
-	engines map[string]engine // by location; "" is Ferry's own storage
+	engines map[string]engine  // by location; "" is Ferry's own storage
+	held    *lru.Cache[[]byte] // tail segments this instance wrote (multipartEngine)
 
 	log *slog.Logger
 	now func() time.Time
@@ -191,7 +197,10 @@ func New(store metastore.Store, blobs bucket.Backend, files *registry.Registry, 
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{store: store, files: files, cfg: cfg, log: log, now: time.Now, engines: map[string]engine{}}
+	// Room for the tails of heldSessions sessions at MaxHeld (far more at
+	// the usual tail of under one 5 MiB part); a miss only costs a read.
+	s := &Service{store: store, files: files, cfg: cfg, log: log, now: time.Now, engines: map[string]engine{},
+		held: lru.New[[]byte](heldSessions * cfg.MaxHeld)}
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -212,7 +221,7 @@ func (s *Service) newEngine(blobs bucket.Backend) (engine, error) {
 	case bucket.Staging:
 		return &stagingEngine{blobs: b}, nil
 	case bucket.Multipart:
-		return &multipartEngine{blobs: blobs, mp: b, store: s.store, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld}, nil
+		return &multipartEngine{blobs: blobs, mp: b, store: s.store, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld, held: s.held}, nil
 	}
 	return nil, fmt.Errorf("session: blob backend %T supports neither staging nor multipart uploads", blobs)
 }
