@@ -4,6 +4,7 @@ BIN := bin/ferryd
 
 build:
 	go build -o $(BIN) ./cmd/ferryd
+	go build -o bin/ferry ./cmd/ferry
 
 run: build
 	./$(BIN) $(ARGS)

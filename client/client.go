@@ -1,0 +1,316 @@
+// Package client is a Go client for Ferry's native API: resumable uploads
+// and downloads, file info, listing, deletion and registration. cmd/ferry
+// is built on it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client talks to one ferryd.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// New returns a client of the server at baseURL (for example
+// http://127.0.0.1:8321). A nil hc means http.DefaultClient.
+func New(baseURL string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), http: hc}
+}
+
+// Error is an error answer from the server.
+type Error struct {
+	Status int    // HTTP status
+	Code   string // e.g. OFFSET_MISMATCH
+	Detail string
+	Offset *int64 // the session's offset, when the server said it
+}
+
+func (e *Error) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("ferry: HTTP %d: %s", e.Status, e.Detail)
+	}
+	return fmt.Sprintf("ferry: %s (%d): %s", e.Code, e.Status, e.Detail)
+}
+
+// IsNotFound reports whether err is a 404 or 410 from the server.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && (e.Status == http.StatusNotFound || e.Status == http.StatusGone)
+}
+
+// Session is an upload session.
+type Session struct {
+	ID           string `json:"id"`
+	URL          string `json:"url"`
+	Offset       int64  `json:"offset"`
+	Size         int64  `json:"size"`
+	Bucket       string `json:"bucket"`
+	Key          string `json:"key"`
+	MimeType     string `json:"mime_type"`
+	Status       string `json:"status"` // uploading or completed
+	ExpiresAt    int64  `json:"expires_at"`
+	MinChunkSize int64  `json:"min_chunk_size"`
+}
+
+// File is a stored file (the FileResponse).
+type File struct {
+	Bucket    string `json:"bucket"`
+	Key       string `json:"key"`
+	MimeType  string `json:"mime_type"`
+	URL       string `json:"url"`
+	Bytes     int64  `json:"bytes"`
+	CreatedAt int64  `json:"created_at"`
+	FileID    string `json:"file_id"`
+}
+
+// Bucket is an entry of the bucket list.
+type Bucket struct {
+	Name     string `json:"name"`
+	Location string `json:"location,omitempty"`
+}
+
+// Page is one page of a list; Next goes in the next call's after.
+type Page[T any] struct {
+	Data    []T    `json:"data"`
+	HasMore bool   `json:"has_more"`
+	Next    string `json:"next"`
+}
+
+// filePath is the escaped path of bucket/key; keys keep their slashes.
+func filePath(bucket, key string) string {
+	p := "/v1/files/" + url.PathEscape(bucket)
+	if key != "" {
+		parts := strings.Split(key, "/")
+		for i, s := range parts {
+			parts[i] = url.PathEscape(s)
+		}
+		p += "/" + strings.Join(parts, "/")
+	}
+	return p
+}
+
+// do sends a request and decodes a JSON answer into out (nil: none).
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, n int64, hdr http.Header, out any) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.ContentLength = n
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return resp, decodeError(resp)
+	}
+	if out != nil && resp.StatusCode != http.StatusNoContent {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp, fmt.Errorf("ferry: %s %s: bad answer: %w", method, path, err)
+		}
+	}
+	return resp, nil
+}
+
+func decodeError(resp *http.Response) error {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var body struct {
+		Code   string `json:"code"`
+		Detail string `json:"detail"`
+		Offset *int64 `json:"offset"`
+	}
+	e := &Error{Status: resp.StatusCode}
+	if json.Unmarshal(raw, &body) == nil && body.Code != "" {
+		e.Code, e.Detail, e.Offset = body.Code, body.Detail, body.Offset
+	} else {
+		e.Detail = strings.TrimSpace(string(raw))
+	}
+	if e.Offset == nil {
+		if v, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64); err == nil {
+			e.Offset = &v
+		}
+	}
+	return e
+}
+
+func jsonBody(v any) (io.Reader, int64, http.Header) {
+	b, _ := json.Marshal(v)
+	return bytes.NewReader(b), int64(len(b)), http.Header{"Content-Type": {"application/json"}}
+}
+
+// CreateSession starts an upload of size bytes to bucket/key.
+func (c *Client) CreateSession(ctx context.Context, bucket, key, mimeType string, size int64) (Session, error) {
+	body, n, hdr := jsonBody(map[string]any{"bucket": bucket, "key": key, "mime_type": mimeType, "size": size})
+	var s Session
+	_, err := c.do(ctx, http.MethodPost, "/v1/files", body, n, hdr, &s)
+	return s, err
+}
+
+// Session returns a session, its offset included.
+func (c *Client) Session(ctx context.Context, id string) (Session, error) {
+	var s Session
+	_, err := c.do(ctx, http.MethodGet, "/v1/files/session:"+url.PathEscape(id), nil, 0, nil, &s)
+	return s, err
+}
+
+// Append sends n bytes of body at offset. It returns the session, and the
+// file once the last byte has landed (or, with n 0, if it already had).
+func (c *Client) Append(ctx context.Context, id string, offset int64, body io.Reader, n int64) (Session, *File, error) {
+	if body == nil || n == 0 {
+		body = http.NoBody
+	}
+	var out struct {
+		Session
+		Bytes     int64  `json:"bytes"`
+		CreatedAt int64  `json:"created_at"`
+		FileID    string `json:"file_id"`
+	}
+	hdr := http.Header{"Upload-Offset": {strconv.FormatInt(offset, 10)}, "Content-Type": {"application/octet-stream"}}
+	if _, err := c.do(ctx, http.MethodPost, "/v1/files/session:"+url.PathEscape(id), body, n, hdr, &out); err != nil {
+		return Session{}, nil, err
+	}
+	if out.ID != "" {
+		return out.Session, nil, nil
+	}
+	f := &File{Bucket: out.Bucket, Key: out.Key, MimeType: out.MimeType, URL: out.URL, Bytes: out.Bytes,
+		CreatedAt: out.CreatedAt, FileID: out.FileID}
+	return Session{ID: id, Offset: f.Bytes, Size: f.Bytes, Bucket: f.Bucket, Key: f.Key, MimeType: f.MimeType, Status: "completed"}, f, nil
+}
+
+// Abort ends a session and frees what it holds.
+func (c *Client) Abort(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/files/session:"+url.PathEscape(id), nil, 0, nil, nil)
+	return err
+}
+
+// Stat returns a file's information.
+func (c *Client) Stat(ctx context.Context, bucket, key string) (File, error) {
+	var f File
+	_, err := c.do(ctx, http.MethodGet, filePath(bucket, key), nil, 0, nil, &f)
+	return f, err
+}
+
+// Delete deletes a file.
+func (c *Client) Delete(ctx context.Context, bucket, key string) error {
+	_, err := c.do(ctx, http.MethodDelete, filePath(bucket, key), nil, 0, nil, nil)
+	return err
+}
+
+// Buckets lists a page of buckets.
+func (c *Client) Buckets(ctx context.Context, after string, limit int) (Page[Bucket], error) {
+	var p Page[Bucket]
+	_, err := c.do(ctx, http.MethodGet, "/v1/files?"+listQuery("", after, limit), nil, 0, nil, &p)
+	return p, err
+}
+
+// List lists a page of a bucket's files under prefix, in key order.
+func (c *Client) List(ctx context.Context, bucket, prefix, after string, limit int) (Page[File], error) {
+	var p Page[File]
+	_, err := c.do(ctx, http.MethodGet, filePath(bucket, "")+"?"+listQuery(prefix, after, limit), nil, 0, nil, &p)
+	return p, err
+}
+
+func listQuery(prefix, after string, limit int) string {
+	q := url.Values{}
+	if prefix != "" {
+		q.Set("prefix", prefix)
+	}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return q.Encode()
+}
+
+// Registration is the answer to a bucket registration.
+type Registration struct {
+	Bucket         string `json:"bucket"`
+	Location       string `json:"location"`
+	CreatedAt      int64  `json:"created_at"`
+	Status         string `json:"status"`
+	FileCount      int64  `json:"file_count"`
+	Bytes          int64  `json:"bytes"`
+	CountTruncated bool   `json:"count_truncated"`
+}
+
+// RegisterBucket serves existing data (s3://bucket/prefix or file:///dir)
+// as bucket.
+func (c *Client) RegisterBucket(ctx context.Context, bucket, location string) (Registration, error) {
+	body, n, hdr := jsonBody(map[string]string{"location": location})
+	var r Registration
+	_, err := c.do(ctx, http.MethodPut, filePath(bucket, ""), body, n, hdr, &r)
+	return r, err
+}
+
+// UnregisterBucket forgets a registration; the data stays.
+func (c *Client) UnregisterBucket(ctx context.Context, bucket string) error {
+	_, err := c.do(ctx, http.MethodDelete, filePath(bucket, ""), nil, 0, nil, nil)
+	return err
+}
+
+// RegisterFile records one existing object of a registered bucket.
+func (c *Client) RegisterFile(ctx context.Context, bucket, key string) (File, error) {
+	var f File
+	_, err := c.do(ctx, http.MethodPut, filePath(bucket, key), nil, 0, nil, &f)
+	return f, err
+}
+
+// Retry says how long to keep trying after network errors and answers worth
+// retrying (5xx, 429, SESSION_BUSY): Attempts in a row, waiting Wait after
+// the first and twice as long after each next, up to 30 s.
+type Retry struct {
+	Attempts int           // 0 means 10
+	Wait     time.Duration // 0 means 500 ms
+}
+
+func (r Retry) sleep(ctx context.Context, failures int, err error) error {
+	attempts, wait := r.Attempts, r.Wait
+	if attempts <= 0 {
+		attempts = 10
+	}
+	if wait <= 0 {
+		wait = 500 * time.Millisecond
+	}
+	if !retryable(err) || failures >= attempts {
+		return err
+	}
+	d := min(wait<<(failures-1), 30*time.Second)
+	select {
+	case <-ctx.Done():
+		return errors.Join(err, ctx.Err())
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// retryable: the network, the server's own trouble, or a busy session.
+// Anything else the client must fix, so trying again cannot help.
+func retryable(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	}
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Code == "SESSION_BUSY" || e.Code == "SHORT_BODY"
+}

@@ -1,0 +1,226 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// UploadOptions tune Upload.
+type UploadOptions struct {
+	MimeType  string // empty: the server guesses from the key
+	ChunkSize int64  // bytes per append; 0 means 8 MiB. Raised to the session's min_chunk_size
+	Session   string // resume this session instead of creating one
+	// OnSession is told the session once it is known, for example to save
+	// its id so that a later run can resume it.
+	OnSession func(Session)
+	Progress  func(done, total int64)
+	Retry     Retry
+}
+
+// Upload sends size bytes of r to bucket/key. After a network or server
+// error it asks the session for its offset and goes on from there, so no
+// byte is sent twice and none is lost; a chunk whose answer was lost but
+// which landed is recognised by the server's 409 and skipped.
+func (c *Client) Upload(ctx context.Context, r io.ReaderAt, size int64, bucket, key string, o UploadOptions) (File, error) {
+	var s Session
+	var err error
+	if o.Session != "" {
+		if s, err = c.Session(ctx, o.Session); err == nil && (s.Bucket != bucket || s.Key != key || s.Size != size) {
+			return File{}, fmt.Errorf("ferry: session %s uploads %d bytes to %s/%s, not %d bytes to %s/%s", s.ID, s.Size, s.Bucket, s.Key, size, bucket, key)
+		}
+	} else {
+		s, err = c.CreateSession(ctx, bucket, key, o.MimeType, size)
+	}
+	if err != nil {
+		return File{}, err
+	}
+	if o.OnSession != nil {
+		o.OnSession(s)
+	}
+	chunk := o.ChunkSize
+	if chunk <= 0 {
+		chunk = 8 << 20
+	}
+	chunk = max(chunk, s.MinChunkSize)
+	offset, failures := s.Offset, 0
+	for {
+		if o.Progress != nil {
+			o.Progress(offset, size)
+		}
+		n := min(chunk, size-offset)
+		next, f, err := c.Append(ctx, s.ID, offset, io.NewSectionReader(r, offset, n), n)
+		if f != nil {
+			if o.Progress != nil {
+				o.Progress(size, size)
+			}
+			return *f, nil
+		}
+		if err == nil {
+			offset, failures = next.Offset, 0
+			continue
+		}
+		failures++
+		var e *Error
+		if errors.As(err, &e) && e.Code == "OFFSET_MISMATCH" && e.Offset != nil && failures < 100 {
+			offset = *e.Offset // an earlier chunk landed though its answer was lost
+			continue
+		}
+		if err := o.Retry.sleep(ctx, failures, err); err != nil {
+			return File{}, err
+		}
+		if cur, err := c.Session(ctx, s.ID); err == nil {
+			offset = cur.Offset
+		} else if !retryable(err) {
+			return File{}, err
+		}
+	}
+}
+
+// DownloadOptions tune Download.
+type DownloadOptions struct {
+	// ETag is the ETag of the file the bytes already in the output came
+	// from. They are kept only if the file still has it; otherwise the
+	// download starts over. Empty with a non-empty output starts over too.
+	ETag string
+	// OnETag is told the file's ETag once the server has sent it, for
+	// example to save it so that a later run can resume.
+	OnETag   func(string)
+	Progress func(done, total int64)
+	Retry    Retry
+}
+
+// Download writes bucket/key to out, going on from out's current size
+// when opts.ETag says those bytes are still the file's. After a network or
+// server error it asks for the rest with Range and If-Range, so a file
+// replaced meanwhile is never stitched from two versions. It returns the
+// file's ETag.
+func (c *Client) Download(ctx context.Context, bucket, key string, out *os.File, o DownloadOptions) (string, error) {
+	offset, err := out.Seek(0, io.SeekEnd)
+	if err != nil {
+		return "", err
+	}
+	etag, failures := o.ETag, 0
+	if etag == "" && offset > 0 {
+		if err := restart(out); err != nil {
+			return "", err
+		}
+		offset = 0
+	}
+	for {
+		n, total, tag, err := c.fetch(ctx, bucket, key, out, offset, etag, o)
+		if tag != "" {
+			etag = tag
+		}
+		offset += n
+		if err == nil && offset == total {
+			return etag, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("ferry: the download of %s/%s ended at %d of %d bytes", bucket, key, offset, total)
+		}
+		if n == 0 {
+			failures++
+		} else {
+			failures = 1
+		}
+		if err := o.Retry.sleep(ctx, failures, err); err != nil {
+			return etag, err
+		}
+	}
+}
+
+// fetch copies the file from offset on into out (from 0, after truncating
+// out, if the server answers with the whole file).
+func (c *Client) fetch(ctx context.Context, bucket, key string, out *os.File, offset int64, etag string, o DownloadOptions) (n, total int64, tag string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+filePath(bucket, key)+":content", nil)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	if offset > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+		req.Header.Set("If-Range", etag)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	defer resp.Body.Close()
+	tag = resp.Header.Get("ETag")
+	if tag != "" && tag != etag && o.OnETag != nil && resp.StatusCode < 300 {
+		o.OnETag(tag) // before any byte is written, so a resume never mixes versions
+	}
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		_, size, ok := strings.Cut(resp.Header.Get("Content-Range"), "/")
+		if total, err = strconv.ParseInt(size, 10, 64); !ok || err != nil {
+			return 0, 0, tag, fmt.Errorf("ferry: bad Content-Range %q", resp.Header.Get("Content-Range"))
+		}
+	case http.StatusOK: // the whole file: new, or changed since the bytes we have
+		if offset > 0 {
+			if err := restart(out); err != nil {
+				return 0, 0, tag, err
+			}
+			n = -offset
+		}
+		total = resp.ContentLength
+	case http.StatusRequestedRangeNotSatisfiable: // we have it all, or more than it has
+		if err := restart(out); err != nil {
+			return 0, 0, tag, err
+		}
+		return -offset, -1, tag, fmt.Errorf("ferry: %d bytes already here do not fit %s/%s; starting over", offset, bucket, key)
+	default:
+		return 0, 0, tag, decodeError(resp)
+	}
+	done := offset + n
+	w := io.Writer(out)
+	if o.Progress != nil {
+		w = &counter{w: out, done: done, total: total, progress: o.Progress}
+	}
+	copied, err := io.Copy(w, resp.Body)
+	return n + copied, total, tag, err
+}
+
+// Read opens bucket/key's bytes for reading, without resumption.
+func (c *Client) Read(ctx context.Context, bucket, key string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+filePath(bucket, key)+":content", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp.Body, nil
+}
+
+func restart(f *os.File) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return err
+}
+
+// counter reports progress as bytes are written.
+type counter struct {
+	w           io.Writer
+	done, total int64
+	progress    func(int64, int64)
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.done += int64(n)
+	c.progress(c.done, c.total)
+	return n, err
+}

@@ -1,0 +1,252 @@
+// Command ferry is the command-line client of ferryd: resumable uploads
+// and downloads, ls, stat, rm and registration of existing data.
+//
+//	ferry [--server URL] upload FILE BUCKET/KEY
+//	ferry [--server URL] download BUCKET/KEY [DEST]
+//	ferry [--server URL] ls [BUCKET[/PREFIX]]
+//	ferry [--server URL] stat BUCKET/KEY
+//	ferry [--server URL] rm BUCKET/KEY
+//	ferry [--server URL] register BUCKET LOCATION | BUCKET/KEY
+//	ferry [--server URL] unregister BUCKET
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/ferryhq/ferry/client"
+)
+
+const usage = `ferry is the command-line client of ferryd.
+
+Usage:
+  ferry [global flags] <command> [flags] [arguments]
+
+Commands:
+  upload FILE BUCKET/KEY       upload FILE, resuming where an earlier run stopped
+  download BUCKET/KEY [DEST]   download to DEST (default: the key's last segment; - for stdout),
+                               resuming a partial DEST.part
+  ls [BUCKET[/PREFIX]]         list buckets, or a bucket's files under PREFIX
+  stat BUCKET/KEY              print a file's information as JSON
+  rm BUCKET/KEY                delete a file
+  register BUCKET LOCATION     serve existing data (s3://bucket/prefix or file:///dir) as BUCKET
+  register BUCKET/KEY          record one existing object of a registered bucket
+  unregister BUCKET            forget a registration; the data stays
+
+Global flags:
+  --server URL   ferryd's address (default $FERRY_SERVER, else http://127.0.0.1:8321)
+
+Run 'ferry <command> --help' for a command's flags.
+`
+
+// errUsage marks a mistake in the command line (exit status 2).
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv, nil)
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		if err != errUsage { // the flag package has printed its own
+			fmt.Fprintln(os.Stderr, "ferry:", err)
+		}
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "ferry:", strings.TrimPrefix(err.Error(), "ferry: "))
+		os.Exit(1)
+	}
+}
+
+// cli is one invocation: where to talk to and write.
+type cli struct {
+	c      *client.Client
+	server string
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+// run is one invocation; hc nil means http.DefaultClient.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, hc *http.Client) error {
+	global := flag.NewFlagSet("ferry", flag.ContinueOnError)
+	global.SetOutput(stderr)
+	global.Usage = func() { fmt.Fprint(stderr, usage) }
+	server := global.String("server", "", "ferryd's address")
+	if err := global.Parse(args); err != nil {
+		return usageErr(err)
+	}
+	if *server == "" {
+		*server = getenv("FERRY_SERVER")
+	}
+	if *server == "" {
+		*server = "http://127.0.0.1:8321"
+	}
+	if global.NArg() == 0 {
+		global.Usage()
+		return errUsage
+	}
+	x := &cli{c: client.New(*server, hc), server: strings.TrimRight(*server, "/"), stdout: stdout, stderr: stderr, getenv: getenv}
+	cmd, rest := global.Arg(0), global.Args()[1:]
+	commands := map[string]func(context.Context, []string) error{
+		"upload": x.upload, "download": x.download, "ls": x.ls, "stat": x.stat, "rm": x.rm,
+		"register": x.register, "unregister": x.unregister,
+	}
+	fn, ok := commands[cmd]
+	if !ok {
+		fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+	return fn(ctx, rest)
+}
+
+func usageErr(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return errUsage
+	}
+	return fmt.Errorf("%w: %v", errUsage, err)
+}
+
+// flags returns a command's flag set, which prints its own usage.
+func (x *cli) flags(name, args, help string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(x.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(x.stderr, "Usage: ferry %s %s\n\n%s\n", name, args, help)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses a command's flags and checks its argument count.
+func parse(fs *flag.FlagSet, args []string, minArgs, maxArgs int) error {
+	if err := fs.Parse(args); err != nil {
+		return usageErr(err)
+	}
+	if fs.NArg() < minArgs || fs.NArg() > maxArgs {
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+// bucketKey splits "bucket/key".
+func bucketKey(s string) (string, string, error) {
+	b, k, ok := strings.Cut(s, "/")
+	if !ok || b == "" || k == "" {
+		return "", "", fmt.Errorf("%w: %q is not BUCKET/KEY", errUsage, s)
+	}
+	return b, k, nil
+}
+
+func (x *cli) printJSON(v any) error {
+	enc := json.NewEncoder(x.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (x *cli) stat(ctx context.Context, args []string) error {
+	fs := x.flags("stat", "BUCKET/KEY", "Prints a file's information as JSON.")
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	b, k, err := bucketKey(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	f, err := x.c.Stat(ctx, b, k)
+	if err != nil {
+		return err
+	}
+	return x.printJSON(f)
+}
+
+func (x *cli) rm(ctx context.Context, args []string) error {
+	fs := x.flags("rm", "BUCKET/KEY", "Deletes a file.")
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	b, k, err := bucketKey(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	return x.c.Delete(ctx, b, k)
+}
+
+func (x *cli) ls(ctx context.Context, args []string) error {
+	fs := x.flags("ls", "[BUCKET[/PREFIX]]", "Lists the buckets, or a bucket's files (size, time, key) in key order.")
+	limit := fs.Int("limit", 1000, "files asked for per request (1-1000)")
+	if err := parse(fs, args, 0, 1); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		for after := ""; ; {
+			page, err := x.c.Buckets(ctx, after, 0)
+			if err != nil {
+				return err
+			}
+			for _, b := range page.Data {
+				fmt.Fprintln(x.stdout, strings.TrimSpace(b.Name+"  "+b.Location))
+			}
+			if !page.HasMore {
+				return nil
+			}
+			after = page.Next
+		}
+	}
+	bucket, prefix, _ := strings.Cut(fs.Arg(0), "/")
+	for after := ""; ; {
+		page, err := x.c.List(ctx, bucket, prefix, after, *limit)
+		if err != nil {
+			return err
+		}
+		for _, f := range page.Data {
+			fmt.Fprintf(x.stdout, "%12d  %s  %s\n", f.Bytes, unixTime(f.CreatedAt), f.Key)
+		}
+		if !page.HasMore {
+			return nil
+		}
+		after = page.Next
+	}
+}
+
+func (x *cli) register(ctx context.Context, args []string) error {
+	fs := x.flags("register", "BUCKET LOCATION | BUCKET/KEY",
+		"Serves existing data (s3://bucket/prefix, or file:///dir under ferryd's allowed roots) as BUCKET,\nor records one existing object of a registered bucket.")
+	if err := parse(fs, args, 1, 2); err != nil {
+		return err
+	}
+	if fs.NArg() == 2 {
+		r, err := x.c.RegisterBucket(ctx, fs.Arg(0), fs.Arg(1))
+		if err != nil {
+			return err
+		}
+		return x.printJSON(r)
+	}
+	b, k, err := bucketKey(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	f, err := x.c.RegisterFile(ctx, b, k)
+	if err != nil {
+		return err
+	}
+	return x.printJSON(f)
+}
+
+func (x *cli) unregister(ctx context.Context, args []string) error {
+	fs := x.flags("unregister", "BUCKET", "Forgets a registered bucket; its data stays where it is.")
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	return x.c.UnregisterBucket(ctx, fs.Arg(0))
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ferryhq/ferry/internal/testserver"
+)
+
+const MiB = 1 << 20
+
+// ferry runs one command line against url, as a user would.
+type ferry struct {
+	url, state string
+	hc         *http.Client
+}
+
+func (f ferry) run(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	env := map[string]string{"FERRY_SERVER": f.url, "FERRY_STATE_DIR": f.state}
+	err = run(context.Background(), args, &out, &errOut, func(k string) string { return env[k] }, f.hc)
+	return out.String(), errOut.String(), err
+}
+
+func (f ferry) must(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, err := f.run(t, args...)
+	if err != nil {
+		t.Fatalf("ferry %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
+func writeRandom(t *testing.T, path string, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func stateFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	names, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	return names
+}
+
+func eachBackend(t *testing.T, fn func(t *testing.T, f ferry, roots string)) {
+	for _, be := range testserver.Backends {
+		t.Run(be, func(t *testing.T) {
+			t.Parallel()
+			roots := t.TempDir()
+			fn(t, ferry{url: testserver.Start(t, be, roots).URL, state: t.TempDir()}, roots)
+		})
+	}
+}
+
+// Every command, as the usage text describes it.
+func TestCommands(t *testing.T) {
+	eachBackend(t, func(t *testing.T, f ferry, roots string) {
+		dir := t.TempDir()
+		src := filepath.Join(dir, "a.bin")
+		data := writeRandom(t, src, 7*MiB+3)
+
+		var up struct {
+			Bucket, Key string
+			Bytes       int64
+		}
+		if err := json.Unmarshal([]byte(f.must(t, "upload", src, "b/dir/a.bin")), &up); err != nil || up.Bytes != int64(len(data)) || up.Key != "dir/a.bin" {
+			t.Fatalf("upload printed %+v, %v", up, err)
+		}
+		if len(stateFiles(t, f.state)) != 0 {
+			t.Fatal("a finished upload left its resumption state")
+		}
+		if out := f.must(t, "ls"); out != "b\n" {
+			t.Fatalf("ls = %q", out)
+		}
+		if out := f.must(t, "ls", "b/dir"); !strings.Contains(out, "7340035") || !strings.HasSuffix(out, "  dir/a.bin\n") {
+			t.Fatalf("ls b/dir = %q", out)
+		}
+		if out := f.must(t, "ls", "b/nothing-here"); out != "" {
+			t.Fatalf("ls of an empty prefix = %q", out)
+		}
+		if out := f.must(t, "stat", "b/dir/a.bin"); !strings.Contains(out, `"bytes": 7340035`) {
+			t.Fatalf("stat = %s", out)
+		}
+		dest := filepath.Join(dir, "copy.bin")
+		f.must(t, "download", "b/dir/a.bin", dest)
+		if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+			t.Fatal("download: bytes differ")
+		}
+		if _, err := os.Stat(dest + ".part"); !os.IsNotExist(err) {
+			t.Fatalf("the .part file stayed: %v", err)
+		}
+		intoDir := t.TempDir()
+		f.must(t, "download", "b/dir/a.bin", intoDir)
+		if got, _ := os.ReadFile(filepath.Join(intoDir, "a.bin")); !bytes.Equal(got, data) {
+			t.Fatal("download into a directory: bytes differ")
+		}
+		if out := f.must(t, "download", "b/dir/a.bin", "-"); out != string(data) {
+			t.Fatal("download to stdout: bytes differ")
+		}
+		f.must(t, "rm", "b/dir/a.bin")
+		if _, errOut, err := f.run(t, "stat", "b/dir/a.bin"); err == nil || !strings.Contains(err.Error(), "FILE_NOT_FOUND") {
+			t.Fatalf("stat after rm: %v %s", err, errOut)
+		}
+
+		// Registration of a directory under the server's allowed roots.
+		loc := filepath.Join(roots, "scans")
+		if err := os.MkdirAll(filepath.Join(loc, "2026"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		scan := writeRandom(t, filepath.Join(loc, "2026", "s1.tif"), 1000)
+		if out := f.must(t, "register", "scans", "file://"+loc); !strings.Contains(out, `"file_count": 1`) {
+			t.Fatalf("register bucket = %s", out)
+		}
+		if out := f.must(t, "ls", "scans"); !strings.HasSuffix(out, "  2026/s1.tif\n") {
+			t.Fatalf("ls scans = %q", out)
+		}
+		if out := f.must(t, "register", "scans/2026/s1.tif"); !strings.Contains(out, `"file_id": "file-`) {
+			t.Fatalf("register file = %s", out)
+		}
+		if out := f.must(t, "download", "scans/2026/s1.tif", "-"); out != string(scan) {
+			t.Fatal("download of a registered file: bytes differ")
+		}
+		f.must(t, "unregister", "scans")
+		if _, err := os.Stat(filepath.Join(loc, "2026", "s1.tif")); err != nil {
+			t.Fatalf("unregister touched the data: %v", err)
+		}
+	})
+}
+
+func TestUsageErrors(t *testing.T) {
+	f := ferry{url: "http://127.0.0.1:1", state: t.TempDir()}
+	for _, args := range [][]string{
+		{}, {"nosuch"}, {"upload", "only-one"}, {"upload", "a", "no-key"}, {"stat", "bucket-only"},
+		{"upload", "--chunk-size", "lots", "a", "b/k"}, {"ls", "--help"},
+	} {
+		if _, _, err := f.run(t, args...); !errors.Is(err, errUsage) {
+			t.Errorf("ferry %q: err = %v, want a usage error", args, err)
+		}
+	}
+	if _, _, err := f.run(t, "upload", filepath.Join(t.TempDir(), "missing"), "b/k"); err == nil || errors.Is(err, errUsage) {
+		t.Errorf("a missing file: err = %v, want an error that is not about usage", err)
+	}
+}
+
+// failing lets through the first ok appends, then fails every request, as
+// a link that went down would.
+type failing struct {
+	ok      int64
+	appends atomic.Int64
+}
+
+func (f *failing) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/session:") && f.appends.Add(1) > f.ok {
+		return nil, errors.New("link down")
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// An upload that gave up is resumed by running the same command again.
+func TestUploadResumesAcrossRuns(t *testing.T) {
+	eachBackend(t, func(t *testing.T, f ferry, _ string) {
+		src := filepath.Join(t.TempDir(), "big.bin")
+		data := writeRandom(t, src, 23*MiB)
+
+		down := f
+		down.hc = &http.Client{Transport: &failing{ok: 2}}
+		_, errOut, err := down.run(t, "upload", "--chunk-size", "5MiB", "--retries", "2", src, "b/big.bin")
+		if err == nil || !strings.Contains(err.Error(), "run the same command again") {
+			t.Fatalf("the first run: %v\n%s", err, errOut)
+		}
+		if n := len(stateFiles(t, f.state)); n != 1 {
+			t.Fatalf("%d state files after a failed upload, want 1", n)
+		}
+		out, errOut, err := f.run(t, "upload", "--chunk-size", "5MiB", src, "b/big.bin")
+		if err != nil || !strings.Contains(errOut, "resuming session") || !strings.Contains(errOut, "at 10.0 MiB of 23.0 MiB") {
+			t.Fatalf("the second run: %v\n%s", err, errOut)
+		}
+		if !strings.Contains(out, `"bytes": 24117248`) || len(stateFiles(t, f.state)) != 0 {
+			t.Fatalf("the second run printed %s; state files %v", out, stateFiles(t, f.state))
+		}
+		if got := f.must(t, "download", "b/big.bin", "-"); got != string(data) {
+			t.Fatal("bytes differ after a resumed upload")
+		}
+	})
+}
+
+// cutting ends every response body after `after` bytes.
+type cutting struct{ after int64 }
+
+func (c cutting) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || resp.ContentLength <= c.after {
+		return resp, err
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(io.LimitReader(resp.Body, c.after), failReader{}), resp.Body}
+	return resp, nil
+}
+
+type failReader struct{}
+
+func (failReader) Read([]byte) (int, error) { return 0, errors.New("link down") }
+
+// A download that gave up is resumed from its .part file.
+func TestDownloadResumesAcrossRuns(t *testing.T) {
+	eachBackend(t, func(t *testing.T, f ferry, _ string) {
+		dir := t.TempDir()
+		data := writeRandom(t, filepath.Join(dir, "src.bin"), 9*MiB)
+		f.must(t, "upload", filepath.Join(dir, "src.bin"), "b/d.bin")
+		dest := filepath.Join(dir, "d.bin")
+
+		cut := f
+		cut.hc = &http.Client{Transport: cutting{after: 3 * MiB}}
+		if _, errOut, err := cut.run(t, "download", "--retries", "1", "b/d.bin", dest); err == nil {
+			t.Fatalf("a download over a cut link succeeded\n%s", errOut)
+		}
+		if st, err := os.Stat(dest + ".part"); err != nil || st.Size() != 3*MiB {
+			t.Fatalf("the .part file after the cut: %v, %v", st, err)
+		}
+		_, errOut, err := f.run(t, "download", "b/d.bin", dest)
+		if err != nil || !strings.Contains(errOut, "resuming") || !strings.Contains(errOut, "at 3.0 MiB") {
+			t.Fatalf("the second run: %v\n%s", err, errOut)
+		}
+		if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+			t.Fatal("bytes differ after a resumed download")
+		}
+		if _, err := os.Stat(dest + ".part"); !os.IsNotExist(err) || len(stateFiles(t, f.state)) != 0 {
+			t.Fatalf("leftovers: .part %v, state %v", err, stateFiles(t, f.state))
+		}
+	})
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1048576": MiB, "8MiB": 8 * MiB, "8M": 8 * MiB, "512KiB": 512 << 10, "1GiB": 1 << 30, "2g": 2 << 30} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1", "MiB", "8TiB", "1.5M", "x"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) accepted", in)
+		}
+	}
+}

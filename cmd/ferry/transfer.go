@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferryhq/ferry/client"
+)
+
+// Resumption state: one small JSON file per unfinished transfer, named by a
+// hash of everything that identifies it, so running the same command again
+// finds it. A changed local file (size or mtime) is a different upload.
+type state struct {
+	Session string `json:"session,omitempty"` // upload
+	ETag    string `json:"etag,omitempty"`    // download
+}
+
+func (x *cli) stateFlag(fs *flag.FlagSet) *string {
+	dir := x.getenv("FERRY_STATE_DIR")
+	if dir == "" {
+		if cache, err := os.UserCacheDir(); err == nil {
+			dir = filepath.Join(cache, "ferry")
+		}
+	}
+	return fs.String("state-dir", dir, "where unfinished transfers are remembered ($FERRY_STATE_DIR)")
+}
+
+func statePath(dir string, parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\n")))
+	return filepath.Join(dir, hex.EncodeToString(sum[:16])+".json")
+}
+
+func loadState(p string) state {
+	var s state
+	if b, err := os.ReadFile(p); err == nil {
+		_ = json.Unmarshal(b, &s) // a damaged file only loses the resumption
+	}
+	return s
+}
+
+func saveState(p string, s state) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(s)
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+func (x *cli) upload(ctx context.Context, args []string) error {
+	fs := x.flags("upload", "FILE BUCKET/KEY",
+		"Uploads FILE to BUCKET/KEY in chunks, retrying after network and server errors from the offset\nthe server reports. If a run stops, run the same command again: it resumes the same session.")
+	chunk := fs.String("chunk-size", "8MiB", "bytes per request; raised to the server's minimum for the file")
+	mimeType := fs.String("mime-type", "", "the file's MIME type (default: ferryd guesses from the key)")
+	retries := fs.Int("retries", 10, "failed attempts in a row before giving up")
+	quiet := fs.Bool("quiet", false, "no progress bar and no summary")
+	stateDir := x.stateFlag(fs)
+	if err := parse(fs, args, 2, 2); err != nil {
+		return err
+	}
+	bucket, key, err := bucketKey(fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	chunkSize, err := parseSize(*chunk)
+	if err != nil {
+		return fmt.Errorf("%w: --chunk-size: %v", errUsage, err)
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", fs.Arg(0))
+	}
+	abs, err := filepath.Abs(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	sp := statePath(*stateDir, "upload", x.server, abs, strconv.FormatInt(st.Size(), 10),
+		strconv.FormatInt(st.ModTime().UnixNano(), 10), bucket, key)
+	saved := loadState(sp)
+	bar := newProgress(x.stderr, *quiet)
+	opts := client.UploadOptions{MimeType: *mimeType, ChunkSize: chunkSize, Session: saved.Session,
+		Progress: bar.update, Retry: client.Retry{Attempts: *retries},
+		OnSession: func(s client.Session) {
+			if s.ID == saved.Session {
+				bar.note("resuming session %s at %s of %s", s.ID, bytesText(s.Offset), bytesText(s.Size))
+			} else if err := saveState(sp, state{Session: s.ID}); err != nil {
+				bar.note("cannot remember session %s for a later resume: %v", s.ID, err)
+			}
+			bar.begin(s.Offset)
+		}}
+	file, err := x.c.Upload(ctx, f, st.Size(), bucket, key, opts)
+	if err != nil && saved.Session != "" && client.IsNotFound(err) {
+		bar.note("session %s is gone (expired or aborted); starting over", saved.Session)
+		opts.Session = ""
+		file, err = x.c.Upload(ctx, f, st.Size(), bucket, key, opts)
+	}
+	if err != nil {
+		bar.abort()
+		if _, serr := os.Stat(sp); serr == nil {
+			return fmt.Errorf("%w\nrun the same command again to resume", err)
+		}
+		return err
+	}
+	_ = os.Remove(sp)
+	bar.finish("uploaded", file.Bytes, bucket+"/"+key)
+	return x.printJSON(file)
+}
+
+func (x *cli) download(ctx context.Context, args []string) error {
+	fs := x.flags("download", "BUCKET/KEY [DEST]",
+		"Downloads BUCKET/KEY to DEST (default: the key's last path segment; - writes to stdout).\nBytes go to DEST.part, renamed to DEST when whole. If a run stops, run the same command again:\nit resumes DEST.part, unless the file changed on the server meanwhile, then it starts over.")
+	retries := fs.Int("retries", 10, "failed attempts in a row before giving up")
+	quiet := fs.Bool("quiet", false, "no progress bar and no summary")
+	stateDir := x.stateFlag(fs)
+	if err := parse(fs, args, 1, 2); err != nil {
+		return err
+	}
+	bucket, key, err := bucketKey(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	dest := path.Base(key)
+	if fs.NArg() == 2 {
+		dest = fs.Arg(1)
+	}
+	if dest == "-" {
+		body, err := x.c.Read(ctx, bucket, key)
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		_, err = io.Copy(x.stdout, body)
+		return err
+	}
+	if st, err := os.Stat(dest); err == nil && st.IsDir() {
+		dest = filepath.Join(dest, path.Base(key))
+	}
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return err
+	}
+	sp := statePath(*stateDir, "download", x.server, abs, bucket, key)
+	part := dest + ".part"
+	out, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	saved := loadState(sp)
+	bar := newProgress(x.stderr, *quiet)
+	at, _ := out.Seek(0, io.SeekEnd)
+	if at > 0 && saved.ETag != "" {
+		bar.note("resuming %s at %s", part, bytesText(at))
+	} else {
+		at = 0
+	}
+	bar.begin(at)
+	_, err = x.c.Download(ctx, bucket, key, out, client.DownloadOptions{ETag: saved.ETag, Progress: bar.update,
+		Retry: client.Retry{Attempts: *retries},
+		OnETag: func(etag string) {
+			if err := saveState(sp, state{ETag: etag}); err != nil {
+				bar.note("cannot remember the download for a later resume: %v", err)
+			}
+		}})
+	if err != nil {
+		bar.abort()
+		return fmt.Errorf("%w\nrun the same command again to resume", err)
+	}
+	size, err := out.Seek(0, io.SeekEnd)
+	if err == nil {
+		err = out.Close()
+	}
+	if err == nil {
+		err = os.Rename(part, dest)
+	}
+	if err != nil {
+		return err
+	}
+	_ = os.Remove(sp)
+	bar.finish("downloaded", size, dest)
+	return nil
+}
+
+// progress draws a one-line progress bar on a terminal and prints a
+// summary at the end (both on stderr; stdout stays for data).
+type progress struct {
+	w          io.Writer
+	quiet, tty bool
+	start      time.Time
+	from       int64 // bytes already there when this run began
+	last       time.Time
+	drawn      bool
+}
+
+func newProgress(w io.Writer, quiet bool) *progress {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil {
+			tty = st.Mode()&os.ModeCharDevice != 0
+		}
+	}
+	return &progress{w: w, quiet: quiet, tty: tty && !quiet}
+}
+
+func (p *progress) begin(from int64) { p.start, p.from = time.Now(), from }
+
+func (p *progress) note(format string, args ...any) {
+	if !p.quiet {
+		p.clear()
+		fmt.Fprintf(p.w, "ferry: "+format+"\n", args...)
+	}
+}
+
+func (p *progress) update(done, total int64) {
+	if !p.tty || (time.Since(p.last) < 200*time.Millisecond && done < total) {
+		return
+	}
+	p.last = time.Now()
+	pct := 100.0
+	if total > 0 {
+		pct = 100 * float64(done) / float64(total)
+	}
+	rate := float64(done-p.from) / max(time.Since(p.start).Seconds(), 1e-3)
+	line := fmt.Sprintf("%5.1f%%  %s / %s  %s/s", pct, bytesText(done), bytesText(total), bytesText(int64(rate)))
+	if rate > 0 && done < total {
+		line += "  ETA " + time.Duration(float64(total-done)/rate*float64(time.Second)).Round(time.Second).String()
+	}
+	fmt.Fprintf(p.w, "\r%-60s", line)
+	p.drawn = true
+}
+
+func (p *progress) clear() {
+	if p.drawn {
+		fmt.Fprintf(p.w, "\r%-60s\r", "")
+		p.drawn = false
+	}
+}
+
+func (p *progress) abort() { p.clear() }
+
+func (p *progress) finish(verb string, n int64, what string) {
+	p.clear()
+	if p.quiet {
+		return
+	}
+	d := time.Since(p.start)
+	fmt.Fprintf(p.w, "ferry: %s %s (%s) in %s, %s/s\n", verb, what, bytesText(n), d.Round(time.Millisecond),
+		bytesText(int64(float64(n-p.from)/max(d.Seconds(), 1e-3))))
+}
+
+// bytesText writes n in binary units.
+func bytesText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n), -1
+	for v >= unit && i < 4 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i])
+}
+
+// parseSize reads a byte count: 1048576, 512KiB, 8MiB, 1GiB (K, M, G too).
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "iB"), "B")
+	mult := int64(1)
+	if i := len(t) - 1; i > 0 {
+		switch t[i] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			t = t[:i]
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, errors.New("want a positive size such as 8MiB, 512KiB or 1048576")
+	}
+	return n * mult, nil
+}
+
+func unixTime(sec int64) string { return time.Unix(sec, 0).UTC().Format("2006-01-02 15:04:05") }
