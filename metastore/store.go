@@ -118,6 +118,34 @@ type Lock interface {
 	Unlock(ctx context.Context) error
 }
 
+// KeepAlive refreshes l every ttl/3 while work runs under the returned
+// context, and cancels that context (with a cause) if the lease is lost, so
+// the work stops before another holder's begins. stop ends the refreshing;
+// it does not unlock.
+func KeepAlive(ctx context.Context, l Lock, ttl time.Duration) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := l.Refresh(ctx, ttl); err != nil {
+					cancel(fmt.Errorf("lock %s lost: %w", l.Name(), err))
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		cancel(nil)
+	}
+}
+
 // Store is the metadata store.
 type Store interface {
 	// Get returns the record, or ErrNotFound.

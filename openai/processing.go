@@ -132,23 +132,8 @@ type result struct {
 }
 
 func (s *Service) runJob(ctx context.Context, l metastore.Lock, id string, j job) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { // keep the lease while we work; losing it stops the work
-		t := time.NewTicker(jobLockTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := l.Refresh(ctx, jobLockTTL); err != nil {
-					cancel()
-					return
-				}
-			}
-		}
-	}()
+	ctx, stop := metastore.KeepAlive(ctx, l, jobLockTTL) // losing the lease stops the work
+	defer stop()
 	rec, _, err := s.loadFile(ctx, j.VectorStoreID, j.FileID)
 	if errcode.Is(err, ErrVectorStoreFileAbsent) || err == nil && (rec.Job != id || rec.Status != StatusInProgress) {
 		return s.store.IndexDelete(ctx, jobsIndex, id) // detached, cancelled or re-attached: nothing to do

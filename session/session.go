@@ -650,26 +650,9 @@ func (s *Service) withLock(ctx context.Context, id string, fn func(ctx context.C
 	if err != nil {
 		return fmt.Errorf("lock session: %w", err)
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(s.cfg.LockTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if err := l.Refresh(ctx, s.cfg.LockTTL); err != nil {
-					cancel(fmt.Errorf("session lock lost: %w", err))
-					return
-				}
-			}
-		}
-	}()
+	ctx, stop := metastore.KeepAlive(ctx, l, s.cfg.LockTTL)
 	defer func() {
-		close(done)
-		cancel(nil)
+		stop()
 		_ = l.Unlock(context.WithoutCancel(ctx))
 	}()
 	return fn(ctx, l.Fence())
