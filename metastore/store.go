@@ -176,3 +176,66 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// Held is what WithLock hands the work: a context that is cancelled when
+// the lease is lost, and the lease's fence for every record write.
+type Held struct {
+	Ctx   context.Context
+	Fence int64
+}
+
+// LockOptions tune WithLock.
+type LockOptions struct {
+	TTL time.Duration // the lease; refreshed every TTL/3 while the work runs
+	// Wait keeps trying a held lock this long before ErrLocked; 0 tries once.
+	Wait time.Duration
+	// Detach runs the work on a context that the caller's cancellation does
+	// not reach (a client hanging up), bounded by Timeout. Only the loss of
+	// the lease, or the timeout, cancels it.
+	Detach  bool
+	Timeout time.Duration
+}
+
+// WithLock takes the named lease and runs fn while keeping it alive. fn's
+// context is cancelled as soon as the lease is lost, so a holder that lost
+// it stops before its next storage call, and its record writes carry the
+// fence, so the store refuses them. ErrLocked if another holder keeps it
+// past o.Wait. The lease is released when fn returns.
+func WithLock(ctx context.Context, s Store, name string, o LockOptions, fn func(Held) error) error {
+	l, err := lockWaiting(ctx, s, name, o.TTL, o.Wait)
+	if err != nil {
+		return err
+	}
+	work := ctx
+	if o.Detach {
+		work = context.WithoutCancel(ctx)
+	}
+	if o.Timeout > 0 {
+		var cancel context.CancelFunc
+		work, cancel = context.WithTimeout(work, o.Timeout)
+		defer cancel()
+	}
+	work, stop := KeepAlive(work, l, o.TTL)
+	defer func() {
+		stop()
+		_ = l.Unlock(context.WithoutCancel(ctx))
+	}()
+	return fn(Held{Ctx: work, Fence: l.Fence()})
+}
+
+func lockWaiting(ctx context.Context, s Store, name string, ttl, wait time.Duration) (Lock, error) {
+	deadline := time.Now().Add(wait)
+	pause := 2 * time.Millisecond
+	for {
+		l, err := s.Lock(ctx, name, ttl)
+		if !errors.Is(err, ErrLocked) || !time.Now().Before(deadline) {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 100*time.Millisecond)
+	}
+}

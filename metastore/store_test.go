@@ -2,6 +2,7 @@ package metastore_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,5 +44,60 @@ func TestKeepAlive(t *testing.T) {
 		}
 	case <-time.After(10 * ttl):
 		t.Fatal("the work went on after the lease was lost")
+	}
+}
+
+// WithLock: a detached holder outlives its caller's cancellation but not
+// its lease; a waiting caller gets the lock once it is free, a non-waiting
+// one gets ErrLocked.
+func TestWithLock(t *testing.T) {
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	const ttl = 90 * time.Millisecond
+	caller, hangUp := context.WithCancel(context.Background())
+	err = metastore.WithLock(caller, store, "s", metastore.LockOptions{TTL: ttl, Detach: true}, func(h metastore.Held) error {
+		if h.Fence <= 0 {
+			t.Errorf("fence = %d", h.Fence)
+		}
+		hangUp()
+		time.Sleep(4 * ttl)
+		if h.Ctx.Err() != nil {
+			t.Errorf("a detached holder was cancelled by its caller: %v", context.Cause(h.Ctx))
+		}
+		if err := metastore.WithLock(context.Background(), store, "s", metastore.LockOptions{TTL: ttl}, func(metastore.Held) error { return nil }); !errors.Is(err, metastore.ErrLocked) {
+			t.Errorf("second holder: err = %v, want ErrLocked", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Released: a waiting caller gets it while another holder lets go.
+	l, err := store.Lock(context.Background(), "s", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, func() { _ = l.Unlock(context.Background()) })
+	ran := false
+	err = metastore.WithLock(context.Background(), store, "s", metastore.LockOptions{TTL: ttl, Wait: 2 * time.Second}, func(h metastore.Held) error {
+		ran = true
+		if h.Fence <= l.Fence() {
+			t.Errorf("fence %d not above the previous holder's %d", h.Fence, l.Fence())
+		}
+		return nil
+	})
+	if err != nil || !ran {
+		t.Fatalf("waiting WithLock: ran=%v err=%v", ran, err)
+	}
+	// A timeout bounds detached work.
+	err = metastore.WithLock(context.Background(), store, "s", metastore.LockOptions{TTL: ttl, Detach: true, Timeout: 30 * time.Millisecond}, func(h metastore.Held) error {
+		<-h.Ctx.Done()
+		return h.Ctx.Err()
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("timeout: err = %v", err)
 	}
 }

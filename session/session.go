@@ -327,6 +327,8 @@ type Chunk struct {
 	Total  int64 // the size the client believes in (Content-Range); -1: not stated
 	Len    int64 // bytes in Body; must be known
 	Body   io.Reader
+	// Checksum, when set, must match Body's bytes or nothing is kept.
+	Checksum *Checksum
 }
 
 // Append adds the chunk at the session's offset. When the last byte lands
