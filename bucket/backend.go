@@ -32,6 +32,8 @@ var (
 	// configuration fault for Ferry's own bucket, but a user's mistake when
 	// registering someone else's.
 	ErrNoBucket = errors.New("bucket: storage bucket does not exist")
+	// ErrBadDigest: storage refused bytes that do not match their Checksum.
+	ErrBadDigest = errors.New("bucket: checksum mismatch")
 	// ErrAccessDenied: the credentials may not do this.
 	ErrAccessDenied = errors.New("bucket: access denied")
 )
@@ -54,6 +56,9 @@ type Range struct {
 // PutOptions are the optional attributes of a new object.
 type PutOptions struct {
 	ContentType string
+	// Checksum, when set, is verified by the storage itself: the object is
+	// not written unless the bytes match.
+	Checksum *Checksum
 }
 
 // Part is one landed part of a multipart upload.
@@ -85,8 +90,9 @@ type Backend interface {
 type Multipart interface {
 	CreateMultipart(ctx context.Context, key string, opts PutOptions) (uploadID string, err error)
 	// UploadPart streams exactly size bytes from r as part number n.
-	// Re-uploading a number replaces that part.
-	UploadPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (Part, error)
+	// Re-uploading a number replaces that part. A non-nil sum is passed to
+	// storage that can verify it; the part is refused if it does not match.
+	UploadPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64, sum *Checksum) (Part, error)
 	// CompleteMultipart assembles the listed parts, in order, into key.
 	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) (ObjectInfo, error)
 	// AbortMultipart discards the upload and its parts; aborting an unknown

@@ -20,7 +20,7 @@ func TestKeepAlive(t *testing.T) {
 	}
 	defer store.Close()
 	ctx := context.Background()
-	const ttl = 90 * time.Millisecond
+	const ttl = 300 * time.Millisecond
 	l, err := store.Lock(ctx, "job", ttl)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestWithLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	const ttl = 90 * time.Millisecond
+	const ttl = 300 * time.Millisecond
 	caller, hangUp := context.WithCancel(context.Background())
 	err = metastore.WithLock(caller, store, "s", metastore.LockOptions{TTL: ttl, Detach: true}, func(h metastore.Held) error {
 		if h.Fence <= 0 {

@@ -233,9 +233,9 @@ func (m multipartMethods) CreateMultipart(ctx context.Context, key string, opts 
 	return id, err
 }
 
-func (m multipartMethods) UploadPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (bucket.Part, error) {
+func (m multipartMethods) UploadPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64, sum *bucket.Checksum) (bucket.Part, error) {
 	start, body := time.Now(), m.c.body(r, size)
-	part, err := m.c.mp.UploadPart(ctx, key, uploadID, n, body, size)
+	part, err := m.c.mp.UploadPart(ctx, key, uploadID, n, body, size, sum)
 	m.c.observe(opUploadPart, start, err, body)
 	return part, err
 }

@@ -201,7 +201,7 @@ func testBackendCounts(t *testing.T, reg *prometheus.Registry, kind string, b bu
 	if err != nil {
 		t.Fatal(err)
 	}
-	part, err := mp.UploadPart(ctx, "multi", id, 1, bytes.NewReader(data[:300]), 300)
+	part, err := mp.UploadPart(ctx, "multi", id, 1, bytes.NewReader(data[:300]), 300, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestS3APICounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := requests(t, reg)
-	part, err := b.UploadPart(ctx, "multi", id, 1, bytes.NewReader(data), int64(len(data)))
+	part, err := b.UploadPart(ctx, "multi", id, 1, bytes.NewReader(data), int64(len(data)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestS3APICounts(t *testing.T) {
 		t.Errorf("one UploadPart made %v S3 requests, want 1", n)
 	}
 	// A client that drops mid-part is not an S3 failure.
-	if _, err := b.UploadPart(ctx, "multi", id, 2, strings.NewReader("short"), 100); err == nil {
+	if _, err := b.UploadPart(ctx, "multi", id, 2, strings.NewReader("short"), 100, nil); err == nil {
 		t.Fatal("short UploadPart succeeded")
 	}
 	want(t, reg, 1, s3Requests, "operation", "UploadPart", "result", "short_body")

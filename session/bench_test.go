@@ -41,7 +41,7 @@ func BenchmarkUpload(b *testing.B) {
 				var parts []bucket.Part
 				for off := 0; off < size; off += part {
 					n := min(part, size-off)
-					p, err := direct.UploadPart(ctx, key, id, len(parts)+1, bytes.NewReader(data[off:off+n]), int64(n))
+					p, err := direct.UploadPart(ctx, key, id, len(parts)+1, bytes.NewReader(data[off:off+n]), int64(n), nil)
 					if err != nil {
 						b.Fatal(err)
 					}

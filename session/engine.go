@@ -3,10 +3,13 @@ package session
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
@@ -19,10 +22,13 @@ type engine interface {
 	// begin prepares storage for a new session.
 	begin(ctx context.Context, rec *record) error
 	// write stores exactly n bytes of r at rec.Offset, updating rec's
-	// engine state (not Offset). fence guards any metadata it writes.
-	write(ctx context.Context, rec *record, fence int64, r io.Reader, n int64) error
+	// engine state (not Offset) only when it succeeds. fence guards any
+	// metadata it writes. With sum, bytes that do not match are refused
+	// (ErrChecksumMismatch) and nothing of them counts.
+	write(ctx context.Context, rec *record, fence int64, r io.Reader, n int64, sum *Checksum) error
 	// complete makes the whole upload the object at rec.object(). It must
-	// be safe to call again after a crash half-way through.
+	// be safe to call again after a crash half-way through, and must never
+	// report an object it cannot identify as this upload's.
 	complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error)
 	// discard frees what an unfinished session holds. Idempotent.
 	discard(ctx context.Context, ref purgeRef) error
@@ -32,15 +38,20 @@ type engine interface {
 }
 
 // stagingEngine writes at the offset into a staging file and renames it
-// into place on completion.
+// into place on completion. Bytes past the recorded offset are never read:
+// a refused or broken chunk is simply overwritten by its resend.
 type stagingEngine struct{ blobs bucket.Staging }
 
 func (e *stagingEngine) begin(context.Context, *record) error { return nil }
 
 func (e *stagingEngine) needsClaim(*record, int64) bool { return true }
 
-func (e *stagingEngine) write(ctx context.Context, rec *record, _ int64, r io.Reader, n int64) error {
-	return shortBody(e.blobs.StageWrite(ctx, rec.ID, rec.Offset, r, n), n)
+func (e *stagingEngine) write(ctx context.Context, rec *record, _ int64, r io.Reader, n int64, sum *Checksum) error {
+	v := newVerifier(sum)
+	if err := shortBody(e.blobs.StageWrite(ctx, rec.ID, rec.Offset, v.reader(r), n), n); err != nil {
+		return err
+	}
+	return v.check()
 }
 
 func (e *stagingEngine) complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error) {
@@ -56,27 +67,36 @@ func (e *stagingEngine) discard(ctx context.Context, ref purgeRef) error {
 // a shorter run is held back in the metadata store (every instance sees it)
 // and goes in front of the next chunk. The parts are recorded in the
 // session record, so completion needs no ListParts and an append of a
-// full part costs exactly one S3 request.
+// full part costs exactly one S3 request. A file smaller than one part is
+// held back whole and written by complete with one verified PutObject, so
+// nothing appears at its key before every byte is in.
+//
+// Held-back segments are records "session/<id>/tail/<k>" for k in
+// [TailFirst, TailFirst+TailSegs). A segment is written once, at a number
+// no saved record points at, and never overwritten while one does: a merge
+// writes the joined bytes to the next number and the record switches to it
+// in one save. Numbers below TailFirst are deleted after that save.
 //
 // The instance that held a segment back also keeps it in memory (held), so
 // the append that fills the part need not read it back from the store. A
 // segment is cached under a random tag that the record lists beside it:
-// a segment another instance wrote, or rewrote, has another tag and is read
-// from the store, so the cache can only save reads, never change bytes.
+// a segment another instance wrote has another tag and is read from the
+// store, so the cache can only save reads, never change bytes.
 type multipartEngine struct {
 	blobs   bucket.Backend
 	mp      bucket.Multipart
 	store   metastore.Store
+	ttl     time.Duration // the session TTL: a segment outlives its record by this
 	grace   time.Duration
 	maxHeld int64
 	held    *lru.Cache[[]byte] // by heldKey; shared by the service's engines
 }
 
-func heldKey(id string, seg int, tag string) string { return tailKey(id, seg) + "#" + tag }
+func heldKey(id string, k int, tag string) string { return tailKey(id, k) + "#" + tag }
 
 func (e *multipartEngine) begin(ctx context.Context, rec *record) error {
 	if rec.Size < bucket.MinPartSize {
-		return nil // one Put at the end; nothing to allocate
+		return nil // held back whole, one Put at the end
 	}
 	ps, err := bucket.PartSizeFor(rec.Size)
 	if err != nil {
@@ -93,75 +113,89 @@ func (e *multipartEngine) begin(ctx context.Context, rec *record) error {
 // holdsBack reports whether the chunk only joins the tail (no S3 write).
 func (e *multipartEngine) holdsBack(rec *record, n int64) bool {
 	last := !rec.Open && rec.Offset+n == rec.Size
-	return !last && (rec.UploadID == "" || rec.TailLen+n < rec.PartSize)
+	return rec.UploadID == "" || !last && rec.TailLen+n < rec.PartSize
 }
 
 // needsClaim: a held-back chunk only writes a tail segment, which carries
 // the fence itself; an UploadPart does not, so it needs the claim first.
-func (e *multipartEngine) needsClaim(rec *record, n int64) bool { return !e.holdsBack(rec, n) }
+func (e *multipartEngine) needsClaim(rec *record, n int64) bool {
+	return !e.holdsBack(rec, n) || e.sealsSmall(rec, n)
+}
 
-func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r io.Reader, n int64) error {
+// sealsSmall: a sealed stream that never filled a part becomes one Put.
+func (e *multipartEngine) sealsSmall(rec *record, n int64) bool {
 	last := !rec.Open && rec.Offset+n == rec.Size
-	held := rec.TailLen + n
-	if last && rec.UploadID != "" && len(rec.Parts) == 0 && held < rec.PartSize {
-		// A sealed stream that never filled a part: one Put is enough.
-		if err := e.mp.AbortMultipart(ctx, rec.object(), rec.UploadID); err != nil {
+	return last && rec.UploadID != "" && len(rec.Parts) == 0 && rec.TailLen+n < rec.PartSize
+}
+
+func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r io.Reader, n int64, sum *Checksum) error {
+	next := *rec
+	if e.sealsSmall(&next, n) {
+		if err := e.mp.AbortMultipart(ctx, next.object(), next.UploadID); err != nil {
 			return err
 		}
-		rec.UploadID = ""
+		next.UploadID = ""
 	}
-	if e.holdsBack(rec, n) {
-		if held > e.maxHeld {
-			return ErrChunkTooSmall.New("parts of this %d-byte file must be at least %d bytes and at most %d may wait for the next chunk; send chunks of at least %d bytes",
-				rec.Size, rec.PartSize, e.maxHeld, rec.PartSize).With("min_chunk_size", rec.PartSize).With("offset", rec.Offset)
-		}
-		return e.holdBack(ctx, rec, fence, r, n)
+	var err error
+	if e.holdsBack(&next, n) {
+		err = e.holdBack(ctx, &next, fence, r, n, sum)
+	} else {
+		err = e.uploadParts(ctx, &next, r, n, sum)
 	}
+	if err != nil {
+		return err
+	}
+	*rec = next
+	return nil
+}
+
+// uploadParts sends the tail and the chunk as parts, streaming the chunk.
+func (e *multipartEngine) uploadParts(ctx context.Context, rec *record, r io.Reader, n int64, sum *Checksum) error {
 	tail, err := e.tail(ctx, rec)
 	if err != nil {
 		return err
 	}
+	v := newVerifier(sum)
 	readers := make([]io.Reader, 0, len(tail)+1)
 	for _, seg := range tail {
 		readers = append(readers, bytes.NewReader(seg))
 	}
-	src := io.MultiReader(append(readers, io.LimitReader(r, n))...)
-	if rec.UploadID == "" { // a small file: everything fits one Put
-		obj, err := e.blobs.Put(ctx, rec.object(), src, held, bucket.PutOptions{ContentType: rec.MimeType})
-		if err != nil {
-			return shortBody(err, n)
-		}
-		e.dropTail(rec)
-		rec.ETag = obj.ETag
-		return nil
+	src := io.MultiReader(append(readers, v.reader(io.LimitReader(r, n)))...)
+	runs := splitRun(rec.TailLen + n)
+	partSum := sum // S3 checks it too when the chunk is exactly one part
+	if len(tail) > 0 || len(runs) > 1 {
+		partSum = nil
 	}
-	for _, size := range splitRun(held) {
-		num := len(rec.Parts) + 1
+	parts := rec.Parts
+	for _, size := range runs {
+		num := len(parts) + 1
 		if num > bucket.MaxParts {
 			return fmt.Errorf("session %s would need more than %d parts", rec.ID, bucket.MaxParts)
 		}
-		p, err := e.mp.UploadPart(ctx, rec.object(), rec.UploadID, num, io.LimitReader(src, size), size)
+		p, err := e.mp.UploadPart(ctx, rec.object(), rec.UploadID, num, io.LimitReader(src, size), size, partSum)
+		if errors.Is(err, bucket.ErrBadDigest) {
+			return ErrChecksumMismatch.Wrap(err, "the chunk does not match its %s; nothing of it was kept, resend it", sum.Algo)
+		}
 		if err != nil {
 			return shortBody(err, n)
 		}
-		rec.Parts = append(rec.Parts, p)
+		parts = append(parts[:len(parts):len(parts)], p)
 	}
-	e.dropTail(rec)
-	return nil
-}
-
-// dropTail forgets the tail once its bytes are in S3. The segments stay in
-// the store until overwritten or deleted with the session, harmlessly:
-// the record no longer counts them.
-func (e *multipartEngine) dropTail(rec *record) {
+	// Parts that fail the check are not recorded; their numbers are reused.
+	if err := v.check(); err != nil {
+		return err
+	}
 	e.forget(rec)
-	rec.TailLen, rec.TailSegs, rec.TailTags = 0, 0, nil
+	rec.Parts = parts
+	rec.TailFirst += rec.TailSegs
+	rec.TailLen, rec.TailSegs, rec.TailTags, rec.TailUntil = 0, 0, nil, time.Time{}
+	return nil
 }
 
 // forget removes the record's segments from memory.
 func (e *multipartEngine) forget(rec *record) {
 	for i, tag := range rec.TailTags {
-		e.held.Remove(heldKey(rec.ID, i, tag))
+		e.held.Remove(heldKey(rec.ID, rec.TailFirst+i, tag))
 	}
 }
 
@@ -185,22 +219,29 @@ func splitRun(n int64) []int64 {
 const maxTailSegs = 16
 
 // holdBack stores the chunk as the tail's next segment, writing only the
-// chunk, never the whole tail again. Each segment carries the lock's
-// fence, so a stale holder cannot overwrite a segment a newer one wrote.
-// Memory per request is bounded by the tail, at most maxHeld.
-func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64, r io.Reader, n int64) error {
+// chunk, never the whole tail again, unless the tail must be merged: it
+// has maxTailSegs segments, or its oldest would expire before the record
+// this append extends. Each segment carries the lock's fence, so a stale
+// holder cannot write one, and it lives TTL longer than the record that
+// points at it. Memory per request is bounded by the tail, at most maxHeld
+// (a small file's whole body, under MinPartSize).
+func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64, r io.Reader, n int64, sum *Checksum) error {
+	held := rec.TailLen + n
+	if rec.UploadID != "" && held > e.maxHeld {
+		return ErrChunkTooSmall.New("parts of this %d-byte file must be at least %d bytes and at most %d may wait for the next chunk; send chunks of at least %d bytes",
+			rec.Size, rec.PartSize, e.maxHeld, rec.PartSize).With("min_chunk_size", rec.PartSize).With("offset", rec.Offset)
+	}
+	if n == 0 {
+		return nil
+	}
+	until := rec.ExpiresAt.Add(e.ttl + e.grace)
+	merge := rec.TailSegs >= maxTailSegs || rec.TailSegs > 0 && rec.TailUntil.Before(rec.ExpiresAt.Add(e.grace))
 	var prefix [][]byte
-	seg, tags := rec.TailSegs, rec.TailTags
-	if seg >= maxTailSegs {
-		merged, err := e.tail(ctx, rec)
-		if err != nil {
+	if merge {
+		var err error
+		if prefix, err = e.tail(ctx, rec); err != nil {
 			return err
 		}
-		e.forget(rec)
-		prefix, seg = merged, 0
-	}
-	if len(tags) != seg {
-		tags = make([]string, seg) // a record from before tags: those are read from the store
 	}
 	buf := make([]byte, 0, e.segLen(prefix)+n)
 	for _, p := range prefix {
@@ -208,20 +249,35 @@ func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64
 	}
 	start := len(buf)
 	buf = buf[:start+int(n)]
-	if _, err := io.ReadFull(r, buf[start:]); err != nil {
+	v := newVerifier(sum)
+	if _, err := io.ReadFull(v.reader(r), buf[start:]); err != nil {
 		return shortBody(err, n)
 	}
-	// Same lifetime as the record, so the tail never vanishes first.
-	ttl := time.Until(rec.ExpiresAt) + e.grace
-	if _, err := e.store.Put(ctx, tailKey(rec.ID, seg), buf, metastore.Cond{Version: metastore.AnyVersion, Fence: fence, TTL: ttl}); err != nil {
+	if err := v.check(); err != nil {
+		return err
+	}
+	k := rec.TailFirst + rec.TailSegs // no saved record points here
+	ttl := time.Until(until)
+	if _, err := e.store.Put(ctx, tailKey(rec.ID, k), buf, metastore.Cond{Version: metastore.AnyVersion, Fence: fence, TTL: ttl}); err != nil {
 		if errors.Is(err, metastore.ErrFenced) {
 			return ErrBusy.Wrap(err, "another request took over session %s", rec.ID)
 		}
 		return fmt.Errorf("store held-back bytes: %w", err)
 	}
 	tag := rand.Text()
-	e.held.Add(heldKey(rec.ID, seg, tag), buf, int64(len(buf)))
-	rec.TailSegs, rec.TailLen, rec.TailTags = seg+1, rec.TailLen+n, append(tags[:seg:seg], tag)
+	e.held.Add(heldKey(rec.ID, k, tag), buf, int64(len(buf)))
+	if merge {
+		e.forget(rec)
+		rec.TailFirst, rec.TailSegs, rec.TailTags, rec.TailUntil = k, 0, nil, until
+	}
+	tags := rec.TailTags
+	if len(tags) != rec.TailSegs {
+		tags = make([]string, rec.TailSegs) // a record from before tags: those are read from the store
+	}
+	if rec.TailSegs == 0 || until.Before(rec.TailUntil) {
+		rec.TailUntil = until
+	}
+	rec.TailSegs, rec.TailLen, rec.TailTags = rec.TailSegs+1, held, append(tags[:len(tags):len(tags)], tag)
 	return nil
 }
 
@@ -238,13 +294,14 @@ func (e *multipartEngine) segLen(segs [][]byte) int64 {
 func (e *multipartEngine) tail(ctx context.Context, rec *record) ([][]byte, error) {
 	segs := make([][]byte, 0, rec.TailSegs)
 	for i := range rec.TailSegs {
+		k := rec.TailFirst + i
 		if i < len(rec.TailTags) && rec.TailTags[i] != "" {
-			if b, ok := e.held.Get(heldKey(rec.ID, i, rec.TailTags[i])); ok {
+			if b, ok := e.held.Get(heldKey(rec.ID, k, rec.TailTags[i])); ok {
 				segs = append(segs, b)
 				continue
 			}
 		}
-		r, err := e.store.Get(ctx, tailKey(rec.ID, i))
+		r, err := e.store.Get(ctx, tailKey(rec.ID, k))
 		if err != nil {
 			return nil, fmt.Errorf("read held-back bytes of session %s: %w", rec.ID, err)
 		}
@@ -256,28 +313,89 @@ func (e *multipartEngine) tail(ctx context.Context, rec *record) ([][]byte, erro
 	return segs, nil
 }
 
-// deleteTail removes every segment a session may have written.
-func deleteTail(ctx context.Context, store metastore.Store, id string) error {
-	for i := range maxTailSegs {
-		if err := store.Delete(ctx, tailKey(id, i), metastore.AnyVersion); err != nil {
+// deleteSegments removes segments [from, to) of a session.
+func deleteSegments(ctx context.Context, store metastore.Store, id string, from, to int) error {
+	for k := from; k < to; k++ {
+		if err := store.Delete(ctx, tailKey(id, k), metastore.AnyVersion); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// deleteTail removes the segments a record points at and the one an
+// unrecorded attempt may have written after them. Records from before
+// TailFirst merged into segment 0..maxTailSegs-1.
+func deleteTail(ctx context.Context, store metastore.Store, rec *record) error {
+	to := rec.TailFirst + rec.TailSegs + 1
+	if rec.TailFirst == 0 {
+		to = max(to, maxTailSegs)
+	}
+	return deleteSegments(ctx, store, rec.ID, rec.TailFirst, to)
+}
+
 func (e *multipartEngine) complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error) {
 	if rec.UploadID == "" {
-		return bucket.ObjectInfo{Key: rec.object(), Size: rec.Size, ETag: rec.ETag}, nil
+		return e.putSmall(ctx, rec)
 	}
 	obj, err := e.mp.CompleteMultipart(ctx, rec.object(), rec.UploadID, rec.Parts)
-	if errors.Is(err, bucket.ErrNotFound) {
-		// An earlier attempt completed it and crashed before recording that.
-		if head, herr := e.blobs.Head(ctx, rec.object()); herr == nil && head.Size == rec.Size {
-			return head, nil
-		}
+	if err != nil && !errors.Is(err, bucket.ErrNotFound) {
+		return obj, err
 	}
-	return obj, err
+	// S3 answers a repeated completion with success, and a completion an
+	// earlier attempt made (and died before recording) with NoSuchUpload;
+	// either way the object may since have been replaced. Publish only the
+	// object whose ETag is the one these parts make.
+	want, ok := multipartETag(rec.Parts)
+	if !ok {
+		return obj, err // storage whose ETags are not MD5s: trust only a fresh completion
+	}
+	head, herr := e.blobs.Head(ctx, rec.object())
+	switch {
+	case herr != nil && err != nil:
+		return obj, err
+	case herr != nil:
+		return obj, herr
+	case head.Size != rec.Size || strings.Trim(head.ETag, `"`) != want:
+		return obj, fmt.Errorf("the object at %s (%d bytes, ETag %s) is not this upload's (%d bytes, ETag %s): it was replaced meanwhile: %w",
+			rec.object(), head.Size, head.ETag, rec.Size, want, bucket.ErrNotFound)
+	}
+	return head, nil
+}
+
+// putSmall writes a file smaller than one part from its held-back bytes,
+// with their MD5 so storage refuses anything but exactly these bytes.
+// Repeating it after a crash writes the same bytes again.
+func (e *multipartEngine) putSmall(ctx context.Context, rec *record) (bucket.ObjectInfo, error) {
+	tail, err := e.tail(ctx, rec)
+	if err != nil {
+		return bucket.ObjectInfo{}, err
+	}
+	h := md5.New()
+	for _, seg := range tail {
+		h.Write(seg)
+	}
+	readers := make([]io.Reader, len(tail))
+	for i, seg := range tail {
+		readers[i] = bytes.NewReader(seg)
+	}
+	return e.blobs.Put(ctx, rec.object(), io.MultiReader(readers...), rec.TailLen, bucket.PutOptions{ContentType: rec.MimeType,
+		Checksum: &bucket.Checksum{Algo: "md5", Sum: h.Sum(nil)}})
+}
+
+// multipartETag is the ETag S3 gives the object the parts complete into:
+// the MD5 of the parts' binary MD5s, then "-" and their count. ok is false
+// when a part's ETag is not an MD5 (storage that computes ETags otherwise).
+func multipartETag(parts []bucket.Part) (string, bool) {
+	h := md5.New()
+	for _, p := range parts {
+		b, err := hex.DecodeString(strings.Trim(p.ETag, `"`))
+		if err != nil || len(b) != md5.Size {
+			return "", false
+		}
+		h.Write(b)
+	}
+	return fmt.Sprintf("%x-%d", h.Sum(nil), len(parts)), true
 }
 
 func (e *multipartEngine) discard(ctx context.Context, ref purgeRef) error {

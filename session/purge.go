@@ -59,7 +59,7 @@ func (s *Service) purgeOne(ctx context.Context, e metastore.Entry) (bool, error)
 				return err
 			}
 			freed = true
-			return deleteTail(ctx, s.store, ref.ID)
+			return deleteTail(ctx, s.store, &record{ID: ref.ID})
 		case errcode.Is(err, ErrExpired):
 			freed = true
 			return s.remove(ctx, rec, ver)

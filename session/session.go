@@ -10,9 +10,10 @@
 // Persistent layout in the metadata store:
 //
 //	record "session/<id>"       JSON record; expires (TTL) a grace period after expires_at
-//	record "session/<id>/tail/<n>"  segment n of the bytes held back for the next S3
-//	                            part; segments 0..tail_segs-1 (from the session record)
-//	                            are valid, later ones are leftovers to overwrite
+//	record "session/<id>/tail/<k>"  a segment of the bytes held back for the next S3
+//	                            part; segments tail_first..tail_first+tail_segs-1 (from the
+//	                            session record) are valid. Each is written once and
+//	                            lives a TTL longer than the record (engine.go)
 //	index  "sessions/expiry"    member "<check-at unix ms, 16 digits>/<id>", value purgeRef;
 //	                            the purger's work list (expires_at may have moved later)
 //	lock   "session/<id>"       held for the length of one append, abort or purge
@@ -62,6 +63,9 @@ type Config struct {
 	// Grace keeps a record past expires_at so the purger, not the store's
 	// expiry, is what normally removes it (and frees its storage).
 	Grace time.Duration
+	// CommitTimeout bounds a completion, which runs to the end once the
+	// last byte is in, whether or not the client waits for the answer.
+	CommitTimeout time.Duration
 }
 
 func (c *Config) defaults() {
@@ -82,6 +86,9 @@ func (c *Config) defaults() {
 	if c.Grace <= 0 {
 		c.Grace = time.Hour
 	}
+	if c.CommitTimeout <= 0 {
+		c.CommitTimeout = 15 * time.Minute
+	}
 }
 
 const (
@@ -92,8 +99,8 @@ const (
 )
 
 func recordKey(id string) string { return "session/" + id }
-func tailKey(id string, seg int) string {
-	return "session/" + id + "/tail/" + strconv.Itoa(seg)
+func tailKey(id string, k int) string {
+	return "session/" + id + "/tail/" + strconv.Itoa(k)
 }
 func lockName(id string) string { return "session/" + id }
 func expiryMember(at time.Time, id string) string {
@@ -122,13 +129,15 @@ type record struct {
 	Object   string `json:"object,omitempty"`
 
 	// S3 engine state.
-	UploadID string        `json:"upload_id,omitempty"` // empty: the file is small enough for one Put
-	PartSize int64         `json:"part_size,omitempty"` // every part but the last is at least this
-	Parts    []bucket.Part `json:"parts,omitempty"`
-	TailLen  int64         `json:"tail_len,omitempty"`  // bytes held back for the next part
-	TailSegs int           `json:"tail_segs,omitempty"` // in this many tail records
-	TailTags []string      `json:"tail_tags,omitempty"` // each segment's tag in its writer's memory (engine.go)
-	ETag     string        `json:"etag,omitempty"`      // set once the object exists
+	UploadID  string        `json:"upload_id,omitempty"` // empty: the file is small enough for one Put
+	PartSize  int64         `json:"part_size,omitempty"` // every part but the last is at least this
+	Parts     []bucket.Part `json:"parts,omitempty"`
+	TailLen   int64         `json:"tail_len,omitempty"`   // bytes held back for the next part
+	TailFirst int           `json:"tail_first,omitempty"` // in tail records TailFirst..
+	TailSegs  int           `json:"tail_segs,omitempty"`  // ..TailFirst+TailSegs-1
+	TailTags  []string      `json:"tail_tags,omitempty"`  // each segment's tag in its writer's memory (engine.go)
+	TailUntil time.Time     `json:"tail_until,omitzero"`  // when the first of them expires
+	ETag      string        `json:"etag,omitempty"`       // set once the object exists
 }
 
 // purgeRef is what the purger needs even if the record itself is gone.
@@ -221,7 +230,7 @@ func (s *Service) newEngine(blobs bucket.Backend) (engine, error) {
 	case bucket.Staging:
 		return &stagingEngine{blobs: b}, nil
 	case bucket.Multipart:
-		return &multipartEngine{blobs: blobs, mp: b, store: s.store, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld, held: s.held}, nil
+		return &multipartEngine{blobs: blobs, mp: b, store: s.store, ttl: s.cfg.TTL, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld, held: s.held}, nil
 	}
 	return nil, fmt.Errorf("session: blob backend %T supports neither staging nor multipart uploads", blobs)
 }
@@ -335,65 +344,152 @@ type Chunk struct {
 // the file is completed and returned. An empty append on a session whose
 // bytes are all in retries a completion that failed half-way, and on a
 // completed session returns the file again.
+//
+// Only reading the chunk is tied to the request: once its bytes are whole,
+// recording them and completing the file run to the end even if the client
+// hangs up, bounded by the lease and CommitTimeout.
 func (s *Service) Append(ctx context.Context, id string, c Chunk) (Info, *registry.File, error) {
-	expect, body, n := c.Offset, c.Body, c.Len
-	start := time.Now()
-	if n < 0 {
+	if c.Len < 0 {
 		return Info{}, nil, ErrLengthRequired.New("the chunk's length is unknown: send Content-Length (or Content-Range)")
 	}
+	return s.appendLocked(ctx, id, c.Offset, c.Total, func(a *appender) error {
+		return a.write(c.Body, c.Len, c.Checksum)
+	})
+}
+
+// AppendStream appends a body of unknown length (chunked transfer
+// encoding) in pooled 8 MiB pieces under one lease, checking the client's
+// offset first. A body that runs past the session's size is refused with
+// nothing kept. If the body breaks off, what arrived in whole pieces stays
+// appended; the client asks for the offset, as after any dropped request.
+func (s *Service) AppendStream(ctx context.Context, id string, offset, total int64, r io.Reader) (Info, *registry.File, error) {
+	return s.appendLocked(ctx, id, offset, total, func(a *appender) error {
+		bp := ingestBufs.Get().(*[]byte)
+		defer ingestBufs.Put(bp)
+		for first := true; ; first = false {
+			n, rerr := io.ReadFull(r, *bp)
+			if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+				a.keep = true // the whole pieces before stay
+				return ErrShortBody.Wrap(rerr, "the body broke off; ask the session for its offset and resume from there")
+			}
+			if n > 0 || first {
+				if err := a.write(bytes.NewReader((*bp)[:n]), int64(n), nil); err != nil {
+					return err
+				}
+			}
+			if rerr != nil {
+				return nil
+			}
+		}
+	})
+}
+
+// appender carries one locked append: the record as it changes in memory,
+// the version and fence it is saved with, and the contexts of the two
+// phases (reading the body: cut by the client; the rest: only by the lease).
+type appender struct {
+	s       *Service
+	eng     engine
+	rec     *record
+	ver     int64
+	fence   int64
+	read    context.Context
+	n       int64 // bytes appended in memory, not yet saved
+	keep    bool  // save what was appended even though the body failed
+	claimed bool
+	first   int  // rec.TailFirst when loaded: segments below it go after the save
+	probe   bool // only count the bytes (a completed session)
+}
+
+// write appends n bytes of r to the record in memory.
+func (a *appender) write(r io.Reader, n int64, sum *Checksum) error {
+	rec := a.rec
+	if a.probe {
+		a.n += n
+		return nil
+	}
+	if rec.Offset+n > rec.Size {
+		return ErrPastSize.New("%d bytes at offset %d run past the declared size %d; send at most %d bytes", n, rec.Offset-a.n, rec.Size, rec.Size-rec.Offset+a.n).
+			With("offset", rec.Offset-a.n)
+	}
+	if n == 0 && rec.Size != 0 {
+		return nil
+	}
+	// Claim the record with our fence before storage the fence cannot
+	// guard: from here on any older holder's write is rejected.
+	if !a.claimed && a.eng.needsClaim(rec, n) {
+		v, err := a.s.save(a.read, rec, a.ver, a.fence)
+		if err != nil {
+			return err
+		}
+		a.ver, a.claimed = v, true
+	}
+	rec.ExpiresAt = a.s.now().UTC().Add(a.s.cfg.TTL) // before write: the tail's lifetime follows it
+	if err := a.eng.write(a.read, rec, a.fence, r, n, sum); err != nil {
+		return keyConflict(rec, err)
+	}
+	rec.Offset += n
+	a.n += n
+	return nil
+}
+
+// appendLocked loads the session under its lease, checks the client's
+// offset, runs body (which appends in memory through the appender), then
+// saves the record once and completes the file if its last byte is in.
+func (s *Service) appendLocked(ctx context.Context, id string, expect, total int64, body func(*appender) error) (Info, *registry.File, error) {
+	start := time.Now()
 	var (
 		out  Info
 		file *registry.File
+		n    int64
 	)
-	err := s.withLock(ctx, id, func(ctx context.Context, fence int64) error {
-		rec, ver, err := s.load(ctx, id)
+	err := s.withLock(ctx, id, func(lctx context.Context, fence int64) error {
+		rec, ver, err := s.load(lctx, id)
 		if err != nil {
 			return err
 		}
 		if rec.State == stateCompleted {
-			if n > 0 {
-				return ErrCompleted.New("session %s already completed %s/%s; start a new session to replace it", id, rec.Bucket, rec.Key).With("offset", rec.Offset)
-			}
-			f, err := s.files.Get(ctx, rec.Bucket, rec.Key)
-			if err != nil {
-				return err
-			}
-			out, file = rec.info(), &f
-			return nil
+			return s.completedAgain(lctx, rec, body, &out, &file)
 		}
-		if c.Total >= 0 && c.Total != rec.Size {
-			return ErrInvalidSize.New("the chunk says the file is %d bytes but the session was created for %d", c.Total, rec.Size)
+		if total >= 0 && total != rec.Size {
+			return ErrInvalidSize.New("the chunk says the file is %d bytes but the session was created for %d", total, rec.Size)
 		}
 		if expect >= 0 && expect != rec.Offset {
 			return ErrOffsetMismatch.New("the session is at offset %d, not %d: resume from %d", rec.Offset, expect, rec.Offset).With("offset", rec.Offset)
-		}
-		if rec.Offset+n > rec.Size {
-			return ErrPastSize.New("a %d-byte chunk at offset %d runs past the declared size %d; send at most %d bytes", n, rec.Offset, rec.Size, rec.Size-rec.Offset).
-				With("offset", rec.Offset)
 		}
 		eng, err := s.engine(rec.Location)
 		if err != nil {
 			return err
 		}
-		// Claim the record with our fence before storage the fence cannot
-		// guard: from here on any older holder's write is rejected.
-		if eng.needsClaim(rec, n) {
-			if ver, err = s.save(ctx, rec, ver, fence); err != nil {
+		// Reading the body ends with the request or the lease.
+		read, cancel := context.WithCancelCause(lctx)
+		defer cancel(nil)
+		stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
+		defer stop()
+		a := &appender{s: s, eng: eng, rec: rec, ver: ver, fence: fence, read: read, first: rec.TailFirst}
+		berr := body(a)
+		if berr != nil && !(a.keep && a.n > 0) {
+			return berr
+		}
+		// The bytes are whole: record them and complete, whatever the client does.
+		cctx, cancelCommit := context.WithTimeout(lctx, s.cfg.CommitTimeout)
+		defer cancelCommit()
+		if a.n > 0 || rec.Size == 0 {
+			if a.ver, err = s.save(cctx, rec, a.ver, fence); err != nil {
 				return err
+			}
+			n = a.n
+			if rec.TailFirst > a.first {
+				if err := deleteSegments(cctx, s.store, rec.ID, a.first, rec.TailFirst); err != nil {
+					s.log.WarnContext(cctx, "tail_cleanup_failed", "session", rec.ID, "err", err)
+				}
 			}
 		}
-		if n > 0 || rec.Size == 0 {
-			rec.ExpiresAt = s.now().UTC().Add(s.cfg.TTL) // before write: the tail's lifetime follows it
-			if err := eng.write(ctx, rec, fence, body, n); err != nil {
-				return keyConflict(rec, err)
-			}
-			rec.Offset += n
-			if ver, err = s.save(ctx, rec, ver, fence); err != nil {
-				return err
-			}
+		if berr != nil {
+			return berr
 		}
 		if rec.Offset == rec.Size && !rec.Open {
-			f, err := s.finish(ctx, rec, ver, fence)
+			f, err := s.finish(cctx, rec, a.ver, fence)
 			if err != nil {
 				return err
 			}
@@ -412,6 +508,22 @@ func (s *Service) Append(ctx context.Context, id string, c Chunk) (Info, *regist
 		s.m.busy.Inc()
 	}
 	return out, file, err
+}
+
+// completedAgain answers an append to a completed session: an empty one
+// gets the file again (its last answer may have been lost), anything
+// else a conflict.
+func (s *Service) completedAgain(ctx context.Context, rec *record, body func(*appender) error, out *Info, file **registry.File) error {
+	probe := &appender{probe: true, read: ctx}
+	if err := body(probe); err != nil || probe.n > 0 {
+		return ErrCompleted.New("session %s already completed %s/%s; start a new session to replace it", rec.ID, rec.Bucket, rec.Key).With("offset", rec.Offset)
+	}
+	f, err := s.files.Get(ctx, rec.Bucket, rec.Key)
+	if err != nil {
+		return err
+	}
+	*out, *file = rec.info(), &f
+	return nil
 }
 
 // finish publishes a session whose bytes are all in.
@@ -434,7 +546,7 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 		return registry.File{}, err
 	}
 	s.m.completed.Inc()
-	_ = deleteTail(ctx, s.store, rec.ID)
+	_ = deleteTail(ctx, s.store, rec)
 	s.log.InfoContext(ctx, "upload_completed", "session", rec.ID, "bytes", rec.Size,
 		"duration", s.now().Sub(rec.CreatedAt).Round(time.Millisecond),
 		"mib_per_s", float64(rec.Size)/(1<<20)/max(s.now().Sub(rec.CreatedAt).Seconds(), 1e-6))
@@ -465,7 +577,7 @@ func (s *Service) Seal(ctx context.Context, id string, attrs map[string]string) 
 			return err
 		}
 		// The held-back remainder becomes the last part (or the one Put).
-		if err := eng.write(ctx, rec, fence, bytes.NewReader(nil), 0); err != nil {
+		if err := eng.write(ctx, rec, fence, bytes.NewReader(nil), 0, nil); err != nil {
 			return keyConflict(rec, err)
 		}
 		if ver, err = s.save(ctx, rec, ver, fence); err != nil {
@@ -475,38 +587,6 @@ func (s *Service) Seal(ctx context.Context, id string, attrs map[string]string) 
 		return err
 	})
 	return file, err
-}
-
-// AppendStream appends a body of unknown length (chunked transfer
-// encoding) as a run of pooled 8 MiB appends, checking the client's offset
-// on the first. If the body breaks off, what arrived in whole pieces stays
-// appended; the client asks for the offset, as after any dropped request.
-func (s *Service) AppendStream(ctx context.Context, id string, offset, total int64, r io.Reader) (Info, *registry.File, error) {
-	bp := ingestBufs.Get().(*[]byte)
-	defer ingestBufs.Put(bp)
-	var (
-		in   Info
-		file *registry.File
-		err  error
-	)
-	for first := true; ; first = false {
-		n, rerr := io.ReadFull(r, *bp)
-		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
-			return in, nil, ErrShortBody.Wrap(rerr, "the body broke off; ask the session for its offset and resume from there")
-		}
-		if n > 0 || first {
-			c := Chunk{Offset: offset, Total: total, Len: int64(n), Body: bytes.NewReader((*bp)[:n])}
-			if !first {
-				c.Offset = in.Offset
-			}
-			if in, file, err = s.Append(ctx, id, c); err != nil {
-				return in, nil, err
-			}
-		}
-		if rerr != nil || file != nil {
-			return in, file, nil
-		}
-	}
 }
 
 // ingestChunk is the read size of Ingest: above MinPartSize, so on S3 every
@@ -582,7 +662,7 @@ func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
 			return fmt.Errorf("discard upload: %w", err)
 		}
 	}
-	if err := deleteTail(ctx, s.store, rec.ID); err != nil {
+	if err := deleteTail(ctx, s.store, rec); err != nil {
 		return err
 	}
 	if err := s.store.Delete(ctx, recordKey(rec.ID), ver); err != nil && !errors.Is(err, metastore.ErrNotFound) {
@@ -639,25 +719,21 @@ func (s *Service) save(ctx context.Context, rec *record, ver, fence int64) (int6
 	return r.Version, nil
 }
 
-// withLock runs fn holding the session's lease, refreshing it while fn runs
-// and cancelling fn's context if the lease is lost.
+// withLock runs fn holding the session's lease, refreshing it while fn
+// runs. fn's context is detached from ctx's cancellation (a completion
+// must not stop half-way because a client hung up) but cancelled when the
+// lease is lost, so a holder that lost it writes nothing more.
 func (s *Service) withLock(ctx context.Context, id string, fn func(ctx context.Context, fence int64) error) error {
 	if !validID(id) {
 		return ErrNotFound.New("%q is not a session id", id)
 	}
-	l, err := s.store.Lock(ctx, lockName(id), s.cfg.LockTTL)
+	err := metastore.WithLock(ctx, s.store, lockName(id), metastore.LockOptions{TTL: s.cfg.LockTTL, Detach: true}, func(h metastore.Held) error {
+		return fn(h.Ctx, h.Fence)
+	})
 	if errors.Is(err, metastore.ErrLocked) {
 		return ErrBusy.New("another request is appending to session %s; wait for it, then check the offset", id)
 	}
-	if err != nil {
-		return fmt.Errorf("lock session: %w", err)
-	}
-	ctx, stop := metastore.KeepAlive(ctx, l, s.cfg.LockTTL)
-	defer func() {
-		stop()
-		_ = l.Unlock(context.WithoutCancel(ctx))
-	}()
-	return fn(ctx, l.Fence())
+	return err
 }
 
 func newID() string {

@@ -163,7 +163,7 @@ func testContentType(t *testing.T, b bucket.Backend) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = mp.AbortMultipart(ctx, "ct/mp", id) })
-	p, err := mp.UploadPart(ctx, "ct/mp", id, 1, strings.NewReader("x"), 1)
+	p, err := mp.UploadPart(ctx, "ct/mp", id, 1, strings.NewReader("x"), 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,7 +508,7 @@ func testMultipart(t *testing.T, b bucket.Backend) {
 	}
 	upload := func(n int, data []byte) bucket.Part {
 		t.Helper()
-		p, err := mp.UploadPart(ctx, "mp/obj", id, n, bytes.NewReader(data), int64(len(data)))
+		p, err := mp.UploadPart(ctx, "mp/obj", id, n, bytes.NewReader(data), int64(len(data)), nil)
 		if err != nil || p.Number != n || p.Size != int64(len(data)) || p.ETag == "" {
 			t.Fatalf("part %d = %+v, %v", n, p, err)
 		}
@@ -519,7 +519,7 @@ func testMultipart(t *testing.T, b bucket.Backend) {
 	first2 := upload(2, random(int(bucket.MinPartSize)))
 	b2 := upload(2, p2)
 	a := upload(1, p1)
-	_, err = mp.UploadPart(ctx, "mp/obj", id, 4, bytes.NewReader([]byte{1}), 2)
+	_, err = mp.UploadPart(ctx, "mp/obj", id, 4, bytes.NewReader([]byte{1}), 2, nil)
 	if err == nil || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("a short part: %v, want an error wrapping io.ErrUnexpectedEOF", err)
 	}
@@ -546,7 +546,7 @@ func testMultipart(t *testing.T, b bucket.Backend) {
 	if ups, _ := mp.ListMultipart(ctx, "mp/"); len(ups) != 0 {
 		t.Fatalf("completed upload still listed: %+v", ups)
 	}
-	if _, err := mp.UploadPart(ctx, "mp/obj", id, 1, strings.NewReader("x"), 1); !errors.Is(err, bucket.ErrNotFound) {
+	if _, err := mp.UploadPart(ctx, "mp/obj", id, 1, strings.NewReader("x"), 1, nil); !errors.Is(err, bucket.ErrNotFound) {
 		t.Fatalf("upload to a completed upload: %v, want ErrNotFound", err)
 	}
 }
@@ -555,11 +555,11 @@ func testMultipartRules(t *testing.T, b bucket.Backend) {
 	mp := multipart(t, b)
 	ctx := context.Background()
 	id := create(t, mp, "mp/small")
-	a, err := mp.UploadPart(ctx, "mp/small", id, 1, bytes.NewReader([]byte("tiny")), 4)
+	a, err := mp.UploadPart(ctx, "mp/small", id, 1, bytes.NewReader([]byte("tiny")), 4, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := mp.UploadPart(ctx, "mp/small", id, 2, bytes.NewReader([]byte("end")), 3)
+	c, err := mp.UploadPart(ctx, "mp/small", id, 2, bytes.NewReader([]byte("end")), 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -590,7 +590,7 @@ func testMultipartRules(t *testing.T, b bucket.Backend) {
 	}
 	// Another key's upload id is not this key's upload.
 	id2 := create(t, mp, "mp/mine")
-	if _, err := mp.UploadPart(ctx, "mp/theirs", id2, 1, strings.NewReader("x"), 1); !errors.Is(err, bucket.ErrNotFound) {
+	if _, err := mp.UploadPart(ctx, "mp/theirs", id2, 1, strings.NewReader("x"), 1, nil); !errors.Is(err, bucket.ErrNotFound) {
 		t.Fatalf("upload part under another key: %v, want ErrNotFound", err)
 	}
 }
@@ -600,7 +600,7 @@ func testMultipartAbort(t *testing.T, b bucket.Backend) {
 	ctx := context.Background()
 	id := create(t, mp, "mp/aborted")
 	for n := 1; n <= 2; n++ {
-		if _, err := mp.UploadPart(ctx, "mp/aborted", id, n, bytes.NewReader(random(1000)), 1000); err != nil {
+		if _, err := mp.UploadPart(ctx, "mp/aborted", id, n, bytes.NewReader(random(1000)), 1000, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -611,7 +611,7 @@ func testMultipartAbort(t *testing.T, b bucket.Backend) {
 		t.Fatalf("aborted upload still listed: %+v, %v", ups, err)
 	}
 	mustNotExist(t, b, "mp/aborted", "aborted")
-	if _, err := mp.UploadPart(ctx, "mp/aborted", id, 3, strings.NewReader("x"), 1); !errors.Is(err, bucket.ErrNotFound) {
+	if _, err := mp.UploadPart(ctx, "mp/aborted", id, 3, strings.NewReader("x"), 1, nil); !errors.Is(err, bucket.ErrNotFound) {
 		t.Fatalf("upload part after abort: %v, want ErrNotFound", err)
 	}
 	if _, err := mp.CompleteMultipart(ctx, "mp/aborted", id, []bucket.Part{{Number: 1, ETag: "x", Size: 1}}); !errors.Is(err, bucket.ErrNotFound) {

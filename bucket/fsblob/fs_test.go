@@ -96,7 +96,7 @@ func TestSymlinksAreRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := b.UploadPart(ctx, "ok/then-linked", id2, 1, strings.NewReader("x"), 1)
+	p, err := b.UploadPart(ctx, "ok/then-linked", id2, 1, strings.NewReader("x"), 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestIDsCannotBePaths(t *testing.T) {
 		if err := b.StageWrite(ctx, id, 0, strings.NewReader("x"), 1); !errors.Is(err, bucket.ErrInvalidKey) {
 			t.Errorf("StageWrite(%q) = %v, want ErrInvalidKey", id, err)
 		}
-		if _, err := b.UploadPart(ctx, "k", id, 1, strings.NewReader("x"), 1); !errors.Is(err, bucket.ErrNotFound) {
+		if _, err := b.UploadPart(ctx, "k", id, 1, strings.NewReader("x"), 1, nil); !errors.Is(err, bucket.ErrNotFound) {
 			t.Errorf("UploadPart(%q) = %v, want ErrNotFound", id, err)
 		}
 		if err := b.AbortMultipart(ctx, "k", id); err != nil {
@@ -146,10 +146,10 @@ func TestStagingIsInvisible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.UploadPart(ctx, "mp", id, 1, strings.NewReader("ab"), 3); err == nil {
+	if _, err := b.UploadPart(ctx, "mp", id, 1, strings.NewReader("ab"), 3, nil); err == nil {
 		t.Fatal("short part accepted")
 	}
-	if _, err := b.UploadPart(ctx, "mp", id, 1, strings.NewReader("abc"), 3); err != nil {
+	if _, err := b.UploadPart(ctx, "mp", id, 1, strings.NewReader("abc"), 3, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.StageWrite(ctx, "5e55", 0, strings.NewReader("abc"), 3); err != nil {

@@ -69,7 +69,7 @@ func (b *Backend) CreateMultipart(_ context.Context, key string, _ bucket.PutOpt
 }
 
 // UploadPart writes part n as "<n>-<md5>"; a re-upload of n replaces it.
-func (b *Backend) UploadPart(_ context.Context, key, uploadID string, n int, r io.Reader, size int64) (bucket.Part, error) {
+func (b *Backend) UploadPart(_ context.Context, key, uploadID string, n int, r io.Reader, size int64, _ *bucket.Checksum) (bucket.Part, error) {
 	if n < 1 || n > bucket.MaxParts {
 		return bucket.Part{}, fmt.Errorf("fsblob: upload part %s: part number %d is outside 1..%d", key, n, bucket.MaxParts)
 	}

@@ -100,6 +100,9 @@ func mapErr(op, key string, err error) error {
 		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrNotFound)
 	case code == "InvalidRange", status == http.StatusRequestedRangeNotSatisfiable:
 		return fmt.Errorf("s3 %s %s: %w", op, key, bucket.ErrInvalidRange)
+	case code == "BadDigest", code == "InvalidDigest", code == "XAmzContentChecksumMismatch",
+		code == "XAmzContentSHA256Mismatch", code == "InvalidChecksum":
+		return fmt.Errorf("s3 %s %s: %w (%v)", op, key, bucket.ErrBadDigest, err)
 	case code == "ExistingObjectIsDirectory", code == "ObjectParentIsFile":
 		// Posix-backed gateways (versitygw) cannot hold both "a" and "a/b".
 		return fmt.Errorf("s3 %s %s: %w (%v)", op, key, bucket.ErrKeyConflict, err)
@@ -151,6 +154,23 @@ func (e *exactly) check(err error) error {
 	return err
 }
 
+// checksumFields places c in the request field S3 verifies it from:
+// Content-MD5, or the x-amz-checksum header of its algorithm.
+func checksumFields(c *bucket.Checksum) (md5, crc32c, sha1, sha256 *string) {
+	v := aws.String(c.Base64())
+	switch c.Algo {
+	case "md5":
+		md5 = v
+	case "crc32c":
+		crc32c = v
+	case "sha1":
+		sha1 = v
+	case "sha256":
+		sha256 = v
+	}
+	return
+}
+
 // noRetry: a streamed body cannot be rewound, so the SDK must not retry it;
 // the client resends the chunk instead.
 func noRetry(o *s3.Options) { o.Retryer = aws.NopRetryer{} }
@@ -169,6 +189,9 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	in := &s3.PutObjectInput{Bucket: &b.bucket, Key: b.name(key), Body: body, ContentLength: aws.Int64(size)}
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
+	}
+	if c := opts.Checksum; c != nil {
+		in.ContentMD5, in.ChecksumCRC32C, in.ChecksumSHA1, in.ChecksumSHA256 = checksumFields(c)
 	}
 	out, err := b.api.PutObject(ctx, in, noRetry)
 	if err != nil {
@@ -302,7 +325,7 @@ func (b *Backend) CreateMultipart(ctx context.Context, key string, opts bucket.P
 }
 
 // UploadPart streams r like Put does.
-func (b *Backend) UploadPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64) (bucket.Part, error) {
+func (b *Backend) UploadPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64, sum *bucket.Checksum) (bucket.Part, error) {
 	if err := checkKey("upload part", key); err != nil {
 		return bucket.Part{}, err
 	}
@@ -313,8 +336,12 @@ func (b *Backend) UploadPart(ctx context.Context, key, uploadID string, n int, r
 		return bucket.Part{}, fmt.Errorf("s3 upload part %s: size %d is outside 0..%d", key, size, bucket.MaxPartSize)
 	}
 	body := &exactly{r: r, left: size}
-	out, err := b.api.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b.bucket, Key: b.name(key), UploadId: &uploadID,
-		PartNumber: aws.Int32(int32(n)), Body: body, ContentLength: aws.Int64(size)}, noRetry)
+	in := &s3.UploadPartInput{Bucket: &b.bucket, Key: b.name(key), UploadId: &uploadID,
+		PartNumber: aws.Int32(int32(n)), Body: body, ContentLength: aws.Int64(size)}
+	if sum != nil {
+		in.ContentMD5, in.ChecksumCRC32C, in.ChecksumSHA1, in.ChecksumSHA256 = checksumFields(sum)
+	}
+	out, err := b.api.UploadPart(ctx, in, noRetry)
 	if err != nil {
 		return bucket.Part{}, body.check(mapErr("upload part", key, err))
 	}

@@ -112,7 +112,7 @@ func TestErrorMapping(t *testing.T) {
 	if _, err := b.Put(ctx, "x/y", strings.NewReader("x"), 1, bucket.PutOptions{}); !errors.Is(err, bucket.ErrKeyConflict) {
 		t.Errorf("ObjectParentIsFile: %v, want ErrKeyConflict", err)
 	}
-	_, err := b.UploadPart(ctx, "x", "up", 1, strings.NewReader("data"), 4)
+	_, err := b.UploadPart(ctx, "x", "up", 1, strings.NewReader("data"), 4, nil)
 	var api interface{ ErrorCode() string }
 	if err == nil || errors.Is(err, bucket.ErrNotFound) || !errors.As(err, &api) || api.ErrorCode() != "InternalError" {
 		t.Errorf("500 UploadPart: %v, want the server's error, unmapped", err)
@@ -131,7 +131,7 @@ func TestStreamsKnownLength(t *testing.T) {
 	if _, err := b.Put(ctx, "k", body, 10, bucket.PutOptions{ContentType: "text/plain"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.UploadPart(ctx, "k", "up", 7, struct{ io.Reader }{strings.NewReader("abc")}, 3); err != nil {
+	if _, err := b.UploadPart(ctx, "k", "up", 7, struct{ io.Reader }{strings.NewReader("abc")}, 3, nil); err != nil {
 		t.Fatal(err)
 	}
 	reqs := seen()
@@ -163,7 +163,7 @@ func TestStreamsKnownLength(t *testing.T) {
 	if _, err := b.Put(ctx, "k", strings.NewReader("abc"), 10, bucket.PutOptions{}); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("short put: %v, want io.ErrUnexpectedEOF", err)
 	}
-	if _, err := b.UploadPart(ctx, "k", "up", 1, strings.NewReader("abc"), 10); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if _, err := b.UploadPart(ctx, "k", "up", 1, strings.NewReader("abc"), 10, nil); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("short part: %v, want io.ErrUnexpectedEOF", err)
 	}
 }
