@@ -67,7 +67,9 @@ func appends(r *http.Request) bool {
 	return r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/session:")
 }
 
-var fast = client.Retry{Attempts: 5, Wait: time.Millisecond}
+// Enough tries for a cut request's handler to let go of the session (SESSION_BUSY
+// until then) on a loaded machine: 1 ms doubling, about 1 s in all.
+var fast = client.Retry{Attempts: 10, Wait: time.Millisecond}
 
 func eachBackend(t *testing.T, fn func(t *testing.T, url string)) {
 	for _, be := range testserver.Backends {
