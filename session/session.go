@@ -406,6 +406,9 @@ func (a *appender) write(r io.Reader, n int64, sum *Checksum) error {
 	rec := a.rec
 	if a.probe {
 		a.n += n
+		if n > 0 {
+			return errProbed // no need to read on
+		}
 		return nil
 	}
 	if rec.Offset+n > rec.Size {
@@ -509,6 +512,8 @@ func (s *Service) appendLocked(ctx context.Context, id string, expect, total int
 	}
 	return out, file, err
 }
+
+var errProbed = errors.New("session: the append has bytes")
 
 // completedAgain answers an append to a completed session: an empty one
 // gets the file again (its last answer may have been lost), anything
