@@ -408,7 +408,7 @@ func TestAlertRules(t *testing.T) {
 			checkMetrics(t, "alert "+r.Alert, r.Expr, known)
 		}
 	}
-	for _, name := range []string{"FerryDown", "FerryHigh5xxRate", "FerryS3Errors", "FerryMetadataStoreUnavailable", "FerryPurgeBacklogGrowing"} {
+	for _, name := range []string{"FerryDown", "FerryHigh5xxRate", "FerryS3Errors", "FerryMetadataStoreUnavailable", "FerryPurgeBacklogGrowing", "FerryPurgeFailing"} {
 		if !seen[name] {
 			t.Errorf("alert %s is missing", name)
 		}

@@ -184,7 +184,7 @@ func (s *Service) CancelFileBatch(ctx context.Context, vs, id string) (FileBatch
 // already on it finds the status changed and keeps nothing.
 func (s *Service) cancelFile(ctx context.Context, vs, batch, member string) error {
 	file := fileOfMember(member)
-	return s.withFileLock(ctx, vs, file, func() error {
+	return s.withFileLock(ctx, vs, file, func(ctx context.Context) error {
 		rec, ver, err := s.loadFile(ctx, vs, file)
 		if err != nil && !errcode.Is(err, ErrVectorStoreFileAbsent) {
 			return err

@@ -6,7 +6,8 @@
 //
 // Persistent layout in the metadata store (besides the registry's):
 //
-//	index  "openai/expiry"             member "<due unix ms, 16 digits>/<file or upload id>"
+//	index  "openai/expiry"             member "<due unix ms, 16 digits>/<file or upload id>",
+//	                                   value empty, or {"attempts":n} once the purger failed on it
 //	record "openai/upload/<id>"        JSON uploadRecord
 //	index  "openai/upload/<id>/parts"  member <part id>, value part (JSON)
 //
@@ -17,6 +18,7 @@ package openai
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -114,6 +116,8 @@ type Service struct {
 	now        func() time.Time
 	fileEvents *prometheus.CounterVec // {event}: uploaded, deleted, expired
 	uploads    *prometheus.CounterVec // {event}: created, completed, cancelled, expired, parts
+	// ferry_purge_failures_total{purger="openai"}
+	purgeFailures prometheus.Counter
 
 	embed  *embedder                    // nil without an embeddings endpoint
 	cache  *lru.Cache[*textindex.Index] // built search indexes by "<vs>/<file>/<job>"
@@ -138,6 +142,7 @@ func New(sessions *session.Service, files *registry.Registry, store metastore.St
 			Help: "OpenAI Upload events: created, parts, completed, cancelled, expired."}, []string{"event"}),
 	}
 	reg.MustRegister(s.fileEvents, s.uploads)
+	s.purgeFailures = session.NewPurgeFailures(reg, "openai")
 	s.embed = newEmbedder(cfg.Embeddings)
 	s.cache = lru.New[*textindex.Index](cfg.VectorCacheSize)
 	s.wakeup = make(chan struct{}, max(1, cfg.VectorWorkers))
@@ -381,38 +386,97 @@ func (s *Service) DeleteFile(ctx context.Context, id string) error {
 	return err
 }
 
-// Purge deletes expired files, frees expired uploads and finishes the
-// cleanup of deleted vector stores.
+// Purge deletes expired files, frees expired uploads (and sweeps parts of
+// settled ones) and finishes the cleanup of deleted vector stores.
+//
+// A run visits every due entry once, with a cursor. An entry that fails is
+// re-filed for later with the sessions' purge backoff and counted in
+// ferry_purge_failures_total{purger="openai"}, and the run goes on; an
+// upload another request holds is left for the next run.
 func (s *Service) Purge(ctx context.Context) (int, error) {
-	purged, err := s.purgeVectorStores(ctx)
-	if err != nil {
-		return purged, err
+	purged, vsErr := s.purgeVectorStores(ctx)
+	if vsErr != nil && ctx.Err() == nil {
+		s.purgeFailures.Inc()
+		s.log.WarnContext(ctx, "purge_failed", "what", "vector_stores", "err", vsErr)
 	}
-	before := fmt.Sprintf("%016d/", s.now().UnixMilli()+1)
+	q := metastore.Query{Before: fmt.Sprintf("%016d/", s.now().UnixMilli()+1), Limit: 100}
 	for {
-		entries, _, err := s.store.IndexList(ctx, expiryIndex, metastore.Query{Before: before, Limit: 100})
-		if err != nil || len(entries) == 0 {
+		entries, more, err := s.store.IndexList(ctx, expiryIndex, q)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.purgeFailures.Inc()
+			}
 			return purged, err
 		}
 		for _, e := range entries {
 			_, id, _ := strings.Cut(e.Member, "/")
-			var err error
-			if strings.HasPrefix(id, "upload_") {
-				err = s.expireUpload(ctx, id)
-			} else if f, gerr := s.files.ByID(ctx, s.cfg.Bucket, id); gerr == nil {
-				if err = s.detachEverywhere(ctx, id); err == nil {
-					if _, err = s.files.Delete(ctx, f.Bucket, f.Key); err == nil {
-						s.fileEvents.WithLabelValues("expired").Inc()
-					}
-				}
+			err := s.purgeDue(ctx, id)
+			if err == nil {
+				err = s.store.IndexDelete(ctx, expiryIndex, e.Member)
 			}
-			if err != nil && !errcode.Is(err, registry.ErrFileNotFound) {
-				return purged, err
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return purged, err // shutting down: the entry is due again next run
+			case errcode.Is(err, errcode.ErrConflict):
+				// Another request holds the upload; the next run sees it again.
+			case err != nil:
+				s.purgeFailures.Inc()
+				s.retryLater(ctx, e, id, err)
+			default:
+				purged++
 			}
-			if err := s.store.IndexDelete(ctx, expiryIndex, e.Member); err != nil {
-				return purged, err
-			}
-			purged++
 		}
+		if !more || len(entries) == 0 {
+			return purged, vsErr
+		}
+		q.After = entries[len(entries)-1].Member
+	}
+}
+
+// purgeDue handles the due entry of a file or an upload.
+func (s *Service) purgeDue(ctx context.Context, id string) error {
+	if strings.HasPrefix(id, "upload_") {
+		return s.expireUpload(ctx, id)
+	}
+	f, err := s.files.ByID(ctx, s.cfg.Bucket, id)
+	if errcode.Is(err, registry.ErrFileNotFound) {
+		return nil // deleted already
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.detachEverywhere(ctx, id); err != nil {
+		return err
+	}
+	if _, err := s.files.Delete(ctx, f.Bucket, f.Key); err != nil {
+		if errcode.Is(err, registry.ErrFileNotFound) {
+			return nil
+		}
+		return err
+	}
+	s.fileEvents.WithLabelValues("expired").Inc()
+	return nil
+}
+
+// dueRetry is the value of an expiry entry the purger failed on.
+type dueRetry struct {
+	Attempts int `json:"attempts"`
+}
+
+// retryLater re-files a failed expiry entry at now plus its backoff.
+func (s *Service) retryLater(ctx context.Context, e metastore.Entry, id string, cause error) {
+	var r dueRetry
+	_ = json.Unmarshal(e.Value, &r) // empty for a first failure
+	r.Attempts++
+	wait := session.PurgeBackoff(r.Attempts)
+	s.log.WarnContext(ctx, "purge_failed", "entry", e.Member, "attempts", r.Attempts, "retry_in", wait, "err", cause)
+	v, _ := json.Marshal(r)
+	member := dueMember(s.now().Add(wait), id)
+	err := s.store.IndexPut(ctx, expiryIndex, member, v)
+	if err == nil && member != e.Member {
+		err = s.store.IndexDelete(ctx, expiryIndex, e.Member)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "purge_refile_failed", "entry", e.Member, "err", err) // still due: the next run tries again
 	}
 }

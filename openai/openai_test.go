@@ -21,6 +21,7 @@ type fixture struct {
 	svc   *Service
 	files *registry.Registry
 	blobs bucket.Backend
+	store metastore.Store
 	clock time.Time
 }
 
@@ -31,7 +32,7 @@ func newFixture(t testing.TB, store metastore.Store, blobs bucket.Backend) *fixt
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{files: files, blobs: blobs, clock: time.Now()}
+	f := &fixture{files: files, blobs: blobs, store: store, clock: time.Now()}
 	f.svc = New(sessions, files, store, Config{}, slog.New(slog.DiscardHandler))
 	f.svc.now = func() time.Time { return f.clock }
 	return f

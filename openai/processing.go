@@ -105,15 +105,20 @@ func (s *Service) ProcessNext(ctx context.Context) (bool, error) {
 			if j.NotBefore > now {
 				continue
 			}
-			l, err := s.store.Lock(ctx, jobLockName(e.Member), jobLockTTL)
-			if errors.Is(err, metastore.ErrLocked) {
-				continue
-			}
-			if err != nil {
+			// Losing the lease cancels the job's context: it stops, and
+			// whoever holds the lease next takes the job up.
+			ran := false
+			err := metastore.WithLock(ctx, s.store, jobLockName(e.Member), metastore.LockOptions{TTL: jobLockTTL},
+				func(h metastore.Held) error {
+					ran = true
+					return s.runJob(h.Ctx, e.Member, j)
+				})
+			if !ran {
+				if errors.Is(err, metastore.ErrLocked) {
+					continue
+				}
 				return false, err
 			}
-			err = s.runJob(ctx, l, e.Member, j)
-			_ = l.Unlock(context.WithoutCancel(ctx))
 			return true, err
 		}
 		if !more || len(entries) == 0 {
@@ -131,9 +136,8 @@ type result struct {
 	fail    *LastError
 }
 
-func (s *Service) runJob(ctx context.Context, l metastore.Lock, id string, j job) error {
-	ctx, stop := metastore.KeepAlive(ctx, l, jobLockTTL) // losing the lease stops the work
-	defer stop()
+// runJob runs under the job's lease; ctx ends if the lease is lost.
+func (s *Service) runJob(ctx context.Context, id string, j job) error {
 	rec, _, err := s.loadFile(ctx, j.VectorStoreID, j.FileID)
 	if errcode.Is(err, ErrVectorStoreFileAbsent) || err == nil && (rec.Job != id || rec.Status != StatusInProgress) {
 		return s.store.IndexDelete(ctx, jobsIndex, id) // detached, cancelled or re-attached: nothing to do
@@ -240,7 +244,7 @@ func (r result) usage() int64 {
 func (s *Service) finish(ctx context.Context, rec fileRecord, jobID string, res result) error {
 	vs, file := rec.VectorStoreID, rec.ID
 	var done *fileRecord
-	err := s.withFileLock(ctx, vs, file, func() error {
+	err := s.withFileLock(ctx, vs, file, func(ctx context.Context) error {
 		cur, ver, err := s.loadFile(ctx, vs, file)
 		if errcode.Is(err, ErrVectorStoreFileAbsent) || err == nil && (cur.Job != jobID || cur.Status != StatusInProgress) {
 			return nil

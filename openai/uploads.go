@@ -89,28 +89,29 @@ func (s *Service) CreateUpload(ctx context.Context, p UploadParams) (Upload, err
 	if err := s.store.IndexPut(ctx, expiryIndex, dueMember(now.Add(s.cfg.UploadTTL), rec.ID), nil); err != nil {
 		return Upload{}, err
 	}
-	if _, err := s.saveUpload(ctx, rec, 0); err != nil {
+	if _, err := s.saveUpload(ctx, rec, 0, 0); err != nil {
 		return Upload{}, err
 	}
 	s.uploads.WithLabelValues("created").Inc()
 	return rec.Upload, nil
 }
 
-func (s *Service) saveUpload(ctx context.Context, rec uploadRecord, ver int64) (int64, error) {
+func (s *Service) saveUpload(ctx context.Context, rec uploadRecord, ver, fence int64) (int64, error) {
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return 0, err
 	}
 	// Kept a day past expiry so late calls learn "expired", not "unknown".
 	ttl := time.Until(time.Unix(rec.ExpiresAt, 0)) + 24*time.Hour
-	r, err := s.store.Put(ctx, uploadKey(rec.ID), v, metastore.Cond{Version: ver, TTL: ttl})
-	if errors.Is(err, metastore.ErrConflict) {
+	r, err := s.store.Put(ctx, uploadKey(rec.ID), v, metastore.Cond{Version: ver, Fence: fence, TTL: ttl})
+	if errors.Is(err, metastore.ErrConflict) || errors.Is(err, metastore.ErrFenced) {
 		return 0, errcode.ErrConflict.New("upload %s changed concurrently; retry", rec.ID)
 	}
 	return r.Version, err
 }
 
-func (s *Service) loadUpload(ctx context.Context, id string) (uploadRecord, int64, error) {
+// readUpload returns the record as stored.
+func (s *Service) readUpload(ctx context.Context, id string) (uploadRecord, int64, error) {
 	r, err := s.store.Get(ctx, uploadKey(id))
 	if errors.Is(err, metastore.ErrNotFound) {
 		return uploadRecord{}, 0, ErrUploadNotFound.New("no upload with id %q", id)
@@ -122,10 +123,17 @@ func (s *Service) loadUpload(ctx context.Context, id string) (uploadRecord, int6
 	if err := json.Unmarshal(r.Value, &rec); err != nil {
 		return uploadRecord{}, 0, err
 	}
-	if rec.Status == "pending" && !s.now().Before(time.Unix(rec.ExpiresAt, 0)) {
+	return rec, r.Version, nil
+}
+
+// loadUpload returns the upload as clients see it: a pending one past its
+// expiry is expired, whether or not the purger has got to it.
+func (s *Service) loadUpload(ctx context.Context, id string) (uploadRecord, int64, error) {
+	rec, ver, err := s.readUpload(ctx, id)
+	if err == nil && rec.Status == "pending" && !s.now().Before(time.Unix(rec.ExpiresAt, 0)) {
 		rec.Status = "expired"
 	}
-	return rec, r.Version, nil
+	return rec, ver, err
 }
 
 func pending(rec uploadRecord) error {
@@ -136,6 +144,13 @@ func pending(rec uploadRecord) error {
 }
 
 // AddPart stores one part. Parts may arrive in parallel and in any order.
+//
+// A part streams in without the upload's lock, so the upload may be
+// cancelled, completed or expire meanwhile; those free every part indexed
+// by then. A part therefore indexes itself first and then looks at the
+// upload again: if it is no longer pending, the part removes itself and
+// answers as a part sent to a settled upload does. Either the settling
+// request's sweep sees the index entry or the part sees the new status.
 func (s *Service) AddPart(ctx context.Context, uploadID string, r io.Reader) (Part, error) {
 	rec, _, err := s.loadUpload(ctx, uploadID)
 	if err != nil {
@@ -156,28 +171,65 @@ func (s *Service) AddPart(ctx context.Context, uploadID string, r io.Reader) (Pa
 	}
 	v, _ := json.Marshal(partRecord{Size: f.Bytes, Key: key})
 	if err := s.store.IndexPut(ctx, partsIndex(uploadID), part.ID, v); err != nil {
+		s.dropLatePart(ctx, uploadID, part.ID, key)
 		return Part{}, err
+	}
+	rec, _, err = s.loadUpload(ctx, uploadID)
+	if err == nil {
+		err = pending(rec)
+	}
+	switch {
+	case errcode.Is(err, ErrUploadState), errcode.Is(err, ErrUploadNotFound):
+		s.dropLatePart(ctx, uploadID, part.ID, key)
+		return Part{}, err
+	case err != nil:
+		return Part{}, err // indexed: a later complete may use it, and settling frees it
 	}
 	s.uploads.WithLabelValues("parts").Inc()
 	return part, nil
 }
 
-// withUploadLock serialises complete, cancel and expiry of one upload.
-func (s *Service) withUploadLock(ctx context.Context, id string, fn func() error) error {
-	l, err := s.store.Lock(ctx, uploadLock(id), 5*time.Minute)
-	if errors.Is(err, metastore.ErrLocked) {
+// dropLatePart removes a part that must not stay, whatever the client
+// does meanwhile. If that fails, the upload is filed for the purger, whose
+// sweep of a settled upload removes it.
+func (s *Service) dropLatePart(ctx context.Context, uploadID, partID, key string) {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.dropPart(ctx, uploadID, partID, key); err != nil {
+		s.log.WarnContext(ctx, "drop_late_upload_part", "upload", uploadID, "part", partID, "err", err)
+		if err := s.store.IndexPut(ctx, expiryIndex, dueMember(s.now(), uploadID), nil); err != nil {
+			s.log.ErrorContext(ctx, "drop_late_upload_part", "upload", uploadID, "part", partID, "err", err)
+		}
+	}
+}
+
+// uploadLockTTL is the lease of the upload's lock. It is refreshed while
+// the holder works, so it only bounds how long a crashed holder blocks the
+// upload. A variable so tests can lose a lease quickly.
+var uploadLockTTL = 30 * time.Second
+
+// completeTimeout bounds a completion, which joins up to MaxUploadSize
+// bytes and runs to the end even if the client hangs up.
+const completeTimeout = time.Hour
+
+// withUploadLock serialises complete, cancel and expiry of one upload. fn
+// runs on a context that is cancelled if the lease is lost, and writes the
+// record with the lease's fence.
+func (s *Service) withUploadLock(ctx context.Context, id string, o metastore.LockOptions, fn func(ctx context.Context, fence int64) error) error {
+	o.TTL = uploadLockTTL
+	held := false
+	err := metastore.WithLock(ctx, s.store, uploadLock(id), o, func(h metastore.Held) error {
+		held = true
+		return fn(h.Ctx, h.Fence)
+	})
+	if !held && errors.Is(err, metastore.ErrLocked) {
 		return errcode.ErrConflict.New("upload %s is being completed or cancelled by another request", id)
 	}
-	if err != nil {
-		return err
-	}
-	defer l.Unlock(context.WithoutCancel(ctx))
-	return fn()
+	return err
 }
 
 // withPending runs fn under the upload's lock if the upload is pending.
-func (s *Service) withPending(ctx context.Context, id string, fn func(rec *uploadRecord, ver int64) error) error {
-	return s.withUploadLock(ctx, id, func() error {
+func (s *Service) withPending(ctx context.Context, id string, o metastore.LockOptions, fn func(ctx context.Context, rec *uploadRecord, ver, fence int64) error) error {
+	return s.withUploadLock(ctx, id, o, func(ctx context.Context, fence int64) error {
 		rec, ver, err := s.loadUpload(ctx, id)
 		if err != nil {
 			return err
@@ -185,7 +237,7 @@ func (s *Service) withPending(ctx context.Context, id string, fn func(rec *uploa
 		if err := pending(rec); err != nil {
 			return err
 		}
-		return fn(&rec, ver)
+		return fn(ctx, &rec, ver, fence)
 	})
 }
 
@@ -194,7 +246,10 @@ func (s *Service) withPending(ctx context.Context, id string, fn func(rec *uploa
 // nothing is published otherwise.
 func (s *Service) CompleteUpload(ctx context.Context, id string, partIDs []string, md5hex string) (Upload, error) {
 	var out Upload
-	err := s.withPending(ctx, id, func(rec *uploadRecord, ver int64) error {
+	// Detached: once started, a join runs to the end (or fails whole)
+	// whatever the client does.
+	o := metastore.LockOptions{Detach: true, Timeout: completeTimeout}
+	err := s.withPending(ctx, id, o, func(ctx context.Context, rec *uploadRecord, ver, fence int64) error {
 		if len(partIDs) == 0 && rec.Bytes > 0 {
 			return errcode.ErrInvalidRequest.New("part_ids is empty; list the parts in the order to join them")
 		}
@@ -226,7 +281,7 @@ func (s *Service) CompleteUpload(ctx context.Context, id string, partIDs []strin
 			return err
 		}
 		rec.File = &file
-		if err := s.settle(ctx, rec, ver, "completed"); err != nil {
+		if err := s.settle(ctx, rec, ver, fence, "completed"); err != nil {
 			return err
 		}
 		out = rec.Upload
@@ -288,8 +343,9 @@ func (s *Service) join(ctx context.Context, rec uploadRecord, parts []partRecord
 // CancelUpload cancels a pending upload and frees its parts.
 func (s *Service) CancelUpload(ctx context.Context, id string) (Upload, error) {
 	var out Upload
-	err := s.withPending(ctx, id, func(rec *uploadRecord, ver int64) error {
-		if err := s.settle(ctx, rec, ver, "cancelled"); err != nil {
+	o := metastore.LockOptions{Detach: true, Timeout: 5 * time.Minute} // a hang-up does not leave it half-freed
+	err := s.withPending(ctx, id, o, func(ctx context.Context, rec *uploadRecord, ver, fence int64) error {
+		if err := s.settle(ctx, rec, ver, fence, "cancelled"); err != nil {
 			return err
 		}
 		out = rec.Upload
@@ -298,53 +354,97 @@ func (s *Service) CancelUpload(ctx context.Context, id string) (Upload, error) {
 	return out, err
 }
 
-// expireUpload marks a pending upload expired and frees its parts.
+// expireUpload marks a pending upload past its expiry expired and frees
+// its parts. For an upload already settled (or gone) it sweeps parts that
+// slipped through: one that landed after the upload settled and could not
+// remove itself, or one a failed deletion left.
 func (s *Service) expireUpload(ctx context.Context, id string) error {
-	return s.withUploadLock(ctx, id, func() error {
-		rec, ver, err := s.loadUpload(ctx, id)
-		if errcode.Is(err, ErrUploadNotFound) {
-			s.dropParts(ctx, id)
-			return nil
+	return s.withUploadLock(ctx, id, metastore.LockOptions{}, func(ctx context.Context, fence int64) error {
+		rec, ver, err := s.readUpload(ctx, id)
+		switch {
+		case errcode.Is(err, ErrUploadNotFound):
+			return s.dropParts(ctx, id)
+		case err != nil:
+			return err
+		case rec.Status != "pending":
+			return s.dropParts(ctx, id)
+		case s.now().Before(time.Unix(rec.ExpiresAt, 0)):
+			return nil // filed early; its own entry comes at its expiry
 		}
-		if err != nil || rec.Status != "expired" {
-			return err // completed or cancelled ones freed their parts already
+		rec.Status = "expired"
+		if _, err := s.saveUpload(ctx, rec, ver, fence); err != nil {
+			return err
 		}
-		return s.settle(ctx, &rec, ver, "expired")
+		s.uploads.WithLabelValues("expired").Inc()
+		return s.dropParts(ctx, id)
 	})
 }
 
 // settle moves a pending upload to its final status and frees its parts.
-func (s *Service) settle(ctx context.Context, rec *uploadRecord, ver int64, status string) error {
+// Parts it cannot free now stay for the purger, which sweeps the upload
+// when its expiry entry comes due.
+func (s *Service) settle(ctx context.Context, rec *uploadRecord, ver, fence int64, status string) error {
 	rec.Status = status
-	if _, err := s.saveUpload(ctx, *rec, ver); err != nil {
+	if _, err := s.saveUpload(ctx, *rec, ver, fence); err != nil {
 		return err
 	}
-	s.dropParts(ctx, rec.ID)
 	s.uploads.WithLabelValues(status).Inc()
+	if err := s.dropParts(ctx, rec.ID); err != nil {
+		s.log.WarnContext(ctx, "drop_upload_parts", "upload", rec.ID, "err", err)
+	}
 	return nil
 }
 
-// dropParts deletes every stored part of an upload. Failures are logged:
-// the parts stay listed in the uploads bucket for an operator to see.
-func (s *Service) dropParts(ctx context.Context, id string) {
+// dropParts deletes every stored part of an upload: those in its parts
+// index, then any file under its prefix in the uploads bucket that never
+// made it into the index (a part request that ended in between).
+func (s *Service) dropParts(ctx context.Context, id string) error {
 	for {
 		entries, _, err := s.store.IndexList(ctx, partsIndex(id), metastore.Query{Limit: 100})
-		if err != nil || len(entries) == 0 {
-			if err != nil {
-				s.log.WarnContext(ctx, "drop_upload_parts", "upload", id, "err", err)
-			}
-			return
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			break
 		}
 		for _, e := range entries {
 			var p partRecord
 			_ = json.Unmarshal(e.Value, &p)
-			if _, err := s.files.Delete(ctx, s.cfg.UploadsBucket, p.Key); err != nil && !errcode.Is(err, registry.ErrFileNotFound) {
-				s.log.WarnContext(ctx, "drop_upload_part", "upload", id, "part", e.Member, "err", err)
-				return
-			}
-			if err := s.store.IndexDelete(ctx, partsIndex(id), e.Member); err != nil {
-				return
+			if err := s.dropPart(ctx, id, e.Member, p.Key); err != nil {
+				return err
 			}
 		}
 	}
+	for {
+		page, err := s.files.List(ctx, s.cfg.UploadsBucket, id+"/", "", 100)
+		if errcode.Is(err, registry.ErrBucketNotFound) || err == nil && len(page.Data) == 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		deleted := 0
+		for _, f := range page.Data {
+			_, err := s.files.Delete(ctx, f.Bucket, f.Key)
+			if err != nil && !errcode.Is(err, registry.ErrFileNotFound) {
+				return err
+			}
+			if err == nil {
+				deleted++
+			}
+		}
+		if deleted == 0 {
+			return nil // listed but not there to delete: nothing more to do
+		}
+	}
+}
+
+// dropPart deletes one part's file, then its index entry.
+func (s *Service) dropPart(ctx context.Context, uploadID, partID, key string) error {
+	if key != "" {
+		if _, err := s.files.Delete(ctx, s.cfg.UploadsBucket, key); err != nil && !errcode.Is(err, registry.ErrFileNotFound) {
+			return fmt.Errorf("delete part %s of upload %s: %w", partID, uploadID, err)
+		}
+	}
+	return s.store.IndexDelete(ctx, partsIndex(uploadID), partID)
 }

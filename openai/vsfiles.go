@@ -199,29 +199,20 @@ func (s *Service) putFile(ctx context.Context, rec fileRecord, ver int64) error 
 const fileLockTTL = 30 * time.Second
 
 // withFileLock serialises every change to one file in one store, across
-// instances. A held lock is waited for briefly, then reported as busy.
-func (s *Service) withFileLock(ctx context.Context, vs, file string, fn func() error) error {
-	deadline := time.Now().Add(10 * time.Second)
-	wait := 2 * time.Millisecond
-	for {
-		l, err := s.store.Lock(ctx, fileLockName(vs, file), fileLockTTL)
-		if err == nil {
-			defer l.Unlock(context.WithoutCancel(ctx))
-			return fn()
-		}
-		if !errors.Is(err, metastore.ErrLocked) {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return ErrVectorStoreBusy.New("file %s in vector store %s is being changed by another request; retry", file, vs)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 100*time.Millisecond)
+// instances. A held lock is waited for briefly, then reported as busy. fn
+// runs on a context that is cancelled if the lease is lost, so a holder
+// that lost it writes nothing more.
+func (s *Service) withFileLock(ctx context.Context, vs, file string, fn func(ctx context.Context) error) error {
+	held := false
+	err := metastore.WithLock(ctx, s.store, fileLockName(vs, file), metastore.LockOptions{TTL: fileLockTTL, Wait: 10 * time.Second},
+		func(h metastore.Held) error {
+			held = true
+			return fn(h.Ctx)
+		})
+	if !held && errors.Is(err, metastore.ErrLocked) {
+		return ErrVectorStoreBusy.New("file %s in vector store %s is being changed by another request; retry", file, vs)
 	}
+	return err
 }
 
 // reindex makes the indexes match a change from old to new (either may be
@@ -368,7 +359,7 @@ func (s *Service) attachMany(ctx context.Context, vs, batch string, files []Atta
 
 func (s *Service) attachOne(ctx context.Context, vs, batch, order string, p AttachParams) (rec fileRecord, created bool, err error) {
 	id := p.FileID
-	err = s.withFileLock(ctx, vs, id, func() error {
+	err = s.withFileLock(ctx, vs, id, func(ctx context.Context) error {
 		existing, _, err := s.loadFile(ctx, vs, id)
 		if err == nil {
 			rec = existing
@@ -434,7 +425,7 @@ func (s *Service) UpdateVectorStoreFile(ctx context.Context, vs, file string, at
 		return VectorStoreFile{}, err
 	}
 	var out fileRecord
-	err := s.withFileLock(ctx, vs, file, func() error {
+	err := s.withFileLock(ctx, vs, file, func(ctx context.Context) error {
 		rec, ver, err := s.loadFile(ctx, vs, file)
 		if err != nil {
 			return err
@@ -469,7 +460,7 @@ func (s *Service) DeleteVectorStoreFile(ctx context.Context, vs, file string) er
 // store's counts no longer include it) the record. A job still queued for
 // it finds no record and ends.
 func (s *Service) detach(ctx context.Context, vs, file string, refresh bool) error {
-	err := s.withFileLock(ctx, vs, file, func() error {
+	err := s.withFileLock(ctx, vs, file, func(ctx context.Context) error {
 		rec, _, err := s.loadFile(ctx, vs, file)
 		if err != nil {
 			return err

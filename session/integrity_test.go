@@ -358,3 +358,45 @@ func TestS3VerifiesChecksums(t *testing.T) {
 		}
 	}
 }
+
+// A session whose completion was cut short after the object went into
+// place, and whose client never came back, is published by the purger
+// when it expires: record and storage agree on the new version.
+func TestPurgeFinishesCutCompletion(t *testing.T) {
+	both(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		upload(t, f, "cut", []byte("old"), 3)
+		for _, size := range []int{3 << 10, 9 << 20} {
+			data := randomBytes(size)
+			in, err := f.svc.Create(ctx, "b", "cut", "", int64(size))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The bytes are in and the object is in place, but the process
+			// died before the file record was published.
+			rec, ver, err := f.svc.load(ctx, in.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng, _ := f.svc.engine("")
+			if err := eng.write(ctx, rec, 0, bytes.NewReader(data), int64(size), nil); err != nil {
+				t.Fatal(err)
+			}
+			rec.Offset = rec.Size
+			if _, err := f.svc.save(ctx, rec, ver, 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := eng.complete(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			f.clock.advance(2 * time.Hour)
+			if n, err := f.svc.Purge(ctx); err != nil || n < 1 { // with the old file's session
+				t.Fatalf("purge: %d %v", n, err)
+			}
+			checkReads(t, f, "cut", data)
+			if _, err := f.svc.Get(ctx, in.ID); !errcode.Is(err, ErrNotFound) {
+				t.Fatalf("the finished session was not freed: %v", err)
+			}
+		}
+	})
+}

@@ -17,6 +17,19 @@ type sessionMetrics struct {
 	created, completed, aborted, expired prometheus.Counter
 	appended, conflicts, busy            prometheus.Counter
 	appendDur                            prometheus.Histogram
+	purgeFailures                        prometheus.Counter
+}
+
+// NewPurgeFailures registers ferry_purge_failures_total{purger=name}. The
+// session purger and the OpenAI adapter's purger both export it, told apart
+// by the constant label, so its help is written here once: Prometheus
+// refuses one name registered with two helps.
+func NewPurgeFailures(reg prometheus.Registerer, name string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_purge_failures_total",
+		Help:        "Entries a purger failed to free (each is retried with backoff), and purge runs that could not read their work list, by purger.",
+		ConstLabels: prometheus.Labels{"purger": name}})
+	reg.MustRegister(c)
+	return c
 }
 
 func newSessionMetrics(reg prometheus.Registerer, store metastore.Store, now func() time.Time) *sessionMetrics {
@@ -39,6 +52,7 @@ func newSessionMetrics(reg prometheus.Registerer, store metastore.Store, now fun
 		}),
 	}
 	reg.MustRegister(m.appendDur)
+	m.purgeFailures = NewPurgeFailures(reg, "sessions")
 	gauge := func(name, help string, read func(context.Context) (float64, error)) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -3,74 +3,198 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
+	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/registry"
 )
+
+// purgeEntry is the value of an expiry entry: what the purger needs to free
+// the session, and how many runs in a row failed to. The ref's fields are
+// embedded, so entries written before Attempts existed decode as is.
+type purgeEntry struct {
+	purgeRef
+	Attempts int `json:"attempts,omitempty"`
+}
+
+const (
+	purgeBatch = 100
+	// A failing entry is retried after purgeRetryMin, doubling up to
+	// purgeRetryMax, so a session whose storage is out of reach costs one
+	// attempt an hour rather than one every run.
+	purgeRetryMin = time.Minute
+	purgeRetryMax = time.Hour
+)
+
+// PurgeBackoff is how long a purger waits before trying an entry again
+// after n failed attempts: a minute, doubling, at most an hour. The OpenAI
+// adapter's purger uses it too.
+func PurgeBackoff(n int) time.Duration {
+	d := purgeRetryMin
+	for i := 1; i < n && d < purgeRetryMax; i++ {
+		d *= 2
+	}
+	return min(d, purgeRetryMax)
+}
 
 // Purge frees every session past its expiry: it aborts the multipart upload
 // or removes the staging file, then the held-back tail and the records.
 // Sessions whose expiry slid later (they were appended to) are re-filed.
+//
+// A run visits every due entry once, in order, with a cursor: an entry
+// that fails (its storage unreachable, say) is re-filed for a later run
+// with exponential backoff and counted in ferry_purge_failures_total, and
+// the run goes on, so no number of failing entries can hold up the others.
+// A busy session (an append holds it) is left for the next run.
+//
 // It is idempotent and safe to run on every instance at once: each session
-// is handled under its own lock, and a busy session waits for the next run.
+// is handled under its own lock.
 func (s *Service) Purge(ctx context.Context) (purged int, err error) {
-	before := fmt.Sprintf("%016d/", s.now().UnixMilli()+1)
+	q := metastore.Query{Before: fmt.Sprintf("%016d/", s.now().UnixMilli()+1), Limit: purgeBatch}
 	for {
-		entries, _, err := s.store.IndexList(ctx, expiryIndex, metastore.Query{Before: before, Limit: 100})
-		if err != nil || len(entries) == 0 {
+		entries, more, err := s.store.IndexList(ctx, expiryIndex, q)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.m.purgeFailures.Inc()
+			}
 			return purged, err
 		}
-		progressed := false
 		for _, e := range entries {
 			done, err := s.purgeOne(ctx, e)
-			if errcode.Is(err, ErrBusy) {
-				continue // an append holds it; the next run sees it again
-			}
-			if err != nil {
-				s.log.WarnContext(ctx, "purge_failed", "entry", e.Member, "err", err)
-				continue
-			}
-			progressed = true
-			if done {
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return purged, err // shutting down: the entry is due again next run
+			case errcode.Is(err, ErrBusy):
+				// An append holds it; the next run sees it again.
+			case err != nil:
+				s.m.purgeFailures.Inc()
+				s.retryLater(ctx, e, err)
+			case done:
 				purged++
 				s.m.expired.Inc()
 			}
 		}
-		if !progressed {
-			return purged, nil // every due entry is busy or failing: try again next run
+		if !more || len(entries) == 0 {
+			return purged, nil
 		}
+		q.After = entries[len(entries)-1].Member
 	}
+}
+
+// retryLater re-files a failed entry at now plus its backoff.
+func (s *Service) retryLater(ctx context.Context, e metastore.Entry, cause error) {
+	var pe purgeEntry
+	_ = json.Unmarshal(e.Value, &pe) // purgeOne decoded it before failing
+	pe.Attempts++
+	wait := PurgeBackoff(pe.Attempts)
+	s.log.WarnContext(ctx, "purge_failed", "entry", e.Member, "session", pe.ID, "attempts", pe.Attempts, "retry_in", wait, "err", cause)
+	v, _ := json.Marshal(pe)
+	if err := s.refile(ctx, e.Member, expiryMember(s.now().Add(wait), pe.ID), v); err != nil {
+		// The entry stays due as it was: the next run tries it again.
+		s.log.WarnContext(ctx, "purge_refile_failed", "entry", e.Member, "err", err)
+	}
+}
+
+// refile moves an expiry entry: the new member first, so the work is never
+// unlisted.
+func (s *Service) refile(ctx context.Context, old, member string, value []byte) error {
+	if err := s.store.IndexPut(ctx, expiryIndex, member, value); err != nil {
+		return err
+	}
+	if member == old {
+		return nil
+	}
+	return s.store.IndexDelete(ctx, expiryIndex, old)
 }
 
 // purgeOne handles one due expiry entry; it reports whether a session was freed.
 func (s *Service) purgeOne(ctx context.Context, e metastore.Entry) (bool, error) {
-	var ref purgeRef
-	if err := json.Unmarshal(e.Value, &ref); err != nil || !validID(ref.ID) {
+	var pe purgeEntry
+	if err := json.Unmarshal(e.Value, &pe); err != nil || !validID(pe.ID) {
 		return false, s.store.IndexDelete(ctx, expiryIndex, e.Member) // not ours to understand
 	}
-	freed := false
-	err := s.withLock(ctx, ref.ID, func(ctx context.Context, fence int64) error {
-		rec, ver, err := s.load(ctx, ref.ID)
+	freed, refiled := false, false
+	err := s.withLock(ctx, pe.ID, func(ctx context.Context, fence int64) error {
+		rec, ver, err := s.load(ctx, pe.ID)
 		switch {
 		case errcode.Is(err, ErrNotFound):
 			// The store's own expiry beat us: free storage from the entry alone.
-			if err := s.discard(ctx, ref); err != nil {
+			if err := s.free(ctx, pe.purgeRef); err != nil {
 				return err
 			}
 			freed = true
-			return deleteTail(ctx, s.store, &record{ID: ref.ID})
+			return deleteTail(ctx, s.store, &record{ID: pe.ID})
 		case errcode.Is(err, ErrExpired):
+			if done, err := s.finishExpired(ctx, rec, ver, fence); done || err != nil {
+				freed = done
+				return err
+			}
+			if rec.State != stateCompleted {
+				if err := s.free(ctx, rec.ref()); err != nil {
+					return err
+				}
+			}
 			freed = true
-			return s.remove(ctx, rec, ver)
+			// Its storage is freed (or was published): only the records are
+			// left, which is what remove does for a completed session.
+			gone := *rec
+			gone.State = stateCompleted
+			return s.remove(ctx, &gone, ver)
 		case err != nil:
 			return err
 		}
-		// Still alive: file it again under its current expiry.
-		return s.store.IndexPut(ctx, expiryIndex, expiryMember(rec.ExpiresAt, rec.ID), e.Value)
+		// Still alive: file it again under its current expiry, with a clean
+		// slate of attempts.
+		v, err := json.Marshal(purgeEntry{purgeRef: pe.purgeRef})
+		if err != nil {
+			return err
+		}
+		refiled = true
+		return s.refile(ctx, e.Member, expiryMember(rec.ExpiresAt, rec.ID), v)
 	})
-	if err != nil {
+	if err != nil || refiled {
 		return false, err
 	}
 	return freed, s.store.IndexDelete(ctx, expiryIndex, e.Member)
+}
+
+// finishExpired completes an expired session whose every byte was in: its
+// completion was cut short (the process died), and its object may already
+// be at the key, so publishing it is what makes record and storage agree.
+// It reports false, with no error, when there is nothing to finish or the
+// upload is gone from storage (then the session is freed as usual).
+func (s *Service) finishExpired(ctx context.Context, rec *record, ver, fence int64) (bool, error) {
+	if rec.State == stateCompleted || rec.Open || rec.Offset != rec.Size {
+		return false, nil
+	}
+	rec.ExpiresAt = s.now().UTC() // the record is saved once more, for the grace period
+	if _, err := s.finish(ctx, rec, ver, fence); err != nil {
+		if vanished(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, s.remove(ctx, rec, metastore.AnyVersion)
+}
+
+// free discards what an unfinished session holds in storage. Storage that
+// is gone (the bucket or the upload deleted behind Ferry's back, a
+// registered directory removed) holds nothing more: that counts as freed,
+// or the entry would fail forever.
+func (s *Service) free(ctx context.Context, ref purgeRef) error {
+	err := s.discard(ctx, ref)
+	if vanished(err) {
+		s.log.InfoContext(ctx, "purge_storage_vanished", "session", ref.ID, "location", ref.Location, "err", err)
+		return nil
+	}
+	return err
+}
+
+func vanished(err error) bool {
+	return err != nil && (errors.Is(err, bucket.ErrNoBucket) || errors.Is(err, bucket.ErrNotFound) ||
+		errcode.Is(err, registry.ErrLocationNotFound))
 }

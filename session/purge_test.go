@@ -1,0 +1,307 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/bucket/s3blob"
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/testsvc"
+	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/metastore/redisstore"
+)
+
+// faults makes chosen discards fail: a multipart upload's abort by object
+// key, a staging file's discard by session id.
+type faults struct {
+	mu    sync.Mutex
+	names map[string]error
+}
+
+func (f *faults) set(err error, names ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.names == nil {
+		f.names = map[string]error{}
+	}
+	for _, n := range names {
+		f.names[n] = err
+	}
+}
+
+func (f *faults) clear() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.names = nil
+}
+
+func (f *faults) err(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.names[name]
+}
+
+// mpFaults and stagingFaults decorate the optional capabilities; withFaults
+// composes them so the result has exactly the capabilities of the backend
+// it wraps (the session engine picks its strategy by them).
+type mpFaults struct {
+	mp bucket.Multipart
+	f  *faults
+}
+
+func (m mpFaults) CreateMultipart(ctx context.Context, key string, o bucket.PutOptions) (string, error) {
+	return m.mp.CreateMultipart(ctx, key, o)
+}
+func (m mpFaults) UploadPart(ctx context.Context, key, id string, n int, r io.Reader, size int64, sum *bucket.Checksum) (bucket.Part, error) {
+	return m.mp.UploadPart(ctx, key, id, n, r, size, sum)
+}
+func (m mpFaults) CompleteMultipart(ctx context.Context, key, id string, parts []bucket.Part) (bucket.ObjectInfo, error) {
+	return m.mp.CompleteMultipart(ctx, key, id, parts)
+}
+func (m mpFaults) AbortMultipart(ctx context.Context, key, id string) error {
+	if err := m.f.err(key); err != nil {
+		return fmt.Errorf("injected abort of %s: %w", key, err)
+	}
+	return m.mp.AbortMultipart(ctx, key, id)
+}
+func (m mpFaults) ListMultipart(ctx context.Context, prefix string) ([]bucket.Upload, error) {
+	return m.mp.ListMultipart(ctx, prefix)
+}
+
+type stagingFaults struct {
+	st bucket.Staging
+	f  *faults
+}
+
+func (s stagingFaults) StageWrite(ctx context.Context, id string, off int64, r io.Reader, n int64) error {
+	return s.st.StageWrite(ctx, id, off, r, n)
+}
+func (s stagingFaults) StageCommit(ctx context.Context, id, key string, size int64, o bucket.PutOptions) (bucket.ObjectInfo, error) {
+	return s.st.StageCommit(ctx, id, key, size, o)
+}
+func (s stagingFaults) StageDiscard(ctx context.Context, id string) error {
+	if err := s.f.err(id); err != nil {
+		return fmt.Errorf("injected discard of %s: %w", id, err)
+	}
+	return s.st.StageDiscard(ctx, id)
+}
+
+func withFaults(b bucket.Backend, f *faults) bucket.Backend {
+	mp, isMP := b.(bucket.Multipart)
+	st, isST := b.(bucket.Staging)
+	switch {
+	case isMP && isST:
+		return struct {
+			bucket.Backend
+			mpFaults
+			stagingFaults
+		}{b, mpFaults{mp, f}, stagingFaults{st, f}}
+	case isMP:
+		return struct {
+			bucket.Backend
+			mpFaults
+		}{b, mpFaults{mp, f}}
+	case isST:
+		return struct {
+			bucket.Backend
+			stagingFaults
+		}{b, stagingFaults{st, f}}
+	}
+	return b
+}
+
+// faultyBoth runs fn on both backends with discards that fail on demand.
+func faultyBoth(t *testing.T, fn func(t *testing.T, f *fixture, fl *faults)) {
+	t.Run("embedded", func(t *testing.T) {
+		t.Parallel()
+		fl := &faults{}
+		store, blobs := testsvc.Embedded(t)
+		fn(t, newService(t, store, withFaults(blobs, fl), nil), fl)
+	})
+	t.Run("redis+s3", func(t *testing.T) {
+		t.Parallel()
+		fl := &faults{}
+		rc, prefix := testsvc.Redis(t)
+		client, bkt := testsvc.S3(t)
+		fn(t, newService(t, redisstore.New(rc, prefix), withFaults(s3blob.New(client, bkt, "ferry/"), fl), nil), fl)
+	})
+}
+
+// dueEntries decodes the purger's work list.
+func dueEntries(t *testing.T, f *fixture) map[string]purgeEntry {
+	t.Helper()
+	entries, _, err := f.store.IndexList(context.Background(), expiryIndex, metastore.Query{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]purgeEntry{}
+	for _, e := range entries {
+		var pe purgeEntry
+		if err := json.Unmarshal(e.Value, &pe); err != nil {
+			t.Fatalf("entry %s: %v", e.Member, err)
+		}
+		out[e.Member] = pe
+	}
+	return out
+}
+
+// multipartKeys lists the object keys with a multipart upload in progress
+// (nil on the filesystem, whose sessions stage instead).
+func multipartKeys(t *testing.T, f *fixture) map[string]bool {
+	t.Helper()
+	if _, staging := f.blobs.(bucket.Staging); staging {
+		return nil
+	}
+	ups, err := f.blobs.(bucket.Multipart).ListMultipart(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, u := range ups {
+		out[u.Key] = true
+	}
+	return out
+}
+
+// 150 due sessions whose first 100 cannot be freed (their storage fails):
+// one run frees the other 50, the 100 wait out a growing backoff, and they
+// are freed once storage answers again.
+func TestPurgeSkipsFailingEntries(t *testing.T) {
+	faultyBoth(t, func(t *testing.T, f *fixture, fl *faults) {
+		ctx := context.Background()
+		boom := errors.New("storage unavailable")
+		var failing, healthy []Info
+		for i := range 150 {
+			in, err := f.svc.Create(ctx, "b", fmt.Sprintf("purge/%03d", i), "", 6*MiB) // a multipart upload on S3
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i < 100 {
+				failing = append(failing, in)
+				fl.set(boom, in.ID, "b/"+in.Key)
+			} else {
+				healthy = append(healthy, in)
+			}
+			f.clock.advance(time.Millisecond) // expiry order is creation order: the failing ones come first
+		}
+		f.clock.advance(2 * time.Hour)
+
+		n, err := f.svc.Purge(ctx)
+		if err != nil || n != 50 {
+			t.Fatalf("first run freed %d (%v), want the 50 healthy sessions", n, err)
+		}
+		if got := testutil.ToFloat64(f.svc.m.purgeFailures); got != 100 {
+			t.Fatalf("ferry_purge_failures_total = %v, want 100", got)
+		}
+		for _, in := range healthy {
+			if _, err := f.svc.Get(ctx, in.ID); !errcode.Is(err, ErrNotFound) {
+				t.Fatalf("healthy session %s after purge: %v", in.ID, err)
+			}
+		}
+		for _, in := range failing {
+			if _, err := f.svc.Get(ctx, in.ID); !errcode.Is(err, ErrExpired) {
+				t.Fatalf("failing session %s after purge: %v, want it kept (expired) for a retry", in.ID, err)
+			}
+		}
+		if keys := multipartKeys(t, f); keys != nil {
+			if len(keys) != 100 {
+				t.Fatalf("%d multipart uploads left, want the 100 failing ones", len(keys))
+			}
+			for _, in := range healthy {
+				if keys["b/"+in.Key] {
+					t.Fatalf("the upload of healthy session %s was not aborted", in.ID)
+				}
+			}
+		}
+		checkRetries := func(attempts int, wait time.Duration) {
+			t.Helper()
+			due := dueEntries(t, f)
+			if len(due) != 100 {
+				t.Fatalf("%d expiry entries, want the 100 failing ones", len(due))
+			}
+			want := fmt.Sprintf("%016d/", f.clock.now().Add(wait).UnixMilli())
+			for member, pe := range due {
+				if pe.Attempts != attempts || !strings.HasPrefix(member, want) || pe.Object == "" {
+					t.Fatalf("entry %s = %+v, want attempts %d, due at %s", member, pe, attempts, want)
+				}
+			}
+		}
+		checkRetries(1, time.Minute)
+
+		// Within the backoff nothing is tried.
+		f.clock.advance(30 * time.Second)
+		if n, err := f.svc.Purge(ctx); err != nil || n != 0 || testutil.ToFloat64(f.svc.m.purgeFailures) != 100 {
+			t.Fatalf("run within the backoff freed %d (%v), failures %v", n, err, testutil.ToFloat64(f.svc.m.purgeFailures))
+		}
+		// Past it, still failing: tried once more, then the wait doubles.
+		f.clock.advance(31 * time.Second)
+		if n, err := f.svc.Purge(ctx); err != nil || n != 0 || testutil.ToFloat64(f.svc.m.purgeFailures) != 200 {
+			t.Fatalf("retry freed %d (%v), failures %v, want 0 and 200", n, err, testutil.ToFloat64(f.svc.m.purgeFailures))
+		}
+		checkRetries(2, 2*time.Minute)
+
+		// Storage answers again: the next due run frees them all.
+		fl.clear()
+		f.clock.advance(2*time.Minute + time.Second)
+		if n, err := f.svc.Purge(ctx); err != nil || n != 100 {
+			t.Fatalf("run after the fault cleared freed %d (%v), want 100", n, err)
+		}
+		if due := dueEntries(t, f); len(due) != 0 {
+			t.Fatalf("%d expiry entries left after everything was freed", len(due))
+		}
+		if keys := multipartKeys(t, f); len(keys) != 0 {
+			t.Fatalf("%d multipart uploads left after everything was freed", len(keys))
+		}
+		if got := testutil.ToFloat64(f.svc.m.purgeFailures); got != 200 {
+			t.Fatalf("ferry_purge_failures_total = %v after a clean run, want still 200", got)
+		}
+	})
+}
+
+// Storage that vanished (the bucket deleted, the upload gone) holds nothing
+// any more: the session counts as freed instead of failing forever.
+func TestPurgeCountsVanishedStorageAsFreed(t *testing.T) {
+	faultyBoth(t, func(t *testing.T, f *fixture, fl *faults) {
+		ctx := context.Background()
+		for i, err := range []error{bucket.ErrNoBucket, bucket.ErrNotFound} {
+			in, cerr := f.svc.Create(ctx, "b", "gone/"+strconv.Itoa(i), "", 6*MiB)
+			if cerr != nil {
+				t.Fatal(cerr)
+			}
+			fl.set(err, in.ID, "b/"+in.Key)
+		}
+		f.clock.advance(2 * time.Hour)
+		if n, err := f.svc.Purge(ctx); err != nil || n != 2 {
+			t.Fatalf("purge freed %d (%v), want 2", n, err)
+		}
+		if got := testutil.ToFloat64(f.svc.m.purgeFailures); got != 0 {
+			t.Fatalf("ferry_purge_failures_total = %v, want 0", got)
+		}
+		if due := dueEntries(t, f); len(due) != 0 {
+			t.Fatalf("expiry entries left: %v", due)
+		}
+		if n, _ := f.store.IndexLen(ctx, expiryIndex); n != 0 {
+			t.Fatalf("%d expiry entries left", n)
+		}
+	})
+}
+
+func TestPurgeBackoff(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: time.Minute, 2: 2 * time.Minute, 3: 4 * time.Minute,
+		6: 32 * time.Minute, 7: time.Hour, 8: time.Hour, 1000: time.Hour} {
+		if got := PurgeBackoff(n); got != want {
+			t.Errorf("PurgeBackoff(%d) = %v, want %v", n, got, want)
+		}
+	}
+}
