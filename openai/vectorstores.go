@@ -556,14 +556,19 @@ func (s *Service) dropIndex(ctx context.Context, index string) error {
 // purgeVectorStores finishes the cleanup of deleted stores.
 func (s *Service) purgeVectorStores(ctx context.Context) (int, error) {
 	n := 0
+	var failed []error
 	err := s.eachEntry(ctx, deletedIndex, func(e metastore.Entry) error {
 		if err := s.cleanupStore(ctx, e.Member); err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			failed = append(failed, err) // the others still go; this one is retried next run
+			return nil
 		}
 		n++
 		return nil
 	})
-	return n, err
+	return n, errors.Join(append(failed, err)...)
 }
 
 func statusIndexes(coll string) []string {

@@ -663,7 +663,7 @@ func (s *Service) Abort(ctx context.Context, id string) error {
 // remove discards storage (for unfinished sessions) and then the records.
 func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
 	if rec.State != stateCompleted {
-		if err := s.discard(ctx, rec.ref()); err != nil {
+		if err := s.discard(ctx, rec.ref()); err != nil && !vanished(err) {
 			return fmt.Errorf("discard upload: %w", err)
 		}
 	}
