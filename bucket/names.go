@@ -11,6 +11,21 @@ import (
 // MaxKeyLen bounds keys (S3's own limit is 1024 bytes).
 const MaxKeyLen = 1024
 
+// MaxSegmentLen bounds each '/'-separated segment of a key: a segment is a
+// file or directory name on the filesystem backend (and on posix S3
+// gateways), and filesystems refuse longer names (NAME_MAX).
+const MaxSegmentLen = 255
+
+// StagingSegment is the name of the directory a served directory stages
+// writes in (fsblob.NewDir). No key may have a segment of that name, in any
+// letter case since filesystems may fold case, so no key can reach the
+// staging files of any directory, its own or one nested in it.
+const StagingSegment = ".ferry-staging"
+
+// IsStagingSegment reports whether a key or path segment names a staging
+// directory, ignoring letter case.
+func IsStagingSegment(seg string) bool { return strings.EqualFold(seg, StagingSegment) }
+
 // MaxBucketNameLen bounds bucket names.
 const MaxBucketNameLen = 63
 
@@ -33,7 +48,8 @@ func ValidateBucketName(name string) error {
 // ValidateKey accepts '/'-separated keys of a-zA-Z0-9_-. with no empty, "."
 // or ".." segment, so a key is always a clean relative path that cannot
 // climb out of its bucket, on S3 or on a filesystem. ".." inside a segment
-// ("v1..v2") is an ordinary name and allowed.
+// ("v1..v2") is an ordinary name and allowed. No segment may be longer than
+// MaxSegmentLen bytes (no filesystem could store it) or be StagingSegment.
 func ValidateKey(key string) error {
 	switch {
 	case key == "":
@@ -57,6 +73,12 @@ func ValidateKey(key string) error {
 			return fmt.Errorf("key %q has an empty segment ('//'); use a single '/'", key)
 		case ".", "..":
 			return fmt.Errorf("key %q: %q segments are not allowed", key, seg)
+		}
+		if len(seg) > MaxSegmentLen {
+			return fmt.Errorf("key %.40q…: segment %.20q… is %d bytes; each part between '/' may be at most %d bytes (a file name's limit on filesystems), so shorten it or split it with '/'", key, seg, len(seg), MaxSegmentLen)
+		}
+		if IsStagingSegment(seg) {
+			return fmt.Errorf("key %q: %q is reserved for Ferry's staging files and cannot be part of a key, in any letter case; rename that part", key, seg)
 		}
 	}
 	return nil

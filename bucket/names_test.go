@@ -53,10 +53,26 @@ func TestValidateKey(t *testing.T) {
 		{"..a", ""},
 		{"a/b..", ""},
 		{"A-Z_0-9", ""},
-		{strings.Repeat("k", MaxKeyLen-1), ""},
-		{strings.Repeat("k", MaxKeyLen), ""},
+		{strings.Repeat("k", MaxSegmentLen), ""},
+		{strings.Repeat("k", MaxSegmentLen) + "/" + strings.Repeat("k", MaxSegmentLen), ""},
+		{strings.Repeat(strings.Repeat("k", MaxSegmentLen-1)+"/", 4) + "kkkk", ""}, // 1024 bytes
 		{strings.Repeat("k/", MaxKeyLen/2-1) + "kk", ""},
+		{strings.Repeat("k/", MaxKeyLen/2) + "k", "the limit is 1024"},
 		{strings.Repeat("k", MaxKeyLen+1), "the limit is 1024"},
+		// A segment is a file name on a filesystem: at most 255 bytes.
+		{strings.Repeat("k", MaxSegmentLen+1), "is 256 bytes; each part between '/' may be at most 255 bytes"},
+		{"dir/" + strings.Repeat("k", MaxSegmentLen+1) + "/x", "is 256 bytes"},
+		{strings.Repeat("k", MaxKeyLen), "is 1024 bytes; each part between '/' may be at most 255"},
+		// Staging directories are unreachable, in any letter case.
+		{".ferry-staging", `".ferry-staging" is reserved`},
+		{".ferry-staging/sessions/0123", `".ferry-staging" is reserved`},
+		{"sub/.ferry-staging/sessions/0123", `".ferry-staging" is reserved`},
+		{"a/b/.FERRY-Staging", `".FERRY-Staging" is reserved`},
+		{"x/.Ferry-Staging/tmp/y", "reserved for Ferry's staging files"},
+		{"ferry-staging", ""},
+		{".ferry-staging2", ""},
+		{"a.ferry-staging", ""},
+		{"x/.ferry-staging.txt", ""},
 		{"", "key is empty"},
 		{"/", "starts with '/'"},
 		{"/a", "starts with '/'"},
@@ -96,7 +112,7 @@ func TestValidateKey(t *testing.T) {
 // An accepted key has no ".." segment (".." inside a name, as in "v1..v2",
 // is harmless and allowed), is relative, and is already clean.
 func FuzzValidateKey(f *testing.F) {
-	for _, s := range []string{"a/b", "../x", "a//b", "./a", "a/..", "a..b", "/a", "a/", ".", "a\\b", "a/.b/c"} {
+	for _, s := range []string{"a/b", "../x", "a//b", "./a", "a/..", "a..b", "/a", "a/", ".", "a\\b", "a/.b/c", "a/.ferry-staging/b", ".FERRY-STAGING"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, key string) {
@@ -114,6 +130,11 @@ func FuzzValidateKey(f *testing.F) {
 			t.Fatalf("accepted key %q that is not local on this OS", key)
 		case len(key) > MaxKeyLen:
 			t.Fatalf("accepted a %d-byte key", len(key))
+		}
+		for seg := range strings.SplitSeq(key, "/") {
+			if len(seg) > MaxSegmentLen || strings.EqualFold(seg, StagingSegment) {
+				t.Fatalf("accepted key %.40q with segment %.40q", key, seg)
+			}
 		}
 	})
 }

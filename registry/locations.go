@@ -19,7 +19,11 @@ package registry
 // (fsblob), so nothing planted later escapes either. An s3:// location
 // names a bucket and prefix only: the endpoint and credentials are
 // Ferry's own, so a request can never choose the host Ferry talks to.
-// Neither kind may overlap Ferry's own storage.
+// Neither kind may overlap Ferry's own storage, nor another registration
+// (LOCATION_OVERLAP, 409): one registered directory inside another would
+// reach the inner one's staging directory and its unfinished uploads.
+// Nor may a location lie inside a staging directory (.ferry-staging, in
+// any letter case), and no key may name one (bucket.ValidateKey).
 
 import (
 	"context"
@@ -48,6 +52,9 @@ var (
 	ErrLocationNotFound  = errcode.Register("LOCATION_NOT_FOUND", "Location Not Found", http.StatusNotFound)
 	ErrBucketConflict    = errcode.Register("BUCKET_CONFLICT", "Bucket Conflict", http.StatusConflict)
 	ErrNotRegistered     = errcode.Register("BUCKET_NOT_REGISTERED", "Bucket Not Registered", http.StatusNotFound)
+	// ErrLocationOverlap: the location is inside, contains or is another
+	// bucket's registered location.
+	ErrLocationOverlap = errcode.Register("LOCATION_OVERLAP", "Location Overlaps Another Registration", http.StatusConflict)
 )
 
 const locationsIndex = "locations"
@@ -77,7 +84,8 @@ func (l Location) String() string {
 	return "s3://" + l.Bucket
 }
 
-// Overlaps reports whether one location contains the other.
+// Overlaps reports whether one location contains the other, as written.
+// overlapsRegistered also compares directories as they are on disk.
 func (l Location) Overlaps(o Location) bool {
 	switch {
 	case l.Scheme != o.Scheme:
@@ -86,6 +94,46 @@ func (l Location) Overlaps(o Location) bool {
 		return within(l.Dir, o.Dir) || within(o.Dir, l.Dir)
 	}
 	return l.Bucket == o.Bucket && (under(l.Prefix, o.Prefix) || under(o.Prefix, l.Prefix))
+}
+
+// sameDirAbove reports whether dir, or a directory above it, is the very
+// directory root (os.SameFile), which comparing names cannot tell on a
+// filesystem that folds case or through a bind mount.
+func sameDirAbove(dir, root string) bool {
+	rfi, err := os.Stat(root)
+	if err != nil {
+		return false
+	}
+	for d := dir; ; {
+		if fi, err := os.Stat(d); err == nil && os.SameFile(fi, rfi) {
+			return true
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return false
+		}
+		d = parent
+	}
+}
+
+// overlapsRegistered reports whether loc, checked and resolved, overlaps
+// the registered location other: file:// directories by their resolved
+// paths (the registered one resolved again, in case its links changed)
+// and by identity on disk; s3:// by bucket and prefix.
+func overlapsRegistered(loc, other Location) bool {
+	if loc.Scheme != "file" || other.Scheme != "file" {
+		return loc.Overlaps(other)
+	}
+	dirs := []string{other.Dir}
+	if real, err := filepath.EvalSymlinks(other.Dir); err == nil && real != other.Dir {
+		dirs = append(dirs, real)
+	}
+	for _, d := range dirs {
+		if within(loc.Dir, d) || within(d, loc.Dir) || sameDirAbove(loc.Dir, d) || sameDirAbove(d, loc.Dir) {
+			return true
+		}
+	}
+	return false
 }
 
 // under reports whether key prefix p lies under prefix q ("" holds all).
@@ -127,11 +175,27 @@ func ParseLocation(uri string) (Location, error) {
 		if !path.IsAbs(u.Path) || strings.ContainsRune(u.Path, 0) {
 			return Location{}, ErrInvalidLocation.New("location %q: the path must be absolute, as in file:///data/datasets", uri)
 		}
-		return Location{Scheme: "file", Dir: filepath.Clean(filepath.FromSlash(u.Path))}, nil
+		dir := filepath.Clean(filepath.FromSlash(u.Path))
+		if err := noStaging(dir); err != nil {
+			return Location{}, ErrInvalidLocation.New("location %q: %v", uri, err)
+		}
+		return Location{Scheme: "file", Dir: dir}, nil
 	case "":
 		return Location{}, ErrInvalidLocation.New("location %q has no scheme: %s", uri, locationHelp)
 	}
 	return Location{}, ErrInvalidLocation.New("location %q: scheme %q is not supported; %s", uri, u.Scheme, locationHelp)
+}
+
+// noStaging refuses a directory inside a staging directory (a
+// .ferry-staging segment, in any letter case): a registration there would
+// reach another registration's unfinished uploads.
+func noStaging(dir string) error {
+	for seg := range strings.SplitSeq(filepath.ToSlash(dir), "/") {
+		if bucket.IsStagingSegment(seg) {
+			return fmt.Errorf("%s lies inside %q: a %s directory (in any letter case) is where a registered directory keeps its unfinished uploads; register a directory outside it", dir, seg, bucket.StagingSegment)
+		}
+	}
+	return nil
 }
 
 // Locations says which locations may be registered and how to open them.
@@ -205,6 +269,9 @@ func (r *Registry) confine(loc Location) (Location, error) {
 		return Location{}, ErrLocationForbidden.New("cannot resolve %s: %v", loc.Dir, errors.Unwrap(err))
 	case !inRoots(real):
 		return Location{}, ErrLocationForbidden.New("%s resolves through a symbolic link to a directory outside registration.allowed_roots", loc)
+	}
+	if err := noStaging(real); err != nil {
+		return Location{}, ErrInvalidLocation.New("location %s, with its symbolic links resolved: %v", loc, err)
 	}
 	if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
 		return Location{}, ErrInvalidLocation.New("%s is not a directory", loc)
@@ -317,11 +384,76 @@ func (r *Registry) Registration(ctx context.Context, bkt string) (Registration, 
 // location again refreshes the counts; another location is a conflict, as
 // is a name that already holds files in Ferry's own storage. Nothing is
 // written unless the location was opened and listed successfully.
+//
+// No two registrations overlap: a location inside, containing or equal to
+// another bucket's is ErrLocationOverlap. Registrations are made one at a
+// time under a lock, so two overlapping ones cannot both pass that check.
 func (r *Registry) RegisterBucket(ctx context.Context, bkt, uri string) (reg Registration, created bool, err error) {
 	loc, err := r.check(uri)
 	if err != nil {
 		return Registration{}, false, err
 	}
+	err = metastore.WithLock(ctx, r.store, registerLock, metastore.LockOptions{TTL: registerLockTTL, Wait: registerLockWait},
+		func(h metastore.Held) error {
+			reg, created, err = r.register(h.Ctx, bkt, loc, h.Fence)
+			return err
+		})
+	if errors.Is(err, metastore.ErrLocked) {
+		return Registration{}, false, errcode.ErrConflict.New("another bucket registration kept the registration lock for %s; retry", registerLockWait)
+	}
+	return reg, created, err
+}
+
+const (
+	registerLock     = "registry/register"
+	registerLockTTL  = 30 * time.Second
+	registerLockWait = 30 * time.Second
+)
+
+// overlapping returns the other bucket whose registered location overlaps
+// loc, if any.
+func (r *Registry) overlapping(ctx context.Context, bkt string, loc Location) (name, location string, err error) {
+	after := ""
+	for {
+		entries, more, err := r.store.IndexList(ctx, locationsIndex, metastore.Query{After: after, Limit: 500})
+		if err != nil {
+			return "", "", err
+		}
+		for _, e := range entries {
+			if e.Member == bkt {
+				continue // its own registration: a repeat, or the conflict found before
+			}
+			other, err := ParseLocation(string(e.Value))
+			if err != nil {
+				other, err = parseRegistered(string(e.Value))
+			}
+			if err == nil && overlapsRegistered(loc, other) {
+				return e.Member, string(e.Value), nil
+			}
+		}
+		if !more {
+			return "", "", nil
+		}
+		after = entries[len(entries)-1].Member
+	}
+}
+
+// parseRegistered reads a stored location that no longer parses (one
+// registered before ParseLocation refused staging directories), so that it
+// still counts for overlaps.
+func parseRegistered(uri string) (Location, error) {
+	if dir, ok := strings.CutPrefix(uri, "file://"); ok && filepath.IsAbs(dir) {
+		return Location{Scheme: "file", Dir: filepath.Clean(dir)}, nil
+	}
+	if rest, ok := strings.CutPrefix(uri, "s3://"); ok {
+		bkt, prefix, _ := strings.Cut(rest, "/")
+		return Location{Scheme: "s3", Bucket: bkt, Prefix: prefix}, nil
+	}
+	return Location{}, fmt.Errorf("unknown location %q", uri)
+}
+
+// register is RegisterBucket under the registration lock.
+func (r *Registry) register(ctx context.Context, bkt string, loc Location, fence int64) (reg Registration, created bool, err error) {
 	old, ver, err := r.registration(ctx, bkt)
 	switch {
 	case err == nil && old.Location != loc.String():
@@ -334,6 +466,12 @@ func (r *Registry) RegisterBucket(ctx context.Context, bkt, uri string) (reg Reg
 		}
 	case err != nil:
 		return Registration{}, false, err
+	}
+	if name, other, err := r.overlapping(ctx, bkt, loc); err != nil {
+		return Registration{}, false, err
+	} else if name != "" {
+		return Registration{}, false, ErrLocationOverlap.New("location %s overlaps bucket %q, registered to %s: registered locations may not be inside, contain or equal one another; register a location that does not overlap it, or unregister %q first (DELETE /v1/files/%s)",
+			loc, name, other, name, name)
 	}
 	b, err := r.Backend(loc.String())
 	if err != nil {
@@ -350,7 +488,7 @@ func (r *Registry) RegisterBucket(ctx context.Context, bkt, uri string) (reg Reg
 	if err != nil {
 		return Registration{}, false, err
 	}
-	if _, err := r.store.Put(ctx, registrationKey(bkt), v, metastore.Cond{Version: ver}); errors.Is(err, metastore.ErrConflict) {
+	if _, err := r.store.Put(ctx, registrationKey(bkt), v, metastore.Cond{Version: ver, Fence: fence}); errors.Is(err, metastore.ErrConflict) {
 		// Registered concurrently: fine if to the same place.
 		if cur, _, err := r.registration(ctx, bkt); err == nil && cur.Location == reg.Location {
 			return cur, false, nil

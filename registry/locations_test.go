@@ -1,9 +1,20 @@
 package registry
 
 import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/bucket/fsblob"
+	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/testsvc"
+	"github.com/ferryhq/ferry/metastore/redisstore"
 )
 
 func TestParseLocation(t *testing.T) {
@@ -28,6 +39,15 @@ func TestParseLocation(t *testing.T) {
 		{"/srv/data", ""},
 		{"", ""},
 		{"%zz", ""},
+		// Nothing inside a staging directory, in any letter case.
+		{"file:///srv/data/.ferry-staging", ""},
+		{"file:///srv/data/sub/.FERRY-STAGING/sessions", ""},
+		{"file:///srv/.ferry-staging/../data", "file:///srv/data"}, // cleaned first: no such segment is left
+		{"file:///srv/ferry-staging", "file:///srv/ferry-staging"},
+		{"s3://datasets/x/.ferry-staging", ""},
+		{"s3://datasets/.Ferry-Staging/x", ""},
+		{"s3://datasets/" + strings.Repeat("k", 256), ""},
+		{"s3://datasets/" + strings.Repeat("k", 255), "s3://datasets/" + strings.Repeat("k", 255)},
 	} {
 		loc, err := ParseLocation(c.uri)
 		switch {
@@ -66,4 +86,218 @@ func TestOverlaps(t *testing.T) {
 			t.Errorf("%s overlaps %s = %v, want %v", c.b, c.a, got, c.want)
 		}
 	}
+}
+
+// eachStore runs fn with a registry on each metadata store: bbolt and Redis.
+func eachStore(t *testing.T, fn func(t *testing.T, r *Registry)) {
+	t.Run("bolt", func(t *testing.T) {
+		t.Parallel()
+		fn(t, newRegistry(t))
+	})
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		client, prefix := testsvc.Redis(t)
+		_, blobs := testsvc.Embedded(t)
+		fn(t, New(redisstore.New(client, prefix), blobs))
+	})
+}
+
+func registerWant(t *testing.T, r *Registry, bkt, uri string, want errcode.Code, mention ...string) {
+	t.Helper()
+	_, _, err := r.RegisterBucket(context.Background(), bkt, uri)
+	if !errcode.Is(err, want) {
+		t.Fatalf("register %s at %s = %v, want %s", bkt, uri, err, want.Value)
+	}
+	for _, m := range mention {
+		if !strings.Contains(err.Error(), m) {
+			t.Fatalf("register %s at %s: %q does not mention %q", bkt, uri, err, m)
+		}
+	}
+}
+
+func registerOK(t *testing.T, r *Registry, bkt, uri string, wantCreated bool) Registration {
+	t.Helper()
+	reg, created, err := r.RegisterBucket(context.Background(), bkt, uri)
+	if err != nil || created != wantCreated {
+		t.Fatalf("register %s at %s = %+v, created %v, %v; want created %v", bkt, uri, reg, created, err, wantCreated)
+	}
+	return reg
+}
+
+// No file:// registration may be inside, contain or equal another, in
+// either order, whatever symbolic links the path goes through; nor lie in
+// a staging directory. Then the issue's exploit, an outer registration
+// reaching sub/.ferry-staging/..., cannot be set up, and a staging
+// directory left behind is out of reach anyway.
+func TestRegisterRefusesOverlappingDirectories(t *testing.T) {
+	eachStore(t, func(t *testing.T, r *Registry) {
+		ctx := context.Background()
+		roots := t.TempDir()
+		data, sub, other := filepath.Join(roots, "data"), filepath.Join(roots, "data", "sub"), filepath.Join(roots, "data2")
+		for _, d := range []string{sub, other} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for link, target := range map[string]string{"to-sub": sub, "to-data": data, "to-roots": roots} {
+			if err := os.Symlink(target, filepath.Join(roots, link)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.SetLocations(Locations{Roots: []string{roots}, OpenDir: func(dir string) (bucket.Backend, error) { return fsblob.NewDir(dir) }})
+
+		// Outer first.
+		registerOK(t, r, "outer", "file://"+data, true)
+		for name, dir := range map[string]string{
+			"inner":   sub,
+			"same":    data,
+			"viasub":  filepath.Join(roots, "to-sub"),
+			"viadata": filepath.Join(roots, "to-data"),
+			"around":  roots,
+			"aroundl": filepath.Join(roots, "to-roots"),
+		} {
+			registerWant(t, r, name, "file://"+dir, ErrLocationOverlap, `bucket "outer"`, "file://"+data)
+		}
+		registerOK(t, r, "outer", "file://"+data+"/", false) // a repeat stays fine
+		registerOK(t, r, "beside", "file://"+other, true)    // data2 is not inside data
+		if _, err := r.UnregisterBucket(ctx, "outer"); err != nil {
+			t.Fatal(err)
+		}
+
+		// Inner first: the outer one is refused the same way.
+		registerOK(t, r, "inner", "file://"+sub, true)
+		registerWant(t, r, "outer", "file://"+data, ErrLocationOverlap, `bucket "inner"`)
+		registerWant(t, r, "outer", "file://"+filepath.Join(roots, "to-data"), ErrLocationOverlap, `bucket "inner"`)
+
+		// The inner registration's staging directory is refused, directly
+		// or through a link, in any case.
+		staging := filepath.Join(sub, fsblob.StagingDir)
+		if _, err := os.Stat(staging); err != nil {
+			t.Fatalf("the served directory has no staging directory: %v", err)
+		}
+		if err := os.Symlink(staging, filepath.Join(roots, "to-staging")); err != nil {
+			t.Fatal(err)
+		}
+		for _, uri := range []string{"file://" + staging, "file://" + filepath.Join(staging, "sessions"),
+			"file://" + filepath.Join(sub, ".FERRY-STAGING"), "file://" + filepath.Join(roots, "to-staging")} {
+			registerWant(t, r, "stg", uri, ErrInvalidLocation, ".ferry-staging")
+		}
+
+		// A staging directory left behind by a former registration is out
+		// of reach of one around it.
+		if _, err := r.UnregisterBucket(ctx, "inner"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.UnregisterBucket(ctx, "beside"); err != nil {
+			t.Fatal(err)
+		}
+		leftover := filepath.Join(staging, "sessions", "0123abcd")
+		if err := os.WriteFile(leftover, []byte("an upload in progress"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		registerOK(t, r, "outer", "file://"+data, true)
+		p, err := r.Place(ctx, "outer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := "sub/" + fsblob.StagingDir + "/sessions/0123abcd"
+		if _, _, err := p.Backend.Get(ctx, p.Object(key), nil); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Fatalf("outer Get(%s) = %v, want ErrInvalidKey", key, err)
+		}
+		if _, err := r.Get(ctx, "outer", key); !errcode.Is(err, ErrFileNotFound) {
+			t.Fatalf("registry Get(%s) = %v, want FILE_NOT_FOUND", key, err)
+		}
+		if _, err := p.Backend.Put(ctx, p.Object(key), strings.NewReader("INJECTED"), 8, bucket.PutOptions{}); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Fatalf("outer Put(%s) = %v, want ErrInvalidKey", key, err)
+		}
+		if objs, _, err := p.Backend.List(ctx, "", "", 100); err != nil || len(objs) != 0 {
+			t.Fatalf("outer List = %+v, %v; want nothing", objs, err)
+		}
+		if got, _ := os.ReadFile(leftover); string(got) != "an upload in progress" {
+			t.Fatalf("the staging file changed: %q", got)
+		}
+	})
+}
+
+// No s3:// registration may be inside, contain or equal another in the
+// same S3 bucket, in either order; other buckets and sibling prefixes are
+// fine.
+func TestRegisterRefusesOverlappingPrefixes(t *testing.T) {
+	client, err := s3blob.NewClient(context.Background(), testsvc.S3Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lake := testsvc.S3(t)
+	_, pond := testsvc.S3(t)
+	eachStore(t, func(t *testing.T, r *Registry) {
+		ctx := context.Background()
+		r.SetLocations(Locations{OpenS3: func(bkt, prefix string) (bucket.Backend, error) { return s3blob.New(client, bkt, prefix), nil }})
+		tag := strings.ToLower(testsvc.Unique("p")) // the stores' runs share the S3 buckets
+		base := "s3://" + lake + "/" + tag
+
+		registerOK(t, r, "outer", base+"/data", true)
+		for name, uri := range map[string]string{
+			"inner": base + "/data/sub",
+			"same":  base + "/data/",
+			"above": base,
+		} {
+			registerWant(t, r, name, uri, ErrLocationOverlap, `bucket "outer"`, base+"/data")
+		}
+		registerOK(t, r, "outer", base+"/data", false)
+		registerOK(t, r, "sibling", base+"/database", true)
+		registerOK(t, r, "elsewhere", "s3://"+pond+"/"+tag+"/data", true)
+		for _, b := range []string{"outer", "sibling", "elsewhere"} {
+			if _, err := r.UnregisterBucket(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		registerOK(t, r, "inner", base+"/data/sub", true)
+		registerWant(t, r, "outer", base+"/data", ErrLocationOverlap, `bucket "inner"`)
+		registerWant(t, r, "outer", base, ErrLocationOverlap, `bucket "inner"`)
+		registerWant(t, r, "stg", base+"/data/sub/.ferry-staging", ErrInvalidLocation, ".ferry-staging")
+		if _, err := r.UnregisterBucket(ctx, "inner"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// Registrations are made one at a time: of two overlapping ones started
+// together, exactly one succeeds.
+func TestConcurrentOverlappingRegistrations(t *testing.T) {
+	eachStore(t, func(t *testing.T, r *Registry) {
+		roots := t.TempDir()
+		sub := filepath.Join(roots, "data", "sub")
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		r.SetLocations(Locations{Roots: []string{roots}, OpenDir: func(dir string) (bucket.Backend, error) { return fsblob.NewDir(dir) }})
+		for round := range 5 {
+			errs := make(chan error, 2)
+			for name, dir := range map[string]string{"outer": filepath.Dir(sub), "inner": sub} {
+				go func() {
+					_, _, err := r.RegisterBucket(context.Background(), name, "file://"+dir)
+					errs <- err
+				}()
+			}
+			var got []string
+			for range 2 {
+				if err := <-errs; err == nil {
+					got = append(got, "ok")
+				} else if errcode.Is(err, ErrLocationOverlap) {
+					got = append(got, "overlap")
+				} else {
+					t.Fatalf("round %d: %v", round, err)
+				}
+			}
+			if slices.Sort(got); !slices.Equal(got, []string{"ok", "overlap"}) {
+				t.Fatalf("round %d: %v; want one registration and one overlap", round, got)
+			}
+			for _, b := range []string{"outer", "inner"} {
+				if _, err := r.UnregisterBucket(context.Background(), b); err != nil && !errcode.Is(err, ErrNotRegistered) {
+					t.Fatal(err)
+				}
+			}
+		}
+	})
 }

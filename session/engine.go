@@ -62,6 +62,17 @@ func (e *stagingEngine) discard(ctx context.Context, ref purgeRef) error {
 	return e.blobs.StageDiscard(ctx, ref.ID)
 }
 
+// confirmer is an engine that keeps something after complete, so that a
+// retried complete recognises its object, until the completion is recorded.
+type confirmer interface {
+	confirm(ctx context.Context, rec *record) error
+}
+
+// confirm frees the commit receipt StageCommit kept.
+func (e *stagingEngine) confirm(ctx context.Context, rec *record) error {
+	return e.blobs.StageDiscard(ctx, rec.ID)
+}
+
 // multipartEngine builds the object as an S3 multipart upload. Each run of
 // at least PartSize bytes becomes one UploadPart streamed from the request;
 // a shorter run is held back in the metadata store (every instance sees it)

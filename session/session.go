@@ -550,6 +550,9 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 	if _, err := s.save(ctx, rec, ver, fence); err != nil {
 		return registry.File{}, err
 	}
+	if c, ok := eng.(confirmer); ok {
+		_ = c.confirm(ctx, rec) // best effort: a receipt left behind is swept
+	}
 	s.m.completed.Inc()
 	_ = deleteTail(ctx, s.store, rec)
 	s.log.InfoContext(ctx, "upload_completed", "session", rec.ID, "bytes", rec.Size,

@@ -246,7 +246,10 @@ func testMissing(t *testing.T, b bucket.Backend) {
 
 func testInvalidKeys(t *testing.T, b bucket.Backend) {
 	ctx := context.Background()
-	for _, key := range []string{"", "/abs", "../up", "a/../../up", "a//b", "a/./b", "dir/", `a\b`, "nul\x00"} {
+	for _, key := range []string{"", "/abs", "../up", "a/../../up", "a//b", "a/./b", "dir/", `a\b`, "nul\x00",
+		// Staging directories, in any letter case, and names no filesystem can hold.
+		".ferry-staging", ".ferry-staging/sessions/0123", "sub/.ferry-staging/tmp/x", "a/.FERRY-STAGING",
+		strings.Repeat("k", bucket.MaxSegmentLen+1), "dir/" + strings.Repeat("k", bucket.MaxSegmentLen+1) + "/x"} {
 		if _, err := b.Put(ctx, key, strings.NewReader("x"), 1, bucket.PutOptions{}); !errors.Is(err, bucket.ErrInvalidKey) {
 			t.Errorf("Put(%q) = %v, want ErrInvalidKey", key, err)
 		}
@@ -654,11 +657,48 @@ func testStaging(t *testing.T, b bucket.Backend) {
 		t.Fatalf("committed %q", got)
 	}
 	// A repeated commit after success reports the object instead of failing.
-	if obj, err := st.StageCommit(ctx, id, "staged/obj", 11, bucket.PutOptions{}); err != nil || obj.Size != 11 {
-		t.Fatalf("repeat commit = %+v, %v", obj, err)
+	if again, err := st.StageCommit(ctx, id, "staged/obj", 11, bucket.PutOptions{}); err != nil || again.Size != 11 || again.ETag != obj.ETag {
+		t.Fatalf("repeat commit = %+v, %v; want %+v", again, err, obj)
+	}
+	// But not once the key holds another object of the same size.
+	put(t, b, "staged/obj", []byte("HELLO WORLD"))
+	if got, err := st.StageCommit(ctx, id, "staged/obj", 11, bucket.PutOptions{}); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("repeat commit after the object was replaced = %+v, %v; want ErrNotFound", got, err)
 	}
 	if err := st.StageDiscard(ctx, id); err != nil {
 		t.Fatalf("discard of a committed stage: %v", err)
+	}
+	// A stage that never existed does not adopt an object of its size.
+	other := "fedcba9876543210fedcba9876543210"
+	put(t, b, "staged/older", []byte("older bytes"))
+	if got, err := st.StageCommit(ctx, other, "staged/older", 11, bucket.PutOptions{}); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("commit of an unknown stage onto a same-size object = %+v, %v; want ErrNotFound", got, err)
+	}
+	// Only offset 0 creates a staging file: later offsets need the bytes before them.
+	if err := st.StageWrite(ctx, other, 5, strings.NewReader("x"), 1); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("stage write at 5 with no staging file = %v, want ErrNotFound", err)
+	}
+	if err := st.StageWrite(ctx, other, 0, strings.NewReader("abc"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.StageWrite(ctx, other, 4, strings.NewReader("x"), 1); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("stage write at 4 into 3 staged bytes = %v, want ErrNotFound", err)
+	}
+	if _, err := st.StageCommit(ctx, other, "staged/short", 4, bucket.PutOptions{}); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("commit of 4 bytes from 3 staged = %v, want ErrNotFound", err)
+	}
+	mustNotExist(t, b, "staged/short", "a commit with bytes missing")
+	if err := st.StageWrite(ctx, other, 3, strings.NewReader("d"), 1); err != nil {
+		t.Fatalf("stage write at the end of the staged bytes: %v", err)
+	}
+	if err := st.StageDiscard(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.StageWrite(ctx, other, 4, strings.NewReader("e"), 1); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("stage write at 4 after discard = %v, want ErrNotFound", err)
+	}
+	if _, err := st.StageCommit(ctx, other, "staged/short", 5, bucket.PutOptions{}); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("commit after a discard and a refused write = %v, want ErrNotFound", err)
 	}
 	if err := st.StageWrite(ctx, id, 0, strings.NewReader("x"), 1); err != nil {
 		t.Fatal(err)

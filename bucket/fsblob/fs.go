@@ -6,13 +6,18 @@
 //	objects/<key>                             an object; each '/' of its key is a directory
 //	staging/tmp/<random>                      Put, CompleteMultipart and CreateMultipart build here, then rename
 //	staging/sessions/<id>                     upload-session files written at offsets (bucket.Staging)
+//	staging/sessions/<id>.commit              a commit receipt: the key and identity StageCommit published <id> as
 //	staging/uploads/<upload id>/key           the key a multipart upload completes to
 //	staging/uploads/<upload id>/<n>-<etag>    its part n; the ETag is the hex MD5 of the part
 //	staging/uploads/<upload id>/tmp-<random>  a part being written
 //
 // Objects live in their own subtree, so no key can name a staging file and
-// List never sees one. Upload and session ids are lowercase hex minted here;
-// anything else is refused before it reaches a path.
+// List never sees one. NewDir serves a directory as it is and stages in its
+// .ferry-staging subdirectory; no key may have a segment of that name (in
+// any case), so that one is out of reach too, as is the staging directory
+// of any directory served from inside this one. Upload and session ids are
+// lowercase hex minted here; anything else is refused before it reaches a
+// path.
 //
 // Confinement: every file operation goes through an os.Root, so nothing
 // outside the root directory is reachable whatever a path holds. Keys pass
@@ -61,8 +66,11 @@ const (
 	uploadsDir  = "staging/uploads"
 
 	// StagingDir is where a NewDir backend stages writes, inside the
-	// directory it serves. No key can start with it, and List skips it.
-	StagingDir = ".ferry-staging"
+	// directory it serves. No key can have it as a segment, in any letter
+	// case (bucket.ValidateKey), so neither this directory's staging nor
+	// that of a directory served from inside it can be named; List skips it
+	// at every level.
+	StagingDir = bucket.StagingSegment
 
 	// staleTmp is how long an untouched staging/tmp file must sit before New
 	// takes it for the leftover of a crash. Writers touch theirs constantly.
@@ -73,7 +81,6 @@ const (
 type Backend struct {
 	root                            *os.Root
 	objects, tmp, sessions, uploads string // paths under root
-	hidden                          string // a top-level name that is not an object ("" for none)
 }
 
 var (
@@ -108,7 +115,7 @@ func NewDir(dir string) (*Backend, error) {
 		return nil, fmt.Errorf("fsblob: %s is not a directory", dir)
 	}
 	b := &Backend{objects: ".", tmp: StagingDir + "/tmp", sessions: StagingDir + "/sessions",
-		uploads: StagingDir + "/uploads", hidden: StagingDir}
+		uploads: StagingDir + "/uploads"}
 	for _, d := range []string{b.tmp, b.sessions, b.uploads} {
 		_ = os.MkdirAll(path.Join(dir, d), 0o755) // best effort: the directory may be read-only
 	}
@@ -122,16 +129,15 @@ func (b *Backend) open(dir string) (*Backend, error) {
 	}
 	b.root = root
 	b.sweepTmp(time.Now().Add(-staleTmp))
+	b.sweepReceipts(time.Now().Add(-staleReceipt))
 	return b, nil
 }
 
-// checkKey applies bucket.ValidateKey and keeps keys out of staging.
+// checkKey applies bucket.ValidateKey, which also keeps keys out of
+// staging: no key has a StagingDir segment.
 func (b *Backend) checkKey(key string) error {
 	if err := bucket.ValidateKey(key); err != nil {
 		return invalidKey(key, err)
-	}
-	if first, _, _ := strings.Cut(key, "/"); b.hidden != "" && first == b.hidden {
-		return invalidKey(key, fmt.Errorf("key %q: %s is reserved for staging", key, b.hidden))
 	}
 	return nil
 }
@@ -543,7 +549,7 @@ func (l *lister) names(dir, keyPrefix, from string, n int) (names []string, next
 		for _, name := range batch {
 			key := keyPrefix + name
 			switch {
-			case keyPrefix == "" && name == l.b.hidden:
+			case bucket.IsStagingSegment(name): // staging, ours or a nested served directory's
 			case !strings.HasPrefix(key, l.prefix) && !strings.HasPrefix(l.prefix, key):
 			case key <= l.after && !strings.HasPrefix(l.after, key):
 			case name > from:

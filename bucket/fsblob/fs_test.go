@@ -470,3 +470,205 @@ func BenchmarkListPageOfLargeDirectory(b *testing.B) {
 		}
 	}
 }
+
+// A directory served from inside another one (nested registrations) keeps
+// its staging out of the outer one's reach: the issue's exploit listed,
+// read, overwrote and deleted the inner upload's staging file through the
+// outer backend.
+func TestNestedDirCannotReachStaging(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	outer, inner := openDir(t, dir), openDir(t, filepath.Join(dir, "sub"))
+	ctx := context.Background()
+	id := "0123456789abcdef0123456789abcdef"
+	if err := inner.StageWrite(ctx, id, 0, strings.NewReader("inner bytes"), 11); err != nil {
+		t.Fatal(err)
+	}
+	staged := "sub/" + StagingDir + "/sessions/" + id
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(staged))); err != nil {
+		t.Fatalf("the inner staging file is not where the test expects it: %v", err)
+	}
+	for _, key := range []string{staged, "sub/.FERRY-STAGING/sessions/" + id, "sub/.Ferry-Staging/sessions/" + id} {
+		if _, _, err := outer.Get(ctx, key, nil); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Errorf("outer Get(%q) = %v, want ErrInvalidKey", key, err)
+		}
+		if _, err := outer.Head(ctx, key); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Errorf("outer Head(%q) = %v, want ErrInvalidKey", key, err)
+		}
+		if _, err := outer.Put(ctx, key, strings.NewReader("INJECTED!!!"), 11, bucket.PutOptions{}); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Errorf("outer Put(%q) = %v, want ErrInvalidKey", key, err)
+		}
+		if err := outer.Delete(ctx, key); !errors.Is(err, bucket.ErrInvalidKey) {
+			t.Errorf("outer Delete(%q) = %v, want ErrInvalidKey", key, err)
+		}
+		if up, err := outer.CreateMultipart(ctx, key, bucket.PutOptions{}); !errors.Is(err, bucket.ErrInvalidKey) {
+			_ = outer.AbortMultipart(ctx, key, up)
+			t.Errorf("outer CreateMultipart(%q) = %v, want ErrInvalidKey", key, err)
+		}
+	}
+	putString(t, outer, "sub/visible", "v")
+	for _, prefix := range []string{"", "sub/", "sub/.ferry-staging"} {
+		objs, _, err := outer.List(ctx, prefix, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if o.Key != "sub/visible" {
+				t.Errorf("outer List(%q) shows %q", prefix, o.Key)
+			}
+		}
+	}
+	obj, err := inner.StageCommit(ctx, id, "up.bin", 11, bucket.PutOptions{})
+	if err != nil || obj.Size != 11 {
+		t.Fatalf("inner commit = %+v, %v", obj, err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "sub", "up.bin")); err != nil || string(data) != "inner bytes" {
+		t.Fatalf("inner upload = %q, %v", data, err)
+	}
+}
+
+// A write past offset 0 never creates the staging file: the issue's
+// deleted staging file came back sparse, with NULs in front, and completed.
+func TestStageWriteNeedsTheBytesBefore(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	ctx := context.Background()
+	id := "5e55"
+	file := filepath.Join(dir, sessionsDir, id)
+	if err := b.StageWrite(ctx, id, 0, strings.NewReader("head"), 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	err := b.StageWrite(ctx, id, 4, strings.NewReader("tail"), 4)
+	if !errors.Is(err, bucket.ErrNotFound) || !strings.Contains(err.Error(), "must start again") {
+		t.Fatalf("write at 4 after the staging file was deleted = %v, want ErrNotFound saying to start again", err)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused write created the staging file: %v", err)
+	}
+	if _, err := b.StageCommit(ctx, id, "k", 8, bucket.PutOptions{}); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("commit = %v, want ErrNotFound", err)
+	}
+	if _, err := b.Head(ctx, "k"); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("an object was published from lost bytes: %v", err)
+	}
+	// A staging file cut short is refused the same way, and left as it was.
+	if err := b.StageWrite(ctx, id, 0, strings.NewReader("head"), 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(file, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StageWrite(ctx, id, 4, strings.NewReader("tail"), 4); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("write at 4 into 2 bytes = %v, want ErrNotFound", err)
+	}
+	if data, _ := os.ReadFile(file); string(data) != "he" {
+		t.Fatalf("the refused write changed the staging file to %q", data)
+	}
+}
+
+// A retried StageCommit with no staging file left accepts the object its
+// receipt identifies, and nothing else: not an older object of the same
+// size, not a same-size replacement, not even one with the same ETag.
+func TestStageCommitRetryIdentifiesTheObject(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	ctx := context.Background()
+	receipt := func(id string) string { return filepath.Join(dir, sessionsDir, id+receiptSuffix) }
+
+	// No receipt: an older object of the same size is not adopted.
+	putString(t, b, "k", "old version")
+	if got, err := b.StageCommit(ctx, "a1", "k", 11, bucket.PutOptions{}); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("commit with no staging file and no receipt = %+v, %v; want ErrNotFound", got, err)
+	}
+
+	// The commit writes a receipt; a retry reports the same object.
+	if err := b.StageWrite(ctx, "b2", 0, strings.NewReader("new version!!"), 13); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := b.StageCommit(ctx, "b2", "k", 11, bucket.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(receipt("b2")); err != nil {
+		t.Fatalf("no receipt after the commit: %v", err)
+	}
+	again, err := b.StageCommit(ctx, "b2", "k", 11, bucket.PutOptions{})
+	if err != nil || again != obj {
+		t.Fatalf("retry = %+v, %v; want %+v", again, err, obj)
+	}
+	if _, err := b.StageCommit(ctx, "b2", "other", 11, bucket.PutOptions{}); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("retry to another key = %v, want ErrNotFound", err)
+	}
+	if _, err := b.StageCommit(ctx, "b2", "k", 10, bucket.PutOptions{}); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("retry with another size = %v, want ErrNotFound", err)
+	}
+	// Receipts are not objects.
+	if objs, _, err := b.List(ctx, "", "", 100); err != nil || len(objs) != 1 || objs[0].Key != "k" {
+		t.Fatalf("list = %+v, %v; want just k", objs, err)
+	}
+
+	// Replaced by an object of the same size, even with the committed
+	// object's modification time (so the same ETag): refused on the inode.
+	putString(t, b, "k", "other bytes")
+	mtime := obj.LastModified
+	if err := os.Chtimes(filepath.Join(dir, objectsDir, "k"), mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := b.Head(ctx, "k"); h.ETag != obj.ETag {
+		t.Fatalf("the test needs the same ETag: %s vs %s", h.ETag, obj.ETag)
+	}
+	if got, err := b.StageCommit(ctx, "b2", "k", 11, bucket.PutOptions{}); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("retry after a same-size, same-ETag replacement = %+v, %v; want ErrNotFound", got, err)
+	}
+
+	// A receipt naming another object (a mismatching one) is refused too.
+	putString(t, b, "m", "0123456789a")
+	if err := os.WriteFile(receipt("c3"), []byte(`{"key":"m","size":11,"etag":"b-1"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.StageCommit(ctx, "c3", "m", 11, bucket.PutOptions{}); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("commit with a mismatching receipt = %+v, %v; want ErrNotFound", got, err)
+	}
+
+	// StageDiscard frees the receipt; then nothing is adopted.
+	if err := b.StageDiscard(ctx, "b2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(receipt("b2")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("receipt kept after discard: %v", err)
+	}
+}
+
+// Receipts a crash orphaned are swept when the backend opens, fresh ones kept.
+func TestNewSweepsStaleReceipts(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	stale, fresh := filepath.Join(dir, sessionsDir, "aa"+receiptSuffix), filepath.Join(dir, sessionsDir, "bb"+receiptSuffix)
+	session := filepath.Join(dir, sessionsDir, "cc")
+	for _, p := range []string{stale, fresh, session} {
+		if err := os.WriteFile(p, []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * staleReceipt)
+	for _, p := range []string{stale, session} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	open(t, dir)
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale receipt kept: %v", err)
+	}
+	for _, p := range []string{fresh, session} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed: %v", filepath.Base(p), err)
+		}
+	}
+}

@@ -347,3 +347,143 @@ func TestE2ERegisterS3Prefix(t *testing.T) {
 	}
 	wantCode(t, "list after unregister", call(t, "GET", base, nil), 404, "BUCKET_NOT_FOUND")
 }
+
+// Registrations cannot overlap, so the issue's exploit (an outer
+// registration listing, reading, overwriting and deleting an inner one's
+// sub/.ferry-staging/...) cannot be set up; and when a registration around
+// a staging directory is made after the inner one went, every route refuses
+// the staging keys with 400 INVALID_KEY while the inner upload completes
+// byte-exact.
+func TestE2ENestedRegistrationsCannotReachStaging(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be backendEnv) {
+		roots := t.TempDir()
+		data := filepath.Join(roots, "data")
+		sub := filepath.Join(data, "sub")
+		writeFiles(t, sub, map[string][]byte{"old.txt": []byte("old")})
+		p := startFerryd(t, be.args, append(be.env, "FERRY_ALLOWED_ROOTS="+roots)...)
+		files := "http://" + p.addr + "/v1/files/"
+
+		wantCode(t, "register inner", register(t, p, "inner", "file://"+sub), 201, "")
+		m := wantCode(t, "register outer", register(t, p, "outer", "file://"+data), 409, "LOCATION_OVERLAP")
+		if d := m["detail"].(string); !strings.Contains(d, `"inner"`) || !strings.Contains(d, "file://"+sub) {
+			t.Fatalf("the overlap error does not name the other registration: %s", d)
+		}
+		wantCode(t, "register same", register(t, p, "twin", "file://"+sub), 409, "LOCATION_OVERLAP")
+		wantCode(t, "register inside staging", register(t, p, "stg", "file://"+filepath.Join(sub, ".ferry-staging")), 400, "INVALID_LOCATION")
+		wantCode(t, "register inner again", register(t, p, "inner", "file://"+sub), 200, "")
+
+		// An upload into inner, half-way.
+		content := randomData(3<<20 + 11)
+		id := createSession(t, p, "inner", "up.bin", len(content))["id"].(string)
+		if r := sendChunk(t, p, id, 0, content[:1<<20]); r.code != 200 {
+			t.Fatalf("first chunk: %d %s", r.code, r.body)
+		}
+		staged := filepath.Join(sub, ".ferry-staging", "sessions", id)
+		if fi, err := os.Stat(staged); err != nil || fi.Size() != 1<<20 {
+			t.Fatalf("the staging file is not where the test looks: %v", err)
+		}
+
+		// inner goes (its session goes on), and outer comes around it.
+		wantCode(t, "unregister inner", call(t, "DELETE", files+"inner", nil), 200, "")
+		wantCode(t, "register outer", register(t, p, "outer", "file://"+data), 201, "")
+		for _, key := range []string{"sub/.ferry-staging/sessions/" + id, "sub/.FERRY-STAGING/sessions/" + id, "sub/.ferry-staging"} {
+			u := files + "outer/" + key
+			wantCode(t, "info "+key, call(t, "GET", u, nil), 400, "INVALID_KEY")
+			wantCode(t, "content "+key, call(t, "GET", u+":content", nil), 400, "INVALID_KEY")
+			wantCode(t, "register file "+key, call(t, "PUT", u, nil), 400, "INVALID_KEY")
+			wantCode(t, "delete "+key, call(t, "DELETE", u, nil), 400, "INVALID_KEY")
+			create := fmt.Sprintf(`{"bucket":"outer","key":%q,"size":4}`, key)
+			wantCode(t, "upload "+key, call(t, "POST", files[:len(files)-1], strings.NewReader(create)), 400, "INVALID_KEY")
+		}
+		for _, prefix := range []string{"", "sub/", "sub/.ferry-staging/"} {
+			for _, key := range listAll(t, p, "outer", prefix, 100) {
+				if strings.Contains(strings.ToLower(key), ".ferry-staging") {
+					t.Fatalf("outer lists %q", key)
+				}
+			}
+		}
+
+		// The inner upload was untouched and completes byte-exact.
+		off := 1 << 20
+		for off < len(content) {
+			n := min(1<<20, len(content)-off)
+			if r := sendChunk(t, p, id, off, content[off:off+n]); r.code != 200 {
+				t.Fatalf("chunk at %d: %d %s", off, r.code, r.body)
+			}
+			off += n
+		}
+		if disk, err := os.ReadFile(filepath.Join(sub, "up.bin")); err != nil || !bytes.Equal(disk, content) {
+			t.Fatalf("the inner upload is not byte-exact on disk: %d bytes, %v", len(disk), err)
+		}
+		if got := download(t, files+"outer/sub/up.bin:content"); !bytes.Equal(got, content) {
+			t.Fatal("the upload does not read back byte-exact through outer")
+		}
+		// Once recorded, the commit leaves neither staging file nor receipt.
+		if left, err := os.ReadDir(filepath.Dir(staged)); err != nil || len(left) != 0 {
+			t.Fatalf("after the upload the staging directory holds %v (%v)", left, err)
+		}
+	})
+}
+
+// A staging file deleted mid-upload is never recreated with a hole in
+// front: the next chunk is refused and no object with NULs appears.
+func TestE2EDeletedStagingFileIsNotRecreated(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be backendEnv) {
+		roots := t.TempDir()
+		data := filepath.Join(roots, "data")
+		if err := os.MkdirAll(data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p := startFerryd(t, be.args, append(be.env, "FERRY_ALLOWED_ROOTS="+roots)...)
+		wantCode(t, "register", register(t, p, "local", "file://"+data), 201, "")
+		content := randomData(2<<20 + 5)
+		id := createSession(t, p, "local", "up.bin", len(content))["id"].(string)
+		if r := sendChunk(t, p, id, 0, content[:1<<20]); r.code != 200 {
+			t.Fatalf("first chunk: %d %s", r.code, r.body)
+		}
+		staged := filepath.Join(data, ".ferry-staging", "sessions", id)
+		if err := os.Remove(staged); err != nil {
+			t.Fatal(err)
+		}
+		r := sendChunk(t, p, id, 1<<20, content[1<<20:])
+		if r.code == 200 {
+			t.Fatalf("a chunk after the staging file was deleted was accepted: %s", r.body)
+		}
+		if _, err := os.Stat(staged); !os.IsNotExist(err) {
+			t.Fatalf("the refused chunk recreated the staging file: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(data, "up.bin")); !os.IsNotExist(err) {
+			t.Fatalf("an object was published from lost bytes: %v", err)
+		}
+		wantCode(t, "file info", call(t, "GET", "http://"+p.addr+"/v1/files/local/up.bin", nil), 404, "FILE_NOT_FOUND")
+	})
+}
+
+// Keys with a staging segment or a segment too long for any filesystem get
+// 400 INVALID_KEY on every route, in Ferry's own buckets as in registered
+// ones, instead of a 500 or a misleading 409 when the upload completes.
+func TestE2EKeySegmentsRefused(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be backendEnv) {
+		p := be.start(t)
+		files := "http://" + p.addr + "/v1/files"
+		long := strings.Repeat("n", 256)
+		for _, key := range []string{".ferry-staging/x", "a/.Ferry-Staging/b", long, "dir/" + long + "/x"} {
+			create := fmt.Sprintf(`{"bucket":"own","key":%q,"size":4}`, key)
+			m := wantCode(t, "upload "+key, call(t, "POST", files, strings.NewReader(create)), 400, "INVALID_KEY")
+			if d := m["detail"].(string); !strings.Contains(d, "255 bytes") && !strings.Contains(d, "reserved") {
+				t.Fatalf("the error does not say what to fix: %s", d)
+			}
+			u := files + "/own/" + key
+			wantCode(t, "info "+key, call(t, "GET", u, nil), 400, "INVALID_KEY")
+			wantCode(t, "content "+key, call(t, "GET", u+":content", nil), 400, "INVALID_KEY")
+			wantCode(t, "delete "+key, call(t, "DELETE", u, nil), 400, "INVALID_KEY")
+			wantCode(t, "register file "+key, call(t, "PUT", u, nil), 400, "INVALID_KEY")
+		}
+		// 255 bytes is a name every filesystem takes.
+		ok := strings.Repeat("n", 255)
+		uploadHTTP(t, p, "own", "dir/"+ok, []byte("fits"), 4)
+		if got := download(t, files+"/own/dir/"+ok+":content"); string(got) != "fits" {
+			t.Fatalf("downloaded %q", got)
+		}
+	})
+}
