@@ -32,6 +32,9 @@ type engine interface {
 	complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error)
 	// discard frees what an unfinished session holds. Idempotent.
 	discard(ctx context.Context, ref purgeRef) error
+	// release frees what complete kept so that a retry could recognise its
+	// object, once the completion is recorded (or the session is removed).
+	release(ctx context.Context, rec *record) error
 	// needsClaim reports whether writing n bytes now touches storage that
 	// the fence cannot guard, so the record must be claimed first.
 	needsClaim(rec *record, n int64) bool
@@ -62,14 +65,8 @@ func (e *stagingEngine) discard(ctx context.Context, ref purgeRef) error {
 	return e.blobs.StageDiscard(ctx, ref.ID)
 }
 
-// confirmer is an engine that keeps something after complete, so that a
-// retried complete recognises its object, until the completion is recorded.
-type confirmer interface {
-	confirm(ctx context.Context, rec *record) error
-}
-
-// confirm frees the commit receipt StageCommit kept.
-func (e *stagingEngine) confirm(ctx context.Context, rec *record) error {
+// release frees the commit receipt StageCommit kept.
+func (e *stagingEngine) release(ctx context.Context, rec *record) error {
 	return e.blobs.StageDiscard(ctx, rec.ID)
 }
 
@@ -407,6 +404,13 @@ func multipartETag(parts []bucket.Part) (string, bool) {
 		h.Write(b)
 	}
 	return fmt.Sprintf("%x-%d", h.Sum(nil), len(parts)), true
+}
+
+// release drops the held-back segments (a small file's whole body, or the
+// leftovers of an unrecorded attempt) from memory and the store.
+func (e *multipartEngine) release(ctx context.Context, rec *record) error {
+	e.forget(rec)
+	return deleteTail(ctx, e.store, rec)
 }
 
 func (e *multipartEngine) discard(ctx context.Context, ref purgeRef) error {

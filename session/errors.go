@@ -25,4 +25,5 @@ var (
 	ErrKeyConflict      = errcode.Register("KEY_CONFLICT", "Key Conflicts With Another Key", http.StatusConflict)
 	ErrInvalidChecksum  = errcode.Register("INVALID_CHECKSUM", "Invalid Checksum Header", http.StatusBadRequest)
 	ErrChecksumMismatch = errcode.Register("CHECKSUM_MISMATCH", "Checksum Mismatch", http.StatusBadRequest)
+	ErrStorageLost      = errcode.Register("SESSION_STORAGE_LOST", "Upload Session Storage Lost", http.StatusGone)
 )

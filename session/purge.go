@@ -133,17 +133,8 @@ func (s *Service) purgeOne(ctx context.Context, e metastore.Entry) (bool, error)
 				freed = done
 				return err
 			}
-			if rec.State != stateCompleted {
-				if err := s.free(ctx, rec.ref()); err != nil {
-					return err
-				}
-			}
 			freed = true
-			// Its storage is freed (or was published): only the records are
-			// left, which is what remove does for a completed session.
-			gone := *rec
-			gone.State = stateCompleted
-			return s.remove(ctx, &gone, ver)
+			return s.remove(ctx, rec, ver) // storage that vanished counts as freed
 		case err != nil:
 			return err
 		}

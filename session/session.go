@@ -429,7 +429,7 @@ func (a *appender) write(r io.Reader, n int64, sum *Checksum) error {
 	}
 	rec.ExpiresAt = a.s.now().UTC().Add(a.s.cfg.TTL) // before write: the tail's lifetime follows it
 	if err := a.eng.write(a.read, rec, a.fence, r, n, sum); err != nil {
-		return keyConflict(rec, err)
+		return storageErr(rec, err)
 	}
 	rec.Offset += n
 	a.n += n
@@ -539,7 +539,7 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 	}
 	obj, err := eng.complete(ctx, rec)
 	if err != nil {
-		return registry.File{}, fmt.Errorf("complete upload: %w", keyConflict(rec, err))
+		return registry.File{}, fmt.Errorf("complete upload: %w", storageErr(rec, err))
 	}
 	f := registry.File{Bucket: rec.Bucket, Key: rec.Key, MimeType: rec.MimeType, Bytes: rec.Size,
 		CreatedAt: s.now().UTC(), ETag: obj.ETag, Attrs: rec.Attrs, ID: rec.FileID}
@@ -550,11 +550,10 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 	if _, err := s.save(ctx, rec, ver, fence); err != nil {
 		return registry.File{}, err
 	}
-	if c, ok := eng.(confirmer); ok {
-		_ = c.confirm(ctx, rec) // best effort: a receipt left behind is swept
-	}
 	s.m.completed.Inc()
-	_ = deleteTail(ctx, s.store, rec)
+	if err := eng.release(ctx, rec); err != nil { // best effort: the purger releases it again
+		s.log.WarnContext(ctx, "release_failed", "session", rec.ID, "err", err)
+	}
 	s.log.InfoContext(ctx, "upload_completed", "session", rec.ID, "bytes", rec.Size,
 		"duration", s.now().Sub(rec.CreatedAt).Round(time.Millisecond),
 		"mib_per_s", float64(rec.Size)/(1<<20)/max(s.now().Sub(rec.CreatedAt).Seconds(), 1e-6))
@@ -586,7 +585,7 @@ func (s *Service) Seal(ctx context.Context, id string, attrs map[string]string) 
 		}
 		// The held-back remainder becomes the last part (or the one Put).
 		if err := eng.write(ctx, rec, fence, bytes.NewReader(nil), 0, nil); err != nil {
-			return keyConflict(rec, err)
+			return storageErr(rec, err)
 		}
 		if ver, err = s.save(ctx, rec, ver, fence); err != nil {
 			return err
@@ -638,13 +637,17 @@ func (s *Service) Ingest(ctx context.Context, sp Spec, r io.Reader, limit int64)
 	}
 }
 
-// keyConflict explains a storage refusal that the client can act on.
-func keyConflict(rec *record, err error) error {
-	if !errors.Is(err, bucket.ErrKeyConflict) {
-		return err
+// storageErr explains a storage refusal that the client can act on.
+func storageErr(rec *record, err error) error {
+	switch {
+	case errors.Is(err, bucket.ErrKeyConflict):
+		return ErrKeyConflict.Wrap(err, "%s/%s cannot be stored: this storage cannot hold a key that is both a file and "+
+			"a directory of other keys (like \"a\" and \"a/b\"); delete the other key and resend, or abort the session", rec.Bucket, rec.Key)
+	case errors.Is(err, bucket.ErrNotFound):
+		return ErrStorageLost.Wrap(err, "the bytes session %s had stored are gone from storage (its upload or staging file was removed); "+
+			"abort it and upload %s/%s again in a new session", rec.ID, rec.Bucket, rec.Key)
 	}
-	return ErrKeyConflict.Wrap(err, "%s/%s cannot be stored: this storage cannot hold a key that is both a file and "+
-		"a directory of other keys (like \"a\" and \"a/b\"); delete the other key and resend, or abort the session", rec.Bucket, rec.Key)
+	return err
 }
 
 // Abort frees everything the session holds. Aborting a completed session
@@ -665,13 +668,19 @@ func (s *Service) Abort(ctx context.Context, id string) error {
 
 // remove discards storage (for unfinished sessions) and then the records.
 func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
-	if rec.State != stateCompleted {
-		if err := s.discard(ctx, rec.ref()); err != nil && !vanished(err) {
-			return fmt.Errorf("discard upload: %w", err)
-		}
-	}
-	if err := deleteTail(ctx, s.store, rec); err != nil {
+	eng, err := s.engine(rec.Location)
+	if err != nil && !vanished(err) {
 		return err
+	}
+	if eng != nil {
+		if rec.State != stateCompleted {
+			if err := eng.discard(ctx, rec.ref()); err != nil && !vanished(err) {
+				return fmt.Errorf("discard upload: %w", err)
+			}
+		}
+		if err := eng.release(ctx, rec); err != nil && !vanished(err) {
+			return err
+		}
 	}
 	if err := s.store.Delete(ctx, recordKey(rec.ID), ver); err != nil && !errors.Is(err, metastore.ErrNotFound) {
 		return err

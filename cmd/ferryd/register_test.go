@@ -446,8 +446,8 @@ func TestE2EDeletedStagingFileIsNotRecreated(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := sendChunk(t, p, id, 1<<20, content[1<<20:])
-		if r.code == 200 {
-			t.Fatalf("a chunk after the staging file was deleted was accepted: %s", r.body)
+		if r.code != 410 || r.json(t)["code"] != "SESSION_STORAGE_LOST" {
+			t.Fatalf("a chunk after the staging file was deleted: %d %s, want 410 SESSION_STORAGE_LOST", r.code, r.body)
 		}
 		if _, err := os.Stat(staged); !os.IsNotExist(err) {
 			t.Fatalf("the refused chunk recreated the staging file: %v", err)
