@@ -6,9 +6,12 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
@@ -38,6 +41,8 @@ type Error struct {
 	Code   string // e.g. OFFSET_MISMATCH
 	Detail string
 	Offset *int64 // the session's offset, when the server said it
+	// RetryAfter is the server's Retry-After (503 UNAVAILABLE, SESSION_BUSY); 0 when not sent.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -150,6 +155,9 @@ func decodeError(resp *http.Response) error {
 			e.Offset = &v
 		}
 	}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		e.RetryAfter = time.Duration(secs) * time.Second
+	}
 	return e
 }
 
@@ -175,9 +183,21 @@ func (c *Client) Session(ctx context.Context, id string) (Session, error) {
 
 // Append sends n bytes of body at offset. It returns the session, and the
 // file once the last byte has landed (or, with n 0, if it already had).
+//
+// A body that is an io.ReadSeeker (a file, an io.SectionReader) is read
+// twice: first for its CRC-32C, sent as Upload-Checksum, so that bytes
+// damaged on the way are refused by the server (CHECKSUM_MISMATCH) instead
+// of stored. Any other body is sent without a checksum.
 func (c *Client) Append(ctx context.Context, id string, offset int64, body io.Reader, n int64) (Session, *File, error) {
+	hdr := http.Header{"Upload-Offset": {strconv.FormatInt(offset, 10)}, "Content-Type": {"application/octet-stream"}}
 	if body == nil || n == 0 {
 		body = http.NoBody
+	} else if rs, ok := body.(io.ReadSeeker); ok {
+		sum, err := crc32c(rs, n)
+		if err != nil {
+			return Session{}, nil, err
+		}
+		hdr.Set("Upload-Checksum", sum)
 	}
 	var out struct {
 		Session
@@ -185,7 +205,6 @@ func (c *Client) Append(ctx context.Context, id string, offset int64, body io.Re
 		CreatedAt int64  `json:"created_at"`
 		FileID    string `json:"file_id"`
 	}
-	hdr := http.Header{"Upload-Offset": {strconv.FormatInt(offset, 10)}, "Content-Type": {"application/octet-stream"}}
 	if _, err := c.do(ctx, http.MethodPost, "/v1/files/session:"+url.PathEscape(id), body, n, hdr, &out); err != nil {
 		return Session{}, nil, err
 	}
@@ -195,6 +214,25 @@ func (c *Client) Append(ctx context.Context, id string, offset int64, body io.Re
 	f := &File{Bucket: out.Bucket, Key: out.Key, MimeType: out.MimeType, URL: out.URL, Bytes: out.Bytes,
 		CreatedAt: out.CreatedAt, FileID: out.FileID}
 	return Session{ID: id, Offset: f.Bytes, Size: f.Bytes, Bucket: f.Bucket, Key: f.Key, MimeType: f.MimeType, Status: "completed"}, f, nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// crc32c digests the next n bytes of rs and rewinds it, returning an
+// Upload-Checksum value ("crc32c <base64 of the big-endian CRC>").
+func crc32c(rs io.ReadSeeker, n int64) (string, error) {
+	start, err := rs.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return "", err
+	}
+	h := crc32.New(castagnoli)
+	if _, err := io.CopyN(h, rs, n); err != nil {
+		return "", fmt.Errorf("ferry: read the chunk for its checksum: %w", err)
+	}
+	if _, err := rs.Seek(start, io.SeekStart); err != nil {
+		return "", err
+	}
+	return "crc32c " + base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, h.Sum32())), nil
 }
 
 // Abort ends a session and frees what it holds.
@@ -296,7 +334,12 @@ func (r Retry) sleep(ctx context.Context, failures int, err error) error {
 	if !retryable(err) || failures >= attempts {
 		return err
 	}
-	d := min(wait<<(failures-1), 30*time.Second)
+	d := wait << (failures - 1)
+	var e *Error
+	if errors.As(err, &e) {
+		d = max(d, e.RetryAfter) // the server knows best when it can serve again
+	}
+	d = min(d, 30*time.Second)
 	select {
 	case <-ctx.Done():
 		return errors.Join(err, ctx.Err())
@@ -305,12 +348,14 @@ func (r Retry) sleep(ctx context.Context, failures int, err error) error {
 	}
 }
 
-// retryable: the network, the server's own trouble, or a busy session.
+// retryable: the network, the server's own trouble (a 503 when Redis or
+// S3 is away), a busy session, or a body that arrived short or too slowly.
 // Anything else the client must fix, so trying again cannot help.
 func retryable(err error) bool {
 	var e *Error
 	if !errors.As(err, &e) {
 		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 	}
-	return e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Code == "SESSION_BUSY" || e.Code == "SHORT_BODY"
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout ||
+		e.Code == "SESSION_BUSY" || e.Code == "SHORT_BODY"
 }

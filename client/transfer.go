@@ -26,7 +26,9 @@ type UploadOptions struct {
 // Upload sends size bytes of r to bucket/key. After a network or server
 // error it asks the session for its offset and goes on from there, so no
 // byte is sent twice and none is lost; a chunk whose answer was lost but
-// which landed is recognised by the server's 409 and skipped.
+// which landed is recognised by the server's 409 and skipped. Every chunk
+// carries its CRC-32C; one the server found damaged (CHECKSUM_MISMATCH) is
+// read from r again and resent, up to maxChecksumResends times in a row.
 func (c *Client) Upload(ctx context.Context, r io.ReaderAt, size int64, bucket, key string, o UploadOptions) (File, error) {
 	var s Session
 	var err error
@@ -48,7 +50,7 @@ func (c *Client) Upload(ctx context.Context, r io.ReaderAt, size int64, bucket, 
 		chunk = 8 << 20
 	}
 	chunk = max(chunk, s.MinChunkSize)
-	offset, failures := s.Offset, 0
+	offset, failures, mismatches := s.Offset, 0, 0
 	for {
 		if o.Progress != nil {
 			o.Progress(offset, size)
@@ -62,11 +64,15 @@ func (c *Client) Upload(ctx context.Context, r io.ReaderAt, size int64, bucket, 
 			return *f, nil
 		}
 		if err == nil {
-			offset, failures = next.Offset, 0
+			offset, failures, mismatches = next.Offset, 0, 0
+			continue
+		}
+		var e *Error
+		if errors.As(err, &e) && e.Code == "CHECKSUM_MISMATCH" && mismatches < maxChecksumResends {
+			mismatches++ // nothing of it was kept: the next turn reads it from r afresh
 			continue
 		}
 		failures++
-		var e *Error
 		if errors.As(err, &e) && e.Code == "OFFSET_MISMATCH" && e.Offset != nil && failures < 100 {
 			offset = *e.Offset // an earlier chunk landed though its answer was lost
 			continue
@@ -81,6 +87,12 @@ func (c *Client) Upload(ctx context.Context, r io.ReaderAt, size int64, bucket, 
 		}
 	}
 }
+
+// maxChecksumResends bounds the resends of one chunk the server found
+// damaged. Damage on the way is rare; a chunk that keeps failing is being
+// changed under us (the local file is being written) or broken at the
+// source, and resending it cannot help.
+const maxChecksumResends = 5
 
 // DownloadOptions tune Download.
 type DownloadOptions struct {

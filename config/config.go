@@ -34,12 +34,23 @@ type Config struct {
 	Addr            string        `yaml:"addr"`             // FERRY_ADDR, --addr
 	DataDir         string        `yaml:"data_dir"`         // FERRY_DATA_DIR, --data-dir
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // FERRY_SHUTDOWN_TIMEOUT
+	Server          Server        `yaml:"server"`
 	Log             Log           `yaml:"log"`
 	Redis           Redis         `yaml:"redis"`
 	S3              S3            `yaml:"s3"`
 	Sessions        Sessions      `yaml:"sessions"`
 	OpenAI          OpenAI        `yaml:"openai"`
 	Registration    Registration  `yaml:"registration"`
+}
+
+// Server bounds how long a client may keep a connection busy without
+// sending anything.
+type Server struct {
+	// ReadIdleTimeout bounds each read of a request body: a client that
+	// sends nothing for this long loses the request (and the session lock
+	// it held), so its resume from a new connection is not refused as busy.
+	ReadIdleTimeout   time.Duration `yaml:"read_idle_timeout"`   // FERRY_READ_IDLE_TIMEOUT, --read-idle-timeout
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // FERRY_READ_HEADER_TIMEOUT: time to send a request's headers
 }
 
 // Registration limits what existing data may be registered.
@@ -110,6 +121,7 @@ func Default() Config {
 		Addr:            "127.0.0.1:8321",
 		DataDir:         "./data",
 		ShutdownTimeout: 30 * time.Second,
+		Server:          Server{ReadIdleTimeout: 15 * time.Second, ReadHeaderTimeout: 10 * time.Second},
 		Log:             Log{Format: "text", Level: "info"},
 		Redis:           Redis{Prefix: "ferry:"},
 		S3:              S3{Region: "us-east-1"},
@@ -138,6 +150,7 @@ func Load(args []string, lookup func(string) (string, bool), out io.Writer) (Con
 		dataDir   = fs.String("data-dir", cfg.DataDir, "`directory` for embedded metadata and blobs")
 		logFormat = fs.String("log-format", cfg.Log.Format, "log format: text or json")
 		logLevel  = fs.String("log-level", cfg.Log.Level, "log level: debug, info, warn or error")
+		readIdle  = fs.Duration("read-idle-timeout", cfg.Server.ReadIdleTimeout, "longest wait for more of a request body before the request fails")
 	)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -163,6 +176,8 @@ func Load(args []string, lookup func(string) (string, bool), out io.Writer) (Con
 			cfg.Log.Format = *logFormat
 		case "log-level":
 			cfg.Log.Level = *logLevel
+		case "read-idle-timeout":
+			cfg.Server.ReadIdleTimeout = *readIdle
 		}
 	})
 	return cfg, nil
@@ -197,6 +212,11 @@ var envVars = []envVar{
 	{"FERRY_ADDR", str(func(c *Config) *string { return &c.Addr })},
 	{"FERRY_DATA_DIR", str(func(c *Config) *string { return &c.DataDir })},
 	{"FERRY_SHUTDOWN_TIMEOUT", func(c *Config, v string) (err error) { c.ShutdownTimeout, err = time.ParseDuration(v); return }},
+	{"FERRY_READ_IDLE_TIMEOUT", func(c *Config, v string) (err error) { c.Server.ReadIdleTimeout, err = time.ParseDuration(v); return }},
+	{"FERRY_READ_HEADER_TIMEOUT", func(c *Config, v string) (err error) {
+		c.Server.ReadHeaderTimeout, err = time.ParseDuration(v)
+		return
+	}},
 	{"FERRY_LOG_FORMAT", str(func(c *Config) *string { return &c.Log.Format })},
 	{"FERRY_LOG_LEVEL", str(func(c *Config) *string { return &c.Log.Level })},
 	{"FERRY_REDIS_URL", str(func(c *Config) *string { return &c.Redis.URL })},
@@ -290,6 +310,12 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown_timeout %s is negative: use 0 to stop at once or a duration like 30s", c.ShutdownTimeout)
+	}
+	if c.Server.ReadIdleTimeout <= 0 {
+		bad("server.read_idle_timeout %s must be positive, for example 15s (a stalled upload holds its session until it passes)", c.Server.ReadIdleTimeout)
+	}
+	if c.Server.ReadHeaderTimeout <= 0 {
+		bad("server.read_header_timeout %s must be positive, for example 10s", c.Server.ReadHeaderTimeout)
 	}
 	switch c.Log.Format {
 	case "text", "json":

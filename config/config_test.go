@@ -152,6 +152,8 @@ func TestValidate(t *testing.T) {
 		{"embeddings url", func(c *Config) { c.OpenAI.Embeddings = Embeddings{URL: "127.0.0.1:11434", Model: "m"} }, "openai.embeddings.url"},
 		{"embeddings without model", func(c *Config) { c.OpenAI.Embeddings.URL = "http://127.0.0.1:11434/v1" }, "FERRY_OPENAI_EMBEDDINGS_MODEL"},
 		{"embeddings model without url", func(c *Config) { c.OpenAI.Embeddings.Model = "m" }, "FERRY_OPENAI_EMBEDDINGS_URL"},
+		{"read idle timeout", func(c *Config) { c.Server.ReadIdleTimeout = 0 }, "server.read_idle_timeout"},
+		{"read header timeout", func(c *Config) { c.Server.ReadHeaderTimeout = -time.Second }, "server.read_header_timeout"},
 		{"negative shutdown", func(c *Config) { c.ShutdownTimeout = -time.Second }, "shutdown_timeout"},
 	}
 	for _, tc := range cases {
@@ -198,5 +200,29 @@ func TestVectorStoreSettings(t *testing.T) {
 	}
 	if _, err := Load(nil, env("FERRY_OPENAI_VECTOR_WORKERS", "two"), io.Discard); err == nil || !strings.Contains(err.Error(), "FERRY_OPENAI_VECTOR_WORKERS") {
 		t.Fatalf("bad worker count: %v", err)
+	}
+}
+
+// The server timeouts default to 15 s and 10 s and load from each layer.
+func TestServerTimeouts(t *testing.T) {
+	cfg, err := Load(nil, env(), io.Discard)
+	if err != nil || cfg.Server.ReadIdleTimeout != 15*time.Second || cfg.Server.ReadHeaderTimeout != 10*time.Second {
+		t.Fatalf("defaults = %+v, %v; want 15s idle, 10s header", cfg.Server, err)
+	}
+	p := writeFile(t, "server:\n  read_idle_timeout: 20s\n  read_header_timeout: 3s\n")
+	cfg, err = Load([]string{"--config", p}, env(), io.Discard)
+	if err != nil || cfg.Server.ReadIdleTimeout != 20*time.Second || cfg.Server.ReadHeaderTimeout != 3*time.Second {
+		t.Fatalf("from YAML = %+v, %v", cfg.Server, err)
+	}
+	cfg, err = Load([]string{"--config", p}, env("FERRY_READ_IDLE_TIMEOUT", "5s", "FERRY_READ_HEADER_TIMEOUT", "2s"), io.Discard)
+	if err != nil || cfg.Server.ReadIdleTimeout != 5*time.Second || cfg.Server.ReadHeaderTimeout != 2*time.Second {
+		t.Fatalf("env over YAML = %+v, %v", cfg.Server, err)
+	}
+	cfg, err = Load([]string{"--config", p, "--read-idle-timeout", "1s"}, env("FERRY_READ_IDLE_TIMEOUT", "5s"), io.Discard)
+	if err != nil || cfg.Server.ReadIdleTimeout != time.Second {
+		t.Fatalf("flag over env = %+v, %v", cfg.Server, err)
+	}
+	if _, err := Load(nil, env("FERRY_READ_IDLE_TIMEOUT", "15"), io.Discard); err == nil || !strings.Contains(err.Error(), "FERRY_READ_IDLE_TIMEOUT") {
+		t.Fatalf("a duration without a unit: %v", err)
 	}
 }

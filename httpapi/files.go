@@ -164,6 +164,18 @@ func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errcode.ErrInvalidRequest.New("%v", err))
 		return
 	}
+	// Both checks come before a byte of the body is read.
+	sum, err := session.ParseChecksum(r.Header.Get("Upload-Checksum"), r.Header.Get("Content-MD5"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if sum != nil && pos.length < 0 {
+		// A chunked body is appended in pieces as it arrives, so one digest
+		// of the whole cannot be checked before the first piece is kept.
+		writeError(w, r, errcode.ErrInvalidRequest.New("a chunk with Upload-Checksum or Content-MD5 needs a known length: send Content-Length (or Content-Range), not a chunked body"))
+		return
+	}
 	var (
 		in   session.Info
 		file *registry.File
@@ -172,7 +184,7 @@ func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
 		in, file, err = f.sessions.AppendStream(r.Context(), mux.Vars(r)["id"], pos.offset, pos.total, r.Body)
 	} else {
 		in, file, err = f.sessions.Append(r.Context(), mux.Vars(r)["id"], session.Chunk{
-			Offset: pos.offset, Total: pos.total, Len: pos.length, Body: r.Body})
+			Offset: pos.offset, Total: pos.total, Len: pos.length, Body: r.Body, Checksum: sum})
 	}
 	if err != nil {
 		e := errcode.From(err)

@@ -54,9 +54,11 @@ func validRequestID(id string) bool {
 // middleware on the way out: the matched route template (so metrics never
 // label by a raw path, which would carry bucket names, keys and session ids)
 // and the error the handler answered with (so its one log line has the cause).
+// The error rendering reads how the body's reads failed, if they did.
 type reqInfo struct {
 	route string
 	err   *errcode.Error
+	body  *idleBody // nil when reads are unbounded or there is no body
 }
 
 type reqInfoKey struct{}

@@ -26,23 +26,57 @@ func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := classify(r, err)
 	infoOf(r).err = e
+	retryAfter(w, e)
 	writeJSON(w, r, e.Code.Status, e.Native())
-}
-
-// classify maps err to its registered code. A failure caused by the client
-// going away (its request context cancelled) is CLIENT_CLOSED_REQUEST, not
-// a 500: nobody reads the answer, and flaky clients must not page anyone.
-func classify(r *http.Request, err error) *errcode.Error {
-	e := errcode.From(err)
-	if e.Code == errcode.ErrInternal && r.Context().Err() != nil && errors.Is(err, context.Canceled) {
-		return errcode.ErrClientClosed.Wrap(err, "the client closed the request")
-	}
-	return e
 }
 
 // writeOpenAIError renders err in the OpenAI envelope, for the adapter.
 func writeOpenAIError(w http.ResponseWriter, r *http.Request, err error) {
 	e := classify(r, err)
 	infoOf(r).err = e
+	retryAfter(w, e)
 	writeJSON(w, r, e.Code.Status, e.OpenAI())
+}
+
+// retryAfter tells a client of a 503 when to come back, unless the handler
+// already said.
+func retryAfter(w http.ResponseWriter, e *errcode.Error) {
+	if e.Code == errcode.ErrUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", retryAfterUnavailable)
+	}
+}
+
+// classify maps err to its registered code. Errors outside the registry
+// are sorted by whose fault they are, in this order:
+//   - the request body stopped arriving: REQUEST_TIMEOUT, even over a
+//     registered code (SHORT_BODY), since that is what happened;
+//   - the request body broke off: the client's doing, whatever the
+//     storage layer made of the failed read;
+//   - the client went away (its request context cancelled):
+//     CLIENT_CLOSED_REQUEST, not a 500, since nobody reads the answer and
+//     flaky clients must not page anyone;
+//   - Redis or S3 could not be reached or cannot serve now: UNAVAILABLE,
+//     a 503 with Retry-After, since the request is fine and will work later;
+//   - anything else is INTERNAL.
+func classify(r *http.Request, err error) *errcode.Error {
+	e := errcode.From(err)
+	stalled, bodyErr := infoOf(r).body.failure()
+	if stalled { // whatever the storage layer made of the failed read
+		return errRequestTimeout.Wrap(err, "no request body bytes arrived for %s; the bytes of this request that were not stored were dropped: ask for the offset and resend from there", infoOf(r).body.idle)
+	}
+	if e.Code != errcode.ErrInternal {
+		return e
+	}
+	if r.Context().Err() != nil && (errors.Is(err, context.Canceled) || bodyErr != nil) {
+		return errcode.ErrClientClosed.Wrap(err, "the client closed the request")
+	}
+	if bodyErr != nil {
+		// The body broke off but the connection still stands (HTTP/2 resets
+		// a stream, say): still the client's doing, and it is gone.
+		return errcode.ErrClientClosed.Wrap(err, "the request body broke off")
+	}
+	if r.Context().Err() == nil && unreachable(err) {
+		return errcode.ErrUnavailable.Wrap(err, "a storage service ferryd depends on is unreachable or overloaded; retry after the Retry-After delay")
+	}
+	return e
 }

@@ -7,6 +7,7 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,9 @@ type Deps struct {
 	OpenAI   *openai.Service      // nil: the OpenAI routes are not served
 	Registry *prometheus.Registry // metrics are registered here and served on /metrics
 	Logger   *slog.Logger
+	// ReadIdleTimeout bounds each read of a request body (config's
+	// server.read_idle_timeout); 0 leaves reads unbounded.
+	ReadIdleTimeout time.Duration
 }
 
 // New returns the complete handler: routes wrapped in the middleware chain.
@@ -42,8 +46,9 @@ func New(d Deps) http.Handler {
 	m := newHTTPMetrics(d.Registry)
 	r := newRouter(d)
 	// Outermost first: the request id must exist before anything logs, and
-	// recovery must sit inside logging and metrics so a panic is counted as a 500.
-	return requestID(accessLog(d.Logger, m.instrument(recoverPanic(d.Logger, r))))
+	// recovery must sit inside logging and metrics so a panic is counted as a
+	// 500. The idle bound sits inside accessLog, whose reqInfo carries it.
+	return requestID(accessLog(d.Logger, m.instrument(boundIdleReads(d.ReadIdleTimeout, recoverPanic(d.Logger, r)))))
 }
 
 // newRouter mounts every route; the OpenAPI test walks it.

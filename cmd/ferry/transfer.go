@@ -64,7 +64,7 @@ func saveState(p string, s state) error {
 
 func (x *cli) upload(ctx context.Context, args []string) error {
 	fs := x.flags("upload", "FILE BUCKET/KEY",
-		"Uploads FILE to BUCKET/KEY in chunks, retrying after network and server errors from the offset\nthe server reports. If a run stops, run the same command again: it resumes the same session.")
+		"Uploads FILE to BUCKET/KEY in chunks, retrying after network and server errors from the offset\nthe server reports. Each chunk carries its CRC-32C; one damaged on the way is read again and resent.\nIf a run stops, run the same command again: it resumes the same session.")
 	chunk := fs.String("chunk-size", "8MiB", "bytes per request; raised to the server's minimum for the file")
 	mimeType := fs.String("mime-type", "", "the file's MIME type (default: ferryd guesses from the key)")
 	retries := fs.Int("retries", 10, "failed attempts in a row before giving up")

@@ -75,7 +75,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		VectorWorkers: oc.VectorWorkers, VectorPollInterval: oc.VectorPollInterval, VectorMaxFileSize: oc.VectorMaxFileSize,
 		VectorCacheSize: oc.VectorCacheSize,
 		Embeddings:      openai.EmbeddingsConfig{URL: oc.Embeddings.URL, Model: oc.Embeddings.Model, APIKey: oc.Embeddings.APIKey}}, log)
-	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: sessions, Files: files, OpenAI: oai, Registry: reg, Logger: log})
+	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: sessions, Files: files, OpenAI: oai, Registry: reg, Logger: log,
+		ReadIdleTimeout: cfg.Server.ReadIdleTimeout})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -106,7 +107,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			}
 		})
 	}()
-	err = serve(ctx, ln, handler, cfg.ShutdownTimeout, log)
+	err = serve(ctx, ln, handler, cfg.Server.ReadHeaderTimeout, cfg.ShutdownTimeout, log)
 	stopPurger()
 	<-purged // the stores close only after the purger and workers have let go of them
 	<-workers
@@ -129,14 +130,15 @@ func every(ctx context.Context, interval time.Duration, fn func(context.Context)
 
 // serve runs an http.Server on ln until ctx is done, then stops accepting
 // and gives in-flight requests up to timeout to finish.
-func serve(ctx context.Context, ln net.Listener, h http.Handler, timeout time.Duration, log *slog.Logger) error {
+func serve(ctx context.Context, ln net.Listener, h http.Handler, readHeader, timeout time.Duration, log *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeader,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		// No ReadTimeout/WriteTimeout: uploads and downloads of many GiB are
-		// long by design; stalled peers are bounded by the handlers instead.
+		// long by design. A body that stops arriving is bounded per read by
+		// the handler's read idle timeout instead (server.read_idle_timeout).
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

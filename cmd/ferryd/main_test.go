@@ -234,7 +234,7 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- serve(ctx, ln, h, 5*time.Second, slog.New(slog.DiscardHandler)) }()
+	go func() { served <- serve(ctx, ln, h, 10*time.Second, 5*time.Second, slog.New(slog.DiscardHandler)) }()
 
 	got := make(chan string, 1)
 	go func() {

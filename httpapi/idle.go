@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// A client whose network drops mid-body leaves its connection open until
+// TCP gives up, minutes later, and the append it was sending holds the
+// session lock all that time: its resume from a new connection is refused
+// as SESSION_BUSY. So every read of a request body must make progress
+// within the idle timeout, or the read fails, the append fails (keeping
+// nothing) and the lock is let go.
+//
+// The deadline is on the connection, so it is cleared again as soon as a
+// read returns an error or the end of the body: it bounds the client's
+// sending, never the handler's work after the body (completing a large
+// upload may take longer than the idle timeout) nor the server's own read
+// that watches for the client hanging up.
+
+// errBodyStalled is what a body read answers once the client has sent
+// nothing for the idle timeout.
+var errBodyStalled = errors.New("the client sent no request body bytes within the read idle timeout")
+
+// idleBody is a request body whose reads are bounded by the idle timeout.
+// It remembers how its reads failed, because the domain packages wrap
+// (or, through the AWS SDK, re-wrap) a body's error beyond recognition,
+// and a body that failed is the client's fault, never a dependency's.
+type idleBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+
+	mu      sync.Mutex
+	failed  error // the first read error other than io.EOF
+	stalled bool
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return b.ReadCloser.Read(p)
+	}
+	armed := b.rc.SetReadDeadline(time.Now().Add(b.idle)) == nil
+	n, err := b.ReadCloser.Read(p)
+	if err == nil {
+		return n, nil
+	}
+	if armed {
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	if err == io.EOF {
+		return n, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failed == nil {
+		b.failed = err
+		b.stalled = errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	if b.stalled {
+		return n, fmt.Errorf("%w (%s): %w", errBodyStalled, b.idle, err)
+	}
+	return n, err
+}
+
+// failure reports how the body's reads failed: stalled, or another error
+// (the client hung up), or nil.
+func (b *idleBody) failure() (stalled bool, err error) {
+	if b == nil {
+		return false, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stalled, b.failed
+}
+
+// boundIdleReads installs idleBody on every request that has a body. It
+// runs inside accessLog, whose reqInfo carries the body to the error
+// rendering. idle <= 0 leaves bodies unbounded.
+func boundIdleReads(idle time.Duration, next http.Handler) http.Handler {
+	if idle <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body := &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: idle}
+		infoOf(r).body = body
+		r.Body = body
+		next.ServeHTTP(w, r)
+	})
+}
