@@ -162,6 +162,9 @@ func newFaultBackend(t *testing.T, name string) faultBackend {
 			if err != nil {
 				t.Errorf("scan Redis: %v", err)
 			}
+			for i, k := range keys {
+				keys[i] = "Redis key " + strings.TrimPrefix(k, p)
+			}
 			return keys
 		}}
 	}}
@@ -254,7 +257,6 @@ type faultRun struct {
 
 	hungUp    bool // the client already went away once
 	faulted   bool // the request the fault hit has returned
-	failures  int
 	newSeen   bool // a read returned the new content
 	completed bool // the service said the upload completed
 	broken    string
@@ -365,7 +367,6 @@ func (r *faultRun) noteOwners() {
 func (r *faultRun) noteFault() {
 	if !r.faulted && r.fired() {
 		r.faulted = true
-		r.failures = 0
 	}
 }
 
