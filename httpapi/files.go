@@ -384,15 +384,7 @@ func serveContent(w http.ResponseWriter, r *http.Request, reg *registry.Registry
 		w.WriteHeader(status)
 		return
 	}
-	body, info, err := reg.Open(r.Context(), file, brng)
-	if err == nil && info.Size != file.Bytes {
-		// Never send a Content-Length the bytes do not match: the object
-		// changed under the record (a replacement not yet published, or a
-		// registered object changed outside Ferry).
-		body.Close()
-		err = errcode.ErrUnavailable.New("the stored object of %s/%s is %d bytes but its record says %d: it is being replaced or was changed outside Ferry; retry shortly, or register it again",
-			file.Bucket, file.Key, info.Size, file.Bytes)
-	}
+	body, _, err := reg.Open(r.Context(), file, brng) // refuses an object that is not the record's version
 	if err != nil {
 		for _, k := range []string{"Content-Range", "Content-Length", "Content-Disposition"} {
 			h.Del(k)

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -386,6 +387,24 @@ func (r *Registry) Open(ctx context.Context, f File, rng *bucket.Range) (io.Read
 		return nil, info, ErrFileNotFound.Wrap(err, "the bytes of %s/%s are missing from storage", f.Bucket, f.Key)
 	case errors.Is(err, bucket.ErrInvalidRange):
 		return nil, info, ErrRange.New("range starts beyond the file's %d bytes", f.Bytes).With("bytes", f.Bytes)
+	case err != nil:
+		return nil, info, err
 	}
-	return rc, info, err
+	if !sameVersion(f, info) {
+		// Never send bytes under a size or ETag they do not have. Storage
+		// holds a whole version either way; the record catches up when the
+		// replacement is published (the uploader's retry, or the purger).
+		rc.Close()
+		return nil, info, errcode.ErrUnavailable.New("%s/%s in storage (%d bytes, ETag %s) is not the version its record describes (%d bytes, ETag %s): "+
+			"a replacement is being published, or the object was changed outside Ferry; retry shortly", f.Bucket, f.Key, info.Size, info.ETag, f.Bytes, f.ETag)
+	}
+	return rc, info, nil
+}
+
+// sameVersion reports whether the object read is the one f describes. A
+// side without an ETag (an old record, storage without ETags) is judged by
+// size alone.
+func sameVersion(f File, info bucket.ObjectInfo) bool {
+	a, b := strings.Trim(f.ETag, `"`), strings.Trim(info.ETag, `"`)
+	return info.Size == f.Bytes && (a == "" || b == "" || a == b)
 }

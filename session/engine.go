@@ -331,15 +331,16 @@ func deleteSegments(ctx context.Context, store metastore.Store, id string, from,
 	return nil
 }
 
-// deleteTail removes the segments a record points at and the one an
-// unrecorded attempt may have written after them. Records from before
-// TailFirst merged into segment 0..maxTailSegs-1.
+// deleteTail removes the segments a record points at, the ones below them
+// whose cleanup may have failed, and the one an unrecorded attempt may
+// have written after them. Records from before TailFirst merged into
+// segment 0..maxTailSegs-1.
 func deleteTail(ctx context.Context, store metastore.Store, rec *record) error {
 	to := rec.TailFirst + rec.TailSegs + 1
 	if rec.TailFirst == 0 {
 		to = max(to, maxTailSegs)
 	}
-	return deleteSegments(ctx, store, rec.ID, rec.TailFirst, to)
+	return deleteSegments(ctx, store, rec.ID, min(rec.TailFloor, rec.TailFirst), to)
 }
 
 func (e *multipartEngine) complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error) {

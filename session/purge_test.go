@@ -5,10 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,124 +16,46 @@ import (
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/faults"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/metastore/redisstore"
 )
 
-// faults makes chosen discards fail: a multipart upload's abort by object
-// key, a staging file's discard by session id.
-type faults struct {
-	mu    sync.Mutex
-	names map[string]error
+// discardFaults fails the discards of chosen names, until cleared: a
+// multipart upload's abort by object key, a staging file's discard by
+// session id.
+type discardFaults struct {
+	in   *faults.Injector
+	ends []func()
 }
 
-func (f *faults) set(err error, names ...string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.names == nil {
-		f.names = map[string]error{}
+func (d *discardFaults) set(err error, names ...string) {
+	named := func(c faults.Call) bool { return slices.Contains(names, c.Key) }
+	d.ends = append(d.ends, d.in.FailWhile(faults.All(faults.Methods("AbortMultipart", "StageDiscard"), named), err))
+}
+
+func (d *discardFaults) clear() {
+	for _, end := range d.ends {
+		end()
 	}
-	for _, n := range names {
-		f.names[n] = err
-	}
-}
-
-func (f *faults) clear() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.names = nil
-}
-
-func (f *faults) err(name string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.names[name]
-}
-
-// mpFaults and stagingFaults decorate the optional capabilities; withFaults
-// composes them so the result has exactly the capabilities of the backend
-// it wraps (the session engine picks its strategy by them).
-type mpFaults struct {
-	mp bucket.Multipart
-	f  *faults
-}
-
-func (m mpFaults) CreateMultipart(ctx context.Context, key string, o bucket.PutOptions) (string, error) {
-	return m.mp.CreateMultipart(ctx, key, o)
-}
-func (m mpFaults) UploadPart(ctx context.Context, key, id string, n int, r io.Reader, size int64, sum *bucket.Checksum) (bucket.Part, error) {
-	return m.mp.UploadPart(ctx, key, id, n, r, size, sum)
-}
-func (m mpFaults) CompleteMultipart(ctx context.Context, key, id string, parts []bucket.Part) (bucket.ObjectInfo, error) {
-	return m.mp.CompleteMultipart(ctx, key, id, parts)
-}
-func (m mpFaults) AbortMultipart(ctx context.Context, key, id string) error {
-	if err := m.f.err(key); err != nil {
-		return fmt.Errorf("injected abort of %s: %w", key, err)
-	}
-	return m.mp.AbortMultipart(ctx, key, id)
-}
-func (m mpFaults) ListMultipart(ctx context.Context, prefix string) ([]bucket.Upload, error) {
-	return m.mp.ListMultipart(ctx, prefix)
-}
-
-type stagingFaults struct {
-	st bucket.Staging
-	f  *faults
-}
-
-func (s stagingFaults) StageWrite(ctx context.Context, id string, off int64, r io.Reader, n int64) error {
-	return s.st.StageWrite(ctx, id, off, r, n)
-}
-func (s stagingFaults) StageCommit(ctx context.Context, id, key string, size int64, o bucket.PutOptions) (bucket.ObjectInfo, error) {
-	return s.st.StageCommit(ctx, id, key, size, o)
-}
-func (s stagingFaults) StageDiscard(ctx context.Context, id string) error {
-	if err := s.f.err(id); err != nil {
-		return fmt.Errorf("injected discard of %s: %w", id, err)
-	}
-	return s.st.StageDiscard(ctx, id)
-}
-
-func withFaults(b bucket.Backend, f *faults) bucket.Backend {
-	mp, isMP := b.(bucket.Multipart)
-	st, isST := b.(bucket.Staging)
-	switch {
-	case isMP && isST:
-		return struct {
-			bucket.Backend
-			mpFaults
-			stagingFaults
-		}{b, mpFaults{mp, f}, stagingFaults{st, f}}
-	case isMP:
-		return struct {
-			bucket.Backend
-			mpFaults
-		}{b, mpFaults{mp, f}}
-	case isST:
-		return struct {
-			bucket.Backend
-			stagingFaults
-		}{b, stagingFaults{st, f}}
-	}
-	return b
+	d.ends = nil
 }
 
 // faultyBoth runs fn on both backends with discards that fail on demand.
-func faultyBoth(t *testing.T, fn func(t *testing.T, f *fixture, fl *faults)) {
+func faultyBoth(t *testing.T, fn func(t *testing.T, f *fixture, fl *discardFaults)) {
 	t.Run("embedded", func(t *testing.T) {
 		t.Parallel()
-		fl := &faults{}
+		fl := &discardFaults{in: faults.New()}
 		store, blobs := testsvc.Embedded(t)
-		fn(t, newService(t, store, withFaults(blobs, fl), nil), fl)
+		fn(t, newService(t, store, faults.Backend(blobs, fl.in), nil), fl)
 	})
 	t.Run("redis+s3", func(t *testing.T) {
 		t.Parallel()
-		fl := &faults{}
+		fl := &discardFaults{in: faults.New()}
 		rc, prefix := testsvc.Redis(t)
 		client, bkt := testsvc.S3(t)
-		fn(t, newService(t, redisstore.New(rc, prefix), withFaults(s3blob.New(client, bkt, "ferry/"), fl), nil), fl)
+		fn(t, newService(t, redisstore.New(rc, prefix), faults.Backend(s3blob.New(client, bkt, "ferry/"), fl.in), nil), fl)
 	})
 }
 
@@ -178,7 +99,7 @@ func multipartKeys(t *testing.T, f *fixture) map[string]bool {
 // one run frees the other 50, the 100 wait out a growing backoff, and they
 // are freed once storage answers again.
 func TestPurgeSkipsFailingEntries(t *testing.T) {
-	faultyBoth(t, func(t *testing.T, f *fixture, fl *faults) {
+	faultyBoth(t, func(t *testing.T, f *fixture, fl *discardFaults) {
 		ctx := context.Background()
 		boom := errors.New("storage unavailable")
 		var failing, healthy []Info
@@ -272,7 +193,7 @@ func TestPurgeSkipsFailingEntries(t *testing.T) {
 // Storage that vanished (the bucket deleted, the upload gone) holds nothing
 // any more: the session counts as freed instead of failing forever.
 func TestPurgeCountsVanishedStorageAsFreed(t *testing.T) {
-	faultyBoth(t, func(t *testing.T, f *fixture, fl *faults) {
+	faultyBoth(t, func(t *testing.T, f *fixture, fl *discardFaults) {
 		ctx := context.Background()
 		for i, err := range []error{bucket.ErrNoBucket, bucket.ErrNotFound} {
 			in, cerr := f.svc.Create(ctx, "b", "gone/"+strconv.Itoa(i), "", 6*MiB)

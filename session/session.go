@@ -137,6 +137,7 @@ type record struct {
 	TailSegs  int           `json:"tail_segs,omitempty"`  // ..TailFirst+TailSegs-1
 	TailTags  []string      `json:"tail_tags,omitempty"`  // each segment's tag in its writer's memory (engine.go)
 	TailUntil time.Time     `json:"tail_until,omitzero"`  // when the first of them expires
+	TailFloor int           `json:"tail_floor,omitempty"` // segments [TailFloor, TailFirst) may outlive a failed cleanup
 	ETag      string        `json:"etag,omitempty"`       // set once the object exists
 }
 
@@ -478,11 +479,21 @@ func (s *Service) appendLocked(ctx context.Context, id string, expect, total int
 		cctx, cancelCommit := context.WithTimeout(lctx, s.cfg.CommitTimeout)
 		defer cancelCommit()
 		if a.n > 0 || rec.Size == 0 {
+			// Segments below the loaded record's first are unreferenced: an
+			// earlier cleanup of them may have failed, so the floor moves up
+			// only once they are gone.
+			if rec.TailFloor < a.first {
+				if err := deleteSegments(cctx, s.store, rec.ID, rec.TailFloor, a.first); err != nil {
+					s.log.WarnContext(cctx, "tail_cleanup_failed", "session", rec.ID, "err", err)
+				} else {
+					rec.TailFloor = a.first
+				}
+			}
 			if a.ver, err = s.save(cctx, rec, a.ver, fence); err != nil {
 				return err
 			}
 			n = a.n
-			if rec.TailFirst > a.first {
+			if rec.TailFirst > a.first { // best effort now; the next save or the release retries
 				if err := deleteSegments(cctx, s.store, rec.ID, a.first, rec.TailFirst); err != nil {
 					s.log.WarnContext(cctx, "tail_cleanup_failed", "session", rec.ID, "err", err)
 				}
