@@ -1,4 +1,4 @@
-.PHONY: run build test vet fmt check-rules
+.PHONY: run build test chaos vet fmt check-rules
 
 BIN := bin/ferryd
 
@@ -11,6 +11,14 @@ run: build
 
 test:
 	scripts/test.sh -race ./...
+
+# The long fault-injection suite (docs/chaos.md): the fault sweep over
+# every call of an upload in every mode, every hang-up point, and 50
+# uploads through ferryd processes killed with -9, Redis restarted, S3
+# stopped for 30 s. make test runs the short version of the same tests.
+chaos:
+	CI=1 FERRY_CHAOS=long FERRY_FAULTS=long scripts/test.sh -count=1 -timeout 40m -v \
+		-run '^(TestChaos|TestFaultSweep|TestHangupInAndAfterLastChunk|TestHangupIssue12Reproduction)$$' ./session/ ./cmd/ferryd/
 
 vet:
 	go vet ./...
