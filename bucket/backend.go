@@ -105,8 +105,9 @@ type Multipart interface {
 
 // Upload is a multipart upload in progress.
 type Upload struct {
-	Key      string
-	UploadID string
+	Key       string
+	UploadID  string
+	Initiated time.Time // zero when the store does not say
 }
 
 // Pinger is the optional capability of a cheap reachability check (/readyz).

@@ -54,6 +54,7 @@ func PurgeBackoff(n int) time.Duration {
 // It is idempotent and safe to run on every instance at once: each session
 // is handled under its own lock.
 func (s *Service) Purge(ctx context.Context) (purged int, err error) {
+	s.sweepOrphans(ctx)
 	q := metastore.Query{Before: fmt.Sprintf("%016d/", s.now().UnixMilli()+1), Limit: purgeBatch}
 	for {
 		entries, more, err := s.store.IndexList(ctx, expiryIndex, q)
@@ -188,4 +189,100 @@ func (s *Service) free(ctx context.Context, ref purgeRef) error {
 func vanished(err error) bool {
 	return err != nil && (errors.Is(err, bucket.ErrNoBucket) || errors.Is(err, bucket.ErrNotFound) ||
 		errcode.Is(err, registry.ErrLocationNotFound))
+}
+
+const (
+	// orphanAge is when a multipart upload that no session owns counts as
+	// an orphan: CreateSpec files the purger's entry within the request
+	// that created the upload, so a younger one may be a session's in the
+	// making.
+	orphanAge = time.Hour
+	// sweepEvery spaces the sweeps: each lists every upload in progress.
+	sweepEvery = time.Hour
+)
+
+// sweepOrphans aborts the multipart uploads in Ferry's own storage that no
+// session owns: those whose CreateMultipart succeeded but whose answer was
+// lost, or whose process died before filing them. Nothing else can find
+// them, since no record names them. At most once per sweepEvery per
+// instance; a failure is logged, counted, and retried next run.
+func (s *Service) sweepOrphans(ctx context.Context) {
+	now := s.now()
+	if last := s.swept.Load(); last != 0 && now.Sub(time.UnixMilli(last)) < sweepEvery {
+		return
+	}
+	eng, err := s.engine("")
+	if err != nil {
+		return
+	}
+	mpe, ok := eng.(*multipartEngine)
+	if !ok {
+		return // staging files are named by session id: the purger finds them
+	}
+	n, err := s.abortOrphans(ctx, mpe.mp, now)
+	if n > 0 {
+		s.log.InfoContext(ctx, "orphan_uploads_aborted", "count", n)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.m.purgeFailures.Inc()
+		}
+		s.log.WarnContext(ctx, "orphan_sweep_failed", "err", err)
+		return
+	}
+	s.swept.Store(now.UnixMilli())
+}
+
+func (s *Service) abortOrphans(ctx context.Context, mp bucket.Multipart, now time.Time) (int, error) {
+	ups, err := mp.ListMultipart(ctx, "")
+	if err != nil {
+		return 0, err
+	}
+	var old []bucket.Upload
+	for _, u := range ups {
+		if !u.Initiated.IsZero() && now.Sub(u.Initiated) > orphanAge {
+			old = append(old, u)
+		}
+	}
+	if len(old) == 0 {
+		return 0, nil
+	}
+	owned, err := s.ownedUploads(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, u := range old {
+		if owned[u.UploadID] {
+			continue
+		}
+		if err := mp.AbortMultipart(ctx, u.Key, u.UploadID); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// ownedUploads is the set of upload ids in Ferry's own storage that a
+// session not yet purged may use: every one is in its expiry entry.
+func (s *Service) ownedUploads(ctx context.Context) (map[string]bool, error) {
+	owned := map[string]bool{}
+	q := metastore.Query{Limit: 1000}
+	for {
+		entries, more, err := s.store.IndexList(ctx, expiryIndex, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			var pe purgeEntry
+			if json.Unmarshal(e.Value, &pe) == nil && pe.Location == "" && pe.UploadID != "" {
+				owned[pe.UploadID] = true
+			}
+		}
+		if !more || len(entries) == 0 {
+			return owned, nil
+		}
+		q.After = entries[len(entries)-1].Member
+	}
 }

@@ -226,3 +226,55 @@ func TestPurgeBackoff(t *testing.T) {
 		}
 	}
 }
+
+// A CreateMultipart whose answer was lost leaves an upload no record
+// names: the purger's sweep aborts it once it is older than orphanAge,
+// and never an upload a live session owns, however old.
+func TestPurgeAbortsOrphanUploads(t *testing.T) {
+	in := faults.New()
+	rc, prefix := testsvc.Redis(t)
+	client, bkt := testsvc.S3(t)
+	f := newService(t, redisstore.New(rc, prefix), faults.Backend(s3blob.New(client, bkt, "ferry/"), in), nil)
+	ctx := context.Background()
+	live, err := f.svc.Create(ctx, "b", "orphans/live", "", 6*MiB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Arm(faults.Fault{N: 1, Match: faults.Methods("CreateMultipart"), Mode: faults.FailAfter})
+	if _, err := f.svc.Create(ctx, "b", "orphans/lost", "", 6*MiB); err == nil {
+		t.Fatal("a create whose CreateMultipart answer was lost succeeded")
+	}
+	in.Disarm()
+	want := func(when string, keys ...string) {
+		t.Helper()
+		got := multipartKeys(t, f)
+		if len(got) != len(keys) {
+			t.Fatalf("%s: multipart uploads %v, want %v", when, got, keys)
+		}
+		for _, k := range keys {
+			if !got[k] {
+				t.Fatalf("%s: multipart uploads %v, want %v", when, got, keys)
+			}
+		}
+	}
+	want("after the lost answer", "b/orphans/live", "b/orphans/lost")
+	if _, err := f.svc.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want("after a purge while it is young", "b/orphans/live", "b/orphans/lost")
+
+	// The live session stays alive past orphanAge.
+	f.clock.advance(orphanAge - 10*time.Minute)
+	if _, _, err := f.svc.Append(ctx, live.ID, Chunk{Offset: 0, Total: -1, Len: 1024, Body: strings.NewReader(strings.Repeat("x", 1024))}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.advance(20 * time.Minute)
+	if _, err := f.svc.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want("after a purge past orphanAge", "b/orphans/live")
+	if err := f.svc.Abort(ctx, live.ID); err != nil {
+		t.Fatal(err)
+	}
+	want("after the abort")
+}

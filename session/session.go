@@ -37,6 +37,7 @@ import (
 	"mime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -195,9 +196,10 @@ type Service struct {
 	engines map[string]engine  // by location; "" is Ferry's own storage
 	held    *lru.Cache[[]byte] // tail segments this instance wrote (multipartEngine)
 
-	log *slog.Logger
-	now func() time.Time
-	m   *sessionMetrics
+	log   *slog.Logger
+	now   func() time.Time
+	m     *sessionMetrics
+	swept atomic.Int64 // when sweepOrphans last ran to the end (unix ms)
 }
 
 // New returns the service over blobs, Ferry's own storage. Registered

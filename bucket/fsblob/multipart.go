@@ -222,7 +222,11 @@ func (b *Backend) ListMultipart(_ context.Context, prefix string) ([]bucket.Uplo
 			continue // created or aborted while we looked
 		}
 		if strings.HasPrefix(string(key), prefix) {
-			out = append(out, bucket.Upload{Key: string(key), UploadID: id})
+			u := bucket.Upload{Key: string(key), UploadID: id}
+			if fi, err := b.root.Stat(b.uploads + "/" + id + "/key"); err == nil {
+				u.Initiated = fi.ModTime() // the key file is written once, at creation
+			}
+			out = append(out, u)
 		}
 	}
 	slices.SortFunc(out, func(x, y bucket.Upload) int {

@@ -16,6 +16,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -383,7 +384,7 @@ func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, p
 
 func (b *Backend) uploadExists(ctx context.Context, key, uploadID string) (bool, error) {
 	found := false
-	err := b.eachUpload(ctx, key, func(name, id string) bool {
+	err := b.eachUpload(ctx, key, func(name, id string, _ time.Time) bool {
 		found = name == b.prefix+key && id == uploadID
 		return !found
 	})
@@ -392,7 +393,7 @@ func (b *Backend) uploadExists(ctx context.Context, key, uploadID string) (bool,
 
 // eachUpload calls fn with the object name and id of each upload in
 // progress under prefix, until fn returns false.
-func (b *Backend) eachUpload(ctx context.Context, prefix string, fn func(name, id string) bool) error {
+func (b *Backend) eachUpload(ctx context.Context, prefix string, fn func(name, id string, initiated time.Time) bool) error {
 	in := &s3.ListMultipartUploadsInput{Bucket: &b.bucket, Prefix: aws.String(b.prefix + prefix)}
 	for {
 		out, err := b.api.ListMultipartUploads(ctx, in)
@@ -400,7 +401,7 @@ func (b *Backend) eachUpload(ctx context.Context, prefix string, fn func(name, i
 			return mapErr("list multipart", prefix, err)
 		}
 		for _, u := range out.Uploads {
-			if !fn(aws.ToString(u.Key), aws.ToString(u.UploadId)) {
+			if !fn(aws.ToString(u.Key), aws.ToString(u.UploadId), aws.ToTime(u.Initiated)) {
 				return nil
 			}
 		}
@@ -425,9 +426,9 @@ func (b *Backend) AbortMultipart(ctx context.Context, key, uploadID string) erro
 
 func (b *Backend) ListMultipart(ctx context.Context, prefix string) ([]bucket.Upload, error) {
 	var ups []bucket.Upload
-	err := b.eachUpload(ctx, prefix, func(name, id string) bool {
+	err := b.eachUpload(ctx, prefix, func(name, id string, initiated time.Time) bool {
 		if key, ok := strings.CutPrefix(name, b.prefix); ok {
-			ups = append(ups, bucket.Upload{Key: key, UploadID: id})
+			ups = append(ups, bucket.Upload{Key: key, UploadID: id, Initiated: initiated})
 		}
 		return true
 	})
