@@ -90,6 +90,41 @@ start_redis() {
   cat "$tmp/redis.log" >&2; return 1
 }
 
+# A 3-master Redis Cluster on loopback (no replicas): the same redis-server
+# in cluster mode, so the store is tested where MOVED and cross-slot
+# errors are real.
+start_redis_cluster() {
+  ensure_redis || return 1
+  command -v redis-cli >/dev/null 2>&1 || { log "redis-cli is missing"; return 1; }
+  local addrs=() i
+  for i in 1 2 3; do
+    mkdir -p "$tmp/cluster$i"
+    local ok=""
+    for _ in 1 2 3 4 5; do
+      port=$(free_port) || return 1
+      if launch "cluster$i" 10 redis-server --bind 127.0.0.1 --port "$port" --dir "$tmp/cluster$i" \
+          --save "" --appendonly no --protected-mode yes --cluster-enabled yes \
+          --cluster-config-file nodes.conf --cluster-node-timeout 5000; then
+        ok=1; break
+      fi
+    done
+    [ -n "$ok" ] || { cat "$tmp/cluster$i.log" >&2; return 1; }
+    addrs+=("127.0.0.1:$port")
+  done
+  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$tmp/cluster-create.log" 2>&1 ||
+    { cat "$tmp/cluster-create.log" >&2; return 1; }
+  local host=${addrs[0]%:*} first=${addrs[0]#*:}
+  for _ in $(seq 100); do
+    if redis-cli -h "$host" -p "$first" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
+      export FERRY_TEST_REDIS_CLUSTER="$(IFS=,; echo "${addrs[*]}")"
+      log "redis cluster (3 masters) on $FERRY_TEST_REDIS_CLUSTER"
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "the cluster did not reach cluster_state:ok"; return 1
+}
+
 start_s3() {
   ensure_versitygw || return 1
   mkdir -p "$tmp/s3"
@@ -110,6 +145,7 @@ start_s3() {
 }
 
 start_redis || fail_or_warn "could not start redis-server"
+start_redis_cluster || fail_or_warn "could not start a Redis Cluster"
 start_s3 || fail_or_warn "could not start versitygw"
 
 if [ $# -eq 0 ]; then set -- -race ./...; fi

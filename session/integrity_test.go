@@ -63,7 +63,7 @@ func checkReads(t *testing.T, f *fixture, key string, want []byte) {
 // A client that hangs up right after the last byte of a replacement still
 // gets its file completed: record and storage agree on the new version.
 func TestHangUpAfterLastChunkCompletes(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		for _, size := range []int{1 << 20, 7 << 20} {
 			key := "replaced"
 			old := []byte("old bytes!")
@@ -172,7 +172,7 @@ func TestTailOutlivesRecord(t *testing.T) {
 // path: held back, a whole part (S3 verifies it too), a small file's last
 // chunk; the right checksum is accepted.
 func TestChecksumMismatchKeepsNothing(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		for _, tc := range []struct {
 			name  string
 			size  int
@@ -216,7 +216,7 @@ func TestChecksumMismatchKeepsNothing(t *testing.T) {
 // A body of unknown length that runs past the size is refused before any
 // of it is kept.
 func TestStreamPastSizeKeepsNothing(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		in, err := f.svc.Create(ctx, "b", "stream", "", 10<<20)
 		if err != nil {
@@ -240,7 +240,7 @@ func TestStreamPastSizeKeepsNothing(t *testing.T) {
 
 // A stream that breaks off keeps its whole pieces.
 func TestStreamBreakKeepsWholePieces(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		in, err := f.svc.Create(ctx, "b", "broken", "", 20<<20)
 		if err != nil {
@@ -363,7 +363,7 @@ func TestS3VerifiesChecksums(t *testing.T) {
 // place, and whose client never came back, is published by the purger
 // when it expires: record and storage agree on the new version.
 func TestPurgeFinishesCutCompletion(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		upload(t, f, "cut", []byte("old"), 3)
 		for _, size := range []int{3 << 10, 9 << 20} {

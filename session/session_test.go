@@ -151,9 +151,21 @@ func redisS3(t testing.TB) *fixture {
 	return newService(t, store, s3blob.New(c, bkt, "ferry/"), c)
 }
 
-func both(t *testing.T, fn func(t *testing.T, f *fixture)) {
+// clusterS3 is production on a 3-master Redis Cluster.
+func clusterS3(t testing.TB) *fixture {
+	t.Helper()
+	rc, prefix := testsvc.RedisCluster(t)
+	client, bkt := testsvc.S3(t)
+	c := &counting{API: client, n: map[string]int{}}
+	return newService(t, redisstore.New(rc, prefix), s3blob.New(c, bkt, "ferry/"), c)
+}
+
+// eachStore runs fn on bbolt + filesystem, Redis + S3, and a Redis
+// Cluster + S3.
+func eachStore(t *testing.T, fn func(t *testing.T, f *fixture)) {
 	t.Run("embedded", func(t *testing.T) { t.Parallel(); fn(t, embedded(t)) })
 	t.Run("redis+s3", func(t *testing.T) { t.Parallel(); fn(t, redisS3(t)) })
+	t.Run("cluster+s3", func(t *testing.T) { t.Parallel(); fn(t, clusterS3(t)) })
 }
 
 func randomBytes(n int) []byte {
@@ -213,7 +225,7 @@ func upload(t *testing.T, f *fixture, key string, data []byte, chunks ...int) re
 }
 
 func TestUploadSizes(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		for _, tc := range []struct {
 			name   string
 			size   int
@@ -294,7 +306,7 @@ func TestS3RequestsPerAppend(t *testing.T) {
 }
 
 func TestResumeAfterShortBody(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		data := randomBytes(7 * MiB)
 		in, err := f.svc.Create(ctx, "b", "resume", "", int64(len(data)))
@@ -343,7 +355,7 @@ func asErr(err error, target **errcode.Error) bool {
 }
 
 func TestPastSizeChangesNothing(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		in, err := f.svc.Create(ctx, "b", "small", "", 10)
 		if err != nil {
@@ -371,7 +383,7 @@ func TestPastSizeChangesNothing(t *testing.T) {
 
 // An existing file stays whole while its replacement uploads.
 func TestReplaceIsAtomic(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		old := upload(t, f, "doc", []byte("old contents"), 100)
 		in, err := f.svc.Create(ctx, "b", "doc", "text/plain", 11)
@@ -397,7 +409,7 @@ func TestReplaceIsAtomic(t *testing.T) {
 // Two appends racing on one session: exactly one lands, the other is told
 // the session is busy or the offset moved; the bytes are never interleaved.
 func TestConcurrentAppends(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		size := 12 * MiB
 		in, err := f.svc.Create(ctx, "b", "race", "", int64(size))
@@ -440,7 +452,7 @@ func TestConcurrentAppends(t *testing.T) {
 
 // A lock holder whose lease lapsed and was taken over cannot move the offset.
 func TestStaleHolderIsFenced(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		in, err := f.svc.Create(ctx, "b", "fenced", "", 10)
 		if err != nil {
@@ -469,7 +481,7 @@ func TestStaleHolderIsFenced(t *testing.T) {
 }
 
 func TestBadInputChangesNothing(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		for _, tc := range []struct {
 			bkt, key string
@@ -509,7 +521,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 // Expired sessions answer 410, and the purger frees their storage and records.
 func TestExpiryAndPurge(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		data := randomBytes(7 * MiB)
 		in, err := f.svc.Create(ctx, "b", "expiring", "", int64(len(data)))
@@ -555,7 +567,7 @@ func TestExpiryAndPurge(t *testing.T) {
 // Appending slides the expiry; the purger re-files such sessions instead of
 // freeing them.
 func TestActiveSessionSurvivesPurge(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		in, err := f.svc.Create(ctx, "b", "slow", "", 3)
 		if err != nil {
@@ -576,7 +588,7 @@ func TestActiveSessionSurvivesPurge(t *testing.T) {
 }
 
 func TestAbort(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		in, err := f.svc.Create(ctx, "b", "aborted", "", 6*MiB)
 		if err != nil {
@@ -637,7 +649,7 @@ func TestChunkTooSmallForHugeFile(t *testing.T) {
 // Streams of unknown length: ingest, then seal with attributes; over the
 // limit nothing is kept.
 func TestIngestAndSeal(t *testing.T) {
-	both(t, func(t *testing.T, f *fixture) {
+	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		for _, size := range []int{0, 3, 20*MiB + 1} {
 			data := randomBytes(size)

@@ -21,11 +21,12 @@ import (
 
 // Environment variables exported by scripts/test.sh.
 const (
-	EnvRedisURL    = "FERRY_TEST_REDIS_URL"
-	EnvS3Endpoint  = "FERRY_TEST_S3_ENDPOINT"
-	EnvS3Region    = "FERRY_TEST_S3_REGION"
-	EnvS3AccessKey = "FERRY_TEST_S3_ACCESS_KEY"
-	EnvS3SecretKey = "FERRY_TEST_S3_SECRET_KEY"
+	EnvRedisURL     = "FERRY_TEST_REDIS_URL"
+	EnvRedisCluster = "FERRY_TEST_REDIS_CLUSTER" // comma-separated addresses of a 3-master cluster
+	EnvS3Endpoint   = "FERRY_TEST_S3_ENDPOINT"
+	EnvS3Region     = "FERRY_TEST_S3_REGION"
+	EnvS3AccessKey  = "FERRY_TEST_S3_ACCESS_KEY"
+	EnvS3SecretKey  = "FERRY_TEST_S3_SECRET_KEY"
 )
 
 // missing fails under CI and skips elsewhere.
@@ -75,6 +76,36 @@ func Redis(t testing.TB) (redis.UniversalClient, string) {
 		for iter.Next(ctx) {
 			c.Del(ctx, iter.Val())
 		}
+		_ = c.Close()
+	})
+	return c, prefix
+}
+
+// RedisCluster returns a cluster client for the test Redis Cluster and a
+// unique key prefix; the keys under that prefix are deleted, on every
+// master, when the test ends.
+func RedisCluster(t testing.TB) (redis.UniversalClient, string) {
+	t.Helper()
+	addrs := os.Getenv(EnvRedisCluster)
+	if addrs == "" {
+		missing(t, "a Redis Cluster", EnvRedisCluster)
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("ping the test Redis Cluster: %v", err)
+	}
+	prefix := Unique("t") + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			iter := m.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+			for iter.Next(ctx) {
+				m.Del(ctx, iter.Val())
+			}
+			return nil
+		})
 		_ = c.Close()
 	})
 	return c, prefix

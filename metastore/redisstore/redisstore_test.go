@@ -90,3 +90,19 @@ func TestOpen(t *testing.T) {
 		}
 	}
 }
+
+// On a 3-master Redis Cluster every operation keeps every promise: each
+// script and transaction touches one slot, or the cluster refuses it.
+func TestConformanceCluster(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) metastore.Store {
+		client, prefix := testsvc.RedisCluster(t)
+		return redisstore.New(client, prefix)
+	})
+}
+
+func TestConformanceClusterLargeValues(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) metastore.Store {
+		client, prefix := testsvc.RedisCluster(t)
+		return redisstore.AllPutsLarge(redisstore.New(client, prefix))
+	})
+}
