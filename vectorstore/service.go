@@ -119,6 +119,9 @@ func (s *Service) OnFileEvent(ctx context.Context, e registry.Event) {
 		return
 	}
 	id := e.File.ID
+	if n, err := s.store.IndexLen(ctx, byFileIndex(id)); err == nil && n == 0 {
+		return // in no store, like most files (an attach racing this ends failed: processing finds no file)
+	}
 	if err := s.store.IndexPut(ctx, forgetIndex, id, nil); err != nil {
 		s.log.WarnContext(ctx, "vector_store_forget_unrecorded", "file", id, "err", err)
 	}
