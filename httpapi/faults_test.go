@@ -38,6 +38,7 @@ import (
 	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
+	"github.com/ferryhq/ferry/vectorstore"
 )
 
 // The tests in this file run the whole handler over real stores: bbolt and
@@ -60,7 +61,9 @@ func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle ti
 		t.Fatal(err)
 	}
 	oai := openai.New(sessions, files, store, openai.Config{}, log)
-	srv := httptest.NewServer(New(Deps{Store: store, Blobs: blobs, Sessions: sessions, Files: files, OpenAI: oai,
+	vs := vectorstore.New(oai, store, vectorstore.Config{}, log)
+	files.Subscribe(vs.OnFileEvent)
+	srv := httptest.NewServer(New(Deps{Store: store, Blobs: blobs, Sessions: sessions, Files: files, OpenAI: oai, VectorStores: vs,
 		Logger: log, ReadIdleTimeout: idle}))
 	t.Cleanup(srv.Close)
 	return srv

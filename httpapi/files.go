@@ -15,7 +15,6 @@ import (
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
-	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
 )
@@ -31,7 +30,6 @@ const maxJSONBody = 1 << 20
 type files struct {
 	sessions *session.Service
 	registry *registry.Registry
-	openai   *openai.Service // nil without the adapter
 }
 
 func (f *files) routes(r *mux.Router) {
@@ -315,10 +313,7 @@ func (f *files) fileInfo(w http.ResponseWriter, r *http.Request) {
 
 func (f *files) deleteFile(w http.ResponseWriter, r *http.Request) {
 	file, err := f.lookup(r)
-	if err == nil && f.openai != nil {
-		err = f.openai.ForgetFile(r.Context(), file)
-	}
-	if err == nil {
+	if err == nil { // the registry tells the vector stores
 		_, err = f.registry.Delete(r.Context(), file.Bucket, file.Key)
 	}
 	if err != nil {

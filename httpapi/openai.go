@@ -15,6 +15,7 @@ import (
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
+	"github.com/ferryhq/ferry/vectorstore"
 )
 
 // The OpenAI-compatible routes. The seed's own examples spell the prefix
@@ -26,6 +27,7 @@ const maxFormField = 64 << 10
 
 type openAI struct {
 	svc      *openai.Service
+	vs       *vectorstore.Service // nil: no vector store routes
 	registry *registry.Registry
 }
 
@@ -41,7 +43,9 @@ func (o *openAI) routes(r *mux.Router) {
 		sub.HandleFunc("/uploads/{id}/parts", o.addPart).Methods(http.MethodPost)
 		sub.HandleFunc("/uploads/{id}/complete", o.completeUpload).Methods(http.MethodPost)
 		sub.HandleFunc("/uploads/{id}/cancel", o.cancelUpload).Methods(http.MethodPost)
-		o.vectorStoreRoutes(sub)
+		if o.vs != nil {
+			o.vectorStoreRoutes(sub)
+		}
 		sub.PathPrefix("/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeOpenAIError(w, r, errcode.ErrNotFound.New("no route for %s %s", r.Method, r.URL.Path))
 		})

@@ -16,13 +16,14 @@ import (
 	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
+	"github.com/ferryhq/ferry/vectorstore"
 )
 
 // The OpenAPI document and the router describe the same routes: none
 // missing from the document, none in it that doesn't exist.
 func TestOpenAPIMatchesRouter(t *testing.T) {
 	r := newRouter(Deps{Store: upStore{}, Sessions: &session.Service{}, Files: &registry.Registry{},
-		OpenAI: &openai.Service{}, Registry: prometheus.NewRegistry()})
+		OpenAI: &openai.Service{}, VectorStores: &vectorstore.Service{}, Registry: prometheus.NewRegistry()})
 	vars := regexp.MustCompile(`\{([a-zA-Z_]+):[^}]*\}`)
 	routes := map[string]bool{}
 	err := r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {

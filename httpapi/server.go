@@ -19,6 +19,7 @@ import (
 	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
+	"github.com/ferryhq/ferry/vectorstore"
 )
 
 // Deps is what the handlers need.
@@ -27,9 +28,11 @@ type Deps struct {
 	Blobs    bucket.Backend
 	Sessions *session.Service // nil: the native file routes are not served
 	Files    *registry.Registry
-	OpenAI   *openai.Service      // nil: the OpenAI routes are not served
-	Registry *prometheus.Registry // metrics are registered here and served on /metrics
-	Logger   *slog.Logger
+	OpenAI   *openai.Service // nil: the OpenAI routes are not served
+	// VectorStores serves the OpenAI vector store routes; nil: they are not served.
+	VectorStores *vectorstore.Service
+	Registry     *prometheus.Registry // metrics are registered here and served on /metrics
+	Logger       *slog.Logger
 	// ReadIdleTimeout bounds each read of a request body (config's
 	// server.read_idle_timeout); 0 leaves reads unbounded.
 	ReadIdleTimeout time.Duration
@@ -66,10 +69,10 @@ func newRouter(d Deps) *mux.Router {
 	r.HandleFunc("/healthz", h.live).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", h.ready).Methods(http.MethodGet, http.MethodHead)
 	if d.Sessions != nil && d.Files != nil {
-		(&files{sessions: d.Sessions, registry: d.Files, openai: d.OpenAI}).routes(r)
+		(&files{sessions: d.Sessions, registry: d.Files}).routes(r)
 	}
 	if d.OpenAI != nil {
-		(&openAI{svc: d.OpenAI, registry: d.Files}).routes(r)
+		(&openAI{svc: d.OpenAI, vs: d.VectorStores, registry: d.Files}).routes(r)
 	}
 	doc, err := openAPIJSON()
 	if err != nil {

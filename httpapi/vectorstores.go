@@ -8,7 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/ferryhq/ferry/errcode"
-	"github.com/ferryhq/ferry/openai"
+	"github.com/ferryhq/ferry/vectorstore"
 )
 
 // The vector store routes, mounted under each OpenAI prefix. Path
@@ -44,8 +44,8 @@ func respond(w http.ResponseWriter, r *http.Request, v any, err error) {
 
 // cursorPage reads limit (1-100, default 20), order (default desc), after,
 // before and, where allowed, filter (a file status).
-func cursorPage(q url.Values, withFilter bool) (openai.PageParams, error) {
-	p := openai.PageParams{After: q.Get("after"), Before: q.Get("before")}
+func cursorPage(q url.Values, withFilter bool) (vectorstore.PageParams, error) {
+	p := vectorstore.PageParams{After: q.Get("after"), Before: q.Get("before")}
 	var err error
 	if p.Limit, p.Desc, err = limitOrder(q, 20, 100); err != nil {
 		return p, err
@@ -54,7 +54,7 @@ func cursorPage(q url.Values, withFilter bool) (openai.PageParams, error) {
 		switch {
 		case !withFilter:
 			return p, errcode.ErrInvalidRequest.New("filter is not supported here")
-		case f == openai.StatusInProgress, f == openai.StatusCompleted, f == openai.StatusFailed, f == openai.StatusCancelled:
+		case f == vectorstore.StatusInProgress, f == vectorstore.StatusCompleted, f == vectorstore.StatusFailed, f == vectorstore.StatusCancelled:
 			p.Filter = f
 		default:
 			return p, errcode.ErrInvalidRequest.New("filter %q must be in_progress, completed, failed or cancelled", f)
@@ -70,22 +70,22 @@ func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
 
 func (o *openAI) createVectorStore(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Name             *string              `json:"name"`
-		Metadata         map[string]string    `json:"metadata"`
-		ExpiresAfter     *openai.ExpiresAfter `json:"expires_after"`
-		FileIDs          []string             `json:"file_ids"`
-		ChunkingStrategy json.RawMessage      `json:"chunking_strategy"`
+		Name             *string                   `json:"name"`
+		Metadata         map[string]string         `json:"metadata"`
+		ExpiresAfter     *vectorstore.ExpiresAfter `json:"expires_after"`
+		FileIDs          []string                  `json:"file_ids"`
+		ChunkingStrategy json.RawMessage           `json:"chunking_strategy"`
 	}
 	if err := decodeOpenAIJSON(w, r, &req); err != nil {
 		writeOpenAIError(w, r, err)
 		return
 	}
-	ch, err := openai.ParseChunking(req.ChunkingStrategy)
+	ch, err := vectorstore.ParseChunking(req.ChunkingStrategy)
 	if err != nil {
 		writeOpenAIError(w, r, err)
 		return
 	}
-	v, err := o.svc.CreateVectorStore(r.Context(), openai.StoreParams{Name: req.Name, Metadata: req.Metadata,
+	v, err := o.vs.CreateVectorStore(r.Context(), vectorstore.StoreParams{Name: req.Name, Metadata: req.Metadata,
 		ExpiresAfter: req.ExpiresAfter, FileIDs: req.FileIDs, Chunking: ch})
 	respond(w, r, v, err)
 }
@@ -96,12 +96,12 @@ func (o *openAI) listVectorStores(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, r, err)
 		return
 	}
-	page, err := o.svc.ListVectorStores(r.Context(), p)
+	page, err := o.vs.ListVectorStores(r.Context(), p)
 	respond(w, r, page, err)
 }
 
 func (o *openAI) getVectorStore(w http.ResponseWriter, r *http.Request) {
-	v, err := o.svc.GetVectorStore(r.Context(), mux.Vars(r)["vector_store_id"])
+	v, err := o.vs.GetVectorStore(r.Context(), mux.Vars(r)["vector_store_id"])
 	respond(w, r, v, err)
 }
 
@@ -115,7 +115,7 @@ func (o *openAI) updateVectorStore(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, r, err)
 		return
 	}
-	p := openai.StoreParams{Name: req.Name, SetMetadata: present(req.Metadata), SetExpiry: present(req.ExpiresAfter)}
+	p := vectorstore.StoreParams{Name: req.Name, SetMetadata: present(req.Metadata), SetExpiry: present(req.ExpiresAfter)}
 	if p.SetMetadata && !isNull(req.Metadata) {
 		if err := json.Unmarshal(req.Metadata, &p.Metadata); err != nil {
 			writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("metadata must be an object of strings: %v", err))
@@ -128,13 +128,13 @@ func (o *openAI) updateVectorStore(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	v, err := o.svc.UpdateVectorStore(r.Context(), mux.Vars(r)["vector_store_id"], p)
+	v, err := o.vs.UpdateVectorStore(r.Context(), mux.Vars(r)["vector_store_id"], p)
 	respond(w, r, v, err)
 }
 
 func (o *openAI) deleteVectorStore(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["vector_store_id"]
-	err := o.svc.DeleteVectorStore(r.Context(), id)
+	err := o.vs.DeleteVectorStore(r.Context(), id)
 	respond(w, r, map[string]any{"id": id, "object": "vector_store.deleted", "deleted": true}, err)
 }
 
@@ -154,7 +154,7 @@ func (o *openAI) searchVectorStore(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, r, err)
 		return
 	}
-	p := openai.SearchParams{Filters: req.Filters, Mode: req.SearchMode}
+	p := vectorstore.SearchParams{Filters: req.Filters, Mode: req.SearchMode}
 	if present(req.Query) && !isNull(req.Query) {
 		var one string
 		if err := json.Unmarshal(req.Query, &one); err == nil {
@@ -177,7 +177,7 @@ func (o *openAI) searchVectorStore(w http.ResponseWriter, r *http.Request) {
 			p.ScoreThreshold = *ro.ScoreThreshold
 		}
 	}
-	page, err := o.svc.SearchVectorStore(r.Context(), mux.Vars(r)["vector_store_id"], p)
+	page, err := o.vs.SearchVectorStore(r.Context(), mux.Vars(r)["vector_store_id"], p)
 	respond(w, r, page, err)
 }
 
@@ -188,9 +188,9 @@ type attachRequest struct {
 	ChunkingStrategy json.RawMessage `json:"chunking_strategy"`
 }
 
-func (a attachRequest) params() (openai.AttachParams, error) {
-	ch, err := openai.ParseChunking(a.ChunkingStrategy)
-	return openai.AttachParams{FileID: a.FileID, Attributes: a.Attributes, Chunking: ch}, err
+func (a attachRequest) params() (vectorstore.AttachParams, error) {
+	ch, err := vectorstore.ParseChunking(a.ChunkingStrategy)
+	return vectorstore.AttachParams{FileID: a.FileID, Attributes: a.Attributes, Chunking: ch}, err
 }
 
 func (o *openAI) attachVectorStoreFile(w http.ResponseWriter, r *http.Request) {
@@ -204,7 +204,7 @@ func (o *openAI) attachVectorStoreFile(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, r, err)
 		return
 	}
-	f, err := o.svc.AttachFile(r.Context(), mux.Vars(r)["vector_store_id"], p)
+	f, err := o.vs.AttachFile(r.Context(), mux.Vars(r)["vector_store_id"], p)
 	respond(w, r, f, err)
 }
 
@@ -214,13 +214,13 @@ func (o *openAI) listVectorStoreFiles(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, r, err)
 		return
 	}
-	page, err := o.svc.ListVectorStoreFiles(r.Context(), mux.Vars(r)["vector_store_id"], p)
+	page, err := o.vs.ListVectorStoreFiles(r.Context(), mux.Vars(r)["vector_store_id"], p)
 	respond(w, r, page, err)
 }
 
 func (o *openAI) getVectorStoreFile(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
-	f, err := o.svc.GetVectorStoreFile(r.Context(), v["vector_store_id"], v["file_id"])
+	f, err := o.vs.GetVectorStoreFile(r.Context(), v["vector_store_id"], v["file_id"])
 	respond(w, r, f, err)
 }
 
@@ -242,19 +242,19 @@ func (o *openAI) updateVectorStoreFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := mux.Vars(r)
-	f, err := o.svc.UpdateVectorStoreFile(r.Context(), v["vector_store_id"], v["file_id"], attrs)
+	f, err := o.vs.UpdateVectorStoreFile(r.Context(), v["vector_store_id"], v["file_id"], attrs)
 	respond(w, r, f, err)
 }
 
 func (o *openAI) deleteVectorStoreFile(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
-	err := o.svc.DeleteVectorStoreFile(r.Context(), v["vector_store_id"], v["file_id"])
+	err := o.vs.DeleteVectorStoreFile(r.Context(), v["vector_store_id"], v["file_id"])
 	respond(w, r, map[string]any{"id": v["file_id"], "object": "vector_store.file.deleted", "deleted": true}, err)
 }
 
 func (o *openAI) vectorStoreFileContent(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
-	page, err := o.svc.VectorStoreFileContent(r.Context(), v["vector_store_id"], v["file_id"])
+	page, err := o.vs.VectorStoreFileContent(r.Context(), v["vector_store_id"], v["file_id"])
 	respond(w, r, page, err)
 }
 
@@ -273,14 +273,14 @@ func (o *openAI) createFileBatch(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, r, errcode.ErrInvalidRequest.New("send file_ids or files, not both"))
 		return
 	}
-	ch, err := openai.ParseChunking(req.ChunkingStrategy)
+	ch, err := vectorstore.ParseChunking(req.ChunkingStrategy)
 	if err != nil {
 		writeOpenAIError(w, r, err)
 		return
 	}
-	files := make([]openai.AttachParams, 0, len(req.FileIDs)+len(req.Files))
+	files := make([]vectorstore.AttachParams, 0, len(req.FileIDs)+len(req.Files))
 	for _, id := range req.FileIDs {
-		files = append(files, openai.AttachParams{FileID: id, Attributes: req.Attributes, Chunking: ch})
+		files = append(files, vectorstore.AttachParams{FileID: id, Attributes: req.Attributes, Chunking: ch})
 	}
 	for _, f := range req.Files {
 		p, err := f.params()
@@ -296,13 +296,13 @@ func (o *openAI) createFileBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		files = append(files, p)
 	}
-	b, err := o.svc.CreateFileBatch(r.Context(), mux.Vars(r)["vector_store_id"], files)
+	b, err := o.vs.CreateFileBatch(r.Context(), mux.Vars(r)["vector_store_id"], files)
 	respond(w, r, b, err)
 }
 
 func (o *openAI) getFileBatch(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
-	b, err := o.svc.GetFileBatch(r.Context(), v["vector_store_id"], v["batch_id"])
+	b, err := o.vs.GetFileBatch(r.Context(), v["vector_store_id"], v["batch_id"])
 	respond(w, r, b, err)
 }
 
@@ -313,12 +313,12 @@ func (o *openAI) listFileBatchFiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := mux.Vars(r)
-	page, err := o.svc.ListFileBatchFiles(r.Context(), v["vector_store_id"], v["batch_id"], p)
+	page, err := o.vs.ListFileBatchFiles(r.Context(), v["vector_store_id"], v["batch_id"], p)
 	respond(w, r, page, err)
 }
 
 func (o *openAI) cancelFileBatch(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
-	b, err := o.svc.CancelFileBatch(r.Context(), v["vector_store_id"], v["batch_id"])
+	b, err := o.vs.CancelFileBatch(r.Context(), v["vector_store_id"], v["batch_id"])
 	respond(w, r, b, err)
 }

@@ -1,5 +1,6 @@
-// Package openai is the OpenAI-compatible adapter: the Files, Uploads and
-// Vector stores APIs over the session engine and the file registry. Every OpenAI file is
+// Package openai is the OpenAI-compatible adapter: the Files and Uploads
+// APIs over the session engine and the file registry (the Vector stores API
+// is package vectorstore, which reads these files). Every OpenAI file is
 // a native file in one bucket (Config.Bucket, "openai" by default) at key
 // "<file id>/<filename>"; native uploads into that bucket appear here too,
 // with purpose user_data. The HTTP routes live in httpapi.
@@ -12,8 +13,7 @@
 //	index  "openai/upload/<id>/parts"  member <part id>, value part (JSON)
 //
 // File attributes (registry.File.Attrs): "openai.filename", "openai.purpose"
-// and "openai.expires_after" (seconds after created_at). The vector stores'
-// layout is in vectorstores.go.
+// and "openai.expires_after" (seconds after created_at).
 package openai
 
 import (
@@ -32,11 +32,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferryhq/ferry/errcode"
-	"github.com/ferryhq/ferry/internal/lru"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
-	"github.com/ferryhq/ferry/textindex"
 )
 
 // Purposes are the purposes a file may be uploaded with.
@@ -67,13 +65,10 @@ type Config struct {
 	MaxPartSize   int64                 // largest Upload part (OpenAI: 64 MB)
 	UploadTTL     time.Duration         // an Upload expires this long after creation
 	Metrics       prometheus.Registerer // nil keeps the metrics unexported
-
-	// Vector stores.
-	VectorWorkers      int           // files processed at once by this instance; 0 leaves processing to others
-	VectorPollInterval time.Duration // how often idle workers look at the shared queue
-	VectorMaxFileSize  int64         // largest file a vector store indexes; larger ones fail
-	VectorCacheSize    int64         // bytes of search indexes kept in memory
-	Embeddings         EmbeddingsConfig
+	// PurgeFailures is ferry_purge_failures_total{purger="openai"}, which
+	// the vector stores' purger shares; nil: New registers it on Metrics.
+	PurgeFailures prometheus.Counter
+	Now           func() time.Time // nil: time.Now
 }
 
 func (c *Config) defaults() {
@@ -95,14 +90,8 @@ func (c *Config) defaults() {
 	if c.UploadTTL <= 0 {
 		c.UploadTTL = time.Hour
 	}
-	if c.VectorPollInterval <= 0 {
-		c.VectorPollInterval = time.Second
-	}
-	if c.VectorMaxFileSize <= 0 {
-		c.VectorMaxFileSize = 16 << 20
-	}
-	if c.VectorCacheSize <= 0 {
-		c.VectorCacheSize = 256 << 20
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
@@ -118,11 +107,6 @@ type Service struct {
 	uploads    *prometheus.CounterVec // {event}: created, completed, cancelled, expired, parts
 	// ferry_purge_failures_total{purger="openai"}
 	purgeFailures prometheus.Counter
-
-	embed  *embedder                    // nil without an embeddings endpoint
-	cache  *lru.Cache[*textindex.Index] // built search indexes by "<vs>/<file>/<job>"
-	wakeup chan struct{}
-	vm     *vectorMetrics
 }
 
 // New returns the adapter.
@@ -135,18 +119,17 @@ func New(sessions *session.Service, files *registry.Registry, store metastore.St
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	s := &Service{sessions: sessions, files: files, store: store, cfg: cfg, log: log, now: time.Now,
+	s := &Service{sessions: sessions, files: files, store: store, cfg: cfg, log: log, now: cfg.Now,
 		fileEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_openai_files_total",
 			Help: "OpenAI file events: uploaded, deleted, expired."}, []string{"event"}),
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_openai_uploads_total",
 			Help: "OpenAI Upload events: created, parts, completed, cancelled, expired."}, []string{"event"}),
 	}
 	reg.MustRegister(s.fileEvents, s.uploads)
-	s.purgeFailures = session.NewPurgeFailures(reg, "openai")
-	s.embed = newEmbedder(cfg.Embeddings)
-	s.cache = lru.New[*textindex.Index](cfg.VectorCacheSize)
-	s.wakeup = make(chan struct{}, max(1, cfg.VectorWorkers))
-	s.vm = newVectorMetrics(reg, store, s.cache)
+	s.purgeFailures = cfg.PurgeFailures
+	if s.purgeFailures == nil {
+		s.purgeFailures = session.NewPurgeFailures(reg, "openai")
+	}
 	for _, e := range []string{"uploaded", "deleted", "expired"} {
 		s.fileEvents.WithLabelValues(e)
 	}
@@ -366,14 +349,26 @@ func (s *Service) GetFile(ctx context.Context, id string) (FileObject, registry.
 	return toObject(f), f, nil
 }
 
-// DeleteFile deletes a file, bytes and all, after removing it from every
-// vector store (first, so that a failure there leaves a file to retry on).
+// Bucket is the native bucket holding OpenAI files.
+func (s *Service) Bucket() string { return s.cfg.Bucket }
+
+// LiveFile returns a live file with its filename, or ErrFileNotFound.
+func (s *Service) LiveFile(ctx context.Context, id string) (registry.File, string, error) {
+	obj, f, err := s.GetFile(ctx, id)
+	return f, obj.Filename, err
+}
+
+// OpenFile streams a file's bytes.
+func (s *Service) OpenFile(ctx context.Context, f registry.File) (io.ReadCloser, error) {
+	rc, _, err := s.files.Open(ctx, f, nil)
+	return rc, err
+}
+
+// DeleteFile deletes a file, bytes and all. The registry announces it, and
+// the vector stores detach it.
 func (s *Service) DeleteFile(ctx context.Context, id string) error {
 	_, f, err := s.GetFile(ctx, id)
 	if err != nil {
-		return err
-	}
-	if err := s.detachEverywhere(ctx, id); err != nil {
 		return err
 	}
 	_, err = s.files.Delete(ctx, f.Bucket, f.Key)
@@ -386,19 +381,15 @@ func (s *Service) DeleteFile(ctx context.Context, id string) error {
 	return err
 }
 
-// Purge deletes expired files, frees expired uploads (and sweeps parts of
-// settled ones) and finishes the cleanup of deleted vector stores.
+// Purge deletes expired files and frees expired uploads (and sweeps parts
+// of settled ones).
 //
 // A run visits every due entry once, with a cursor. An entry that fails is
 // re-filed for later with the sessions' purge backoff and counted in
 // ferry_purge_failures_total{purger="openai"}, and the run goes on; an
 // upload another request holds is left for the next run.
 func (s *Service) Purge(ctx context.Context) (int, error) {
-	purged, vsErr := s.purgeVectorStores(ctx)
-	if vsErr != nil && ctx.Err() == nil {
-		s.purgeFailures.Inc()
-		s.log.WarnContext(ctx, "purge_failed", "what", "vector_stores", "err", vsErr)
-	}
+	purged := 0
 	q := metastore.Query{Before: fmt.Sprintf("%016d/", s.now().UnixMilli()+1), Limit: 100}
 	for {
 		entries, more, err := s.store.IndexList(ctx, expiryIndex, q)
@@ -427,7 +418,7 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 			}
 		}
 		if !more || len(entries) == 0 {
-			return purged, vsErr
+			return purged, nil
 		}
 		q.After = entries[len(entries)-1].Member
 	}
@@ -443,9 +434,6 @@ func (s *Service) purgeDue(ctx context.Context, id string) error {
 		return nil // deleted already
 	}
 	if err != nil {
-		return err
-	}
-	if err := s.detachEverywhere(ctx, id); err != nil {
 		return err
 	}
 	if _, err := s.files.Delete(ctx, f.Bucket, f.Key); err != nil {

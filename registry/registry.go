@@ -1,6 +1,8 @@
 // Package registry is the index of files: which buckets exist, which keys
 // they hold, and what each file is. The upload-session engine publishes into
 // it when a file completes; the handlers read, list and delete through it.
+// Whoever keeps state about files (the vector stores) subscribes to its
+// events rather than being called by each route that deletes or replaces.
 //
 // Persistent layout in the metadata store (indexes are ordered by member):
 //
@@ -71,6 +73,50 @@ type Registry struct {
 
 	mu     sync.Mutex
 	opened map[string]bucket.Backend // by location URI
+
+	subsMu sync.RWMutex
+	subs   []func(context.Context, Event)
+}
+
+// EventKind says why a file id left the index.
+type EventKind string
+
+const (
+	// FileRemoved: the file was deleted (by any route, or by a purger).
+	FileRemoved EventKind = "removed"
+	// FileReplaced: another file was published at the same bucket and key
+	// under a new id, so the old id names nothing any more.
+	FileReplaced EventKind = "replaced"
+)
+
+// Event announces that File (as it was indexed) is gone: removed, or
+// replaced by Replacement.
+type Event struct {
+	Kind        EventKind
+	File        File
+	Replacement File // FileReplaced only
+}
+
+// Subscribe adds fn to the subscribers of file events. Subscribers are
+// called synchronously, in order, after the index change, on a context
+// that outlives the caller's cancellation. The change is done by then and
+// is not undone, so a subscriber cannot fail it: one that may fail must
+// make its own work durable. Events are in-process: each instance sees
+// the changes made through its own registry only.
+func (r *Registry) Subscribe(fn func(context.Context, Event)) {
+	r.subsMu.Lock()
+	defer r.subsMu.Unlock()
+	r.subs = append(r.subs, fn)
+}
+
+func (r *Registry) announce(ctx context.Context, e Event) {
+	r.subsMu.RLock()
+	subs := r.subs
+	r.subsMu.RUnlock()
+	ctx = context.WithoutCancel(ctx)
+	for _, fn := range subs {
+		fn(ctx, e)
+	}
 }
 
 // New returns a registry. Registration stays disabled until SetLocations.
@@ -89,12 +135,15 @@ func NewFileID(now time.Time) string {
 }
 
 // Publish indexes a file whose bytes are already at ObjectKey, replacing
-// any entry for the same key, and returns it with its new file id.
+// any entry for the same key, and returns it with its new file id. A
+// replaced entry of another id is announced as FileReplaced.
 func (r *Registry) Publish(ctx context.Context, f File) (File, error) {
 	if f.ID == "" {
 		f.ID = NewFileID(f.CreatedAt)
 	}
-	if old, err := r.indexed(ctx, f.Bucket, f.Key); err == nil && old.ID != f.ID {
+	old, err := r.indexed(ctx, f.Bucket, f.Key)
+	replaced := err == nil && old.ID != f.ID
+	if replaced {
 		if err := r.store.IndexDelete(ctx, idsIndex(f.Bucket), old.ID); err != nil {
 			return File{}, err
 		}
@@ -111,6 +160,9 @@ func (r *Registry) Publish(ctx context.Context, f File) (File, error) {
 	}
 	if err := r.store.IndexPut(ctx, bucketsIndex, f.Bucket, []byte("{}")); err != nil {
 		return File{}, fmt.Errorf("index bucket: %w", err)
+	}
+	if replaced {
+		r.announce(ctx, Event{Kind: FileReplaced, File: old, Replacement: f})
 	}
 	return f, nil
 }
@@ -346,7 +398,8 @@ func (r *Registry) Buckets(ctx context.Context, after string, limit int) (Page[B
 }
 
 // Delete removes the file's bytes and then its record, so a failure leaves
-// the record pointing at nothing rather than bytes nobody can find.
+// the record pointing at nothing rather than bytes nobody can find; then
+// it announces FileRemoved.
 func (r *Registry) Delete(ctx context.Context, bkt, key string) (File, error) {
 	p, err := r.Place(ctx, bkt)
 	if err != nil {
@@ -372,6 +425,7 @@ func (r *Registry) Delete(ctx context.Context, bkt, key string) (File, error) {
 			_ = r.store.IndexDelete(ctx, bucketsIndex, bkt)
 		}
 	}
+	r.announce(ctx, Event{Kind: FileRemoved, File: f})
 	return f, nil
 }
 

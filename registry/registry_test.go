@@ -95,3 +95,38 @@ func TestReplaceAndDeleteKeepIdsExact(t *testing.T) {
 		t.Fatalf("listing an emptied bucket: %v", err)
 	}
 }
+
+// Replacing a key under a new id and deleting announce the id that is
+// gone, after the index no longer has it; republishing the same id (a
+// retried publish, a location refresh) announces nothing.
+func TestEventsAnnounceGoneIDs(t *testing.T) {
+	r, ctx := newRegistry(t), context.Background()
+	var got []string
+	r.Subscribe(func(ctx context.Context, e Event) {
+		if _, err := r.ByID(ctx, e.File.Bucket, e.File.ID); !errcode.Is(err, ErrFileNotFound) {
+			t.Errorf("%s event for %s while it is still indexed: %v", e.Kind, e.File.ID, err)
+		}
+		got = append(got, fmt.Sprintf("%s %s %s", e.Kind, e.File.ID, e.Replacement.ID))
+	})
+	old, err := r.Publish(ctx, File{Bucket: "b", Key: "doc", CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Publish(ctx, old); err != nil { // same id again
+		t.Fatal(err)
+	}
+	repl, err := r.Publish(ctx, File{Bucket: "b", Key: "doc", CreatedAt: time.Now().Add(time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Delete(ctx, "b", "doc"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Delete(ctx, "b", "doc"); !errcode.Is(err, ErrFileNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	want := []string{"replaced " + old.ID + " " + repl.ID, "removed " + repl.ID + " "}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("events = %q, want %q", got, want)
+	}
+}

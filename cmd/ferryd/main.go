@@ -25,6 +25,7 @@ import (
 	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
+	"github.com/ferryhq/ferry/vectorstore"
 )
 
 func main() {
@@ -70,13 +71,18 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return err
 	}
 	oc := cfg.OpenAI
+	purgeFailures := session.NewPurgeFailures(reg, "openai") // the files' and the vector stores' purgers
 	oai := openai.New(sessions, files, st.meta, openai.Config{Bucket: oc.Bucket, UploadsBucket: oc.UploadsBucket,
 		MaxFileSize: oc.MaxFileSize, MaxUploadSize: oc.MaxUploadSize, UploadTTL: oc.UploadTTL, Metrics: reg,
+		PurgeFailures: purgeFailures}, log)
+	vs := vectorstore.New(oai, st.meta, vectorstore.Config{
 		VectorWorkers: oc.VectorWorkers, VectorPollInterval: oc.VectorPollInterval, VectorMaxFileSize: oc.VectorMaxFileSize,
 		VectorCacheSize: oc.VectorCacheSize,
-		Embeddings:      openai.EmbeddingsConfig{URL: oc.Embeddings.URL, Model: oc.Embeddings.Model, APIKey: oc.Embeddings.APIKey}}, log)
-	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: sessions, Files: files, OpenAI: oai, Registry: reg, Logger: log,
-		ReadIdleTimeout: cfg.Server.ReadIdleTimeout})
+		Embeddings:      vectorstore.EmbeddingsConfig{URL: oc.Embeddings.URL, Model: oc.Embeddings.Model, APIKey: oc.Embeddings.APIKey},
+		Metrics:         reg, PurgeFailures: purgeFailures}, log)
+	files.Subscribe(vs.OnFileEvent) // a file deleted or replaced by any route leaves the vector stores
+	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: sessions, Files: files, OpenAI: oai, VectorStores: vs,
+		Registry: reg, Logger: log, ReadIdleTimeout: cfg.Server.ReadIdleTimeout})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -91,12 +97,13 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	workers := make(chan struct{})
 	go func() { // vector-store processing; a job cut short here is taken up again by any instance
 		defer close(workers)
-		oai.RunWorkers(purgeCtx)
+		vs.RunWorkers(purgeCtx)
 	}()
 	go func() {
 		defer close(purged)
 		every(purgeCtx, cfg.Sessions.PurgeInterval, func(ctx context.Context) {
-			for name, purge := range map[string]func(context.Context) (int, error){"sessions": sessions.Purge, "openai": oai.Purge} {
+			for name, purge := range map[string]func(context.Context) (int, error){
+				"sessions": sessions.Purge, "openai": oai.Purge, "vector_stores": vs.Purge} {
 				n, err := purge(ctx)
 				if err != nil && !errors.Is(err, context.Canceled) {
 					log.WarnContext(ctx, "purge_failed", "what", name, "err", err)

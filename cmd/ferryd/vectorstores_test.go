@@ -418,6 +418,27 @@ func TestVectorStoreCreateWithFileIDs(t *testing.T) {
 		if _, err := c.VectorStores.Files.Get(ctx, vs.ID, valid[1]); statusOf(err) != 404 {
 			t.Fatalf("a natively deleted file is still in the store: %v", err)
 		}
+
+		// A native upload session to the same bucket and key replaces the
+		// file under a new id: the old id leaves the store, the new one is
+		// not attached by itself.
+		repl := uploadHTTP(t, p, "openai", valid[2]+"/f.txt", []byte("This is the replacement"), 8)
+		if repl["file_id"] == valid[2] || repl["file_id"] == "" {
+			t.Fatalf("replacement = %v", repl)
+		}
+		vs, _ = c.VectorStores.Get(ctx, vs.ID)
+		wantFileCounts(t, vs.FileCounts, 0, 0, 0, 0)
+		if _, err := c.VectorStores.Files.Get(ctx, vs.ID, valid[2]); statusOf(err) != 404 {
+			t.Fatalf("a replaced file is still in the store: %v", err)
+		}
+		if r := call(t, "GET", "http://"+p.addr+"/v1/openai/v1/vector_stores/"+vs.ID+"/files/"+repl["file_id"].(string), nil); r.code != 404 {
+			t.Fatalf("the replacement is in the store: %d %s", r.code, r.body)
+		}
+		page, err := c.VectorStores.Search(ctx, vs.ID, openai.VectorStoreSearchParams{
+			Query: openai.VectorStoreSearchParamsQueryUnion{OfString: openai.String("test")}})
+		if err != nil || len(page.Data) != 0 {
+			t.Fatalf("search after every file left = %v, %v", page, err)
+		}
 	})
 }
 

@@ -1,4 +1,4 @@
-package openai
+package vectorstore
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // the index cache and the ranking. It runs on the embedded store and on
 // Redis + S3 (start them with scripts/test.sh).
 //
-//	CI=1 scripts/test.sh -run '^$' -bench VectorStoreSearch -benchtime 200x -count 3 ./openai/
+//	CI=1 scripts/test.sh -run '^$' -bench VectorStoreSearch -benchtime 200x -count 3 ./vectorstore/
 func BenchmarkVectorStoreSearch(b *testing.B) {
 	for _, be := range backends {
 		b.Run(be.name, func(b *testing.B) {

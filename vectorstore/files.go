@@ -1,4 +1,4 @@
-package openai
+package vectorstore
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
-	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/textindex"
 )
 
@@ -294,7 +293,7 @@ func (s *Service) AttachFile(ctx context.Context, vs string, p AttachParams) (Ve
 	if _, _, err := s.loadStore(ctx, vs); err != nil {
 		return VectorStoreFile{}, err
 	}
-	if _, _, err := s.GetFile(ctx, p.FileID); err != nil {
+	if _, _, err := s.files.LiveFile(ctx, p.FileID); err != nil {
 		return VectorStoreFile{}, err
 	}
 	recs, err := s.attachMany(ctx, vs, "", []AttachParams{p})
@@ -372,15 +371,15 @@ func (s *Service) attachOne(ctx context.Context, vs, batch, order string, p Atta
 		rec = fileRecord{ID: id, VectorStoreID: vs, CreatedAt: now.Unix(), Order: order, Status: StatusInProgress,
 			Attributes: p.Attributes, MaxTokens: p.Chunking.MaxTokens, OverlapTokens: p.Chunking.OverlapTokens, Batch: batch,
 			Job: newID("vsj_", now)}
-		obj, _, ferr := s.GetFile(ctx, id)
+		_, filename, ferr := s.files.LiveFile(ctx, id)
 		switch {
-		case errcode.Is(ferr, ErrFileNotFound):
+		case notFound(ferr):
 			rec.Status, rec.Job = StatusFailed, ""
 			rec.LastError = &LastError{Code: "invalid_file", Message: fmt.Sprintf("no file with id %q", id)}
 		case ferr != nil:
 			return ferr
 		default:
-			rec.Filename = obj.Filename
+			rec.Filename = filename
 		}
 		if err := s.reindex(ctx, nil, &rec); err != nil {
 			return err
@@ -490,17 +489,8 @@ func (s *Service) detach(ctx context.Context, vs, file string, refresh bool) err
 	return err
 }
 
-// ForgetFile removes a file of the adapter's bucket that is about to be
-// deleted through the native API from every vector store, so that search
-// never returns chunks of a deleted file. Other buckets' files are ignored.
-func (s *Service) ForgetFile(ctx context.Context, f registry.File) error {
-	if f.Bucket != s.cfg.Bucket || f.ID == "" {
-		return nil
-	}
-	return s.detachEverywhere(ctx, f.ID)
-}
-
-// detachEverywhere removes a deleted file from every store it is in.
+// detachEverywhere removes a file that is gone from every store it is in.
+// Detaching twice is harmless: a store it has left is skipped.
 func (s *Service) detachEverywhere(ctx context.Context, file string) error {
 	return s.eachEntry(ctx, byFileIndex(file), func(e metastore.Entry) error {
 		err := s.detach(ctx, e.Member, file, true)

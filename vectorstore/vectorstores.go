@@ -1,7 +1,5 @@
-package openai
+package vectorstore
 
-// Vector stores: OpenAI's /vector_stores API over the metadata store.
-//
 // Persistent layout (every instance sees the same state; nothing that
 // matters lives only in memory). C is a collection: a store "openai/vs/<vs>"
 // or one of its batches "openai/vs/<vs>/batch/<vsfb>".
@@ -19,6 +17,8 @@ package openai
 //	index  "openai/vs/byfile/<file>"      member <vs id>            the stores a file is in
 //	index  "openai/vs/jobs"               member <job id>           value job: the processing queue
 //	index  "openai/vs/deleted"            member <vs id>            stores whose cleanup has not finished
+//	index  "openai/vs/forget"             member <file id>          files gone from the registry whose
+//	                                                                detaching has not finished
 //	lock   "openai/vs/<vs>/file/<file>"   serialises every change to one file in a store
 //	lock   "openai/vs/job/<job id>"       the instance processing a job
 //
@@ -64,6 +64,7 @@ const (
 	storesIndex  = "openai/vs"
 	jobsIndex    = "openai/vs/jobs"
 	deletedIndex = "openai/vs/deleted"
+	forgetIndex  = "openai/vs/forget"
 
 	// Files a store or a batch may be created with (OpenAI allows 500 and 2000).
 	maxFileIDs = 2000

@@ -1,4 +1,4 @@
-package openai
+package vectorstore
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
-	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/textindex"
 )
 
@@ -177,8 +176,8 @@ func (s *Service) process(ctx context.Context, rec fileRecord) (result, error) {
 	invalid := func(format string, args ...any) (result, error) {
 		return result{fail: &LastError{Code: "invalid_file", Message: fmt.Sprintf(format, args...)}}, nil
 	}
-	f, err := s.files.ByID(ctx, s.cfg.Bucket, rec.ID)
-	if errcode.Is(err, registry.ErrFileNotFound) || err == nil && s.expired(f) {
+	f, filename, err := s.files.LiveFile(ctx, rec.ID)
+	if notFound(err) {
 		return invalid("file %s no longer exists", rec.ID)
 	}
 	if err != nil {
@@ -191,7 +190,7 @@ func (s *Service) process(ctx context.Context, rec fileRecord) (result, error) {
 	if f.Bytes > limit {
 		return tooLarge(f.Bytes)
 	}
-	body, _, err := s.files.Open(ctx, f, nil)
+	body, err := s.files.OpenFile(ctx, f)
 	if err != nil {
 		return result{}, err
 	}
@@ -203,7 +202,7 @@ func (s *Service) process(ctx context.Context, rec fileRecord) (result, error) {
 	if int64(len(data)) > limit {
 		return tooLarge(int64(len(data)))
 	}
-	text, err := textindex.Extract(toObject(f).Filename, f.MimeType, data)
+	text, err := textindex.Extract(filename, f.MimeType, data)
 	if errors.Is(err, textindex.ErrUnsupported) {
 		return result{fail: &LastError{Code: "unsupported_file", Message: err.Error()}}, nil
 	}

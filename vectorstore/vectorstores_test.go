@@ -1,4 +1,4 @@
-package openai
+package vectorstore
 
 import (
 	"context"
@@ -15,17 +15,16 @@ import (
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
-	"github.com/ferryhq/ferry/session"
 )
 
 func (f *fixture) upload(t testing.TB, name, content string) string {
 	t.Helper()
 	ctx := context.Background()
-	st, err := f.svc.StageFile(ctx, name, "", strings.NewReader(content))
+	st, err := f.ai.StageFile(ctx, name, "", strings.NewReader(content))
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj, err := f.svc.CommitFile(ctx, st, "assistants", 0)
+	obj, err := f.ai.CommitFile(ctx, st, "assistants", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +166,7 @@ func TestVectorStoreLifecycle(t *testing.T) {
 		if page, _ := f.svc.SearchVectorStore(ctx, vs.ID, SearchParams{Query: []string{"fox"}}); len(page.Data) != 0 {
 			t.Fatalf("a detached file is still found: %+v", page)
 		}
-		if _, _, err := f.svc.GetFile(ctx, fox); err != nil {
+		if _, _, err := f.ai.GetFile(ctx, fox); err != nil {
 			t.Fatalf("detaching deleted the file itself: %v", err)
 		}
 
@@ -180,7 +179,7 @@ func TestVectorStoreLifecycle(t *testing.T) {
 		if left := leftovers(t, f.svc.store, vs.ID, fox, cat); len(left) > 0 {
 			t.Fatalf("deleting the store left %v", left)
 		}
-		if _, _, err := f.svc.GetFile(ctx, cat); err != nil {
+		if _, _, err := f.ai.GetFile(ctx, cat); err != nil {
 			t.Fatalf("deleting the store deleted a file: %v", err)
 		}
 	})
@@ -270,11 +269,7 @@ func TestQueuedJobSurvivesRestart(t *testing.T) {
 		}
 		// A fresh service over the same stores, as after a restart, with
 		// a worker and a short poll: nothing wakes it but the queue.
-		sessions, err := session.New(f.svc.store, f.blobs, f.files, session.Config{}, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		next := New(sessions, f.files, f.svc.store, Config{VectorWorkers: 1, VectorPollInterval: 20 * time.Millisecond}, slog.New(slog.DiscardHandler))
+		next := New(f.ai, f.store, Config{VectorWorkers: 1, VectorPollInterval: 20 * time.Millisecond}, slog.New(slog.DiscardHandler))
 		wctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { next.RunWorkers(wctx); close(done) }()
@@ -482,11 +477,11 @@ func TestDeletedFileLeavesStores(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		st, err := f.svc.StageFile(ctx, "brief.txt", "", strings.NewReader("short-lived words"))
+		st, err := f.ai.StageFile(ctx, "brief.txt", "", strings.NewReader("short-lived words"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		brief, err := f.svc.CommitFile(ctx, st, "assistants", 3600)
+		brief, err := f.ai.CommitFile(ctx, st, "assistants", 3600)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -494,12 +489,15 @@ func TestDeletedFileLeavesStores(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.drain(t)
-		if err := f.svc.DeleteFile(ctx, id); err != nil {
+		if err := f.ai.DeleteFile(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-		f.clock = f.clock.Add(2 * time.Hour) // and the other one expires
-		if _, err := f.svc.Purge(ctx); err != nil {
+		f.clock = f.clock.Add(2 * time.Hour)       // and the other one expires
+		if _, err := f.ai.Purge(ctx); err != nil { // the registry announces the expired file's deletion
 			t.Fatal(err)
+		}
+		if n, _ := f.store.IndexLen(ctx, forgetIndex); n != 0 {
+			t.Fatalf("%d detaches left for the purger", n)
 		}
 		for _, vs := range []string{one.ID, two.ID} {
 			c, _ := f.counts(t, vs)
@@ -639,4 +637,54 @@ func TestVectorSearchAfterModelChange(t *testing.T) {
 	if !errcode.Is(err, errcode.ErrInvalidRequest) || !strings.Contains(err.Error(), "re-attach") {
 		t.Fatalf("search after the model changed: %v", err)
 	}
+}
+
+// A file replaced at its bucket and key (a native upload to the OpenAI
+// bucket) gets a new id; the old id leaves every store at once. A detach
+// cut short (noted in the forget index, not finished) is done by Purge.
+func TestReplacedFileLeavesStores(t *testing.T) {
+	both(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		vs := f.newStore(t, StoreParams{})
+		id, other := f.upload(t, "doc.txt", "first version words"), f.upload(t, "other.txt", "other words")
+		for _, file := range []string{id, other} {
+			if _, err := f.svc.AttachFile(ctx, vs.ID, AttachParams{FileID: file}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.drain(t)
+		old, err := f.files.ByID(ctx, "openai", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		repl := old
+		repl.ID, repl.CreatedAt = "", f.clock.Add(time.Millisecond)
+		if repl, err = f.files.Publish(ctx, repl); err != nil || repl.ID == id {
+			t.Fatalf("replacement = %+v, %v", repl, err)
+		}
+		if _, err := f.svc.GetVectorStoreFile(ctx, vs.ID, id); !errcode.Is(err, ErrVectorStoreFileAbsent) {
+			t.Fatalf("the replaced id is still in the store: %v", err)
+		}
+		if _, err := f.svc.GetVectorStoreFile(ctx, vs.ID, repl.ID); !errcode.Is(err, ErrVectorStoreFileAbsent) {
+			t.Fatalf("the replacement was attached by itself: %v", err)
+		}
+		c, _ := f.counts(t, vs.ID)
+		wantCounts(t, c, 0, 1, 0, 0)
+
+		// As if ferryd stopped between noting the detach and doing it.
+		if err := f.store.IndexPut(ctx, forgetIndex, other, nil); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := f.svc.Purge(ctx); err != nil || n != 1 {
+			t.Fatalf("purge = %d, %v; want the one detach", n, err)
+		}
+		c, _ = f.counts(t, vs.ID)
+		wantCounts(t, c, 0, 0, 0, 0)
+		if left := leftovers(t, f.store, vs.ID, id, other); len(left) > 0 {
+			t.Fatalf("left behind: %v", left)
+		}
+		if n, _ := f.store.IndexLen(ctx, forgetIndex); n != 0 {
+			t.Fatalf("forget index keeps %d entries", n)
+		}
+	})
 }
