@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
@@ -394,7 +395,7 @@ func TestEmbeddingsOutageFailsAfterRetries(t *testing.T) {
 	}))
 	defer srv.Close()
 	store, blobs := testsvc.Embedded(t)
-	f := newFixture(t, store, blobs)
+	f := newFixture(t, store, bucket.Compose(blobs))
 	f.svc.embed = newEmbedder(EmbeddingsConfig{URL: srv.URL, Model: "m"})
 	ctx := context.Background()
 	vs := f.newStore(t, StoreParams{})
@@ -513,7 +514,7 @@ func TestDeletedFileLeavesStores(t *testing.T) {
 
 func TestSearchValidation(t *testing.T) {
 	store, blobs := testsvc.Embedded(t)
-	f := newFixture(t, store, blobs)
+	f := newFixture(t, store, bucket.Compose(blobs))
 	ctx := context.Background()
 	vs := f.newStore(t, StoreParams{ExpiresAfter: &ExpiresAfter{Anchor: "last_active_at", Days: 1}})
 	for _, tc := range []struct {
@@ -623,7 +624,7 @@ func TestVectorSearchAfterModelChange(t *testing.T) {
 	}))
 	defer srv.Close()
 	store, blobs := testsvc.Embedded(t)
-	f := newFixture(t, store, blobs)
+	f := newFixture(t, store, bucket.Compose(blobs))
 	f.svc.embed = newEmbedder(EmbeddingsConfig{URL: srv.URL, Model: "m"})
 	ctx := context.Background()
 	vs := f.newStore(t, StoreParams{})
