@@ -54,16 +54,17 @@ func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle ti
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
-	store, blobs = metrics.Store(store, reg), metrics.Backend(blobs, "test", reg)
-	files := registry.New(store, blobs)
-	sessions, err := session.New(store, blobs, files, session.Config{}, log)
+	store = metrics.Store(store, reg)
+	comp := metrics.Backend(bucket.Compose(blobs), "test", reg)
+	files := registry.New(store, comp)
+	sessions, err := session.New(store, comp, files, session.Config{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	oai := openai.New(sessions, files, store, openai.Config{}, log)
 	vs := vectorstore.New(oai, store, vectorstore.Config{}, log)
 	files.Subscribe(vs.OnFileEvent)
-	srv := httptest.NewServer(New(Deps{Store: store, Blobs: blobs, Sessions: sessions, Files: files, OpenAI: oai, VectorStores: vs,
+	srv := httptest.NewServer(New(Deps{Store: store, Blobs: comp, Sessions: sessions, Files: files, OpenAI: oai, VectorStores: vs,
 		Logger: log, ReadIdleTimeout: idle}))
 	t.Cleanup(srv.Close)
 	return srv

@@ -11,7 +11,7 @@ import (
 
 type health struct {
 	store metastore.Store
-	blobs bucket.Backend
+	blobs bucket.Composer
 }
 
 // live says the process serves HTTP; it checks nothing else, so an outage of
@@ -38,8 +38,8 @@ func (h *health) ready(w http.ResponseWriter, r *http.Request) {
 	if h.store != nil {
 		check("metadata", h.store.Ping(ctx))
 	}
-	if p, isPinger := h.blobs.(bucket.Pinger); isPinger {
-		check("blobs", p.Ping(ctx))
+	if h.blobs.Pinger != nil {
+		check("blobs", h.blobs.Pinger.Ping(ctx))
 	}
 	status, word := http.StatusOK, "ok"
 	if !ok {

@@ -25,7 +25,7 @@ import (
 // Deps is what the handlers need.
 type Deps struct {
 	Store    metastore.Store
-	Blobs    bucket.Backend
+	Blobs    bucket.Composer  // pinged by /readyz when it can be
 	Sessions *session.Service // nil: the native file routes are not served
 	Files    *registry.Registry
 	OpenAI   *openai.Service // nil: the OpenAI routes are not served

@@ -65,7 +65,7 @@ func TestHealthAndReady(t *testing.T) {
 		t.Fatalf("/readyz with healthy stores = %d %s", rec.Code, rec.Body)
 	}
 
-	h = New(Deps{Store: downStore{}, Blobs: downBlobs{}, Logger: slog.New(slog.DiscardHandler)})
+	h = New(Deps{Store: downStore{}, Blobs: bucket.Compose(downBlobs{}), Logger: slog.New(slog.DiscardHandler)})
 	rec := do(t, h, "GET", "/readyz")
 	body := decode(t, rec)
 	checks, _ := body["checks"].(map[string]any)

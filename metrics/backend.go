@@ -36,7 +36,7 @@ type blobMetrics struct {
 	in, out  prometheus.Counter
 }
 
-// Backend returns b with every call counted and timed, labelled with
+// Backend returns c with every call counted and timed, labelled with
 // backend=kind ("s3" or "filesystem"):
 //
 //	ferry_blob_operations_total{backend,operation,result}
@@ -50,11 +50,9 @@ type blobMetrics struct {
 // canceled or error. Get's duration is the time to open the object, not to
 // read it.
 //
-// The returned value implements exactly the optional capabilities b does
-// (bucket.Multipart, bucket.Staging, bucket.Pinger), because the session
-// engine chooses its strategy by type assertion. Nothing else of b shows
-// through: close b itself (fsblob's Close) rather than the wrapper.
-func Backend(b bucket.Backend, kind string, reg prometheus.Registerer) bucket.Backend {
+// Each capability of c is wrapped on its own, and one c lacks stays nil;
+// Closer passes through unmeasured.
+func Backend(c bucket.Composer, kind string, reg prometheus.Registerer) bucket.Composer {
 	ops := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ferry_blob_operations_total",
 		Help: "Blob backend calls by backend, operation and result (ok, not_found, invalid_range, key_conflict, invalid_key, short_body, canceled, error).",
@@ -69,77 +67,30 @@ func Backend(b bucket.Backend, kind string, reg prometheus.Registerer) bucket.Ba
 		Help: "Bytes moved through the blob backend: in = read from the caller's body, out = read by the caller from an object.",
 	}, []string{"backend", "direction"}))
 	l := prometheus.Labels{"backend": kind}
-	c := &blobCore{next: b, m: &blobMetrics{
+	core := &blobCore{c: c, m: &blobMetrics{
 		ops: ops.MustCurryWith(l), duration: duration.MustCurryWith(l),
 		in: bytes.WithLabelValues(kind, "in"), out: bytes.WithLabelValues(kind, "out"),
 	}}
 
-	mp, isMP := b.(bucket.Multipart)
-	st, isST := b.(bucket.Staging)
-	p, isP := b.(bucket.Pinger)
-	c.mp, c.st, c.p = mp, st, p
+	out := bucket.Composer{Backend: blobBase{core}, Closer: c.Closer}
 	names := []string{opBlobPut, opBlobGet, opBlobHead, opBlobDelete, opBlobList}
-	if isMP {
+	if c.Multipart != nil {
+		out.Multipart = multipartMethods{core}
 		names = append(names, opCreateMultipart, opUploadPart, opCompleteMultipart, opAbortMultipart, opListMultipart)
 	}
-	if isST {
+	if c.Staging != nil {
+		out.Staging = stagingMethods{core}
 		names = append(names, opStageWrite, opStageCommit, opStageDiscard)
 	}
-	if isP {
+	if c.Pinger != nil {
+		out.Pinger = pingerMethods{core}
 		names = append(names, opBlobPing)
 	}
 	for _, op := range names {
-		c.m.ops.WithLabelValues(op, resultOK)
-		c.m.ops.WithLabelValues(op, resultError)
+		core.m.ops.WithLabelValues(op, resultOK)
+		core.m.ops.WithLabelValues(op, resultError)
 	}
-
-	// One struct per combination of capabilities: each embedded type adds
-	// exactly one interface's methods, so the method set of the result is
-	// the wrapped backend's, no more and no less.
-	base, mpm, stm, pm := blobBase{c}, multipartMethods{c}, stagingMethods{c}, pingerMethods{c}
-	switch {
-	case isMP && isST && isP:
-		return struct {
-			blobBase
-			multipartMethods
-			stagingMethods
-			pingerMethods
-		}{base, mpm, stm, pm}
-	case isMP && isST:
-		return struct {
-			blobBase
-			multipartMethods
-			stagingMethods
-		}{base, mpm, stm}
-	case isMP && isP:
-		return struct {
-			blobBase
-			multipartMethods
-			pingerMethods
-		}{base, mpm, pm}
-	case isST && isP:
-		return struct {
-			blobBase
-			stagingMethods
-			pingerMethods
-		}{base, stm, pm}
-	case isMP:
-		return struct {
-			blobBase
-			multipartMethods
-		}{base, mpm}
-	case isST:
-		return struct {
-			blobBase
-			stagingMethods
-		}{base, stm}
-	case isP:
-		return struct {
-			blobBase
-			pingerMethods
-		}{base, pm}
-	}
-	return base
+	return out
 }
 
 // blobResult keeps outcomes the callers expect, or that the caller caused,
@@ -167,11 +118,8 @@ func blobResult(err error, body *countingReader) string {
 }
 
 type blobCore struct {
-	next bucket.Backend
-	mp   bucket.Multipart
-	st   bucket.Staging
-	p    bucket.Pinger
-	m    *blobMetrics
+	c bucket.Composer // the wrapped backend
+	m *blobMetrics
 }
 
 func (c *blobCore) observe(op string, start time.Time, err error, body *countingReader) {
@@ -188,14 +136,14 @@ type blobBase struct{ c *blobCore }
 
 func (b blobBase) Put(ctx context.Context, key string, r io.Reader, size int64, opts bucket.PutOptions) (bucket.ObjectInfo, error) {
 	start, body := time.Now(), b.c.body(r, size)
-	info, err := b.c.next.Put(ctx, key, body, size, opts)
+	info, err := b.c.c.Backend.Put(ctx, key, body, size, opts)
 	b.c.observe(opBlobPut, start, err, body)
 	return info, err
 }
 
 func (b blobBase) Get(ctx context.Context, key string, rng *bucket.Range) (io.ReadCloser, bucket.ObjectInfo, error) {
 	start := time.Now()
-	rc, info, err := b.c.next.Get(ctx, key, rng)
+	rc, info, err := b.c.c.Backend.Get(ctx, key, rng)
 	b.c.observe(opBlobGet, start, err, nil)
 	if err != nil {
 		return rc, info, err
@@ -205,21 +153,21 @@ func (b blobBase) Get(ctx context.Context, key string, rng *bucket.Range) (io.Re
 
 func (b blobBase) Head(ctx context.Context, key string) (bucket.ObjectInfo, error) {
 	start := time.Now()
-	info, err := b.c.next.Head(ctx, key)
+	info, err := b.c.c.Backend.Head(ctx, key)
 	b.c.observe(opBlobHead, start, err, nil)
 	return info, err
 }
 
 func (b blobBase) Delete(ctx context.Context, key string) error {
 	start := time.Now()
-	err := b.c.next.Delete(ctx, key)
+	err := b.c.c.Backend.Delete(ctx, key)
 	b.c.observe(opBlobDelete, start, err, nil)
 	return err
 }
 
 func (b blobBase) List(ctx context.Context, prefix, after string, limit int) ([]bucket.ObjectInfo, bool, error) {
 	start := time.Now()
-	objs, more, err := b.c.next.List(ctx, prefix, after, limit)
+	objs, more, err := b.c.c.Backend.List(ctx, prefix, after, limit)
 	b.c.observe(opBlobList, start, err, nil)
 	return objs, more, err
 }
@@ -228,35 +176,35 @@ type multipartMethods struct{ c *blobCore }
 
 func (m multipartMethods) CreateMultipart(ctx context.Context, key string, opts bucket.PutOptions) (string, error) {
 	start := time.Now()
-	id, err := m.c.mp.CreateMultipart(ctx, key, opts)
+	id, err := m.c.c.Multipart.CreateMultipart(ctx, key, opts)
 	m.c.observe(opCreateMultipart, start, err, nil)
 	return id, err
 }
 
 func (m multipartMethods) UploadPart(ctx context.Context, key, uploadID string, n int, r io.Reader, size int64, sum *bucket.Checksum) (bucket.Part, error) {
 	start, body := time.Now(), m.c.body(r, size)
-	part, err := m.c.mp.UploadPart(ctx, key, uploadID, n, body, size, sum)
+	part, err := m.c.c.Multipart.UploadPart(ctx, key, uploadID, n, body, size, sum)
 	m.c.observe(opUploadPart, start, err, body)
 	return part, err
 }
 
 func (m multipartMethods) CompleteMultipart(ctx context.Context, key, uploadID string, parts []bucket.Part) (bucket.ObjectInfo, error) {
 	start := time.Now()
-	info, err := m.c.mp.CompleteMultipart(ctx, key, uploadID, parts)
+	info, err := m.c.c.Multipart.CompleteMultipart(ctx, key, uploadID, parts)
 	m.c.observe(opCompleteMultipart, start, err, nil)
 	return info, err
 }
 
 func (m multipartMethods) AbortMultipart(ctx context.Context, key, uploadID string) error {
 	start := time.Now()
-	err := m.c.mp.AbortMultipart(ctx, key, uploadID)
+	err := m.c.c.Multipart.AbortMultipart(ctx, key, uploadID)
 	m.c.observe(opAbortMultipart, start, err, nil)
 	return err
 }
 
 func (m multipartMethods) ListMultipart(ctx context.Context, prefix string) ([]bucket.Upload, error) {
 	start := time.Now()
-	ups, err := m.c.mp.ListMultipart(ctx, prefix)
+	ups, err := m.c.c.Multipart.ListMultipart(ctx, prefix)
 	m.c.observe(opListMultipart, start, err, nil)
 	return ups, err
 }
@@ -265,21 +213,21 @@ type stagingMethods struct{ c *blobCore }
 
 func (s stagingMethods) StageWrite(ctx context.Context, id string, offset int64, r io.Reader, n int64) error {
 	start, body := time.Now(), s.c.body(r, n)
-	err := s.c.st.StageWrite(ctx, id, offset, body, n)
+	err := s.c.c.Staging.StageWrite(ctx, id, offset, body, n)
 	s.c.observe(opStageWrite, start, err, body)
 	return err
 }
 
 func (s stagingMethods) StageCommit(ctx context.Context, id, key string, size int64, opts bucket.PutOptions) (bucket.ObjectInfo, error) {
 	start := time.Now()
-	info, err := s.c.st.StageCommit(ctx, id, key, size, opts)
+	info, err := s.c.c.Staging.StageCommit(ctx, id, key, size, opts)
 	s.c.observe(opStageCommit, start, err, nil)
 	return info, err
 }
 
 func (s stagingMethods) StageDiscard(ctx context.Context, id string) error {
 	start := time.Now()
-	err := s.c.st.StageDiscard(ctx, id)
+	err := s.c.c.Staging.StageDiscard(ctx, id)
 	s.c.observe(opStageDiscard, start, err, nil)
 	return err
 }
@@ -288,7 +236,7 @@ type pingerMethods struct{ c *blobCore }
 
 func (p pingerMethods) Ping(ctx context.Context) error {
 	start := time.Now()
-	err := p.c.p.Ping(ctx)
+	err := p.c.c.Pinger.Ping(ctx)
 	p.c.observe(opBlobPing, start, err, nil)
 	return err
 }

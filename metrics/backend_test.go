@@ -29,13 +29,9 @@ func openFS(t *testing.T) *fsblob.Backend {
 	return b
 }
 
-// capabilities lists which optional interfaces b implements.
-func capabilities(b bucket.Backend) (multipart, staging, pinger, closer bool) {
-	_, multipart = b.(bucket.Multipart)
-	_, staging = b.(bucket.Staging)
-	_, pinger = b.(bucket.Pinger)
-	_, closer = b.(io.Closer)
-	return
+// capabilities lists which optional capabilities c has.
+func capabilities(c bucket.Composer) (multipart, staging, pinger, closer bool) {
+	return c.Multipart != nil, c.Staging != nil, c.Pinger != nil, c.Closer != nil
 }
 
 // Stand-ins for every combination of capabilities; their methods are never
@@ -76,8 +72,8 @@ type (
 	}
 )
 
-// The session engine picks staging or multipart by type assertion, so the
-// wrapper must offer exactly what the wrapped backend offers.
+// The session engine picks staging or multipart by the composer's fields,
+// so the wrapper must offer exactly what the wrapped backend offers.
 func TestBackendKeepsCapabilities(t *testing.T) {
 	s3b := s3blob.New(s3.New(s3.Options{Region: "us-east-1"}), "bkt", "")
 	for name, tc := range map[string]struct {
@@ -96,17 +92,18 @@ func TestBackendKeepsCapabilities(t *testing.T) {
 		"multipart+staging+ping": {allBackend{}, true, true, true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			mp, st, p, _ := capabilities(tc.b)
+			raw := bucket.Compose(tc.b)
+			mp, st, p, c := capabilities(raw)
 			if mp != tc.multipart || st != tc.staging || p != tc.p {
 				t.Fatalf("fixture: raw capabilities %v %v %v", mp, st, p)
 			}
-			w := metrics.Backend(tc.b, "test", prometheus.NewRegistry())
+			w := metrics.Backend(raw, "test", prometheus.NewRegistry())
 			wmp, wst, wp, wc := capabilities(w)
 			if wmp != mp || wst != st || wp != p {
 				t.Errorf("wrapped: multipart=%v staging=%v pinger=%v, raw: %v %v %v", wmp, wst, wp, mp, st, p)
 			}
-			if wc {
-				t.Error("the wrapper exposes Close; the owner closes the raw backend")
+			if wc != c {
+				t.Errorf("wrapped: closer=%v, raw: %v", wc, c)
 			}
 		})
 	}
@@ -115,15 +112,15 @@ func TestBackendKeepsCapabilities(t *testing.T) {
 // The decorated backends still pass the whole conformance suite.
 func TestBackendConformance(t *testing.T) {
 	t.Run("filesystem", func(t *testing.T) {
-		backendtest.Run(t, func(t *testing.T) bucket.Backend {
-			return metrics.Backend(openFS(t), "filesystem", prometheus.NewRegistry())
+		backendtest.Run(t, func(t *testing.T) bucket.Composer {
+			return metrics.Backend(bucket.Compose(openFS(t)), "filesystem", prometheus.NewRegistry())
 		})
 	})
 	t.Run("s3", func(t *testing.T) {
-		backendtest.Run(t, func(t *testing.T) bucket.Backend {
+		backendtest.Run(t, func(t *testing.T) bucket.Composer {
 			client, bkt := testsvc.S3(t)
 			reg := prometheus.NewRegistry()
-			return metrics.Backend(s3blob.New(metrics.S3API(client, reg), bkt, "p/"), "s3", reg)
+			return metrics.Backend(bucket.Compose(s3blob.New(metrics.S3API(client, reg), bkt, "p/")), "s3", reg)
 		})
 	})
 }
@@ -131,16 +128,17 @@ func TestBackendConformance(t *testing.T) {
 func TestBackendCounts(t *testing.T) {
 	t.Run("filesystem", func(t *testing.T) {
 		reg := prometheus.NewRegistry()
-		testBackendCounts(t, reg, "filesystem", metrics.Backend(openFS(t), "filesystem", reg))
+		testBackendCounts(t, reg, "filesystem", metrics.Backend(bucket.Compose(openFS(t)), "filesystem", reg))
 	})
 	t.Run("s3", func(t *testing.T) {
 		client, bkt := testsvc.S3(t)
 		reg := prometheus.NewRegistry()
-		testBackendCounts(t, reg, "s3", metrics.Backend(s3blob.New(client, bkt, ""), "s3", reg))
+		testBackendCounts(t, reg, "s3", metrics.Backend(bucket.Compose(s3blob.New(client, bkt, "")), "s3", reg))
 	})
 }
 
-func testBackendCounts(t *testing.T, reg *prometheus.Registry, kind string, b bucket.Backend) {
+func testBackendCounts(t *testing.T, reg *prometheus.Registry, kind string, c bucket.Composer) {
+	b := c.Backend
 	ctx := t.Context()
 	const ops = "ferry_blob_operations_total"
 	data := bytes.Repeat([]byte("ferry"), 200) // 1000 bytes
@@ -196,7 +194,7 @@ func testBackendCounts(t *testing.T, reg *prometheus.Registry, kind string, b bu
 	want(t, reg, 1, ops, "backend", kind, "operation", "put", "result", "short_body")
 	want(t, reg, 1010, "ferry_blob_bytes_total", "backend", kind, "direction", "in")
 
-	mp := b.(bucket.Multipart)
+	mp := c.Multipart
 	id, err := mp.CreateMultipart(ctx, "multi", bucket.PutOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +212,7 @@ func testBackendCounts(t *testing.T, reg *prometheus.Registry, kind string, b bu
 		want(t, reg, 1, ops, "backend", kind, "operation", op, "result", "ok")
 	}
 
-	if st, ok := b.(bucket.Staging); ok {
+	if st := c.Staging; st != nil {
 		if err := st.StageWrite(ctx, "5e551", 0, bytes.NewReader(data[:100]), 100); err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +226,7 @@ func testBackendCounts(t *testing.T, reg *prometheus.Registry, kind string, b bu
 		want(t, reg, 1460, "ferry_blob_bytes_total", "backend", kind, "direction", "in")
 		want(t, reg, 2, ops, "backend", kind, "operation", "stage_write", "result", "ok")
 	}
-	if err := b.(bucket.Pinger).Ping(ctx); err != nil {
+	if err := c.Pinger.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
 	want(t, reg, 1, ops, "backend", kind, "operation", "ping", "result", "ok")
@@ -244,9 +242,11 @@ func TestBackendError(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	b := metrics.Backend(raw, "filesystem", reg)
-	_ = raw.Close() // the wrapper does not offer Close: the owner closes the raw backend
-	if _, err := b.Put(t.Context(), "k", strings.NewReader("x"), 1, bucket.PutOptions{}); err == nil {
+	b := metrics.Backend(bucket.Compose(raw), "filesystem", reg)
+	if err := b.Close(); err != nil { // the wrapper passes Close through
+		t.Fatal(err)
+	}
+	if _, err := b.Backend.Put(t.Context(), "k", strings.NewReader("x"), 1, bucket.PutOptions{}); err == nil {
 		t.Fatal("Put on a closed backend succeeded")
 	}
 	want(t, reg, 1, "ferry_blob_operations_total", "backend", "filesystem", "operation", "put", "result", "error")
@@ -255,9 +255,9 @@ func TestBackendError(t *testing.T) {
 // Two backends of one kind on one registry share their series.
 func TestBackendTwiceOnOneRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	a := metrics.Backend(openFS(t), "filesystem", reg)
-	b := metrics.Backend(openFS(t), "filesystem", reg)
-	for _, be := range []bucket.Backend{a, b} {
+	a := metrics.Backend(bucket.Compose(openFS(t)), "filesystem", reg)
+	b := metrics.Backend(bucket.Compose(openFS(t)), "filesystem", reg)
+	for _, be := range []bucket.Backend{a.Backend, b.Backend} {
 		if _, err := be.Head(t.Context(), "missing"); !errors.Is(err, bucket.ErrNotFound) {
 			t.Fatal(err)
 		}

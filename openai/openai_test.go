@@ -20,12 +20,12 @@ import (
 type fixture struct {
 	svc   *Service
 	files *registry.Registry
-	blobs bucket.Backend
+	blobs bucket.Composer
 	store metastore.Store
 	clock time.Time
 }
 
-func newFixture(t testing.TB, store metastore.Store, blobs bucket.Backend) *fixture {
+func newFixture(t testing.TB, store metastore.Store, blobs bucket.Composer) *fixture {
 	t.Helper()
 	files := registry.New(store, blobs)
 	sessions, err := session.New(store, blobs, files, session.Config{}, slog.New(slog.DiscardHandler))
@@ -41,16 +41,16 @@ func newFixture(t testing.TB, store metastore.Store, blobs bucket.Backend) *fixt
 // backends are the stores every service test runs on.
 var backends = []struct {
 	name string
-	open func(testing.TB) (metastore.Store, bucket.Backend)
+	open func(testing.TB) (metastore.Store, bucket.Composer)
 }{
-	{"embedded", func(t testing.TB) (metastore.Store, bucket.Backend) {
+	{"embedded", func(t testing.TB) (metastore.Store, bucket.Composer) {
 		store, blobs := testsvc.Embedded(t)
-		return store, blobs
+		return store, bucket.Compose(blobs)
 	}},
-	{"redis+s3", func(t testing.TB) (metastore.Store, bucket.Backend) {
+	{"redis+s3", func(t testing.TB) (metastore.Store, bucket.Composer) {
 		rc, prefix := testsvc.Redis(t)
 		client, bkt := testsvc.S3(t)
-		return redisstore.New(rc, prefix), s3blob.New(client, bkt, "")
+		return redisstore.New(rc, prefix), bucket.Compose(s3blob.New(client, bkt, ""))
 	}},
 }
 

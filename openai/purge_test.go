@@ -67,31 +67,11 @@ func (b faultyBackend) Get(ctx context.Context, key string, rng *bucket.Range) (
 	return b.Backend.Get(ctx, key, rng)
 }
 
-// withFaults wraps b, keeping exactly its optional capabilities (the
+// withFaults wraps c's core, keeping its optional capabilities (the
 // session engine picks staging or multipart by them).
-func withFaults(b bucket.Backend, f *blobFaults) bucket.Backend {
-	fb := faultyBackend{b, f}
-	mp, isMP := b.(bucket.Multipart)
-	st, isST := b.(bucket.Staging)
-	switch {
-	case isMP && isST:
-		return struct {
-			faultyBackend
-			bucket.Multipart
-			bucket.Staging
-		}{fb, mp, st}
-	case isMP:
-		return struct {
-			faultyBackend
-			bucket.Multipart
-		}{fb, mp}
-	case isST:
-		return struct {
-			faultyBackend
-			bucket.Staging
-		}{fb, st}
-	}
-	return fb
+func withFaults(c bucket.Composer, f *blobFaults) bucket.Composer {
+	c.Backend = faultyBackend{c.Backend, f}
+	return c
 }
 
 func bothFaulty(t *testing.T, fn func(t *testing.T, f *fixture, fl *blobFaults)) {
@@ -239,11 +219,11 @@ func noPartsLeft(t *testing.T, f *fixture, uploadID string) {
 	if page, err := f.files.List(ctx, "openai-uploads", "", "", 10); !errcode.Is(err, registry.ErrBucketNotFound) {
 		t.Fatalf("part files left: %+v %v", page.Data, err)
 	}
-	if objs, _, err := f.blobs.List(ctx, "openai-uploads/", "", 10); err != nil || len(objs) != 0 {
+	if objs, _, err := f.blobs.Backend.List(ctx, "openai-uploads/", "", 10); err != nil || len(objs) != 0 {
 		t.Fatalf("part blobs left: %+v %v", objs, err)
 	}
-	if mp, ok := f.blobs.(bucket.Multipart); ok {
-		if _, staging := f.blobs.(bucket.Staging); !staging {
+	if mp := f.blobs.Multipart; mp != nil {
+		if f.blobs.Staging == nil {
 			if ups, err := mp.ListMultipart(ctx, "openai-uploads/"); err != nil || len(ups) != 0 {
 				t.Fatalf("multipart uploads left: %+v %v", ups, err)
 			}

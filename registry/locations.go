@@ -204,10 +204,10 @@ type Locations struct {
 	// None disables file:// registration.
 	Roots []string
 	// OpenDir serves a directory; nil disables file:// registration.
-	OpenDir func(dir string) (bucket.Backend, error)
+	OpenDir func(dir string) (bucket.Composer, error)
 	// OpenS3 serves a bucket and prefix on the configured endpoint; nil
 	// (no S3 configured) disables s3:// registration.
-	OpenS3 func(bkt, prefix string) (bucket.Backend, error)
+	OpenS3 func(bkt, prefix string) (bucket.Composer, error)
 	// Own is Ferry's own storage, which no registration may overlap.
 	Own []Location
 }
@@ -281,7 +281,7 @@ func (r *Registry) confine(loc Location) (Location, error) {
 
 // Backend opens the backend of a checked location URI ("" is Ferry's own
 // storage). Backends are opened once and kept.
-func (r *Registry) Backend(uri string) (bucket.Backend, error) {
+func (r *Registry) Backend(uri string) (bucket.Composer, error) {
 	if uri == "" {
 		return r.blobs, nil
 	}
@@ -293,7 +293,7 @@ func (r *Registry) Backend(uri string) (bucket.Backend, error) {
 	}
 	loc, err := r.check(uri)
 	if err != nil {
-		return nil, err
+		return bucket.Composer{}, err
 	}
 	switch loc.Scheme {
 	case "s3":
@@ -302,22 +302,16 @@ func (r *Registry) Backend(uri string) (bucket.Backend, error) {
 		b, err = r.locs.OpenDir(loc.Dir)
 	}
 	if err != nil {
-		return nil, ErrLocationNotFound.Wrap(err, "cannot open %s", loc)
+		return bucket.Composer{}, ErrLocationNotFound.Wrap(err, "cannot open %s", loc)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if prev, ok := r.opened[uri]; ok {
-		closeBackend(b)
+		_ = b.Close()
 		return prev, nil
 	}
 	r.opened[uri] = b
 	return b, nil
-}
-
-func closeBackend(b bucket.Backend) {
-	if c, ok := b.(io.Closer); ok {
-		_ = c.Close()
-	}
 }
 
 // Place is where a bucket's objects live.
@@ -334,7 +328,7 @@ func (p Place) Object(key string) string { return p.prefix + key }
 func (r *Registry) Place(ctx context.Context, bkt string) (Place, error) {
 	reg, _, err := r.registration(ctx, bkt)
 	if errcode.Is(err, ErrNotRegistered) {
-		return Place{Backend: r.blobs, prefix: ObjectKey(bkt, "")}, nil
+		return Place{Backend: r.blobs.Backend, prefix: ObjectKey(bkt, "")}, nil
 	}
 	if err != nil {
 		return Place{}, err
@@ -343,7 +337,7 @@ func (r *Registry) Place(ctx context.Context, bkt string) (Place, error) {
 	if err != nil {
 		return Place{}, err
 	}
-	return Place{Location: reg.Location, Backend: b}, nil
+	return Place{Location: reg.Location, Backend: b.Backend}, nil
 }
 
 // Registration is a registered bucket.
@@ -481,7 +475,7 @@ func (r *Registry) register(ctx context.Context, bkt string, loc Location, fence
 	if ver > 0 {
 		reg.CreatedAt = old.CreatedAt
 	}
-	if reg.Files, reg.Bytes, reg.Partial, err = count(ctx, b, loc); err != nil {
+	if reg.Files, reg.Bytes, reg.Partial, err = count(ctx, b.Backend, loc); err != nil {
 		return Registration{}, false, err
 	}
 	v, err := json.Marshal(reg)
@@ -563,12 +557,9 @@ func (r *Registry) UnregisterBucket(ctx context.Context, bkt string) (Registrati
 	if err := r.store.Delete(ctx, registrationKey(bkt), ver); err != nil && !errors.Is(err, metastore.ErrNotFound) {
 		return Registration{}, err
 	}
-	r.mu.Lock()
-	if b, ok := r.opened[reg.Location]; ok {
-		delete(r.opened, reg.Location)
-		closeBackend(b)
-	}
-	r.mu.Unlock()
+	// The opened backend stays in the pool: sessions begun under the
+	// registration go on writing through it, and a new registration of the
+	// same location reuses it.
 	return reg, nil
 }
 

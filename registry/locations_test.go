@@ -98,7 +98,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, r *Registry)) {
 		t.Parallel()
 		client, prefix := testsvc.Redis(t)
 		_, blobs := testsvc.Embedded(t)
-		fn(t, New(redisstore.New(client, prefix), blobs))
+		fn(t, New(redisstore.New(client, prefix), bucket.Compose(blobs)))
 	})
 }
 
@@ -144,7 +144,7 @@ func TestRegisterRefusesOverlappingDirectories(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		r.SetLocations(Locations{Roots: []string{roots}, OpenDir: func(dir string) (bucket.Backend, error) { return fsblob.NewDir(dir) }})
+		r.SetLocations(Locations{Roots: []string{roots}, OpenDir: openDir})
 
 		// Outer first.
 		registerOK(t, r, "outer", "file://"+data, true)
@@ -231,7 +231,9 @@ func TestRegisterRefusesOverlappingPrefixes(t *testing.T) {
 	_, pond := testsvc.S3(t)
 	eachStore(t, func(t *testing.T, r *Registry) {
 		ctx := context.Background()
-		r.SetLocations(Locations{OpenS3: func(bkt, prefix string) (bucket.Backend, error) { return s3blob.New(client, bkt, prefix), nil }})
+		r.SetLocations(Locations{OpenS3: func(bkt, prefix string) (bucket.Composer, error) {
+			return bucket.Compose(s3blob.New(client, bkt, prefix)), nil
+		}})
 		tag := strings.ToLower(testsvc.Unique("p")) // the stores' runs share the S3 buckets
 		base := "s3://" + lake + "/" + tag
 
@@ -271,7 +273,7 @@ func TestConcurrentOverlappingRegistrations(t *testing.T) {
 		if err := os.MkdirAll(sub, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		r.SetLocations(Locations{Roots: []string{roots}, OpenDir: func(dir string) (bucket.Backend, error) { return fsblob.NewDir(dir) }})
+		r.SetLocations(Locations{Roots: []string{roots}, OpenDir: openDir})
 		for round := range 5 {
 			errs := make(chan error, 2)
 			for name, dir := range map[string]string{"outer": filepath.Dir(sub), "inner": sub} {
@@ -300,4 +302,12 @@ func TestConcurrentOverlappingRegistrations(t *testing.T) {
 			}
 		}
 	})
+}
+
+func openDir(dir string) (bucket.Composer, error) {
+	b, err := fsblob.NewDir(dir)
+	if err != nil {
+		return bucket.Composer{}, err
+	}
+	return bucket.Compose(b), nil
 }

@@ -68,11 +68,11 @@ type File struct {
 // Registry is the file index over a metadata store and the blob backend.
 type Registry struct {
 	store metastore.Store
-	blobs bucket.Backend
+	blobs bucket.Composer
 	locs  Locations
 
 	mu     sync.Mutex
-	opened map[string]bucket.Backend // by location URI
+	opened map[string]bucket.Composer // by location URI
 
 	subsMu sync.RWMutex
 	subs   []func(context.Context, Event)
@@ -120,8 +120,8 @@ func (r *Registry) announce(ctx context.Context, e Event) {
 }
 
 // New returns a registry. Registration stays disabled until SetLocations.
-func New(store metastore.Store, blobs bucket.Backend) *Registry {
-	return &Registry{store: store, blobs: blobs, opened: map[string]bucket.Backend{}}
+func New(store metastore.Store, blobs bucket.Composer) *Registry {
+	return &Registry{store: store, blobs: blobs, opened: map[string]bucket.Composer{}}
 }
 
 func idsIndex(bkt string) string { return "fileids/" + bkt }

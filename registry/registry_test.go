@@ -7,13 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/testsvc"
 )
 
 func newRegistry(t *testing.T) *Registry {
 	t.Helper()
-	return New(testsvc.Embedded(t))
+	store, blobs := testsvc.Embedded(t)
+	return New(store, bucket.Compose(blobs))
 }
 
 func ids(files []File) string {

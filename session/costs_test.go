@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore/redisstore"
@@ -59,7 +60,7 @@ func TestCapacityCosts(t *testing.T) {
 	rc.AddHook(rcount)
 	client, bkt := testsvc.S3(t)
 	s3c := &counting{API: client, n: map[string]int{}}
-	f := newService(t, redisstore.New(rc, prefix), s3blob.New(s3c, bkt, "ferry/"), s3c)
+	f := newService(t, redisstore.New(rc, prefix), bucket.Compose(s3blob.New(s3c, bkt, "ferry/")), s3c)
 	ctx := context.Background()
 
 	type cost struct {

@@ -114,7 +114,7 @@ func (c *faultClock) advance(d time.Duration) {
 // purge sees only this case's sessions) and a fresh blob root.
 type faultStores struct {
 	meta  metastore.Store
-	blobs bucket.Backend
+	blobs bucket.Composer
 	// leftovers lists what storage still holds that belongs to no session:
 	// staging files on the filesystem, records under session/ in Redis.
 	leftovers func() []string
@@ -144,7 +144,7 @@ func newFaultBackend(t *testing.T, name string) faultBackend {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { blobs.Close() })
-			return faultStores{meta: meta, blobs: blobs, leftovers: func() []string {
+			return faultStores{meta: meta, blobs: bucket.Compose(blobs), leftovers: func() []string {
 				var out []string
 				for _, f := range filesUnder(t, filepath.Join(dir, "blobs", "staging")) {
 					out = append(out, "staging file "+f)
@@ -157,7 +157,7 @@ func newFaultBackend(t *testing.T, name string) faultBackend {
 	client, bkt := testsvc.S3(t)
 	return faultBackend{name, func(t *testing.T, name string) faultStores {
 		p := prefix + name + ":"
-		return faultStores{meta: redisstore.New(rc, p), blobs: s3blob.New(client, bkt, name+"/"), leftovers: func() []string {
+		return faultStores{meta: redisstore.New(rc, p), blobs: bucket.Compose(s3blob.New(client, bkt, name+"/")), leftovers: func() []string {
 			keys, err := rc.Keys(context.Background(), p+"r:session/*").Result()
 			if err != nil {
 				t.Errorf("scan Redis: %v", err)
@@ -453,7 +453,7 @@ func (r *faultRun) checkFile(when string) {
 // version, byte-exact.
 func (r *faultRun) checkStoredNew(when string) {
 	r.t.Helper()
-	rc, _, err := r.raw.blobs.Get(context.Background(), registry.ObjectKey("b", r.key), nil)
+	rc, _, err := r.raw.blobs.Backend.Get(context.Background(), registry.ObjectKey("b", r.key), nil)
 	if err != nil {
 		r.fileFail("%s: the file is refused and its object is unreadable: %v", when, err)
 		return
@@ -622,7 +622,7 @@ func (r *faultRun) cleanup() {
 		r.fail("purge: %v", err)
 	}
 	var leaks []string
-	if mp, ok := r.raw.blobs.(bucket.Multipart); ok {
+	if mp := r.raw.blobs.Multipart; mp != nil {
 		ups, err := mp.ListMultipart(ctx, "")
 		if err != nil {
 			r.fail("list multipart uploads: %v", err)

@@ -294,7 +294,7 @@ func TestCompleteFallbackByETag(t *testing.T) {
 	if _, err := f.svc.save(ctx, rec, ver, 0); err != nil {
 		t.Fatal(err)
 	}
-	mp := f.blobs.(bucket.Multipart)
+	mp := f.blobs.Multipart
 	if _, err := mp.CompleteMultipart(ctx, rec.object(), rec.UploadID, rec.Parts); err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestCompleteFallbackByETag(t *testing.T) {
 	if _, err := mp.CompleteMultipart(ctx, rec2.object(), rec2.UploadID, rec2.Parts); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.blobs.Put(ctx, rec2.object(), bytes.NewReader(randomBytes(len(data))), int64(len(data)), bucket.PutOptions{}); err != nil {
+	if _, err := f.blobs.Backend.Put(ctx, rec2.object(), bytes.NewReader(randomBytes(len(data))), int64(len(data)), bucket.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, file, err := appendBytes(t, f, in2.ID, int64(len(data)), nil); err == nil || file != nil {
@@ -338,7 +338,7 @@ func TestCompleteFallbackByETag(t *testing.T) {
 func TestS3VerifiesChecksums(t *testing.T) {
 	f := redisS3(t)
 	ctx := context.Background()
-	mp := f.blobs.(bucket.Multipart)
+	mp := f.blobs.Multipart
 	data := randomBytes(64 << 10)
 	id, err := mp.CreateMultipart(ctx, "b/verified", bucket.PutOptions{})
 	if err != nil {
@@ -353,7 +353,7 @@ func TestS3VerifiesChecksums(t *testing.T) {
 		if _, err := mp.UploadPart(ctx, "b/verified", id, 1, bytes.NewReader(data), int64(len(data)), NewChecksum(algo, data)); err != nil {
 			t.Errorf("UploadPart with the right %s: %v", algo, err)
 		}
-		if _, err := f.blobs.Put(ctx, "b/verified-put", bytes.NewReader(data), int64(len(data)), bucket.PutOptions{Checksum: wrong}); !errors.Is(err, bucket.ErrBadDigest) {
+		if _, err := f.blobs.Backend.Put(ctx, "b/verified-put", bytes.NewReader(data), int64(len(data)), bucket.PutOptions{Checksum: wrong}); !errors.Is(err, bucket.ErrBadDigest) {
 			t.Errorf("Put with a wrong %s: err = %v, want ErrBadDigest", algo, err)
 		}
 	}

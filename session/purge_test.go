@@ -48,14 +48,14 @@ func faultyBoth(t *testing.T, fn func(t *testing.T, f *fixture, fl *discardFault
 		t.Parallel()
 		fl := &discardFaults{in: faults.New()}
 		store, blobs := testsvc.Embedded(t)
-		fn(t, newService(t, store, faults.Backend(blobs, fl.in), nil), fl)
+		fn(t, newService(t, store, faults.Backend(bucket.Compose(blobs), fl.in), nil), fl)
 	})
 	t.Run("redis+s3", func(t *testing.T) {
 		t.Parallel()
 		fl := &discardFaults{in: faults.New()}
 		rc, prefix := testsvc.Redis(t)
 		client, bkt := testsvc.S3(t)
-		fn(t, newService(t, redisstore.New(rc, prefix), faults.Backend(s3blob.New(client, bkt, "ferry/"), fl.in), nil), fl)
+		fn(t, newService(t, redisstore.New(rc, prefix), faults.Backend(bucket.Compose(s3blob.New(client, bkt, "ferry/")), fl.in), nil), fl)
 	})
 }
 
@@ -81,10 +81,10 @@ func dueEntries(t *testing.T, f *fixture) map[string]purgeEntry {
 // (nil on the filesystem, whose sessions stage instead).
 func multipartKeys(t *testing.T, f *fixture) map[string]bool {
 	t.Helper()
-	if _, staging := f.blobs.(bucket.Staging); staging {
+	if f.blobs.Staging != nil {
 		return nil
 	}
-	ups, err := f.blobs.(bucket.Multipart).ListMultipart(context.Background(), "")
+	ups, err := f.blobs.Multipart.ListMultipart(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestPurgeAbortsOrphanUploads(t *testing.T) {
 	in := faults.New()
 	rc, prefix := testsvc.Redis(t)
 	client, bkt := testsvc.S3(t)
-	f := newService(t, redisstore.New(rc, prefix), faults.Backend(s3blob.New(client, bkt, "ferry/"), in), nil)
+	f := newService(t, redisstore.New(rc, prefix), faults.Backend(bucket.Compose(s3blob.New(client, bkt, "ferry/")), in), nil)
 	ctx := context.Background()
 	live, err := f.svc.Create(ctx, "b", "orphans/live", "", 6*MiB)
 	if err != nil {

@@ -204,7 +204,7 @@ type Service struct {
 
 // New returns the service over blobs, Ferry's own storage. Registered
 // buckets' backends come from files.
-func New(store metastore.Store, blobs bucket.Backend, files *registry.Registry, cfg Config, log *slog.Logger) (*Service, error) {
+func New(store metastore.Store, blobs bucket.Composer, files *registry.Registry, cfg Config, log *slog.Logger) (*Service, error) {
 	cfg.defaults()
 	if log == nil {
 		log = slog.Default()
@@ -228,14 +228,14 @@ func New(store metastore.Store, blobs bucket.Backend, files *registry.Registry, 
 
 // newEngine picks the engine from the backend's capabilities: write-at-offset
 // staging when it has it (filesystem), multipart otherwise (S3).
-func (s *Service) newEngine(blobs bucket.Backend) (engine, error) {
-	switch b := blobs.(type) {
-	case bucket.Staging:
-		return &stagingEngine{blobs: b}, nil
-	case bucket.Multipart:
-		return &multipartEngine{blobs: blobs, mp: b, store: s.store, ttl: s.cfg.TTL, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld, held: s.held}, nil
+func (s *Service) newEngine(blobs bucket.Composer) (engine, error) {
+	switch {
+	case blobs.Staging != nil:
+		return &stagingEngine{blobs: blobs.Staging}, nil
+	case blobs.Multipart != nil:
+		return &multipartEngine{blobs: blobs.Backend, mp: blobs.Multipart, store: s.store, ttl: s.cfg.TTL, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld, held: s.held}, nil
 	}
-	return nil, fmt.Errorf("session: blob backend %T supports neither staging nor multipart uploads", blobs)
+	return nil, fmt.Errorf("session: blob backend %T supports neither staging nor multipart uploads", blobs.Backend)
 }
 
 // engine returns the engine writing to a location.

@@ -105,7 +105,7 @@ type fixture struct {
 	svc   *Service
 	files *registry.Registry
 	store metastore.Store
-	blobs bucket.Backend
+	blobs bucket.Composer
 	s3    *counting // nil on the filesystem
 	clock *clock
 }
@@ -122,7 +122,7 @@ func (c *clock) advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func newService(t testing.TB, store metastore.Store, blobs bucket.Backend, s3c *counting) *fixture {
+func newService(t testing.TB, store metastore.Store, blobs bucket.Composer, s3c *counting) *fixture {
 	t.Helper()
 	files := registry.New(store, blobs)
 	svc, err := New(store, blobs, files, Config{TTL: time.Hour, MaxSize: 1 << 30}, slog.New(slog.DiscardHandler))
@@ -138,7 +138,7 @@ func newService(t testing.TB, store metastore.Store, blobs bucket.Backend, s3c *
 func embedded(t *testing.T) *fixture {
 	t.Helper()
 	store, blobs := testsvc.Embedded(t)
-	return newService(t, store, blobs, nil)
+	return newService(t, store, bucket.Compose(blobs), nil)
 }
 
 // redisS3 is production: real Redis + real S3 behind a counting wrapper.
@@ -148,7 +148,7 @@ func redisS3(t testing.TB) *fixture {
 	store := redisstore.New(rc, prefix)
 	client, bkt := testsvc.S3(t)
 	c := &counting{API: client, n: map[string]int{}}
-	return newService(t, store, s3blob.New(c, bkt, "ferry/"), c)
+	return newService(t, store, bucket.Compose(s3blob.New(c, bkt, "ferry/")), c)
 }
 
 // clusterS3 is production on a 3-master Redis Cluster.
@@ -157,7 +157,7 @@ func clusterS3(t testing.TB) *fixture {
 	rc, prefix := testsvc.RedisCluster(t)
 	client, bkt := testsvc.S3(t)
 	c := &counting{API: client, n: map[string]int{}}
-	return newService(t, redisstore.New(rc, prefix), s3blob.New(c, bkt, "ferry/"), c)
+	return newService(t, redisstore.New(rc, prefix), bucket.Compose(s3blob.New(c, bkt, "ferry/")), c)
 }
 
 // eachStore runs fn on bbolt + filesystem, Redis + S3, and a Redis
@@ -553,7 +553,7 @@ func TestExpiryAndPurge(t *testing.T) {
 		if _, err := f.store.Get(ctx, tailKey(in.ID, 0)); err == nil {
 			t.Fatal("the held-back tail survived the purge")
 		}
-		if mp, ok := f.blobs.(bucket.Multipart); ok {
+		if mp := f.blobs.Multipart; mp != nil {
 			if ups, err := mp.ListMultipart(ctx, ""); err != nil || len(ups) != 0 {
 				t.Fatalf("multipart uploads left after purge: %v %v", ups, err)
 			}
@@ -603,7 +603,7 @@ func TestAbort(t *testing.T) {
 		if _, err := f.svc.Get(ctx, in.ID); !errcode.Is(err, ErrNotFound) {
 			t.Fatalf("aborted session: %v", err)
 		}
-		if mp, ok := f.blobs.(bucket.Multipart); ok {
+		if mp := f.blobs.Multipart; mp != nil {
 			if ups, _ := mp.ListMultipart(ctx, ""); len(ups) != 0 {
 				t.Fatalf("abort left multipart uploads: %v", ups)
 			}
@@ -682,7 +682,7 @@ func TestIngestAndSeal(t *testing.T) {
 		if page, err := f.files.List(ctx, "b", "ingest/", "", 10); err != nil || len(page.Data) != 3 {
 			t.Fatalf("after a refused ingest the bucket lists %d files (%v), want 3", len(page.Data), err)
 		}
-		if mp, ok := f.blobs.(bucket.Multipart); ok {
+		if mp := f.blobs.Multipart; mp != nil {
 			if ups, _ := mp.ListMultipart(ctx, ""); len(ups) != 0 {
 				t.Fatalf("a refused ingest left multipart uploads: %v", ups)
 			}
@@ -710,7 +710,7 @@ func TestHeldTailFromMemoryOrStore(t *testing.T) {
 	rc, prefix := testsvc.Redis(t)
 	store := &tailReads{Store: redisstore.New(rc, prefix)}
 	client, bkt := testsvc.S3(t)
-	blobs := s3blob.New(client, bkt, "ferry/")
+	blobs := bucket.Compose(s3blob.New(client, bkt, "ferry/"))
 	a, b := newService(t, store, blobs, nil), newService(t, store, blobs, nil)
 
 	data := randomBytes(12 * MiB)

@@ -29,8 +29,8 @@ type fixture struct {
 func newFixture(t testing.TB, store metastore.Store, blobs bucket.Backend) *fixture {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
-	files := registry.New(store, blobs)
-	sessions, err := session.New(store, blobs, files, session.Config{}, log)
+	files := registry.New(store, bucket.Compose(blobs))
+	sessions, err := session.New(store, bucket.Compose(blobs), files, session.Config{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

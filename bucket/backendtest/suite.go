@@ -21,42 +21,47 @@ import (
 )
 
 // Run runs the suite against the backend newBackend returns. Capabilities
-// the backend lacks (Multipart, Staging, Pinger) skip their subtests.
-func Run(t *testing.T, newBackend func(t *testing.T) bucket.Backend) {
-	b := newBackend(t)
-	t.Cleanup(func() { assertEmpty(t, b) })
+// the backend lacks (nil Multipart, Staging, Pinger) skip their subtests.
+func Run(t *testing.T, newBackend func(t *testing.T) bucket.Composer) {
+	c := newBackend(t)
+	t.Cleanup(func() { assertEmpty(t, c) })
+	// core runs a test of the core interface alone.
+	core := func(fn func(*testing.T, bucket.Backend)) func(*testing.T, bucket.Composer) {
+		return func(t *testing.T, c bucket.Composer) { fn(t, c.Backend) }
+	}
 	for _, tc := range []struct {
 		name string
-		fn   func(*testing.T, bucket.Backend)
+		fn   func(*testing.T, bucket.Composer)
 	}{
-		{"PutGetHead", testPutGetHead},
+		{"PutGetHead", core(testPutGetHead)},
 		{"ContentType", testContentType},
-		{"Ranges", testRanges},
-		{"Missing", testMissing},
+		{"Ranges", core(testRanges)},
+		{"Missing", core(testMissing)},
 		{"InvalidKeys", testInvalidKeys},
-		{"Overwrite", testOverwrite},
-		{"NoPartialObject", testNoPartialObject},
-		{"List", testList},
-		{"KeyConflict", testKeyConflict},
-		{"ShortBody", testShortBody},
+		{"Overwrite", core(testOverwrite)},
+		{"NoPartialObject", core(testNoPartialObject)},
+		{"List", core(testList)},
+		{"KeyConflict", core(testKeyConflict)},
+		{"ShortBody", core(testShortBody)},
 		{"Multipart", testMultipart},
 		{"MultipartRules", testMultipartRules},
 		{"MultipartAbort", testMultipartAbort},
 		{"Staging", testStaging},
 		{"Ping", testPing},
 	} {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, c) })
 	}
 }
 
-func assertEmpty(t *testing.T, b bucket.Backend) {
+func assertEmpty(t *testing.T, c bucket.Composer) {
+	b := c.Backend
 	t.Helper()
 	ctx := context.Background()
 	objs, _, err := b.List(ctx, "", "", 1000)
 	if err != nil || len(objs) != 0 {
 		t.Errorf("left behind: %d objects (%v): %+v", len(objs), err, objs)
 	}
-	if mp, ok := b.(bucket.Multipart); ok {
+	if mp := c.Multipart; mp != nil {
 		ups, err := mp.ListMultipart(ctx, "")
 		if err != nil || len(ups) != 0 {
 			t.Errorf("left behind: %d multipart uploads (%v): %+v", len(ups), err, ups)
@@ -137,7 +142,8 @@ func testPutGetHead(t *testing.T, b bucket.Backend) {
 
 // A backend may not store content types (ObjectInfo.ContentType is then
 // always empty), but one that does keeps it for Put and multipart alike.
-func testContentType(t *testing.T, b bucket.Backend) {
+func testContentType(t *testing.T, caps bucket.Composer) {
+	b := caps.Backend
 	ctx := context.Background()
 	put(t, b, "ct/put", []byte("typed"))
 	h, err := b.Head(ctx, "ct/put")
@@ -154,8 +160,8 @@ func testContentType(t *testing.T, b bucket.Backend) {
 	if _, g := get(t, b, "ct/put", &bucket.Range{Offset: 1, Length: 2}); g.ContentType != h.ContentType {
 		t.Fatalf("ranged get content type %q, head %q", g.ContentType, h.ContentType)
 	}
-	mp, ok := b.(bucket.Multipart)
-	if !ok {
+	mp := caps.Multipart
+	if mp == nil {
 		return
 	}
 	id, err := mp.CreateMultipart(ctx, "ct/mp", bucket.PutOptions{ContentType: "text/x-ferry-mp"})
@@ -244,7 +250,8 @@ func testMissing(t *testing.T, b bucket.Backend) {
 	}
 }
 
-func testInvalidKeys(t *testing.T, b bucket.Backend) {
+func testInvalidKeys(t *testing.T, caps bucket.Composer) {
+	b := caps.Backend
 	ctx := context.Background()
 	for _, key := range []string{"", "/abs", "../up", "a/../../up", "a//b", "a/./b", "dir/", `a\b`, "nul\x00",
 		// Staging directories, in any letter case, and names no filesystem can hold.
@@ -262,7 +269,7 @@ func testInvalidKeys(t *testing.T, b bucket.Backend) {
 		if err := b.Delete(ctx, key); !errors.Is(err, bucket.ErrInvalidKey) {
 			t.Errorf("Delete(%q) = %v, want ErrInvalidKey", key, err)
 		}
-		if mp, ok := b.(bucket.Multipart); ok {
+		if mp := caps.Multipart; mp != nil {
 			if id, err := mp.CreateMultipart(ctx, key, bucket.PutOptions{}); !errors.Is(err, bucket.ErrInvalidKey) {
 				_ = mp.AbortMultipart(ctx, key, id)
 				t.Errorf("CreateMultipart(%q) = %v, want ErrInvalidKey", key, err)
@@ -477,9 +484,9 @@ func testShortBody(t *testing.T, b bucket.Backend) {
 	}
 }
 
-func multipart(t *testing.T, b bucket.Backend) bucket.Multipart {
-	mp, ok := b.(bucket.Multipart)
-	if !ok {
+func multipart(t *testing.T, c bucket.Composer) bucket.Multipart {
+	mp := c.Multipart
+	if mp == nil {
 		t.Skip("backend has no multipart capability")
 	}
 	return mp
@@ -495,8 +502,9 @@ func create(t *testing.T, mp bucket.Multipart, key string) string {
 	return id
 }
 
-func testMultipart(t *testing.T, b bucket.Backend) {
-	mp := multipart(t, b)
+func testMultipart(t *testing.T, caps bucket.Composer) {
+	b := caps.Backend
+	mp := multipart(t, caps)
 	ctx := context.Background()
 	p1, p2, p3 := random(int(bucket.MinPartSize)), random(int(bucket.MinPartSize)), []byte{42}
 	id := create(t, mp, "mp/obj")
@@ -554,8 +562,9 @@ func testMultipart(t *testing.T, b bucket.Backend) {
 	}
 }
 
-func testMultipartRules(t *testing.T, b bucket.Backend) {
-	mp := multipart(t, b)
+func testMultipartRules(t *testing.T, caps bucket.Composer) {
+	b := caps.Backend
+	mp := multipart(t, caps)
 	ctx := context.Background()
 	id := create(t, mp, "mp/small")
 	a, err := mp.UploadPart(ctx, "mp/small", id, 1, bytes.NewReader([]byte("tiny")), 4, nil)
@@ -598,8 +607,9 @@ func testMultipartRules(t *testing.T, b bucket.Backend) {
 	}
 }
 
-func testMultipartAbort(t *testing.T, b bucket.Backend) {
-	mp := multipart(t, b)
+func testMultipartAbort(t *testing.T, caps bucket.Composer) {
+	b := caps.Backend
+	mp := multipart(t, caps)
 	ctx := context.Background()
 	id := create(t, mp, "mp/aborted")
 	for n := 1; n <= 2; n++ {
@@ -630,9 +640,10 @@ func testMultipartAbort(t *testing.T, b bucket.Backend) {
 	}
 }
 
-func testStaging(t *testing.T, b bucket.Backend) {
-	st, ok := b.(bucket.Staging)
-	if !ok {
+func testStaging(t *testing.T, caps bucket.Composer) {
+	b := caps.Backend
+	st := caps.Staging
+	if st == nil {
 		t.Skip("backend has no staging capability")
 	}
 	ctx := context.Background()
@@ -711,9 +722,9 @@ func testStaging(t *testing.T, b bucket.Backend) {
 	}
 }
 
-func testPing(t *testing.T, b bucket.Backend) {
-	p, ok := b.(bucket.Pinger)
-	if !ok {
+func testPing(t *testing.T, c bucket.Composer) {
+	p := c.Pinger
+	if p == nil {
 		t.Skip("backend has no ping")
 	}
 	if err := p.Ping(context.Background()); err != nil {

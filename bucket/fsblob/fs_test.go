@@ -19,7 +19,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, func(t *testing.T) bucket.Backend { return open(t, t.TempDir()) })
+	backendtest.Run(t, func(t *testing.T) bucket.Composer { return bucket.Compose(open(t, t.TempDir())) })
 }
 
 func open(t *testing.T, dir string) *Backend {
@@ -319,7 +319,7 @@ func openDir(t *testing.T, dir string) *Backend {
 }
 
 func TestDirConformance(t *testing.T) {
-	backendtest.Run(t, func(t *testing.T) bucket.Backend { return openDir(t, t.TempDir()) })
+	backendtest.Run(t, func(t *testing.T) bucket.Composer { return bucket.Compose(openDir(t, t.TempDir())) })
 }
 
 // NewDir serves files that were there before it, keeps its staging out of

@@ -22,9 +22,9 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, func(t *testing.T) bucket.Backend {
+	backendtest.Run(t, func(t *testing.T) bucket.Composer {
 		client, bkt := testsvc.S3(t)
-		return s3blob.New(client, bkt, "some/prefix/")
+		return bucket.Compose(s3blob.New(client, bkt, "some/prefix/"))
 	})
 }
 

@@ -80,7 +80,7 @@ type hangupEnv struct {
 	addr    string
 	in      *faults.Injector
 	meta    metastore.Store // raw
-	blobs   bucket.Backend  // raw
+	blobs   bucket.Composer // raw
 	files   *registry.Registry
 	staging string // the filesystem backend's staging directory; "" on S3
 	track   chan *tracked
@@ -147,7 +147,8 @@ func hangupDir(t *testing.T) string {
 }
 
 func startHangup(t *testing.T, be hangupBackend, name string) *hangupEnv {
-	meta, blobs, staging := be(t, name)
+	meta, raw, staging := be(t, name)
+	blobs := bucket.Compose(raw)
 	in := faults.New()
 	store, fblobs := faults.Store(meta, in), faults.Backend(blobs, in)
 	files := registry.New(store, fblobs)
@@ -288,7 +289,7 @@ func (c *hangupCase) read(when string) readState {
 	ctx := context.Background()
 	r := c.do("GET", "/v1/files/b/"+c.key+":content", nil)
 	rec, rerr := c.files.Get(ctx, "b", c.key)
-	head, herr := c.blobs.Head(ctx, registry.ObjectKey("b", c.key))
+	head, herr := c.blobs.Backend.Head(ctx, registry.ObjectKey("b", c.key))
 	if r.err != nil && r.code == 0 {
 		c.problem("%s: GET: %v", when, r.err)
 		return readBad
@@ -433,7 +434,7 @@ func (c *hangupCase) leftovers(id string) {
 	if r := c.do("DELETE", "/v1/files/session:"+id, nil); r.code != 204 {
 		c.problem("forget the session: %d %s", r.code, r.body)
 	}
-	if mp, ok := c.blobs.(bucket.Multipart); ok {
+	if mp := c.blobs.Multipart; mp != nil {
 		if ups, err := mp.ListMultipart(ctx, ""); err != nil || len(ups) != 0 {
 			c.problem("multipart uploads left: %v %v", ups, err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,14 +21,11 @@ import (
 
 type stores struct {
 	meta     metastore.Store
-	blobs    bucket.Backend
+	blobs    bucket.Composer
 	metaKind string
 	blobKind string
-	// closeBlobs is the raw backend's Close, if it has one: the metrics
-	// wrapper shows only the bucket interfaces.
-	closeBlobs io.Closer
-	s3         s3blob.API // nil without S3
-	reg        prometheus.Registerer
+	s3       s3blob.API // nil without S3
+	reg      prometheus.Registerer
 }
 
 // openStores is the one place that picks implementations: Redis when
@@ -76,8 +72,7 @@ func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registere
 		_ = st.meta.Close()
 		return nil, fmt.Errorf("open %s blob backend: %w", st.blobKind, err)
 	}
-	st.closeBlobs, _ = blobs.(io.Closer)
-	st.blobs = metrics.Backend(blobs, st.blobKind, reg)
+	st.blobs = metrics.Backend(bucket.Compose(blobs), st.blobKind, reg)
 	return st, nil
 }
 
@@ -87,12 +82,12 @@ func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registere
 func (st *stores) locations(cfg config.Config) registry.Locations {
 	l := registry.Locations{
 		Roots: cfg.Registration.AllowedRoots,
-		OpenDir: func(dir string) (bucket.Backend, error) {
+		OpenDir: func(dir string) (bucket.Composer, error) {
 			b, err := fsblob.NewDir(dir)
 			if err != nil {
-				return nil, err
+				return bucket.Composer{}, err
 			}
-			return metrics.Backend(b, "filesystem", st.reg), nil
+			return metrics.Backend(bucket.Compose(b), "filesystem", st.reg), nil
 		},
 	}
 	if dir, err := filepath.Abs(cfg.DataDir); err == nil {
@@ -102,8 +97,8 @@ func (st *stores) locations(cfg config.Config) registry.Locations {
 		l.Own = append(l.Own, registry.Location{Scheme: "file", Dir: dir})
 	}
 	if st.s3 != nil {
-		l.OpenS3 = func(bkt, prefix string) (bucket.Backend, error) {
-			return metrics.Backend(s3blob.New(st.s3, bkt, prefix), "s3", st.reg), nil
+		l.OpenS3 = func(bkt, prefix string) (bucket.Composer, error) {
+			return metrics.Backend(bucket.Compose(s3blob.New(st.s3, bkt, prefix)), "s3", st.reg), nil
 		}
 		own, err := registry.ParseLocation("s3://" + cfg.S3.Bucket + "/" + cfg.S3.Prefix)
 		if err == nil {
@@ -114,10 +109,5 @@ func (st *stores) locations(cfg config.Config) registry.Locations {
 }
 
 func (st *stores) Close() error {
-	var errs []error
-	if st.closeBlobs != nil {
-		errs = append(errs, st.closeBlobs.Close())
-	}
-	errs = append(errs, st.meta.Close())
-	return errors.Join(errs...)
+	return errors.Join(st.blobs.Close(), st.meta.Close())
 }

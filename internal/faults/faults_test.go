@@ -18,11 +18,8 @@ import (
 // bare is a backend with no optional capability.
 type bare struct{ bucket.Backend }
 
-func caps(b bucket.Backend) (mp, st, p bool) {
-	_, mp = b.(bucket.Multipart)
-	_, st = b.(bucket.Staging)
-	_, p = b.(bucket.Pinger)
-	return
+func caps(c bucket.Composer) (mp, st, p, cl bool) {
+	return c.Multipart != nil, c.Staging != nil, c.Pinger != nil, c.Closer != nil
 }
 
 // The wrapper shows exactly the wrapped backend's capabilities, so the
@@ -37,10 +34,11 @@ func TestBackendKeepsCapabilities(t *testing.T) {
 		{"s3", s3blob.New(nil, "bkt", "")},
 		{"bare", bare{fs}},
 	} {
-		wmp, wst, wp := caps(tc.b)
-		gmp, gst, gp := caps(faults.Backend(tc.b, faults.New()))
-		if gmp != wmp || gst != wst || gp != wp {
-			t.Errorf("%s: wrapper has multipart=%v staging=%v pinger=%v, backend has %v %v %v", tc.name, gmp, gst, gp, wmp, wst, wp)
+		raw := bucket.Compose(tc.b)
+		wmp, wst, wp, wc := caps(raw)
+		gmp, gst, gp, gc := caps(faults.Backend(raw, faults.New()))
+		if gmp != wmp || gst != wst || gp != wp || gc != wc {
+			t.Errorf("%s: wrapper has multipart=%v staging=%v pinger=%v closer=%v, backend has %v %v %v %v", tc.name, gmp, gst, gp, gc, wmp, wst, wp, wc)
 		}
 	}
 }
@@ -88,7 +86,7 @@ func TestFailAfterWrites(t *testing.T) {
 	ctx := context.Background()
 	_, fs := testsvc.Embedded(t)
 	in := faults.New()
-	b := faults.Backend(fs, in)
+	b := faults.Backend(bucket.Compose(fs), in).Backend
 	boom := errors.New("connection reset")
 	in.Arm(faults.Fault{N: 1, Match: faults.KindIs(faults.KindBlob), Mode: faults.FailAfter, Err: boom})
 	if _, err := b.Put(ctx, "a/b", strings.NewReader("hello"), 5, bucket.PutOptions{}); !errors.Is(err, boom) {
@@ -107,13 +105,13 @@ func TestFailAfterWrites(t *testing.T) {
 func TestStallUntilReleaseOrContext(t *testing.T) {
 	raw, fs := testsvc.Embedded(t)
 	in := faults.New()
-	s, b := faults.Store(raw, in), faults.Backend(fs, in)
+	s, b := faults.Store(raw, in), faults.Backend(bucket.Compose(fs), in)
 
 	// Released: the call goes through.
 	trig := in.Arm(faults.Fault{N: 1, Match: faults.Methods("StageWrite"), Mode: faults.Stall})
 	errc := make(chan error, 1)
 	go func() {
-		errc <- b.(bucket.Staging).StageWrite(context.Background(), "0123abcd", 0, bytes.NewReader([]byte("xyz")), 3)
+		errc <- b.Staging.StageWrite(context.Background(), "0123abcd", 0, bytes.NewReader([]byte("xyz")), 3)
 	}()
 	<-trig.Fired()
 	select {
@@ -149,7 +147,7 @@ func TestStallUntilReleaseOrContext(t *testing.T) {
 	// StallAfter: the work is done before the stall.
 	trig = in.Arm(faults.Fault{N: 1, Match: faults.Methods("Put"), Mode: faults.StallAfter})
 	go func() {
-		_, err := b.Put(context.Background(), "after", strings.NewReader("x"), 1, bucket.PutOptions{})
+		_, err := b.Backend.Put(context.Background(), "after", strings.NewReader("x"), 1, bucket.PutOptions{})
 		errc <- err
 	}()
 	<-trig.Fired()
@@ -207,7 +205,7 @@ func TestSharedInjectorSequence(t *testing.T) {
 	ctx := context.Background()
 	raw, fs := testsvc.Embedded(t)
 	in := faults.New()
-	s, b := faults.Store(raw, in), faults.Backend(fs, in)
+	s, b := faults.Store(raw, in), faults.Backend(bucket.Compose(fs), in).Backend
 	_, _ = s.Get(ctx, "a")
 	_, _ = b.Head(ctx, "a")
 	_ = s.IndexPut(ctx, "idx", "m", []byte("v"))

@@ -37,14 +37,21 @@ func Start(t testing.TB, backend string, roots ...string) *httptest.Server {
 	default:
 		t.Fatalf("testserver: unknown backend %q", backend)
 	}
-	files := registry.New(store, blobs)
-	files.SetLocations(registry.Locations{Roots: roots, OpenDir: func(dir string) (bucket.Backend, error) { return fsblob.NewDir(dir) }})
+	comp := bucket.Compose(blobs)
+	files := registry.New(store, comp)
+	files.SetLocations(registry.Locations{Roots: roots, OpenDir: func(dir string) (bucket.Composer, error) {
+		b, err := fsblob.NewDir(dir)
+		if err != nil {
+			return bucket.Composer{}, err
+		}
+		return bucket.Compose(b), nil
+	}})
 	log := slog.New(slog.DiscardHandler)
-	sessions, err := session.New(store, blobs, files, session.Config{}, log)
+	sessions, err := session.New(store, comp, files, session.Config{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Store: store, Blobs: blobs, Sessions: sessions, Files: files, Logger: log}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Store: store, Blobs: comp, Sessions: sessions, Files: files, Logger: log}))
 	t.Cleanup(srv.Close)
 	return srv
 }
