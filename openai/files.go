@@ -31,6 +31,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/lru"
 	"github.com/ferryhq/ferry/metastore"
@@ -56,6 +57,7 @@ const (
 	defaultPurpose   = "user_data"
 	minExpiry        = 3600
 	maxExpiry        = 2592000
+	maxPartSize      = 64 << 20 // OpenAI's limit on one Upload part
 )
 
 // Config sets the adapter's limits.
@@ -76,33 +78,37 @@ type Config struct {
 	Embeddings         EmbeddingsConfig
 }
 
+// defaults fills zero fields from config's defaults, so each number is
+// written once. VectorWorkers stays as given: 0 means this instance
+// processes no files.
 func (c *Config) defaults() {
+	d := config.Default().OpenAI
 	if c.Bucket == "" {
-		c.Bucket = "openai"
+		c.Bucket = d.Bucket
 	}
 	if c.UploadsBucket == "" {
-		c.UploadsBucket = "openai-uploads"
+		c.UploadsBucket = d.UploadsBucket
 	}
 	if c.MaxFileSize <= 0 {
-		c.MaxFileSize = 512 << 20
+		c.MaxFileSize = d.MaxFileSize
 	}
 	if c.MaxUploadSize <= 0 {
-		c.MaxUploadSize = 8 << 30
+		c.MaxUploadSize = d.MaxUploadSize
 	}
 	if c.MaxPartSize <= 0 {
-		c.MaxPartSize = 64 << 20
+		c.MaxPartSize = maxPartSize
 	}
 	if c.UploadTTL <= 0 {
-		c.UploadTTL = time.Hour
+		c.UploadTTL = d.UploadTTL
 	}
 	if c.VectorPollInterval <= 0 {
-		c.VectorPollInterval = time.Second
+		c.VectorPollInterval = d.VectorPollInterval
 	}
 	if c.VectorMaxFileSize <= 0 {
-		c.VectorMaxFileSize = 16 << 20
+		c.VectorMaxFileSize = d.VectorMaxFileSize
 	}
 	if c.VectorCacheSize <= 0 {
-		c.VectorCacheSize = 256 << 20
+		c.VectorCacheSize = d.VectorCacheSize
 	}
 }
 
