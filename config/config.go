@@ -297,16 +297,25 @@ func loadEnv(cfg *Config, lookup func(string) (string, bool)) error {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	c.validateServer(bad)
+	c.validateLog(bad)
+	c.validateStores(bad)
+	c.Sessions.validate(bad)
+	c.OpenAI.validate(bad)
+	c.Registration.validate(bad)
+	return errors.Join(errs...)
+}
 
+// complain records one problem; Validate collects them all.
+type complain func(format string, args ...any)
+
+func (c Config) validateServer(bad complain) {
 	if host, port, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("addr %q is not host:port (for example 127.0.0.1:8321 or :8321): %v", c.Addr, err)
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		bad("addr %q: port %q must be a number from 0 to 65535", c.Addr, port)
 	} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
 		bad("addr %q: host %q is neither an IP address nor a hostname", c.Addr, host)
-	}
-	if (!c.UsesRedis() || !c.UsesS3()) && strings.TrimSpace(c.DataDir) == "" {
-		bad("data_dir is empty: set --data-dir or FERRY_DATA_DIR (the embedded store and filesystem blobs live there)")
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown_timeout %s is negative: use 0 to stop at once or a duration like 30s", c.ShutdownTimeout)
@@ -317,6 +326,9 @@ func (c Config) Validate() error {
 	if c.Server.ReadHeaderTimeout <= 0 {
 		bad("server.read_header_timeout %s must be positive, for example 10s", c.Server.ReadHeaderTimeout)
 	}
+}
+
+func (c Config) validateLog(bad complain) {
 	switch c.Log.Format {
 	case "text", "json":
 	default:
@@ -326,6 +338,14 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log.level %q: use debug, info, warn or error", c.Log.Level)
+	}
+}
+
+// validateStores checks data_dir, Redis and S3 together: data_dir is needed
+// by whichever of the two is embedded.
+func (c Config) validateStores(bad complain) {
+	if (!c.UsesRedis() || !c.UsesS3()) && strings.TrimSpace(c.DataDir) == "" {
+		bad("data_dir is empty: set --data-dir or FERRY_DATA_DIR (the embedded store and filesystem blobs live there)")
 	}
 	if c.Redis.URL != "" {
 		u, err := url.Parse(c.Redis.URL)
@@ -339,8 +359,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.S3.Endpoint != "" {
-		u, err := url.Parse(c.S3.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if !httpURL(c.S3.Endpoint) {
 			bad("s3.endpoint %q must be an http:// or https:// URL with a host", c.S3.Endpoint)
 		}
 		if c.S3.Bucket == "" {
@@ -361,59 +380,79 @@ func (c Config) Validate() error {
 	if (c.S3.AccessKeyID == "") != (c.S3.SecretAccessKey == "") {
 		bad("S3 credentials are half set: give both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither to use the default AWS chain")
 	}
-	if c.Sessions.TTL <= 0 {
-		bad("sessions.ttl %s must be positive, for example 24h", c.Sessions.TTL)
+}
+
+func (s Sessions) validate(bad complain) {
+	if s.TTL <= 0 {
+		bad("sessions.ttl %s must be positive, for example 24h", s.TTL)
 	}
-	if c.Sessions.MaxSize <= 0 {
-		bad("sessions.max_size %d must be a positive number of bytes", c.Sessions.MaxSize)
+	if s.MaxSize <= 0 {
+		bad("sessions.max_size %d must be a positive number of bytes", s.MaxSize)
 	}
-	if c.Sessions.MaxHeldBytes < 5<<20 {
-		bad("sessions.max_held_bytes %d must be at least 5242880 (5 MiB, one S3 part)", c.Sessions.MaxHeldBytes)
+	if s.MaxHeldBytes < bucket.MinPartSize {
+		bad("sessions.max_held_bytes %d must be at least %d (5 MiB, one S3 part)", s.MaxHeldBytes, bucket.MinPartSize)
 	}
-	if c.Sessions.PurgeInterval <= 0 {
-		bad("sessions.purge_interval %s must be positive, for example 1m", c.Sessions.PurgeInterval)
+	if s.PurgeInterval <= 0 {
+		bad("sessions.purge_interval %s must be positive, for example 1m", s.PurgeInterval)
 	}
-	for _, b := range []struct{ field, name string }{{"openai.bucket", c.OpenAI.Bucket}, {"openai.uploads_bucket", c.OpenAI.UploadsBucket}} {
+}
+
+func (o OpenAI) validate(bad complain) {
+	for _, b := range []struct{ field, name string }{{"openai.bucket", o.Bucket}, {"openai.uploads_bucket", o.UploadsBucket}} {
 		if err := bucket.ValidateBucketName(b.name); err != nil {
 			bad("%s: %v", b.field, err)
 		}
 	}
-	if c.OpenAI.Bucket == c.OpenAI.UploadsBucket {
-		bad("openai.bucket and openai.uploads_bucket are both %q: give the upload parts their own bucket", c.OpenAI.Bucket)
+	if o.Bucket == o.UploadsBucket {
+		bad("openai.bucket and openai.uploads_bucket are both %q: give the upload parts their own bucket", o.Bucket)
 	}
-	if c.OpenAI.MaxFileSize <= 0 || c.OpenAI.MaxUploadSize <= 0 {
+	if o.MaxFileSize <= 0 || o.MaxUploadSize <= 0 {
 		bad("openai.max_file_size and openai.max_upload_size must be positive numbers of bytes")
 	}
-	if c.OpenAI.UploadTTL <= 0 {
-		bad("openai.upload_ttl %s must be positive, for example 1h", c.OpenAI.UploadTTL)
+	if o.UploadTTL <= 0 {
+		bad("openai.upload_ttl %s must be positive, for example 1h", o.UploadTTL)
 	}
-	if c.OpenAI.VectorWorkers < 0 || c.OpenAI.VectorWorkers > 64 {
-		bad("openai.vector_workers %d must be from 0 (this instance processes no files) to 64", c.OpenAI.VectorWorkers)
+	if o.VectorWorkers < 0 || o.VectorWorkers > 64 {
+		bad("openai.vector_workers %d must be from 0 (this instance processes no files) to 64", o.VectorWorkers)
 	}
-	if c.OpenAI.VectorPollInterval <= 0 {
-		bad("openai.vector_poll_interval %s must be positive, for example 1s", c.OpenAI.VectorPollInterval)
+	if o.VectorPollInterval <= 0 {
+		bad("openai.vector_poll_interval %s must be positive, for example 1s", o.VectorPollInterval)
 	}
-	if c.OpenAI.VectorMaxFileSize <= 0 || c.OpenAI.VectorCacheSize <= 0 {
+	if o.VectorMaxFileSize <= 0 || o.VectorCacheSize <= 0 {
 		bad("openai.vector_max_file_size and openai.vector_cache_size must be positive numbers of bytes")
 	}
-	if e := c.OpenAI.Embeddings; e.URL != "" {
-		if u, err := url.Parse(e.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("openai.embeddings.url %q must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:11434/v1", e.URL)
+	o.Embeddings.validate(bad)
+}
+
+func (e Embeddings) validate(bad complain) {
+	if e.URL == "" {
+		if e.Model != "" || e.APIKey != "" {
+			bad("openai.embeddings.model or api_key is set but openai.embeddings.url is empty: set FERRY_OPENAI_EMBEDDINGS_URL (e.g. http://127.0.0.1:11434/v1)")
 		}
-		if e.Model == "" {
-			bad("openai.embeddings.url is set but openai.embeddings.model is empty: set FERRY_OPENAI_EMBEDDINGS_MODEL to the embedding model's name")
-		}
-	} else if e.Model != "" || e.APIKey != "" {
-		bad("openai.embeddings.model or api_key is set but openai.embeddings.url is empty: set FERRY_OPENAI_EMBEDDINGS_URL (e.g. http://127.0.0.1:11434/v1)")
+		return
 	}
-	for _, root := range c.Registration.AllowedRoots {
+	if !httpURL(e.URL) {
+		bad("openai.embeddings.url %q must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:11434/v1", e.URL)
+	}
+	if e.Model == "" {
+		bad("openai.embeddings.url is set but openai.embeddings.model is empty: set FERRY_OPENAI_EMBEDDINGS_MODEL to the embedding model's name")
+	}
+}
+
+func (r Registration) validate(bad complain) {
+	for _, root := range r.AllowedRoots {
 		if !filepath.IsAbs(root) {
 			bad("registration.allowed_roots: %q is not an absolute path", root)
 		} else if filepath.Clean(root) == "/" {
 			bad("registration.allowed_roots: \"/\" would allow every directory; name the directories that hold data to serve")
 		}
 	}
-	return errors.Join(errs...)
+}
+
+// httpURL reports whether s is an http:// or https:// URL with a host.
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 func validHostname(h string) bool {

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"sync"
 )
 
@@ -36,18 +35,6 @@ func Register(value, title string, status int) Code {
 	c := Code{Value: value, Title: title, Status: status}
 	registry[value] = c
 	return c
-}
-
-// All lists the registered codes in value order (for documentation).
-func All() []Code {
-	mu.Lock()
-	defer mu.Unlock()
-	out := make([]Code, 0, len(registry))
-	for _, c := range registry {
-		out = append(out, c)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Value < out[j].Value })
-	return out
 }
 
 // The codes shared by every route. Feature packages register their own.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
@@ -54,6 +55,7 @@ const (
 	defaultPurpose   = "user_data"
 	minExpiry        = 3600
 	maxExpiry        = 2592000
+	maxPartSize      = 64 << 20 // OpenAI's limit on one Upload part
 )
 
 // Config sets the adapter's limits.
@@ -71,24 +73,27 @@ type Config struct {
 	Now           func() time.Time // nil: time.Now
 }
 
+// defaults fills zero fields from config's defaults, so each number is
+// written once.
 func (c *Config) defaults() {
+	d := config.Default().OpenAI
 	if c.Bucket == "" {
-		c.Bucket = "openai"
+		c.Bucket = d.Bucket
 	}
 	if c.UploadsBucket == "" {
-		c.UploadsBucket = "openai-uploads"
+		c.UploadsBucket = d.UploadsBucket
 	}
 	if c.MaxFileSize <= 0 {
-		c.MaxFileSize = 512 << 20
+		c.MaxFileSize = d.MaxFileSize
 	}
 	if c.MaxUploadSize <= 0 {
-		c.MaxUploadSize = 8 << 30
+		c.MaxUploadSize = d.MaxUploadSize
 	}
 	if c.MaxPartSize <= 0 {
-		c.MaxPartSize = 64 << 20
+		c.MaxPartSize = maxPartSize
 	}
 	if c.UploadTTL <= 0 {
-		c.UploadTTL = time.Hour
+		c.UploadTTL = d.UploadTTL
 	}
 	if c.Now == nil {
 		c.Now = time.Now

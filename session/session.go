@@ -43,6 +43,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/lru"
 	"github.com/ferryhq/ferry/metastore"
@@ -69,20 +70,23 @@ type Config struct {
 	CommitTimeout time.Duration
 }
 
+// defaults fills zero fields. The user-facing settings take config's
+// defaults, so each number is written once; the rest are internal tunables.
 func (c *Config) defaults() {
+	d := config.Default().Sessions
 	if c.TTL <= 0 {
-		c.TTL = 24 * time.Hour
+		c.TTL = d.TTL
 	}
 	if c.MaxSize <= 0 {
-		c.MaxSize = bucket.MaxObjectLen
+		c.MaxSize = d.MaxSize
+	}
+	if c.MaxHeld <= 0 {
+		c.MaxHeld = d.MaxHeldBytes
 	}
 	if c.LockTTL <= 0 {
 		// Short, because it is refreshed while an append runs and it is how
 		// long a session stays busy after the process holding it dies.
 		c.LockTTL = 10 * time.Second
-	}
-	if c.MaxHeld <= 0 {
-		c.MaxHeld = 16 << 20
 	}
 	if c.Grace <= 0 {
 		c.Grace = time.Hour

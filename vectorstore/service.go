@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/lru"
 	"github.com/ferryhq/ferry/metastore"
@@ -57,15 +58,19 @@ type Config struct {
 	PurgeFailures prometheus.Counter
 }
 
+// defaults fills zero fields from config's defaults, so each number is
+// written once. VectorWorkers stays as given: 0 means this instance
+// processes no files.
 func (c *Config) defaults() {
+	d := config.Default().OpenAI
 	if c.VectorPollInterval <= 0 {
-		c.VectorPollInterval = time.Second
+		c.VectorPollInterval = d.VectorPollInterval
 	}
 	if c.VectorMaxFileSize <= 0 {
-		c.VectorMaxFileSize = 16 << 20
+		c.VectorMaxFileSize = d.VectorMaxFileSize
 	}
 	if c.VectorCacheSize <= 0 {
-		c.VectorCacheSize = 256 << 20
+		c.VectorCacheSize = d.VectorCacheSize
 	}
 	if c.PurgeFailures == nil {
 		c.PurgeFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_purge_failures_total"})
