@@ -56,8 +56,9 @@ func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle ti
 	reg := prometheus.NewRegistry()
 	store = metrics.Store(store, reg)
 	comp := metrics.Backend(bucket.Compose(blobs), "test", reg)
-	files := registry.New(store, comp)
-	sessions, err := session.New(store, comp, files, session.Config{}, log)
+	places := registry.NewResolver(store, comp, registry.Locations{})
+	files := registry.New(store, places)
+	sessions, err := session.New(store, places, files, session.Config{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,7 +112,7 @@ func (f *files) registerFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	reg, err := f.registry.Registration(r.Context(), bkt)
+	reg, err := f.registry.Places().Registration(r.Context(), bkt)
 	if err != nil {
 		writeError(w, r, err)
 		return

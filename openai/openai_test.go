@@ -27,8 +27,9 @@ type fixture struct {
 
 func newFixture(t testing.TB, store metastore.Store, blobs bucket.Composer) *fixture {
 	t.Helper()
-	files := registry.New(store, blobs)
-	sessions, err := session.New(store, blobs, files, session.Config{}, slog.New(slog.DiscardHandler))
+	places := registry.NewResolver(store, blobs, registry.Locations{})
+	files := registry.New(store, places)
+	sessions, err := session.New(store, places, files, session.Config{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

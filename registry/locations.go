@@ -198,148 +198,6 @@ func noStaging(dir string) error {
 	return nil
 }
 
-// Locations says which locations may be registered and how to open them.
-type Locations struct {
-	// Roots are the directories under which file:// locations may lie.
-	// None disables file:// registration.
-	Roots []string
-	// OpenDir serves a directory; nil disables file:// registration.
-	OpenDir func(dir string) (bucket.Composer, error)
-	// OpenS3 serves a bucket and prefix on the configured endpoint; nil
-	// (no S3 configured) disables s3:// registration.
-	OpenS3 func(bkt, prefix string) (bucket.Composer, error)
-	// Own is Ferry's own storage, which no registration may overlap.
-	Own []Location
-}
-
-// SetLocations enables registration. Call it before serving.
-func (r *Registry) SetLocations(l Locations) { r.locs = l }
-
-// check resolves and vets a location for use: the canonical form, with a
-// file:// directory's symlinks resolved.
-func (r *Registry) check(uri string) (Location, error) {
-	loc, err := ParseLocation(uri)
-	if err != nil {
-		return Location{}, err
-	}
-	switch loc.Scheme {
-	case "s3":
-		if r.locs.OpenS3 == nil {
-			return Location{}, ErrInvalidLocation.New("s3:// locations need S3: this server has none configured (set FERRY_S3_BUCKET, and FERRY_S3_ENDPOINT for an S3-compatible store)")
-		}
-	case "file":
-		if loc, err = r.confine(loc); err != nil {
-			return Location{}, err
-		}
-	}
-	for _, own := range r.locs.Own {
-		if loc.Overlaps(own) {
-			return Location{}, ErrLocationForbidden.New("location %s overlaps Ferry's own storage; register data that lives elsewhere", loc)
-		}
-	}
-	return loc, nil
-}
-
-// confine checks a file:// location against the allowed roots, before and
-// after resolving symlinks, and returns it resolved. Whether a path exists
-// is only revealed for paths under a root.
-func (r *Registry) confine(loc Location) (Location, error) {
-	if len(r.locs.Roots) == 0 || r.locs.OpenDir == nil {
-		return Location{}, ErrInvalidLocation.New("file:// locations are disabled on this server: list the directories that may be registered in registration.allowed_roots (FERRY_ALLOWED_ROOTS)")
-	}
-	inRoots := func(dir string) bool {
-		for _, root := range r.locs.Roots {
-			if within(dir, root) {
-				return true
-			}
-			if real, err := filepath.EvalSymlinks(root); err == nil && within(dir, real) {
-				return true
-			}
-		}
-		return false
-	}
-	if !inRoots(loc.Dir) {
-		return Location{}, ErrLocationForbidden.New("%s is not under a directory allowed by registration.allowed_roots", loc)
-	}
-	real, err := filepath.EvalSymlinks(loc.Dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return Location{}, ErrLocationNotFound.New("directory %s does not exist", loc.Dir)
-	case err != nil:
-		return Location{}, ErrLocationForbidden.New("cannot resolve %s: %v", loc.Dir, errors.Unwrap(err))
-	case !inRoots(real):
-		return Location{}, ErrLocationForbidden.New("%s resolves through a symbolic link to a directory outside registration.allowed_roots", loc)
-	}
-	if err := noStaging(real); err != nil {
-		return Location{}, ErrInvalidLocation.New("location %s, with its symbolic links resolved: %v", loc, err)
-	}
-	if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
-		return Location{}, ErrInvalidLocation.New("%s is not a directory", loc)
-	}
-	return Location{Scheme: "file", Dir: real}, nil
-}
-
-// Backend opens the backend of a checked location URI ("" is Ferry's own
-// storage). Backends are opened once and kept.
-func (r *Registry) Backend(uri string) (bucket.Composer, error) {
-	if uri == "" {
-		return r.blobs, nil
-	}
-	r.mu.Lock()
-	b, ok := r.opened[uri]
-	r.mu.Unlock()
-	if ok {
-		return b, nil
-	}
-	loc, err := r.check(uri)
-	if err != nil {
-		return bucket.Composer{}, err
-	}
-	switch loc.Scheme {
-	case "s3":
-		b, err = r.locs.OpenS3(loc.Bucket, loc.Prefix)
-	default:
-		b, err = r.locs.OpenDir(loc.Dir)
-	}
-	if err != nil {
-		return bucket.Composer{}, ErrLocationNotFound.Wrap(err, "cannot open %s", loc)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if prev, ok := r.opened[uri]; ok {
-		_ = b.Close()
-		return prev, nil
-	}
-	r.opened[uri] = b
-	return b, nil
-}
-
-// Place is where a bucket's objects live.
-type Place struct {
-	Location string // "" for Ferry's own storage
-	Backend  bucket.Backend
-	prefix   string
-}
-
-// Object is the backend key of the bucket's key.
-func (p Place) Object(key string) string { return p.prefix + key }
-
-// Place resolves a bucket to its storage.
-func (r *Registry) Place(ctx context.Context, bkt string) (Place, error) {
-	reg, _, err := r.registration(ctx, bkt)
-	if errcode.Is(err, ErrNotRegistered) {
-		return Place{Backend: r.blobs.Backend, prefix: ObjectKey(bkt, "")}, nil
-	}
-	if err != nil {
-		return Place{}, err
-	}
-	b, err := r.Backend(reg.Location)
-	if err != nil {
-		return Place{}, err
-	}
-	return Place{Location: reg.Location, Backend: b.Backend}, nil
-}
-
 // Registration is a registered bucket.
 type Registration struct {
 	Bucket    string    `json:"bucket"`
@@ -352,27 +210,6 @@ type Registration struct {
 	Partial bool  `json:"partial,omitempty"`
 }
 
-func (r *Registry) registration(ctx context.Context, bkt string) (Registration, int64, error) {
-	rec, err := r.store.Get(ctx, registrationKey(bkt))
-	if errors.Is(err, metastore.ErrNotFound) {
-		return Registration{}, 0, ErrNotRegistered.New("bucket %q is not registered", bkt)
-	}
-	if err != nil {
-		return Registration{}, 0, err
-	}
-	var reg Registration
-	if err := json.Unmarshal(rec.Value, &reg); err != nil {
-		return Registration{}, 0, fmt.Errorf("decode registration of %s: %w", bkt, err)
-	}
-	return reg, rec.Version, nil
-}
-
-// Registration returns the bucket's registration, or ErrNotRegistered.
-func (r *Registry) Registration(ctx context.Context, bkt string) (Registration, error) {
-	reg, _, err := r.registration(ctx, bkt)
-	return reg, err
-}
-
 // RegisterBucket maps bkt to the location uri and reports whether the
 // registration is new. Registering the same
 // location again refreshes the counts; another location is a conflict, as
@@ -383,7 +220,7 @@ func (r *Registry) Registration(ctx context.Context, bkt string) (Registration, 
 // another bucket's is ErrLocationOverlap. Registrations are made one at a
 // time under a lock, so two overlapping ones cannot both pass that check.
 func (r *Registry) RegisterBucket(ctx context.Context, bkt, uri string) (reg Registration, created bool, err error) {
-	loc, err := r.check(uri)
+	loc, err := r.places.check(uri)
 	if err != nil {
 		return Registration{}, false, err
 	}
@@ -448,7 +285,7 @@ func parseRegistered(uri string) (Location, error) {
 
 // register is RegisterBucket under the registration lock.
 func (r *Registry) register(ctx context.Context, bkt string, loc Location, fence int64) (reg Registration, created bool, err error) {
-	old, ver, err := r.registration(ctx, bkt)
+	old, ver, err := r.places.registration(ctx, bkt)
 	switch {
 	case err == nil && old.Location != loc.String():
 		return Registration{}, false, ErrBucketConflict.New("bucket %q is registered to %s; unregister it first (DELETE /v1/files/%s)", bkt, old.Location, bkt)
@@ -467,7 +304,7 @@ func (r *Registry) register(ctx context.Context, bkt string, loc Location, fence
 		return Registration{}, false, ErrLocationOverlap.New("location %s overlaps bucket %q, registered to %s: registered locations may not be inside, contain or equal one another; register a location that does not overlap it, or unregister %q first (DELETE /v1/files/%s)",
 			loc, name, other, name, name)
 	}
-	b, err := r.Backend(loc.String())
+	b, err := r.places.Backend(loc.String())
 	if err != nil {
 		return Registration{}, false, err
 	}
@@ -484,7 +321,7 @@ func (r *Registry) register(ctx context.Context, bkt string, loc Location, fence
 	}
 	if _, err := r.store.Put(ctx, registrationKey(bkt), v, metastore.Cond{Version: ver, Fence: fence}); errors.Is(err, metastore.ErrConflict) {
 		// Registered concurrently: fine if to the same place.
-		if cur, _, err := r.registration(ctx, bkt); err == nil && cur.Location == reg.Location {
+		if cur, _, err := r.places.registration(ctx, bkt); err == nil && cur.Location == reg.Location {
 			return cur, false, nil
 		}
 		return Registration{}, false, ErrBucketConflict.New("bucket %q was registered concurrently to another location", bkt)
@@ -528,7 +365,7 @@ func count(ctx context.Context, b bucket.Backend, loc Location) (files, size int
 // UnregisterBucket forgets the registration and the file records under it.
 // The data stays where it is.
 func (r *Registry) UnregisterBucket(ctx context.Context, bkt string) (Registration, error) {
-	reg, ver, err := r.registration(ctx, bkt)
+	reg, ver, err := r.places.registration(ctx, bkt)
 	if err != nil {
 		return Registration{}, err
 	}
@@ -578,7 +415,7 @@ func (r *Registry) unindex(ctx context.Context, bkt string, e metastore.Entry) e
 // else from the extension, else sniffed from its first bytes. Registering
 // it again refreshes the record and keeps its id.
 func (r *Registry) RegisterFile(ctx context.Context, bkt, key string) (File, error) {
-	p, err := r.Place(ctx, bkt)
+	p, err := r.places.Place(ctx, bkt)
 	if err != nil {
 		return File{}, err
 	}

@@ -98,7 +98,8 @@ func eachStore(t *testing.T, fn func(t *testing.T, r *Registry)) {
 		t.Parallel()
 		client, prefix := testsvc.Redis(t)
 		_, blobs := testsvc.Embedded(t)
-		fn(t, New(redisstore.New(client, prefix), bucket.Compose(blobs)))
+		store := redisstore.New(client, prefix)
+		fn(t, New(store, NewResolver(store, bucket.Compose(blobs), Locations{})))
 	})
 }
 
@@ -144,7 +145,7 @@ func TestRegisterRefusesOverlappingDirectories(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		r.SetLocations(Locations{Roots: []string{roots}, OpenDir: openDir})
+		r.places.locs = (Locations{Roots: []string{roots}, OpenDir: openDir})
 
 		// Outer first.
 		registerOK(t, r, "outer", "file://"+data, true)
@@ -196,7 +197,7 @@ func TestRegisterRefusesOverlappingDirectories(t *testing.T) {
 			t.Fatal(err)
 		}
 		registerOK(t, r, "outer", "file://"+data, true)
-		p, err := r.Place(ctx, "outer")
+		p, err := r.places.Place(ctx, "outer")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +232,7 @@ func TestRegisterRefusesOverlappingPrefixes(t *testing.T) {
 	_, pond := testsvc.S3(t)
 	eachStore(t, func(t *testing.T, r *Registry) {
 		ctx := context.Background()
-		r.SetLocations(Locations{OpenS3: func(bkt, prefix string) (bucket.Composer, error) {
+		r.places.locs = (Locations{OpenS3: func(bkt, prefix string) (bucket.Composer, error) {
 			return bucket.Compose(s3blob.New(client, bkt, prefix)), nil
 		}})
 		tag := strings.ToLower(testsvc.Unique("p")) // the stores' runs share the S3 buckets
@@ -273,7 +274,7 @@ func TestConcurrentOverlappingRegistrations(t *testing.T) {
 		if err := os.MkdirAll(sub, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		r.SetLocations(Locations{Roots: []string{roots}, OpenDir: openDir})
+		r.places.locs = (Locations{Roots: []string{roots}, OpenDir: openDir})
 		for round := range 5 {
 			errs := make(chan error, 2)
 			for name, dir := range map[string]string{"outer": filepath.Dir(sub), "inner": sub} {

@@ -67,12 +67,8 @@ type File struct {
 
 // Registry is the file index over a metadata store and the blob backend.
 type Registry struct {
-	store metastore.Store
-	blobs bucket.Composer
-	locs  Locations
-
-	mu     sync.Mutex
-	opened map[string]bucket.Composer // by location URI
+	store  metastore.Store
+	places *Resolver
 
 	subsMu sync.RWMutex
 	subs   []func(context.Context, Event)
@@ -119,10 +115,13 @@ func (r *Registry) announce(ctx context.Context, e Event) {
 	}
 }
 
-// New returns a registry. Registration stays disabled until SetLocations.
-func New(store metastore.Store, blobs bucket.Composer) *Registry {
-	return &Registry{store: store, blobs: blobs, opened: map[string]bucket.Composer{}}
+// New returns the file index over store, with buckets placed by places.
+func New(store metastore.Store, places *Resolver) *Registry {
+	return &Registry{store: store, places: places}
 }
+
+// Places is the resolver the registry places buckets with.
+func (r *Registry) Places() *Resolver { return r.places }
 
 func idsIndex(bkt string) string { return "fileids/" + bkt }
 
@@ -229,7 +228,7 @@ func (r *Registry) ListByID(ctx context.Context, bkt string, q IDQuery) ([]File,
 // truth: size and ETag come from storage, the rest from its record if it
 // has one.
 func (r *Registry) Get(ctx context.Context, bkt, key string) (File, error) {
-	p, err := r.Place(ctx, bkt)
+	p, err := r.places.Place(ctx, bkt)
 	if err != nil {
 		return File{}, err
 	}
@@ -283,7 +282,7 @@ type Page[T any] struct {
 // sorts after the cursor `after`, in key order. A registered bucket lists
 // its location live.
 func (r *Registry) List(ctx context.Context, bkt, prefix, after string, limit int) (Page[File], error) {
-	p, err := r.Place(ctx, bkt)
+	p, err := r.places.Place(ctx, bkt)
 	if err != nil {
 		return Page[File]{}, err
 	}
@@ -401,7 +400,7 @@ func (r *Registry) Buckets(ctx context.Context, after string, limit int) (Page[B
 // the record pointing at nothing rather than bytes nobody can find; then
 // it announces FileRemoved.
 func (r *Registry) Delete(ctx context.Context, bkt, key string) (File, error) {
-	p, err := r.Place(ctx, bkt)
+	p, err := r.places.Place(ctx, bkt)
 	if err != nil {
 		return File{}, err
 	}
@@ -431,7 +430,7 @@ func (r *Registry) Delete(ctx context.Context, bkt, key string) (File, error) {
 
 // Open streams the file's bytes, or the range of them.
 func (r *Registry) Open(ctx context.Context, f File, rng *bucket.Range) (io.ReadCloser, bucket.ObjectInfo, error) {
-	p, err := r.Place(ctx, f.Bucket)
+	p, err := r.places.Place(ctx, f.Bucket)
 	if err != nil {
 		return nil, bucket.ObjectInfo{}, err
 	}

@@ -15,7 +15,7 @@ import (
 func newRegistry(t *testing.T) *Registry {
 	t.Helper()
 	store, blobs := testsvc.Embedded(t)
-	return New(store, bucket.Compose(blobs))
+	return New(store, NewResolver(store, bucket.Compose(blobs), Locations{}))
 }
 
 func ids(files []File) string {

@@ -299,12 +299,14 @@ func newFaultRun(t *testing.T, be faultBackend, plan faultPlan, old, data []byte
 	in := faults.New()
 	store, blobs := faults.Store(raw.meta, in), faults.Backend(raw.blobs, in)
 	log := slog.New(slog.DiscardHandler)
-	svc, err := New(store, blobs, registry.New(store, blobs), faultConfig, log)
+	places := registry.NewResolver(store, blobs, registry.Locations{})
+	svc, err := New(store, places, registry.New(store, places), faultConfig, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := registry.New(raw.meta, raw.blobs)
-	obs, err := New(raw.meta, raw.blobs, files, faultConfig, log)
+	rawPlaces := registry.NewResolver(raw.meta, raw.blobs, registry.Locations{})
+	files := registry.New(raw.meta, rawPlaces)
+	obs, err := New(raw.meta, rawPlaces, files, faultConfig, log)
 	if err != nil {
 		t.Fatal(err)
 	}

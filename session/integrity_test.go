@@ -47,7 +47,7 @@ func checkReads(t *testing.T, f *fixture, key string, want []byte) {
 	if file.Bytes != int64(len(want)) || !bytes.Equal(got, want) {
 		t.Fatalf("%s: record says %d bytes, storage has %d, want %d (equal: %v)", key, file.Bytes, len(got), len(want), bytes.Equal(got, want))
 	}
-	p, err := f.files.Place(context.Background(), "b")
+	p, err := f.files.Places().Place(context.Background(), "b")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -190,11 +190,26 @@ func (r *record) info() Info {
 // heldSessions sizes the in-memory copy of held-back tails, in sessions.
 const heldSessions = 8
 
-// Service is the session engine over one metadata store and blob backend.
+// Places resolves where a bucket's objects live (registry.Resolver).
+type Places interface {
+	Place(ctx context.Context, bkt string) (registry.Place, error)
+	// Backend opens a location; "" is Ferry's own storage.
+	Backend(location string) (bucket.Composer, error)
+}
+
+// Publisher indexes finished files (registry.Registry).
+type Publisher interface {
+	Publish(ctx context.Context, f registry.File) (registry.File, error)
+	Get(ctx context.Context, bkt, key string) (registry.File, error)
+}
+
+// Service is the session engine over one metadata store and the places
+// buckets live in.
 type Service struct {
-	store metastore.Store
-	files *registry.Registry
-	cfg   Config
+	store  metastore.Store
+	places Places
+	files  Publisher
+	cfg    Config
 
 	mu      sync.Mutex
 	engines map[string]engine  // by location; "" is Ferry's own storage
@@ -206,27 +221,25 @@ type Service struct {
 	swept atomic.Int64 // when sweepOrphans last ran to the end (unix ms)
 }
 
-// New returns the service over blobs, Ferry's own storage. Registered
-// buckets' backends come from files.
-func New(store metastore.Store, blobs bucket.Composer, files *registry.Registry, cfg Config, log *slog.Logger) (*Service, error) {
+// New returns the service. Its uploads are written where places puts their
+// buckets and announced to files once complete.
+func New(store metastore.Store, places Places, files Publisher, cfg Config, log *slog.Logger) (*Service, error) {
 	cfg.defaults()
 	if log == nil {
 		log = slog.Default()
 	}
 	// Room for the tails of heldSessions sessions at MaxHeld (far more at
 	// the usual tail of under one 5 MiB part); a miss only costs a read.
-	s := &Service{store: store, files: files, cfg: cfg, log: log, now: time.Now, engines: map[string]engine{},
+	s := &Service{store: store, places: places, files: files, cfg: cfg, log: log, now: time.Now, engines: map[string]engine{},
 		held: lru.New[[]byte](heldSessions * cfg.MaxHeld)}
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
 	s.m = newSessionMetrics(reg, store, func() time.Time { return s.now() })
-	eng, err := s.newEngine(blobs)
-	if err != nil {
+	if _, err := s.engine(""); err != nil {
 		return nil, err
 	}
-	s.engines[""] = eng
 	return s, nil
 }
 
@@ -249,7 +262,7 @@ func (s *Service) engine(location string) (engine, error) {
 	if e, ok := s.engines[location]; ok {
 		return e, nil
 	}
-	b, err := s.files.Backend(location)
+	b, err := s.places.Backend(location)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +312,7 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 		return Info{}, errcode.ErrInvalidRequest.New("mime_type %q is not a media type like text/plain: %v", mimeType, err)
 	}
 
-	place, err := s.files.Place(ctx, bkt)
+	place, err := s.places.Place(ctx, bkt)
 	if err != nil {
 		return Info{}, err
 	}

@@ -124,8 +124,9 @@ func (c *clock) advance(d time.Duration) {
 
 func newService(t testing.TB, store metastore.Store, blobs bucket.Composer, s3c *counting) *fixture {
 	t.Helper()
-	files := registry.New(store, blobs)
-	svc, err := New(store, blobs, files, Config{TTL: time.Hour, MaxSize: 1 << 30}, slog.New(slog.DiscardHandler))
+	places := registry.NewResolver(store, blobs, registry.Locations{})
+	files := registry.New(store, places)
+	svc, err := New(store, places, files, Config{TTL: time.Hour, MaxSize: 1 << 30}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,8 +29,9 @@ type fixture struct {
 func newFixture(t testing.TB, store metastore.Store, blobs bucket.Backend) *fixture {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
-	files := registry.New(store, bucket.Compose(blobs))
-	sessions, err := session.New(store, bucket.Compose(blobs), files, session.Config{}, log)
+	places := registry.NewResolver(store, bucket.Compose(blobs), registry.Locations{})
+	files := registry.New(store, places)
+	sessions, err := session.New(store, places, files, session.Config{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,14 +151,15 @@ func startHangup(t *testing.T, be hangupBackend, name string) *hangupEnv {
 	blobs := bucket.Compose(raw)
 	in := faults.New()
 	store, fblobs := faults.Store(meta, in), faults.Backend(blobs, in)
-	files := registry.New(store, fblobs)
+	places := registry.NewResolver(store, fblobs, registry.Locations{})
+	files := registry.New(store, places)
 	log := slog.New(slog.DiscardHandler)
 	// A short lease: a lock whose holder hung up frees soon.
-	sessions, err := session.New(store, fblobs, files, session.Config{LockTTL: 2 * time.Second}, log)
+	sessions, err := session.New(store, places, files, session.Config{LockTTL: 2 * time.Second}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &hangupEnv{t: t, in: in, meta: meta, blobs: blobs, files: registry.New(meta, blobs), staging: staging,
+	env := &hangupEnv{t: t, in: in, meta: meta, blobs: blobs, files: registry.New(meta, registry.NewResolver(meta, blobs, registry.Locations{})), staging: staging,
 		track: make(chan *tracked, 4)}
 	h := httpapi.New(httpapi.Deps{Store: store, Blobs: fblobs, Sessions: sessions, Files: files, Logger: log})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -63,9 +63,9 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return err
 	}
 	defer st.Close()
-	files := registry.New(st.meta, st.blobs)
-	files.SetLocations(st.locations(cfg))
-	sessions, err := session.New(st.meta, st.blobs, files, session.Config{
+	places := registry.NewResolver(st.meta, st.blobs, st.locations(cfg))
+	files := registry.New(st.meta, places)
+	sessions, err := session.New(st.meta, places, files, session.Config{
 		TTL: cfg.Sessions.TTL, MaxSize: cfg.Sessions.MaxSize, MaxHeld: cfg.Sessions.MaxHeldBytes, Metrics: reg}, log)
 	if err != nil {
 		return err

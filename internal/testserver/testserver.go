@@ -38,16 +38,16 @@ func Start(t testing.TB, backend string, roots ...string) *httptest.Server {
 		t.Fatalf("testserver: unknown backend %q", backend)
 	}
 	comp := bucket.Compose(blobs)
-	files := registry.New(store, comp)
-	files.SetLocations(registry.Locations{Roots: roots, OpenDir: func(dir string) (bucket.Composer, error) {
+	places := registry.NewResolver(store, comp, registry.Locations{Roots: roots, OpenDir: func(dir string) (bucket.Composer, error) {
 		b, err := fsblob.NewDir(dir)
 		if err != nil {
 			return bucket.Composer{}, err
 		}
 		return bucket.Compose(b), nil
 	}})
+	files := registry.New(store, places)
 	log := slog.New(slog.DiscardHandler)
-	sessions, err := session.New(store, comp, files, session.Config{}, log)
+	sessions, err := session.New(store, places, files, session.Config{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
