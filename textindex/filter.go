@@ -26,7 +26,8 @@ const (
 
 // ValidateAttributes checks OpenAI's attribute rules: at most 16 keys, keys of
 // 1 to 64 characters, values that are strings of at most 512 characters,
-// numbers (float64, float32, json.Number or Go integers; finite) or booleans.
+// numbers (float64 or json.Number as decoded from JSON, or int; finite) or
+// booleans.
 // The first bad key, in key order, is named in the error.
 func ValidateAttributes(attrs map[string]any) error {
 	if len(attrs) > maxAttributes {
@@ -82,35 +83,15 @@ func describe(v any) string {
 func number(v any) (float64, bool) {
 	var f float64
 	switch v := v.(type) {
-	case float64:
+	case float64: // encoding/json's number
 		f = v
-	case float32:
-		f = float64(v)
-	case int:
-		f = float64(v)
-	case int8:
-		f = float64(v)
-	case int16:
-		f = float64(v)
-	case int32:
-		f = float64(v)
-	case int64:
-		f = float64(v)
-	case uint:
-		f = float64(v)
-	case uint8:
-		f = float64(v)
-	case uint16:
-		f = float64(v)
-	case uint32:
-		f = float64(v)
-	case uint64:
-		f = float64(v)
-	case json.Number:
+	case json.Number: // a decoder's UseNumber
 		var err error
 		if f, err = strconv.ParseFloat(string(v), 64); err != nil {
 			return 0, false
 		}
+	case int: // a Go literal
+		f = float64(v)
 	default:
 		return 0, false
 	}

@@ -41,17 +41,28 @@ func NewIndex(chunks []string, embeddings [][]float32) *Index {
 		lens:   make([]uint32, len(chunks)),
 		terms:  make(map[string]uint32),
 	}
+	ix.indexTerms()
+	if embeddings != nil {
+		ix.setVectors(embeddings)
+	}
+	ix.size = ix.footprint()
+	return ix
+}
 
-	// One pass collects (term, chunk, tf) triples; a counting sort by term
-	// then lays the postings out flat.
-	type triple struct{ term, chunk, tf uint32 }
+// triple is one term's frequency in one chunk.
+type triple struct{ term, chunk, tf uint32 }
+
+// indexTerms builds the term dictionary, the chunk lengths and the
+// postings: one pass collects (term, chunk, tf) triples; a counting sort by
+// term then lays the postings out flat.
+func (ix *Index) indexTerms() {
 	var (
 		triples []triple
 		tf      []uint32 // by term id, for the current chunk
 		seen    []uint32 // term ids with tf > 0 in the current chunk
 		an      analyzer
 	)
-	for c, text := range chunks {
+	for c, text := range ix.chunks {
 		n := 0
 		an.terms(text, func(term []byte) {
 			n++
@@ -74,6 +85,11 @@ func NewIndex(chunks []string, embeddings [][]float32) *Index {
 		}
 		seen = seen[:0]
 	}
+	ix.layPostings(triples)
+}
+
+// layPostings sorts triples by term into offs and postings.
+func (ix *Index) layPostings(triples []triple) {
 	ix.offs = make([]uint32, len(ix.terms)+1)
 	for _, t := range triples {
 		ix.offs[t.term+1]++
@@ -87,33 +103,37 @@ func NewIndex(chunks []string, embeddings [][]float32) *Index {
 		ix.postings[next[t.term]] = posting{t.chunk, t.tf}
 		next[t.term]++
 	}
+}
 
-	if embeddings != nil {
-		if len(embeddings) > 0 {
-			ix.dim = len(embeddings[0])
-			if ix.dim == 0 {
-				panic("textindex: NewIndex got empty embeddings")
-			}
-		}
-		ix.vectors = make([]float32, len(chunks)*ix.dim)
-		for i, e := range embeddings {
-			if len(e) != ix.dim {
-				panic(fmt.Sprintf("textindex: NewIndex got embedding %d of length %d, want %d", i, len(e), ix.dim))
-			}
-			unitInto(ix.vectors[i*ix.dim:(i+1)*ix.dim], e)
+// setVectors stores the chunks' embeddings as unit vectors, flat.
+func (ix *Index) setVectors(embeddings [][]float32) {
+	if len(embeddings) > 0 {
+		ix.dim = len(embeddings[0])
+		if ix.dim == 0 {
+			panic("textindex: NewIndex got empty embeddings")
 		}
 	}
+	ix.vectors = make([]float32, len(ix.chunks)*ix.dim)
+	for i, e := range embeddings {
+		if len(e) != ix.dim {
+			panic(fmt.Sprintf("textindex: NewIndex got embedding %d of length %d, want %d", i, len(e), ix.dim))
+		}
+		unitInto(ix.vectors[i*ix.dim:(i+1)*ix.dim], e)
+	}
+}
 
-	ix.size = int(unsafe.Sizeof(*ix)) +
+// footprint estimates the index's memory in bytes, for the cache.
+func (ix *Index) footprint() int {
+	n := int(unsafe.Sizeof(*ix)) +
 		len(ix.chunks)*int(unsafe.Sizeof("")) + 4*len(ix.lens) +
 		4*len(ix.offs) + int(unsafe.Sizeof(posting{}))*len(ix.postings) + 4*len(ix.vectors)
 	for _, c := range ix.chunks {
-		ix.size += len(c)
+		n += len(c)
 	}
 	for t := range ix.terms {
-		ix.size += len(t) + mapEntryBytes
+		n += len(t) + mapEntryBytes
 	}
-	return ix
+	return n
 }
 
 // mapEntryBytes approximates a map[string]uint32 entry beyond its key's bytes:
