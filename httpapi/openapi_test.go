@@ -23,7 +23,7 @@ import (
 // missing from the document, none in it that doesn't exist.
 func TestOpenAPIMatchesRouter(t *testing.T) {
 	r := newRouter(Deps{Store: upStore{}, Sessions: &session.Service{}, Files: &registry.Registry{},
-		OpenAI: &openai.Service{}, VectorStores: &vectorstore.Service{}, Registry: prometheus.NewRegistry()})
+		OpenAI: &openai.Service{}, VectorStores: &vectorstore.Service{}, Metrics: prometheus.NewRegistry()})
 	vars := regexp.MustCompile(`\{([a-zA-Z_]+):[^}]*\}`)
 	routes := map[string]bool{}
 	err := r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {

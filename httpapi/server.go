@@ -31,7 +31,7 @@ type Deps struct {
 	OpenAI   *openai.Service // nil: the OpenAI routes are not served
 	// VectorStores serves the OpenAI vector store routes; nil: they are not served.
 	VectorStores *vectorstore.Service
-	Registry     *prometheus.Registry // metrics are registered here and served on /metrics
+	Metrics      *prometheus.Registry // metrics are registered here and served on /metrics
 	Logger       *slog.Logger
 	// ReadIdleTimeout bounds each read of a request body (config's
 	// server.read_idle_timeout); 0 leaves reads unbounded.
@@ -43,10 +43,10 @@ func New(d Deps) http.Handler {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	if d.Registry == nil {
-		d.Registry = prometheus.NewRegistry()
+	if d.Metrics == nil {
+		d.Metrics = prometheus.NewRegistry()
 	}
-	m := newHTTPMetrics(d.Registry)
+	m := newHTTPMetrics(d.Metrics)
 	r := newRouter(d)
 	// Outermost first: the request id must exist before anything logs, and
 	// recovery must sit inside logging and metrics so a panic is counted as a
@@ -79,6 +79,6 @@ func newRouter(d Deps) *mux.Router {
 		panic(err) // the embedded document is checked by the tests
 	}
 	r.HandleFunc("/openapi.json", serveOpenAPI(doc)).Methods(http.MethodGet)
-	r.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})).Methods(http.MethodGet)
+	r.Handle("/metrics", promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{Registry: d.Metrics})).Methods(http.MethodGet)
 	return r
 }

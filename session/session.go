@@ -474,11 +474,8 @@ func (s *Service) appendLocked(ctx context.Context, id string, expect, total int
 		if rec.State == stateCompleted {
 			return s.completedAgain(lctx, rec, body, &out, &file)
 		}
-		if total >= 0 && total != rec.Size {
-			return ErrInvalidSize.New("the chunk says the file is %d bytes but the session was created for %d", total, rec.Size)
-		}
-		if expect >= 0 && expect != rec.Offset {
-			return ErrOffsetMismatch.New("the session is at offset %d, not %d: resume from %d", rec.Offset, expect, rec.Offset).With("offset", rec.Offset)
+		if err := rec.accepts(expect, total); err != nil {
+			return err
 		}
 		eng, err := s.engine(rec.Location)
 		if err != nil {
@@ -498,25 +495,10 @@ func (s *Service) appendLocked(ctx context.Context, id string, expect, total int
 		cctx, cancelCommit := context.WithTimeout(lctx, s.cfg.CommitTimeout)
 		defer cancelCommit()
 		if a.n > 0 || rec.Size == 0 {
-			// Segments below the loaded record's first are unreferenced: an
-			// earlier cleanup of them may have failed, so the floor moves up
-			// only once they are gone.
-			if rec.TailFloor < a.first {
-				if err := deleteSegments(cctx, s.store, rec.ID, rec.TailFloor, a.first); err != nil {
-					s.log.WarnContext(cctx, "tail_cleanup_failed", "session", rec.ID, "err", err)
-				} else {
-					rec.TailFloor = a.first
-				}
-			}
-			if a.ver, err = s.save(cctx, rec, a.ver, fence); err != nil {
+			if err := s.record(cctx, a); err != nil {
 				return err
 			}
 			n = a.n
-			if rec.TailFirst > a.first { // best effort now; the next save or the release retries
-				if err := deleteSegments(cctx, s.store, rec.ID, a.first, rec.TailFirst); err != nil {
-					s.log.WarnContext(cctx, "tail_cleanup_failed", "session", rec.ID, "err", err)
-				}
-			}
 		}
 		if berr != nil {
 			return berr
@@ -547,6 +529,44 @@ var errProbed = errors.New("session: the append has bytes")
 
 // completedAgain answers an append to a completed session: an empty one
 // gets the file again (its last answer may have been lost), anything
+// accepts checks a chunk's claims against the session: the file's total
+// size (-1: not stated) and the offset it starts at (-1: append).
+func (r *record) accepts(expect, total int64) error {
+	if total >= 0 && total != r.Size {
+		return ErrInvalidSize.New("the chunk says the file is %d bytes but the session was created for %d", total, r.Size)
+	}
+	if expect >= 0 && expect != r.Offset {
+		return ErrOffsetMismatch.New("the session is at offset %d, not %d: resume from %d", r.Offset, expect, r.Offset).With("offset", r.Offset)
+	}
+	return nil
+}
+
+// record saves what a wrote, and drops the tail segments the save made
+// unreferenced.
+func (s *Service) record(ctx context.Context, a *appender) error {
+	rec := a.rec
+	// Segments below the loaded record's first are unreferenced: an
+	// earlier cleanup of them may have failed, so the floor moves up
+	// only once they are gone.
+	if rec.TailFloor < a.first {
+		if err := deleteSegments(ctx, s.store, rec.ID, rec.TailFloor, a.first); err != nil {
+			s.log.WarnContext(ctx, "tail_cleanup_failed", "session", rec.ID, "err", err)
+		} else {
+			rec.TailFloor = a.first
+		}
+	}
+	var err error
+	if a.ver, err = s.save(ctx, rec, a.ver, a.fence); err != nil {
+		return err
+	}
+	if rec.TailFirst > a.first { // best effort now; the next save or the release retries
+		if err := deleteSegments(ctx, s.store, rec.ID, a.first, rec.TailFirst); err != nil {
+			s.log.WarnContext(ctx, "tail_cleanup_failed", "session", rec.ID, "err", err)
+		}
+	}
+	return nil
+}
+
 // else a conflict.
 func (s *Service) completedAgain(ctx context.Context, rec *record, body func(*appender) error, out *Info, file **registry.File) error {
 	probe := &appender{probe: true, read: ctx}

@@ -50,30 +50,11 @@ type SearchPage struct {
 // with the request or the store is an error, never an empty page.
 func (s *Service) SearchVectorStore(ctx context.Context, vs string, p SearchParams) (SearchPage, error) {
 	start := time.Now()
-	text := strings.TrimSpace(strings.Join(p.Query, " "))
-	if text == "" {
-		return SearchPage{}, errcode.ErrInvalidRequest.New("query is required: a string, or a list of strings")
-	}
-	if p.MaxNumResults == 0 {
-		p.MaxNumResults = 10
-	}
-	if p.MaxNumResults < 1 || p.MaxNumResults > 50 {
-		return SearchPage{}, errcode.ErrInvalidRequest.New("max_num_results %d must be from 1 to 50", p.MaxNumResults)
-	}
-	if p.ScoreThreshold < 0 || p.ScoreThreshold > 1 {
-		return SearchPage{}, errcode.ErrInvalidRequest.New("ranking_options.score_threshold %v must be from 0 to 1 (scores are normalized to 0..1)", p.ScoreThreshold)
-	}
-	if p.Ranker != "" && !slices.Contains(rankers, p.Ranker) {
-		return SearchPage{}, errcode.ErrInvalidRequest.New("ranking_options.ranker %q is not supported; use %s", p.Ranker, strings.Join(rankers, ", "))
-	}
-	mode, err := textindex.ParseMode(p.Mode)
+	q, filter, err := parseSearch(p)
 	if err != nil {
-		return SearchPage{}, errcode.ErrInvalidRequest.New("search_mode: %v", err)
+		return SearchPage{}, err
 	}
-	filter, err := textindex.ParseFilter(p.Filters)
-	if err != nil {
-		return SearchPage{}, errcode.ErrInvalidRequest.New("filters: %v", err)
-	}
+	mode := q.Mode
 	rec, _, err := s.loadStore(ctx, vs)
 	if err != nil {
 		return SearchPage{}, err
@@ -91,29 +72,8 @@ func (s *Service) SearchVectorStore(ctx context.Context, vs string, p SearchPara
 	}
 	page := SearchPage{Object: "vector_store.search_results.page", SearchQuery: p.Query, Data: []SearchResult{}}
 	if len(indexes) > 0 {
-		q := textindex.Query{Text: text, Mode: mode, Limit: p.MaxNumResults, Threshold: p.ScoreThreshold}
-		if mode != textindex.Keyword {
-			vecs, err := s.embed.embed(ctx, []string{text})
-			if err != nil {
-				return SearchPage{}, ErrEmbeddingsFailed.Wrap(err, "embedding the query failed: %v", err)
-			}
-			q.Vector = vecs[0]
-		}
-		hits, err := textindex.Search(indexes, q)
-		if errors.Is(err, textindex.ErrDimensionMismatch) {
-			return SearchPage{}, errcode.ErrInvalidRequest.New("%v: the embeddings model differs from the one the files were processed with; re-attach them, or search with search_mode keyword", err)
-		}
-		if err != nil {
+		if page.Data, err = s.rank(ctx, files, indexes, q); err != nil {
 			return SearchPage{}, err
-		}
-		for _, h := range hits {
-			f := files[h.Doc]
-			attrs := f.Attributes
-			if attrs == nil {
-				attrs = map[string]any{}
-			}
-			page.Data = append(page.Data, SearchResult{FileID: f.FileID, Filename: f.Filename, Score: h.Score, Attributes: attrs,
-				Content: []TextContent{{Type: "text", Text: indexes[h.Doc].Chunk(h.Chunk)}}})
 		}
 	}
 	if _, err := s.touch(ctx, vs); err != nil {
@@ -183,4 +143,64 @@ func (s *Service) searchable(ctx context.Context, vs string, filter textindex.Fi
 		keptFiles, kept = append(keptFiles, files[i]), append(kept, ix)
 	}
 	return keptFiles, kept, nil
+}
+
+// parseSearch checks a search's parameters, filling in the default result
+// count, and returns its query (without the vector) and filter.
+func parseSearch(p SearchParams) (textindex.Query, textindex.Filter, error) {
+	text := strings.TrimSpace(strings.Join(p.Query, " "))
+	if text == "" {
+		return textindex.Query{}, nil, errcode.ErrInvalidRequest.New("query is required: a string, or a list of strings")
+	}
+	if p.MaxNumResults == 0 {
+		p.MaxNumResults = 10
+	}
+	if p.MaxNumResults < 1 || p.MaxNumResults > 50 {
+		return textindex.Query{}, nil, errcode.ErrInvalidRequest.New("max_num_results %d must be from 1 to 50", p.MaxNumResults)
+	}
+	if p.ScoreThreshold < 0 || p.ScoreThreshold > 1 {
+		return textindex.Query{}, nil, errcode.ErrInvalidRequest.New("ranking_options.score_threshold %v must be from 0 to 1 (scores are normalized to 0..1)", p.ScoreThreshold)
+	}
+	if p.Ranker != "" && !slices.Contains(rankers, p.Ranker) {
+		return textindex.Query{}, nil, errcode.ErrInvalidRequest.New("ranking_options.ranker %q is not supported; use %s", p.Ranker, strings.Join(rankers, ", "))
+	}
+	mode, err := textindex.ParseMode(p.Mode)
+	if err != nil {
+		return textindex.Query{}, nil, errcode.ErrInvalidRequest.New("search_mode: %v", err)
+	}
+	filter, err := textindex.ParseFilter(p.Filters)
+	if err != nil {
+		return textindex.Query{}, nil, errcode.ErrInvalidRequest.New("filters: %v", err)
+	}
+	return textindex.Query{Text: text, Mode: mode, Limit: p.MaxNumResults, Threshold: p.ScoreThreshold}, filter, nil
+}
+
+// rank searches the files' indexes, embedding the query for the modes
+// that need it.
+func (s *Service) rank(ctx context.Context, files []fileSummary, indexes []*textindex.Index, q textindex.Query) ([]SearchResult, error) {
+	if q.Mode != textindex.Keyword {
+		vecs, err := s.embed.embed(ctx, []string{q.Text})
+		if err != nil {
+			return nil, ErrEmbeddingsFailed.Wrap(err, "embedding the query failed: %v", err)
+		}
+		q.Vector = vecs[0]
+	}
+	hits, err := textindex.Search(indexes, q)
+	if errors.Is(err, textindex.ErrDimensionMismatch) {
+		return nil, errcode.ErrInvalidRequest.New("%v: the embeddings model differs from the one the files were processed with; re-attach them, or search with search_mode keyword", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := []SearchResult{}
+	for _, h := range hits {
+		f := files[h.Doc]
+		attrs := f.Attributes
+		if attrs == nil {
+			attrs = map[string]any{}
+		}
+		out = append(out, SearchResult{FileID: f.FileID, Filename: f.Filename, Score: h.Score, Attributes: attrs,
+			Content: []TextContent{{Type: "text", Text: indexes[h.Doc].Chunk(h.Chunk)}}})
+	}
+	return out, nil
 }
