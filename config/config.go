@@ -90,10 +90,45 @@ type Log struct {
 	Level  string `yaml:"level"`  // FERRY_LOG_LEVEL, --log-level: debug, info, warn or error
 }
 
-// Redis selects the Redis metadata store. Empty URL means embedded bbolt.
+// Redis selects the Redis metadata store: one node by URL, or a cluster or
+// Sentinel-watched master by Addrs. Neither set means embedded bbolt.
 type Redis struct {
 	URL    string `yaml:"url"`    // FERRY_REDIS_URL: redis://[user:pass@]host:port/db or rediss://…
 	Prefix string `yaml:"prefix"` // FERRY_REDIS_PREFIX: prepended to every key
+	// Addrs are a cluster's nodes (any of them; the rest are discovered)
+	// or, with MasterName, the sentinels.
+	Addrs      []string `yaml:"addrs"`       // FERRY_REDIS_ADDRS: host:port,host:port
+	Mode       string   `yaml:"mode"`        // FERRY_REDIS_MODE: cluster or sentinel; empty: sentinel if master_name is set, else cluster
+	MasterName string   `yaml:"master_name"` // FERRY_REDIS_MASTER_NAME: the master the sentinels watch
+	// Username and Password are the ACL user for the data nodes (a URL may
+	// carry its own); SentinelPassword authenticates to the sentinels.
+	Username         string `yaml:"username"`          // FERRY_REDIS_USERNAME
+	Password         string `yaml:"password"`          // FERRY_REDIS_PASSWORD
+	SentinelPassword string `yaml:"sentinel_password"` // FERRY_REDIS_SENTINEL_PASSWORD
+	TLS              bool   `yaml:"tls"`               // FERRY_REDIS_TLS: TLS to every node (a rediss:// URL implies it)
+}
+
+// Redis topologies: redis.mode's values, and single for redis.url.
+const (
+	RedisSingle   = "single"
+	RedisCluster  = "cluster"
+	RedisSentinel = "sentinel"
+)
+
+// Topology is how the Redis settings connect: single (redis.url), cluster
+// or sentinel (redis.addrs); "" without Redis.
+func (r Redis) Topology() string {
+	switch {
+	case r.URL != "":
+		return RedisSingle
+	case len(r.Addrs) == 0:
+		return ""
+	case r.Mode != "":
+		return r.Mode
+	case r.MasterName != "":
+		return RedisSentinel
+	}
+	return RedisCluster
 }
 
 // S3 selects the S3 blob backend. Empty Bucket means the local filesystem.
@@ -132,7 +167,7 @@ func Default() Config {
 }
 
 // UsesRedis reports whether metadata lives in Redis rather than bbolt.
-func (c Config) UsesRedis() bool { return c.Redis.URL != "" }
+func (c Config) UsesRedis() bool { return c.Redis.Topology() != "" }
 
 // UsesS3 reports whether blobs live in S3 rather than under DataDir.
 func (c Config) UsesS3() bool { return c.S3.Bucket != "" }
@@ -221,6 +256,13 @@ var envVars = []envVar{
 	{"FERRY_LOG_LEVEL", str(func(c *Config) *string { return &c.Log.Level })},
 	{"FERRY_REDIS_URL", str(func(c *Config) *string { return &c.Redis.URL })},
 	{"FERRY_REDIS_PREFIX", str(func(c *Config) *string { return &c.Redis.Prefix })},
+	{"FERRY_REDIS_ADDRS", func(c *Config, v string) error { c.Redis.Addrs = splitList(v); return nil }},
+	{"FERRY_REDIS_MODE", str(func(c *Config) *string { return &c.Redis.Mode })},
+	{"FERRY_REDIS_MASTER_NAME", str(func(c *Config) *string { return &c.Redis.MasterName })},
+	{"FERRY_REDIS_USERNAME", str(func(c *Config) *string { return &c.Redis.Username })},
+	{"FERRY_REDIS_PASSWORD", str(func(c *Config) *string { return &c.Redis.Password })},
+	{"FERRY_REDIS_SENTINEL_PASSWORD", str(func(c *Config) *string { return &c.Redis.SentinelPassword })},
+	{"FERRY_REDIS_TLS", func(c *Config, v string) (err error) { c.Redis.TLS, err = strconv.ParseBool(v); return }},
 	{"FERRY_S3_ENDPOINT", str(func(c *Config) *string { return &c.S3.Endpoint })},
 	{"FERRY_S3_REGION", str(func(c *Config) *string { return &c.S3.Region })},
 	{"FERRY_S3_BUCKET", str(func(c *Config) *string { return &c.S3.Bucket })},
@@ -347,17 +389,7 @@ func (c Config) validateStores(bad complain) {
 	if (!c.UsesRedis() || !c.UsesS3()) && strings.TrimSpace(c.DataDir) == "" {
 		bad("data_dir is empty: set --data-dir or FERRY_DATA_DIR (the embedded store and filesystem blobs live there)")
 	}
-	if c.Redis.URL != "" {
-		u, err := url.Parse(c.Redis.URL)
-		switch {
-		case err != nil:
-			bad("redis.url %q does not parse: %v", c.Redis.URL, err)
-		case u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix":
-			bad("redis.url %q: scheme must be redis://, rediss:// or unix://", c.Redis.URL)
-		case u.Scheme != "unix" && u.Host == "":
-			bad("redis.url %q has no host: use redis://host:6379/0", c.Redis.URL)
-		}
-	}
+	c.Redis.validate(bad)
 	if c.S3.Endpoint != "" {
 		if !httpURL(c.S3.Endpoint) {
 			bad("s3.endpoint %q must be an http:// or https:// URL with a host", c.S3.Endpoint)
@@ -380,6 +412,49 @@ func (c Config) validateStores(bad complain) {
 	if (c.S3.AccessKeyID == "") != (c.S3.SecretAccessKey == "") {
 		bad("S3 credentials are half set: give both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither to use the default AWS chain")
 	}
+}
+
+func (r Redis) validate(bad complain) {
+	if r.URL != "" {
+		u, err := url.Parse(r.URL)
+		switch {
+		case err != nil:
+			bad("redis.url %q does not parse: %v", r.URL, err)
+		case u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix":
+			bad("redis.url %q: scheme must be redis://, rediss:// or unix://", r.URL)
+		case u.Scheme != "unix" && u.Host == "":
+			bad("redis.url %q has no host: use redis://host:6379/0", r.URL)
+		}
+		if len(r.Addrs) > 0 {
+			bad("redis.url and redis.addrs are both set: use url for one node, addrs for a cluster or the sentinels")
+		}
+	}
+	for _, a := range r.Addrs {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			bad("redis.addrs: %q is not host:port", a)
+		}
+	}
+	switch mode := r.Topology(); {
+	case r.Mode != "" && r.Mode != RedisCluster && r.Mode != RedisSentinel:
+		bad("redis.mode %q: use cluster or sentinel (a single node takes redis.url instead)", r.Mode)
+	case (r.Mode != "" || r.MasterName != "") && len(r.Addrs) == 0:
+		bad("redis.mode and redis.master_name need redis.addrs (FERRY_REDIS_ADDRS): the cluster's nodes or the sentinels")
+	case mode == RedisCluster && r.MasterName != "":
+		bad("redis.master_name is for sentinel mode; a cluster has no single master")
+	case mode == RedisSentinel && r.MasterName == "":
+		bad("redis.mode sentinel needs redis.master_name (FERRY_REDIS_MASTER_NAME): the name the sentinels monitor")
+	}
+}
+
+// splitList splits a comma-separated setting, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 func (s Sessions) validate(bad complain) {

@@ -66,6 +66,11 @@ func TestLayering(t *testing.T) {
 	if err != nil || len(cfg.Registration.AllowedRoots) != 2 || cfg.Registration.AllowedRoots[1] != "/srv/b" {
 		t.Errorf("FERRY_ALLOWED_ROOTS=/srv/a::/srv/b gave %q, %v", cfg.Registration.AllowedRoots, err)
 	}
+	cfg, err = Load(nil, env("FERRY_REDIS_ADDRS", " h1:7000,,h2:7000 ", "FERRY_REDIS_MASTER_NAME", "m", "FERRY_REDIS_TLS", "true"), io.Discard)
+	if err != nil || len(cfg.Redis.Addrs) != 2 || cfg.Redis.Addrs[1] != "h2:7000" || !cfg.Redis.TLS ||
+		cfg.Redis.Topology() != RedisSentinel || !cfg.UsesRedis() {
+		t.Errorf("FERRY_REDIS_ADDRS etc. gave %+v (%s), %v", cfg.Redis, cfg.Redis.Topology(), err)
+	}
 }
 
 func TestLoadErrors(t *testing.T) {
@@ -124,6 +129,18 @@ func TestValidate(t *testing.T) {
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, "log.level"},
 		{"redis scheme", func(c *Config) { c.Redis.URL = "http://127.0.0.1:6379" }, "scheme must be"},
 		{"redis no host", func(c *Config) { c.Redis.URL = "redis://" }, "has no host"},
+		{"redis cluster", func(c *Config) { c.Redis.Addrs = []string{"10.0.0.1:7000", "10.0.0.2:7000"} }, ""},
+		{"redis sentinel", func(c *Config) { c.Redis.Addrs = []string{"10.0.0.1:26379"}; c.Redis.MasterName = "mymaster" }, ""},
+		{"redis url and addrs", func(c *Config) { c.Redis.URL = "redis://h:6379"; c.Redis.Addrs = []string{"h:7000"} }, "both set"},
+		{"redis addr without port", func(c *Config) { c.Redis.Addrs = []string{"10.0.0.1"} }, "not host:port"},
+		{"redis mode unknown", func(c *Config) { c.Redis.Addrs = []string{"h:1"}; c.Redis.Mode = "ring" }, "use cluster or sentinel"},
+		{"redis mode without addrs", func(c *Config) { c.Redis.Mode = "cluster" }, "need redis.addrs"},
+		{"redis sentinel without master", func(c *Config) { c.Redis.Addrs = []string{"h:1"}; c.Redis.Mode = "sentinel" }, "needs redis.master_name"},
+		{"redis cluster with master", func(c *Config) {
+			c.Redis.Addrs = []string{"h:1"}
+			c.Redis.Mode = "cluster"
+			c.Redis.MasterName = "m"
+		}, "for sentinel mode"},
 		{"s3 endpoint without bucket", func(c *Config) { c.S3.Endpoint = "http://127.0.0.1:9000" }, "s3.bucket is empty"},
 		{"s3 endpoint not a url", func(c *Config) { c.S3.Endpoint = "127.0.0.1:9000"; c.S3.Bucket = "ferry" }, "http:// or https://"},
 		{"s3 bucket name", func(c *Config) { c.S3.Bucket = "Ferry_Bucket" }, "not a valid S3 bucket name"},

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/bucket/fsblob"
@@ -29,7 +31,7 @@ type stores struct {
 }
 
 // openStores is the one place that picks implementations: Redis when
-// redis.url is set, else bbolt under data_dir; S3 when s3.bucket is set,
+// redis.url or redis.addrs is set, else bbolt under data_dir; S3 when s3.bucket is set,
 // else the filesystem under data_dir. Both come back wrapped with metrics
 // registered on reg.
 func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registerer) (*stores, error) {
@@ -38,7 +40,10 @@ func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registere
 	switch {
 	case cfg.UsesRedis():
 		st.metaKind = "redis"
-		st.meta, err = redisstore.Open(cfg.Redis.URL, cfg.Redis.Prefix)
+		var c redis.UniversalClient
+		if c, err = redisClient(cfg.Redis); err == nil {
+			st.meta = redisstore.Own(c, cfg.Redis.Prefix)
+		}
 	default:
 		st.metaKind = "bbolt"
 		st.meta, err = boltstore.Open(filepath.Join(cfg.DataDir, "meta.db"))
@@ -110,4 +115,36 @@ func (st *stores) locations(cfg config.Config) registry.Locations {
 
 func (st *stores) Close() error {
 	return errors.Join(st.blobs.Close(), st.meta.Close())
+}
+
+// redisClient connects as the settings say: one node by URL, a cluster by
+// its nodes, or the master the sentinels name. The ACL user and TLS apply
+// to every topology.
+func redisClient(r config.Redis) (redis.UniversalClient, error) {
+	var tlsConf *tls.Config
+	if r.TLS {
+		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	switch r.Topology() {
+	case config.RedisCluster:
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: r.Addrs,
+			Username: r.Username, Password: r.Password, TLSConfig: tlsConf}), nil
+	case config.RedisSentinel:
+		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: r.MasterName, SentinelAddrs: r.Addrs,
+			SentinelPassword: r.SentinelPassword, Username: r.Username, Password: r.Password, TLSConfig: tlsConf}), nil
+	}
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis.url: %w", err)
+	}
+	if r.Username != "" {
+		opt.Username = r.Username
+	}
+	if r.Password != "" {
+		opt.Password = r.Password
+	}
+	if opt.TLSConfig == nil {
+		opt.TLSConfig = tlsConf
+	}
+	return redis.NewClient(opt), nil
 }

@@ -43,9 +43,14 @@ func Open(url, prefix string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: parse url: %w", err)
 	}
-	s := New(redis.NewClient(opt), prefix)
+	return Own(redis.NewClient(opt), prefix), nil
+}
+
+// Own is New for a client the store owns: Close closes it.
+func Own(client redis.UniversalClient, prefix string) *Store {
+	s := New(client, prefix)
 	s.owned = true
-	return s, nil
+	return s
 }
 
 // Result codes shared by the write scripts.
