@@ -148,6 +148,7 @@ type Sessions struct {
 	MaxSize       int64         `yaml:"max_size"`       // FERRY_SESSION_MAX_SIZE: largest file, in bytes
 	PurgeInterval time.Duration `yaml:"purge_interval"` // FERRY_SESSION_PURGE_INTERVAL: how often expired sessions are freed
 	MaxHeldBytes  int64         `yaml:"max_held_bytes"` // FERRY_SESSION_MAX_HELD_BYTES: cap on bytes one S3 session holds back between small chunks
+	MaxHeldTotal  int64         `yaml:"max_held_total"` // FERRY_SESSION_MAX_HELD_TOTAL: cap on bytes all sessions together hold back in the metadata store
 }
 
 // Default returns the embedded-default configuration.
@@ -162,7 +163,7 @@ func Default() Config {
 		S3:              S3{Region: "us-east-1"},
 		OpenAI: OpenAI{Bucket: "openai", UploadsBucket: "openai-uploads", MaxFileSize: 512 << 20, MaxUploadSize: 8 << 30, UploadTTL: time.Hour,
 			VectorWorkers: 2, VectorPollInterval: time.Second, VectorMaxFileSize: 16 << 20, VectorCacheSize: 256 << 20},
-		Sessions: Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20},
+		Sessions: Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20, MaxHeldTotal: 1 << 30},
 	}
 }
 
@@ -274,6 +275,10 @@ var envVars = []envVar{
 	{"FERRY_SESSION_MAX_SIZE", func(c *Config, v string) (err error) { c.Sessions.MaxSize, err = strconv.ParseInt(v, 10, 64); return }},
 	{"FERRY_SESSION_MAX_HELD_BYTES", func(c *Config, v string) (err error) {
 		c.Sessions.MaxHeldBytes, err = strconv.ParseInt(v, 10, 64)
+		return
+	}},
+	{"FERRY_SESSION_MAX_HELD_TOTAL", func(c *Config, v string) (err error) {
+		c.Sessions.MaxHeldTotal, err = strconv.ParseInt(v, 10, 64)
 		return
 	}},
 	{"FERRY_OPENAI_BUCKET", str(func(c *Config) *string { return &c.OpenAI.Bucket })},
@@ -466,6 +471,9 @@ func (s Sessions) validate(bad complain) {
 	}
 	if s.MaxHeldBytes < bucket.MinPartSize {
 		bad("sessions.max_held_bytes %d must be at least %d (5 MiB, one S3 part)", s.MaxHeldBytes, bucket.MinPartSize)
+	}
+	if s.MaxHeldTotal < s.MaxHeldBytes {
+		bad("sessions.max_held_total %d must be at least sessions.max_held_bytes (%d): it is the sum over all sessions", s.MaxHeldTotal, s.MaxHeldBytes)
 	}
 	if s.PurgeInterval <= 0 {
 		bad("sessions.purge_interval %s must be positive, for example 1m", s.PurgeInterval)

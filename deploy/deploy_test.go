@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -50,6 +51,7 @@ type service struct {
 	DependsOn   dependsOn         `yaml:"depends_on"`
 	Healthcheck map[string]any    `yaml:"healthcheck"`
 	Restart     string            `yaml:"restart"`
+	Profiles    []string          `yaml:"profiles"`
 }
 
 // stringList accepts compose's string or list form.
@@ -168,7 +170,7 @@ func flag(args []string, name string) string {
 func listenPort(t *testing.T, name string, s service, df dockerfile) string {
 	t.Helper()
 	switch {
-	case name == "ferryd":
+	case name == "ferryd" || s.Build != "":
 		_, port, err := net.SplitHostPort(flag(df.entrypoint, "addr"))
 		if err != nil {
 			t.Fatalf("Dockerfile ENTRYPOINT --addr: %v", err)
@@ -185,6 +187,8 @@ func listenPort(t *testing.T, name string, s service, df dockerfile) string {
 			return p
 		}
 		return "9000"
+	case strings.HasPrefix(s.Image, "nginx:"):
+		return "8321" // deploy/nginx/nginx.conf's listen
 	case strings.HasPrefix(s.Image, "prom/prometheus"):
 		return "9090"
 	case strings.HasPrefix(s.Image, "grafana/grafana"):
@@ -223,6 +227,48 @@ func TestComposeReferences(t *testing.T) {
 	}
 	if cond := c.Services["ferryd"].DependsOn["minio-init"]; cond != "service_completed_successfully" {
 		t.Errorf("ferryd must wait for minio-init to complete (the bucket must exist), has condition %q", cond)
+	}
+}
+
+// The scale profile: three ferryd instances with one configuration behind
+// nginx, whose upstream names exactly those instances on ferryd's port.
+func TestComposeScaleProfile(t *testing.T) {
+	c, df := loadCompose(t), loadDockerfile(t)
+	var instances []string
+	for name, s := range c.Services {
+		if s.Build == "" {
+			continue
+		}
+		instances = append(instances, name)
+		if !maps.Equal(s.Environment, c.Services["ferryd"].Environment) {
+			t.Errorf("%s's environment differs from ferryd's: instances must share Redis and S3", name)
+		}
+	}
+	slices.Sort(instances)
+	if !slices.Equal(instances, []string{"ferryd", "ferryd-2", "ferryd-3"}) {
+		t.Fatalf("ferryd instances %v, want ferryd, ferryd-2, ferryd-3", instances)
+	}
+	lb := c.Services["lb"]
+	if !slices.Contains(lb.Profiles, "scale") || !slices.Contains(c.Services["ferryd-2"].Profiles, "scale") {
+		t.Error("lb and the extra instances belong to the scale profile")
+	}
+	conf, err := os.ReadFile(filepath.Join(root, "deploy/nginx/nginx.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var upstream []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*server\s+([\w-]+:\d+);`).FindAllStringSubmatch(string(conf), -1) {
+		upstream = append(upstream, m[1])
+	}
+	port := listenPort(t, "ferryd", service{}, df)
+	want := []string{"ferryd:" + port, "ferryd-2:" + port, "ferryd-3:" + port}
+	if !slices.Equal(upstream, want) {
+		t.Errorf("nginx upstream %v, want %v", upstream, want)
+	}
+	for _, d := range []string{"proxy_request_buffering off;", "client_max_body_size 0;", "proxy_next_upstream error timeout;"} {
+		if !strings.Contains(string(conf), d) {
+			t.Errorf("nginx.conf lacks %q: chunks must stream, any size, and a POST must never be resent", d)
+		}
 	}
 }
 
@@ -408,7 +454,7 @@ func TestAlertRules(t *testing.T) {
 			checkMetrics(t, "alert "+r.Alert, r.Expr, known)
 		}
 	}
-	for _, name := range []string{"FerryDown", "FerryHigh5xxRate", "FerryS3Errors", "FerryMetadataStoreUnavailable", "FerryPurgeBacklogGrowing", "FerryPurgeFailing"} {
+	for _, name := range []string{"FerryDown", "FerryHigh5xxRate", "FerryS3Errors", "FerryMetadataStoreUnavailable", "FerryPurgeBacklogGrowing", "FerryPurgeFailing", "FerryHeldBytesNearLimit"} {
 		if !seen[name] {
 			t.Errorf("alert %s is missing", name)
 		}

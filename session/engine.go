@@ -98,6 +98,7 @@ type multipartEngine struct {
 	grace   time.Duration
 	maxHeld int64
 	held    *lru.Cache[[]byte] // by heldKey; shared by the service's engines
+	ledger  *ledger
 }
 
 func heldKey(id string, k int, tag string) string { return tailKey(id, k) + "#" + tag }
@@ -241,6 +242,9 @@ func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64
 	}
 	if n == 0 {
 		return nil
+	}
+	if err := e.ledger.admit(ctx, n, max(rec.PartSize, bucket.MinPartSize)); err != nil {
+		return err
 	}
 	until := rec.ExpiresAt.Add(e.ttl + e.grace)
 	merge := rec.TailSegs >= maxTailSegs || rec.TailSegs > 0 && rec.TailUntil.Before(rec.ExpiresAt.Add(e.grace))

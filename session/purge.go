@@ -211,6 +211,9 @@ func (s *Service) sweepOrphans(ctx context.Context) {
 	if last := s.swept.Load(); last != 0 && now.Sub(time.UnixMilli(last)) < sweepEvery {
 		return
 	}
+	if err := s.dropStaleHeld(ctx); err != nil {
+		s.log.WarnContext(ctx, "held_ledger_sweep_failed", "err", err)
+	}
 	eng, err := s.engine("")
 	if err != nil {
 		return

@@ -60,6 +60,9 @@ type Config struct {
 	// parts above 5 MiB; if their part size exceeds MaxHeld, chunks smaller
 	// than a part are refused instead of piling up.
 	MaxHeld int64
+	// MaxHeldTotal caps the bytes all sessions together hold back in the
+	// metadata store; a small chunk past it gets 503 and Retry-After.
+	MaxHeldTotal int64
 	// Metrics receives the engine's metrics; nil keeps them unexported.
 	Metrics prometheus.Registerer
 	// Grace keeps a record past expires_at so the purger, not the store's
@@ -82,6 +85,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxHeld <= 0 {
 		c.MaxHeld = d.MaxHeldBytes
+	}
+	if c.MaxHeldTotal <= 0 {
+		c.MaxHeldTotal = d.MaxHeldTotal
 	}
 	if c.LockTTL <= 0 {
 		// Short, because it is refreshed while an append runs and it is how
@@ -137,7 +143,8 @@ type record struct {
 	UploadID  string        `json:"upload_id,omitempty"` // empty: the file is small enough for one Put
 	PartSize  int64         `json:"part_size,omitempty"` // every part but the last is at least this
 	Parts     []bucket.Part `json:"parts,omitempty"`
-	TailLen   int64         `json:"tail_len,omitempty"`   // bytes held back for the next part
+	TailLen   int64         `json:"tail_len,omitempty"` // bytes held back for the next part
+	heldNoted int64         // TailLen as the held-back ledger has it
 	TailFirst int           `json:"tail_first,omitempty"` // in tail records TailFirst..
 	TailSegs  int           `json:"tail_segs,omitempty"`  // ..TailFirst+TailSegs-1
 	TailTags  []string      `json:"tail_tags,omitempty"`  // each segment's tag in its writer's memory (engine.go)
@@ -214,6 +221,7 @@ type Service struct {
 	mu      sync.Mutex
 	engines map[string]engine  // by location; "" is Ferry's own storage
 	held    *lru.Cache[[]byte] // tail segments this instance wrote (multipartEngine)
+	ledger  *ledger            // held-back bytes of all sessions, under MaxHeldTotal
 
 	log   *slog.Logger
 	now   func() time.Time
@@ -237,6 +245,7 @@ func New(store metastore.Store, places Places, files Publisher, cfg Config, log 
 		reg = prometheus.NewRegistry()
 	}
 	s.m = newSessionMetrics(reg, store, func() time.Time { return s.now() })
+	s.ledger = newLedger(store, cfg.MaxHeldTotal, reg)
 	if _, err := s.engine(""); err != nil {
 		return nil, err
 	}
@@ -250,7 +259,7 @@ func (s *Service) newEngine(blobs bucket.Composer) (engine, error) {
 	case blobs.Staging != nil:
 		return &stagingEngine{blobs: blobs.Staging}, nil
 	case blobs.Multipart != nil:
-		return &multipartEngine{blobs: blobs.Backend, mp: blobs.Multipart, store: s.store, ttl: s.cfg.TTL, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld, held: s.held}, nil
+		return &multipartEngine{blobs: blobs.Backend, mp: blobs.Multipart, store: s.store, ttl: s.cfg.TTL, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld, held: s.held, ledger: s.ledger}, nil
 	}
 	return nil, fmt.Errorf("session: blob backend %T supports neither staging nor multipart uploads", blobs.Backend)
 }
@@ -735,6 +744,9 @@ func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
 	if err := s.store.Delete(ctx, recordKey(rec.ID), ver); err != nil && !errors.Is(err, metastore.ErrNotFound) {
 		return err
 	}
+	if err := s.ledger.note(ctx, rec.ID, 0); err != nil {
+		s.log.WarnContext(ctx, "held_ledger_failed", "session", rec.ID, "err", err) // the purger's sweep drops it
+	}
 	return nil
 }
 
@@ -762,6 +774,7 @@ func (s *Service) load(ctx context.Context, id string) (*record, int64, error) {
 	if err := json.Unmarshal(r.Value, rec); err != nil {
 		return nil, 0, fmt.Errorf("decode session %s: %w", id, err)
 	}
+	rec.heldNoted = rec.TailLen
 	if s.now().After(rec.ExpiresAt) {
 		return rec, r.Version, ErrExpired.New("upload session %s expired at %s; start a new one", id, rec.ExpiresAt.Format(time.RFC3339))
 	}
@@ -782,6 +795,14 @@ func (s *Service) save(ctx context.Context, rec *record, ver, fence int64) (int6
 		return 0, ErrBusy.Wrap(err, "another request took over session %s; check its offset and resume", rec.ID)
 	case err != nil:
 		return 0, fmt.Errorf("save session: %w", err)
+	}
+	if rec.TailLen != rec.heldNoted {
+		if err := s.ledger.note(ctx, rec.ID, rec.TailLen); err != nil {
+			// The ledger is corrected by the session's next save or its end.
+			s.log.WarnContext(ctx, "held_ledger_failed", "session", rec.ID, "err", err)
+		} else {
+			rec.heldNoted = rec.TailLen
+		}
 	}
 	return r.Version, nil
 }

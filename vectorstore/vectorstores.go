@@ -383,22 +383,7 @@ func (s *Service) countCollection(ctx context.Context, coll string) (FileCounts,
 
 // eachEntry walks a whole index in pages.
 func (s *Service) eachEntry(ctx context.Context, index string, fn func(metastore.Entry) error) error {
-	q := metastore.Query{Limit: 1000}
-	for {
-		entries, more, err := s.store.IndexList(ctx, index, q)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		if !more || len(entries) == 0 {
-			return nil
-		}
-		q.After = entries[len(entries)-1].Member
-	}
+	return metastore.EachEntry(ctx, s.store, index, fn)
 }
 
 // GetVectorStore returns a store.

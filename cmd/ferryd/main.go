@@ -66,7 +66,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	places := registry.NewResolver(st.meta, st.blobs, st.locations(cfg))
 	files := registry.New(st.meta, places)
 	sessions, err := session.New(st.meta, places, files, session.Config{
-		TTL: cfg.Sessions.TTL, MaxSize: cfg.Sessions.MaxSize, MaxHeld: cfg.Sessions.MaxHeldBytes, Metrics: reg}, log)
+		TTL: cfg.Sessions.TTL, MaxSize: cfg.Sessions.MaxSize, MaxHeld: cfg.Sessions.MaxHeldBytes,
+		MaxHeldTotal: cfg.Sessions.MaxHeldTotal, Metrics: reg}, log)
 	if err != nil {
 		return err
 	}
