@@ -17,8 +17,8 @@ test:
 # uploads through ferryd processes killed with -9, Redis restarted, S3
 # stopped for 30 s. make test runs the short version of the same tests.
 chaos:
-	CI=1 FERRY_CHAOS=long FERRY_FAULTS=long scripts/test.sh -count=1 -timeout 40m -v \
-		-run '^(TestChaos|TestFaultSweep|TestHangupInAndAfterLastChunk|TestHangupIssue12Reproduction)$$' ./session/ ./cmd/ferryd/
+	CI=1 FERRY_CHAOS=long FERRY_FAULTS=long FERRY_SCALE=long scripts/test.sh -count=1 -timeout 40m -v \
+		-run '^(TestChaos|TestFaultSweep|TestHangupInAndAfterLastChunk|TestHangupIssue12Reproduction|TestSentinelFailover|TestScaleOutCluster)$$' ./session/ ./cmd/ferryd/
 
 vet:
 	go vet ./...
