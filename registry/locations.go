@@ -67,10 +67,10 @@ const countLimit = 10000
 
 // Location is a parsed storage location.
 type Location struct {
-	Scheme string // "s3" or "file"
-	Bucket string // s3: the S3 bucket
-	Prefix string // s3: the key prefix, without a trailing '/'
-	Dir    string // file: the absolute directory
+	Scheme   string // "s3" or "file"
+	S3Bucket string // s3: the S3 bucket
+	Prefix   string // s3: the key prefix, without a trailing '/'
+	Dir      string // file: the absolute directory
 }
 
 // String is the canonical URI: s3://bucket[/prefix] or file:///dir.
@@ -79,9 +79,9 @@ func (l Location) String() string {
 	case l.Scheme == "file":
 		return "file://" + filepath.ToSlash(l.Dir)
 	case l.Prefix != "":
-		return "s3://" + l.Bucket + "/" + l.Prefix
+		return "s3://" + l.S3Bucket + "/" + l.Prefix
 	}
-	return "s3://" + l.Bucket
+	return "s3://" + l.S3Bucket
 }
 
 // Overlaps reports whether one location contains the other, as written.
@@ -93,7 +93,7 @@ func (l Location) Overlaps(o Location) bool {
 	case l.Scheme == "file":
 		return within(l.Dir, o.Dir) || within(o.Dir, l.Dir)
 	}
-	return l.Bucket == o.Bucket && (under(l.Prefix, o.Prefix) || under(o.Prefix, l.Prefix))
+	return l.S3Bucket == o.S3Bucket && (under(l.Prefix, o.Prefix) || under(o.Prefix, l.Prefix))
 }
 
 // sameDirAbove reports whether dir, or a directory above it, is the very
@@ -167,7 +167,7 @@ func ParseLocation(uri string) (Location, error) {
 				return Location{}, ErrInvalidLocation.New("location %q: bad prefix: %v", uri, err)
 			}
 		}
-		return Location{Scheme: "s3", Bucket: u.Host, Prefix: prefix}, nil
+		return Location{Scheme: "s3", S3Bucket: u.Host, Prefix: prefix}, nil
 	case "file":
 		if u.Host != "" && u.Host != "localhost" {
 			return Location{}, ErrInvalidLocation.New("location %q names host %q: file:// locations are local, write file:///absolute/directory", uri, u.Host)
@@ -278,7 +278,7 @@ func parseRegistered(uri string) (Location, error) {
 	}
 	if rest, ok := strings.CutPrefix(uri, "s3://"); ok {
 		bkt, prefix, _ := strings.Cut(rest, "/")
-		return Location{Scheme: "s3", Bucket: bkt, Prefix: prefix}, nil
+		return Location{Scheme: "s3", S3Bucket: bkt, Prefix: prefix}, nil
 	}
 	return Location{}, fmt.Errorf("unknown location %q", uri)
 }
@@ -345,7 +345,7 @@ func count(ctx context.Context, b bucket.Backend, loc Location) (files, size int
 		objs, more, err := b.List(ctx, "", after, 1000)
 		switch {
 		case errors.Is(err, bucket.ErrNoBucket):
-			return 0, 0, false, ErrLocationNotFound.New("S3 bucket %q does not exist on the configured endpoint", loc.Bucket)
+			return 0, 0, false, ErrLocationNotFound.New("S3 bucket %q does not exist on the configured endpoint", loc.S3Bucket)
 		case errors.Is(err, bucket.ErrAccessDenied), errors.Is(err, fs.ErrPermission):
 			return 0, 0, false, ErrLocationForbidden.New("Ferry may not read %s: %v", loc, err)
 		case err != nil:

@@ -129,7 +129,7 @@ func (r *Resolver) Backend(uri string) (bucket.Composer, error) {
 	}
 	switch loc.Scheme {
 	case "s3":
-		b, err = r.locs.OpenS3(loc.Bucket, loc.Prefix)
+		b, err = r.locs.OpenS3(loc.S3Bucket, loc.Prefix)
 	default:
 		b, err = r.locs.OpenDir(loc.Dir)
 	}
