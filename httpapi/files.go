@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -346,6 +348,7 @@ func serveContent(w http.ResponseWriter, r *http.Request, reg *registry.Registry
 	h.Set("ETag", etag)
 	h.Set("Last-Modified", modified.Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
+	safeServing(h, file, contentType)
 	if notModified(r, etag, modified) {
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -394,6 +397,38 @@ func serveContent(w http.ResponseWriter, r *http.Request, reg *registry.Registry
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	_, _ = io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{body}, *bp) // a failure mid-body can only cut the connection
+}
+
+// safeServing keeps a stored file from running as part of Ferry's origin:
+// browsers must not sniff a type, and a type a browser would render as a
+// page or script (HTML, SVG, XML, JavaScript) goes out as a download, in a
+// sandbox should it be opened anyway.
+func safeServing(h http.Header, file registry.File, contentType string) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	if !activeType(contentType) {
+		return
+	}
+	h.Set("Content-Security-Policy", "sandbox")
+	if h.Get("Content-Disposition") == "" {
+		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(file.Key)}))
+	}
+}
+
+// activeType reports whether browsers execute or render content of this
+// type with the serving origin's privileges.
+func activeType(contentType string) bool {
+	t, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return true // unparseable: assume the worst
+	}
+	switch {
+	case t == "text/html", t == "application/xhtml+xml", t == "image/svg+xml",
+		t == "text/xml", t == "application/xml", strings.HasSuffix(t, "+xml"),
+		strings.Contains(t, "javascript"), strings.Contains(t, "ecmascript"),
+		t == "text/xsl":
+		return true
+	}
+	return false
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}

@@ -1,0 +1,59 @@
+package httpapi
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/testsvc"
+)
+
+// A stored file never runs as a page of Ferry's origin: every download says
+// nosniff, and types a browser renders or executes (HTML, SVG, XML,
+// JavaScript) go out as an attachment in a CSP sandbox. Other types stay
+// inline, as before.
+func TestContentIsServedSafely(t *testing.T) {
+	store, blobs := testsvc.Embedded(t)
+	base := serveAPI(t, store, blobs, time.Minute).URL
+	for _, tc := range []struct {
+		key, mime string
+		active    bool
+	}{
+		{"page.html", "text/html; charset=utf-8", true},
+		{"page.xhtml", "application/xhtml+xml", true},
+		{"pic.svg", "image/svg+xml", true},
+		{"feed.atom", "application/atom+xml", true},
+		{"app.js", "text/javascript", true},
+		{"app2.js", "application/x-javascript", true},
+		{"notes.txt", "text/plain", false},
+		{"photo.png", "image/png", false},
+		{"data.json", "application/json", false},
+	} {
+		body := "<script>alert(document.cookie)</script>"
+		a := send(t, "POST", base+"/v1/files", strings.NewReader(fmt.Sprintf(`{"bucket":"web","key":%q,"mime_type":%q,"size":%d}`, tc.key, tc.mime, len(body))))
+		if a.code != 200 {
+			t.Fatalf("%s: create: %d %s", tc.key, a.code, a.body)
+		}
+		if a := appendChunk(t, base, a.json(t)["id"].(string), 0, []byte(body)); a.code != 200 {
+			t.Fatalf("%s: append: %d %s", tc.key, a.code, a.body)
+		}
+		for _, method := range []string{"GET", "HEAD"} {
+			a := send(t, method, base+"/v1/files/web/"+tc.key+":content", nil)
+			if a.code != 200 {
+				t.Fatalf("%s %s: %d %s", method, tc.key, a.code, a.body)
+			}
+			h := a.header
+			if h.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("%s %s: no nosniff", method, tc.key)
+			}
+			disp, csp := h.Get("Content-Disposition"), h.Get("Content-Security-Policy")
+			if tc.active && (!strings.HasPrefix(disp, "attachment") || !strings.Contains(disp, tc.key) || csp != "sandbox") {
+				t.Errorf("%s %s (%s): Content-Disposition %q, CSP %q; want an attachment named for the key, sandboxed", method, tc.key, tc.mime, disp, csp)
+			}
+			if !tc.active && (disp != "" || csp != "") {
+				t.Errorf("%s %s (%s): Content-Disposition %q, CSP %q; want inline", method, tc.key, tc.mime, disp, csp)
+			}
+		}
+	}
+}
