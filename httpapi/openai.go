@@ -22,8 +22,15 @@ import (
 // both ways, so both are served.
 var openAIPrefixes = []string{"/v1/openai/v1", "/v1/openAi/v1"}
 
-// maxFormField bounds a non-file multipart field (purpose, expires_after…).
-const maxFormField = 64 << 10
+// Bounds on a multipart form (OpenAI's forms have a handful of parts):
+// one non-file field (purpose, expires_after…), the parts of one request,
+// and all its non-file bytes together, so a form of thousands of small
+// fields cannot grow memory.
+const (
+	maxFormField = 64 << 10
+	maxFormParts = 64
+	maxFormBytes = 256 << 10
+)
 
 type openAI struct {
 	svc      *openai.Service
@@ -294,7 +301,8 @@ type multipartReader struct {
 }
 
 func (m *multipartReader) each(fn func(name, filename, contentType string, body io.Reader) error) error {
-	for {
+	fieldBytes := 0
+	for parts := 1; ; parts++ {
 		p, err := m.mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -302,16 +310,23 @@ func (m *multipartReader) each(fn func(name, filename, contentType string, body 
 		if err != nil {
 			return errcode.ErrInvalidRequest.New("the multipart body is malformed: %v", err)
 		}
+		if parts > maxFormParts {
+			p.Close()
+			return errcode.ErrInvalidRequest.New("the form has more than %d parts; send the file and its few fields only", maxFormParts)
+		}
 		name := p.FormName()
 		if p.FileName() != "" || name == "file" || name == "data" {
 			err = fn(name, p.FileName(), p.Header.Get("Content-Type"), p)
 		} else {
 			v, rerr := io.ReadAll(io.LimitReader(p, maxFormField+1))
+			fieldBytes += len(v)
 			switch {
 			case rerr != nil:
 				err = errcode.ErrInvalidRequest.New("reading field %q: %v", name, rerr)
 			case len(v) > maxFormField:
 				err = errcode.ErrInvalidRequest.New("field %q exceeds %d bytes", name, maxFormField)
+			case fieldBytes > maxFormBytes:
+				err = errcode.ErrInvalidRequest.New("the form's fields exceed %d bytes together", maxFormBytes)
 			default:
 				m.fields[name] = string(v)
 			}

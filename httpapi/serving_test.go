@@ -57,3 +57,35 @@ func TestContentIsServedSafely(t *testing.T) {
 		}
 	}
 }
+
+// A multipart form of thousands of small fields, or of fields too large
+// together, is refused before it can grow memory, on both multipart routes.
+func TestMultipartFormsAreBounded(t *testing.T) {
+	store, blobs := testsvc.Embedded(t)
+	base := serveAPI(t, store, blobs, time.Minute).URL + "/v1/openai/v1"
+	up := send(t, "POST", base+"/uploads", strings.NewReader(`{"filename":"a.txt","purpose":"assistants","bytes":3,"mime_type":"text/plain"}`),
+		"Content-Type", "application/json")
+	if up.code != 200 {
+		t.Fatalf("create upload: %d %s", up.code, up.body)
+	}
+	form := func(fields int, size int) (string, *strings.Builder) {
+		var b strings.Builder
+		for i := range fields {
+			fmt.Fprintf(&b, "--B\r\nContent-Disposition: form-data; name=\"f%d\"\r\n\r\n%s\r\n", i, strings.Repeat("x", size))
+		}
+		b.WriteString("--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nabc\r\n--B--\r\n")
+		return "multipart/form-data; boundary=B", &b
+	}
+	for _, route := range []string{base + "/files", base + "/uploads/" + up.json(t)["id"].(string) + "/parts"} {
+		for _, tc := range []struct {
+			fields, size int
+			want         string
+		}{{6000, 1, "more than 64 parts"}, {6, 60 << 10, "exceed 262144 bytes together"}} {
+			ct, body := form(tc.fields, tc.size)
+			a := send(t, "POST", route, strings.NewReader(body.String()), "Content-Type", ct)
+			if a.code != 400 || !strings.Contains(string(a.body), tc.want) {
+				t.Errorf("%s with %d fields of %d bytes: %d %s, want 400 %q", route, tc.fields, tc.size, a.code, a.body, tc.want)
+			}
+		}
+	}
+}
