@@ -51,6 +51,10 @@ type Server struct {
 	// it held), so its resume from a new connection is not refused as busy.
 	ReadIdleTimeout   time.Duration `yaml:"read_idle_timeout"`   // FERRY_READ_IDLE_TIMEOUT, --read-idle-timeout
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // FERRY_READ_HEADER_TIMEOUT: time to send a request's headers
+	// AllowedHosts, when set, are the only Host names requests may carry
+	// (DNS rebinding: a hostile page whose name resolves to ferryd's
+	// address still sends its own name).
+	AllowedHosts []string `yaml:"allowed_hosts"` // FERRY_ALLOWED_HOSTS: host names, ','-separated
 }
 
 // Registration limits what existing data may be registered.
@@ -257,6 +261,7 @@ var envVars = []envVar{
 	{"FERRY_LOG_LEVEL", str(func(c *Config) *string { return &c.Log.Level })},
 	{"FERRY_REDIS_URL", str(func(c *Config) *string { return &c.Redis.URL })},
 	{"FERRY_REDIS_PREFIX", str(func(c *Config) *string { return &c.Redis.Prefix })},
+	{"FERRY_ALLOWED_HOSTS", func(c *Config, v string) error { c.Server.AllowedHosts = splitList(v); return nil }},
 	{"FERRY_REDIS_ADDRS", func(c *Config, v string) error { c.Redis.Addrs = splitList(v); return nil }},
 	{"FERRY_REDIS_MODE", str(func(c *Config) *string { return &c.Redis.Mode })},
 	{"FERRY_REDIS_MASTER_NAME", str(func(c *Config) *string { return &c.Redis.MasterName })},
@@ -372,6 +377,11 @@ func (c Config) validateServer(bad complain) {
 	}
 	if c.Server.ReadHeaderTimeout <= 0 {
 		bad("server.read_header_timeout %s must be positive, for example 10s", c.Server.ReadHeaderTimeout)
+	}
+	for _, h := range c.Server.AllowedHosts {
+		if strings.ContainsAny(h, ":/ ") && net.ParseIP(strings.Trim(h, "[]")) == nil {
+			bad("server.allowed_hosts: %q is not a host name or IP address (no port, no scheme)", h)
+		}
 	}
 }
 

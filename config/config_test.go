@@ -129,6 +129,8 @@ func TestValidate(t *testing.T) {
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, "log.level"},
 		{"redis scheme", func(c *Config) { c.Redis.URL = "http://127.0.0.1:6379" }, "scheme must be"},
 		{"redis no host", func(c *Config) { c.Redis.URL = "redis://" }, "has no host"},
+		{"allowed hosts", func(c *Config) { c.Server.AllowedHosts = []string{"ferry.example.com", "127.0.0.1", "[::1]"} }, ""},
+		{"allowed host with port", func(c *Config) { c.Server.AllowedHosts = []string{"ferry.example.com:8321"} }, "not a host name"},
 		{"redis cluster", func(c *Config) { c.Redis.Addrs = []string{"10.0.0.1:7000", "10.0.0.2:7000"} }, ""},
 		{"redis sentinel", func(c *Config) { c.Redis.Addrs = []string{"10.0.0.1:26379"}; c.Redis.MasterName = "mymaster" }, ""},
 		{"redis url and addrs", func(c *Config) { c.Redis.URL = "redis://h:6379"; c.Redis.Addrs = []string{"h:7000"} }, "both set"},

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -259,3 +262,26 @@ func methodLabel(m string) string {
 	}
 	return "other"
 }
+
+// checkHost refuses a request whose Host is not one of allowed (none: all
+// are served), with 421, before any route runs. Health checks are exempt:
+// probes address an instance by its IP.
+func checkHost(allowed []string, next http.Handler) http.Handler {
+	if len(allowed) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || slices.ContainsFunc(allowed, func(a string) bool { return strings.EqualFold(a, host) }) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		writeError(w, r, errMisdirected.New("this server does not answer to host %q: use one of server.allowed_hosts (%s)", r.Host, strings.Join(allowed, ", ")))
+	})
+}
+
+var errMisdirected = errcode.Register("MISDIRECTED_REQUEST", "Misdirected Request", http.StatusMisdirectedRequest)

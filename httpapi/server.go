@@ -33,6 +33,8 @@ type Deps struct {
 	VectorStores *vectorstore.Service
 	Metrics      *prometheus.Registry // metrics are registered here and served on /metrics
 	Logger       *slog.Logger
+	// AllowedHosts, when set, are the Host names served; others get 421.
+	AllowedHosts []string
 	// ReadIdleTimeout bounds each read of a request body (config's
 	// server.read_idle_timeout); 0 leaves reads unbounded.
 	ReadIdleTimeout time.Duration
@@ -51,7 +53,7 @@ func New(d Deps) http.Handler {
 	// Outermost first: the request id must exist before anything logs, and
 	// recovery must sit inside logging and metrics so a panic is counted as a
 	// 500. The idle bound sits inside accessLog, whose reqInfo carries it.
-	return requestID(accessLog(d.Logger, m.instrument(boundIdleReads(d.ReadIdleTimeout, recoverPanic(d.Logger, r)))))
+	return requestID(accessLog(d.Logger, m.instrument(checkHost(d.AllowedHosts, boundIdleReads(d.ReadIdleTimeout, recoverPanic(d.Logger, r))))))
 }
 
 // newRouter mounts every route; the OpenAPI test walks it.

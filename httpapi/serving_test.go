@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,35 @@ func TestMultipartFormsAreBounded(t *testing.T) {
 			if a.code != 400 || !strings.Contains(string(a.body), tc.want) {
 				t.Errorf("%s with %d fields of %d bytes: %d %s, want 400 %q", route, tc.fields, tc.size, a.code, a.body, tc.want)
 			}
+		}
+	}
+}
+
+// With server.allowed_hosts set, a request naming another Host (a DNS
+// rebinding page) gets 421 before any route runs; listed names, with or
+// without a port, and health checks pass.
+func TestAllowedHosts(t *testing.T) {
+	h := New(Deps{Store: upStore{}, AllowedHosts: []string{"ferry.example.com", "127.0.0.1"}})
+	for _, tc := range []struct {
+		host, path string
+		want       int
+	}{
+		{"ferry.example.com", "/openapi.json", 200},
+		{"FERRY.example.com:8321", "/openapi.json", 200},
+		{"127.0.0.1:8321", "/openapi.json", 200},
+		{"evil.example", "/openapi.json", 421},
+		{"evil.example:8321", "/v1/files", 421},
+		{"evil.example", "/healthz", 200},
+	} {
+		req := httptest.NewRequest("GET", tc.path, nil)
+		req.Host = tc.host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("Host %s %s: %d %s, want %d", tc.host, tc.path, rec.Code, rec.Body, tc.want)
+		}
+		if tc.want == 421 && !strings.Contains(rec.Body.String(), "MISDIRECTED_REQUEST") {
+			t.Errorf("Host %s: body %s lacks the code", tc.host, rec.Body)
 		}
 	}
 }

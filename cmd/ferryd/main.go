@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		Metrics:         reg, PurgeFailures: purgeFailures}, log)
 	files.Subscribe(vs.OnFileEvent) // a file deleted or replaced by any route leaves the vector stores
 	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: sessions, Files: files, OpenAI: oai, VectorStores: vs,
-		Metrics: reg, Logger: log, ReadIdleTimeout: cfg.Server.ReadIdleTimeout})
+		Metrics: reg, Logger: log, ReadIdleTimeout: cfg.Server.ReadIdleTimeout, AllowedHosts: cfg.Server.AllowedHosts})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
