@@ -62,6 +62,10 @@ type Registration struct {
 	// AllowedRoots are the directories under which file:// locations may be
 	// registered. None (the default) disables file:// registration.
 	AllowedRoots []string `yaml:"allowed_roots"` // FERRY_ALLOWED_ROOTS: absolute paths, ':'-separated
+	// AllowedS3Buckets are the S3 buckets s3:// locations may name ("*":
+	// any the credentials reach). None (the default) disables s3://
+	// registration: ferryd's credentials may reach buckets its users must not.
+	AllowedS3Buckets []string `yaml:"allowed_s3_buckets"` // FERRY_ALLOWED_S3_BUCKETS: bucket names, ','-separated
 }
 
 // OpenAI configures the OpenAI-compatible adapter.
@@ -319,6 +323,7 @@ var envVars = []envVar{
 		}
 		return nil
 	}},
+	{"FERRY_ALLOWED_S3_BUCKETS", func(c *Config, v string) error { c.Registration.AllowedS3Buckets = splitList(v); return nil }},
 	{"FERRY_SESSION_PURGE_INTERVAL", func(c *Config, v string) (err error) { c.Sessions.PurgeInterval, err = time.ParseDuration(v); return }},
 }
 
@@ -538,6 +543,11 @@ func (r Registration) validate(bad complain) {
 			bad("registration.allowed_roots: %q is not an absolute path", root)
 		} else if filepath.Clean(root) == "/" {
 			bad("registration.allowed_roots: \"/\" would allow every directory; name the directories that hold data to serve")
+		}
+	}
+	for _, b := range r.AllowedS3Buckets {
+		if b != "*" && !bucket.ValidS3Bucket(b) {
+			bad("registration.allowed_s3_buckets: %q is not an S3 bucket name (or * for any)", b)
 		}
 	}
 }

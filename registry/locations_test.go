@@ -234,9 +234,13 @@ func TestRegisterRefusesOverlappingPrefixes(t *testing.T) {
 		ctx := context.Background()
 		r.places.locs = (Locations{OpenS3: func(bkt, prefix string) (bucket.Composer, error) {
 			return bucket.Compose(s3blob.New(client, bkt, prefix)), nil
-		}})
+		}, S3Buckets: []string{lake}})
 		tag := strings.ToLower(testsvc.Unique("p")) // the stores' runs share the S3 buckets
 		base := "s3://" + lake + "/" + tag
+
+		// Only listed buckets: ferryd's credentials may reach others.
+		registerWant(t, r, "elsewhere", "s3://"+pond+"/"+tag+"/data", ErrLocationForbidden, "allowed_s3_buckets", pond)
+		r.places.locs.S3Buckets = []string{lake, pond}
 
 		registerOK(t, r, "outer", base+"/data", true)
 		for name, uri := range map[string]string{

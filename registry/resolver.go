@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/ferryhq/ferry/bucket"
@@ -43,6 +44,9 @@ type Locations struct {
 	// OpenS3 serves a bucket and prefix on the configured endpoint; nil
 	// (no S3 configured) disables s3:// registration.
 	OpenS3 func(bkt, prefix string) (bucket.Composer, error)
+	// S3Buckets are the S3 buckets s3:// locations may name; "*" allows
+	// any. None disables s3:// registration.
+	S3Buckets []string
 	// Own is Ferry's own storage, which no registration may overlap.
 	Own []Location
 }
@@ -58,6 +62,9 @@ func (r *Resolver) check(uri string) (Location, error) {
 	case "s3":
 		if r.locs.OpenS3 == nil {
 			return Location{}, ErrInvalidLocation.New("s3:// locations need S3: this server has none configured (set FERRY_S3_BUCKET, and FERRY_S3_ENDPOINT for an S3-compatible store)")
+		}
+		if !slices.Contains(r.locs.S3Buckets, "*") && !slices.Contains(r.locs.S3Buckets, loc.S3Bucket) {
+			return Location{}, ErrLocationForbidden.New("S3 bucket %q is not in registration.allowed_s3_buckets (FERRY_ALLOWED_S3_BUCKETS): list the buckets that may be served", loc.S3Bucket)
 		}
 	case "file":
 		if loc, err = r.confine(loc); err != nil {

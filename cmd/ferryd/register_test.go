@@ -272,10 +272,14 @@ func TestE2ERegisterS3Prefix(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	missing := "no-such-bucket-" + strings.ToLower(testsvc.Unique("x"))
+	_, other := testsvc.S3(t)
+	be.env = append(be.env, "FERRY_ALLOWED_S3_BUCKETS="+lake+","+missing+","+be.bucket)
 	p := be.start(t)
 	base := "http://" + p.addr + "/v1/files/lake"
 
-	wantCode(t, "missing bucket", register(t, p, "lake", "s3://no-such-bucket-"+strings.ToLower(testsvc.Unique("x"))), 404, "LOCATION_NOT_FOUND")
+	wantCode(t, "unlisted bucket", register(t, p, "lake", "s3://"+other+"/datasets"), 403, "LOCATION_NOT_ALLOWED")
+	wantCode(t, "missing bucket", register(t, p, "lake", "s3://"+missing), 404, "LOCATION_NOT_FOUND")
 	wantCode(t, "own storage", register(t, p, "lake", "s3://"+be.bucket+"/anything"), 403, "LOCATION_NOT_ALLOWED")
 	wantCode(t, "bad bucket name", register(t, p, "lake", "s3://Not_A_Bucket"), 400, "INVALID_LOCATION")
 	wantCode(t, "prefix traversal", register(t, p, "lake", "s3://"+lake+"/datasets/../2023"), 400, "INVALID_LOCATION")

@@ -86,7 +86,8 @@ func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registere
 // own bucket prefix or data directory.
 func (st *stores) locations(cfg config.Config) registry.Locations {
 	l := registry.Locations{
-		Roots: cfg.Registration.AllowedRoots,
+		Roots:     cfg.Registration.AllowedRoots,
+		S3Buckets: cfg.Registration.AllowedS3Buckets,
 		OpenDir: func(dir string) (bucket.Composer, error) {
 			b, err := fsblob.NewDir(dir)
 			if err != nil {
