@@ -114,6 +114,7 @@ type Redis struct {
 	Password         string `yaml:"password"`          // FERRY_REDIS_PASSWORD
 	SentinelPassword string `yaml:"sentinel_password"` // FERRY_REDIS_SENTINEL_PASSWORD
 	TLS              bool   `yaml:"tls"`               // FERRY_REDIS_TLS: TLS to every node (a rediss:// URL implies it)
+	CAFile           string `yaml:"ca_file"`           // FERRY_REDIS_CA_FILE: PEM certificates that sign the nodes' (default: the system's); implies tls
 }
 
 // Redis topologies: redis.mode's values, and single for redis.url.
@@ -272,6 +273,7 @@ var envVars = []envVar{
 	{"FERRY_REDIS_USERNAME", str(func(c *Config) *string { return &c.Redis.Username })},
 	{"FERRY_REDIS_PASSWORD", str(func(c *Config) *string { return &c.Redis.Password })},
 	{"FERRY_REDIS_SENTINEL_PASSWORD", str(func(c *Config) *string { return &c.Redis.SentinelPassword })},
+	{"FERRY_REDIS_CA_FILE", str(func(c *Config) *string { return &c.Redis.CAFile })},
 	{"FERRY_REDIS_TLS", func(c *Config, v string) (err error) { c.Redis.TLS, err = strconv.ParseBool(v); return }},
 	{"FERRY_S3_ENDPOINT", str(func(c *Config) *string { return &c.S3.Endpoint })},
 	{"FERRY_S3_REGION", str(func(c *Config) *string { return &c.S3.Region })},
@@ -447,6 +449,11 @@ func (r Redis) validate(bad complain) {
 		}
 		if len(r.Addrs) > 0 {
 			bad("redis.url and redis.addrs are both set: use url for one node, addrs for a cluster or the sentinels")
+		}
+	}
+	if r.CAFile != "" {
+		if _, err := os.Stat(r.CAFile); err != nil {
+			bad("redis.ca_file: %v", err)
 		}
 	}
 	for _, a := range r.Addrs {

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -123,8 +125,18 @@ func (st *stores) Close() error {
 // to every topology.
 func redisClient(r config.Redis) (redis.UniversalClient, error) {
 	var tlsConf *tls.Config
-	if r.TLS {
+	if r.TLS || r.CAFile != "" {
 		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if r.CAFile != "" {
+		pem, err := os.ReadFile(r.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis.ca_file: %w", err)
+		}
+		tlsConf.RootCAs = x509.NewCertPool()
+		if !tlsConf.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis.ca_file %s holds no PEM certificate", r.CAFile)
+		}
 	}
 	switch r.Topology() {
 	case config.RedisCluster:
@@ -144,8 +156,11 @@ func redisClient(r config.Redis) (redis.UniversalClient, error) {
 	if r.Password != "" {
 		opt.Password = r.Password
 	}
-	if opt.TLSConfig == nil {
+	switch {
+	case opt.TLSConfig == nil:
 		opt.TLSConfig = tlsConf
+	case tlsConf != nil:
+		opt.TLSConfig.RootCAs = tlsConf.RootCAs // rediss:// set the server name
 	}
 	return redis.NewClient(opt), nil
 }
