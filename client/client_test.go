@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/internal/testserver"
+	"github.com/ferryhq/ferry/internal/testsvc"
 )
 
 const MiB = 1 << 20
@@ -72,12 +73,9 @@ func appends(r *http.Request) bool {
 var fast = client.Retry{Attempts: 10, Wait: time.Millisecond}
 
 func eachBackend(t *testing.T, fn func(t *testing.T, url string)) {
-	for _, be := range testserver.Backends {
-		t.Run(be, func(t *testing.T) {
-			t.Parallel()
-			fn(t, testserver.Start(t, be).URL)
-		})
-	}
+	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
+		fn(t, testserver.Serve(t, s).URL)
+	})
 }
 
 // Cut bodies and lost answers cost retries, never bytes: the upload asks

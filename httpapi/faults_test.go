@@ -71,19 +71,9 @@ func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle ti
 	return srv
 }
 
-// backends are the shared real services, in both storage modes.
+// eachStore runs fn on the shared real services, in both storage modes.
 func eachStore(t *testing.T, fn func(t *testing.T, store metastore.Store, blobs bucket.Backend)) {
-	t.Run("embedded", func(t *testing.T) {
-		t.Parallel()
-		store, blobs := testsvc.Embedded(t)
-		fn(t, store, blobs)
-	})
-	t.Run("redis+s3", func(t *testing.T) {
-		t.Parallel()
-		rc, prefix := testsvc.Redis(t)
-		c, bkt := testsvc.S3(t)
-		fn(t, redisstore.New(rc, prefix), s3blob.New(c, bkt, ""))
-	})
+	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) { fn(t, s.Meta, s.Blobs) })
 }
 
 type answer struct {

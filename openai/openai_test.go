@@ -8,11 +8,9 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
-	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
-	"github.com/ferryhq/ferry/metastore/redisstore"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
 )
@@ -39,29 +37,11 @@ func newFixture(t testing.TB, store metastore.Store, blobs bucket.Composer) *fix
 	return f
 }
 
-// backends are the stores every service test runs on.
-var backends = []struct {
-	name string
-	open func(testing.TB) (metastore.Store, bucket.Composer)
-}{
-	{"embedded", func(t testing.TB) (metastore.Store, bucket.Composer) {
-		store, blobs := testsvc.Embedded(t)
-		return store, bucket.Compose(blobs)
-	}},
-	{"redis+s3", func(t testing.TB) (metastore.Store, bucket.Composer) {
-		rc, prefix := testsvc.Redis(t)
-		client, bkt := testsvc.S3(t)
-		return redisstore.New(rc, prefix), bucket.Compose(s3blob.New(client, bkt, ""))
-	}},
-}
-
+// both runs fn on every store the service runs on.
 func both(t *testing.T, fn func(t *testing.T, f *fixture)) {
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			store, blobs := be.open(t)
-			fn(t, newFixture(t, store, blobs))
-		})
-	}
+	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
+		fn(t, newFixture(t, s.Meta, bucket.Compose(s.Blobs)))
+	})
 }
 
 func TestExpiredFilesDisappearAndArePurged(t *testing.T) {

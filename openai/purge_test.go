@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
 )
@@ -75,13 +76,10 @@ func withFaults(c bucket.Composer, f *blobFaults) bucket.Composer {
 }
 
 func bothFaulty(t *testing.T, fn func(t *testing.T, f *fixture, fl *blobFaults)) {
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			store, blobs := be.open(t)
-			fl := &blobFaults{}
-			fn(t, newFixture(t, store, withFaults(blobs, fl)), fl)
-		})
-	}
+	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
+		fl := &blobFaults{}
+		fn(t, newFixture(t, s.Meta, withFaults(bucket.Compose(s.Blobs), fl)), fl)
+	})
 }
 
 func dueEntries(t *testing.T, f *fixture) map[string]dueRetry {
@@ -419,65 +417,63 @@ func (l *lossyLock) Refresh(ctx context.Context, ttl time.Duration) error {
 // file, does not settle the upload and frees no part, leaving all of that
 // to whoever holds the lease now.
 func TestLostUploadLeaseStopsComplete(t *testing.T) {
-	defer func(ttl time.Duration) { uploadLockTTL = ttl }(uploadLockTTL)
-	uploadLockTTL = 150 * time.Millisecond // refreshed every 50 ms
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			store, blobs := be.open(t)
-			lossy := &lossyStore{Store: store}
-			fl := &blobFaults{}
-			f := newFixture(t, lossy, withFaults(blobs, fl))
-			ctx := context.Background()
-			up, err := f.svc.CreateUpload(ctx, UploadParams{Filename: "j.txt", Purpose: "batch", Bytes: 6, MimeType: "text/plain"})
+	ttl := uploadLockTTL
+	t.Cleanup(func() { uploadLockTTL = ttl }) // once the parallel subtests are done
+	uploadLockTTL = 150 * time.Millisecond    // refreshed every 50 ms
+	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
+		lossy := &lossyStore{Store: s.Meta}
+		fl := &blobFaults{}
+		f := newFixture(t, lossy, withFaults(bucket.Compose(s.Blobs), fl))
+		ctx := context.Background()
+		up, err := f.svc.CreateUpload(ctx, UploadParams{Filename: "j.txt", Purpose: "batch", Bytes: 6, MimeType: "text/plain"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, part := range []string{"abc", "def"} {
+			p, err := f.svc.AddPart(ctx, up.ID, strings.NewReader(part))
 			if err != nil {
 				t.Fatal(err)
 			}
-			var ids []string
-			for _, part := range []string{"abc", "def"} {
-				p, err := f.svc.AddPart(ctx, up.ID, strings.NewReader(part))
-				if err != nil {
-					t.Fatal(err)
-				}
-				ids = append(ids, p.ID)
+			ids = append(ids, p.ID)
+		}
+		entered, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		fl.hookGet(func(key string) {
+			if strings.HasPrefix(key, "openai-uploads/") {
+				once.Do(func() { close(entered) })
+				<-release
 			}
-			entered, release := make(chan struct{}), make(chan struct{})
-			var once sync.Once
-			fl.hookGet(func(key string) {
-				if strings.HasPrefix(key, "openai-uploads/") {
-					once.Do(func() { close(entered) })
-					<-release
-				}
-			})
-			done := make(chan error, 1)
-			go func() {
-				_, err := f.svc.CompleteUpload(ctx, up.ID, ids, "")
-				done <- err
-			}()
-			<-entered
-			lossy.lose.Store(true)
-			time.Sleep(4 * uploadLockTTL / 3) // a refresh fails: the lease is lost
-			close(release)
-			if err := <-done; err == nil {
-				t.Fatal("complete succeeded after its lease was lost")
-			}
-			lossy.lose.Store(false)
-			fl.hookGet(nil)
-			rec, _, err := f.svc.loadUpload(ctx, up.ID)
-			if err != nil || rec.Status != "pending" {
-				t.Fatalf("upload after a lost lease = %+v, %v; want it still pending", rec.Upload, err)
-			}
-			if _, err := f.files.List(ctx, "openai", "", "", 10); !errcode.Is(err, registry.ErrBucketNotFound) {
-				t.Fatalf("a file was published after the lease was lost: %v", err)
-			}
-			if n, err := f.store.IndexLen(ctx, partsIndex(up.ID)); err != nil || n != 2 {
-				t.Fatalf("%d parts indexed (%v), want both kept", n, err)
-			}
-			// The next holder completes it.
-			done2, err := f.svc.CompleteUpload(ctx, up.ID, ids, "")
-			if err != nil || done2.Status != "completed" {
-				t.Fatalf("complete by the next holder = %+v, %v", done2, err)
-			}
-			noPartsLeft(t, f, up.ID)
 		})
-	}
+		done := make(chan error, 1)
+		go func() {
+			_, err := f.svc.CompleteUpload(ctx, up.ID, ids, "")
+			done <- err
+		}()
+		<-entered
+		lossy.lose.Store(true)
+		time.Sleep(4 * uploadLockTTL / 3) // a refresh fails: the lease is lost
+		close(release)
+		if err := <-done; err == nil {
+			t.Fatal("complete succeeded after its lease was lost")
+		}
+		lossy.lose.Store(false)
+		fl.hookGet(nil)
+		rec, _, err := f.svc.loadUpload(ctx, up.ID)
+		if err != nil || rec.Status != "pending" {
+			t.Fatalf("upload after a lost lease = %+v, %v; want it still pending", rec.Upload, err)
+		}
+		if _, err := f.files.List(ctx, "openai", "", "", 10); !errcode.Is(err, registry.ErrBucketNotFound) {
+			t.Fatalf("a file was published after the lease was lost: %v", err)
+		}
+		if n, err := f.store.IndexLen(ctx, partsIndex(up.ID)); err != nil || n != 2 {
+			t.Fatalf("%d parts indexed (%v), want both kept", n, err)
+		}
+		// The next holder completes it.
+		done2, err := f.svc.CompleteUpload(ctx, up.ID, ids, "")
+		if err != nil || done2.Status != "completed" {
+			t.Fatalf("complete by the next holder = %+v, %v", done2, err)
+		}
+		noPartsLeft(t, f, up.ID)
+	})
 }

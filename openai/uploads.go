@@ -97,33 +97,22 @@ func (s *Service) CreateUpload(ctx context.Context, p UploadParams) (Upload, err
 }
 
 func (s *Service) saveUpload(ctx context.Context, rec uploadRecord, ver, fence int64) (int64, error) {
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return 0, err
-	}
 	// Kept a day past expiry so late calls learn "expired", not "unknown".
 	ttl := time.Until(time.Unix(rec.ExpiresAt, 0)) + 24*time.Hour
-	r, err := s.store.Put(ctx, uploadKey(rec.ID), v, metastore.Cond{Version: ver, Fence: fence, TTL: ttl})
+	ver, err := metastore.PutJSON(ctx, s.store, uploadKey(rec.ID), rec, metastore.Cond{Version: ver, Fence: fence, TTL: ttl})
 	if errors.Is(err, metastore.ErrConflict) || errors.Is(err, metastore.ErrFenced) {
 		return 0, errcode.ErrConflict.New("upload %s changed concurrently; retry", rec.ID)
 	}
-	return r.Version, err
+	return ver, err
 }
 
 // readUpload returns the record as stored.
 func (s *Service) readUpload(ctx context.Context, id string) (uploadRecord, int64, error) {
-	r, err := s.store.Get(ctx, uploadKey(id))
+	rec, ver, err := metastore.GetJSON[uploadRecord](ctx, s.store, uploadKey(id))
 	if errors.Is(err, metastore.ErrNotFound) {
 		return uploadRecord{}, 0, ErrUploadNotFound.New("no upload with id %q", id)
 	}
-	if err != nil {
-		return uploadRecord{}, 0, err
-	}
-	var rec uploadRecord
-	if err := json.Unmarshal(r.Value, &rec); err != nil {
-		return uploadRecord{}, 0, err
-	}
-	return rec, r.Version, nil
+	return rec, ver, err
 }
 
 // loadUpload returns the upload as clients see it: a pending one past its
@@ -261,16 +250,14 @@ func (s *Service) CompleteUpload(ctx context.Context, id string, partIDs []strin
 				return errcode.ErrInvalidRequest.New("part %s is listed twice", pid)
 			}
 			seen[pid] = true
-			v, err := s.store.IndexGet(ctx, partsIndex(id), pid)
+			p, err := metastore.IndexGetJSON[partRecord](ctx, s.store, partsIndex(id), pid)
 			if errors.Is(err, metastore.ErrNotFound) {
 				return errcode.ErrInvalidRequest.New("part %s does not belong to upload %s", pid, id)
 			}
 			if err != nil {
 				return err
 			}
-			if err := json.Unmarshal(v, &parts[i]); err != nil {
-				return err
-			}
+			parts[i] = p
 			total += parts[i].Size
 		}
 		if total != rec.Bytes {

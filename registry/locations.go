@@ -315,11 +315,7 @@ func (r *Registry) register(ctx context.Context, bkt string, loc Location, fence
 	if reg.Files, reg.Bytes, reg.Partial, err = count(ctx, b.Backend, loc); err != nil {
 		return Registration{}, false, err
 	}
-	v, err := json.Marshal(reg)
-	if err != nil {
-		return Registration{}, false, err
-	}
-	if _, err := r.store.Put(ctx, registrationKey(bkt), v, metastore.Cond{Version: ver, Fence: fence}); errors.Is(err, metastore.ErrConflict) {
+	if _, err := metastore.PutJSON(ctx, r.store, registrationKey(bkt), reg, metastore.Cond{Version: ver, Fence: fence}); errors.Is(err, metastore.ErrConflict) {
 		// Registered concurrently: fine if to the same place.
 		if cur, _, err := r.places.registration(ctx, bkt); err == nil && cur.Location == reg.Location {
 			return cur, false, nil

@@ -14,7 +14,6 @@ import (
 	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/testsvc"
-	"github.com/ferryhq/ferry/metastore/redisstore"
 )
 
 func TestParseLocation(t *testing.T) {
@@ -88,18 +87,10 @@ func TestOverlaps(t *testing.T) {
 	}
 }
 
-// eachStore runs fn with a registry on each metadata store: bbolt and Redis.
+// eachStore runs fn with a registry on each pair of stores.
 func eachStore(t *testing.T, fn func(t *testing.T, r *Registry)) {
-	t.Run("bolt", func(t *testing.T) {
-		t.Parallel()
-		fn(t, newRegistry(t))
-	})
-	t.Run("redis", func(t *testing.T) {
-		t.Parallel()
-		client, prefix := testsvc.Redis(t)
-		_, blobs := testsvc.Embedded(t)
-		store := redisstore.New(client, prefix)
-		fn(t, New(store, NewResolver(store, bucket.Compose(blobs), Locations{})))
+	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
+		fn(t, New(s.Meta, NewResolver(s.Meta, bucket.Compose(s.Blobs), Locations{})))
 	})
 }
 

@@ -168,18 +168,11 @@ func (r *Registry) Publish(ctx context.Context, f File) (File, error) {
 
 // ByID returns the file of bkt with the given id.
 func (r *Registry) ByID(ctx context.Context, bkt, id string) (File, error) {
-	v, err := r.store.IndexGet(ctx, idsIndex(bkt), id)
+	f, err := metastore.IndexGetJSON[File](ctx, r.store, idsIndex(bkt), id)
 	if errors.Is(err, metastore.ErrNotFound) {
 		return File{}, ErrFileNotFound.New("no file with id %q", id)
 	}
-	if err != nil {
-		return File{}, err
-	}
-	var f File
-	if err := json.Unmarshal(v, &f); err != nil {
-		return File{}, fmt.Errorf("decode file %s: %w", id, err)
-	}
-	return f, nil
+	return f, err
 }
 
 // IDQuery selects files of one bucket by id, i.e. in creation order.
@@ -257,18 +250,11 @@ func (r *Registry) getAt(ctx context.Context, p Place, bkt, key string) (File, e
 
 // indexed returns the file's record.
 func (r *Registry) indexed(ctx context.Context, bkt, key string) (File, error) {
-	v, err := r.store.IndexGet(ctx, filesIndex(bkt), key)
+	f, err := metastore.IndexGetJSON[File](ctx, r.store, filesIndex(bkt), key)
 	if errors.Is(err, metastore.ErrNotFound) {
 		return File{}, ErrFileNotFound.New("no file %q in bucket %q", key, bkt)
 	}
-	if err != nil {
-		return File{}, err
-	}
-	var f File
-	if err := json.Unmarshal(v, &f); err != nil {
-		return File{}, fmt.Errorf("decode file entry %s/%s: %w", bkt, key, err)
-	}
-	return f, nil
+	return f, err
 }
 
 // Page is one page of a listing; Next is the cursor for the following page

@@ -2,9 +2,7 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -180,18 +178,11 @@ func (r *Resolver) Place(ctx context.Context, bkt string) (Place, error) {
 }
 
 func (r *Resolver) registration(ctx context.Context, bkt string) (Registration, int64, error) {
-	rec, err := r.store.Get(ctx, registrationKey(bkt))
+	reg, ver, err := metastore.GetJSON[Registration](ctx, r.store, registrationKey(bkt))
 	if errors.Is(err, metastore.ErrNotFound) {
 		return Registration{}, 0, ErrNotRegistered.New("bucket %q is not registered", bkt)
 	}
-	if err != nil {
-		return Registration{}, 0, err
-	}
-	var reg Registration
-	if err := json.Unmarshal(rec.Value, &reg); err != nil {
-		return Registration{}, 0, fmt.Errorf("decode registration of %s: %w", bkt, err)
-	}
-	return reg, rec.Version, nil
+	return reg, ver, err
 }
 
 // Registration returns the bucket's registration, or ErrNotRegistered.

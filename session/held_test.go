@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
 )
 
@@ -15,10 +16,10 @@ import (
 // back when a tail goes out as a part or a session ends. A ledger entry
 // whose session is gone is dropped by the purger's sweep.
 func TestHeldBackTotalIsCapped(t *testing.T) {
-	for name, open := range map[string]func(testing.TB) *fixture{"redis+s3": redisS3, "cluster+s3": clusterS3} {
+	for _, name := range []string{"redis+s3", "cluster+s3"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			f := open(t)
+			f := storesFixture(t, testsvc.Open(t, name, stores))
 			f.svc.ledger.limit = 3 * MiB
 			ctx := context.Background()
 			a, err := f.svc.Create(ctx, "b", "held/a", "", 20*MiB)

@@ -44,18 +44,9 @@ func (d *discardFaults) clear() {
 
 // faultyBoth runs fn on both backends with discards that fail on demand.
 func faultyBoth(t *testing.T, fn func(t *testing.T, f *fixture, fl *discardFaults)) {
-	t.Run("embedded", func(t *testing.T) {
-		t.Parallel()
+	testsvc.EachStore(t, testsvc.StoreOptions{S3Prefix: "ferry/"}, func(t *testing.T, s testsvc.Stores) {
 		fl := &discardFaults{in: faults.New()}
-		store, blobs := testsvc.Embedded(t)
-		fn(t, newService(t, store, faults.Backend(bucket.Compose(blobs), fl.in), nil), fl)
-	})
-	t.Run("redis+s3", func(t *testing.T) {
-		t.Parallel()
-		fl := &discardFaults{in: faults.New()}
-		rc, prefix := testsvc.Redis(t)
-		client, bkt := testsvc.S3(t)
-		fn(t, newService(t, redisstore.New(rc, prefix), faults.Backend(bucket.Compose(s3blob.New(client, bkt, "ferry/")), fl.in), nil), fl)
+		fn(t, newService(t, s.Meta, faults.Backend(bucket.Compose(s.Blobs), fl.in), nil), fl)
 	})
 }
 

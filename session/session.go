@@ -763,33 +763,25 @@ func (s *Service) load(ctx context.Context, id string) (*record, int64, error) {
 	if !validID(id) {
 		return nil, 0, ErrNotFound.New("%q is not a session id", id)
 	}
-	r, err := s.store.Get(ctx, recordKey(id))
+	rec, ver, err := metastore.GetJSON[record](ctx, s.store, recordKey(id))
 	if errors.Is(err, metastore.ErrNotFound) {
 		return nil, 0, ErrNotFound.New("no upload session %s (it may have completed and been cleaned up, or expired)", id)
 	}
 	if err != nil {
 		return nil, 0, err
 	}
-	rec := &record{}
-	if err := json.Unmarshal(r.Value, rec); err != nil {
-		return nil, 0, fmt.Errorf("decode session %s: %w", id, err)
-	}
 	rec.heldNoted = rec.TailLen
 	if s.now().After(rec.ExpiresAt) {
-		return rec, r.Version, ErrExpired.New("upload session %s expired at %s; start a new one", id, rec.ExpiresAt.Format(time.RFC3339))
+		return &rec, ver, ErrExpired.New("upload session %s expired at %s; start a new one", id, rec.ExpiresAt.Format(time.RFC3339))
 	}
-	return rec, r.Version, nil
+	return &rec, ver, nil
 }
 
 // save writes rec if the stored version is still ver (0: create) and no
 // newer lock holder has written; it returns the new version.
 func (s *Service) save(ctx context.Context, rec *record, ver, fence int64) (int64, error) {
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return 0, err
-	}
 	ttl := time.Until(rec.ExpiresAt) + s.cfg.Grace
-	r, err := s.store.Put(ctx, recordKey(rec.ID), v, metastore.Cond{Version: ver, Fence: fence, TTL: ttl})
+	ver, err := metastore.PutJSON(ctx, s.store, recordKey(rec.ID), rec, metastore.Cond{Version: ver, Fence: fence, TTL: ttl})
 	switch {
 	case errors.Is(err, metastore.ErrFenced), errors.Is(err, metastore.ErrConflict):
 		return 0, ErrBusy.Wrap(err, "another request took over session %s; check its offset and resume", rec.ID)
@@ -804,7 +796,7 @@ func (s *Service) save(ctx context.Context, rec *record, ver, fence int64) (int6
 			rec.heldNoted = rec.TailLen
 		}
 	}
-	return r.Version, nil
+	return ver, nil
 }
 
 // withLock runs fn holding the session's lease, refreshing it while fn

@@ -135,38 +135,27 @@ func newService(t testing.TB, store metastore.Store, blobs bucket.Composer, s3c 
 	return &fixture{svc: svc, files: files, store: store, blobs: blobs, s3: s3c, clock: c}
 }
 
-// embedded is the default: bbolt + filesystem.
-func embedded(t *testing.T) *fixture {
-	t.Helper()
-	store, blobs := testsvc.Embedded(t)
-	return newService(t, store, bucket.Compose(blobs), nil)
+// stores are the session tests' variants: S3 objects under ferry/, and
+// every S3 request counted.
+var stores = testsvc.StoreOptions{Cluster: true, S3Prefix: "ferry/", WrapS3: func(api s3blob.API) s3blob.API {
+	return &counting{API: api, n: map[string]int{}}
+}}
+
+func storesFixture(t testing.TB, s testsvc.Stores) *fixture {
+	c, _ := s.S3.(*counting) // nil on the filesystem
+	return newService(t, s.Meta, bucket.Compose(s.Blobs), c)
 }
 
 // redisS3 is production: real Redis + real S3 behind a counting wrapper.
 func redisS3(t testing.TB) *fixture {
 	t.Helper()
-	rc, prefix := testsvc.Redis(t)
-	store := redisstore.New(rc, prefix)
-	client, bkt := testsvc.S3(t)
-	c := &counting{API: client, n: map[string]int{}}
-	return newService(t, store, bucket.Compose(s3blob.New(c, bkt, "ferry/")), c)
-}
-
-// clusterS3 is production on a 3-master Redis Cluster.
-func clusterS3(t testing.TB) *fixture {
-	t.Helper()
-	rc, prefix := testsvc.RedisCluster(t)
-	client, bkt := testsvc.S3(t)
-	c := &counting{API: client, n: map[string]int{}}
-	return newService(t, redisstore.New(rc, prefix), bucket.Compose(s3blob.New(c, bkt, "ferry/")), c)
+	return storesFixture(t, testsvc.Open(t, "redis+s3", stores))
 }
 
 // eachStore runs fn on bbolt + filesystem, Redis + S3, and a Redis
 // Cluster + S3.
 func eachStore(t *testing.T, fn func(t *testing.T, f *fixture)) {
-	t.Run("embedded", func(t *testing.T) { t.Parallel(); fn(t, embedded(t)) })
-	t.Run("redis+s3", func(t *testing.T) { t.Parallel(); fn(t, redisS3(t)) })
-	t.Run("cluster+s3", func(t *testing.T) { t.Parallel(); fn(t, clusterS3(t)) })
+	testsvc.EachStore(t, stores, func(t *testing.T, s testsvc.Stores) { fn(t, storesFixture(t, s)) })
 }
 
 func randomBytes(n int) []byte {

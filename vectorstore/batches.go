@@ -2,9 +2,7 @@ package vectorstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
@@ -70,11 +68,7 @@ func (s *Service) CreateFileBatch(ctx context.Context, vs string, files []Attach
 }
 
 func (s *Service) putBatch(ctx context.Context, rec batchRecord, ver int64) error {
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	_, err = s.store.Put(ctx, batchKey(rec.VectorStoreID, rec.ID), v, metastore.Cond{Version: ver})
+	_, err := metastore.PutJSON(ctx, s.store, batchKey(rec.VectorStoreID, rec.ID), rec, metastore.Cond{Version: ver})
 	return err
 }
 
@@ -82,18 +76,11 @@ func (s *Service) loadBatch(ctx context.Context, vs, id string) (batchRecord, in
 	if _, _, err := s.loadStore(ctx, vs); err != nil {
 		return batchRecord{}, 0, err
 	}
-	r, err := s.store.Get(ctx, batchKey(vs, id))
+	rec, ver, err := metastore.GetJSON[batchRecord](ctx, s.store, batchKey(vs, id))
 	if errors.Is(err, metastore.ErrNotFound) {
 		return batchRecord{}, 0, ErrFileBatchNotFound.New("no file batch %q in vector store %s", id, vs)
 	}
-	if err != nil {
-		return batchRecord{}, 0, err
-	}
-	var rec batchRecord
-	if err := json.Unmarshal(r.Value, &rec); err != nil {
-		return batchRecord{}, 0, fmt.Errorf("decode file batch %s: %w", id, err)
-	}
-	return rec, r.Version, nil
+	return rec, ver, err
 }
 
 // batchObject counts the batch's files from its status indexes. A batch

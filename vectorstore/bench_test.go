@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/lru"
+	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/textindex"
 )
 
@@ -19,10 +20,11 @@ import (
 //
 //	CI=1 scripts/test.sh -run '^$' -bench VectorStoreSearch -benchtime 200x -count 3 ./vectorstore/
 func BenchmarkVectorStoreSearch(b *testing.B) {
-	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
-			store, blobs := be.open(b)
-			benchmarkSearch(b, newFixture(b, store, blobs))
+	var o testsvc.StoreOptions
+	for _, name := range o.Names() {
+		b.Run(name, func(b *testing.B) {
+			s := testsvc.Open(b, name, o)
+			benchmarkSearch(b, newFixture(b, s.Meta, s.Blobs))
 		})
 	}
 }

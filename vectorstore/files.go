@@ -169,26 +169,15 @@ type chunksRecord struct {
 }
 
 func (s *Service) loadFile(ctx context.Context, vs, file string) (fileRecord, int64, error) {
-	r, err := s.store.Get(ctx, fileKey(vs, file))
+	rec, ver, err := metastore.GetJSON[fileRecord](ctx, s.store, fileKey(vs, file))
 	if errors.Is(err, metastore.ErrNotFound) {
 		return fileRecord{}, 0, ErrVectorStoreFileAbsent.New("no file %q in vector store %s", file, vs)
 	}
-	if err != nil {
-		return fileRecord{}, 0, err
-	}
-	var rec fileRecord
-	if err := json.Unmarshal(r.Value, &rec); err != nil {
-		return fileRecord{}, 0, fmt.Errorf("decode vector store file %s/%s: %w", vs, file, err)
-	}
-	return rec, r.Version, nil
+	return rec, ver, err
 }
 
 func (s *Service) putFile(ctx context.Context, rec fileRecord, ver int64) error {
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	_, err = s.store.Put(ctx, fileKey(rec.VectorStoreID, rec.ID), v, metastore.Cond{Version: ver})
+	_, err := metastore.PutJSON(ctx, s.store, fileKey(rec.VectorStoreID, rec.ID), rec, metastore.Cond{Version: ver})
 	return err
 }
 
@@ -600,16 +589,9 @@ func (s *Service) VectorStoreFileContent(ctx context.Context, vs, file string) (
 }
 
 func (s *Service) loadChunks(ctx context.Context, vs, file string) (chunksRecord, error) {
-	r, err := s.store.Get(ctx, chunksKey(vs, file))
+	c, _, err := metastore.GetJSON[chunksRecord](ctx, s.store, chunksKey(vs, file))
 	if errors.Is(err, metastore.ErrNotFound) {
 		return chunksRecord{}, ErrVectorStoreFileAbsent.New("file %s in vector store %s has no chunks", file, vs)
 	}
-	if err != nil {
-		return chunksRecord{}, err
-	}
-	var c chunksRecord
-	if err := json.Unmarshal(r.Value, &c); err != nil {
-		return chunksRecord{}, fmt.Errorf("decode chunks of %s/%s: %w", vs, file, err)
-	}
-	return c, nil
+	return c, err
 }

@@ -6,10 +6,8 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
-	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
-	"github.com/ferryhq/ferry/metastore/redisstore"
 	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
@@ -44,27 +42,9 @@ func newFixture(t testing.TB, store metastore.Store, blobs bucket.Backend) *fixt
 	return f
 }
 
-// backends are the stores every service test runs on.
-var backends = []struct {
-	name string
-	open func(testing.TB) (metastore.Store, bucket.Backend)
-}{
-	{"embedded", func(t testing.TB) (metastore.Store, bucket.Backend) {
-		store, blobs := testsvc.Embedded(t)
-		return store, blobs
-	}},
-	{"redis+s3", func(t testing.TB) (metastore.Store, bucket.Backend) {
-		rc, prefix := testsvc.Redis(t)
-		client, bkt := testsvc.S3(t)
-		return redisstore.New(rc, prefix), s3blob.New(client, bkt, "")
-	}},
-}
-
+// both runs fn on every store the service runs on.
 func both(t *testing.T, fn func(t *testing.T, f *fixture)) {
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			store, blobs := be.open(t)
-			fn(t, newFixture(t, store, blobs))
-		})
-	}
+	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
+		fn(t, newFixture(t, s.Meta, s.Blobs))
+	})
 }

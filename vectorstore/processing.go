@@ -255,11 +255,8 @@ func (s *Service) finish(ctx context.Context, rec fileRecord, jobID string, res 
 		if res.fail != nil {
 			next.Status, next.LastError = StatusFailed, res.fail
 		} else {
-			v, err := json.Marshal(chunksRecord{Job: jobID, Texts: res.texts, Dims: res.dims, Vectors: encodeVectors(res.vectors)})
-			if err != nil {
-				return err
-			}
-			if _, err := s.store.Put(ctx, chunksKey(vs, file), v, metastore.Cond{Version: metastore.AnyVersion}); err != nil {
+			c := chunksRecord{Job: jobID, Texts: res.texts, Dims: res.dims, Vectors: encodeVectors(res.vectors)}
+			if _, err := metastore.PutJSON(ctx, s.store, chunksKey(vs, file), c, metastore.Cond{Version: metastore.AnyVersion}); err != nil {
 				return err
 			}
 			next.Status, next.UsageBytes = StatusCompleted, res.usage()

@@ -37,7 +37,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -267,27 +266,15 @@ func dedupe(ids []string) []string {
 }
 
 func (s *Service) putStore(ctx context.Context, rec storeRecord, ver int64) (int64, error) {
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return 0, err
-	}
-	r, err := s.store.Put(ctx, storeKey(rec.ID), v, metastore.Cond{Version: ver})
-	return r.Version, err
+	return metastore.PutJSON(ctx, s.store, storeKey(rec.ID), rec, metastore.Cond{Version: ver})
 }
 
 func (s *Service) loadStore(ctx context.Context, id string) (storeRecord, int64, error) {
-	r, err := s.store.Get(ctx, storeKey(id))
+	rec, ver, err := metastore.GetJSON[storeRecord](ctx, s.store, storeKey(id))
 	if errors.Is(err, metastore.ErrNotFound) {
 		return storeRecord{}, 0, ErrVectorStoreNotFound.New("no vector store with id %q", id)
 	}
-	if err != nil {
-		return storeRecord{}, 0, err
-	}
-	var rec storeRecord
-	if err := json.Unmarshal(r.Value, &rec); err != nil {
-		return storeRecord{}, 0, fmt.Errorf("decode vector store %s: %w", id, err)
-	}
-	return rec, r.Version, nil
+	return rec, ver, err
 }
 
 // updateStore applies fn to the store record with compare-and-set, again

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/testserver"
+	"github.com/ferryhq/ferry/internal/testsvc"
 )
 
 const MiB = 1 << 20
@@ -59,13 +60,10 @@ func stateFiles(t *testing.T, dir string) []string {
 }
 
 func eachBackend(t *testing.T, fn func(t *testing.T, f ferry, roots string)) {
-	for _, be := range testserver.Backends {
-		t.Run(be, func(t *testing.T) {
-			t.Parallel()
-			roots := t.TempDir()
-			fn(t, ferry{url: testserver.Start(t, be, roots).URL, state: t.TempDir()}, roots)
-		})
-	}
+	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
+		roots := t.TempDir()
+		fn(t, ferry{url: testserver.Serve(t, s, roots).URL, state: t.TempDir()}, roots)
+	})
 }
 
 // Every command, as the usage text describes it.

@@ -2,11 +2,17 @@ package testsvc
 
 import (
 	"context"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/bucket/s3blob"
+	"github.com/ferryhq/ferry/metastore"
 )
 
 // The services `make test` starts are real and reachable.
@@ -26,5 +32,52 @@ func TestServicesReachable(t *testing.T) {
 	out, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b), Key: aws.String("a/b")})
 	if err != nil || aws.ToInt64(out.ContentLength) != 5 {
 		t.Fatalf("s3 HeadObject = %v, %v; want 5 bytes", out, err)
+	}
+}
+
+// countingS3 counts the requests that pass through it.
+type countingS3 struct {
+	s3blob.API
+	puts *atomic.Int64
+}
+
+func (c countingS3) PutObject(ctx context.Context, in *s3.PutObjectInput, o ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	c.puts.Add(1)
+	return c.API.PutObject(ctx, in, o...)
+}
+
+// EachStore runs every variant, in a subtest of its name, on working
+// stores, with the S3 client wrapped where asked.
+func TestEachStore(t *testing.T) {
+	var mu sync.Mutex
+	var ran []string
+	t.Run("all", func(t *testing.T) {
+		EachStore(t, StoreOptions{Cluster: true, S3Prefix: "p/", WrapS3: func(api s3blob.API) s3blob.API {
+			return countingS3{api, new(atomic.Int64)}
+		}}, func(t *testing.T, s Stores) {
+			mu.Lock()
+			ran = append(ran, s.Name)
+			mu.Unlock()
+			if !strings.HasSuffix(t.Name(), "/"+s.Name) {
+				t.Errorf("subtest %s runs stores %s", t.Name(), s.Name)
+			}
+			ctx := context.Background()
+			if _, err := metastore.PutJSON(ctx, s.Meta, "k", 1, metastore.Cond{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Blobs.Put(ctx, "o", strings.NewReader("x"), 1, bucket.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			switch c, ok := s.S3.(countingS3); {
+			case s.Name == "embedded" && s.S3 != nil:
+				t.Errorf("embedded stores have an S3 client")
+			case s.Name != "embedded" && (!ok || c.puts.Load() != 1):
+				t.Errorf("S3 = %T, want the wrapper to have seen one PutObject", s.S3)
+			}
+		})
+	})
+	slices.Sort(ran)
+	if want := []string{"cluster+s3", "embedded", "redis+s3"}; !slices.Equal(ran, want) {
+		t.Fatalf("ran %v, want %v", ran, want)
 	}
 }

@@ -26,6 +26,8 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"Records/InvalidInput", testInvalidInput},
 		{"Records/ConcurrentIncrements", testConcurrentIncrements},
 		{"Records/ConcurrentCreate", testConcurrentCreate},
+		{"Records/JSON", testJSONRecords},
+		{"Records/JSONCorrupt", testJSONCorrupt},
 		{"Fencing/Tokens", testFenceTokens},
 		{"Fencing/StaleHolder", testStaleHolder},
 		{"Expiry/Expires", testExpires},
