@@ -5,12 +5,7 @@
 // "<file id>/<filename>"; native uploads into that bucket appear here too,
 // with purpose user_data. The HTTP routes live in httpapi.
 //
-// Persistent layout in the metadata store (besides the registry's):
-//
-//	index  "openai/expiry"             member "<due unix ms, 16 digits>/<file or upload id>",
-//	                                   value empty, or {"attempts":n} once the purger failed on it
-//	record "openai/upload/<id>"        JSON uploadRecord
-//	index  "openai/upload/<id>/parts"  member <part id>, value part (JSON)
+// Its persistent layout is written down in keys.go.
 //
 // File attributes (registry.File.Attrs): "openai.filename", "openai.purpose"
 // and "openai.expires_after" (seconds after created_at).
@@ -51,7 +46,6 @@ const (
 	attrFilename     = "openai.filename"
 	attrPurpose      = "openai.purpose"
 	attrExpiresAfter = "openai.expires_after"
-	expiryIndex      = "openai/expiry"
 	defaultPurpose   = "user_data"
 	minExpiry        = 3600
 	maxExpiry        = 2592000

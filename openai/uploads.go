@@ -51,9 +51,6 @@ type partRecord struct {
 	Key  string `json:"key"` // in the uploads bucket
 }
 
-func uploadKey(id string) string  { return "openai/upload/" + id }
-func partsIndex(id string) string { return "openai/upload/" + id + "/parts" }
-func uploadLock(id string) string { return "openai/upload/" + id }
 func newToken(prefix string) string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])

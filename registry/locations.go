@@ -1,10 +1,8 @@
 package registry
 
 // Registered buckets serve data that was there before Ferry, without
-// copying it. A registration maps a bucket name to a location:
-//
-//	record "registry/location/<bucket>"  Registration (JSON); created with Version 0, so one name has one location
-//	index  "locations"                   member <bucket>, value the location URI; for listing buckets
+// copying it. A registration maps a bucket name to a location: a record
+// "registry/location/<bucket>" and an entry in the locations index (keys.go).
 //
 // Listing, reading, deleting and new uploads then go to the location, read
 // live: nothing is imported, so a prefix of any size lists one bounded page
@@ -56,10 +54,6 @@ var (
 	// bucket's registered location.
 	ErrLocationOverlap = errcode.Register("LOCATION_OVERLAP", "Location Overlaps Another Registration", http.StatusConflict)
 )
-
-const locationsIndex = "locations"
-
-func registrationKey(bkt string) string { return "registry/location/" + bkt }
 
 // countLimit bounds the objects counted when a bucket is registered, so
 // registering a huge prefix stays one quick request.
@@ -236,7 +230,6 @@ func (r *Registry) RegisterBucket(ctx context.Context, bkt, uri string) (reg Reg
 }
 
 const (
-	registerLock     = "registry/register"
 	registerLockTTL  = 30 * time.Second
 	registerLockWait = 30 * time.Second
 )

@@ -4,19 +4,11 @@
 // Whoever keeps state about files (the vector stores) subscribes to its
 // events rather than being called by each route that deletes or replaces.
 //
-// Persistent layout in the metadata store (indexes are ordered by member):
-//
-//	index "buckets"           member <bucket>   value {}           every bucket holding at least one file
-//	index "files/<bucket>"    member <key>      value File (JSON)  one entry per file
-//	index "fileids/<bucket>"  member <file id>  value File (JSON)  the same files in creation order
+// Its persistent layout is written down in keys.go.
 //
 // File ids are "file-" and 32 hex digits: 12 of the creation time in
 // milliseconds, then 20 random, so ordering by id is ordering by creation
 // and a cursor never skips files created in the same second.
-//
-// Blobs live in the backend at ObjectKey(bucket, key) = "<bucket>/<key>",
-// except in registered buckets, which live at their own location
-// (locations.go).
 package registry
 
 import (
@@ -43,13 +35,6 @@ var (
 	ErrRange          = errcode.Register("RANGE_NOT_SATISFIABLE", "Range Not Satisfiable", http.StatusRequestedRangeNotSatisfiable)
 	ErrInvalidCursor  = errcode.Register("INVALID_CURSOR", "Invalid Pagination Cursor", http.StatusBadRequest)
 )
-
-const bucketsIndex = "buckets"
-
-func filesIndex(bkt string) string { return "files/" + bkt }
-
-// ObjectKey is where a file's bytes live in the backend.
-func ObjectKey(bkt, key string) string { return bkt + "/" + key }
 
 // File is one indexed file.
 type File struct {
@@ -122,8 +107,6 @@ func New(store metastore.Store, places *Resolver) *Registry {
 
 // Places is the resolver the registry places buckets with.
 func (r *Registry) Places() *Resolver { return r.places }
-
-func idsIndex(bkt string) string { return "fileids/" + bkt }
 
 // NewFileID mints a file id that sorts after every id minted before it by
 // an earlier millisecond.

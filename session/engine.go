@@ -79,7 +79,7 @@ func (e *stagingEngine) release(ctx context.Context, rec *record) error {
 // held back whole and written by complete with one verified PutObject, so
 // nothing appears at its key before every byte is in.
 //
-// Held-back segments are records "session/<id>/tail/<k>" for k in
+// Held-back segments are the tail records (keys.go) numbered k in
 // [TailFirst, TailFirst+TailSegs). A segment is written once, at a number
 // no saved record points at, and never overwritten while one does: a merge
 // writes the joined bytes to the next number and the record switches to it

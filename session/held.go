@@ -13,16 +13,13 @@ import (
 	"github.com/ferryhq/ferry/metastore"
 )
 
-// heldIndex is the held-back ledger: session id -> bytes it holds back in
-// the metadata store. Every instance writes its sessions' entries and reads
-// the sum, so together they keep under Config.MaxHeldTotal.
-const heldIndex = "session/held"
-
 // heldRefresh is how stale an instance's sum of the ledger may be: the cap
 // is soft by what all instances admit within it.
 const heldRefresh = time.Second
 
-// ledger keeps the sum of held-back bytes under a cap.
+// ledger keeps the sum of held-back bytes under a cap. Every instance
+// writes its sessions' entries in heldIndex and reads the sum, so together
+// they keep under Config.MaxHeldTotal.
 type ledger struct {
 	store   metastore.Store
 	limit   int64

@@ -7,21 +7,7 @@
 // compare-and-set that carries the lock's fencing token, so a stale lock
 // holder can never move the offset.
 //
-// Persistent layout in the metadata store:
-//
-//	record "session/<id>"       JSON record; expires (TTL) a grace period after expires_at
-//	record "session/<id>/tail/<k>"  a segment of the bytes held back for the next S3
-//	                            part; segments tail_first..tail_first+tail_segs-1 (from the
-//	                            session record) are valid. Each is written once and
-//	                            lives a TTL longer than the record (engine.go)
-//	index  "sessions/expiry"    member "<check-at unix ms, 16 digits>/<id>", value purgeRef;
-//	                            the purger's work list (expires_at may have moved later)
-//	lock   "session/<id>"       held for the length of one append, abort or purge
-//
-// In the blob backend a session owns either a multipart upload of its final
-// object "<bucket>/<key>" (S3) or a staging file (filesystem). Neither is
-// visible at the key until the session completes, so an existing file is
-// replaced atomically when, and only when, the new one is whole.
+// Its persistent layout is written down in keys.go.
 package session
 
 import (
@@ -35,7 +21,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,18 +90,8 @@ func (c *Config) defaults() {
 const (
 	stateUploading = "uploading"
 	stateCompleted = "completed"
-	expiryIndex    = "sessions/expiry"
 	defaultMime    = "application/octet-stream"
 )
-
-func recordKey(id string) string { return "session/" + id }
-func tailKey(id string, k int) string {
-	return "session/" + id + "/tail/" + strconv.Itoa(k)
-}
-func lockName(id string) string { return "session/" + id }
-func expiryMember(at time.Time, id string) string {
-	return fmt.Sprintf("%016d/%s", at.UnixMilli(), id)
-}
 
 // record is a session as stored.
 type record struct {

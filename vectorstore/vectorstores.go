@@ -1,30 +1,6 @@
 package vectorstore
 
-// Persistent layout (every instance sees the same state; nothing that
-// matters lives only in memory). C is a collection: a store "openai/vs/<vs>"
-// or one of its batches "openai/vs/<vs>/batch/<vsfb>".
-//
-//	index  "openai/vs"                    member <vs id>           every live store, ids in creation order
-//	record "openai/vs/<vs>"               JSON storeRecord          name, metadata, expiry, and the cached
-//	                                                                file_counts and usage_bytes
-//	record "openai/vs/<vs>/file/<file>"   JSON fileRecord           the file in the store: the truth
-//	record "openai/vs/<vs>/chunks/<file>" JSON chunksRecord         its chunk texts (and vectors), once completed
-//	record "openai/vs/<vs>/batch/<vsfb>"  JSON batchRecord
-//	index  "openai/vs/<vs>/batches"       member <vsfb id>
-//	index  "C/files"                      member <order>            value file id: attach order
-//	index  "C/status/<status>"            member <order>            value fileSummary: the same, by status
-//	index  "openai/vs/<vs>/usage"         member <order>            value usage_bytes (decimal) of a completed file
-//	index  "openai/vs/byfile/<file>"      member <vs id>            the stores a file is in
-//	index  "openai/vs/jobs"               member <job id>           value job: the processing queue
-//	index  "openai/vs/deleted"            member <vs id>            stores whose cleanup has not finished
-//	index  "openai/vs/forget"             member <file id>          files gone from the registry whose
-//	                                                                detaching has not finished
-//	lock   "openai/vs/<vs>/file/<file>"   serialises every change to one file in a store
-//	lock   "openai/vs/job/<job id>"       the instance processing a job
-//
-// <order> is "<12 hex digits of attach ms><4 hex sequence>/<file id>", so
-// listing an index lists files in attach order, and a file id cursor maps
-// to its member through the file record.
+// The persistent layout is written down in keys.go.
 //
 // Every change to a file in a store runs under its lock in one order:
 // indexes first, then the store's cached counts, then the file record. So
@@ -60,11 +36,6 @@ var (
 )
 
 const (
-	storesIndex  = "openai/vs"
-	jobsIndex    = "openai/vs/jobs"
-	deletedIndex = "openai/vs/deleted"
-	forgetIndex  = "openai/vs/forget"
-
 	// Files a store or a batch may be created with (OpenAI allows 500 and 2000).
 	maxFileIDs = 2000
 )
@@ -78,18 +49,6 @@ const (
 )
 
 var fileStatuses = []string{StatusInProgress, StatusCompleted, StatusFailed, StatusCancelled}
-
-func storeKey(vs string) string              { return "openai/vs/" + vs }
-func fileKey(vs, file string) string         { return "openai/vs/" + vs + "/file/" + file }
-func chunksKey(vs, file string) string       { return "openai/vs/" + vs + "/chunks/" + file }
-func batchKey(vs, batch string) string       { return "openai/vs/" + vs + "/batch/" + batch }
-func batchesIndex(vs string) string          { return "openai/vs/" + vs + "/batches" }
-func byFileIndex(file string) string         { return "openai/vs/byfile/" + file }
-func usageIndex(vs string) string            { return "openai/vs/" + vs + "/usage" }
-func filesIndexOf(coll string) string        { return coll + "/files" }
-func statusIndex(coll, status string) string { return coll + "/status/" + status }
-func fileLockName(vs, file string) string    { return "openai/vs/" + vs + "/file/" + file }
-func jobLockName(job string) string          { return "openai/vs/job/" + job }
 
 // newID mints "<prefix><12 hex of ms><20 hex random>": ids sort by creation
 // time, so an index of ids lists in creation order and cursors never skip.

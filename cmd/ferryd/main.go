@@ -22,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/httpapi"
 	"github.com/ferryhq/ferry/logging"
+	"github.com/ferryhq/ferry/metastore/migrate"
 	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
@@ -63,6 +64,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return err
 	}
 	defer st.Close()
+	// Before any service reads metadata: they know today's names only.
+	if _, err := migrate.Run(ctx, st.meta, log); err != nil {
+		return fmt.Errorf("migrate the metadata layout: %w", err)
+	}
 	places := registry.NewResolver(st.meta, st.blobs, st.locations(cfg))
 	files := registry.New(st.meta, places)
 	sessions, err := session.New(st.meta, places, files, session.Config{

@@ -259,3 +259,21 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 		t.Fatal("new connections still accepted after shutdown")
 	}
 }
+
+// A data directory written before the layout version (layout 0) is
+// migrated at startup and served.
+func TestUpgradesLayout0(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../../metastore/migrate/testdata/v0/bolt")); err != nil {
+		t.Fatal(err)
+	}
+	p := startFerryd(t, "--data-dir "+dir)
+	code, body := getJSON(t, "http://"+p.addr+"/v1/files/photos")
+	if data, _ := body["data"].([]any); code != 200 || len(data) != 2 {
+		t.Fatalf("GET /v1/files/photos = %d %v, want the fixture's 2 files", code, body)
+	}
+	stopGracefully(t, p)
+	if !strings.Contains(p.stderr.String(), "metadata layout migrated") {
+		t.Fatalf("startup did not log the migration:\n%s", p.stderr.String())
+	}
+}
