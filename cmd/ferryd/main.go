@@ -64,9 +64,11 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return err
 	}
 	defer st.Close()
-	// Before any service reads metadata: they know today's names only.
+	// Before any service reads metadata: they know today's names only. So
+	// ferryd does not start without its metadata store; an outage later
+	// makes it not ready instead.
 	if _, err := migrate.Run(ctx, st.meta, log); err != nil {
-		return fmt.Errorf("migrate the metadata layout: %w", err)
+		return fmt.Errorf("check the metadata layout (ferryd needs its metadata store at startup): %w", err)
 	}
 	places := registry.NewResolver(st.meta, st.blobs, st.locations(cfg))
 	files := registry.New(st.meta, places)

@@ -11,8 +11,10 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,8 +23,9 @@ import (
 
 // Redis over TLS with an ACL user and no default user: ferryd connects
 // with rediss://, redis.username/password and redis.ca_file, and serves an
-// upload. A wrong password, or no CA (the system's do not know this one),
-// leaves it not ready, so verification and authentication are real.
+// upload. A wrong password, no CA (the system's do not know this one) or
+// plain TCP stop it at startup with the cause, so verification and
+// authentication are real.
 //
 //	CI=1 scripts/test.sh -count=1 -v -run TestRedisTLSAndACL ./cmd/ferryd/
 func TestRedisTLSAndACL(t *testing.T) {
@@ -66,14 +69,19 @@ func TestRedisTLSAndACL(t *testing.T) {
 		t.Fatal("the upload does not read back byte-exact")
 	}
 
-	for name, extra := range map[string][]string{
-		"wrong password":  {"FERRY_REDIS_PASSWORD=nope", "FERRY_REDIS_CA_FILE=" + caFile},
-		"unknown CA":      {"FERRY_REDIS_PASSWORD=s3cret"},
-		"no TLS (redis:)": {"FERRY_REDIS_PASSWORD=s3cret", "FERRY_REDIS_URL=redis://" + srv.addr() + "/0"},
+	for _, c := range []struct {
+		name, cause string
+		extra       []string
+	}{
+		{"wrong password", "WRONGPASS", []string{"FERRY_REDIS_PASSWORD=nope", "FERRY_REDIS_CA_FILE=" + caFile}},
+		{"unknown CA", "certificate", []string{"FERRY_REDIS_PASSWORD=s3cret"}},
+		{"no TLS (redis:)", "metadata store", []string{"FERRY_REDIS_PASSWORD=s3cret", "FERRY_REDIS_URL=redis://" + srv.addr() + "/0"}},
 	} {
-		p := startFerryd(t, "--data-dir "+t.TempDir(), env(extra...)...)
-		if code, body := getJSON(t, "http://"+p.addr+"/readyz"); code != 503 {
-			t.Errorf("%s: /readyz = %d %v, want 503", name, code, body)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = cleanEnv(append(env(c.extra...), "FERRYD_TEST_MAIN=1", "FERRYD_TEST_ARGS=--addr 127.0.0.1:0 --data-dir "+t.TempDir())...)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.cause) {
+			t.Errorf("%s: ferryd exited with %v, want an error naming %q:\n%s", c.name, err, c.cause, out)
 		}
 	}
 }
