@@ -64,11 +64,42 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return err
 	}
 	defer st.Close()
+	svc, err := newServices(ctx, cfg, st, reg, log)
+	if err != nil {
+		return err
+	}
+	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: svc.sessions, Files: svc.files,
+		OpenAI: svc.openai, VectorStores: svc.vectors, Metrics: reg, Logger: log,
+		ReadIdleTimeout: cfg.Server.ReadIdleTimeout, AllowedHosts: cfg.Server.AllowedHosts})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another ferryd running? change --addr or FERRY_ADDR)", cfg.Addr, err)
+	}
+	log.Info("ferryd listening", "addr", ln.Addr().String(), "metadata", st.metaKind, "blobs", st.blobKind)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	stop := svc.background(ctx, cfg.Sessions.PurgeInterval, log)
+	err = serve(ctx, ln, handler, cfg.Server.ReadHeaderTimeout, cfg.ShutdownTimeout, log)
+	stop() // the stores close only after the purger and workers have let go of them
+	return err
+}
+
+// services are ferryd's domain services over its stores.
+type services struct {
+	files    *registry.Registry
+	sessions *session.Service
+	openai   *openai.Service
+	vectors  *vectorstore.Service
+}
+
+func newServices(ctx context.Context, cfg config.Config, st *stores, reg *prometheus.Registry, log *slog.Logger) (*services, error) {
 	// Before any service reads metadata: they know today's names only. So
 	// ferryd does not start without its metadata store; an outage later
 	// makes it not ready instead.
 	if _, err := migrate.Run(ctx, st.meta, log); err != nil {
-		return fmt.Errorf("check the metadata layout (ferryd needs its metadata store at startup): %w", err)
+		return nil, fmt.Errorf("check the metadata layout (ferryd needs its metadata store at startup): %w", err)
 	}
 	places := registry.NewResolver(st.meta, st.blobs, st.locations(cfg))
 	files := registry.New(st.meta, places)
@@ -76,7 +107,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		TTL: cfg.Sessions.TTL, MaxSize: cfg.Sessions.MaxSize, MaxHeld: cfg.Sessions.MaxHeldBytes,
 		MaxHeldTotal: cfg.Sessions.MaxHeldTotal, Metrics: reg}, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	oc := cfg.OpenAI
 	purgeFailures := session.NewPurgeFailures(reg, "openai") // the files' and the vector stores' purgers
@@ -89,29 +120,24 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		Embeddings:      vectorstore.EmbeddingsConfig{URL: oc.Embeddings.URL, Model: oc.Embeddings.Model, APIKey: oc.Embeddings.APIKey},
 		Metrics:         reg, PurgeFailures: purgeFailures}, log)
 	files.Subscribe(vs.OnFileEvent) // a file deleted or replaced by any route leaves the vector stores
-	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: sessions, Files: files, OpenAI: oai, VectorStores: vs,
-		Metrics: reg, Logger: log, ReadIdleTimeout: cfg.Server.ReadIdleTimeout, AllowedHosts: cfg.Server.AllowedHosts})
+	return &services{files: files, sessions: sessions, openai: oai, vectors: vs}, nil
+}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another ferryd running? change --addr or FERRY_ADDR)", cfg.Addr, err)
-	}
-	log.Info("ferryd listening", "addr", ln.Addr().String(), "metadata", st.metaKind, "blobs", st.blobKind)
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
-	purgeCtx, stopPurger := context.WithCancel(context.WithoutCancel(ctx))
+// background starts the purgers and the vector-store workers; stop ends
+// them and returns once they have.
+func (svc *services) background(ctx context.Context, purgeInterval time.Duration, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	purged := make(chan struct{})
 	workers := make(chan struct{})
 	go func() { // vector-store processing; a job cut short here is taken up again by any instance
 		defer close(workers)
-		vs.RunWorkers(purgeCtx)
+		svc.vectors.RunWorkers(ctx)
 	}()
 	go func() {
 		defer close(purged)
-		every(purgeCtx, cfg.Sessions.PurgeInterval, func(ctx context.Context) {
+		every(ctx, purgeInterval, func(ctx context.Context) {
 			for name, purge := range map[string]func(context.Context) (int, error){
-				"sessions": sessions.Purge, "openai": oai.Purge, "vector_stores": vs.Purge} {
+				"sessions": svc.sessions.Purge, "openai": svc.openai.Purge, "vector_stores": svc.vectors.Purge} {
 				n, err := purge(ctx)
 				if err != nil && !errors.Is(err, context.Canceled) {
 					log.WarnContext(ctx, "purge_failed", "what", name, "err", err)
@@ -122,11 +148,11 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			}
 		})
 	}()
-	err = serve(ctx, ln, handler, cfg.Server.ReadHeaderTimeout, cfg.ShutdownTimeout, log)
-	stopPurger()
-	<-purged // the stores close only after the purger and workers have let go of them
-	<-workers
-	return err
+	return func() {
+		cancel()
+		<-purged
+		<-workers
+	}
 }
 
 // every runs fn each interval until ctx ends.
