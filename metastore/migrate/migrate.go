@@ -110,7 +110,7 @@ func toV1(ctx context.Context, store metastore.Store, log *slog.Logger) (int, er
 	// well: a run that died midway may have deleted the old ones.
 	buckets := map[string]bool{}
 	for _, index := range []string{"buckets", "locations", "registry/buckets", "registry/locations"} {
-		if err := each(ctx, store, index, func(e metastore.Entry) error {
+		if err := metastore.EachEntry(ctx, store, index, func(e metastore.Entry) error {
 			buckets[e.Member] = true
 			return nil
 		}); err != nil {
@@ -130,7 +130,7 @@ func toV1(ctx context.Context, store metastore.Store, log *slog.Logger) (int, er
 	moved := 0
 	for _, r := range renames {
 		n := 0
-		if err := each(ctx, store, r.from, func(e metastore.Entry) error {
+		if err := metastore.EachEntry(ctx, store, r.from, func(e metastore.Entry) error {
 			n++
 			return store.IndexPut(ctx, r.to, e.Member, e.Value)
 		}); err != nil {
@@ -147,26 +147,6 @@ func toV1(ctx context.Context, store metastore.Store, log *slog.Logger) (int, er
 		}
 	}
 	return moved, nil
-}
-
-// each calls fn on every entry of index, in order, a page at a time.
-func each(ctx context.Context, store metastore.Store, index string, fn func(metastore.Entry) error) error {
-	after := ""
-	for {
-		entries, more, err := store.IndexList(ctx, index, metastore.Query{After: after, Limit: page})
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		if !more || len(entries) == 0 {
-			return nil
-		}
-		after = entries[len(entries)-1].Member
-	}
 }
 
 // drop deletes every member of index.
