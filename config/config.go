@@ -41,6 +41,15 @@ type Config struct {
 	Sessions        Sessions      `yaml:"sessions"`
 	OpenAI          OpenAI        `yaml:"openai"`
 	Registration    Registration  `yaml:"registration"`
+	Auth            Auth          `yaml:"auth"`
+}
+
+// Auth turns on API keys. Without a keys file ferryd is open to whoever
+// reaches its port, so it then listens only on loopback unless told
+// otherwise.
+type Auth struct {
+	KeysFile     string `yaml:"keys_file"`     // FERRY_API_KEYS_FILE: YAML of key hashes, buckets and access (ferry keys new)
+	InsecureOpen bool   `yaml:"insecure_open"` // FERRY_INSECURE_OPEN, --insecure-open: serve without keys beyond loopback
 }
 
 // Server bounds how long a client may keep a connection busy without
@@ -196,6 +205,7 @@ func Load(args []string, lookup func(string) (string, bool), out io.Writer) (Con
 		logFormat = fs.String("log-format", cfg.Log.Format, "log format: text or json")
 		logLevel  = fs.String("log-level", cfg.Log.Level, "log level: debug, info, warn or error")
 		readIdle  = fs.Duration("read-idle-timeout", cfg.Server.ReadIdleTimeout, "longest wait for more of a request body before the request fails")
+		open      = fs.Bool("insecure-open", cfg.Auth.InsecureOpen, "serve without API keys on a non-loopback address")
 	)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -223,6 +233,8 @@ func Load(args []string, lookup func(string) (string, bool), out io.Writer) (Con
 			cfg.Log.Level = *logLevel
 		case "read-idle-timeout":
 			cfg.Server.ReadIdleTimeout = *readIdle
+		case "insecure-open":
+			cfg.Auth.InsecureOpen = *open
 		}
 	})
 	return cfg, nil
@@ -326,6 +338,8 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"FERRY_ALLOWED_S3_BUCKETS", func(c *Config, v string) error { c.Registration.AllowedS3Buckets = splitList(v); return nil }},
+	{"FERRY_API_KEYS_FILE", str(func(c *Config) *string { return &c.Auth.KeysFile })},
+	{"FERRY_INSECURE_OPEN", func(c *Config, v string) (err error) { c.Auth.InsecureOpen, err = strconv.ParseBool(v); return }},
 	{"FERRY_SESSION_PURGE_INTERVAL", func(c *Config, v string) (err error) { c.Sessions.PurgeInterval, err = time.ParseDuration(v); return }},
 }
 
@@ -375,6 +389,10 @@ func (c Config) validateServer(bad complain) {
 		bad("addr %q: port %q must be a number from 0 to 65535", c.Addr, port)
 	} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
 		bad("addr %q: host %q is neither an IP address nor a hostname", c.Addr, host)
+	} else if c.Auth.KeysFile == "" && !c.Auth.InsecureOpen && !loopback(host) {
+		bad("addr %q listens beyond this machine and auth.keys_file is empty, so anyone who reaches the port could read, "+
+			"write and delete everything: set FERRY_API_KEYS_FILE (auth.keys_file; `ferry keys new` makes a key), "+
+			"listen on 127.0.0.1, or set FERRY_INSECURE_OPEN=1 (--insecure-open) if something in front of ferryd checks access", c.Addr)
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown_timeout %s is negative: use 0 to stop at once or a duration like 30s", c.ShutdownTimeout)
@@ -390,6 +408,16 @@ func (c Config) validateServer(bad complain) {
 			bad("server.allowed_hosts: %q is not a host name or IP address (no port, no scheme)", h)
 		}
 	}
+}
+
+// loopback reports whether host names only this machine ("" is every
+// interface).
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c Config) validateLog(bad complain) {

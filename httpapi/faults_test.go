@@ -52,6 +52,16 @@ const mib = 1 << 20
 // must still be recognised through the wrapping).
 func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle time.Duration) *httptest.Server {
 	t.Helper()
+	d := apiDeps(t, store, blobs)
+	d.ReadIdleTimeout = idle
+	srv := httptest.NewServer(New(d))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// apiDeps builds every service over store and blobs, with metrics.
+func apiDeps(t *testing.T, store metastore.Store, blobs bucket.Backend) Deps {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	store = metrics.Store(store, reg)
@@ -65,10 +75,8 @@ func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle ti
 	oai := openai.New(sessions, files, store, openai.Config{}, log)
 	vs := vectorstore.New(oai, store, vectorstore.Config{}, log)
 	files.Subscribe(vs.OnFileEvent)
-	srv := httptest.NewServer(New(Deps{Store: store, Blobs: comp, Sessions: sessions, Files: files, OpenAI: oai, VectorStores: vs,
-		Logger: log, ReadIdleTimeout: idle}))
-	t.Cleanup(srv.Close)
-	return srv
+	return Deps{Store: store, Blobs: comp, Sessions: sessions, Files: files, OpenAI: oai, VectorStores: vs, Logger: log,
+		Metrics: reg, OpenAIBuckets: []string{oai.Bucket(), "openai-uploads"}}
 }
 
 // eachStore runs fn on the shared real services, in both storage modes.
