@@ -11,7 +11,7 @@ import (
 )
 
 var (
-	errUnauthenticated = errcode.Register("UNAUTHENTICATED", "Unauthorized", http.StatusUnauthorized)
+	errUnauthenticated = errcode.Register("UNAUTHENTICATED", "Unauthorized", http.StatusUnauthorized, errcode.OpenAICode("invalid_api_key"))
 	errForbidden       = errcode.Register("FORBIDDEN", "Forbidden", http.StatusForbidden)
 )
 

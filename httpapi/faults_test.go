@@ -466,8 +466,8 @@ func wantUnavailable(t *testing.T, what string, a answer, openAI bool) {
 	body := a.json(t)
 	if openAI {
 		e, _ := body["error"].(map[string]any)
-		if e["code"] != "UNAVAILABLE" || e["type"] != "server_error" {
-			t.Fatalf("%s: OpenAI envelope %v, want code UNAVAILABLE type server_error", what, body)
+		if e["code"] != "unavailable" || e["type"] != "server_error" {
+			t.Fatalf("%s: OpenAI envelope %v, want code unavailable type server_error", what, body)
 		}
 		return
 	}
