@@ -64,6 +64,9 @@ type Server struct {
 	// (DNS rebinding: a hostile page whose name resolves to ferryd's
 	// address still sends its own name).
 	AllowedHosts []string `yaml:"allowed_hosts"` // FERRY_ALLOWED_HOSTS: host names, ','-separated
+	// CORSOrigins are the web origins whose pages may call ferryd (tus-js-
+	// client, Uppy, the OpenAI SDKs in a browser); none: CORS is off.
+	CORSOrigins []string `yaml:"cors_origins"` // FERRY_CORS_ORIGINS: origins, ','-separated ("*": any)
 }
 
 // Registration limits what existing data may be registered.
@@ -279,6 +282,7 @@ var envVars = []envVar{
 	{"FERRY_REDIS_URL", str(func(c *Config) *string { return &c.Redis.URL })},
 	{"FERRY_REDIS_PREFIX", str(func(c *Config) *string { return &c.Redis.Prefix })},
 	{"FERRY_ALLOWED_HOSTS", func(c *Config, v string) error { c.Server.AllowedHosts = splitList(v); return nil }},
+	{"FERRY_CORS_ORIGINS", func(c *Config, v string) error { c.Server.CORSOrigins = splitList(v); return nil }},
 	{"FERRY_REDIS_ADDRS", func(c *Config, v string) error { c.Redis.Addrs = splitList(v); return nil }},
 	{"FERRY_REDIS_MODE", str(func(c *Config) *string { return &c.Redis.Mode })},
 	{"FERRY_REDIS_MASTER_NAME", str(func(c *Config) *string { return &c.Redis.MasterName })},
@@ -402,6 +406,11 @@ func (c Config) validateServer(bad complain) {
 	}
 	if c.Server.ReadHeaderTimeout <= 0 {
 		bad("server.read_header_timeout %s must be positive, for example 10s", c.Server.ReadHeaderTimeout)
+	}
+	for _, o := range c.Server.CORSOrigins {
+		if u, err := url.Parse(o); o != "*" && (err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "") {
+			bad("server.cors_origins: %q is not an origin: use scheme://host[:port] (e.g. https://app.example.com) or *", o)
+		}
 	}
 	for _, h := range c.Server.AllowedHosts {
 		if strings.ContainsAny(h, ":/ ") && net.ParseIP(strings.Trim(h, "[]")) == nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
+	"github.com/rs/cors"
 
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/errcode"
@@ -139,4 +140,25 @@ func (g *guard) allowBucket(r *http.Request, bkt string) error {
 // seesBucket is allowBucket for listings: whether to show bkt at all.
 func (g *guard) seesBucket(r *http.Request, bkt string) bool {
 	return g.allowBucket(r, bkt) == nil
+}
+
+// allowOrigins answers CORS for the listed origins: preflights (which
+// carry no key, so this sits outside authenticate) and the headers that let
+// a page read an upload's offset and location. With none listed it adds
+// nothing, and browsers keep other sites' pages out.
+func allowOrigins(origins []string, next http.Handler) http.Handler {
+	if len(origins) == 0 {
+		return next
+	}
+	return cors.New(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+		// Any header the page asks for: the origin is what is checked, and
+		// the SDKs send ever new X-Stainless-* ones.
+		AllowedHeaders: []string{"*"},
+		ExposedHeaders: []string{"Location", "Upload-Offset", "Upload-Length", "Upload-Expires", "Upload-Metadata", "Tus-Resumable",
+			"Tus-Version", "Tus-Extension", "Tus-Max-Size", "ETag", "Retry-After", "X-Request-Id",
+			"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"},
+		MaxAge: 600,
+	}).Handler(next)
 }

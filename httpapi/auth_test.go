@@ -37,9 +37,27 @@ var testKeys = []struct {
 	{"rall", auth.Read, []string{"*"}},
 }
 
+// writeTestKeys writes testKeys to a keys file and opens it.
+func writeTestKeys(t *testing.T) *auth.Keyring {
+	t.Helper()
+	ring, _ := testKeyring(t)
+	return ring
+}
+
 // withKeys serves the whole API over store and blobs with testKeys in
 // force, and returns each key's secret by name.
 func withKeys(t *testing.T, store metastore.Store, blobs bucket.Backend) (*httptest.Server, *mux.Router, map[string]string) {
+	t.Helper()
+	keys, secrets := testKeyring(t)
+	d := apiDeps(t, store, blobs)
+	d.Keys = keys
+	srv := httptest.NewServer(New(d))
+	t.Cleanup(srv.Close)
+	return srv, newRouter(d), secrets
+}
+
+// testKeyring is testKeys in force, and each key's secret by name.
+func testKeyring(t *testing.T) (*auth.Keyring, map[string]string) {
 	t.Helper()
 	secrets := map[string]string{}
 	var entries []auth.Key
@@ -60,11 +78,7 @@ func withKeys(t *testing.T, store metastore.Store, blobs bucket.Backend) (*httpt
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := apiDeps(t, store, blobs)
-	d.Keys = keys
-	srv := httptest.NewServer(New(d))
-	t.Cleanup(srv.Close)
-	return srv, newRouter(d), secrets
+	return keys, secrets
 }
 
 // Every route is mounted through the guard, so none lacks a policy.

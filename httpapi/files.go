@@ -122,6 +122,9 @@ func toFileResponse(r *http.Request, f registry.File) fileResponse {
 // decodeJSON decodes one JSON object strictly: unknown fields and trailing
 // data are errors, so a typo is reported rather than ignored.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -135,6 +138,20 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		return errcode.ErrInvalidJSON.New("the body has data after the JSON object")
 	}
 	return nil
+}
+
+var errUnsupportedMedia = errcode.Register("UNSUPPORTED_MEDIA_TYPE", "Unsupported Media Type", http.StatusUnsupportedMediaType)
+
+// requireJSON refuses a JSON route's body sent under another media type. A
+// page on another site can send text/plain or a form without a CORS
+// preflight, so taking JSON under those would let it drive ferryd.
+func requireJSON(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return errUnsupportedMedia.New("the body must be JSON sent as Content-Type: application/json (got %q; with curl add -H 'Content-Type: application/json')", ct)
 }
 
 func (f *files) createSession(w http.ResponseWriter, r *http.Request) {

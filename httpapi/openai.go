@@ -64,6 +64,9 @@ func (o *openAI) routes(r *mux.Router) {
 // decodeOpenAIJSON is lenient about unknown fields: the SDKs add new
 // optional fields over time, and they must not break old servers.
 func decodeOpenAIJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody)).Decode(v); err != nil {
 		return errcode.ErrInvalidJSON.New("the body is not the expected JSON object: %v", err)
 	}

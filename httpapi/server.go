@@ -36,6 +36,9 @@ type Deps struct {
 	Logger       *slog.Logger
 	// AllowedHosts, when set, are the Host names served; others get 421.
 	AllowedHosts []string
+	// CORSOrigins are the web origins whose pages may call the API ("*":
+	// any); none: no CORS headers, so browsers keep other sites out.
+	CORSOrigins []string
 	// OpenAIBuckets are the adapter's native buckets; with keys, only
 	// admin keys reach them through the native routes.
 	OpenAIBuckets []string
@@ -60,7 +63,7 @@ func New(d Deps) http.Handler {
 	// Outermost first: the request id must exist before anything logs, and
 	// recovery must sit inside logging and metrics so a panic is counted as a
 	// 500. The idle bound sits inside accessLog, whose reqInfo carries it.
-	return requestID(accessLog(d.Logger, m.instrument(checkHost(d.AllowedHosts, authenticate(d.Keys, boundIdleReads(d.ReadIdleTimeout, recoverPanic(d.Logger, r)))))))
+	return requestID(accessLog(d.Logger, m.instrument(checkHost(d.AllowedHosts, allowOrigins(d.CORSOrigins, authenticate(d.Keys, boundIdleReads(d.ReadIdleTimeout, recoverPanic(d.Logger, r))))))))
 }
 
 // newRouter mounts every route; the OpenAPI test walks it.
