@@ -38,7 +38,7 @@ func ValidateBucketName(name string) error {
 		return fmt.Errorf("bucket name %.20q… is %d characters; the limit is %d", name, len(name), MaxBucketNameLen)
 	}
 	for i := 0; i < len(name); i++ {
-		if !isWordByte(name[i]) {
+		if !IsWordByte(name[i]) {
 			return fmt.Errorf("bucket name %q: character %q is not allowed; use a-z, A-Z, 0-9, '_' and '-'", name, name[i])
 		}
 	}
@@ -63,7 +63,7 @@ func ValidateKey(key string) error {
 	}
 	for i := 0; i < len(key); i++ {
 		c := key[i]
-		if !isWordByte(c) && c != '/' && c != '.' {
+		if !IsWordByte(c) && c != '/' && c != '.' {
 			return fmt.Errorf("key %q: character %q is not allowed; use a-z, A-Z, 0-9, '_', '-', '.' and '/'", key, c)
 		}
 	}
@@ -84,7 +84,8 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-func isWordByte(c byte) bool {
+// IsWordByte reports whether c may be part of a bucket name.
+func IsWordByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 
