@@ -49,8 +49,8 @@ const mib = 1 << 20
 
 // serveAPI serves the native and OpenAI routes over store and blobs,
 // wrapped in the metrics decorators as ferryd wraps them (their errors
-// must still be recognised through the wrapping).
-func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle time.Duration) *httptest.Server {
+// must still be recognised through the wrapping). with adjusts the Deps.
+func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle time.Duration, with ...func(*Deps)) *httptest.Server {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
@@ -65,8 +65,12 @@ func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle ti
 	oai := openai.New(sessions, files, store, openai.Config{}, log)
 	vs := vectorstore.New(oai, store, vectorstore.Config{}, log)
 	files.Subscribe(vs.OnFileEvent)
-	srv := httptest.NewServer(New(Deps{Store: store, Blobs: comp, Sessions: sessions, Files: files, OpenAI: oai, VectorStores: vs,
-		Logger: log, ReadIdleTimeout: idle}))
+	d := Deps{Store: store, Blobs: comp, Sessions: sessions, Files: files, OpenAI: oai, VectorStores: vs,
+		Logger: log, ReadIdleTimeout: idle}
+	for _, f := range with {
+		f(&d)
+	}
+	srv := httptest.NewServer(New(d))
 	t.Cleanup(srv.Close)
 	return srv
 }

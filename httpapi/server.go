@@ -38,6 +38,8 @@ type Deps struct {
 	// ReadIdleTimeout bounds each read of a request body (config's
 	// server.read_idle_timeout); 0 leaves reads unbounded.
 	ReadIdleTimeout time.Duration
+	// Limits are the per-subject rate limits; the zero value limits nothing.
+	Limits RateLimits
 }
 
 // New returns the complete handler: routes wrapped in the middleware chain.
@@ -59,7 +61,7 @@ func New(d Deps) http.Handler {
 // newRouter mounts every route; the OpenAPI test walks it.
 func newRouter(d Deps) *mux.Router {
 	r := mux.NewRouter()
-	r.Use(recordRoute)
+	r.Use(recordRoute, limitRequests(d.Limits, d.Metrics, d.Logger)) // limits classify by the recorded route
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errcode.ErrNotFound.New("no route for %s %s", r.Method, r.URL.Path))
 	})
