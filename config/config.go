@@ -41,7 +41,21 @@ type Config struct {
 	Sessions        Sessions      `yaml:"sessions"`
 	OpenAI          OpenAI        `yaml:"openai"`
 	Registration    Registration  `yaml:"registration"`
+	Limits          Limits        `yaml:"limits"`
 }
+
+// Limits are seed 000's rate limits: requests per subject (the API key's
+// name under auth, else the client's address) in any one minute, shared
+// through Redis when it is configured. 0 turns a class off.
+type Limits struct {
+	UploadsPerMinute    int `yaml:"uploads_per_minute"`    // FERRY_LIMIT_UPLOADS_PER_MINUTE: session, OpenAI file and Upload creates
+	RetrievalsPerMinute int `yaml:"retrievals_per_minute"` // FERRY_LIMIT_RETRIEVALS_PER_MINUTE: GETs of file info, content and lists
+	DeletionsPerMinute  int `yaml:"deletions_per_minute"`  // FERRY_LIMIT_DELETIONS_PER_MINUTE: DELETEs of files, buckets and vector stores
+}
+
+// MaxPerMinute bounds each limit: the limiter keeps one timestamp per
+// counted request for a minute, per subject.
+const MaxPerMinute = 100_000
 
 // Server bounds how long a client may keep a connection busy without
 // sending anything.
@@ -173,6 +187,7 @@ func Default() Config {
 		OpenAI: OpenAI{Bucket: "openai", UploadsBucket: "openai-uploads", MaxFileSize: 512 << 20, MaxUploadSize: 8 << 30, UploadTTL: time.Hour,
 			VectorWorkers: 2, VectorPollInterval: time.Second, VectorMaxFileSize: 16 << 20, VectorCacheSize: 256 << 20},
 		Sessions: Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20, MaxHeldTotal: 1 << 30},
+		Limits:   Limits{UploadsPerMinute: 100, RetrievalsPerMinute: 1000, DeletionsPerMinute: 100},
 	}
 }
 
@@ -253,6 +268,10 @@ func str(f func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *f(c) = v; return nil }
 }
 
+func atoi(f func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) (err error) { *f(c), err = strconv.Atoi(v); return }
+}
+
 var envVars = []envVar{
 	{"FERRY_ADDR", str(func(c *Config) *string { return &c.Addr })},
 	{"FERRY_DATA_DIR", str(func(c *Config) *string { return &c.DataDir })},
@@ -327,6 +346,9 @@ var envVars = []envVar{
 	}},
 	{"FERRY_ALLOWED_S3_BUCKETS", func(c *Config, v string) error { c.Registration.AllowedS3Buckets = splitList(v); return nil }},
 	{"FERRY_SESSION_PURGE_INTERVAL", func(c *Config, v string) (err error) { c.Sessions.PurgeInterval, err = time.ParseDuration(v); return }},
+	{"FERRY_LIMIT_UPLOADS_PER_MINUTE", atoi(func(c *Config) *int { return &c.Limits.UploadsPerMinute })},
+	{"FERRY_LIMIT_RETRIEVALS_PER_MINUTE", atoi(func(c *Config) *int { return &c.Limits.RetrievalsPerMinute })},
+	{"FERRY_LIMIT_DELETIONS_PER_MINUTE", atoi(func(c *Config) *int { return &c.Limits.DeletionsPerMinute })},
 }
 
 // EnvNames lists every environment variable Load reads, for documentation.
@@ -362,6 +384,7 @@ func (c Config) Validate() error {
 	c.Sessions.validate(bad)
 	c.OpenAI.validate(bad)
 	c.Registration.validate(bad)
+	c.Limits.validate(bad)
 	return errors.Join(errs...)
 }
 
@@ -580,4 +603,15 @@ func validHostname(h string) bool {
 		}
 	}
 	return true
+}
+
+func (l Limits) validate(bad complain) {
+	for _, f := range []struct {
+		key string
+		n   int
+	}{{"uploads_per_minute", l.UploadsPerMinute}, {"retrievals_per_minute", l.RetrievalsPerMinute}, {"deletions_per_minute", l.DeletionsPerMinute}} {
+		if f.n < 0 || f.n > MaxPerMinute {
+			bad("limits.%s %d must be from 0 (no limit) to %d requests per minute", f.key, f.n, MaxPerMinute)
+		}
+	}
 }
