@@ -55,6 +55,14 @@ func limitClass(route, method string) string {
 	if strings.HasPrefix(route, "/v1/files/session:") || !strings.HasPrefix(route, "/v1/") {
 		return ""
 	}
+	if strings.HasPrefix(route, "/v1/tus/") {
+		// tus 1.0: POST creates an upload; HEAD (the offset), PATCH and
+		// DELETE (termination) are the session's own.
+		if method == http.MethodPost {
+			return classUploads
+		}
+		return ""
+	}
 	if rest, ok := cutOpenAIPrefix(route); ok && rest == "/" {
 		return "" // the adapter's 404 for paths it does not serve
 	}

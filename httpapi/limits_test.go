@@ -39,6 +39,11 @@ func TestLimitClass(t *testing.T) {
 		{"POST", "/v1/openai/v1/uploads/{id}/parts", ""},
 		{"POST", "/v1/openai/v1/uploads/{id}/complete", ""},
 		{"POST", "/v1/openai/v1/uploads/{id}/cancel", ""},
+		// tus 1.0, whatever its routes' templates: only creation counts.
+		{"POST", "/v1/tus/", classUploads},
+		{"HEAD", "/v1/tus/{id}", ""},
+		{"PATCH", "/v1/tus/{id}", ""},
+		{"DELETE", "/v1/tus/{id}", ""},
 		// Neither uploads nor retrievals.
 		{"PUT", "/v1/files/{bucket}/{key:.+}", ""},
 		{"POST", "/v1/openai/v1/vector_stores", ""},
