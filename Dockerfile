@@ -1,8 +1,11 @@
 # ferryd as a static binary on distroless, running as the nonroot user.
 #
 #   docker build -t ferryd .
-#   docker run -p 8321:8321 -v ferry-data:/data ferryd    # embedded bbolt + filesystem under /data
+#   docker run -p 8321:8321 -v ferry-data:/data -v $PWD/keys.yaml:/keys.yaml:ro \
+#     -e FERRY_API_KEYS_FILE=/keys.yaml ferryd    # embedded bbolt + filesystem under /data
 #
+# It listens on 0.0.0.0, so it starts only with API keys (FERRY_API_KEYS_FILE)
+# or FERRY_INSECURE_OPEN=1 when something in front of it checks access.
 # Configure Redis and S3 with the FERRY_* environment (see README.md);
 # docker-compose.yml runs the whole stack.
 

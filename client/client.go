@@ -22,8 +22,9 @@ import (
 
 // Client talks to one ferryd.
 type Client struct {
-	base string
-	http *http.Client
+	base   string
+	http   *http.Client
+	apiKey string
 }
 
 // New returns a client of the server at baseURL (for example
@@ -33,6 +34,21 @@ func New(baseURL string, hc *http.Client) *Client {
 		hc = http.DefaultClient
 	}
 	return &Client{base: strings.TrimRight(baseURL, "/"), http: hc}
+}
+
+// WithAPIKey returns a copy of c that sends key as its bearer token.
+func (c *Client) WithAPIKey(key string) *Client {
+	cp := *c
+	cp.apiKey = key
+	return &cp
+}
+
+// send sends req with the client's API key, if it has one.
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	if c.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	}
+	return c.http.Do(req)
 }
 
 // Error is an error answer from the server.
@@ -121,7 +137,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, n 
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return nil, err
 	}

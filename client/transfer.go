@@ -158,7 +158,7 @@ func (c *Client) fetch(ctx context.Context, bucket, key string, out *os.File, of
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 		req.Header.Set("If-Range", etag)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return 0, 0, "", err
 	}
@@ -204,7 +204,7 @@ func (c *Client) Read(ctx context.Context, bucket, key string) (io.ReadCloser, e
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,16 @@ type Config struct {
 	Sessions        Sessions      `yaml:"sessions"`
 	OpenAI          OpenAI        `yaml:"openai"`
 	Registration    Registration  `yaml:"registration"`
+	Auth            Auth          `yaml:"auth"`
 	Limits          Limits        `yaml:"limits"`
+}
+
+// Auth turns on API keys. Without a keys file ferryd is open to whoever
+// reaches its port, so it then listens only on loopback unless told
+// otherwise.
+type Auth struct {
+	KeysFile     string `yaml:"keys_file"`     // FERRY_API_KEYS_FILE: YAML of key hashes, buckets and access (ferry keys new)
+	InsecureOpen bool   `yaml:"insecure_open"` // FERRY_INSECURE_OPEN, --insecure-open: serve without keys beyond loopback
 }
 
 // Limits are seed 000's rate limits: requests per subject (the API key's
@@ -69,6 +78,9 @@ type Server struct {
 	// (DNS rebinding: a hostile page whose name resolves to ferryd's
 	// address still sends its own name).
 	AllowedHosts []string `yaml:"allowed_hosts"` // FERRY_ALLOWED_HOSTS: host names, ','-separated
+	// CORSOrigins are the web origins whose pages may call ferryd (tus-js-
+	// client, Uppy, the OpenAI SDKs in a browser); none: CORS is off.
+	CORSOrigins []string `yaml:"cors_origins"` // FERRY_CORS_ORIGINS: origins, ','-separated ("*": any)
 }
 
 // Registration limits what existing data may be registered.
@@ -211,6 +223,7 @@ func Load(args []string, lookup func(string) (string, bool), out io.Writer) (Con
 		logFormat = fs.String("log-format", cfg.Log.Format, "log format: text or json")
 		logLevel  = fs.String("log-level", cfg.Log.Level, "log level: debug, info, warn or error")
 		readIdle  = fs.Duration("read-idle-timeout", cfg.Server.ReadIdleTimeout, "longest wait for more of a request body before the request fails")
+		open      = fs.Bool("insecure-open", cfg.Auth.InsecureOpen, "serve without API keys on a non-loopback address")
 	)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -238,6 +251,8 @@ func Load(args []string, lookup func(string) (string, bool), out io.Writer) (Con
 			cfg.Log.Level = *logLevel
 		case "read-idle-timeout":
 			cfg.Server.ReadIdleTimeout = *readIdle
+		case "insecure-open":
+			cfg.Auth.InsecureOpen = *open
 		}
 	})
 	return cfg, nil
@@ -286,6 +301,7 @@ var envVars = []envVar{
 	{"FERRY_REDIS_URL", str(func(c *Config) *string { return &c.Redis.URL })},
 	{"FERRY_REDIS_PREFIX", str(func(c *Config) *string { return &c.Redis.Prefix })},
 	{"FERRY_ALLOWED_HOSTS", func(c *Config, v string) error { c.Server.AllowedHosts = splitList(v); return nil }},
+	{"FERRY_CORS_ORIGINS", func(c *Config, v string) error { c.Server.CORSOrigins = splitList(v); return nil }},
 	{"FERRY_REDIS_ADDRS", func(c *Config, v string) error { c.Redis.Addrs = splitList(v); return nil }},
 	{"FERRY_REDIS_MODE", str(func(c *Config) *string { return &c.Redis.Mode })},
 	{"FERRY_REDIS_MASTER_NAME", str(func(c *Config) *string { return &c.Redis.MasterName })},
@@ -345,6 +361,8 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"FERRY_ALLOWED_S3_BUCKETS", func(c *Config, v string) error { c.Registration.AllowedS3Buckets = splitList(v); return nil }},
+	{"FERRY_API_KEYS_FILE", str(func(c *Config) *string { return &c.Auth.KeysFile })},
+	{"FERRY_INSECURE_OPEN", func(c *Config, v string) (err error) { c.Auth.InsecureOpen, err = strconv.ParseBool(v); return }},
 	{"FERRY_SESSION_PURGE_INTERVAL", func(c *Config, v string) (err error) { c.Sessions.PurgeInterval, err = time.ParseDuration(v); return }},
 	{"FERRY_LIMIT_UPLOADS_PER_MINUTE", atoi(func(c *Config) *int { return &c.Limits.UploadsPerMinute })},
 	{"FERRY_LIMIT_RETRIEVALS_PER_MINUTE", atoi(func(c *Config) *int { return &c.Limits.RetrievalsPerMinute })},
@@ -398,6 +416,10 @@ func (c Config) validateServer(bad complain) {
 		bad("addr %q: port %q must be a number from 0 to 65535", c.Addr, port)
 	} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
 		bad("addr %q: host %q is neither an IP address nor a hostname", c.Addr, host)
+	} else if c.Auth.KeysFile == "" && !c.Auth.InsecureOpen && !loopback(host) {
+		bad("addr %q listens beyond this machine and auth.keys_file is empty, so anyone who reaches the port could read, "+
+			"write and delete everything: set FERRY_API_KEYS_FILE (auth.keys_file; `ferry keys new` makes a key), "+
+			"listen on 127.0.0.1, or set FERRY_INSECURE_OPEN=1 (--insecure-open) if something in front of ferryd checks access", c.Addr)
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown_timeout %s is negative: use 0 to stop at once or a duration like 30s", c.ShutdownTimeout)
@@ -408,11 +430,26 @@ func (c Config) validateServer(bad complain) {
 	if c.Server.ReadHeaderTimeout <= 0 {
 		bad("server.read_header_timeout %s must be positive, for example 10s", c.Server.ReadHeaderTimeout)
 	}
+	for _, o := range c.Server.CORSOrigins {
+		if u, err := url.Parse(o); o != "*" && (err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "") {
+			bad("server.cors_origins: %q is not an origin: use scheme://host[:port] (e.g. https://app.example.com) or *", o)
+		}
+	}
 	for _, h := range c.Server.AllowedHosts {
 		if strings.ContainsAny(h, ":/ ") && net.ParseIP(strings.Trim(h, "[]")) == nil {
 			bad("server.allowed_hosts: %q is not a host name or IP address (no port, no scheme)", h)
 		}
 	}
+}
+
+// loopback reports whether host names only this machine ("" is every
+// interface).
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c Config) validateLog(bad complain) {

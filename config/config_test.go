@@ -113,7 +113,16 @@ func TestValidate(t *testing.T) {
 		want   string // "" means valid
 	}{
 		{"default", func(*Config) {}, ""},
-		{"any interface", func(c *Config) { c.Addr = ":8321" }, ""},
+		{"any interface without keys", func(c *Config) { c.Addr = ":8321" }, "FERRY_API_KEYS_FILE"},
+		{"public address without keys", func(c *Config) { c.Addr = "10.0.0.5:8321" }, "FERRY_INSECURE_OPEN"},
+		{"any interface with keys", func(c *Config) { c.Addr, c.Auth.KeysFile = ":8321", "keys.yaml" }, ""},
+		{"any interface, insecure open", func(c *Config) { c.Addr, c.Auth.InsecureOpen = ":8321", true }, ""},
+		{"ipv6 loopback", func(c *Config) { c.Addr = "[::1]:8321" }, ""},
+		{"cors origin", func(c *Config) {
+			c.Server.CORSOrigins = []string{"https://app.example.com", "http://localhost:5173", "*"}
+		}, ""},
+		{"cors origin with a path", func(c *Config) { c.Server.CORSOrigins = []string{"https://app.example.com/upload"} }, "not an origin"},
+		{"cors bare host", func(c *Config) { c.Server.CORSOrigins = []string{"app.example.com"} }, "not an origin"},
 		{"hostname", func(c *Config) { c.Addr = "localhost:8321" }, ""},
 		{"no port", func(c *Config) { c.Addr = "127.0.0.1" }, "is not host:port"},
 		{"port too big", func(c *Config) { c.Addr = "127.0.0.1:70000" }, "port"},

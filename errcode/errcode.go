@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 )
 
@@ -18,7 +19,17 @@ type Code struct {
 	Value  string // stable machine name, e.g. OFFSET_MISMATCH
 	Title  string // short human summary
 	Status int    // HTTP status
+	// OpenAICode is the code in the OpenAI envelope: lower snake case as
+	// OpenAI writes them (file_not_found), which clients branch on.
+	OpenAICode string
 }
+
+// Option adjusts a code at registration.
+type Option func(*Code)
+
+// OpenAICode names the code in the OpenAI envelope when OpenAI's own name
+// differs from the lower-cased value (invalid_api_key, rate_limit_exceeded).
+func OpenAICode(code string) Option { return func(c *Code) { c.OpenAICode = code } }
 
 var (
 	mu       sync.Mutex
@@ -26,13 +37,18 @@ var (
 )
 
 // Register defines a code. Registering a value twice is a programming error.
-func Register(value, title string, status int) Code {
+// Its OpenAI code is the value in lower case without an OPENAI_ prefix
+// (OPENAI_FILE_NOT_FOUND: file_not_found) unless an option names another.
+func Register(value, title string, status int, opts ...Option) Code {
 	mu.Lock()
 	defer mu.Unlock()
 	if _, dup := registry[value]; dup {
 		panic("errcode: " + value + " registered twice")
 	}
-	c := Code{Value: value, Title: title, Status: status}
+	c := Code{Value: value, Title: title, Status: status, OpenAICode: strings.ToLower(strings.TrimPrefix(value, "OPENAI_"))}
+	for _, o := range opts {
+		o(&c)
+	}
 	registry[value] = c
 	return c
 }
@@ -153,6 +169,6 @@ func (e *Error) OpenAI() OpenAIError {
 	case e.Code.Status >= 500:
 		typ = "server_error"
 	}
-	code := e.Code.Value
+	code := e.Code.OpenAICode
 	return OpenAIError{Error: OpenAIErrorBody{Message: e.Detail, Type: typ, Code: &code}}
 }

@@ -42,9 +42,22 @@ func TestRenderings(t *testing.T) {
 		t.Fatalf("native = %s", b)
 	}
 	b, _ = json.Marshal(ErrNotFound.New("no such file").OpenAI())
-	want := `{"error":{"message":"no such file","type":"invalid_request_error","code":"NOT_FOUND","param":null}}`
+	want := `{"error":{"message":"no such file","type":"invalid_request_error","code":"not_found","param":null}}`
 	if string(b) != want {
 		t.Fatalf("openai = %s, want %s", b, want)
+	}
+	// OpenAI's lower-case codes: the OPENAI_ prefix goes, and a code may
+	// name OpenAI's own.
+	fileGone := Register("OPENAI_TEST_FILE_NOT_FOUND", "File Not Found", 404)
+	if got := *fileGone.New("x").OpenAI().Error.Code; got != "test_file_not_found" {
+		t.Fatalf("OpenAI code %q", got)
+	}
+	limited := Register("TEST_RATE_LIMITED", "Too Many Requests", 429, OpenAICode("rate_limit_exceeded"))
+	if body := limited.New("slow down").OpenAI().Error; *body.Code != "rate_limit_exceeded" || body.Type != "rate_limit_error" {
+		t.Fatalf("OpenAI error %+v", body)
+	}
+	if limited.New("x").Native()["code"] != "TEST_RATE_LIMITED" {
+		t.Fatal("the native envelope keeps the upper-case code")
 	}
 	b, _ = json.Marshal(From(errors.New("x")).OpenAI())
 	if !strings.Contains(string(b), `"type":"server_error"`) {

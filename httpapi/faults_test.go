@@ -49,8 +49,18 @@ const mib = 1 << 20
 
 // serveAPI serves the native and OpenAI routes over store and blobs,
 // wrapped in the metrics decorators as ferryd wraps them (their errors
-// must still be recognised through the wrapping). with adjusts the Deps.
-func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle time.Duration, with ...func(*Deps)) *httptest.Server {
+// must still be recognised through the wrapping).
+func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle time.Duration) *httptest.Server {
+	t.Helper()
+	d := apiDeps(t, store, blobs)
+	d.ReadIdleTimeout = idle
+	srv := httptest.NewServer(New(d))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// apiDeps builds every service over store and blobs, with metrics.
+func apiDeps(t *testing.T, store metastore.Store, blobs bucket.Backend) Deps {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
@@ -65,14 +75,8 @@ func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle ti
 	oai := openai.New(sessions, files, store, openai.Config{}, log)
 	vs := vectorstore.New(oai, store, vectorstore.Config{}, log)
 	files.Subscribe(vs.OnFileEvent)
-	d := Deps{Store: store, Blobs: comp, Sessions: sessions, Files: files, OpenAI: oai, VectorStores: vs,
-		Logger: log, ReadIdleTimeout: idle}
-	for _, f := range with {
-		f(&d)
-	}
-	srv := httptest.NewServer(New(d))
-	t.Cleanup(srv.Close)
-	return srv
+	return Deps{Store: store, Blobs: comp, Sessions: sessions, Files: files, OpenAI: oai, VectorStores: vs, Logger: log,
+		Metrics: reg, OpenAIBuckets: []string{oai.Bucket(), "openai-uploads"}}
 }
 
 // eachStore runs fn on the shared real services, in both storage modes.
@@ -100,6 +104,9 @@ func send(t *testing.T, method, url string, body io.Reader, hdr ...string) answe
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json") // as clients send the JSON routes; hdr may say otherwise
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
@@ -462,8 +469,8 @@ func wantUnavailable(t *testing.T, what string, a answer, openAI bool) {
 	body := a.json(t)
 	if openAI {
 		e, _ := body["error"].(map[string]any)
-		if e["code"] != "UNAVAILABLE" || e["type"] != "server_error" {
-			t.Fatalf("%s: OpenAI envelope %v, want code UNAVAILABLE type server_error", what, body)
+		if e["code"] != "unavailable" || e["type"] != "server_error" {
+			t.Fatalf("%s: OpenAI envelope %v, want code unavailable type server_error", what, body)
 		}
 		return
 	}

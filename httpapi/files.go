@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/registry"
@@ -32,22 +33,24 @@ const maxJSONBody = 1 << 20
 type files struct {
 	sessions *session.Service
 	registry *registry.Registry
+	guard    *guard
 }
 
 func (f *files) routes(r *mux.Router) {
 	// Order matters: session routes before {bucket}, content before plain keys.
-	r.HandleFunc("/v1/files", f.createSession).Methods(http.MethodPost)
-	r.HandleFunc("/v1/files", f.listBuckets).Methods(http.MethodGet)
-	r.HandleFunc("/v1/files/session:{id}", f.appendChunk).Methods(http.MethodPost)
-	r.HandleFunc("/v1/files/session:{id}", f.sessionInfo).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/v1/files/session:{id}", f.abortSession).Methods(http.MethodDelete)
-	r.HandleFunc("/v1/files/{bucket}", f.listFiles).Methods(http.MethodGet)
-	r.HandleFunc("/v1/files/{bucket}", f.registerBucket).Methods(http.MethodPut)
-	r.HandleFunc("/v1/files/{bucket}", f.unregisterBucket).Methods(http.MethodDelete)
-	r.HandleFunc("/v1/files/{bucket}/{key:.+}"+contentSuffix, f.download).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/v1/files/{bucket}/{key:.+}", f.fileInfo).Methods(http.MethodGet)
-	r.HandleFunc("/v1/files/{bucket}/{key:.+}", f.deleteFile).Methods(http.MethodDelete)
-	r.HandleFunc("/v1/files/{bucket}/{key:.+}", f.registerFile).Methods(http.MethodPut)
+	g := f.guard
+	r.Handle("/v1/files", g.with(anyWrite, f.createSession)).Methods(http.MethodPost)
+	r.Handle("/v1/files", g.with(anyRead, f.listBuckets)).Methods(http.MethodGet)
+	r.Handle("/v1/files/session:{id}", g.with(anyWrite, f.appendChunk)).Methods(http.MethodPost)
+	r.Handle("/v1/files/session:{id}", g.with(anyRead, f.sessionInfo)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/v1/files/session:{id}", g.with(anyWrite, f.abortSession)).Methods(http.MethodDelete)
+	r.Handle("/v1/files/{bucket}", g.with(bucketRead, f.listFiles)).Methods(http.MethodGet)
+	r.Handle("/v1/files/{bucket}", g.with(admin, f.registerBucket)).Methods(http.MethodPut)
+	r.Handle("/v1/files/{bucket}", g.with(admin, f.unregisterBucket)).Methods(http.MethodDelete)
+	r.Handle("/v1/files/{bucket}/{key:.+}"+contentSuffix, g.with(bucketRead, f.download)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/v1/files/{bucket}/{key:.+}", g.with(bucketRead, f.fileInfo)).Methods(http.MethodGet)
+	r.Handle("/v1/files/{bucket}/{key:.+}", g.with(bucketWrite, f.deleteFile)).Methods(http.MethodDelete)
+	r.Handle("/v1/files/{bucket}/{key:.+}", g.with(admin, f.registerFile)).Methods(http.MethodPut)
 }
 
 // sessionResponse is the seed's FileUploadResponse plus what a resuming
@@ -119,6 +122,9 @@ func toFileResponse(r *http.Request, f registry.File) fileResponse {
 // decodeJSON decodes one JSON object strictly: unknown fields and trailing
 // data are errors, so a typo is reported rather than ignored.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -134,6 +140,20 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
+var errUnsupportedMedia = errcode.Register("UNSUPPORTED_MEDIA_TYPE", "Unsupported Media Type", http.StatusUnsupportedMediaType)
+
+// requireJSON refuses a JSON route's body sent under another media type. A
+// page on another site can send text/plain or a form without a CORS
+// preflight, so taking JSON under those would let it drive ferryd.
+func requireJSON(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return errUnsupportedMedia.New("the body must be JSON sent as Content-Type: application/json (got %q; with curl add -H 'Content-Type: application/json')", ct)
+}
+
 func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Bucket   string `json:"bucket"`
@@ -147,6 +167,10 @@ func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Size == nil {
 		writeError(w, r, session.ErrInvalidSize.New("size is missing: give the file's exact size in bytes"))
+		return
+	}
+	if err := f.guard.allowBucket(r, req.Bucket); err != nil {
+		writeError(w, r, err)
 		return
 	}
 	in, err := f.sessions.Create(r.Context(), req.Bucket, req.Key, req.MimeType, *req.Size)
@@ -174,6 +198,10 @@ func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
 		// A chunked body is appended in pieces as it arrives, so one digest
 		// of the whole cannot be checked before the first piece is kept.
 		writeError(w, r, errcode.ErrInvalidRequest.New("a chunk with Upload-Checksum or Content-MD5 needs a known length: send Content-Length (or Content-Range), not a chunked body"))
+		return
+	}
+	if err := f.allowSession(r); err != nil {
+		writeError(w, r, err)
 		return
 	}
 	var (
@@ -207,6 +235,9 @@ func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
 
 func (f *files) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	in, err := f.sessions.Get(r.Context(), mux.Vars(r)["id"])
+	if err == nil {
+		err = f.guard.allowBucket(r, in.Bucket)
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -217,7 +248,24 @@ func (f *files) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, toSessionResponse(r, in))
 }
 
+// allowSession refuses a request on a session in a bucket the caller may
+// not use. Only keys limited to some buckets pay for the extra read.
+func (f *files) allowSession(r *http.Request) error {
+	if c, ok := auth.CallerFrom(r.Context()); !ok || c.Access >= auth.Admin {
+		return nil
+	}
+	in, err := f.sessions.Get(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	return f.guard.allowBucket(r, in.Bucket)
+}
+
 func (f *files) abortSession(w http.ResponseWriter, r *http.Request) {
+	if err := f.allowSession(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	if err := f.sessions.Abort(r.Context(), mux.Vars(r)["id"]); err != nil {
 		writeError(w, r, err)
 		return
@@ -255,7 +303,9 @@ func (f *files) listBuckets(w http.ResponseWriter, r *http.Request) {
 	}
 	out := listResponse[bucketResponse]{Data: make([]bucketResponse, 0, len(page.Data)), HasMore: page.Next != "", Next: page.Next}
 	for _, b := range page.Data {
-		out.Data = append(out.Data, bucketResponse{Name: b.Name, Location: b.Location})
+		if f.guard.seesBucket(r, b.Name) { // a key lists only its buckets
+			out.Data = append(out.Data, bucketResponse{Name: b.Name, Location: b.Location})
+		}
 	}
 	writeJSON(w, r, http.StatusOK, out)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/internal/testsvc"
+	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/ratelimit"
 )
 
@@ -73,8 +76,18 @@ func eachLimitedStore(t *testing.T, limits RateLimits, fn func(t *testing.T, bas
 			c, prefix := testsvc.Redis(t)
 			l.Limiter = ratelimit.NewRedis(c, prefix)
 		}
-		fn(t, serveAPI(t, s.Meta, s.Blobs, 0, func(d *Deps) { d.Limits = l }).URL)
+		fn(t, serveLimited(t, s.Meta, s.Blobs, l))
 	})
+}
+
+// serveLimited serves the whole API over store and blobs with limits.
+func serveLimited(t *testing.T, store metastore.Store, blobs bucket.Backend, limits RateLimits) string {
+	t.Helper()
+	d := apiDeps(t, store, blobs)
+	d.Limits = limits
+	srv := httptest.NewServer(New(d))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // defaultLimits are seed 000's.
@@ -253,7 +266,7 @@ func TestLimiterDownFailsOpen(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	defer c.Close()
 	limits := RateLimits{Limiter: ratelimit.NewRedis(c, "x:"), Uploads: 1}
-	base := serveAPI(t, store, blobs, 0, func(d *Deps) { d.Limits = limits }).URL
+	base := serveLimited(t, store, blobs, limits)
 	for i := range 3 {
 		a, _ := newSession(t, base, "open", fmt.Sprint(i), 10)
 		if a.code != 200 || a.header.Get("RateLimit-Limit") != "" {

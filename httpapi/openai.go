@@ -36,32 +36,37 @@ type openAI struct {
 	svc      *openai.Service
 	vs       *vectorstore.Service // nil: no vector store routes
 	registry *registry.Registry
+	guard    *guard
 }
 
 func (o *openAI) routes(r *mux.Router) {
+	g := o.guard
 	for _, prefix := range openAIPrefixes {
 		sub := r.PathPrefix(prefix).Subrouter()
-		sub.HandleFunc("/files", o.uploadFile).Methods(http.MethodPost)
-		sub.HandleFunc("/files", o.listFiles).Methods(http.MethodGet)
-		sub.HandleFunc("/files/{id}", o.getFile).Methods(http.MethodGet)
-		sub.HandleFunc("/files/{id}", o.deleteFile).Methods(http.MethodDelete)
-		sub.HandleFunc("/files/{id}/content", o.content).Methods(http.MethodGet, http.MethodHead)
-		sub.HandleFunc("/uploads", o.createUpload).Methods(http.MethodPost)
-		sub.HandleFunc("/uploads/{id}/parts", o.addPart).Methods(http.MethodPost)
-		sub.HandleFunc("/uploads/{id}/complete", o.completeUpload).Methods(http.MethodPost)
-		sub.HandleFunc("/uploads/{id}/cancel", o.cancelUpload).Methods(http.MethodPost)
+		sub.Handle("/files", g.with(openAIWrite, o.uploadFile)).Methods(http.MethodPost)
+		sub.Handle("/files", g.with(openAIRead, o.listFiles)).Methods(http.MethodGet)
+		sub.Handle("/files/{id}", g.with(openAIRead, o.getFile)).Methods(http.MethodGet)
+		sub.Handle("/files/{id}", g.with(openAIWrite, o.deleteFile)).Methods(http.MethodDelete)
+		sub.Handle("/files/{id}/content", g.with(openAIRead, o.content)).Methods(http.MethodGet, http.MethodHead)
+		sub.Handle("/uploads", g.with(openAIWrite, o.createUpload)).Methods(http.MethodPost)
+		sub.Handle("/uploads/{id}/parts", g.with(openAIWrite, o.addPart)).Methods(http.MethodPost)
+		sub.Handle("/uploads/{id}/complete", g.with(openAIWrite, o.completeUpload)).Methods(http.MethodPost)
+		sub.Handle("/uploads/{id}/cancel", g.with(openAIWrite, o.cancelUpload)).Methods(http.MethodPost)
 		if o.vs != nil {
 			o.vectorStoreRoutes(sub)
 		}
-		sub.PathPrefix("/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sub.PathPrefix("/").Handler(g.with(public, func(w http.ResponseWriter, r *http.Request) {
 			writeOpenAIError(w, r, errcode.ErrNotFound.New("no route for %s %s", r.Method, r.URL.Path))
-		})
+		}))
 	}
 }
 
 // decodeOpenAIJSON is lenient about unknown fields: the SDKs add new
 // optional fields over time, and they must not break old servers.
 func decodeOpenAIJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody)).Decode(v); err != nil {
 		return errcode.ErrInvalidJSON.New("the body is not the expected JSON object: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
@@ -35,6 +36,15 @@ type Deps struct {
 	Logger       *slog.Logger
 	// AllowedHosts, when set, are the Host names served; others get 421.
 	AllowedHosts []string
+	// CORSOrigins are the web origins whose pages may call the API ("*":
+	// any); none: no CORS headers, so browsers keep other sites out.
+	CORSOrigins []string
+	// OpenAIBuckets are the adapter's native buckets; with keys, only
+	// admin keys reach them through the native routes.
+	OpenAIBuckets []string
+	// Keys, when set, are the API keys every route but health and the
+	// OpenAPI document needs; nil: open.
+	Keys *auth.Keyring
 	// ReadIdleTimeout bounds each read of a request body (config's
 	// server.read_idle_timeout); 0 leaves reads unbounded.
 	ReadIdleTimeout time.Duration
@@ -55,7 +65,7 @@ func New(d Deps) http.Handler {
 	// Outermost first: the request id must exist before anything logs, and
 	// recovery must sit inside logging and metrics so a panic is counted as a
 	// 500. The idle bound sits inside accessLog, whose reqInfo carries it.
-	return requestID(accessLog(d.Logger, m.instrument(checkHost(d.AllowedHosts, boundIdleReads(d.ReadIdleTimeout, recoverPanic(d.Logger, r))))))
+	return requestID(accessLog(d.Logger, m.instrument(checkHost(d.AllowedHosts, allowOrigins(d.CORSOrigins, authenticate(d.Keys, boundIdleReads(d.ReadIdleTimeout, recoverPanic(d.Logger, r))))))))
 }
 
 // newRouter mounts every route; the OpenAPI test walks it.
@@ -69,20 +79,24 @@ func newRouter(d Deps) *mux.Router {
 		writeError(w, r, errcode.ErrMethodNotAllowed.New("%s is not allowed on %s", r.Method, r.URL.Path))
 	})
 
+	g := &guard{on: d.Keys != nil, reserved: map[string]bool{}}
+	for _, b := range d.OpenAIBuckets {
+		g.reserved[b] = true
+	}
 	h := &health{store: d.Store, blobs: d.Blobs}
-	r.HandleFunc("/healthz", h.live).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/readyz", h.ready).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/healthz", g.with(public, h.live)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", g.with(public, h.ready)).Methods(http.MethodGet, http.MethodHead)
 	if d.Sessions != nil && d.Files != nil {
-		(&files{sessions: d.Sessions, registry: d.Files}).routes(r)
+		(&files{sessions: d.Sessions, registry: d.Files, guard: g}).routes(r)
 	}
 	if d.OpenAI != nil {
-		(&openAI{svc: d.OpenAI, vs: d.VectorStores, registry: d.Files}).routes(r)
+		(&openAI{svc: d.OpenAI, vs: d.VectorStores, registry: d.Files, guard: g}).routes(r)
 	}
 	doc, err := openAPIJSON()
 	if err != nil {
 		panic(err) // the embedded document is checked by the tests
 	}
-	r.HandleFunc("/openapi.json", serveOpenAPI(doc)).Methods(http.MethodGet)
-	r.Handle("/metrics", promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{Registry: d.Metrics})).Methods(http.MethodGet)
+	r.Handle("/openapi.json", g.with(public, serveOpenAPI(doc))).Methods(http.MethodGet)
+	r.Handle("/metrics", g.with(admin, promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{Registry: d.Metrics}).ServeHTTP)).Methods(http.MethodGet)
 	return r
 }

@@ -187,7 +187,7 @@ func TestOpenAIEnvelopeRendering(t *testing.T) {
 	writeOpenAIError(rec, httptest.NewRequest("GET", "/", nil), errcode.ErrNotFound.New("file file-x not found"))
 	body := decode(t, rec)
 	e, _ := body["error"].(map[string]any)
-	if rec.Code != 404 || e["message"] != "file file-x not found" || e["type"] != "invalid_request_error" || e["code"] != "NOT_FOUND" {
+	if rec.Code != 404 || e["message"] != "file file-x not found" || e["type"] != "invalid_request_error" || e["code"] != "not_found" {
 		t.Fatalf("openai error = %d %v", rec.Code, body)
 	}
 }

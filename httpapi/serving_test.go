@@ -2,12 +2,15 @@ package httpapi
 
 import (
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/internal/testsvc"
+	"github.com/ferryhq/ferry/metastore"
 )
 
 // A stored file never runs as a page of Ferry's origin: every download says
@@ -117,5 +120,71 @@ func TestAllowedHosts(t *testing.T) {
 		if tc.want == 421 && !strings.Contains(rec.Body.String(), "MISDIRECTED_REQUEST") {
 			t.Errorf("Host %s: body %s lacks the code", tc.host, rec.Body)
 		}
+	}
+}
+
+// JSON routes take JSON only as application/json: a page on another site
+// can send text/plain or a form without a CORS preflight. Nothing is
+// created by a refused body.
+func TestJSONRoutesNeedJSONContentType(t *testing.T) {
+	eachStore(t, func(t *testing.T, store metastore.Store, blobs bucket.Backend) {
+		base := serveAPI(t, store, blobs, time.Minute).URL
+		body := `{"bucket":"ct","key":"a","size":1}`
+		for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "none"} {
+			hdr := []string{"Content-Type", ct}
+			if ct == "none" {
+				hdr = []string{"Content-Type", ""}
+			}
+			for _, path := range []string{"/v1/files", "/v1/openai/v1/vector_stores", "/v1/openai/v1/uploads"} {
+				a := send(t, "POST", base+path, strings.NewReader(body), hdr...)
+				if a.code != 415 || !strings.Contains(string(a.body), "application/json") {
+					t.Errorf("POST %s as %s: %d %s, want 415 naming application/json", path, ct, a.code, a.body)
+				}
+			}
+			if a := send(t, "PUT", base+"/v1/files/reg", strings.NewReader(`{"location":"file:///tmp"}`), hdr...); a.code != 415 {
+				t.Errorf("register as %s: %d %s", ct, a.code, a.body)
+			}
+		}
+		if a := send(t, "GET", base+"/v1/files", nil); a.code != 200 || strings.Contains(string(a.body), `"ct"`) {
+			t.Fatalf("a refused body created something: %d %s", a.code, a.body)
+		}
+		if a := send(t, "POST", base+"/v1/files", strings.NewReader(body), "Content-Type", "application/json; charset=utf-8"); a.code != 200 {
+			t.Fatalf("application/json with a charset: %d %s", a.code, a.body)
+		}
+	})
+}
+
+// CORS is off by default; listed origins get preflights answered (before
+// any key is asked for) and may read the upload headers.
+func TestCORS(t *testing.T) {
+	preflight := func(h http.Handler, origin string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("OPTIONS", "/v1/files", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, x-stainless-os")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	off := New(Deps{Store: upStore{}})
+	if rec := preflight(off, "https://app.example.com"); rec.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("CORS off answered a preflight: %d %v", rec.Code, rec.Header())
+	}
+	keys := writeTestKeys(t)
+	on := New(Deps{Store: upStore{}, CORSOrigins: []string{"https://app.example.com"}, Keys: keys})
+	rec := preflight(on, "https://app.example.com")
+	if rec.Code/100 != 2 || rec.Header().Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+		!strings.Contains(strings.ToLower(rec.Header().Get("Access-Control-Allow-Headers")), "authorization") {
+		t.Fatalf("preflight from a listed origin: %d %v", rec.Code, rec.Header())
+	}
+	if rec := preflight(on, "https://evil.example"); rec.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from another origin allowed: %v", rec.Header())
+	}
+	req := httptest.NewRequest("GET", "/openapi.json", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	rec = httptest.NewRecorder()
+	on.ServeHTTP(rec, req)
+	if exp := rec.Header().Get("Access-Control-Expose-Headers"); !strings.Contains(exp, "Upload-Offset") || !strings.Contains(exp, "Location") {
+		t.Fatalf("exposed headers %q", exp)
 	}
 }

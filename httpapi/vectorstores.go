@@ -15,22 +15,23 @@ import (
 // variables are named as in the seeds' OpenAPI operations.
 func (o *openAI) vectorStoreRoutes(sub *mux.Router) {
 	const vs = "/vector_stores/{vector_store_id}"
-	sub.HandleFunc("/vector_stores", o.createVectorStore).Methods(http.MethodPost)
-	sub.HandleFunc("/vector_stores", o.listVectorStores).Methods(http.MethodGet)
-	sub.HandleFunc(vs, o.getVectorStore).Methods(http.MethodGet)
-	sub.HandleFunc(vs, o.updateVectorStore).Methods(http.MethodPost)
-	sub.HandleFunc(vs, o.deleteVectorStore).Methods(http.MethodDelete)
-	sub.HandleFunc(vs+"/search", o.searchVectorStore).Methods(http.MethodPost)
-	sub.HandleFunc(vs+"/files", o.attachVectorStoreFile).Methods(http.MethodPost)
-	sub.HandleFunc(vs+"/files", o.listVectorStoreFiles).Methods(http.MethodGet)
-	sub.HandleFunc(vs+"/files/{file_id}", o.getVectorStoreFile).Methods(http.MethodGet)
-	sub.HandleFunc(vs+"/files/{file_id}", o.updateVectorStoreFile).Methods(http.MethodPost)
-	sub.HandleFunc(vs+"/files/{file_id}", o.deleteVectorStoreFile).Methods(http.MethodDelete)
-	sub.HandleFunc(vs+"/files/{file_id}/content", o.vectorStoreFileContent).Methods(http.MethodGet)
-	sub.HandleFunc(vs+"/file_batches", o.createFileBatch).Methods(http.MethodPost)
-	sub.HandleFunc(vs+"/file_batches/{batch_id}", o.getFileBatch).Methods(http.MethodGet)
-	sub.HandleFunc(vs+"/file_batches/{batch_id}/files", o.listFileBatchFiles).Methods(http.MethodGet)
-	sub.HandleFunc(vs+"/file_batches/{batch_id}/cancel", o.cancelFileBatch).Methods(http.MethodPost)
+	g := o.guard
+	sub.Handle("/vector_stores", g.with(openAIWrite, o.createVectorStore)).Methods(http.MethodPost)
+	sub.Handle("/vector_stores", g.with(openAIRead, o.listVectorStores)).Methods(http.MethodGet)
+	sub.Handle(vs, g.with(openAIRead, o.getVectorStore)).Methods(http.MethodGet)
+	sub.Handle(vs, g.with(openAIWrite, o.updateVectorStore)).Methods(http.MethodPost)
+	sub.Handle(vs, g.with(openAIWrite, o.deleteVectorStore)).Methods(http.MethodDelete)
+	sub.Handle(vs+"/search", g.with(openAIRead, o.searchVectorStore)).Methods(http.MethodPost)
+	sub.Handle(vs+"/files", g.with(openAIWrite, o.attachVectorStoreFile)).Methods(http.MethodPost)
+	sub.Handle(vs+"/files", g.with(openAIRead, o.listVectorStoreFiles)).Methods(http.MethodGet)
+	sub.Handle(vs+"/files/{file_id}", g.with(openAIRead, o.getVectorStoreFile)).Methods(http.MethodGet)
+	sub.Handle(vs+"/files/{file_id}", g.with(openAIWrite, o.updateVectorStoreFile)).Methods(http.MethodPost)
+	sub.Handle(vs+"/files/{file_id}", g.with(openAIWrite, o.deleteVectorStoreFile)).Methods(http.MethodDelete)
+	sub.Handle(vs+"/files/{file_id}/content", g.with(openAIRead, o.vectorStoreFileContent)).Methods(http.MethodGet)
+	sub.Handle(vs+"/file_batches", g.with(openAIWrite, o.createFileBatch)).Methods(http.MethodPost)
+	sub.Handle(vs+"/file_batches/{batch_id}", g.with(openAIRead, o.getFileBatch)).Methods(http.MethodGet)
+	sub.Handle(vs+"/file_batches/{batch_id}/files", g.with(openAIRead, o.listFileBatchFiles)).Methods(http.MethodGet)
+	sub.Handle(vs+"/file_batches/{batch_id}/cancel", g.with(openAIWrite, o.cancelFileBatch)).Methods(http.MethodPost)
 }
 
 // respond writes v, or err in the OpenAI envelope.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
@@ -46,6 +47,7 @@ const (
 	attrFilename     = "openai.filename"
 	attrPurpose      = "openai.purpose"
 	attrExpiresAfter = "openai.expires_after"
+	attrOwner        = "openai.owner" // the API key that created the file; absent without auth
 	defaultPurpose   = "user_data"
 	minExpiry        = 3600
 	maxExpiry        = 2592000
@@ -264,6 +266,7 @@ func (s *Service) StageFile(ctx context.Context, filename, mimeType string, r io
 // CommitFile publishes a staged file with its purpose and expiry.
 func (s *Service) CommitFile(ctx context.Context, st *Staged, purpose string, expiresAfter int64) (FileObject, error) {
 	attrs := map[string]string{attrFilename: st.filename, attrPurpose: purpose}
+	setOwner(ctx, attrs)
 	if expiresAfter > 0 {
 		attrs[attrExpiresAfter] = strconv.FormatInt(expiresAfter, 10)
 	}
@@ -324,7 +327,7 @@ func newList[T any](data []T, more bool, id func(T) string) List[T] {
 func (s *Service) ListFiles(ctx context.Context, p ListParams) (List[FileObject], error) {
 	files, more, err := s.files.ListByID(ctx, s.cfg.Bucket, registry.IDQuery{After: p.After, Limit: p.Limit, Desc: p.Desc,
 		Keep: func(f registry.File) bool {
-			return !s.expired(f) && (p.Purpose == "" || toObject(f).Purpose == p.Purpose)
+			return !s.expired(f) && auth.Sees(ctx, f.Attrs[attrOwner]) && (p.Purpose == "" || toObject(f).Purpose == p.Purpose)
 		}})
 	if err != nil {
 		return List[FileObject]{}, err
@@ -336,10 +339,18 @@ func (s *Service) ListFiles(ctx context.Context, p ListParams) (List[FileObject]
 	return newList(data, more, func(f FileObject) string { return f.ID }), nil
 }
 
-// GetFile returns a live file.
+// setOwner records ctx's caller as the owner of what attrs describe.
+func setOwner(ctx context.Context, attrs map[string]string) {
+	if owner := auth.Owner(ctx); owner != "" {
+		attrs[attrOwner] = owner
+	}
+}
+
+// GetFile returns a live file. Another key's file is not found, as another
+// OpenAI project's is.
 func (s *Service) GetFile(ctx context.Context, id string) (FileObject, registry.File, error) {
 	f, err := s.files.ByID(ctx, s.cfg.Bucket, id)
-	if errcode.Is(err, registry.ErrFileNotFound) || err == nil && s.expired(f) {
+	if errcode.Is(err, registry.ErrFileNotFound) || err == nil && (s.expired(f) || !auth.Sees(ctx, f.Attrs[attrOwner])) {
 		return FileObject{}, registry.File{}, ErrFileNotFound.New("no file with id %q", id)
 	}
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
@@ -44,6 +45,7 @@ type uploadRecord struct {
 	Upload
 	MimeType     string `json:"mime_type"`
 	ExpiresAfter int64  `json:"expires_after,omitempty"` // for the file it becomes
+	Owner        string `json:"owner,omitempty"`         // the API key that created it
 }
 
 type partRecord struct {
@@ -82,7 +84,7 @@ func (s *Service) CreateUpload(ctx context.Context, p UploadParams) (Upload, err
 	now := s.now()
 	rec := uploadRecord{Upload: Upload{ID: newToken("upload_"), Object: "upload", Bytes: p.Bytes, CreatedAt: now.Unix(),
 		ExpiresAt: now.Add(s.cfg.UploadTTL).Unix(), Filename: p.Filename, Purpose: p.Purpose, Status: "pending"},
-		MimeType: p.MimeType, ExpiresAfter: p.ExpiresAfter}
+		MimeType: p.MimeType, ExpiresAfter: p.ExpiresAfter, Owner: auth.Owner(ctx)}
 	if err := s.store.IndexPut(ctx, expiryIndex, dueMember(now.Add(s.cfg.UploadTTL), rec.ID), nil); err != nil {
 		return Upload{}, err
 	}
@@ -113,9 +115,13 @@ func (s *Service) readUpload(ctx context.Context, id string) (uploadRecord, int6
 }
 
 // loadUpload returns the upload as clients see it: a pending one past its
-// expiry is expired, whether or not the purger has got to it.
+// expiry is expired, whether or not the purger has got to it, and another
+// key's is not found.
 func (s *Service) loadUpload(ctx context.Context, id string) (uploadRecord, int64, error) {
 	rec, ver, err := s.readUpload(ctx, id)
+	if err == nil && !auth.Sees(ctx, rec.Owner) {
+		return uploadRecord{}, 0, ErrUploadNotFound.New("no upload with id %q", id)
+	}
 	if err == nil && rec.Status == "pending" && !s.now().Before(time.Unix(rec.ExpiresAt, 0)) {
 		rec.Status = "expired"
 	}
@@ -309,6 +315,9 @@ func (s *Service) join(ctx context.Context, rec uploadRecord, parts []partRecord
 		return fail(errcode.ErrInvalidRequest.New("md5 %s does not match the joined parts (%x); nothing was stored", md5hex, sum.Sum(nil)))
 	}
 	attrs := map[string]string{attrFilename: rec.Filename, attrPurpose: rec.Purpose}
+	if rec.Owner != "" {
+		attrs[attrOwner] = rec.Owner
+	}
 	if rec.ExpiresAfter > 0 {
 		attrs[attrExpiresAfter] = fmt.Sprint(rec.ExpiresAfter)
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
 )
@@ -102,6 +103,7 @@ type storeRecord struct {
 	Metadata     map[string]string `json:"metadata,omitempty"`
 	ExpiresAfter *ExpiresAfter     `json:"expires_after,omitempty"`
 	LastActiveAt int64             `json:"last_active_at"`
+	Owner        string            `json:"owner,omitempty"` // the API key that created it
 	// Cached from the status indexes by refreshStore.
 	UsageBytes int64      `json:"usage_bytes"`
 	FileCounts FileCounts `json:"file_counts"`
@@ -190,7 +192,8 @@ func (s *Service) CreateVectorStore(ctx context.Context, p StoreParams) (VectorS
 		return VectorStore{}, errcode.ErrInvalidRequest.New("file_ids lists %d files; at most %d are allowed (add more with file_batches)", len(p.FileIDs), maxFileIDs)
 	}
 	now := s.now()
-	rec := storeRecord{ID: newID("vs_", now), CreatedAt: now.Unix(), Metadata: p.Metadata, ExpiresAfter: p.ExpiresAfter, LastActiveAt: now.Unix()}
+	rec := storeRecord{ID: newID("vs_", now), CreatedAt: now.Unix(), Metadata: p.Metadata, ExpiresAfter: p.ExpiresAfter, LastActiveAt: now.Unix(),
+		Owner: auth.Owner(ctx)}
 	if p.Name != nil {
 		rec.Name = *p.Name
 	}
@@ -230,7 +233,7 @@ func (s *Service) putStore(ctx context.Context, rec storeRecord, ver int64) (int
 
 func (s *Service) loadStore(ctx context.Context, id string) (storeRecord, int64, error) {
 	rec, ver, err := metastore.GetJSON[storeRecord](ctx, s.store, storeKey(id))
-	if errors.Is(err, metastore.ErrNotFound) {
+	if errors.Is(err, metastore.ErrNotFound) || err == nil && !auth.Sees(ctx, rec.Owner) { // another key's, as another project's
 		return storeRecord{}, 0, ErrVectorStoreNotFound.New("no vector store with id %q", id)
 	}
 	return rec, ver, err
@@ -388,7 +391,7 @@ func (s *Service) ListVectorStores(ctx context.Context, p PageParams) (List[Vect
 	for _, e := range entries {
 		rec, _, err := s.loadStore(ctx, e.Member)
 		if errcode.Is(err, ErrVectorStoreNotFound) {
-			continue // being deleted
+			continue // being deleted, or another key's
 		}
 		if err != nil {
 			return List[VectorStore]{}, err

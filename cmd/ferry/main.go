@@ -8,6 +8,7 @@
 //	ferry [--server URL] rm BUCKET/KEY
 //	ferry [--server URL] register BUCKET LOCATION | BUCKET/KEY
 //	ferry [--server URL] unregister BUCKET
+//	ferry keys new NAME --buckets PATTERNS --access read|write|admin
 package main
 
 import (
@@ -22,6 +23,9 @@ import (
 	"os/signal"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/client"
 )
 
@@ -40,9 +44,13 @@ Commands:
   register BUCKET LOCATION     serve existing data (s3://bucket/prefix or file:///dir) as BUCKET
   register BUCKET/KEY          record one existing object of a registered bucket
   unregister BUCKET            forget a registration; the data stays
+  keys new NAME                make an API key: prints the key and its keys-file entry
 
 Global flags:
   --server URL   ferryd's address (default $FERRY_SERVER, else http://127.0.0.1:8321)
+
+Environment:
+  FERRY_API_KEY  sent as "Authorization: Bearer <key>" when ferryd has API keys
 
 Run 'ferry <command> --help' for a command's flags.
 `
@@ -95,11 +103,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		global.Usage()
 		return errUsage
 	}
-	x := &cli{c: client.New(*server, hc), server: strings.TrimRight(*server, "/"), stdout: stdout, stderr: stderr, getenv: getenv}
+	c := client.New(*server, hc)
+	if key := getenv("FERRY_API_KEY"); key != "" {
+		c = c.WithAPIKey(key)
+	}
+	x := &cli{c: c, server: strings.TrimRight(*server, "/"), stdout: stdout, stderr: stderr, getenv: getenv}
 	cmd, rest := global.Arg(0), global.Args()[1:]
 	commands := map[string]func(context.Context, []string) error{
 		"upload": x.upload, "download": x.download, "ls": x.ls, "stat": x.stat, "rm": x.rm,
-		"register": x.register, "unregister": x.unregister,
+		"register": x.register, "unregister": x.unregister, "keys": x.keys,
 	}
 	fn, ok := commands[cmd]
 	if !ok {
@@ -249,4 +261,58 @@ func (x *cli) unregister(ctx context.Context, args []string) error {
 		return err
 	}
 	return x.c.UnregisterBucket(ctx, fs.Arg(0))
+}
+
+// keys makes API keys; it needs no server.
+func (x *cli) keys(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "new" {
+		fmt.Fprintln(x.stderr, "Usage: ferry keys new NAME --buckets PATTERNS --access read|write|admin")
+		return errUsage
+	}
+	fs := x.flags("keys new", "NAME --buckets PATTERNS --access read|write|admin",
+		"Prints a new API key, and the entry to add to ferryd's keys file (auth.keys_file),\n"+
+			"which holds only the key's SHA-256. The key is shown once; keep it.")
+	buckets := fs.String("buckets", "", "`patterns` of the buckets the key may use, ','-separated (e.g. 'photos,logs-*')")
+	access := fs.String("access", "read", "read, write or admin")
+	if err := parse(fs, reorderFlags(args[1:]), 1, 1); err != nil {
+		return err
+	}
+	a, err := auth.ParseAccess(*access)
+	if err != nil {
+		return fmt.Errorf("%w: --%v", errUsage, err)
+	}
+	var patterns []string
+	for _, p := range strings.Split(*buckets, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			patterns = append(patterns, p)
+		}
+	}
+	if len(patterns) == 0 && a != auth.Admin {
+		return fmt.Errorf("%w: --buckets is empty: name the buckets the key may use (admin keys reach all)", errUsage)
+	}
+	secret, key := auth.NewKey(fs.Arg(0), patterns, a)
+	entry, err := yaml.Marshal([]auth.Key{key})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(x.stdout, "key: %s\n\n# add under keys: in the keys file, then SIGHUP ferryd (or wait 2 s)\n%s", secret, entry)
+	return nil
+}
+
+// reorderFlags moves flags before the positional arguments, so
+// "keys new NAME --access write" parses as a user expects.
+func reorderFlags(args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		if strings.HasPrefix(args[i], "-") {
+			flags = append(flags, args[i])
+			if !strings.Contains(args[i], "=") && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+			continue
+		}
+		rest = append(rest, args[i])
+	}
+	return append(flags, rest...)
 }

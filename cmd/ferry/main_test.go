@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/internal/testserver"
 	"github.com/ferryhq/ferry/internal/testsvc"
 )
@@ -23,13 +24,14 @@ const MiB = 1 << 20
 // ferry runs one command line against url, as a user would.
 type ferry struct {
 	url, state string
+	key        string // FERRY_API_KEY
 	hc         *http.Client
 }
 
 func (f ferry) run(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	env := map[string]string{"FERRY_SERVER": f.url, "FERRY_STATE_DIR": f.state}
+	env := map[string]string{"FERRY_SERVER": f.url, "FERRY_STATE_DIR": f.state, "FERRY_API_KEY": f.key}
 	err = run(context.Background(), args, &out, &errOut, func(k string) string { return env[k] }, f.hc)
 	return out.String(), errOut.String(), err
 }
@@ -256,5 +258,47 @@ func TestParseSize(t *testing.T) {
 		if _, err := parseSize(in); err == nil {
 			t.Errorf("parseSize(%q) accepted", in)
 		}
+	}
+}
+
+// ferry keys new prints a key and its keys-file entry; ferryd with that
+// file takes the key from FERRY_API_KEY, and refuses the CLI without it.
+func TestKeysNew(t *testing.T) {
+	out := ferry{}.must(t, "keys", "new", "uploader", "--buckets", "photos, logs-*", "--access", "write")
+	first, entry, _ := strings.Cut(out, "\n")
+	secret, ok := strings.CutPrefix(first, "key: ")
+	keys, err := auth.Parse([]byte("keys:\n" + entry))
+	if !ok || err != nil || len(keys) != 1 {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if k := keys[0]; k.Name != "uploader" || k.SHA256 != auth.Hash(secret) || k.Access != auth.Write ||
+		strings.Join(k.Buckets, ",") != "photos,logs-*" {
+		t.Fatalf("entry %+v for key %s", k, secret)
+	}
+	if _, _, err := (ferry{}).run(t, "keys", "new", "x", "--access", "write"); err == nil {
+		t.Fatal("a write key without buckets was made")
+	}
+
+	path := filepath.Join(t.TempDir(), "keys.yaml")
+	if err := os.WriteFile(path, []byte("keys:\n"+entry), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ring, err := auth.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.ServeKeys(t, testsvc.Open(t, "embedded", testsvc.StoreOptions{}), ring)
+	src := filepath.Join(t.TempDir(), "a.bin")
+	want := writeRandom(t, src, 1000)
+	f := ferry{url: srv.URL, state: t.TempDir()}
+	if _, errOut, err := f.run(t, "upload", src, "photos/a.bin"); err == nil || !strings.Contains(errOut+err.Error(), "API key") {
+		t.Fatalf("upload without a key: %v %s", err, errOut)
+	}
+	f.key = secret
+	f.must(t, "upload", src, "photos/a.bin")
+	dst := filepath.Join(t.TempDir(), "a.bin")
+	f.must(t, "download", "photos/a.bin", dst)
+	if got, _ := os.ReadFile(dst); !bytes.Equal(got, want) {
+		t.Fatal("the download differs")
 	}
 }

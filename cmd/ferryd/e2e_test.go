@@ -97,6 +97,9 @@ func call(t testing.TB, method, url string, body io.Reader, hdr ...string) apiRe
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json") // as clients send the JSON routes; hdr may say otherwise
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}

@@ -197,6 +197,7 @@ func (e *hangupEnv) do(method, path string, body []byte, hdr ...string) hangupRe
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json") // the JSON routes need it; hdr may say otherwise
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/httpapi"
 	"github.com/ferryhq/ferry/logging"
@@ -68,9 +69,14 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	if err != nil {
 		return err
 	}
+	keys, err := openKeys(ctx, cfg.Auth.KeysFile, log)
+	if err != nil {
+		return err
+	}
 	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: svc.sessions, Files: svc.files,
 		OpenAI: svc.openai, VectorStores: svc.vectors, Metrics: reg, Logger: log,
-		ReadIdleTimeout: cfg.Server.ReadIdleTimeout, AllowedHosts: cfg.Server.AllowedHosts,
+		ReadIdleTimeout: cfg.Server.ReadIdleTimeout, AllowedHosts: cfg.Server.AllowedHosts, CORSOrigins: cfg.Server.CORSOrigins,
+		Keys: keys, OpenAIBuckets: []string{cfg.OpenAI.Bucket, cfg.OpenAI.UploadsBucket},
 		Limits: httpapi.RateLimits{Limiter: st.limiter, Uploads: cfg.Limits.UploadsPerMinute,
 			Retrievals: cfg.Limits.RetrievalsPerMinute, Deletions: cfg.Limits.DeletionsPerMinute}})
 
@@ -78,7 +84,11 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another ferryd running? change --addr or FERRY_ADDR)", cfg.Addr, err)
 	}
-	log.Info("ferryd listening", "addr", ln.Addr().String(), "metadata", st.metaKind, "blobs", st.blobKind)
+	access := "open (no API keys)"
+	if keys != nil {
+		access = fmt.Sprintf("%d API keys", keys.Len())
+	}
+	log.Info("ferryd listening", "addr", ln.Addr().String(), "metadata", st.metaKind, "blobs", st.blobKind, "access", access)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -87,6 +97,37 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	stop() // the stores close only after the purger and workers have let go of them
 	return err
 }
+
+// openKeys reads the keys file, if one is configured, and keeps it current:
+// again on SIGHUP and whenever it changes, until ctx ends.
+func openKeys(ctx context.Context, path string, log *slog.Logger) (*auth.Keyring, error) {
+	if path == "" {
+		return nil, nil
+	}
+	keys, err := auth.Open(path, log)
+	if err != nil {
+		return nil, fmt.Errorf("%w (auth.keys_file, FERRY_API_KEYS_FILE)", err)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				keys.ReloadAndLog("SIGHUP")
+			}
+		}
+	}()
+	go keys.Watch(ctx, keysPollInterval)
+	return keys, nil
+}
+
+// keysPollInterval is how soon an edit of the keys file takes effect
+// without a SIGHUP.
+const keysPollInterval = 2 * time.Second
 
 // services are ferryd's domain services over its stores.
 type services struct {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/bucket/fsblob"
 	"github.com/ferryhq/ferry/httpapi"
@@ -26,6 +27,12 @@ func Start(t testing.TB, backend string, roots ...string) *httptest.Server {
 // hands a test every s.
 func Serve(t testing.TB, s testsvc.Stores, roots ...string) *httptest.Server {
 	t.Helper()
+	return ServeKeys(t, s, nil, roots...)
+}
+
+// ServeKeys is Serve with API keys in force (nil: open).
+func ServeKeys(t testing.TB, s testsvc.Stores, keys *auth.Keyring, roots ...string) *httptest.Server {
+	t.Helper()
 	store, comp := s.Meta, bucket.Compose(s.Blobs)
 	places := registry.NewResolver(store, comp, registry.Locations{Roots: roots, OpenDir: func(dir string) (bucket.Composer, error) {
 		b, err := fsblob.NewDir(dir)
@@ -40,7 +47,7 @@ func Serve(t testing.TB, s testsvc.Stores, roots ...string) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Store: store, Blobs: comp, Sessions: sessions, Files: files, Logger: log}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Store: store, Blobs: comp, Sessions: sessions, Files: files, Logger: log, Keys: keys}))
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ferryhq/ferry/auth"
+)
+
+// ferryd with a keys file: requests need a key, a key is limited to its
+// buckets, and a key added to the file works after SIGHUP. Without a keys
+// file it will not listen beyond loopback.
+//
+//	CI=1 scripts/test.sh -count=1 -v -run TestAPIKeys ./cmd/ferryd/
+func TestAPIKeys(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "keys.yaml")
+	writeKeyFile := func(keys ...auth.Key) {
+		data, err := yaml.Marshal(map[string][]auth.Key{"keys": keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	photos, k1 := auth.NewKey("photos-writer", []string{"photos"}, auth.Write)
+	writeKeyFile(k1)
+	p := startFerryd(t, "--data-dir "+t.TempDir(), "FERRY_API_KEYS_FILE="+path)
+	base := "http://" + p.addr
+	body := `{"bucket":"photos","key":"a.jpg","size":3}`
+
+	if r := call(t, "POST", base+"/v1/files", strings.NewReader(body)); r.code != 401 || r.header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("no key: %d %s", r.code, r.body)
+	}
+	if r := call(t, "POST", base+"/v1/files", strings.NewReader(body), "Authorization", "Bearer fry_wrong"); r.code != 401 {
+		t.Fatalf("wrong key: %d %s", r.code, r.body)
+	}
+	bearer := func(secret string) []string { return []string{"Authorization", "Bearer " + secret} }
+	r := call(t, "POST", base+"/v1/files", strings.NewReader(body), bearer(photos)...)
+	if r.code != 200 {
+		t.Fatalf("create with the key: %d %s", r.code, r.body)
+	}
+	other := call(t, "POST", base+"/v1/files", strings.NewReader(`{"bucket":"private","key":"x","size":1}`), bearer(photos)...)
+	if other.code != 403 || !strings.Contains(string(other.body), "private") {
+		t.Fatalf("a bucket outside the key's scope: %d %s", other.code, other.body)
+	}
+	if r := call(t, "GET", base+"/healthz", nil); r.code != 200 {
+		t.Fatalf("/healthz needs no key: %d", r.code)
+	}
+
+	reader, k2 := auth.NewKey("auditor", []string{"*"}, auth.Read)
+	writeKeyFile(k1, k2)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for call(t, "GET", base+"/v1/files", nil, bearer(reader)...).code != 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the added key never worked:\n%s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := call(t, "DELETE", base+"/v1/files/photos/a.jpg", nil, bearer(reader)...); r.code != 403 {
+		t.Fatalf("a read key deleted: %d %s", r.code, r.body)
+	}
+	if !strings.Contains(p.stderr.String(), "keys_reloaded") {
+		t.Fatalf("the reload is not logged:\n%s", p.stderr.String())
+	}
+
+	// Beyond loopback without keys: refused, naming the settings.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = cleanEnv("FERRYD_TEST_MAIN=1", "FERRYD_TEST_ARGS=--addr 0.0.0.0:0 --data-dir "+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "FERRY_API_KEYS_FILE") || !strings.Contains(string(out), "FERRY_INSECURE_OPEN") {
+		t.Fatalf("ferryd on 0.0.0.0 without keys: %v\n%s", err, out)
+	}
+}

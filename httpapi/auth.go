@@ -1,0 +1,164 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/rs/cors"
+
+	"github.com/ferryhq/ferry/auth"
+	"github.com/ferryhq/ferry/errcode"
+)
+
+var (
+	errUnauthenticated = errcode.Register("UNAUTHENTICATED", "Unauthorized", http.StatusUnauthorized, errcode.OpenAICode("invalid_api_key"))
+	errForbidden       = errcode.Register("FORBIDDEN", "Forbidden", http.StatusForbidden)
+)
+
+// authenticate runs a request with a valid bearer key as that key's caller.
+// A wrong key is refused here; a missing one is left to each route's
+// policy, since health checks need none. Without a keyring everything is
+// open and no request has a caller.
+func authenticate(keys *auth.Keyring, next http.Handler) http.Handler {
+	if keys == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		if h == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		scheme, secret, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") || secret == "" {
+			unauthenticated(w, r, "the Authorization header must be \"Bearer <API key>\"")
+			return
+		}
+		c, ok := keys.Authenticate(strings.TrimSpace(secret))
+		if !ok {
+			unauthenticated(w, r, "the API key is not valid (it may have been removed from the keys file)")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(auth.WithCaller(r.Context(), c)))
+	})
+}
+
+func unauthenticated(w http.ResponseWriter, r *http.Request, detail string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
+	writeErrorFor(w, r, errUnauthenticated.New("%s", detail))
+}
+
+// writeErrorFor renders err in the envelope of the route's API.
+func writeErrorFor(w http.ResponseWriter, r *http.Request, err error) {
+	for _, p := range openAIPrefixes {
+		if strings.HasPrefix(r.URL.Path, p+"/") {
+			writeOpenAIError(w, r, err)
+			return
+		}
+	}
+	writeError(w, r, err)
+}
+
+// policy is what a route asks of the caller when keys are configured.
+type policy struct {
+	access auth.Access // 0: public, no key needed
+	// bucketVar: the {bucket} path variable must be one of the key's
+	// buckets. Routes whose bucket is in the body or a session check it in
+	// the handler, through allowBucket.
+	bucketVar bool
+}
+
+var (
+	public = policy{}
+	// reads and writes of the OpenAI adapter: its objects belong to the key
+	// that made them, checked by the services.
+	openAIRead  = policy{access: auth.Read}
+	openAIWrite = policy{access: auth.Write}
+	// bucketRead and bucketWrite: native routes with {bucket} in the path.
+	bucketRead  = policy{access: auth.Read, bucketVar: true}
+	bucketWrite = policy{access: auth.Write, bucketVar: true}
+	// anyRead and anyWrite check the bucket in the handler.
+	anyRead  = policy{access: auth.Read}
+	anyWrite = policy{access: auth.Write}
+	admin    = policy{access: auth.Admin}
+)
+
+// guard makes every route's handler: the routes are mounted only through
+// it, so the router walk in the tests finds a policy on each.
+type guard struct {
+	on bool // keys are configured
+	// reserved are the OpenAI adapter's buckets: their files belong to
+	// many keys, so natively only admins reach them.
+	reserved map[string]bool
+}
+
+type guarded struct {
+	g *guard
+	p policy
+	h http.HandlerFunc
+}
+
+func (g *guard) with(p policy, h http.HandlerFunc) *guarded { return &guarded{g: g, p: p, h: h} }
+
+func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.g.on && h.p.access > 0 {
+		c, ok := auth.CallerFrom(r.Context())
+		if !ok {
+			unauthenticated(w, r, "this route needs an API key: send \"Authorization: Bearer <API key>\"")
+			return
+		}
+		if !c.Can(h.p.access) {
+			writeErrorFor(w, r, errForbidden.New("key %q has %s access; this needs %s", c.Name, c.Access, h.p.access))
+			return
+		}
+		if h.p.bucketVar {
+			if err := h.g.allowBucket(r, mux.Vars(r)["bucket"]); err != nil {
+				writeErrorFor(w, r, err)
+				return
+			}
+		}
+	}
+	h.h(w, r)
+}
+
+// allowBucket refuses a request whose caller may not use bkt.
+func (g *guard) allowBucket(r *http.Request, bkt string) error {
+	c, ok := auth.CallerFrom(r.Context())
+	if !g.on || !ok || c.Access >= auth.Admin {
+		return nil
+	}
+	if g.reserved[bkt] {
+		return errForbidden.New("bucket %q holds the OpenAI adapter's files, which belong to their keys: use the OpenAI routes, or an admin key", bkt)
+	}
+	if !c.InBucket(bkt) {
+		return errForbidden.New("key %q may not use bucket %q (its buckets: %s)", c.Name, bkt, strings.Join(c.Buckets, ", "))
+	}
+	return nil
+}
+
+// seesBucket is allowBucket for listings: whether to show bkt at all.
+func (g *guard) seesBucket(r *http.Request, bkt string) bool {
+	return g.allowBucket(r, bkt) == nil
+}
+
+// allowOrigins answers CORS for the listed origins: preflights (which
+// carry no key, so this sits outside authenticate) and the headers that let
+// a page read an upload's offset and location. With none listed it adds
+// nothing, and browsers keep other sites' pages out.
+func allowOrigins(origins []string, next http.Handler) http.Handler {
+	if len(origins) == 0 {
+		return next
+	}
+	return cors.New(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+		// Any header the page asks for: the origin is what is checked, and
+		// the SDKs send ever new X-Stainless-* ones.
+		AllowedHeaders: []string{"*"},
+		ExposedHeaders: []string{"Location", "Upload-Offset", "Upload-Length", "Upload-Expires", "Upload-Metadata", "Tus-Resumable",
+			"Tus-Version", "Tus-Extension", "Tus-Max-Size", "ETag", "Retry-After", "X-Request-Id",
+			"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"},
+		MaxAge: 600,
+	}).Handler(next)
+}
