@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/ratelimit"
 )
@@ -30,17 +31,22 @@ const (
 	classDeletions  = "deletions"
 )
 
-var errRateLimited = errcode.Register("RATE_LIMITED", "Too Many Requests", http.StatusTooManyRequests)
+var errRateLimited = errcode.Register("RATE_LIMITED", "Too Many Requests", http.StatusTooManyRequests,
+	errcode.OpenAICode("rate_limit_exceeded"))
 
-// limitSubject is whom a request counts against: the client's address.
-// Under API-key auth it becomes the key's name, so clients behind one NAT
-// or proxy don't share a budget and one key can't escape by changing
-// address.
+// limitSubject is whom a request counts against: its API key, so clients
+// behind one NAT or proxy don't share a budget and a key can't escape its
+// own by changing address; without auth, the client's address. The kinds
+// are prefixed so a key named like an address never shares its budget.
 func limitSubject(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
+	if c, ok := auth.CallerFrom(r.Context()); ok {
+		return "key:" + c.Name
 	}
-	return r.RemoteAddr
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "addr:" + host
 }
 
 // limitClass sorts a matched route into the class it counts against, or ""
@@ -149,13 +155,13 @@ func limitRequests(l RateLimits, reg prometheus.Registerer, log *slog.Logger) mu
 	}
 }
 
-// writeOpenAIRateLimited renders e as OpenAI's own 429 does: its code is
-// rate_limit_exceeded and its type names what ran out, here requests.
+// writeOpenAIRateLimited renders e as OpenAI's own 429 does: besides the
+// code rate_limit_exceeded, its type names what ran out ("requests" or
+// "tokens"), not errcode's generic rate_limit_error.
 func writeOpenAIRateLimited(w http.ResponseWriter, r *http.Request, e *errcode.Error) {
 	infoOf(r).err = e
 	body := e.OpenAI()
-	code := "rate_limit_exceeded"
-	body.Error.Type, body.Error.Code = "requests", &code
+	body.Error.Type = "requests"
 	writeJSON(w, r, e.Code.Status, body)
 }
 

@@ -278,3 +278,27 @@ func TestLimiterDownFailsOpen(t *testing.T) {
 		t.Fatalf("metrics lack ferry_rate_limit_failures_total{class=\"uploads\"} 3:\n%s", metrics.body)
 	}
 }
+
+// Under API keys each key has its own budget, whatever address it comes
+// from: one key running out leaves another on the same address alone.
+func TestLimitsPerKey(t *testing.T) {
+	store, blobs := testsvc.Embedded(t)
+	keys, secrets := testKeyring(t)
+	d := apiDeps(t, store, blobs)
+	d.Keys, d.Limits = keys, RateLimits{Limiter: ratelimit.NewMemory(), Uploads: 2}
+	srv := httptest.NewServer(New(d))
+	t.Cleanup(srv.Close)
+	create := func(key, name string) answer {
+		return send(t, "POST", srv.URL+"/v1/files", strings.NewReader(fmt.Sprintf(`{"bucket":"a1","key":%q,"size":10}`, name)),
+			"Authorization", "Bearer "+secrets[key], "Content-Type", "application/json")
+	}
+	for i := range 2 {
+		if a := create("wa", fmt.Sprint("wa", i)); a.code != 200 {
+			t.Fatalf("create %d as wa: %d %s", i+1, a.code, a.body)
+		}
+	}
+	wantLimited(t, "3rd create as wa", create("wa", "wa2"), 2, false)
+	if a := create("wall", "wall0"); a.code != 200 || a.header.Get("RateLimit-Remaining") != "1" {
+		t.Fatalf("another key from the same address: %d %s, RateLimit-Remaining %q", a.code, a.body, a.header.Get("RateLimit-Remaining"))
+	}
+}
