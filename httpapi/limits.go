@@ -120,6 +120,10 @@ func limitRequests(l RateLimits, reg prometheus.Registerer, log *slog.Logger) mu
 	}, []string{"class"})
 	reg.MustRegister(limited, failures)
 	perMinute := map[string]int{classUploads: l.Uploads, classRetrievals: l.Retrievals, classDeletions: l.Deletions}
+	for class := range perMinute { // at 0 from the start, so rate() and alerts see them before the first event
+		limited.WithLabelValues(class)
+		failures.WithLabelValues(class)
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			class := limitClass(infoOf(r).route, r.Method)
