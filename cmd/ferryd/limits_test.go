@@ -89,7 +89,7 @@ func BenchmarkSessionCreateLimits(b *testing.B) {
 		name string
 		env  func(testing.TB) backendEnv
 	}{
-		{"embedded", func(t testing.TB) backendEnv { return backendEnv{args: "--data-dir " + t.TempDir()} }},
+		{"embedded", embeddedEnv},
 		{"redis+s3", redisS3Env},
 	} {
 		limits := []string{"0", "100000"}
