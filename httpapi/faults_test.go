@@ -60,7 +60,7 @@ func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle ti
 }
 
 // apiDeps builds every service over store and blobs, with metrics.
-func apiDeps(t *testing.T, store metastore.Store, blobs bucket.Backend) Deps {
+func apiDeps(t testing.TB, store metastore.Store, blobs bucket.Backend) Deps {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
@@ -90,7 +90,7 @@ type answer struct {
 	body   []byte
 }
 
-func (a answer) json(t *testing.T) map[string]any {
+func (a answer) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(a.body, &m); err != nil {
@@ -99,7 +99,7 @@ func (a answer) json(t *testing.T) map[string]any {
 	return m
 }
 
-func send(t *testing.T, method, url string, body io.Reader, hdr ...string) answer {
+func send(t testing.TB, method, url string, body io.Reader, hdr ...string) answer {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
