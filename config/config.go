@@ -42,8 +42,24 @@ type Config struct {
 	OpenAI          OpenAI        `yaml:"openai"`
 	Registration    Registration  `yaml:"registration"`
 	Auth            Auth          `yaml:"auth"`
+	Downloads       Downloads     `yaml:"downloads"`
 	Limits          Limits        `yaml:"limits"`
 }
+
+// Downloads says how file content reaches clients.
+type Downloads struct {
+	// Redirect is "proxied" (ferryd streams the bytes) or "presigned" (a
+	// 307 to a short-lived S3 URL, as container registries answer blob
+	// GETs; files on the filesystem are still proxied).
+	Redirect   string        `yaml:"redirect"`    // FERRY_DOWNLOADS_REDIRECT
+	PresignTTL time.Duration `yaml:"presign_ttl"` // FERRY_DOWNLOADS_PRESIGN_TTL: how long a presigned URL works
+}
+
+// Download modes: downloads.redirect's values.
+const (
+	DownloadsProxied   = "proxied"
+	DownloadsPresigned = "presigned"
+)
 
 // Auth turns on API keys. Without a keys file ferryd is open to whoever
 // reaches its port, so it then listens only on loopback unless told
@@ -198,8 +214,9 @@ func Default() Config {
 		S3:              S3{Region: "us-east-1"},
 		OpenAI: OpenAI{Bucket: "openai", UploadsBucket: "openai-uploads", MaxFileSize: 512 << 20, MaxUploadSize: 8 << 30, UploadTTL: time.Hour,
 			VectorWorkers: 2, VectorPollInterval: time.Second, VectorMaxFileSize: 16 << 20, VectorCacheSize: 256 << 20},
-		Sessions: Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20, MaxHeldTotal: 1 << 30},
-		Limits:   Limits{UploadsPerMinute: 100, RetrievalsPerMinute: 1000, DeletionsPerMinute: 100},
+		Downloads: Downloads{Redirect: DownloadsProxied, PresignTTL: 5 * time.Minute},
+		Sessions:  Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20, MaxHeldTotal: 1 << 30},
+		Limits:    Limits{UploadsPerMinute: 100, RetrievalsPerMinute: 1000, DeletionsPerMinute: 100},
 	}
 }
 
@@ -363,6 +380,8 @@ var envVars = []envVar{
 	{"FERRY_ALLOWED_S3_BUCKETS", func(c *Config, v string) error { c.Registration.AllowedS3Buckets = splitList(v); return nil }},
 	{"FERRY_API_KEYS_FILE", str(func(c *Config) *string { return &c.Auth.KeysFile })},
 	{"FERRY_INSECURE_OPEN", func(c *Config, v string) (err error) { c.Auth.InsecureOpen, err = strconv.ParseBool(v); return }},
+	{"FERRY_DOWNLOADS_REDIRECT", str(func(c *Config) *string { return &c.Downloads.Redirect })},
+	{"FERRY_DOWNLOADS_PRESIGN_TTL", func(c *Config, v string) (err error) { c.Downloads.PresignTTL, err = time.ParseDuration(v); return }},
 	{"FERRY_SESSION_PURGE_INTERVAL", func(c *Config, v string) (err error) { c.Sessions.PurgeInterval, err = time.ParseDuration(v); return }},
 	{"FERRY_LIMIT_UPLOADS_PER_MINUTE", atoi(func(c *Config) *int { return &c.Limits.UploadsPerMinute })},
 	{"FERRY_LIMIT_RETRIEVALS_PER_MINUTE", atoi(func(c *Config) *int { return &c.Limits.RetrievalsPerMinute })},
@@ -402,6 +421,7 @@ func (c Config) Validate() error {
 	c.Sessions.validate(bad)
 	c.OpenAI.validate(bad)
 	c.Registration.validate(bad)
+	c.Downloads.validate(bad)
 	c.Limits.validate(bad)
 	return errors.Join(errs...)
 }
@@ -439,6 +459,17 @@ func (c Config) validateServer(bad complain) {
 		if strings.ContainsAny(h, ":/ ") && net.ParseIP(strings.Trim(h, "[]")) == nil {
 			bad("server.allowed_hosts: %q is not a host name or IP address (no port, no scheme)", h)
 		}
+	}
+}
+
+func (d Downloads) validate(bad complain) {
+	switch d.Redirect {
+	case DownloadsProxied, DownloadsPresigned:
+	default:
+		bad("downloads.redirect %q: use proxied (ferryd streams the bytes) or presigned (a 307 to a short-lived S3 URL)", d.Redirect)
+	}
+	if d.PresignTTL < time.Second || d.PresignTTL > 7*24*time.Hour {
+		bad("downloads.presign_ttl %s must be from 1s to 168h (S3's limit for a presigned URL), for example 5m", d.PresignTTL)
 	}
 }
 

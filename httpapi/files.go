@@ -34,6 +34,7 @@ type files struct {
 	sessions *session.Service
 	registry *registry.Registry
 	guard    *guard
+	bytes    *content
 }
 
 func (f *files) routes(r *mux.Router) {
@@ -382,13 +383,23 @@ func (f *files) download(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	serveContent(w, r, f.registry, file, file.MimeType, writeError)
+	f.bytes.serve(w, r, file, file.MimeType, writeError)
 }
 
-// serveContent streams a file with Range, ETag, Last-Modified and the
-// conditional headers; errors go out through writeErr (native or OpenAI).
-func serveContent(w http.ResponseWriter, r *http.Request, reg *registry.Registry, file registry.File, contentType string,
+// content serves files' bytes, the native and the OpenAI routes alike.
+type content struct {
+	reg *registry.Registry
+	// presign, when set, is how long the URLs of presigned redirects work;
+	// 0: ferryd streams every download.
+	presign time.Duration
+}
+
+// serve streams a file with Range, ETag, Last-Modified and the conditional
+// headers, or redirects to storage; errors go out through writeErr (native
+// or OpenAI).
+func (c *content) serve(w http.ResponseWriter, r *http.Request, file registry.File, contentType string,
 	writeErr func(http.ResponseWriter, *http.Request, error)) {
+	reg := c.reg
 	etag := `"` + strings.Trim(file.ETag, `"`) + `"`
 	if file.ETag == "" {
 		etag = fmt.Sprintf(`"%x-%x"`, file.Bytes, file.CreatedAt.UnixNano())
@@ -401,6 +412,9 @@ func serveContent(w http.ResponseWriter, r *http.Request, reg *registry.Registry
 	safeServing(h, file, contentType)
 	if notModified(r, etag, modified) {
 		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if c.presign > 0 && r.Method == http.MethodGet && c.redirect(w, r, file, contentType) {
 		return
 	}
 
@@ -447,6 +461,23 @@ func serveContent(w http.ResponseWriter, r *http.Request, reg *registry.Registry
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	_, _ = io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{body}, *bp) // a failure mid-body can only cut the connection
+}
+
+// redirect answers 307 to a presigned URL of the file's storage, which
+// serves Range itself, under the type and disposition ferryd would send. It
+// reports false, having written nothing, when the storage has no URLs (the
+// filesystem) or signing failed: the caller then streams the file.
+func (c *content) redirect(w http.ResponseWriter, r *http.Request, file registry.File, contentType string) bool {
+	url, err := c.reg.PresignGet(r.Context(), file, c.presign, bucket.PresignOptions{
+		ContentType: contentType, ContentDisposition: w.Header().Get("Content-Disposition")})
+	if err != nil || url == "" {
+		return false
+	}
+	h := w.Header()
+	h.Set("Location", url)
+	h.Set("Cache-Control", "no-store") // the URL expires; ask again
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	return true
 }
 
 // safeServing keeps a stored file from running as part of Ferry's origin:

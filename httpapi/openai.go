@@ -37,6 +37,7 @@ type openAI struct {
 	vs       *vectorstore.Service // nil: no vector store routes
 	registry *registry.Registry
 	guard    *guard
+	bytes    *content
 }
 
 func (o *openAI) routes(r *mux.Router) {
@@ -204,7 +205,7 @@ func (o *openAI) content(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": obj.Filename}))
-	serveContent(w, r, o.registry, file, "application/octet-stream", writeOpenAIError)
+	o.bytes.serve(w, r, file, "application/octet-stream", writeOpenAIError)
 }
 
 func (o *openAI) createUpload(w http.ResponseWriter, r *http.Request) {

@@ -45,6 +45,9 @@ type Deps struct {
 	// Keys, when set, are the API keys every route but health and the
 	// OpenAPI document needs; nil: open.
 	Keys *auth.Keyring
+	// PresignTTL, when set, makes downloads 307 redirects to presigned
+	// storage URLs that work this long (downloads.redirect: presigned).
+	PresignTTL time.Duration
 	// ReadIdleTimeout bounds each read of a request body (config's
 	// server.read_idle_timeout); 0 leaves reads unbounded.
 	ReadIdleTimeout time.Duration
@@ -86,11 +89,12 @@ func newRouter(d Deps) *mux.Router {
 	h := &health{store: d.Store, blobs: d.Blobs}
 	r.Handle("/healthz", g.with(public, h.live)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", g.with(public, h.ready)).Methods(http.MethodGet, http.MethodHead)
+	c := &content{reg: d.Files, presign: d.PresignTTL}
 	if d.Sessions != nil && d.Files != nil {
-		(&files{sessions: d.Sessions, registry: d.Files, guard: g}).routes(r)
+		(&files{sessions: d.Sessions, registry: d.Files, guard: g, bytes: c}).routes(r)
 	}
 	if d.OpenAI != nil {
-		(&openAI{svc: d.OpenAI, vs: d.VectorStores, registry: d.Files, guard: g}).routes(r)
+		(&openAI{svc: d.OpenAI, vs: d.VectorStores, registry: d.Files, guard: g, bytes: c}).routes(r)
 	}
 	doc, err := openAPIJSON()
 	if err != nil {

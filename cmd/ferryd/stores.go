@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -30,6 +31,7 @@ type stores struct {
 	metaKind string
 	blobKind string
 	s3       s3blob.API // nil without S3
+	s3client *s3.Client // st.s3 unwrapped, to sign URLs with
 	reg      prometheus.Registerer
 	limiter  ratelimit.Limiter // on the metadata store's Redis, else in the process
 }
@@ -60,12 +62,11 @@ func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registere
 	}
 	st.meta = metrics.Store(st.meta, reg)
 
-	var blobs bucket.Backend
+	var blobs bucket.Composer
 	switch {
 	case cfg.UsesS3():
 		st.blobKind = "s3"
-		var client s3blob.API
-		client, err = s3blob.NewClient(ctx, s3blob.ClientConfig{
+		st.s3client, err = s3blob.NewClient(ctx, s3blob.ClientConfig{
 			Endpoint:        cfg.S3.Endpoint,
 			Region:          cfg.S3.Region,
 			PathStyle:       cfg.S3.PathStyle,
@@ -73,19 +74,29 @@ func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registere
 			SecretAccessKey: cfg.S3.SecretAccessKey,
 		})
 		if err == nil {
-			st.s3 = metrics.S3API(client, reg)
-			blobs = s3blob.New(st.s3, cfg.S3.Bucket, cfg.S3.Prefix)
+			st.s3 = metrics.S3API(st.s3client, reg)
+			blobs = st.s3Bucket(cfg.S3.Bucket, cfg.S3.Prefix)
 		}
 	default:
 		st.blobKind = "filesystem"
-		blobs, err = fsblob.New(filepath.Join(cfg.DataDir, "blobs"))
+		var fs *fsblob.Backend
+		fs, err = fsblob.New(filepath.Join(cfg.DataDir, "blobs"))
+		blobs = bucket.Compose(fs)
 	}
 	if err != nil {
 		_ = st.meta.Close()
 		return nil, fmt.Errorf("open %s blob backend: %w", st.blobKind, err)
 	}
-	st.blobs = metrics.Backend(bucket.Compose(blobs), st.blobKind, reg)
+	st.blobs = metrics.Backend(blobs, st.blobKind, reg)
 	return st, nil
+}
+
+// s3Bucket is bkt under prefix on the configured S3, with URLs signed by
+// the same client.
+func (st *stores) s3Bucket(bkt, prefix string) bucket.Composer {
+	c := bucket.Compose(s3blob.New(st.s3, bkt, prefix))
+	c.Presigner = s3blob.NewPresigner(st.s3client, bkt, prefix)
+	return c
 }
 
 // locations is what registered buckets may use: directories under the
@@ -111,7 +122,7 @@ func (st *stores) locations(cfg config.Config) registry.Locations {
 	}
 	if st.s3 != nil {
 		l.OpenS3 = func(bkt, prefix string) (bucket.Composer, error) {
-			return metrics.Backend(bucket.Compose(s3blob.New(st.s3, bkt, prefix)), "s3", st.reg), nil
+			return metrics.Backend(st.s3Bucket(bkt, prefix), "s3", st.reg), nil
 		}
 		own, err := registry.ParseLocation("s3://" + cfg.S3.Bucket + "/" + cfg.S3.Prefix)
 		if err == nil {
