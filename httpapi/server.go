@@ -51,6 +51,8 @@ type Deps struct {
 	// ReadIdleTimeout bounds each read of a request body (config's
 	// server.read_idle_timeout); 0 leaves reads unbounded.
 	ReadIdleTimeout time.Duration
+	// Limits are the per-subject rate limits; the zero value limits nothing.
+	Limits RateLimits
 }
 
 // New returns the complete handler: routes wrapped in the middleware chain.
@@ -76,7 +78,7 @@ func newRouter(d Deps) *mux.Router {
 	// seed 003's register form decodes to "s3://…" with its double slash.
 	// Keys are validated segment by segment instead (no "", "." or "..").
 	r := mux.NewRouter().SkipClean(true)
-	r.Use(recordRoute)
+	r.Use(recordRoute, limitRequests(d.Limits, d.Metrics, d.Logger)) // limits classify by the recorded route
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errcode.ErrNotFound.New("no route for %s %s", r.Method, r.URL.Path))
 	})

@@ -21,6 +21,7 @@ import (
 	"github.com/ferryhq/ferry/metastore/boltstore"
 	"github.com/ferryhq/ferry/metastore/redisstore"
 	"github.com/ferryhq/ferry/metrics"
+	"github.com/ferryhq/ferry/ratelimit"
 	"github.com/ferryhq/ferry/registry"
 )
 
@@ -32,12 +33,14 @@ type stores struct {
 	s3       s3blob.API // nil without S3
 	s3client *s3.Client // st.s3 unwrapped, to sign URLs with
 	reg      prometheus.Registerer
+	limiter  ratelimit.Limiter // on the metadata store's Redis, else in the process
 }
 
 // openStores is the one place that picks implementations: Redis when
 // redis.url or redis.addrs is set, else bbolt under data_dir; S3 when s3.bucket is set,
 // else the filesystem under data_dir. Both come back wrapped with metrics
-// registered on reg.
+// registered on reg. The rate limiter goes with the metadata store: on its
+// Redis, shared by every instance, else in the process.
 func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registerer) (*stores, error) {
 	st := &stores{reg: reg}
 	var err error
@@ -47,10 +50,12 @@ func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registere
 		var c redis.UniversalClient
 		if c, err = redisClient(cfg.Redis); err == nil {
 			st.meta = redisstore.Own(c, cfg.Redis.Prefix)
+			st.limiter = ratelimit.NewRedis(c, cfg.Redis.Prefix)
 		}
 	default:
 		st.metaKind = "bbolt"
 		st.meta, err = boltstore.Open(filepath.Join(cfg.DataDir, "meta.db"))
+		st.limiter = ratelimit.NewMemory()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s metadata store: %w", st.metaKind, err)
