@@ -5,6 +5,7 @@ package bucket
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -42,8 +43,14 @@ func ValidateBucketName(name string) error {
 			return fmt.Errorf("bucket name %q: character %q is not allowed; use a-z, A-Z, 0-9, '_' and '-'", name, name[i])
 		}
 	}
+	if fileID.MatchString(name) {
+		return fmt.Errorf("bucket name %q has the form of an OpenAI file id, which /v1/files/%s serves; choose another name", name, name)
+	}
 	return nil
 }
+
+// fileID is the form of OpenAI file ids (registry.NewFileID).
+var fileID = regexp.MustCompile(`^file-[0-9a-f]{32}$`)
 
 // ValidateKey accepts '/'-separated keys of a-zA-Z0-9_-. with no empty, "."
 // or ".." segment, so a key is always a clean relative path that cannot

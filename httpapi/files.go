@@ -35,6 +35,7 @@ type files struct {
 	registry *registry.Registry
 	guard    *guard
 	bytes    *content
+	openai   *openAI // nil: OpenAI's routes are not served at /v1/files
 }
 
 func (f *files) routes(r *mux.Router) {
@@ -42,6 +43,9 @@ func (f *files) routes(r *mux.Router) {
 	g := f.guard
 	r.Handle("/v1/files", g.with(anyWrite, f.createSession)).Methods(http.MethodPost)
 	r.Handle("/v1/files", g.with(anyRead, f.listBuckets)).Methods(http.MethodGet)
+	if f.openai != nil { // before {bucket}, which a file id never is
+		f.openai.fileRoutes(r, openAIRoot+fileIDPath)
+	}
 	r.Handle("/v1/files/session:{id}", g.with(anyWrite, f.appendChunk)).Methods(http.MethodPost)
 	r.Handle("/v1/files/session:{id}", g.with(anyRead, f.sessionInfo)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/v1/files/session:{id}", g.with(anyWrite, f.abortSession)).Methods(http.MethodDelete)
@@ -156,6 +160,10 @@ func requireJSON(r *http.Request) error {
 }
 
 func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
+	if f.openai != nil && wantsOpenAI(r) {
+		f.openai.uploadFile(w, r)
+		return
+	}
 	var req struct {
 		Bucket   string `json:"bucket"`
 		Key      string `json:"key"`
@@ -288,6 +296,10 @@ func pageParams(r *http.Request) (limit int, after string, err error) {
 }
 
 func (f *files) listBuckets(w http.ResponseWriter, r *http.Request) {
+	if f.openai != nil && wantsOpenAI(r) {
+		f.openai.listFiles(w, r)
+		return
+	}
 	limit, after, err := pageParams(r)
 	if err != nil {
 		writeError(w, r, err)

@@ -88,16 +88,6 @@ func limitClass(route, method string) string {
 	return ""
 }
 
-// cutOpenAIPrefix returns route without its OpenAI prefix, if it has one.
-func cutOpenAIPrefix(route string) (string, bool) {
-	for _, p := range openAIPrefixes {
-		if rest, ok := strings.CutPrefix(route, p); ok {
-			return rest, true
-		}
-	}
-	return "", false
-}
-
 // limitRequests counts each classified request against its subject before
 // the handler runs. Over the limit, the answer is a 429 in the route's own
 // envelope; counted requests carry the RateLimit-* headers either way. It

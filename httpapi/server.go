@@ -94,11 +94,15 @@ func newRouter(d Deps) *mux.Router {
 	r.Handle("/healthz", g.with(public, h.live)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", g.with(public, h.ready)).Methods(http.MethodGet, http.MethodHead)
 	c := &content{reg: d.Files, presign: d.PresignTTL}
-	if d.Sessions != nil && d.Files != nil {
-		(&files{sessions: d.Sessions, registry: d.Files, guard: g, bytes: c}).routes(r)
-	}
+	var o *openAI
 	if d.OpenAI != nil {
-		(&openAI{svc: d.OpenAI, vs: d.VectorStores, registry: d.Files, guard: g, bytes: c}).routes(r)
+		o = &openAI{svc: d.OpenAI, vs: d.VectorStores, registry: d.Files, guard: g, bytes: c}
+	}
+	if d.Sessions != nil && d.Files != nil {
+		(&files{sessions: d.Sessions, registry: d.Files, guard: g, bytes: c, openai: o}).routes(r)
+	}
+	if o != nil {
+		o.routes(r)
 	}
 	doc, err := openAPIJSON()
 	if err != nil {
