@@ -40,6 +40,7 @@ type Config struct {
 	S3              S3            `yaml:"s3"`
 	Sessions        Sessions      `yaml:"sessions"`
 	OpenAI          OpenAI        `yaml:"openai"`
+	Tus             Tus           `yaml:"tus"`
 	Registration    Registration  `yaml:"registration"`
 }
 
@@ -55,6 +56,11 @@ type Server struct {
 	// (DNS rebinding: a hostile page whose name resolves to ferryd's
 	// address still sends its own name).
 	AllowedHosts []string `yaml:"allowed_hosts"` // FERRY_ALLOWED_HOSTS: host names, ','-separated
+}
+
+// Tus configures the tus 1.0 endpoint at /v1/tus/.
+type Tus struct {
+	Bucket string `yaml:"bucket"` // FERRY_TUS_BUCKET: where uploads go whose Upload-Metadata names no bucket
 }
 
 // Registration limits what existing data may be registered.
@@ -172,6 +178,7 @@ func Default() Config {
 		S3:              S3{Region: "us-east-1"},
 		OpenAI: OpenAI{Bucket: "openai", UploadsBucket: "openai-uploads", MaxFileSize: 512 << 20, MaxUploadSize: 8 << 30, UploadTTL: time.Hour,
 			VectorWorkers: 2, VectorPollInterval: time.Second, VectorMaxFileSize: 16 << 20, VectorCacheSize: 256 << 20},
+		Tus:      Tus{Bucket: "tus"},
 		Sessions: Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20, MaxHeldTotal: 1 << 30},
 	}
 }
@@ -293,6 +300,7 @@ var envVars = []envVar{
 		return
 	}},
 	{"FERRY_OPENAI_BUCKET", str(func(c *Config) *string { return &c.OpenAI.Bucket })},
+	{"FERRY_TUS_BUCKET", str(func(c *Config) *string { return &c.Tus.Bucket })},
 	{"FERRY_OPENAI_UPLOADS_BUCKET", str(func(c *Config) *string { return &c.OpenAI.UploadsBucket })},
 	{"FERRY_OPENAI_MAX_FILE_SIZE", func(c *Config, v string) (err error) { c.OpenAI.MaxFileSize, err = strconv.ParseInt(v, 10, 64); return }},
 	{"FERRY_OPENAI_MAX_UPLOAD_SIZE", func(c *Config, v string) (err error) {
@@ -361,6 +369,9 @@ func (c Config) Validate() error {
 	c.validateStores(bad)
 	c.Sessions.validate(bad)
 	c.OpenAI.validate(bad)
+	if err := bucket.ValidateBucketName(c.Tus.Bucket); err != nil {
+		bad("tus.bucket %q: %v", c.Tus.Bucket, err)
+	}
 	c.Registration.validate(bad)
 	return errors.Join(errs...)
 }

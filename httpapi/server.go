@@ -38,6 +38,8 @@ type Deps struct {
 	// ReadIdleTimeout bounds each read of a request body (config's
 	// server.read_idle_timeout); 0 leaves reads unbounded.
 	ReadIdleTimeout time.Duration
+	// Tus serves tus 1.0 under /v1/tus/ (package tus); nil: not served.
+	Tus http.Handler
 }
 
 // New returns the complete handler: routes wrapped in the middleware chain.
@@ -75,6 +77,9 @@ func newRouter(d Deps) *mux.Router {
 	}
 	if d.OpenAI != nil {
 		(&openAI{svc: d.OpenAI, vs: d.VectorStores, registry: d.Files}).routes(r)
+	}
+	if d.Tus != nil { // every method, OPTIONS included: tusd's handler answers them all
+		r.PathPrefix("/v1/tus/").Handler(d.Tus)
 	}
 	doc, err := openAPIJSON()
 	if err != nil {
