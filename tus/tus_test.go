@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -544,4 +545,32 @@ func waitLocked(t *testing.T, store metastore.Store, name string) {
 		_ = l.Unlock(context.Background())
 	}
 	t.Fatalf("nobody took the lock %s", name)
+}
+
+// TestCutPatchKeepsPieces: a PATCH whose connection breaks keeps every whole
+// 8 MiB piece that arrived, as tusd's own stores keep what arrived, and the
+// client resumes from there.
+func TestCutPatchKeepsPieces(t *testing.T) {
+	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
+		in := serve(t, s, session.Config{})
+		data := randomBytes(t, 20<<20)
+		url := create(t, in, int64(len(data)), metadata("bucket", "docs", "key", "cut.bin"))
+		conn, err := net.Dial("tcp", strings.TrimPrefix(in.srv.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"+
+			"Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n", tus.BasePath+idOf(url), len(data))
+		if _, err := conn.Write(data[:17<<20]); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		if got := offsetOf(t, url); got != 16<<20 {
+			t.Fatalf("after a PATCH cut at 17 MiB the upload is at %d, want the two whole pieces (16 MiB)", got)
+		}
+		wantStatus(t, patch(t, url, 16<<20, data[16<<20:]), http.StatusNoContent, "PATCH the rest")
+		if _, got := nativeFile(t, in, "docs", "cut.bin"); !bytes.Equal(got, data) {
+			t.Fatal("cut.bin differs")
+		}
+	})
 }
