@@ -31,11 +31,14 @@ type dataStore struct {
 // maxMetadata bounds Upload-Metadata, which the session record carries.
 const maxMetadata = 8 << 10
 
-// piece is the most one append of a PATCH carries: a long PATCH is appended
-// in pieces, each streamed to storage and recorded as it lands, so a cut
-// connection keeps every whole piece (as tusd's own stores keep what
-// arrived), where one append would keep nothing of it.
-const piece = 8 << 20
+// piece is the most one append of a PATCH carries: a long PATCH (tus-js-
+// client sends a whole file in one by default) is appended in pieces, each
+// streamed to storage and recorded as it lands, so a cut connection keeps
+// every whole piece (as tusd's own stores keep what arrived), where one
+// append would keep nothing of it. Each piece is a lease, a record save and
+// an UploadPart of its own: at 8 MiB a 64 MiB PATCH ran at 0.88x a native
+// 64 MiB append, at 32 MiB 0.97x (docs/performance.md).
+const piece int64 = 32 << 20
 
 func (s *dataStore) NewUpload(ctx context.Context, info tusd.FileInfo) (tusd.Upload, error) {
 	meta := info.MetaData
@@ -153,7 +156,10 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 		u.noted(st, in)
 		return in.Offset - offset, nil
 	}
-	step := int64(piece)
+	// A piece below the session's part size would be held back, and is
+	// refused once a part exceeds sessions.max_held_bytes (files over 156
+	// GiB by default), so pieces are never smaller than a part.
+	step := max(piece, u.in.MinChunk)
 	if st.sum != nil {
 		step = st.length
 	}

@@ -38,7 +38,7 @@ type instance struct {
 }
 
 // serve starts one instance over s, as ferryd wires it.
-func serve(t *testing.T, s testsvc.Stores, cfg session.Config) *instance {
+func serve(t testing.TB, s testsvc.Stores, cfg session.Config) *instance {
 	t.Helper()
 	comp := bucket.Compose(s.Blobs)
 	places := registry.NewResolver(s.Meta, comp, registry.Locations{})
@@ -61,7 +61,7 @@ func serve(t *testing.T, s testsvc.Stores, cfg session.Config) *instance {
 }
 
 // req sends one tus request; hdr alternates names and values.
-func req(t *testing.T, method, url string, body []byte, hdr ...string) *http.Response {
+func req(t testing.TB, method, url string, body []byte, hdr ...string) *http.Response {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -87,7 +87,7 @@ func req(t *testing.T, method, url string, body []byte, hdr ...string) *http.Res
 	return resp
 }
 
-func wantStatus(t *testing.T, resp *http.Response, want int, what string) {
+func wantStatus(t testing.TB, resp *http.Response, want int, what string) {
 	t.Helper()
 	if resp.StatusCode != want {
 		t.Fatalf("%s: status %d, want %d (%v)", what, resp.StatusCode, want, resp.Header)
@@ -104,7 +104,7 @@ func metadata(kv ...string) string {
 }
 
 // create makes an upload and returns its URL.
-func create(t *testing.T, in *instance, size int64, meta string, hdr ...string) string {
+func create(t testing.TB, in *instance, size int64, meta string, hdr ...string) string {
 	t.Helper()
 	h := append([]string{"Upload-Length", strconv.FormatInt(size, 10), "Upload-Metadata", meta}, hdr...)
 	resp := req(t, http.MethodPost, in.srv.URL+tus.BasePath, nil, h...)
@@ -116,7 +116,7 @@ func create(t *testing.T, in *instance, size int64, meta string, hdr ...string) 
 	return loc
 }
 
-func patch(t *testing.T, url string, offset int64, body []byte, hdr ...string) *http.Response {
+func patch(t testing.TB, url string, offset int64, body []byte, hdr ...string) *http.Response {
 	t.Helper()
 	return req(t, http.MethodPatch, url, body, append([]string{"Upload-Offset", strconv.FormatInt(offset, 10)}, hdr...)...)
 }
@@ -170,7 +170,7 @@ func nativeFile(t *testing.T, in *instance, bkt, key string) (fileResponse, []by
 	return f, b
 }
 
-func randomBytes(t *testing.T, n int) []byte {
+func randomBytes(t testing.TB, n int) []byte {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -548,12 +548,12 @@ func waitLocked(t *testing.T, store metastore.Store, name string) {
 }
 
 // TestCutPatchKeepsPieces: a PATCH whose connection breaks keeps every whole
-// 8 MiB piece that arrived, as tusd's own stores keep what arrived, and the
+// 32 MiB piece that arrived, as tusd's own stores keep what arrived, and the
 // client resumes from there.
 func TestCutPatchKeepsPieces(t *testing.T) {
 	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
 		in := serve(t, s, session.Config{})
-		data := randomBytes(t, 20<<20)
+		data := randomBytes(t, 40<<20)
 		url := create(t, in, int64(len(data)), metadata("bucket", "docs", "key", "cut.bin"))
 		conn, err := net.Dial("tcp", strings.TrimPrefix(in.srv.URL, "http://"))
 		if err != nil {
@@ -561,14 +561,14 @@ func TestCutPatchKeepsPieces(t *testing.T) {
 		}
 		fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"+
 			"Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n", tus.BasePath+idOf(url), len(data))
-		if _, err := conn.Write(data[:17<<20]); err != nil {
+		if _, err := conn.Write(data[:35<<20]); err != nil {
 			t.Fatal(err)
 		}
 		conn.Close()
-		if got := offsetOf(t, url); got != 16<<20 {
-			t.Fatalf("after a PATCH cut at 17 MiB the upload is at %d, want the two whole pieces (16 MiB)", got)
+		if got := offsetOf(t, url); got != 32<<20 {
+			t.Fatalf("after a PATCH cut at 35 MiB the upload is at %d, want the whole piece (32 MiB)", got)
 		}
-		wantStatus(t, patch(t, url, 16<<20, data[16<<20:]), http.StatusNoContent, "PATCH the rest")
+		wantStatus(t, patch(t, url, 32<<20, data[32<<20:]), http.StatusNoContent, "PATCH the rest")
 		if _, got := nativeFile(t, in, "docs", "cut.bin"); !bytes.Equal(got, data) {
 			t.Fatal("cut.bin differs")
 		}
