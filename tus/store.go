@@ -217,11 +217,19 @@ func (u *upload) DeclareLength(ctx context.Context, length int64) error {
 	return nil
 }
 
-// Errors the session engine answers, as tus clients expect them.
-var (
-	errExpired          = tusd.NewError("ERR_UPLOAD_EXPIRED", "the upload expired; start a new one", http.StatusGone)
-	errChecksumMismatch = tusd.NewError("ERR_CHECKSUM_MISMATCH", "the body does not match Upload-Checksum; nothing of it was kept", 460)
-)
+// tusCodes are the engine's codes that tus names, as tus clients expect
+// them: busy is 423 (tusd's locked upload), a checksum mismatch 460.
+var tusCodes = []struct {
+	code errcode.Code
+	tus  tusd.Error
+}{
+	{session.ErrNotFound, tusd.ErrNotFound},
+	{session.ErrExpired, tusd.NewError("ERR_UPLOAD_EXPIRED", "", http.StatusGone)},
+	{session.ErrOffsetMismatch, tusd.ErrMismatchOffset},
+	{session.ErrBusy, tusd.ErrFileLocked},
+	{session.ErrChecksumMismatch, tusd.NewError("ERR_CHECKSUM_MISMATCH", "", 460)},
+	{session.ErrPastSize, tusd.ErrSizeExceeded},
+}
 
 // fail renders a Ferry error as tusd's Error, keeping the detail: the
 // engine's codes that tus names map to tus's statuses (busy is 423, a
@@ -240,22 +248,12 @@ func (s *dataStore) fail(ctx context.Context, err error) error {
 		s.log.ErrorContext(ctx, "tus_failed", "err", err)
 		return tusd.NewError("ERR_INTERNAL_SERVER_ERROR", e.Detail, http.StatusInternalServerError)
 	}
-	var base tusd.Error
-	switch {
-	case errcode.Is(err, session.ErrNotFound):
-		base = tusd.ErrNotFound
-	case errcode.Is(err, session.ErrExpired):
-		base = errExpired
-	case errcode.Is(err, session.ErrOffsetMismatch):
-		base = tusd.ErrMismatchOffset
-	case errcode.Is(err, session.ErrBusy):
-		base = tusd.ErrFileLocked
-	case errcode.Is(err, session.ErrChecksumMismatch):
-		base = errChecksumMismatch
-	case errcode.Is(err, session.ErrPastSize):
-		base = tusd.ErrSizeExceeded
-	default:
-		base = tusd.NewError("ERR_"+e.Code.Value, "", e.Code.Status)
+	base := tusd.NewError("ERR_"+e.Code.Value, "", e.Code.Status)
+	for _, m := range tusCodes {
+		if e.Code.Value == m.code.Value {
+			base = m.tus
+			break
+		}
 	}
 	out := tusd.NewError(base.ErrorCode, e.Detail, base.HTTPResponse.StatusCode)
 	if e.Code.Status == http.StatusServiceUnavailable {

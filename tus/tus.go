@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -98,16 +97,15 @@ func New(sessions *session.Service, files Files, store metastore.Store, cfg Conf
 	composer.UseTerminater(ds)
 	composer.UseLengthDeferrer(ds)
 	composer.UseLocker(&locker{store: store, ttl: cfg.LockTTL})
-	cors := tusd.DefaultCorsConfig
-	cors.AllowHeaders += ", Upload-Checksum"
-	cors.ExposeHeaders += ", Upload-Expires, Tus-Checksum-Algorithm"
 	h, err := tusd.NewHandler(tusd.Config{
 		StoreComposer:   composer,
 		BasePath:        BasePath,
 		MaxSize:         cfg.MaxSize,
 		DisableDownload: true, // the native :content route serves the file, with Range and ETag
-		Cors:            &cors,
-		Logger:          tusdLogger(cfg.Logger),
+		// CORS is the server's one policy for every route, not tusd's
+		// (which would let any origin's pages read answers).
+		Cors:   &tusd.CorsConfig{Disable: true},
+		Logger: tusdLogger(cfg.Logger),
 	})
 	if err != nil {
 		return nil, err
@@ -187,8 +185,6 @@ func (st *requestState) noted(in session.Info) {
 // extensions are the ones Ferry adds to tusd's list.
 const extensions = ",expiration,checksum"
 
-var tusExtension = regexp.MustCompile(`^creation`)
-
 // headerWriter adds the headers of the extensions tusd's handler does not
 // know: Upload-Expires (expiration) and the checksum algorithms.
 type headerWriter struct {
@@ -201,7 +197,7 @@ func (w *headerWriter) WriteHeader(code int) {
 	if !w.wrote {
 		w.wrote = true
 		hd := w.Header()
-		if ext := hd.Get("Tus-Extension"); tusExtension.MatchString(ext) {
+		if ext := hd.Get("Tus-Extension"); ext != "" { // OPTIONS
 			hd.Set("Tus-Extension", ext+extensions)
 			hd.Set("Tus-Checksum-Algorithm", session.ChecksumAlgorithms)
 		}
