@@ -51,7 +51,10 @@ func (k *lock) Lock(ctx context.Context, requestUnlock func()) error {
 			k.held = held
 			break
 		}
-		if !errors.Is(err, metastore.ErrLocked) {
+		switch {
+		case ctx.Err() != nil:
+			return tusd.ErrFileLocked
+		case !errors.Is(err, metastore.ErrLocked):
 			return errLockUnavailable
 		}
 		select {

@@ -34,6 +34,7 @@ import (
 type instance struct {
 	srv      *httptest.Server
 	sessions *session.Service
+	tus      *tus.Handler
 	metrics  *prometheus.Registry
 }
 
@@ -57,7 +58,7 @@ func serve(t testing.TB, s testsvc.Stores, cfg session.Config) *instance {
 	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Store: s.Meta, Blobs: comp, Sessions: sessions, Files: files,
 		Tus: h, Metrics: reg, Logger: log}))
 	t.Cleanup(srv.Close)
-	return &instance{srv: srv, sessions: sessions, metrics: reg}
+	return &instance{srv: srv, sessions: sessions, tus: h, metrics: reg}
 }
 
 // req sends one tus request; hdr alternates names and values.
@@ -381,6 +382,27 @@ func TestProtocol(t *testing.T) {
 			wantStatus(t, req(t, http.MethodHead, in.srv.URL+tus.BasePath+native.ID, nil), http.StatusNotFound, "HEAD of a native session")
 			wantStatus(t, req(t, http.MethodHead, in.srv.URL+tus.BasePath+"nothex", nil), http.StatusNotFound, "HEAD of a malformed id")
 			wantStatus(t, req(t, http.MethodGet, in.srv.URL+tus.BasePath+native.ID, nil), http.StatusMethodNotAllowed, "GET (download disabled)")
+		})
+
+		t.Run("bucket of a request", func(t *testing.T) {
+			url := create(t, in, 5, metadata("bucket", "scoped", "key", "k"))
+			for _, tc := range []struct {
+				method, path, meta, want string
+				ok                       bool
+			}{
+				{http.MethodPost, tus.BasePath, metadata("bucket", "scoped"), "scoped", true},
+				{http.MethodPost, tus.BasePath, metadata("filename", "a.txt"), "tus", true},
+				{http.MethodPatch, tus.BasePath + idOf(url), "", "scoped", true},
+				{http.MethodHead, tus.BasePath + idOf(url), "", "scoped", true},
+				{http.MethodOptions, tus.BasePath, "", "", false},
+				{http.MethodHead, tus.BasePath + strings.Repeat("0", 32), "", "", false},
+			} {
+				r := httptest.NewRequest(tc.method, tc.path, nil)
+				r.Header.Set("Upload-Metadata", tc.meta)
+				if got, ok := in.tus.BucketOf(r); got != tc.want || ok != tc.ok {
+					t.Errorf("BucketOf(%s %s %q) = %q, %v; want %q, %v", tc.method, tc.path, tc.meta, got, ok, tc.want, tc.ok)
+				}
+			}
 		})
 
 		t.Run("metrics", func(t *testing.T) {
