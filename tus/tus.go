@@ -34,6 +34,7 @@ import (
 	tusd "github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
@@ -52,7 +53,10 @@ type Config struct {
 	// LockTTL is the lease of the tus lock, refreshed while a request runs:
 	// how long an upload stays locked after the instance serving it dies.
 	LockTTL time.Duration
-	Logger  *slog.Logger
+	// NetworkTimeout bounds each read of a PATCH body (tusd's own timeout;
+	// ferryd passes server.read_idle_timeout); 0: tusd's default, 60 s.
+	NetworkTimeout time.Duration
+	Logger         *slog.Logger
 }
 
 // maxDeferred bounds an upload of deferred length: its session is created
@@ -104,8 +108,9 @@ func New(sessions *session.Service, files Files, store metastore.Store, cfg Conf
 		DisableDownload: true, // the native :content route serves the file, with Range and ETag
 		// CORS is the server's one policy for every route, not tusd's
 		// (which would let any origin's pages read answers).
-		Cors:   &tusd.CorsConfig{Disable: true},
-		Logger: tusdLogger(cfg.Logger),
+		Cors:           &tusd.CorsConfig{Disable: true},
+		Logger:         tusdLogger(cfg.Logger),
+		NetworkTimeout: cfg.NetworkTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -119,7 +124,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v := r.Header.Get("Upload-Checksum"); v != "" && (r.Method == http.MethodPatch || r.Method == http.MethodPost) {
 		sum, err := session.ParseChecksum(v, "")
 		if err != nil {
-			http.Error(w, "ERR_INVALID_CHECKSUM: "+err.Error(), http.StatusBadRequest)
+			w.Header().Set("Tus-Resumable", "1.0.0")
+			http.Error(w, "ERR_INVALID_CHECKSUM: "+errcode.From(err).Detail, http.StatusBadRequest)
 			return
 		}
 		st.sum = sum

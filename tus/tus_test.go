@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,6 +41,11 @@ type instance struct {
 
 // serve starts one instance over s, as ferryd wires it.
 func serve(t testing.TB, s testsvc.Stores, cfg session.Config) *instance {
+	return serveTus(t, s, cfg, tus.Config{})
+}
+
+// serveTus is serve with the tus handler's settings.
+func serveTus(t testing.TB, s testsvc.Stores, cfg session.Config, tc tus.Config) *instance {
 	t.Helper()
 	comp := bucket.Compose(s.Blobs)
 	places := registry.NewResolver(s.Meta, comp, registry.Locations{})
@@ -51,7 +57,8 @@ func serve(t testing.TB, s testsvc.Stores, cfg session.Config) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := tus.New(sessions, files, s.Meta, tus.Config{Bucket: "tus", MaxSize: 1 << 40, Logger: log})
+	tc.Bucket, tc.MaxSize, tc.Logger = "tus", 1<<40, log
+	h, err := tus.New(sessions, files, s.Meta, tc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -595,4 +602,38 @@ func TestCutPatchKeepsPieces(t *testing.T) {
 			t.Fatal("cut.bin differs")
 		}
 	})
+}
+
+// TestDeadlinesCleared: tusd puts deadlines on the connection
+// (NetworkTimeout) and leaves them there; a later request on the same
+// kept-alive connection (a long download, say) must not inherit them. Today
+// net/http clears both between requests; this keeps it so.
+func TestDeadlinesCleared(t *testing.T) {
+	in := serveTus(t, testsvc.Open(t, "embedded", testsvc.StoreOptions{}), session.Config{}, tus.Config{NetworkTimeout: 100 * time.Millisecond})
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+	reused := 0
+	for i, url := range []string{in.srv.URL + tus.BasePath, in.srv.URL + "/healthz", in.srv.URL + "/healthz"} {
+		method := http.MethodGet
+		if i == 0 {
+			method = http.MethodOptions
+		}
+		r, _ := http.NewRequest(method, url, nil)
+		r = r.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+			GotConn: func(c httptrace.GotConnInfo) {
+				if c.Reused {
+					reused++
+				}
+			}}))
+		resp, err := client.Do(r)
+		if err != nil {
+			t.Fatalf("request %d on the kept-alive connection: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		time.Sleep(300 * time.Millisecond) // past both of tusd's deadlines
+	}
+	if reused != 2 {
+		t.Fatalf("the connection was reused %d times, want 2: the test did not test", reused)
+	}
 }

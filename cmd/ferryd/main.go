@@ -122,7 +122,8 @@ func newServices(ctx context.Context, cfg config.Config, st *stores, reg *promet
 		Embeddings:      vectorstore.EmbeddingsConfig{URL: oc.Embeddings.URL, Model: oc.Embeddings.Model, APIKey: oc.Embeddings.APIKey},
 		Metrics:         reg, PurgeFailures: purgeFailures}, log)
 	files.Subscribe(vs.OnFileEvent) // a file deleted or replaced by any route leaves the vector stores
-	tusd, err := tus.New(sessions, files, st.meta, tus.Config{Bucket: cfg.Tus.Bucket, MaxSize: cfg.Sessions.MaxSize, Logger: log})
+	tusd, err := tus.New(sessions, files, st.meta, tus.Config{Bucket: cfg.Tus.Bucket, MaxSize: cfg.Sessions.MaxSize,
+		NetworkTimeout: cfg.Server.ReadIdleTimeout, Logger: log})
 	if err != nil {
 		return nil, err
 	}
