@@ -23,9 +23,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/httpapi"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/metrics"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
 	"github.com/ferryhq/ferry/tus"
@@ -635,5 +637,61 @@ func TestDeadlinesCleared(t *testing.T) {
 	}
 	if reused != 2 {
 		t.Fatalf("the connection was reused %d times, want 2: the test did not test", reused)
+	}
+}
+
+// TestS3RequestsPerPatch: on S3 a tus PATCH costs what a native append
+// does: one UploadPart for a part's worth, nothing for a small chunk held
+// back, and never a read (no ListParts, no .info object).
+func TestS3RequestsPerPatch(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := testsvc.Open(t, "redis+s3", testsvc.StoreOptions{WrapS3: func(api s3blob.API) s3blob.API { return metrics.S3API(api, reg) }})
+	in := serve(t, s, session.Config{})
+	const MiB = 1 << 20
+	data := randomBytes(t, 23*MiB)
+	before := s3Requests(t, reg)
+	url := create(t, in, int64(len(data)), metadata("bucket", "counted", "key", "c.bin"))
+	step := func(what string, want map[string]float64) {
+		t.Helper()
+		now := s3Requests(t, reg)
+		got := map[string]float64{}
+		for op, n := range now {
+			if d := n - before[op]; d > 0 {
+				got[op] = d
+			}
+		}
+		before = now
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: S3 requests %v, want %v", what, got, want)
+		}
+	}
+	step("create", map[string]float64{"CreateMultipartUpload": 1})
+	off := 0
+	for _, c := range []struct {
+		n    int
+		want map[string]float64
+	}{
+		{8 * MiB, map[string]float64{"UploadPart": 1}},
+		{5 * MiB, map[string]float64{"UploadPart": 1}},
+		{1 * MiB, map[string]float64{}},
+		{1 * MiB, map[string]float64{}},
+		{3 * MiB, map[string]float64{"UploadPart": 1}},
+	} {
+		wantStatus(t, patch(t, url, int64(off), data[off:off+c.n]), http.StatusNoContent, "PATCH")
+		off += c.n
+		step(fmt.Sprintf("PATCH of %d MiB", c.n/MiB), c.want)
+	}
+	wantStatus(t, patch(t, url, int64(off), data[off:]), http.StatusNoContent, "last PATCH")
+	now := s3Requests(t, reg)
+	if d := now["UploadPart"] - before["UploadPart"]; d != 1 || now["CompleteMultipartUpload"]-before["CompleteMultipartUpload"] != 1 {
+		t.Errorf("last PATCH: %v UploadParts, %v completions", d, now["CompleteMultipartUpload"]-before["CompleteMultipartUpload"])
+	}
+	for _, op := range []string{"GetObject", "ListObjectsV2", "ListMultipartUploads"} {
+		if now[op] != 0 {
+			t.Errorf("the upload read S3: %s x%v", op, now[op])
+		}
+	}
+	if _, got := nativeFile(t, in, "counted", "c.bin"); !bytes.Equal(got, data) {
+		t.Fatal("c.bin differs")
 	}
 }
