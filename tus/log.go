@@ -20,7 +20,14 @@ func (b bridge) Enabled(ctx context.Context, l xslog.Level) bool {
 }
 
 func (b bridge) Handle(ctx context.Context, r xslog.Record) error {
-	out := slog.NewRecord(r.Time, slog.Level(r.Level), "tusd: "+r.Message, r.PC)
+	level := slog.Level(r.Level)
+	if r.Message == "BodyReadError" { // the client's network, not a fault of ferryd's
+		level = slog.LevelInfo
+	}
+	if !b.h.Enabled(ctx, level) {
+		return nil
+	}
+	out := slog.NewRecord(r.Time, level, "tusd: "+r.Message, r.PC)
 	r.Attrs(func(a xslog.Attr) bool {
 		out.AddAttrs(slog.Any(a.Key, a.Value.Any()))
 		return true

@@ -136,7 +136,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u := *r.URL
 	u.Path, u.RawPath = "/"+strings.TrimPrefix(r.URL.Path, BasePath), ""
 	r.URL = &u
-	h.tusd.ServeHTTP(&headerWriter{ResponseWriter: w, st: st}, r)
+	h.tusd.ServeHTTP(&headerWriter{ResponseWriter: w, st: st, req: r.Context()}, r)
 }
 
 // BucketOf names the bucket a tus request works in, for authorisation: a
@@ -196,12 +196,18 @@ const extensions = ",expiration,checksum"
 type headerWriter struct {
 	http.ResponseWriter
 	st    *requestState
+	req   context.Context // the request's: done once the client has gone
 	wrote bool
 }
 
 func (w *headerWriter) WriteHeader(code int) {
 	if !w.wrote {
 		w.wrote = true
+		// tusd answers a body cut by the client 500 (ERR_CONNECTION_RESET);
+		// Ferry counts a client that left as 499, never as its own failure.
+		if code >= 500 && w.req.Err() != nil {
+			code = errcode.ErrClientClosed.Status
+		}
 		hd := w.Header()
 		if ext := hd.Get("Tus-Extension"); ext != "" { // OPTIONS
 			hd.Set("Tus-Extension", ext+extensions)

@@ -695,3 +695,57 @@ func TestS3RequestsPerPatch(t *testing.T) {
 		t.Fatal("c.bin differs")
 	}
 }
+
+// TestChunkedPatchCutByClient: a PATCH of unknown length (chunked) keeps
+// what arrived when the client resets the connection (tusd's body reader
+// ends it cleanly there), the client resumes from that offset, and the
+// request counts as the client's (499), not as a 5xx of ferryd's.
+func TestChunkedPatchCutByClient(t *testing.T) {
+	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
+		in := serve(t, s, session.Config{})
+		data := randomBytes(t, 20<<20)
+		url := create(t, in, int64(len(data)), metadata("bucket", "docs", "key", "chunked.bin"))
+		conn, err := net.Dial("tcp", strings.TrimPrefix(in.srv.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"+
+			"Content-Type: application/offset+octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n", tus.BasePath+idOf(url))
+		sent := data[:9<<20]
+		for len(sent) > 0 {
+			n := min(len(sent), 1<<20)
+			fmt.Fprintf(conn, "%x\r\n", n)
+			if _, err := conn.Write(sent[:n]); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprint(conn, "\r\n")
+			sent = sent[n:]
+		}
+		_ = conn.(*net.TCPConn).SetLinger(0) // a reset, as a dropped network gives
+		conn.Close()
+		got := offsetOf(t, url)
+		if got > 9<<20 {
+			t.Fatalf("after a chunked PATCH cut at 9 MiB the upload is at %d", got)
+		}
+		wantStatus(t, patch(t, url, got, data[got:]), http.StatusNoContent, "PATCH the rest")
+		if _, back := nativeFile(t, in, "docs", "chunked.bin"); !bytes.Equal(back, data) {
+			t.Fatalf("chunked.bin differs after resuming at %d", got)
+		}
+		mfs, err := in.metrics.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "ferry_http_requests_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "code" && strings.HasPrefix(l.GetValue(), "5") {
+						t.Errorf("a request counted as %s: %v", l.GetValue(), m.GetLabel())
+					}
+				}
+			}
+		}
+	})
+}
