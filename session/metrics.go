@@ -15,9 +15,13 @@ import (
 // the shared truth rather than its own share of it.
 type sessionMetrics struct {
 	created, completed, aborted, expired *prometheus.CounterVec
-	appended, conflicts, busy            *prometheus.CounterVec
+	appended, conflicts                  *prometheus.CounterVec
 	appendDur                            *prometheus.HistogramVec
-	purgeFailures                        prometheus.Counter
+	// busy has no protocol: the lease is refused before the record that
+	// names it is read, and reading it only to label a refusal would add a
+	// store call where appends contend.
+	busy          prometheus.Counter
+	purgeFailures prometheus.Counter
 }
 
 // The protocols a session is created through: the label of the engine's
@@ -69,13 +73,13 @@ func newSessionMetrics(reg prometheus.Registerer, store metastore.Store, now fun
 		expired:   counter("ferry_sessions_expired_total", "Expired upload sessions freed by the purger."),
 		appended:  counter("ferry_sessions_appended_bytes_total", "Bytes acknowledged by appends."),
 		conflicts: counter("ferry_sessions_offset_conflicts_total", "Appends refused with 409 because the client's offset was not the session's."),
-		busy:      counter("ferry_sessions_busy_total", "Appends refused because another request held the session."),
 		appendDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ferry_sessions_append_duration_seconds", Help: "Latency of appends, storage included.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
 		}, []string{"protocol"}),
 	}
-	reg.MustRegister(m.appendDur)
+	m.busy = prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_sessions_busy_total", Help: "Appends refused because another request held the session."})
+	reg.MustRegister(m.appendDur, m.busy)
 	m.purgeFailures = NewPurgeFailures(reg, "sessions")
 	gauge := func(name, help string, read func(context.Context) (float64, error)) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {

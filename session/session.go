@@ -529,12 +529,7 @@ func (s *Service) appendLocked(ctx context.Context, id string, expect, total int
 	case errcode.Is(err, ErrOffsetMismatch):
 		s.m.conflicts.WithLabelValues(proto).Inc()
 	case errcode.Is(err, ErrBusy):
-		// The lock refused us before the record was read: one read names
-		// the protocol (a busy append is rare; it is not the hot path).
-		if rec, _, lerr := s.load(ctx, id); lerr == nil || errcode.Is(lerr, ErrExpired) {
-			proto = protocolLabel(rec.Protocol)
-		}
-		s.m.busy.WithLabelValues(proto).Inc()
+		s.m.busy.Inc()
 	}
 	return out, file, err
 }
