@@ -117,22 +117,5 @@ func s3Delta(b testing.TB, reg *prometheus.Registry, into map[string]float64) fu
 
 // s3Requests reads ferry_s3_requests_total by operation.
 func s3Requests(b testing.TB, reg *prometheus.Registry) map[string]float64 {
-	mfs, err := reg.Gather()
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "ferry_s3_requests_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "operation" {
-					out[l.GetValue()] += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return out
+	return countersBy(b, reg, "ferry_s3_requests_total", "operation")
 }
