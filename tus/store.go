@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/outage"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
 )
@@ -244,6 +245,9 @@ func (s *dataStore) fail(ctx context.Context, err error) error {
 		return err
 	}
 	e := errcode.From(err)
+	if e.Code == errcode.ErrInternal && ctx.Err() == nil && outage.Is(err) {
+		e = errcode.ErrUnavailable.Wrap(err, "a storage service ferryd depends on is unreachable or overloaded; retry after the Retry-After delay")
+	}
 	if e.Code == errcode.ErrInternal {
 		s.log.ErrorContext(ctx, "tus_failed", "err", err)
 		return tusd.NewError("ERR_INTERNAL_SERVER_ERROR", e.Detail, http.StatusInternalServerError)

@@ -17,6 +17,7 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/httpapi"
+	"github.com/ferryhq/ferry/internal/faults"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/metrics"
@@ -740,4 +742,21 @@ func rawPatch(t *testing.T, in *instance, url, framing string) *net.TCPConn {
 	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"+
 		"Content-Type: application/offset+octet-stream\r\n%s\r\n\r\n", tus.BasePath+idOf(url), framing)
 	return conn.(*net.TCPConn)
+}
+
+// A metadata store that cannot be reached makes a tus request a 503 with
+// Retry-After, as on the native routes, never a 500.
+func TestStoreOutageIs503(t *testing.T) {
+	s := testsvc.Open(t, "embedded", testsvc.StoreOptions{})
+	in := faults.New()
+	s.Meta = faults.Store(s.Meta, in)
+	srv := serve(t, s, session.Config{})
+	url := create(t, srv, 10, metadata("filename", "a.txt"))
+	in.Arm(faults.Fault{N: 1, Match: faults.Methods("Get"), Mode: faults.Fail,
+		Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}})
+	resp := req(t, "HEAD", url, nil, "Tus-Resumable", "1.0.0")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("HEAD with the store down: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	wantStatus(t, req(t, "HEAD", url, nil, "Tus-Resumable", "1.0.0"), 200, "HEAD once it is back")
 }
