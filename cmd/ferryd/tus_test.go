@@ -47,4 +47,30 @@ func TestTusRoute(t *testing.T) {
 	if b, _ := io.ReadAll(got.Body); string(b) != "hello tus" || got.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
 		t.Fatalf("native :content: %d %q %v", got.StatusCode, b, got.Header)
 	}
+
+	// Into the OpenAI bucket it is an OpenAI file, which a vector store
+	// attaches and searches like any other.
+	resp = do(http.MethodPost, base, "refunds take five days", "Upload-Length", "22", "Content-Type", "application/offset+octet-stream",
+		"Upload-Metadata", "bucket "+base64.StdEncoding.EncodeToString([]byte("openai"))+",filename "+base64.StdEncoding.EncodeToString([]byte("policy.txt")))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST into the OpenAI bucket: %d", resp.StatusCode)
+	}
+	r := call(t, "GET", "http://"+p.addr+"/v1/files/openai/policy.txt", nil)
+	if r.code != 200 {
+		t.Fatalf("file info: %d %s", r.code, r.body)
+	}
+	id := r.json(t)["file_id"].(string)
+	r = call(t, "POST", "http://"+p.addr+"/v1/openai/v1/vector_stores", strings.NewReader(`{"name":"kb","file_ids":["`+id+`"]}`))
+	if r.code != 200 {
+		t.Fatalf("a store with the tus upload: %d %s", r.code, r.body)
+	}
+	vs := r.json(t)["id"].(string)
+	waitFor(t, "the tus upload to be indexed", func() bool {
+		r := call(t, "GET", "http://"+p.addr+"/v1/openai/v1/vector_stores/"+vs+"/files/"+id, nil)
+		return r.code == 200 && r.json(t)["status"] == "completed"
+	})
+	r = call(t, "POST", "http://"+p.addr+"/v1/openai/v1/vector_stores/"+vs+"/search", strings.NewReader(`{"query":"refunds"}`))
+	if r.code != 200 || !strings.Contains(string(r.body), "five days") {
+		t.Fatalf("search: %d %s", r.code, r.body)
+	}
 }
