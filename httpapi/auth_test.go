@@ -57,7 +57,7 @@ func withKeys(t *testing.T, store metastore.Store, blobs bucket.Backend) (*httpt
 }
 
 // testKeyring is testKeys in force, and each key's secret by name.
-func testKeyring(t *testing.T) (*auth.Keyring, map[string]string) {
+func testKeyring(t testing.TB) (*auth.Keyring, map[string]string) {
 	t.Helper()
 	secrets := map[string]string{}
 	var entries []auth.Key
@@ -104,7 +104,7 @@ func TestEveryRouteHasAPolicy(t *testing.T) {
 
 // caller sends requests as one key (or none, or a wrong one).
 type caller struct {
-	t      *testing.T
+	t      testing.TB
 	base   string
 	secret string
 }
@@ -145,7 +145,7 @@ type authFixture struct {
 
 var matrixBuckets = []string{"a1", "b", "openai"}
 
-func makeAuthFixture(t *testing.T, admin, wa caller) authFixture {
+func makeAuthFixture(t testing.TB, admin, wa caller) authFixture {
 	f := authFixture{sessions: map[string]string{}}
 	for _, b := range matrixBuckets {
 		if b != "openai" {

@@ -60,12 +60,18 @@ func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle ti
 }
 
 // apiDeps builds every service over store and blobs, with metrics.
-func apiDeps(t *testing.T, store metastore.Store, blobs bucket.Backend) Deps {
+func apiDeps(t testing.TB, store metastore.Store, blobs bucket.Backend) Deps {
+	return apiDepsOver(t, store, bucket.Compose(blobs))
+}
+
+// apiDepsOver is apiDeps over a composed backend: a decorated one (the
+// faults package's) keeps its capabilities only when passed this way.
+func apiDepsOver(t testing.TB, store metastore.Store, blobs bucket.Composer) Deps {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	store = metrics.Store(store, reg)
-	comp := metrics.Backend(bucket.Compose(blobs), "test", reg)
+	comp := metrics.Backend(blobs, "test", reg)
 	places := registry.NewResolver(store, comp, registry.Locations{})
 	files := registry.New(store, places)
 	sessions, err := session.New(store, places, files, session.Config{}, log)
@@ -90,7 +96,7 @@ type answer struct {
 	body   []byte
 }
 
-func (a answer) json(t *testing.T) map[string]any {
+func (a answer) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(a.body, &m); err != nil {
@@ -99,7 +105,7 @@ func (a answer) json(t *testing.T) map[string]any {
 	return m
 }
 
-func send(t *testing.T, method, url string, body io.Reader, hdr ...string) answer {
+func send(t testing.TB, method, url string, body io.Reader, hdr ...string) answer {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
