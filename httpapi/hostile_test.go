@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -249,35 +250,31 @@ func hostileCorpus() []hostile {
 		return "--X\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n"
 	}
 
-	// Bucket names.
-	create("empty bucket", `{"bucket":"","key":"k","size":1}`, 400)
-	create("bucket with a slash", `{"bucket":"a/b","key":"k","size":1}`, 400)
-	create("bucket ..", `{"bucket":"..","key":"k","size":1}`, 400)
-	create("bucket of 64 characters", `{"bucket":"`+strings.Repeat("b", 64)+`","key":"k","size":1}`, 400)
-	create("non-ASCII bucket", `{"bucket":"ü","key":"k","size":1}`, 400)
-	create("bucket with a space", `{"bucket":"a b","key":"k","size":1}`, 400)
-	create("bucket with NUL", `{"bucket":"b\u0000","key":"k","size":1}`, 400)
+	// Bucket names and keys of a new session.
+	name := func(what, bkt, key string) {
+		b, _ := json.Marshal(map[string]any{"bucket": bkt, "key": key, "size": 1})
+		create(what, string(b), 400)
+	}
+	for _, c := range [][2]string{{"empty bucket", ""}, {"bucket with a slash", "a/b"}, {"bucket ..", ".."},
+		{"bucket of 64 characters", strings.Repeat("b", 64)}, {"non-ASCII bucket", "ü"}, {"bucket with a space", "a b"},
+		{"bucket with NUL", "b\x00"}, {"bucket with a colon", "session:x"}} {
+		name(c[0], c[1], "k")
+	}
+	for _, c := range [][2]string{{"empty key", ""}, {"absolute key", "/etc/passwd"}, {"key with //", "a//b"},
+		{"key climbing out", "../../etc/passwd"}, {"key with a . segment", "a/./b"}, {"key with :content", "x:content"},
+		{"key of 1025 bytes", strings.Repeat("k", 1025)}, {"key segment of 256 bytes", "d/" + strings.Repeat("k", 256)},
+		{"key in the staging directory", ".ferry-staging/sessions/x"}, {"key in the staging directory, upper case", "a/.FERRY-STAGING"},
+		{"key with a backslash", "..\\..\\etc"}, {"key with NUL", "nul\x00.txt"}, {"key with a newline", "new\nline"},
+		{"key ending in /", "dir/"}} {
+		name(c[0], "b", c[1])
+	}
+	// Bucket names and keys in paths.
 	create("bucket with invalid UTF-8", "{\"bucket\":\"b\xff\",\"key\":\"k\",\"size\":1}", 400)
 	get("listing a bucket with a space", "/v1/files/bad%20name", 400)
 	get("listing a bucket with NUL", "/v1/files/x%00y", 400)
 	get("listing a bucket with a colon", "/v1/files/a:b", 400)
 	add(hostile{name: "unregistering a bad bucket name", method: "DELETE", path: "/v1/files/bad*name", want: 400})
 	js("registering a bad bucket name", "PUT", "/v1/files/bad$name", `{"location":"s3://datasets"}`, 400)
-
-	// Keys.
-	create("empty key", `{"bucket":"b","key":"","size":1}`, 400)
-	create("absolute key", `{"bucket":"b","key":"/etc/passwd","size":1}`, 400)
-	create("key with //", `{"bucket":"b","key":"a//b","size":1}`, 400)
-	create("key climbing out", `{"bucket":"b","key":"../../etc/passwd","size":1}`, 400)
-	create("key with a . segment", `{"bucket":"b","key":"a/./b","size":1}`, 400)
-	create("key with :content", `{"bucket":"b","key":"x:content","size":1}`, 400)
-	create("key of 1025 bytes", `{"bucket":"b","key":"`+strings.Repeat("k", 1025)+`","size":1}`, 400)
-	create("key segment of 256 bytes", `{"bucket":"b","key":"d/`+strings.Repeat("k", 256)+`","size":1}`, 400)
-	create("key in the staging directory", `{"bucket":"b","key":".ferry-staging/sessions/x","size":1}`, 400)
-	create("key in the staging directory, upper case", `{"bucket":"b","key":"a/.FERRY-STAGING","size":1}`, 400)
-	create("key with a backslash", `{"bucket":"b","key":"..\\..\\etc","size":1}`, 400)
-	create("key with NUL", `{"bucket":"b","key":"nul\u0000.txt","size":1}`, 400)
-	create("key with a newline", `{"bucket":"b","key":"new\nline","size":1}`, 400)
 	get("key with a backslash in the path", "/v1/files/b/a%5C..%5Cb", 400)
 	get("key with NUL in the path", "/v1/files/b/a%00b:content", 400)
 	get("key in the staging directory in the path", "/v1/files/b/.ferry-staging/sessions", 400)
