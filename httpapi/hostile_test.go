@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -16,8 +18,10 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/bucket/fsblob"
 	"github.com/ferryhq/ferry/internal/faults"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/registry"
 )
 
 // hostile is one malformed request and the status it must get.
@@ -56,7 +60,19 @@ func TestHostileInput(t *testing.T) {
 	eachStore(t, func(t *testing.T, store metastore.Store, blobs bucket.Backend) {
 		in := faults.New()
 		comp := faults.Backend(bucket.Compose(blobs), in)
-		d := apiDepsOver(t, faults.Store(store, in), comp)
+		// file:// registration is on, under root: root/data may be
+		// registered, root/out links outside it, to a directory beside it.
+		root, outside := t.TempDir(), t.TempDir()
+		if err := os.Mkdir(filepath.Join(root, "data"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(outside, filepath.Join(root, "out")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "data", "f.txt"), []byte("f"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d := apiDepsOver(t, faults.Store(store, in), comp, registry.Locations{Roots: []string{root}, OpenDir: openDir})
 		keys, secrets := testKeyring(t)
 		d.Keys, d.AllowedHosts = keys, []string{"127.0.0.1"}
 		srv := httptest.NewServer(New(d))
@@ -64,7 +80,7 @@ func TestHostileInput(t *testing.T) {
 		as := func(key string) caller { return caller{t: t, base: srv.URL, secret: secrets[key]} }
 		fx := makeAuthFixture(t, as("admin"), as("wa"))
 		ids := strings.NewReplacer("{session}", fx.sessions["b"], "{file}", fx.fileID, "{upload}", fx.uploadID,
-			"{vs}", fx.vsID, "{batch}", fx.batchID)
+			"{vs}", fx.vsID, "{batch}", fx.batchID, "{root}", root, "{outside}", outside)
 		ctx := context.Background()
 		objects := func() string {
 			objs, _, err := comp.Backend.List(ctx, "", "", 1000)
@@ -393,11 +409,17 @@ func hostileCorpus() []hostile {
 		js(name, "PUT", "/v1/files/reg", `{"location":`+strconv.Quote(location)+`}`, want)
 	}
 	reg("empty location", "", 400)
-	reg("file:// (disabled here)", "file:///etc", 400)
+	reg("file:// outside the allowed root", "file:///etc", 403)
+	reg("file:// climbing out of the root", "file://{root}/data/../../etc", 403)
+	reg("file:// climbing out, encoded", "file://{root}/data/%2e%2e/%2e%2e/etc", 403)
+	reg("file:// through a link out of the root", "file://{root}/out", 403)
+	reg("file:// naming the link's target", "file://{outside}", 403)
+	reg("file:// of a missing directory", "file://{root}/missing", 404)
+	reg("file:// of a file", "file://{root}/data/f.txt", 400)
+	reg("file:// with NUL", "file://{root}/data%00", 400)
+	reg("file:// into the root's staging directory", "file://{root}/data/.ferry-staging", 400)
 	reg("file:// on another host", "file://evil.example/etc", 400)
 	reg("relative file:", "file:relative", 400)
-	reg("file:// climbing out", "file:///srv/data/../../etc", 400)
-	reg("file:// into a staging directory", "file:///srv/data/.ferry-staging", 400)
 	reg("s3:// (not configured here)", "s3://datasets", 400)
 	reg("s3:// naming an endpoint", "s3://10.0.0.1:9000/x", 400)
 	reg("s3:// with credentials", "s3://user:pw@datasets", 400)
@@ -525,4 +547,13 @@ func hostileCorpus() []hostile {
 		add(hostile{name: "dot segments " + p, method: "DELETE", path: p, want: http.StatusMovedPermanently})
 	}
 	return cs
+}
+
+// openDir serves a registered directory, as ferryd does.
+func openDir(dir string) (bucket.Composer, error) {
+	b, err := fsblob.NewDir(dir)
+	if err != nil {
+		return bucket.Composer{}, err
+	}
+	return bucket.Compose(b), nil
 }
