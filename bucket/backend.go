@@ -110,6 +110,19 @@ type Upload struct {
 	Initiated time.Time // zero when the store does not say
 }
 
+// Presigner is the optional capability of a short-lived URL that reads an
+// object straight from storage, so a download need not pass through
+// ferryd (S3's presigned GET).
+type Presigner interface {
+	PresignGet(ctx context.Context, key string, ttl time.Duration, opts PresignOptions) (string, error)
+}
+
+// PresignOptions are response headers the URL makes storage send.
+type PresignOptions struct {
+	ContentType        string
+	ContentDisposition string
+}
+
 // Pinger is the optional capability of a cheap reachability check (/readyz).
 type Pinger interface {
 	Ping(ctx context.Context) error

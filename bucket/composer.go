@@ -13,6 +13,10 @@ type Composer struct {
 	Staging   Staging   // write-at-offset staging files (filesystem)
 	Pinger    Pinger    // a cheap reachability check (/readyz)
 	Closer    io.Closer // releases what the backend holds open
+	// Presigner hands out URLs to the backend's objects. It is not a method
+	// of the backend but made beside it (from the S3 client), so whoever
+	// builds the backend sets it.
+	Presigner Presigner
 }
 
 // Compose resolves b's optional capabilities. It is the one place that

@@ -5,6 +5,7 @@ package bucket
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -38,12 +39,18 @@ func ValidateBucketName(name string) error {
 		return fmt.Errorf("bucket name %.20q… is %d characters; the limit is %d", name, len(name), MaxBucketNameLen)
 	}
 	for i := 0; i < len(name); i++ {
-		if !isWordByte(name[i]) {
+		if !IsWordByte(name[i]) {
 			return fmt.Errorf("bucket name %q: character %q is not allowed; use a-z, A-Z, 0-9, '_' and '-'", name, name[i])
 		}
 	}
+	if fileID.MatchString(name) {
+		return fmt.Errorf("bucket name %q has the form of an OpenAI file id, which /v1/files/%s serves; choose another name", name, name)
+	}
 	return nil
 }
+
+// fileID is the form of OpenAI file ids (registry.NewFileID).
+var fileID = regexp.MustCompile(`^file-[0-9a-f]{32}$`)
 
 // ValidateKey accepts '/'-separated keys of a-zA-Z0-9_-. with no empty, "."
 // or ".." segment, so a key is always a clean relative path that cannot
@@ -63,7 +70,7 @@ func ValidateKey(key string) error {
 	}
 	for i := 0; i < len(key); i++ {
 		c := key[i]
-		if !isWordByte(c) && c != '/' && c != '.' {
+		if !IsWordByte(c) && c != '/' && c != '.' {
 			return fmt.Errorf("key %q: character %q is not allowed; use a-z, A-Z, 0-9, '_', '-', '.' and '/'", key, c)
 		}
 	}
@@ -84,7 +91,8 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-func isWordByte(c byte) bool {
+// IsWordByte reports whether c may be part of a bucket name.
+func IsWordByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 

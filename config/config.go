@@ -42,7 +42,24 @@ type Config struct {
 	OpenAI          OpenAI        `yaml:"openai"`
 	Registration    Registration  `yaml:"registration"`
 	Auth            Auth          `yaml:"auth"`
+	Downloads       Downloads     `yaml:"downloads"`
+	Limits          Limits        `yaml:"limits"`
 }
+
+// Downloads says how file content reaches clients.
+type Downloads struct {
+	// Redirect is "proxied" (ferryd streams the bytes) or "presigned" (a
+	// 307 to a short-lived S3 URL, as container registries answer blob
+	// GETs; files on the filesystem are still proxied).
+	Redirect   string        `yaml:"redirect"`    // FERRY_DOWNLOADS_REDIRECT
+	PresignTTL time.Duration `yaml:"presign_ttl"` // FERRY_DOWNLOADS_PRESIGN_TTL: how long a presigned URL works
+}
+
+// Download modes: downloads.redirect's values.
+const (
+	DownloadsProxied   = "proxied"
+	DownloadsPresigned = "presigned"
+)
 
 // Auth turns on API keys. Without a keys file ferryd is open to whoever
 // reaches its port, so it then listens only on loopback unless told
@@ -51,6 +68,19 @@ type Auth struct {
 	KeysFile     string `yaml:"keys_file"`     // FERRY_API_KEYS_FILE: YAML of key hashes, buckets and access (ferry keys new)
 	InsecureOpen bool   `yaml:"insecure_open"` // FERRY_INSECURE_OPEN, --insecure-open: serve without keys beyond loopback
 }
+
+// Limits are seed 000's rate limits: requests per subject (the API key's
+// name under auth, else the client's address) in any one minute, shared
+// through Redis when it is configured. 0 turns a class off.
+type Limits struct {
+	UploadsPerMinute    int `yaml:"uploads_per_minute"`    // FERRY_LIMIT_UPLOADS_PER_MINUTE: session, OpenAI file and Upload creates
+	RetrievalsPerMinute int `yaml:"retrievals_per_minute"` // FERRY_LIMIT_RETRIEVALS_PER_MINUTE: GETs of file info, content and lists
+	DeletionsPerMinute  int `yaml:"deletions_per_minute"`  // FERRY_LIMIT_DELETIONS_PER_MINUTE: DELETEs of files, buckets and vector stores
+}
+
+// MaxPerMinute bounds each limit: the limiter keeps one timestamp per
+// counted request for a minute, per subject.
+const MaxPerMinute = 100_000
 
 // Server bounds how long a client may keep a connection busy without
 // sending anything.
@@ -184,7 +214,9 @@ func Default() Config {
 		S3:              S3{Region: "us-east-1"},
 		OpenAI: OpenAI{Bucket: "openai", UploadsBucket: "openai-uploads", MaxFileSize: 512 << 20, MaxUploadSize: 8 << 30, UploadTTL: time.Hour,
 			VectorWorkers: 2, VectorPollInterval: time.Second, VectorMaxFileSize: 16 << 20, VectorCacheSize: 256 << 20},
-		Sessions: Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20, MaxHeldTotal: 1 << 30},
+		Downloads: Downloads{Redirect: DownloadsProxied, PresignTTL: 5 * time.Minute},
+		Sessions:  Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20, MaxHeldTotal: 1 << 30},
+		Limits:    Limits{UploadsPerMinute: 100, RetrievalsPerMinute: 1000, DeletionsPerMinute: 100},
 	}
 }
 
@@ -268,6 +300,10 @@ func str(f func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *f(c) = v; return nil }
 }
 
+func atoi(f func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) (err error) { *f(c), err = strconv.Atoi(v); return }
+}
+
 var envVars = []envVar{
 	{"FERRY_ADDR", str(func(c *Config) *string { return &c.Addr })},
 	{"FERRY_DATA_DIR", str(func(c *Config) *string { return &c.DataDir })},
@@ -344,7 +380,12 @@ var envVars = []envVar{
 	{"FERRY_ALLOWED_S3_BUCKETS", func(c *Config, v string) error { c.Registration.AllowedS3Buckets = splitList(v); return nil }},
 	{"FERRY_API_KEYS_FILE", str(func(c *Config) *string { return &c.Auth.KeysFile })},
 	{"FERRY_INSECURE_OPEN", func(c *Config, v string) (err error) { c.Auth.InsecureOpen, err = strconv.ParseBool(v); return }},
+	{"FERRY_DOWNLOADS_REDIRECT", str(func(c *Config) *string { return &c.Downloads.Redirect })},
+	{"FERRY_DOWNLOADS_PRESIGN_TTL", func(c *Config, v string) (err error) { c.Downloads.PresignTTL, err = time.ParseDuration(v); return }},
 	{"FERRY_SESSION_PURGE_INTERVAL", func(c *Config, v string) (err error) { c.Sessions.PurgeInterval, err = time.ParseDuration(v); return }},
+	{"FERRY_LIMIT_UPLOADS_PER_MINUTE", atoi(func(c *Config) *int { return &c.Limits.UploadsPerMinute })},
+	{"FERRY_LIMIT_RETRIEVALS_PER_MINUTE", atoi(func(c *Config) *int { return &c.Limits.RetrievalsPerMinute })},
+	{"FERRY_LIMIT_DELETIONS_PER_MINUTE", atoi(func(c *Config) *int { return &c.Limits.DeletionsPerMinute })},
 }
 
 // EnvNames lists every environment variable Load reads, for documentation.
@@ -380,6 +421,8 @@ func (c Config) Validate() error {
 	c.Sessions.validate(bad)
 	c.OpenAI.validate(bad)
 	c.Registration.validate(bad)
+	c.Downloads.validate(bad)
+	c.Limits.validate(bad)
 	return errors.Join(errs...)
 }
 
@@ -416,6 +459,17 @@ func (c Config) validateServer(bad complain) {
 		if strings.ContainsAny(h, ":/ ") && net.ParseIP(strings.Trim(h, "[]")) == nil {
 			bad("server.allowed_hosts: %q is not a host name or IP address (no port, no scheme)", h)
 		}
+	}
+}
+
+func (d Downloads) validate(bad complain) {
+	switch d.Redirect {
+	case DownloadsProxied, DownloadsPresigned:
+	default:
+		bad("downloads.redirect %q: use proxied (ferryd streams the bytes) or presigned (a 307 to a short-lived S3 URL)", d.Redirect)
+	}
+	if d.PresignTTL < time.Second || d.PresignTTL > 7*24*time.Hour {
+		bad("downloads.presign_ttl %s must be from 1s to 168h (S3's limit for a presigned URL), for example 5m", d.PresignTTL)
 	}
 }
 
@@ -617,4 +671,15 @@ func validHostname(h string) bool {
 		}
 	}
 	return true
+}
+
+func (l Limits) validate(bad complain) {
+	for _, f := range []struct {
+		key string
+		n   int
+	}{{"uploads_per_minute", l.UploadsPerMinute}, {"retrievals_per_minute", l.RetrievalsPerMinute}, {"deletions_per_minute", l.DeletionsPerMinute}} {
+		if f.n < 0 || f.n > MaxPerMinute {
+			bad("limits.%s %d must be from 0 (no limit) to %d requests per minute", f.key, f.n, MaxPerMinute)
+		}
+	}
 }

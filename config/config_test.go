@@ -122,6 +122,9 @@ func TestValidate(t *testing.T) {
 			c.Server.CORSOrigins = []string{"https://app.example.com", "http://localhost:5173", "*"}
 		}, ""},
 		{"cors origin with a path", func(c *Config) { c.Server.CORSOrigins = []string{"https://app.example.com/upload"} }, "not an origin"},
+		{"presigned downloads", func(c *Config) { c.Downloads.Redirect = "presigned" }, ""},
+		{"unknown download mode", func(c *Config) { c.Downloads.Redirect = "redirect" }, "use proxied"},
+		{"presign ttl too long", func(c *Config) { c.Downloads.PresignTTL = 8 * 24 * time.Hour }, "168h"},
 		{"cors bare host", func(c *Config) { c.Server.CORSOrigins = []string{"app.example.com"} }, "not an origin"},
 		{"hostname", func(c *Config) { c.Addr = "localhost:8321" }, ""},
 		{"no port", func(c *Config) { c.Addr = "127.0.0.1" }, "is not host:port"},

@@ -165,7 +165,7 @@ func (e *Error) OpenAI() OpenAIError {
 	case e.Code.Status == http.StatusForbidden:
 		typ = "permission_error"
 	case e.Code.Status == http.StatusTooManyRequests:
-		typ = "rate_limit_error"
+		typ = "requests" // what ran out, as OpenAI's 429 says ("requests" or "tokens")
 	case e.Code.Status >= 500:
 		typ = "server_error"
 	}

@@ -53,7 +53,7 @@ func TestRenderings(t *testing.T) {
 		t.Fatalf("OpenAI code %q", got)
 	}
 	limited := Register("TEST_RATE_LIMITED", "Too Many Requests", 429, OpenAICode("rate_limit_exceeded"))
-	if body := limited.New("slow down").OpenAI().Error; *body.Code != "rate_limit_exceeded" || body.Type != "rate_limit_error" {
+	if body := limited.New("slow down").OpenAI().Error; *body.Code != "rate_limit_exceeded" || body.Type != "requests" {
 		t.Fatalf("OpenAI error %+v", body)
 	}
 	if limited.New("x").Native()["code"] != "TEST_RATE_LIMITED" {

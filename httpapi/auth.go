@@ -51,11 +51,9 @@ func unauthenticated(w http.ResponseWriter, r *http.Request, detail string) {
 
 // writeErrorFor renders err in the envelope of the route's API.
 func writeErrorFor(w http.ResponseWriter, r *http.Request, err error) {
-	for _, p := range openAIPrefixes {
-		if strings.HasPrefix(r.URL.Path, p+"/") {
-			writeOpenAIError(w, r, err)
-			return
-		}
+	if isOpenAI(r) {
+		writeOpenAIError(w, r, err)
+		return
 	}
 	writeError(w, r, err)
 }

@@ -167,12 +167,12 @@ func makeAuthFixture(t testing.TB, admin, wa caller) authFixture {
 	return f
 }
 
-var pathVar = regexp.MustCompile(`\{([a-z_]+)(:[^}]*)?\}`)
+var pathVar = regexp.MustCompile(`\{([a-z_]+)(:(?:[^{}]|\{[^}]*\})*)?\}`)
 
 // request fills a route template for target bucket bkt and gives a body
 // that would succeed if the caller were allowed.
 func (f authFixture) request(tpl, method, bkt string) (string, []byte, []string) {
-	openAI := strings.HasPrefix(tpl, "/v1/openai/") || strings.HasPrefix(tpl, "/v1/openAi/")
+	_, openAI := cutOpenAIPrefix(tpl)
 	path := pathVar.ReplaceAllStringFunc(tpl, func(v string) string {
 		switch name := pathVar.FindStringSubmatch(v)[1]; {
 		case name == "bucket":
@@ -232,7 +232,7 @@ func want(key, tpl, method, bkt string) int {
 	if !k.Can(p.access) {
 		return http.StatusForbidden
 	}
-	if strings.HasPrefix(tpl, "/v1/openai/") || strings.HasPrefix(tpl, "/v1/openAi/") {
+	if _, ok := cutOpenAIPrefix(tpl); ok {
 		if key == "admin" || key == "wa" {
 			return 0
 		}
@@ -263,7 +263,7 @@ func routePolicy(tpl, method string) policy {
 		return public
 	case tpl == "/metrics":
 		return admin
-	case strings.HasPrefix(tpl, "/v1/openai/") || strings.HasPrefix(tpl, "/v1/openAi/"):
+	case isOpenAITemplate(tpl):
 		if method == "GET" || method == "HEAD" || strings.HasSuffix(tpl, "/search") {
 			return openAIRead
 		}
@@ -437,4 +437,9 @@ func TestAuthFlows(t *testing.T) {
 			t.Fatalf("/healthz without a key: %d", a.code)
 		}
 	})
+}
+
+func isOpenAITemplate(tpl string) bool {
+	_, ok := cutOpenAIPrefix(tpl)
+	return ok
 }

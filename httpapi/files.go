@@ -34,6 +34,8 @@ type files struct {
 	sessions *session.Service
 	registry *registry.Registry
 	guard    *guard
+	bytes    *content
+	openai   *openAI // nil: OpenAI's routes are not served at /v1/files
 }
 
 func (f *files) routes(r *mux.Router) {
@@ -41,6 +43,9 @@ func (f *files) routes(r *mux.Router) {
 	g := f.guard
 	r.Handle("/v1/files", g.with(anyWrite, f.createSession)).Methods(http.MethodPost)
 	r.Handle("/v1/files", g.with(anyRead, f.listBuckets)).Methods(http.MethodGet)
+	if f.openai != nil { // before {bucket}, which a file id never is
+		f.openai.fileRoutes(r, openAIRoot+fileIDPath)
+	}
 	r.Handle("/v1/files/session:{id}", g.with(anyWrite, f.appendChunk)).Methods(http.MethodPost)
 	r.Handle("/v1/files/session:{id}", g.with(anyRead, f.sessionInfo)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/v1/files/session:{id}", g.with(anyWrite, f.abortSession)).Methods(http.MethodDelete)
@@ -155,6 +160,10 @@ func requireJSON(r *http.Request) error {
 }
 
 func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
+	if f.openai != nil && wantsOpenAI(r) {
+		f.openai.uploadFile(w, r)
+		return
+	}
 	var req struct {
 		Bucket   string `json:"bucket"`
 		Key      string `json:"key"`
@@ -287,6 +296,10 @@ func pageParams(r *http.Request) (limit int, after string, err error) {
 }
 
 func (f *files) listBuckets(w http.ResponseWriter, r *http.Request) {
+	if f.openai != nil && wantsOpenAI(r) {
+		f.openai.listFiles(w, r)
+		return
+	}
 	limit, after, err := pageParams(r)
 	if err != nil {
 		writeError(w, r, err)
@@ -382,13 +395,23 @@ func (f *files) download(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	serveContent(w, r, f.registry, file, file.MimeType, writeError)
+	f.bytes.serve(w, r, file, file.MimeType, writeError)
 }
 
-// serveContent streams a file with Range, ETag, Last-Modified and the
-// conditional headers; errors go out through writeErr (native or OpenAI).
-func serveContent(w http.ResponseWriter, r *http.Request, reg *registry.Registry, file registry.File, contentType string,
+// content serves files' bytes, the native and the OpenAI routes alike.
+type content struct {
+	reg *registry.Registry
+	// presign, when set, is how long the URLs of presigned redirects work;
+	// 0: ferryd streams every download.
+	presign time.Duration
+}
+
+// serve streams a file with Range, ETag, Last-Modified and the conditional
+// headers, or redirects to storage; errors go out through writeErr (native
+// or OpenAI).
+func (c *content) serve(w http.ResponseWriter, r *http.Request, file registry.File, contentType string,
 	writeErr func(http.ResponseWriter, *http.Request, error)) {
+	reg := c.reg
 	etag := `"` + strings.Trim(file.ETag, `"`) + `"`
 	if file.ETag == "" {
 		etag = fmt.Sprintf(`"%x-%x"`, file.Bytes, file.CreatedAt.UnixNano())
@@ -401,6 +424,9 @@ func serveContent(w http.ResponseWriter, r *http.Request, reg *registry.Registry
 	safeServing(h, file, contentType)
 	if notModified(r, etag, modified) {
 		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if c.presign > 0 && r.Method == http.MethodGet && c.redirect(w, r, file, contentType) {
 		return
 	}
 
@@ -447,6 +473,23 @@ func serveContent(w http.ResponseWriter, r *http.Request, reg *registry.Registry
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	_, _ = io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{body}, *bp) // a failure mid-body can only cut the connection
+}
+
+// redirect answers 307 to a presigned URL of the file's storage, which
+// serves Range itself, under the type and disposition ferryd would send. It
+// reports false, having written nothing, when the storage has no URLs (the
+// filesystem) or signing failed: the caller then streams the file.
+func (c *content) redirect(w http.ResponseWriter, r *http.Request, file registry.File, contentType string) bool {
+	url, err := c.reg.PresignGet(r.Context(), file, c.presign, bucket.PresignOptions{
+		ContentType: contentType, ContentDisposition: w.Header().Get("Content-Disposition")})
+	if err != nil || url == "" {
+		return false
+	}
+	h := w.Header()
+	h.Set("Location", url)
+	h.Set("Cache-Control", "no-store") // the URL expires; ask again
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	return true
 }
 
 // safeServing keeps a stored file from running as part of Ferry's origin:

@@ -112,7 +112,7 @@ func TestHostileInput(t *testing.T) {
 		for _, c := range corpus {
 			wrote := in.Count(writes)
 			base := heapInuse(true)
-			code, loc := c.send(t, srv, secrets, ids)
+			code := c.send(t, srv, secrets, ids)
 			if after := heapInuse(false); after > base && after-base > worst {
 				worst, worstCase = after-base, c.name
 			}
@@ -122,9 +122,6 @@ func TestHostileInput(t *testing.T) {
 			}
 			if code != c.want {
 				t.Errorf("%s: %s %.80q → %d, want %d", c.name, c.method, c.path, code, c.want)
-			}
-			if code == http.StatusMovedPermanently && (loc == "" || strings.Contains(loc, "..") || strings.Contains(loc, "//")) {
-				t.Errorf("%s: redirected to %q, not a clean path", c.name, loc)
 			}
 		}
 		heap1 := heapInuse(true)
@@ -159,10 +156,10 @@ func heapInuse(gc bool) uint64 {
 }
 
 // send writes the request on a connection of its own and reads the status
-// (and Location) the server answers, whatever happens to the rest of the
-// body: a refused upload is answered before its body is read, and then the
-// server stops reading. Redirects are not followed.
-func (c hostile) send(t *testing.T, srv *httptest.Server, secrets map[string]string, ids *strings.Replacer) (int, string) {
+// the server answers, whatever happens to the rest of the body: a refused
+// upload is answered before its body is read, and then the server stops
+// reading. A redirect would count as its 3xx.
+func (c hostile) send(t *testing.T, srv *httptest.Server, secrets map[string]string, ids *strings.Replacer) int {
 	t.Helper()
 	addr := srv.Listener.Addr().String()
 	conn, err := net.Dial("tcp", addr)
@@ -213,13 +210,13 @@ func (c hostile) send(t *testing.T, srv *httptest.Server, secrets map[string]str
 	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: c.method}) // HEAD: no body
 	if err != nil {
 		t.Errorf("%s: no answer: %v", c.name, err)
-		return 0, ""
+		return 0
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	conn.Close()
 	<-written
-	return resp.StatusCode, resp.Header.Get("Location")
+	return resp.StatusCode
 }
 
 // repeat streams s over and over for n bytes in all.
@@ -378,7 +375,7 @@ func hostileCorpus() []hostile {
 	get("session id of 10,000 digits", "/v1/files/session:"+strings.Repeat("0", 10000), 404)
 	get("session id with a path after it", "/v1/files/session:{session}/x", 400)
 	add(hostile{name: "aborting a session id with ../", method: "DELETE", path: "/v1/files/session:..%2Fx", want: 400})
-	add(hostile{name: "appending to no session", method: "POST", path: "/v1/files/session:", body: "0", want: 405})
+	add(hostile{name: "appending to no session", method: "POST", path: "/v1/files/session:", body: "0", want: 404})
 	add(hostile{name: "HEAD of a bad session id", method: "HEAD", path: "/v1/files/session:nope", want: 404})
 
 	// Downloads and ranges (f.txt is "hello").
@@ -519,8 +516,8 @@ func hostileCorpus() []hostile {
 	add(hostile{name: "another Host", method: "GET", path: "/v1/files", host: "evil.example", want: 421})
 	add(hostile{name: "a Host that extends an allowed one", method: "GET", path: "/v1/files", host: "127.0.0.1.evil.example", want: 421})
 	add(hostile{name: "a Host with a userinfo", method: "GET", path: "/v1/files", host: "127.0.0.1@evil.example", want: 421})
-	add(hostile{name: "PATCH of the file list", method: "PATCH", path: "/v1/files", want: 405})
-	add(hostile{name: "an unknown method", method: "PROPFIND", path: "/v1/files/b", want: 405})
+	add(hostile{name: "PATCH of the file list", method: "PATCH", path: "/v1/files", want: 404})
+	add(hostile{name: "an unknown method", method: "PROPFIND", path: "/v1/files/b", want: 404})
 	get("no such route", "/v1/nothing", 404)
 	get("no such OpenAI route", oai+"/assistants", 404)
 	get("a path of 64 KiB", "/v1/files/b/"+strings.Repeat("k/", 32<<10)+"k", 400)
@@ -540,12 +537,15 @@ func hostileCorpus() []hostile {
 	raw("a header without a colon", "GET /v1/files HTTP/1.1\r\nHost: {host}\r\nBroken\r\n\r\n", 400)
 	raw("an invalid header name", "GET /v1/files HTTP/1.1\r\nHost: {host}\r\nX Y: z\r\n\r\n", 400)
 
-	// Dot segments: the router cleans the path and redirects (301) to the
-	// clean one; no handler runs. Listed apart: these are 3xx, not 4xx.
+	// Dot segments and empty ones: the router does not clean paths (a 301
+	// to the clean one would be followed as a GET, or with the method by
+	// curl -L), so they reach the handlers, whose bucket and key checks
+	// refuse them.
 	for _, p := range []string{"/v1/files/b/../../../etc/passwd", "/v1/files/b/%2e%2e/%2e%2e/etc", "/v1/files/b/a/..%2F..%2F..%2Fx",
-		"/v1/files/b/a%2F%2Fb", "//v1/files", "/v1/files/b/./f.txt"} {
-		add(hostile{name: "dot segments " + p, method: "DELETE", path: p, want: http.StatusMovedPermanently})
+		"/v1/files/b/a%2F%2Fb", "/v1/files/b/./f.txt"} {
+		add(hostile{name: "dot segments " + p, method: "DELETE", path: p, want: 400})
 	}
+	add(hostile{name: "an empty first segment", method: "DELETE", path: "//v1/files", want: 404})
 	return cs
 }
 

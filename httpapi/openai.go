@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -37,6 +38,7 @@ type openAI struct {
 	vs       *vectorstore.Service // nil: no vector store routes
 	registry *registry.Registry
 	guard    *guard
+	bytes    *content
 }
 
 func (o *openAI) routes(r *mux.Router) {
@@ -45,20 +47,94 @@ func (o *openAI) routes(r *mux.Router) {
 		sub := r.PathPrefix(prefix).Subrouter()
 		sub.Handle("/files", g.with(openAIWrite, o.uploadFile)).Methods(http.MethodPost)
 		sub.Handle("/files", g.with(openAIRead, o.listFiles)).Methods(http.MethodGet)
-		sub.Handle("/files/{id}", g.with(openAIRead, o.getFile)).Methods(http.MethodGet)
-		sub.Handle("/files/{id}", g.with(openAIWrite, o.deleteFile)).Methods(http.MethodDelete)
-		sub.Handle("/files/{id}/content", g.with(openAIRead, o.content)).Methods(http.MethodGet, http.MethodHead)
-		sub.Handle("/uploads", g.with(openAIWrite, o.createUpload)).Methods(http.MethodPost)
-		sub.Handle("/uploads/{id}/parts", g.with(openAIWrite, o.addPart)).Methods(http.MethodPost)
-		sub.Handle("/uploads/{id}/complete", g.with(openAIWrite, o.completeUpload)).Methods(http.MethodPost)
-		sub.Handle("/uploads/{id}/cancel", g.with(openAIWrite, o.cancelUpload)).Methods(http.MethodPost)
-		if o.vs != nil {
-			o.vectorStoreRoutes(sub)
-		}
+		o.fileRoutes(sub, "/files/{id}")
+		o.uploadAndStoreRoutes(sub)
 		sub.PathPrefix("/").Handler(g.with(public, func(w http.ResponseWriter, r *http.Request) {
 			writeOpenAIError(w, r, errcode.ErrNotFound.New("no route for %s %s", r.Method, r.URL.Path))
 		}))
 	}
+	// At the root too, for SDKs whose base URL is http://host:8321/v1. The
+	// native API holds /v1/files; its routes pick OpenAI's where a request
+	// is unambiguous (rootFiles).
+	o.uploadAndStoreRoutes(r.PathPrefix(openAIRoot).Subrouter())
+}
+
+// openAIRoot is where the OpenAI routes are served beside the native API.
+const openAIRoot = "/v1"
+
+// cutOpenAIPrefix returns an OpenAI route template (or path) without its
+// prefix, as "/files/{id}" or "/uploads", and whether it is one.
+func cutOpenAIPrefix(route string) (string, bool) {
+	for _, p := range openAIPrefixes {
+		if rest, ok := strings.CutPrefix(route, p); ok {
+			return rest, true
+		}
+	}
+	for _, p := range []string{"/uploads", "/vector_stores", "/files/{id:file-", "/files/file-"} {
+		if strings.HasPrefix(route, openAIRoot+p) {
+			return strings.TrimPrefix(route, openAIRoot), true
+		}
+	}
+	return "", false
+}
+
+// isOpenAI reports whether the request is served by the OpenAI adapter,
+// and so answers errors in OpenAI's envelope. Before a route has matched
+// (a wrong key, a foreign Host) the prefix says.
+func isOpenAI(r *http.Request) bool {
+	route := infoOf(r).route
+	if route == unmatchedRoute {
+		route = r.URL.Path
+	}
+	_, ok := cutOpenAIPrefix(route)
+	return ok || route == "/v1/files" && wantsOpenAI(r)
+}
+
+// fileIDPath matches an OpenAI file id, which no bucket name may be
+// (bucket.ValidateBucketName), so /v1/files/{id} is never a bucket.
+const fileIDPath = "/files/{id:file-[0-9a-f]{32}}"
+
+// fileRoutes mounts one file's routes at path.
+func (o *openAI) fileRoutes(sub *mux.Router, path string) {
+	g := o.guard
+	sub.Handle(path, g.with(openAIRead, o.getFile)).Methods(http.MethodGet)
+	sub.Handle(path, g.with(openAIWrite, o.deleteFile)).Methods(http.MethodDelete)
+	sub.Handle(path+"/content", g.with(openAIRead, o.content)).Methods(http.MethodGet, http.MethodHead)
+}
+
+func (o *openAI) uploadAndStoreRoutes(sub *mux.Router) {
+	g := o.guard
+	sub.Handle("/uploads", g.with(openAIWrite, o.createUpload)).Methods(http.MethodPost)
+	sub.Handle("/uploads/{id}/parts", g.with(openAIWrite, o.addPart)).Methods(http.MethodPost)
+	sub.Handle("/uploads/{id}/complete", g.with(openAIWrite, o.completeUpload)).Methods(http.MethodPost)
+	sub.Handle("/uploads/{id}/cancel", g.with(openAIWrite, o.cancelUpload)).Methods(http.MethodPost)
+	if o.vs != nil {
+		o.vectorStoreRoutes(sub)
+	}
+}
+
+// wantsOpenAI reports whether a request to /v1/files itself is OpenAI's:
+// a multipart POST is a file upload (a native create is JSON); a GET is
+// the OpenAI file list when it carries OpenAI's list parameters (purpose,
+// order, an after cursor that is a file id) or comes from an OpenAI-style
+// SDK (the Stainless-generated ones send X-Stainless-* headers on every
+// request; OpenAI-Organization or OpenAI-Project also count), and the
+// native bucket list otherwise.
+func wantsOpenAI(r *http.Request) bool {
+	if r.Method == http.MethodPost {
+		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		return mt == "multipart/form-data"
+	}
+	q := r.URL.Query()
+	if q.Has("purpose") || q.Has("order") || strings.HasPrefix(q.Get("after"), "file-") {
+		return true
+	}
+	for name := range r.Header {
+		if strings.HasPrefix(name, "X-Stainless-") || name == "Openai-Organization" || name == "Openai-Project" {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeOpenAIJSON is lenient about unknown fields: the SDKs add new
@@ -204,7 +280,7 @@ func (o *openAI) content(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": obj.Filename}))
-	serveContent(w, r, o.registry, file, "application/octet-stream", writeOpenAIError)
+	o.bytes.serve(w, r, file, "application/octet-stream", writeOpenAIError)
 }
 
 func (o *openAI) createUpload(w http.ResponseWriter, r *http.Request) {

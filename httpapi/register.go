@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -17,7 +19,10 @@ import (
 // bucketRegistration is the seed's BucketRegistrationResponse plus the
 // location and what was found there.
 type bucketRegistration struct {
-	Bucket    string `json:"bucket"`
+	Bucket string `json:"bucket"`
+	// Name is the bucket the location is registered as, when the request
+	// named only the location (then Bucket is the URI, as in the seed).
+	Name      string `json:"name,omitempty"`
 	Location  string `json:"location"`
 	CreatedAt int64  `json:"created_at"`
 	Status    string `json:"status"` // registered or unregistered
@@ -45,6 +50,12 @@ type fileRegistration struct {
 func toBucketRegistration(reg registry.Registration, status string) bucketRegistration {
 	return bucketRegistration{Bucket: reg.Bucket, Location: reg.Location, CreatedAt: reg.CreatedAt.Unix(), Status: status,
 		FileCount: reg.Files, Bytes: reg.Bytes, CountTruncated: reg.Partial}
+}
+
+func toFileRegistration(r *http.Request, file registry.File, location string) fileRegistration {
+	return fileRegistration{Bucket: file.Bucket, Key: file.Key, CreatedAt: file.CreatedAt.Unix(), Status: "registered",
+		Location: location, MimeType: file.MimeType, Bytes: file.Bytes, ETag: file.ETag,
+		URL: fileURL(r, file.Bucket, file.Key), FileID: file.ID}
 }
 
 // routeBucket returns the route's bucket, validated.
@@ -102,6 +113,10 @@ func (f *files) unregisterBucket(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *files) registerFile(w http.ResponseWriter, r *http.Request) {
+	if uri, key, ok := locationInPath(r); ok {
+		f.registerByLocation(w, r, uri, key)
+		return
+	}
 	bkt, key, err := bucketKey(r)
 	if err != nil {
 		writeError(w, r, err)
@@ -117,7 +132,61 @@ func (f *files) registerFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, r, http.StatusOK, fileRegistration{Bucket: file.Bucket, Key: file.Key, CreatedAt: file.CreatedAt.Unix(),
-		Status: "registered", Location: reg.Location, MimeType: file.MimeType, Bytes: file.Bytes, ETag: file.ETag,
-		URL: fileURL(r, file.Bucket, file.Key), FileID: file.ID})
+	writeJSON(w, r, http.StatusOK, toFileRegistration(r, file, reg.Location))
+}
+
+// locationInPath finds seed 003's literal form, where the {bucket} path
+// parameter is a percent-encoded storage URI: PUT /v1/files/s3%3A%2F%2Fdata
+// [/key] (':' may be left as is). Decoded, its slashes make the router see
+// a bucket and a key, so the escaped path is read instead.
+func locationInPath(r *http.Request) (uri, key string, ok bool) {
+	rest, found := strings.CutPrefix(r.URL.EscapedPath(), "/v1/files/")
+	first, tail, _ := strings.Cut(rest, "/")
+	uri, err1 := url.PathUnescape(first)
+	key, err2 := url.PathUnescape(tail)
+	return uri, key, found && err1 == nil && err2 == nil && strings.Contains(uri, "://")
+}
+
+// registerByLocation registers the location under registry.NameFor's name
+// and answers as the seed does, with bucket the URI and the name beside it;
+// with a key it registers that file of the location.
+func (f *files) registerByLocation(w http.ResponseWriter, r *http.Request, uri, key string) {
+	if r.ContentLength > 0 {
+		writeError(w, r, errcode.ErrInvalidRequest.New("PUT /v1/files/<percent-encoded location> takes no body; "+
+			`to choose the bucket name, PUT /v1/files/<name> with {"location": %q}`, uri))
+		return
+	}
+	loc, err := registry.ParseLocation(uri)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	name := registry.NameFor(loc)
+	reg, created, err := f.registry.RegisterBucket(r.Context(), name, loc.String())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if key == "" {
+		out := toBucketRegistration(reg, "registered")
+		out.Bucket, out.Name = loc.String(), name
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+		}
+		writeJSON(w, r, status, out)
+		return
+	}
+	if err := bucket.ValidateKey(key); err != nil {
+		writeError(w, r, session.ErrInvalidKey.New("%v", err))
+		return
+	}
+	file, err := f.registry.RegisterFile(r.Context(), name, key)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := toFileRegistration(r, file, reg.Location)
+	out.Bucket = loc.String() // as the request named it
+	writeJSON(w, r, http.StatusOK, out)
 }

@@ -72,7 +72,8 @@ func Backend(c bucket.Composer, kind string, reg prometheus.Registerer) bucket.C
 		in: bytes.WithLabelValues(kind, "in"), out: bytes.WithLabelValues(kind, "out"),
 	}}
 
-	out := bucket.Composer{Backend: blobBase{core}, Closer: c.Closer}
+	// Signing a URL is local, with nothing to count: it passes through.
+	out := bucket.Composer{Backend: blobBase{core}, Closer: c.Closer, Presigner: c.Presigner}
 	names := []string{opBlobPut, opBlobGet, opBlobHead, opBlobDelete, opBlobList}
 	if c.Multipart != nil {
 		out.Multipart = multipartMethods{core}

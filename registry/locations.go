@@ -25,6 +25,8 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -457,4 +459,32 @@ func live(bkt, key string, o bucket.ObjectInfo) File {
 		m = "application/octet-stream"
 	}
 	return File{Bucket: bkt, Key: key, MimeType: m, Bytes: o.Size, CreatedAt: o.LastModified.UTC(), ETag: o.ETag}
+}
+
+// NameFor is the bucket name a location is registered under when the
+// request names only the location (seed 003's register_bucket, whose
+// bucket is the URI): the scheme, then the S3 bucket and prefix or the
+// directory, with each run of characters a bucket name cannot hold turned
+// into one '-' ("s3://datasets/2024" → "s3-datasets-2024",
+// "file:///srv/data" → "file-srv-data"). A name longer than a bucket name
+// may be keeps its start and ends in 8 hex digits of the URI's SHA-256, so
+// two long locations never share one.
+func NameFor(loc Location) string {
+	var b strings.Builder
+	dash := false
+	for _, c := range loc.String() {
+		if c < 0x80 && bucket.IsWordByte(byte(c)) {
+			b.WriteRune(c)
+			dash = false
+		} else if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	name := strings.Trim(b.String(), "-")
+	if len(name) > bucket.MaxBucketNameLen {
+		sum := sha256.Sum256([]byte(loc.String()))
+		name = strings.TrimRight(name[:bucket.MaxBucketNameLen-9], "-") + "-" + hex.EncodeToString(sum[:4])
+	}
+	return name
 }

@@ -307,3 +307,31 @@ func openDir(dir string) (bucket.Composer, error) {
 	}
 	return bucket.Compose(b), nil
 }
+
+func TestNameFor(t *testing.T) {
+	long := "s3://datasets/" + strings.Repeat("deep/", 20) + "end"
+	for uri, want := range map[string]string{
+		"s3://datasets/2024":       "s3-datasets-2024",
+		"s3://my.bucket/a.b/c":     "s3-my-bucket-a-b-c",
+		"file:///srv/data/scans":   "file-srv-data-scans",
+		"file:///srv/Data_2/x--y/": "file-srv-Data_2-x--y",
+		long:                       "",
+	} {
+		loc, err := ParseLocation(uri)
+		if err != nil {
+			t.Fatalf("%s: %v", uri, err)
+		}
+		got := NameFor(loc)
+		if err := bucket.ValidateBucketName(got); err != nil {
+			t.Errorf("%s → %q: %v", uri, got, err)
+		}
+		if want != "" && got != want {
+			t.Errorf("%s → %q, want %q", uri, got, want)
+		}
+	}
+	a, _ := ParseLocation(long)
+	b, _ := ParseLocation(long + "2")
+	if NameFor(a) == NameFor(b) || !strings.HasPrefix(NameFor(a), "s3-datasets-deep-") {
+		t.Errorf("long names %q and %q", NameFor(a), NameFor(b))
+	}
+}

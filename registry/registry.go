@@ -423,6 +423,18 @@ func (r *Registry) Open(ctx context.Context, f File, rng *bucket.Range) (io.Read
 	return rc, info, nil
 }
 
+// PresignGet returns a URL that reads f's bytes straight from its storage
+// for ttl, or "" when that storage hands out no URLs (the filesystem).
+// Storage holds a whole version at the key either way, but the URL reads
+// whichever version is there when it is used.
+func (r *Registry) PresignGet(ctx context.Context, f File, ttl time.Duration, opts bucket.PresignOptions) (string, error) {
+	p, err := r.places.Place(ctx, f.Bucket)
+	if err != nil || p.Presigner == nil {
+		return "", err
+	}
+	return p.Presigner.PresignGet(ctx, p.Object(f.Key), ttl, opts)
+}
+
 // sameVersion reports whether the object read is the one f describes. A
 // side without an ETag (an old record, storage without ETags) is judged by
 // size alone.

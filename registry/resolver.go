@@ -153,9 +153,10 @@ func (r *Resolver) Backend(uri string) (bucket.Composer, error) {
 
 // Place is where a bucket's objects live.
 type Place struct {
-	Location string // "" for Ferry's own storage
-	Backend  bucket.Backend
-	prefix   string
+	Location  string // "" for Ferry's own storage
+	Backend   bucket.Backend
+	Presigner bucket.Presigner // nil: the storage hands out no URLs (the filesystem)
+	prefix    string
 }
 
 // Object is the backend key of the bucket's key.
@@ -165,7 +166,7 @@ func (p Place) Object(key string) string { return p.prefix + key }
 func (r *Resolver) Place(ctx context.Context, bkt string) (Place, error) {
 	reg, _, err := r.registration(ctx, bkt)
 	if errcode.Is(err, ErrNotRegistered) {
-		return Place{Backend: r.own.Backend, prefix: ObjectKey(bkt, "")}, nil
+		return Place{Backend: r.own.Backend, Presigner: r.own.Presigner, prefix: ObjectKey(bkt, "")}, nil
 	}
 	if err != nil {
 		return Place{}, err
@@ -174,7 +175,7 @@ func (r *Resolver) Place(ctx context.Context, bkt string) (Place, error) {
 	if err != nil {
 		return Place{}, err
 	}
-	return Place{Location: reg.Location, Backend: b.Backend}, nil
+	return Place{Location: reg.Location, Backend: b.Backend, Presigner: b.Presigner}, nil
 }
 
 func (r *Resolver) registration(ctx context.Context, bkt string) (Registration, int64, error) {

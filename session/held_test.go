@@ -87,3 +87,36 @@ func TestHeldBackTotalIsCapped(t *testing.T) {
 		})
 	}
 }
+
+// Held-back bytes in this instance's memory stay within the buffer budget:
+// with it taken, a small chunk waits (nothing of it stored) and goes on
+// once there is room, so memory does not grow with concurrent uploads.
+func TestHeldBackBuffersAreBudgeted(t *testing.T) {
+	f := storesFixture(t, testsvc.Open(t, "redis+s3", stores))
+	ctx := context.Background()
+	in, err := f.svc.Create(ctx, "b", "budget", "", 20*MiB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.buffers.Acquire(ctx, bufferedSessions*f.svc.cfg.MaxHeld); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(MiB)
+	done := make(chan error, 1)
+	go func() { _, _, err := appendBytes(t, f, in.ID, 0, data); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("a small chunk was buffered past the budget: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if n, err := f.svc.ledger.sum(ctx); err != nil || n != 0 {
+		t.Fatalf("a waiting chunk is in the ledger: %d, %v", n, err)
+	}
+	f.svc.buffers.Release(bufferedSessions * f.svc.cfg.MaxHeld)
+	if err := <-done; err != nil {
+		t.Fatalf("once there was room: %v", err)
+	}
+	if info, err := f.svc.Get(ctx, in.ID); err != nil || info.Offset != MiB {
+		t.Fatalf("offset %+v, %v", info, err)
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/config"
@@ -169,8 +170,16 @@ func (r *record) info() Info {
 		ExpiresAt: r.ExpiresAt, MinChunk: r.PartSize}
 }
 
-// heldSessions sizes the in-memory copy of held-back tails, in sessions.
-const heldSessions = 8
+// heldSessions sizes the in-memory copy of held-back tails, in sessions:
+// enough for one busy upload's next part; with many small-chunk uploads at
+// once it would miss anyway, and a miss only costs a read.
+const heldSessions = 2
+
+// bufferedSessions sizes the budget for held-back bytes in this instance's
+// memory at once (chunks being held back, tails being sent as a part), in
+// sessions at MaxHeld: past it small-chunk appends wait their turn, so
+// memory does not grow with the number of concurrent uploads.
+const bufferedSessions = 4
 
 // Places resolves where a bucket's objects live (registry.Resolver).
 type Places interface {
@@ -194,9 +203,10 @@ type Service struct {
 	cfg    Config
 
 	mu      sync.Mutex
-	engines map[string]engine  // by location; "" is Ferry's own storage
-	held    *lru.Cache[[]byte] // tail segments this instance wrote (multipartEngine)
-	ledger  *ledger            // held-back bytes of all sessions, under MaxHeldTotal
+	engines map[string]engine   // by location; "" is Ferry's own storage
+	held    *lru.Cache[[]byte]  // tail segments this instance wrote (multipartEngine)
+	buffers *semaphore.Weighted // bytes of held-back chunks and tails in memory (multipartEngine)
+	ledger  *ledger             // held-back bytes of all sessions, under MaxHeldTotal
 
 	log   *slog.Logger
 	now   func() time.Time
@@ -211,10 +221,8 @@ func New(store metastore.Store, places Places, files Publisher, cfg Config, log 
 	if log == nil {
 		log = slog.Default()
 	}
-	// Room for the tails of heldSessions sessions at MaxHeld (far more at
-	// the usual tail of under one 5 MiB part); a miss only costs a read.
 	s := &Service{store: store, places: places, files: files, cfg: cfg, log: log, now: time.Now, engines: map[string]engine{},
-		held: lru.New[[]byte](heldSessions * cfg.MaxHeld)}
+		held: lru.New[[]byte](heldSessions * cfg.MaxHeld), buffers: semaphore.NewWeighted(bufferedSessions * cfg.MaxHeld)}
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -234,7 +242,7 @@ func (s *Service) newEngine(blobs bucket.Composer) (engine, error) {
 	case blobs.Staging != nil:
 		return &stagingEngine{blobs: blobs.Staging}, nil
 	case blobs.Multipart != nil:
-		return &multipartEngine{blobs: blobs.Backend, mp: blobs.Multipart, store: s.store, ttl: s.cfg.TTL, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld, held: s.held, ledger: s.ledger}, nil
+		return &multipartEngine{blobs: blobs.Backend, mp: blobs.Multipart, store: s.store, ttl: s.cfg.TTL, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld, held: s.held, buffers: s.buffers, ledger: s.ledger}, nil
 	}
 	return nil, fmt.Errorf("session: blob backend %T supports neither staging nor multipart uploads", blobs.Backend)
 }

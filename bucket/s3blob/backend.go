@@ -60,11 +60,16 @@ var (
 // prefix is cleaned: "", "/" and "." mean none; "a/b", "/a/b/" and "a//b"
 // all mean "a/b/".
 func New(api API, bkt, prefix string) *Backend {
+	return &Backend{api: api, bucket: bkt, prefix: cleanPrefix(prefix)}
+}
+
+// cleanPrefix is "" or a clean path ending in "/".
+func cleanPrefix(prefix string) string {
 	prefix = strings.Trim(path.Clean("/"+prefix), "/")
 	if prefix != "" {
 		prefix += "/"
 	}
-	return &Backend{api: api, bucket: bkt, prefix: prefix}
+	return prefix
 }
 
 func (b *Backend) name(key string) *string { return aws.String(b.prefix + key) }

@@ -49,7 +49,7 @@ func s3Client(t testing.TB, be backendEnv) func(testing.TB, string) int {
 	}
 }
 
-func embeddedEnv(t *testing.T) backendEnv {
+func embeddedEnv(t testing.TB) backendEnv {
 	return backendEnv{name: "embedded", args: "--data-dir " + t.TempDir()}
 }
 

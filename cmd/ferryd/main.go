@@ -76,7 +76,9 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: svc.sessions, Files: svc.files,
 		OpenAI: svc.openai, VectorStores: svc.vectors, Metrics: reg, Logger: log,
 		ReadIdleTimeout: cfg.Server.ReadIdleTimeout, AllowedHosts: cfg.Server.AllowedHosts, CORSOrigins: cfg.Server.CORSOrigins,
-		Keys: keys, OpenAIBuckets: []string{cfg.OpenAI.Bucket, cfg.OpenAI.UploadsBucket}})
+		Keys: keys, OpenAIBuckets: []string{cfg.OpenAI.Bucket, cfg.OpenAI.UploadsBucket}, PresignTTL: presignTTL(cfg.Downloads),
+		Limits: httpapi.RateLimits{Limiter: st.limiter, Uploads: cfg.Limits.UploadsPerMinute,
+			Retrievals: cfg.Limits.RetrievalsPerMinute, Deletions: cfg.Limits.DeletionsPerMinute}})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -121,6 +123,15 @@ func openKeys(ctx context.Context, path string, log *slog.Logger) (*auth.Keyring
 	}()
 	go keys.Watch(ctx, keysPollInterval)
 	return keys, nil
+}
+
+// presignTTL is Deps.PresignTTL for the downloads settings: 0 unless
+// presigned.
+func presignTTL(d config.Downloads) time.Duration {
+	if d.Redirect != config.DownloadsPresigned {
+		return 0
+	}
+	return d.PresignTTL
 }
 
 // keysPollInterval is how soon an edit of the keys file takes effect

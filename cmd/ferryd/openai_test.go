@@ -332,3 +332,70 @@ func TestOpenAIAndNativeAreOneStore(t *testing.T) {
 		}
 	})
 }
+
+// An OpenAI SDK whose base URL is ferryd's /v1 works as at /v1/openai/v1,
+// beside the native API: POST /v1/files multipart is an upload (JSON a
+// session), /v1/files/file-… a file, GET /v1/files the file list for the
+// SDK (it sends X-Stainless-* headers) and the bucket list for everyone
+// else; Uploads and vector stores are at the root too.
+//
+//	CI=1 scripts/test.sh -count=1 -v -run TestRootServesBothAPIs ./cmd/ferryd/
+func TestRootServesBothAPIs(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be backendEnv) {
+		p := be.start(t)
+		c := sdk(p, "/v1")
+		ctx := context.Background()
+		f := uploadSDK(t, c, "notes.txt", []byte("refunds take five days\n"), openai.FilePurposeAssistants)
+		if got, err := c.Files.Get(ctx, f.ID); err != nil || got.ID != f.ID {
+			t.Fatalf("retrieve at the root: %+v, %v", got, err)
+		}
+		resp, err := c.Files.Content(ctx, f.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "refunds take five days\n" {
+			t.Fatalf("content at the root: %q", body)
+		}
+		page, err := c.Files.List(ctx, openai.FileListParams{})
+		if err != nil || len(page.Data) != 1 || page.Data[0].ID != f.ID {
+			t.Fatalf("SDK list at the root: %+v, %v", page, err)
+		}
+		vs, err := c.VectorStores.New(ctx, openai.VectorStoreNewParams{Name: openai.String("kb"), FileIDs: []string{f.ID}})
+		if err != nil {
+			t.Fatalf("vector store at the root: %v", err)
+		}
+		if got, err := c.VectorStores.Get(ctx, vs.ID); err != nil || got.ID != vs.ID {
+			t.Fatalf("get the store: %+v, %v", got, err)
+		}
+		up, err := c.Uploads.New(ctx, openai.UploadNewParams{Filename: "u.txt", Bytes: 3, MimeType: "text/plain", Purpose: openai.FilePurposeAssistants})
+		if err != nil {
+			t.Fatalf("Upload at the root: %v", err)
+		}
+		if _, err := c.Uploads.Cancel(ctx, up.ID); err != nil {
+			t.Fatalf("cancel: %v", err)
+		}
+
+		// The native API, as ever, for clients that are not OpenAI SDKs.
+		uploadHTTP(t, p, "photos", "a.jpg", []byte("jpeg"), 4)
+		r := call(t, "GET", "http://"+p.addr+"/v1/files", nil)
+		if r.code != 200 || !strings.Contains(string(r.body), `"name":"photos"`) || strings.Contains(string(r.body), f.ID) {
+			t.Fatalf("native bucket list: %d %s", r.code, r.body)
+		}
+		if r := call(t, "GET", "http://"+p.addr+"/v1/files?purpose=assistants", nil); r.code != 200 || !strings.Contains(string(r.body), f.ID) {
+			t.Fatalf("OpenAI list by its parameters: %d %s", r.code, r.body)
+		}
+		if r := call(t, "GET", "http://"+p.addr+"/v1/files/"+f.ID, nil); r.code != 200 || r.json(t)["object"] != "file" {
+			t.Fatalf("file id at the root with curl: %d %s", r.code, r.body)
+		}
+		if _, err := c.Files.Delete(ctx, f.ID); err != nil {
+			t.Fatal(err)
+		}
+		// A bucket named like a file id could never be reached: refused.
+		r = call(t, "POST", "http://"+p.addr+"/v1/files", strings.NewReader(`{"bucket":"file-0123456789abcdef0123456789abcdef","key":"k","size":1}`))
+		if r.code != 400 || !strings.Contains(string(r.body), "OpenAI file id") {
+			t.Fatalf("a bucket named like a file id: %d %s", r.code, r.body)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -490,4 +491,41 @@ func TestE2EKeySegmentsRefused(t *testing.T) {
 			t.Fatalf("downloaded %q", got)
 		}
 	})
+}
+
+// Seed 003's literal form: the location itself, percent-encoded, as the
+// {bucket} of PUT /v1/files/{bucket}, with no body; the bucket name is
+// derived from it and answered beside the URI. With a key after it, that
+// file of the location is registered.
+func TestE2ERegisterByLocationURI(t *testing.T) {
+	t.Parallel()
+	roots := t.TempDir()
+	data := filepath.Join(roots, "my data")
+	writeFiles(t, data, map[string][]byte{"sub/a.txt": []byte("alpha\n")})
+	p := startFerryd(t, "--data-dir "+t.TempDir(), "FERRY_ALLOWED_ROOTS="+roots)
+	uri := "file://" + data
+	put := func(path string) apiResp {
+		return call(t, "PUT", "http://"+p.addr+"/v1/files/"+path, nil)
+	}
+	r := put(url.PathEscape(uri))
+	if r.code != 201 {
+		t.Fatalf("register %s: %d %s", uri, r.code, r.body)
+	}
+	m := r.json(t)
+	name := m["name"].(string)
+	if m["bucket"] != uri || m["location"] != uri || m["status"] != "registered" || m["created_at"] == nil ||
+		!strings.HasPrefix(name, "file-") || !strings.HasSuffix(name, "-my-data") {
+		t.Fatalf("answer %v", m)
+	}
+	if r := put(url.PathEscape(uri)); r.code != 200 || r.json(t)["name"] != name {
+		t.Fatalf("again: %d %s", r.code, r.body)
+	}
+	if got := download(t, "http://"+p.addr+"/v1/files/"+name+"/sub/a.txt:content"); string(got) != "alpha\n" {
+		t.Fatalf("through the derived name: %q", got)
+	}
+	if r := put(url.PathEscape(uri) + "/sub/a.txt"); r.code != 200 || r.json(t)["bucket"] != uri || r.json(t)["key"] != "sub/a.txt" {
+		t.Fatalf("register the file: %d %s", r.code, r.body)
+	}
+	wantCode(t, "outside the roots", put(url.PathEscape("file:///etc")), 403, "LOCATION_NOT_ALLOWED")
+	wantCode(t, "a body too", call(t, "PUT", "http://"+p.addr+"/v1/files/"+url.PathEscape(uri), strings.NewReader(`{"location":"x"}`)), 400, "INVALID_REQUEST")
 }

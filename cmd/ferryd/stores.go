@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/ferryhq/ferry/metastore/boltstore"
 	"github.com/ferryhq/ferry/metastore/redisstore"
 	"github.com/ferryhq/ferry/metrics"
+	"github.com/ferryhq/ferry/ratelimit"
 	"github.com/ferryhq/ferry/registry"
 )
 
@@ -29,13 +31,16 @@ type stores struct {
 	metaKind string
 	blobKind string
 	s3       s3blob.API // nil without S3
+	s3client *s3.Client // st.s3 unwrapped, to sign URLs with
 	reg      prometheus.Registerer
+	limiter  ratelimit.Limiter // on the metadata store's Redis, else in the process
 }
 
 // openStores is the one place that picks implementations: Redis when
 // redis.url or redis.addrs is set, else bbolt under data_dir; S3 when s3.bucket is set,
 // else the filesystem under data_dir. Both come back wrapped with metrics
-// registered on reg.
+// registered on reg. The rate limiter goes with the metadata store: on its
+// Redis, shared by every instance, else in the process.
 func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registerer) (*stores, error) {
 	st := &stores{reg: reg}
 	var err error
@@ -45,22 +50,23 @@ func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registere
 		var c redis.UniversalClient
 		if c, err = redisClient(cfg.Redis); err == nil {
 			st.meta = redisstore.Own(c, cfg.Redis.Prefix)
+			st.limiter = ratelimit.NewRedis(c, cfg.Redis.Prefix)
 		}
 	default:
 		st.metaKind = "bbolt"
 		st.meta, err = boltstore.Open(filepath.Join(cfg.DataDir, "meta.db"))
+		st.limiter = ratelimit.NewMemory()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s metadata store: %w", st.metaKind, err)
 	}
 	st.meta = metrics.Store(st.meta, reg)
 
-	var blobs bucket.Backend
+	var blobs bucket.Composer
 	switch {
 	case cfg.UsesS3():
 		st.blobKind = "s3"
-		var client s3blob.API
-		client, err = s3blob.NewClient(ctx, s3blob.ClientConfig{
+		st.s3client, err = s3blob.NewClient(ctx, s3blob.ClientConfig{
 			Endpoint:        cfg.S3.Endpoint,
 			Region:          cfg.S3.Region,
 			PathStyle:       cfg.S3.PathStyle,
@@ -68,19 +74,29 @@ func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registere
 			SecretAccessKey: cfg.S3.SecretAccessKey,
 		})
 		if err == nil {
-			st.s3 = metrics.S3API(client, reg)
-			blobs = s3blob.New(st.s3, cfg.S3.Bucket, cfg.S3.Prefix)
+			st.s3 = metrics.S3API(st.s3client, reg)
+			blobs = st.s3Bucket(cfg.S3.Bucket, cfg.S3.Prefix)
 		}
 	default:
 		st.blobKind = "filesystem"
-		blobs, err = fsblob.New(filepath.Join(cfg.DataDir, "blobs"))
+		var fs *fsblob.Backend
+		fs, err = fsblob.New(filepath.Join(cfg.DataDir, "blobs"))
+		blobs = bucket.Compose(fs)
 	}
 	if err != nil {
 		_ = st.meta.Close()
 		return nil, fmt.Errorf("open %s blob backend: %w", st.blobKind, err)
 	}
-	st.blobs = metrics.Backend(bucket.Compose(blobs), st.blobKind, reg)
+	st.blobs = metrics.Backend(blobs, st.blobKind, reg)
 	return st, nil
+}
+
+// s3Bucket is bkt under prefix on the configured S3, with URLs signed by
+// the same client.
+func (st *stores) s3Bucket(bkt, prefix string) bucket.Composer {
+	c := bucket.Compose(s3blob.New(st.s3, bkt, prefix))
+	c.Presigner = s3blob.NewPresigner(st.s3client, bkt, prefix)
+	return c
 }
 
 // locations is what registered buckets may use: directories under the
@@ -106,7 +122,7 @@ func (st *stores) locations(cfg config.Config) registry.Locations {
 	}
 	if st.s3 != nil {
 		l.OpenS3 = func(bkt, prefix string) (bucket.Composer, error) {
-			return metrics.Backend(bucket.Compose(s3blob.New(st.s3, bkt, prefix)), "s3", st.reg), nil
+			return metrics.Backend(st.s3Bucket(bkt, prefix), "s3", st.reg), nil
 		}
 		own, err := registry.ParseLocation("s3://" + cfg.S3.Bucket + "/" + cfg.S3.Prefix)
 		if err == nil {

@@ -16,7 +16,7 @@ import (
 // the session picks and so what the suite tests. Closer passes through.
 func Backend(c bucket.Composer, in *Injector) bucket.Composer {
 	core := &blobCore{c: c, in: in}
-	out := bucket.Composer{Backend: blobBase{core}, Closer: c.Closer}
+	out := bucket.Composer{Backend: blobBase{core}, Closer: c.Closer, Presigner: c.Presigner}
 	if c.Multipart != nil {
 		out.Multipart = multipartMethods{core}
 	}
