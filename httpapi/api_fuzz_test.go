@@ -9,8 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/internal/testsvc"
+	"github.com/ferryhq/ferry/metastore"
 )
 
 // An incoming X-Request-Id goes into every log line and back out as a
@@ -235,4 +238,26 @@ func (in fuzzRequest) String() string {
 	return fmt.Sprintf("%s %q (Content-Type %q, Upload-Offset %q, Content-Range %q, Range %q, Upload-Checksum %q, Authorization %q, chunked %v) body %s",
 		fuzzMethods[int(in.method&0x7f)%len(fuzzMethods)], in.path, in.contentType, in.uploadOffset, in.contentRange, in.rng,
 		in.checksum, in.auth, in.method&0x80 != 0, strconv.Quote(body))
+}
+
+// Found by FuzzAPI: an empty id in a request body ({"file_ids":[""]}) went
+// to bbolt as an empty index member, which it refuses, and came back as a
+// 500. Ids named in bodies are looked up like any unknown id instead.
+func TestEmptyIDsInBodiesAreNotServerErrors(t *testing.T) {
+	eachStore(t, func(t *testing.T, store metastore.Store, blobs bucket.Backend) {
+		c := caller{t: t, base: serveAPI(t, store, blobs, time.Second).URL}
+		fx := makeAuthFixture(t, c, c)
+		oai, vs := "/v1/openai/v1", "/v1/openai/v1/vector_stores/"+fx.vsID
+		for _, r := range [][2]string{
+			{oai + "/vector_stores", `{"file_ids":[""]}`},
+			{vs + "/files", `{"file_id":""}`},
+			{vs + "/file_batches", `{"file_ids":[""]}`},
+			{vs + "/file_batches", `{"files":[{"file_id":""}]}`},
+			{oai + "/uploads/" + fx.uploadID + "/complete", `{"part_ids":[""]}`},
+		} {
+			if a := c.do("POST", r[0], []byte(r[1]), "Content-Type", "application/json"); a.code >= 500 {
+				t.Errorf("POST %s %s: %d %s", r[0], r[1], a.code, a.body)
+			}
+		}
+	})
 }
