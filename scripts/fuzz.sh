@@ -21,6 +21,9 @@ read -r -a extra <<<"${FUZZFLAGS:-}"
 
 logs="$(mktemp -d "${TMPDIR:-/tmp}/ferry-fuzz.XXXXXX")"
 trap 'rm -rf "$logs"' EXIT
+# Fuzz workers are stopped rather than returned from, so a target's
+# t.TempDir (FuzzAPI's stores) can outlive them: theirs is removed with ours.
+mkdir "$logs/tmp"
 
 # go test -list prints a package's matching names, then "ok <pkg> <time>".
 if ! go test -list '^Fuzz' ./... >"$logs/list" 2>&1; then
@@ -54,7 +57,7 @@ for t in "${targets[@]}"; do
   log="$logs/$name.log"
   echo "fuzz.sh: $name ($pkg) for $FUZZTIME" >&2
   rc=0
-  go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" ${extra[@]+"${extra[@]}"} "$pkg" >"$log" 2>&1 || rc=$?
+  TMPDIR="$logs/tmp" go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" ${extra[@]+"${extra[@]}"} "$pkg" >"$log" 2>&1 || rc=$?
   # The last progress line has the totals: "execs: N (...), new interesting: K (total: T)".
   execs="$(grep -a 'execs: ' "$log" | tail -1 | sed -E 's/.*execs: ([0-9]+).*/\1/' || true)"
   interesting="$(grep -a 'new interesting: ' "$log" | tail -1 | sed -E 's/.*new interesting: ([0-9]+).*/\1/' || true)"
