@@ -5,6 +5,7 @@ package bucket
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"strings"
 )
@@ -109,4 +110,27 @@ func ValidS3Bucket(name string) bool {
 		}
 	}
 	return true
+}
+
+// SafeName turns a client's filename into one key segment of allowed
+// characters (and a safe Content-Disposition filename).
+func SafeName(name string) string {
+	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := strings.Trim(b.String(), ".")
+	if len(out) > 200 {
+		out = out[len(out)-200:]
+	}
+	if out == "" {
+		return "file"
+	}
+	return out
 }

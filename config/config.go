@@ -40,6 +40,7 @@ type Config struct {
 	S3              S3            `yaml:"s3"`
 	Sessions        Sessions      `yaml:"sessions"`
 	OpenAI          OpenAI        `yaml:"openai"`
+	Tus             Tus           `yaml:"tus"`
 	Registration    Registration  `yaml:"registration"`
 	Auth            Auth          `yaml:"auth"`
 	Downloads       Downloads     `yaml:"downloads"`
@@ -97,6 +98,11 @@ type Server struct {
 	// CORSOrigins are the web origins whose pages may call ferryd (tus-js-
 	// client, Uppy, the OpenAI SDKs in a browser); none: CORS is off.
 	CORSOrigins []string `yaml:"cors_origins"` // FERRY_CORS_ORIGINS: origins, ','-separated ("*": any)
+}
+
+// Tus configures the tus 1.0 endpoint at /v1/tus/.
+type Tus struct {
+	Bucket string `yaml:"bucket"` // FERRY_TUS_BUCKET: where uploads go whose Upload-Metadata names no bucket
 }
 
 // Registration limits what existing data may be registered.
@@ -217,6 +223,7 @@ func Default() Config {
 		Downloads: Downloads{Redirect: DownloadsProxied, PresignTTL: 5 * time.Minute},
 		Sessions:  Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20, MaxHeldTotal: 1 << 30},
 		Limits:    Limits{UploadsPerMinute: 100, RetrievalsPerMinute: 1000, DeletionsPerMinute: 100},
+		Tus:       Tus{Bucket: "tus"},
 	}
 }
 
@@ -345,6 +352,7 @@ var envVars = []envVar{
 		return
 	}},
 	{"FERRY_OPENAI_BUCKET", str(func(c *Config) *string { return &c.OpenAI.Bucket })},
+	{"FERRY_TUS_BUCKET", str(func(c *Config) *string { return &c.Tus.Bucket })},
 	{"FERRY_OPENAI_UPLOADS_BUCKET", str(func(c *Config) *string { return &c.OpenAI.UploadsBucket })},
 	{"FERRY_OPENAI_MAX_FILE_SIZE", func(c *Config, v string) (err error) { c.OpenAI.MaxFileSize, err = strconv.ParseInt(v, 10, 64); return }},
 	{"FERRY_OPENAI_MAX_UPLOAD_SIZE", func(c *Config, v string) (err error) {
@@ -420,6 +428,9 @@ func (c Config) Validate() error {
 	c.validateStores(bad)
 	c.Sessions.validate(bad)
 	c.OpenAI.validate(bad)
+	if err := bucket.ValidateBucketName(c.Tus.Bucket); err != nil {
+		bad("tus.bucket %q: %v", c.Tus.Bucket, err)
+	}
 	c.Registration.validate(bad)
 	c.Downloads.validate(bad)
 	c.Limits.validate(bad)

@@ -120,6 +120,43 @@ func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.h(w, r)
 }
 
+// TusHandler is the tus 1.0 handler, which names the bucket a request
+// works in.
+type TusHandler interface {
+	http.Handler
+	BucketOf(r *http.Request) (bkt string, ok bool)
+}
+
+// tus authorises tus requests, all under one prefix route: HEAD needs read
+// access, creation, PATCH and termination write, each in the upload's
+// bucket. OPTIONS (tus's discovery) needs no key.
+func (g *guard) tus(h TusHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if g.on && r.Method != http.MethodOptions {
+			need := auth.Write
+			if r.Method == http.MethodHead || r.Method == http.MethodGet {
+				need = auth.Read
+			}
+			c, ok := auth.CallerFrom(r.Context())
+			if !ok {
+				unauthenticated(w, r, "tus uploads need an API key: send \"Authorization: Bearer <API key>\"")
+				return
+			}
+			if !c.Can(need) {
+				writeError(w, r, errForbidden.New("key %q has %s access; this needs %s", c.Name, c.Access, need))
+				return
+			}
+			if bkt, ok := h.BucketOf(r); ok {
+				if err := g.allowBucket(r, bkt); err != nil {
+					writeError(w, r, err)
+					return
+				}
+			}
+		}
+		h.ServeHTTP(w, r)
+	}
+}
+
 // allowBucket refuses a request whose caller may not use bkt.
 func (g *guard) allowBucket(r *http.Request, bkt string) error {
 	c, ok := auth.CallerFrom(r.Context())
@@ -155,7 +192,7 @@ func allowOrigins(origins []string, next http.Handler) http.Handler {
 		// the SDKs send ever new X-Stainless-* ones.
 		AllowedHeaders: []string{"*"},
 		ExposedHeaders: []string{"Location", "Upload-Offset", "Upload-Length", "Upload-Expires", "Upload-Metadata", "Tus-Resumable",
-			"Tus-Version", "Tus-Extension", "Tus-Max-Size", "ETag", "Retry-After", "X-Request-Id",
+			"Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm", "Upload-Defer-Length", "ETag", "Retry-After", "X-Request-Id",
 			"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"},
 		MaxAge: 600,
 	}).Handler(next)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/outage"
 )
 
 // writeJSON writes v with status. Encoding errors after the header is out
@@ -75,7 +76,7 @@ func classify(r *http.Request, err error) *errcode.Error {
 		// a stream, say): still the client's doing, and it is gone.
 		return errcode.ErrClientClosed.Wrap(err, "the request body broke off")
 	}
-	if r.Context().Err() == nil && unreachable(err) {
+	if r.Context().Err() == nil && outage.Is(err) {
 		return errcode.ErrUnavailable.Wrap(err, "a storage service ferryd depends on is unreachable or overloaded; retry after the Retry-After delay")
 	}
 	return e

@@ -53,6 +53,8 @@ type Deps struct {
 	ReadIdleTimeout time.Duration
 	// Limits are the per-subject rate limits; the zero value limits nothing.
 	Limits RateLimits
+	// Tus serves tus 1.0 under /v1/tus/ (package tus); nil: not served.
+	Tus TusHandler
 }
 
 // New returns the complete handler: routes wrapped in the middleware chain.
@@ -103,6 +105,9 @@ func newRouter(d Deps) *mux.Router {
 	}
 	if o != nil {
 		o.routes(r)
+	}
+	if d.Tus != nil { // every method, OPTIONS included: tusd's handler answers them all
+		r.PathPrefix("/v1/tus/").Handler(g.with(public, g.tus(d.Tus))) // g.tus checks by method and upload
 	}
 	doc, err := openAPIJSON()
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferryhq/ferry/auth"
+	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
@@ -212,29 +213,6 @@ func ParseExpiresAfter(anchor, seconds string) (int64, error) {
 	return n, nil
 }
 
-// safeName turns a client's filename into one key segment of allowed
-// characters (and a safe Content-Disposition filename).
-func safeName(name string) string {
-	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
-	var b strings.Builder
-	for _, r := range name {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	out := strings.Trim(b.String(), ".")
-	if len(out) > 200 {
-		out = out[len(out)-200:]
-	}
-	if out == "" {
-		return "file"
-	}
-	return out
-}
-
 // Staged is a file whose bytes are stored but not yet published.
 type Staged struct {
 	sessionID string
@@ -255,8 +233,8 @@ func (s *Service) StageFile(ctx context.Context, filename, mimeType string, r io
 		}
 	}
 	id := registry.NewFileID(s.now())
-	sid, n, err := s.sessions.Ingest(ctx, session.Spec{Bucket: s.cfg.Bucket, Key: id + "/" + safeName(filename),
-		MimeType: mimeType, FileID: id}, r, s.cfg.MaxFileSize)
+	sid, n, err := s.sessions.Ingest(ctx, session.Spec{Bucket: s.cfg.Bucket, Key: id + "/" + bucket.SafeName(filename),
+		MimeType: mimeType, FileID: id, Protocol: session.ProtocolOpenAI}, r, s.cfg.MaxFileSize)
 	if err != nil {
 		return nil, err
 	}

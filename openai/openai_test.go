@@ -137,8 +137,8 @@ func TestValidation(t *testing.T) {
 	}
 	for in, want := range map[string]string{"report final.pdf": "report_final.pdf", "../../etc/passwd": "passwd",
 		`C:\x\y.txt`: "y.txt", "": "file", "..": "file", "ünï.txt": "_n_.txt", `a"b`: "a_b"} {
-		if got := safeName(in); got != want {
-			t.Errorf("safeName(%q) = %q, want %q", in, got, want)
+		if got := bucket.SafeName(in); got != want {
+			t.Errorf("bucket.SafeName(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/auth"
+	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
@@ -153,7 +154,7 @@ func (s *Service) AddPart(ctx context.Context, uploadID string, r io.Reader) (Pa
 	}
 	part := Part{ID: newToken("part_"), Object: "upload.part", CreatedAt: s.now().Unix(), UploadID: uploadID}
 	key := uploadID + "/" + part.ID
-	sid, _, err := s.sessions.Ingest(ctx, session.Spec{Bucket: s.cfg.UploadsBucket, Key: key}, r, s.cfg.MaxPartSize)
+	sid, _, err := s.sessions.Ingest(ctx, session.Spec{Bucket: s.cfg.UploadsBucket, Key: key, Protocol: session.ProtocolOpenAI}, r, s.cfg.MaxPartSize)
 	if err != nil {
 		return Part{}, err
 	}
@@ -287,8 +288,8 @@ func (s *Service) CompleteUpload(ctx context.Context, id string, partIDs []strin
 // MD5, and only then seals it.
 func (s *Service) join(ctx context.Context, rec uploadRecord, parts []partRecord, md5hex string) (FileObject, error) {
 	fileID := registry.NewFileID(s.now())
-	in, err := s.sessions.CreateSpec(ctx, session.Spec{Bucket: s.cfg.Bucket, Key: fileID + "/" + safeName(rec.Filename),
-		MimeType: rec.MimeType, Size: rec.Bytes, Open: true, FileID: fileID})
+	in, err := s.sessions.CreateSpec(ctx, session.Spec{Bucket: s.cfg.Bucket, Key: fileID + "/" + bucket.SafeName(rec.Filename),
+		MimeType: rec.MimeType, Size: rec.Bytes, Open: true, FileID: fileID, Protocol: session.ProtocolOpenAI})
 	if err != nil {
 		return FileObject{}, err
 	}

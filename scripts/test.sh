@@ -6,7 +6,8 @@
 #   scripts/test.sh                 # go test -race ./...
 #   scripts/test.sh -run X ./pkg/.. # any go test arguments
 #
-# Installs redis-server (apt) and versitygw (go install) only when missing.
+# Installs redis-server and nodejs (apt) and versitygw (go install) only
+# when missing.
 # Under CI (CI set) a service that cannot be started fails the run;
 # elsewhere the tests that need it skip.
 set -euo pipefail
@@ -37,6 +38,18 @@ ensure_versitygw() {
   command -v versitygw >/dev/null 2>&1 && return 0
   log "installing versitygw $VERSITYGW_VERSION with go install (about 90 s)"
   (cd / && GOFLAGS= go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION") >&2
+}
+
+# Node.js runs the real tus-js-client against ferryd (tus/jsclient_test.go,
+# which installs the npm package into the user cache directory itself).
+ensure_node() {
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && return 0
+  log "installing nodejs and npm with apt-get"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm) >&2 || return 1
+  else
+    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm) >&2 || return 1
+  fi
 }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -147,6 +160,7 @@ start_s3() {
 start_redis || fail_or_warn "could not start redis-server"
 start_redis_cluster || fail_or_warn "could not start a Redis Cluster"
 start_s3 || fail_or_warn "could not start versitygw"
+ensure_node || fail_or_warn "could not install Node.js"
 
 if [ $# -eq 0 ]; then set -- -race ./...; fi
 log "go test $*"

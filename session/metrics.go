@@ -14,10 +14,35 @@ import (
 // read from the metadata store at scrape time, so every instance reports
 // the shared truth rather than its own share of it.
 type sessionMetrics struct {
-	created, completed, aborted, expired prometheus.Counter
-	appended, conflicts, busy            prometheus.Counter
-	appendDur                            prometheus.Histogram
-	purgeFailures                        prometheus.Counter
+	created, completed, aborted, expired *prometheus.CounterVec
+	appended, conflicts                  *prometheus.CounterVec
+	appendDur                            *prometheus.HistogramVec
+	// busy has no protocol: the lease is refused before the record that
+	// names it is read, and reading it only to label a refusal would add a
+	// store call where appends contend.
+	busy          prometheus.Counter
+	purgeFailures prometheus.Counter
+}
+
+// The protocols a session is created through: the label of the engine's
+// counters, taken from the session record (Spec.Protocol), so an append, a
+// completion or an expiry counts under the protocol that created it.
+const (
+	ProtocolNative = "native"
+	ProtocolTus    = "tus"
+	ProtocolOpenAI = "openai"
+)
+
+var protocols = []string{ProtocolNative, ProtocolTus, ProtocolOpenAI}
+
+// protocolLabel bounds the label to the known protocols.
+func protocolLabel(p string) string {
+	for _, known := range protocols {
+		if p == known {
+			return p
+		}
+	}
+	return ProtocolNative
 }
 
 // NewPurgeFailures registers ferry_purge_failures_total{purger=name}. The
@@ -33,8 +58,11 @@ func NewPurgeFailures(reg prometheus.Registerer, name string) prometheus.Counter
 }
 
 func newSessionMetrics(reg prometheus.Registerer, store metastore.Store, now func() time.Time) *sessionMetrics {
-	counter := func(name, help string) prometheus.Counter {
-		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	counter := func(name, help string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"protocol"})
+		for _, p := range protocols { // every series exists from the start, at 0
+			c.WithLabelValues(p)
+		}
 		reg.MustRegister(c)
 		return c
 	}
@@ -45,13 +73,13 @@ func newSessionMetrics(reg prometheus.Registerer, store metastore.Store, now fun
 		expired:   counter("ferry_sessions_expired_total", "Expired upload sessions freed by the purger."),
 		appended:  counter("ferry_sessions_appended_bytes_total", "Bytes acknowledged by appends."),
 		conflicts: counter("ferry_sessions_offset_conflicts_total", "Appends refused with 409 because the client's offset was not the session's."),
-		busy:      counter("ferry_sessions_busy_total", "Appends refused because another request held the session."),
-		appendDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+		appendDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ferry_sessions_append_duration_seconds", Help: "Latency of appends, storage included.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
-		}),
+		}, []string{"protocol"}),
 	}
-	reg.MustRegister(m.appendDur)
+	m.busy = prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_sessions_busy_total", Help: "Appends refused because another request held the session."})
+	reg.MustRegister(m.appendDur, m.busy)
 	m.purgeFailures = NewPurgeFailures(reg, "sessions")
 	gauge := func(name, help string, read func(context.Context) (float64, error)) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {

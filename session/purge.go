@@ -76,7 +76,9 @@ func (s *Service) Purge(ctx context.Context) (purged int, err error) {
 				s.retryLater(ctx, e, err)
 			case done:
 				purged++
-				s.m.expired.Inc()
+				var pe purgeEntry
+				_ = json.Unmarshal(e.Value, &pe) // purgeOne decoded it
+				s.m.expired.WithLabelValues(protocolLabel(pe.Protocol)).Inc()
 			}
 		}
 		if !more || len(entries) == 0 {

@@ -110,6 +110,11 @@ type record struct {
 	Open   bool              `json:"open,omitempty"`
 	Attrs  map[string]string `json:"attrs,omitempty"` // copied onto the published file
 	FileID string            `json:"file_id,omitempty"`
+	// Protocol created the session ("" is native): the metrics' label.
+	Protocol string `json:"protocol,omitempty"`
+	// Meta is the creating protocol's own data (tus: Upload-Metadata), kept
+	// with the session for every instance to see and never published.
+	Meta map[string]string `json:"meta,omitempty"`
 	// Where the bytes go, fixed at creation: a registered bucket's location
 	// ("" for Ferry's own storage) and the backend key.
 	Location string `json:"location,omitempty"`
@@ -135,6 +140,7 @@ type purgeRef struct {
 	Location string `json:"location,omitempty"`
 	Object   string `json:"object"`
 	UploadID string `json:"upload_id,omitempty"`
+	Protocol string `json:"protocol,omitempty"` // the expiry's metrics label
 }
 
 func (r *record) object() string {
@@ -145,7 +151,7 @@ func (r *record) object() string {
 }
 
 func (r *record) ref() purgeRef {
-	return purgeRef{ID: r.ID, Location: r.Location, Object: r.object(), UploadID: r.UploadID}
+	return purgeRef{ID: r.ID, Location: r.Location, Object: r.object(), UploadID: r.UploadID, Protocol: r.Protocol}
 }
 
 // Info is a session as clients see it.
@@ -162,12 +168,16 @@ type Info struct {
 	// MinChunk is the smallest chunk that avoids being held back; smaller
 	// chunks work but wait in the metadata store until enough arrive.
 	MinChunk int64
+	// Open: Size is an upper bound until Seal or Declare fixes it.
+	Open     bool
+	Protocol string
+	Meta     map[string]string
 }
 
 func (r *record) info() Info {
 	return Info{ID: r.ID, Bucket: r.Bucket, Key: r.Key, MimeType: r.MimeType, Size: r.Size,
 		Offset: r.Offset, Completed: r.State == stateCompleted, CreatedAt: r.CreatedAt,
-		ExpiresAt: r.ExpiresAt, MinChunk: r.PartSize}
+		ExpiresAt: r.ExpiresAt, MinChunk: r.PartSize, Open: r.Open, Protocol: r.Protocol, Meta: r.Meta}
 }
 
 // heldSessions sizes the in-memory copy of held-back tails, in sessions:
@@ -275,6 +285,13 @@ type Spec struct {
 	Open   bool
 	Attrs  map[string]string // carried onto the published file
 	FileID string            // the published file's id; minted on publish when empty
+	// ID is the session's id when the caller minted it (NewID), for a key
+	// that names the upload; empty: a new one.
+	ID string
+	// Protocol is the API the session is created through (ProtocolTus,
+	// ProtocolOpenAI; empty: native), the label of its metrics.
+	Protocol string
+	Meta     map[string]string // the protocol's own data, kept, never published
 }
 
 // Create starts a session for bucket/key. An existing file at bucket/key
@@ -312,10 +329,16 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
+	id := sp.ID
+	if id == "" {
+		id = NewID()
+	} else if !validID(id) {
+		return Info{}, errcode.ErrInvalidRequest.New("%q is not a session id (32 hex digits)", id)
+	}
 	now := s.now().UTC()
-	rec := &record{ID: newID(), Bucket: bkt, Key: key, MimeType: mimeType, Size: size,
+	rec := &record{ID: id, Bucket: bkt, Key: key, MimeType: mimeType, Size: size,
 		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL), Open: sp.Open, Attrs: sp.Attrs, FileID: sp.FileID,
-		Location: place.Location, Object: place.Object(key)}
+		Location: place.Location, Object: place.Object(key), Protocol: sp.Protocol, Meta: sp.Meta}
 	if err := eng.begin(ctx, rec); err != nil {
 		return Info{}, fmt.Errorf("begin upload: %w", err)
 	}
@@ -329,7 +352,7 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	if _, err := s.save(ctx, rec, 0, 0); err != nil {
 		return Info{}, err
 	}
-	s.m.created.Inc()
+	s.m.created.WithLabelValues(protocolLabel(rec.Protocol)).Inc()
 	return rec.info(), nil
 }
 
@@ -454,15 +477,17 @@ func (a *appender) write(r io.Reader, n int64, sum *Checksum) error {
 func (s *Service) appendLocked(ctx context.Context, id string, expect, total int64, body func(*appender) error) (Info, *registry.File, error) {
 	start := time.Now()
 	var (
-		out  Info
-		file *registry.File
-		n    int64
+		out   Info
+		file  *registry.File
+		n     int64
+		proto = ProtocolNative // the record's, once loaded
 	)
 	err := s.withLock(ctx, id, func(lctx context.Context, fence int64) error {
 		rec, ver, err := s.load(lctx, id)
 		if err != nil {
 			return err
 		}
+		proto = protocolLabel(rec.Protocol)
 		if rec.State == stateCompleted {
 			return s.completedAgain(lctx, rec, body, &out, &file)
 		}
@@ -507,10 +532,10 @@ func (s *Service) appendLocked(ctx context.Context, id string, expect, total int
 	})
 	switch {
 	case err == nil:
-		s.m.appended.Add(float64(n))
-		s.m.appendDur.Observe(time.Since(start).Seconds())
+		s.m.appended.WithLabelValues(proto).Add(float64(n))
+		s.m.appendDur.WithLabelValues(proto).Observe(time.Since(start).Seconds())
 	case errcode.Is(err, ErrOffsetMismatch):
-		s.m.conflicts.Inc()
+		s.m.conflicts.WithLabelValues(proto).Inc()
 	case errcode.Is(err, ErrBusy):
 		s.m.busy.Inc()
 	}
@@ -592,7 +617,7 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 	if _, err := s.save(ctx, rec, ver, fence); err != nil {
 		return registry.File{}, err
 	}
-	s.m.completed.Inc()
+	s.m.completed.WithLabelValues(protocolLabel(rec.Protocol)).Inc()
 	if err := eng.release(ctx, rec); err != nil { // best effort: the purger releases it again
 		s.log.WarnContext(ctx, "release_failed", "session", rec.ID, "err", err)
 	}
@@ -621,21 +646,67 @@ func (s *Service) Seal(ctx context.Context, id string, attrs map[string]string) 
 			}
 			rec.Attrs[k] = v
 		}
-		eng, err := s.engine(rec.Location)
-		if err != nil {
-			return err
-		}
-		// The held-back remainder becomes the last part (or the one Put).
-		if err := eng.write(ctx, rec, fence, bytes.NewReader(nil), 0, nil); err != nil {
-			return storageErr(rec, err)
-		}
-		if ver, err = s.save(ctx, rec, ver, fence); err != nil {
-			return err
-		}
-		file, err = s.finish(ctx, rec, ver, fence)
+		file, err = s.finishSized(ctx, rec, ver, fence)
 		return err
 	})
 	return file, err
+}
+
+// finishSized completes a session whose size was just fixed at its offset:
+// the held-back remainder becomes the last part (or the one Put).
+func (s *Service) finishSized(ctx context.Context, rec *record, ver, fence int64) (registry.File, error) {
+	eng, err := s.engine(rec.Location)
+	if err != nil {
+		return registry.File{}, err
+	}
+	if err := eng.write(ctx, rec, fence, bytes.NewReader(nil), 0, nil); err != nil {
+		return registry.File{}, storageErr(rec, err)
+	}
+	if ver, err = s.save(ctx, rec, ver, fence); err != nil {
+		return registry.File{}, err
+	}
+	return s.finish(ctx, rec, ver, fence)
+}
+
+// Declare fixes an open session's size at size, which must be at least
+// its offset and at most its bound (tus's deferred Upload-Length). From then
+// on it is an ordinary session: the append that brings its last byte
+// completes it, and if that byte is already in, Declare completes it now
+// and returns the file.
+func (s *Service) Declare(ctx context.Context, id string, size int64) (Info, *registry.File, error) {
+	var (
+		out  Info
+		file *registry.File
+	)
+	err := s.withLock(ctx, id, func(ctx context.Context, fence int64) error {
+		rec, ver, err := s.load(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !rec.Open:
+			return errcode.ErrConflict.New("session %s already has its size (%d bytes)", id, rec.Size)
+		case size < rec.Offset:
+			return ErrInvalidSize.New("size %d is below the %d bytes session %s already holds", size, rec.Offset, id).With("offset", rec.Offset)
+		case size > rec.Size:
+			return ErrTooLarge.New("size %d exceeds the %d bytes this session can take", size, rec.Size).With("max_size", rec.Size)
+		}
+		rec.Size, rec.Open = size, false
+		if rec.Offset < rec.Size {
+			if _, err := s.save(ctx, rec, ver, fence); err != nil {
+				return err
+			}
+			out = rec.info()
+			return nil
+		}
+		f, err := s.finishSized(ctx, rec, ver, fence)
+		if err != nil {
+			return err
+		}
+		out, file = rec.info(), &f
+		return nil
+	})
+	return out, file, err
 }
 
 // ingestChunk is the read size of Ingest: above MinPartSize, so on S3 every
@@ -703,7 +774,7 @@ func (s *Service) Abort(ctx context.Context, id string) error {
 		if err := s.remove(ctx, rec, ver); err != nil {
 			return err
 		}
-		s.m.aborted.Inc()
+		s.m.aborted.WithLabelValues(protocolLabel(rec.Protocol)).Inc()
 		return nil
 	})
 }
@@ -799,7 +870,9 @@ func (s *Service) withLock(ctx context.Context, id string, fn func(ctx context.C
 	return err
 }
 
-func newID() string {
+// NewID mints a session id (Spec.ID), for a caller that names something
+// after the session before creating it.
+func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])

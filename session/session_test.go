@@ -638,6 +638,58 @@ func TestChunkTooSmallForHugeFile(t *testing.T) {
 
 // Streams of unknown length: ingest, then seal with attributes; over the
 // limit nothing is kept.
+// TestDeclare: an open session gets its size later (tus's deferred
+// length); the append that brings the last byte then completes it, or
+// Declare does when every byte is in already. Meta and Protocol are kept
+// with the session and never published.
+func TestDeclare(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		data := randomBytes(7*MiB + 3)
+		in, err := f.svc.CreateSpec(ctx, Spec{Bucket: "b", Key: "declared", Size: 48 * MiB, Open: true,
+			Protocol: ProtocolTus, Meta: map[string]string{"filename": "x.bin"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !in.Open || in.Protocol != ProtocolTus || in.Meta["filename"] != "x.bin" {
+			t.Fatalf("created %+v", in)
+		}
+		if _, _, err := appendBytes(t, f, in.ID, 0, data[:6*MiB]); err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []int64{6*MiB - 1, 48*MiB + 1} {
+			if _, _, err := f.svc.Declare(ctx, in.ID, bad); err == nil {
+				t.Fatalf("declared %d for a session at %d bounded by %d", bad, 6*MiB, 48*MiB)
+			}
+		}
+		got, file, err := f.svc.Declare(ctx, in.ID, int64(len(data)))
+		if err != nil || file != nil || got.Open || got.Size != int64(len(data)) {
+			t.Fatalf("declare: %+v %v %v", got, file, err)
+		}
+		if _, _, err := f.svc.Declare(ctx, in.ID, int64(len(data))); !errcode.Is(err, errcode.ErrConflict) {
+			t.Fatalf("declaring twice: %v", err)
+		}
+		_, file, err = appendBytes(t, f, in.ID, 6*MiB, data[6*MiB:])
+		if err != nil || file == nil {
+			t.Fatalf("last append: %v %v", file, err)
+		}
+		if !bytes.Equal(readAll(t, f, *file), data) || len(file.Attrs) != 0 {
+			t.Fatalf("declared file %+v differs", file)
+		}
+		// Every byte in before the size is known: Declare completes it.
+		in, err = f.svc.CreateSpec(ctx, Spec{Bucket: "b", Key: "late", Size: 48 * MiB, Open: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := appendBytes(t, f, in.ID, 0, data[:3]); err != nil {
+			t.Fatal(err)
+		}
+		if _, file, err = f.svc.Declare(ctx, in.ID, 3); err != nil || file == nil || !bytes.Equal(readAll(t, f, *file), data[:3]) {
+			t.Fatalf("declare at the offset: %v %v", file, err)
+		}
+	})
+}
+
 func TestIngestAndSeal(t *testing.T) {
 	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()

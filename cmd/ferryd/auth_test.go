@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,6 +74,36 @@ func TestAPIKeys(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), "keys_reloaded") {
 		t.Fatalf("the reload is not logged:\n%s", p.stderr.String())
+	}
+
+	// tus: the same keys and buckets, by method.
+	tusMeta := func(bkt string) string { return "bucket " + base64.StdEncoding.EncodeToString([]byte(bkt)) }
+	tusPost := func(bkt string, hdr ...string) apiResp {
+		return call(t, "POST", base+"/v1/tus/", nil, append([]string{"Tus-Resumable", "1.0.0", "Upload-Length", "3", "Upload-Metadata", tusMeta(bkt)}, hdr...)...)
+	}
+	if r := tusPost("photos"); r.code != 401 {
+		t.Fatalf("tus without a key: %d %s", r.code, r.body)
+	}
+	if r := tusPost("private", bearer(photos)...); r.code != 403 {
+		t.Fatalf("tus into another bucket: %d %s", r.code, r.body)
+	}
+	r = tusPost("photos", bearer(photos)...)
+	loc := r.header.Get("Location")
+	if r.code != 201 || loc == "" {
+		t.Fatalf("tus create with the key: %d %s", r.code, r.body)
+	}
+	patch := func(secret string) apiResp {
+		return call(t, "PATCH", loc, strings.NewReader("abc"), append([]string{"Tus-Resumable", "1.0.0", "Upload-Offset", "0",
+			"Content-Type", "application/offset+octet-stream"}, bearer(secret)...)...)
+	}
+	if r := patch(reader); r.code != 403 {
+		t.Fatalf("tus PATCH with a read key: %d %s", r.code, r.body)
+	}
+	if r := call(t, "HEAD", loc, nil, append([]string{"Tus-Resumable", "1.0.0"}, bearer(reader)...)...); r.code != 200 {
+		t.Fatalf("tus HEAD with a read key: %d", r.code)
+	}
+	if r := patch(photos); r.code != 204 {
+		t.Fatalf("tus PATCH with the key: %d %s", r.code, r.body)
 	}
 
 	// Beyond loopback without keys: refused, naming the settings.

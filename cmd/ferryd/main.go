@@ -27,6 +27,7 @@ import (
 	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
+	"github.com/ferryhq/ferry/tus"
 	"github.com/ferryhq/ferry/vectorstore"
 )
 
@@ -74,7 +75,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return err
 	}
 	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: svc.sessions, Files: svc.files,
-		OpenAI: svc.openai, VectorStores: svc.vectors, Metrics: reg, Logger: log,
+		OpenAI: svc.openai, VectorStores: svc.vectors, Tus: svc.tus, Metrics: reg, Logger: log,
 		ReadIdleTimeout: cfg.Server.ReadIdleTimeout, AllowedHosts: cfg.Server.AllowedHosts, CORSOrigins: cfg.Server.CORSOrigins,
 		Keys: keys, OpenAIBuckets: []string{cfg.OpenAI.Bucket, cfg.OpenAI.UploadsBucket}, PresignTTL: presignTTL(cfg.Downloads),
 		Limits: httpapi.RateLimits{Limiter: st.limiter, Uploads: cfg.Limits.UploadsPerMinute,
@@ -144,6 +145,7 @@ type services struct {
 	sessions *session.Service
 	openai   *openai.Service
 	vectors  *vectorstore.Service
+	tus      *tus.Handler
 }
 
 func newServices(ctx context.Context, cfg config.Config, st *stores, reg *prometheus.Registry, log *slog.Logger) (*services, error) {
@@ -172,7 +174,12 @@ func newServices(ctx context.Context, cfg config.Config, st *stores, reg *promet
 		Embeddings:      vectorstore.EmbeddingsConfig{URL: oc.Embeddings.URL, Model: oc.Embeddings.Model, APIKey: oc.Embeddings.APIKey},
 		Metrics:         reg, PurgeFailures: purgeFailures}, log)
 	files.Subscribe(vs.OnFileEvent) // a file deleted or replaced by any route leaves the vector stores
-	return &services{files: files, sessions: sessions, openai: oai, vectors: vs}, nil
+	tusd, err := tus.New(sessions, files, st.meta, tus.Config{Bucket: cfg.Tus.Bucket, MaxSize: cfg.Sessions.MaxSize,
+		NetworkTimeout: cfg.Server.ReadIdleTimeout, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &services{files: files, sessions: sessions, openai: oai, vectors: vs, tus: tusd}, nil
 }
 
 // background starts the purgers and the vector-store workers; stop ends

@@ -69,8 +69,10 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 	// The upload itself shows: one S3 UploadPart per 3 MiB-or-more run is
 	// not asserted here (session tests count requests exactly); that the
 	// families carry samples is.
-	// Two sessions completed: the native upload and the SDK's file upload.
-	for _, want := range []string{`ferry_sessions_completed_total 2`, `ferry_s3_requests_total{operation="UploadPart",result="ok"}`, `ferry_sessions_active `,
+	// Two sessions completed, told apart by protocol: the native upload and
+	// the SDK's file upload.
+	for _, want := range []string{`ferry_sessions_completed_total{protocol="native"} 1`, `ferry_sessions_completed_total{protocol="openai"} 1`,
+		`ferry_sessions_completed_total{protocol="tus"} 0`, `ferry_s3_requests_total{operation="UploadPart",result="ok"}`, `ferry_sessions_active `,
 		`ferry_openai_vector_files_total{event="completed"} 1`, `ferry_openai_vector_queue_depth 0`, `ferry_openai_vector_search_duration_seconds_count{mode="keyword"} 1`,
 		// Both purgers export the one failure counter, told apart by label.
 		`ferry_purge_failures_total{purger="sessions"} 0`, `ferry_purge_failures_total{purger="openai"} 0`} {

@@ -1,0 +1,115 @@
+package tus_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/ferryhq/ferry/internal/testsvc"
+	"github.com/ferryhq/ferry/session"
+	"github.com/ferryhq/ferry/tus"
+)
+
+// tusJSClient is the npm package the end-to-end test installs.
+const tusJSClient = "tus-js-client@4"
+
+// nodeModules installs tus-js-client once into a cache directory and returns
+// its node_modules. Without Node the test fails under CI and skips elsewhere.
+func nodeModules(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("node is required under CI for the tus-js-client test: install Node.js 18 or later (%v)", err)
+		}
+		t.Skip("node is not installed")
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "ferry-test", "tus-js-client-4")
+	mods := filepath.Join(dir, "node_modules")
+	if _, err := os.Stat(filepath.Join(mods, "tus-js-client", "package.json")); err == nil {
+		return mods
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("npm", "install", "--prefix", dir, "--no-audit", "--no-fund", "--loglevel=error", tusJSClient)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm install %s: %v\n%s", tusJSClient, err, out)
+	}
+	return mods
+}
+
+// jsRun is what testdata/upload.js reports.
+type jsRun struct {
+	URL     string `json:"url"`
+	Resumed bool   `json:"resumed"`
+	Outcome string `json:"outcome"`
+}
+
+// TestTusJSClient uploads 64 MiB with the real tus-js-client 4 in 8 MiB
+// PATCHes, interrupted twice: it aborts at 16 MiB, then a new run finds the
+// upload through findPreviousUploads, resumes, and aborts at 40 MiB, and a
+// third run finishes.
+// The bytes come back through the native :content route.
+func TestTusJSClient(t *testing.T) {
+	mods := nodeModules(t)
+	script, err := filepath.Abs("testdata/upload.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
+		in := serve(t, s, session.Config{})
+		dir := t.TempDir()
+		data := randomBytes(t, 64<<20)
+		file := filepath.Join(dir, "big.bin")
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		storage := filepath.Join(dir, "urls.json")
+		run := func(abortAt int) jsRun {
+			t.Helper()
+			cmd := exec.Command("node", script, in.srv.URL+tus.BasePath, file, storage, strconv.Itoa(abortAt))
+			cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("node upload.js: %v\n%s", err, stderr.String())
+			}
+			var r jsRun
+			if err := json.Unmarshal(out, &r); err != nil {
+				t.Fatalf("upload.js said %q: %v", out, err)
+			}
+			return r
+		}
+
+		first := run(16 << 20)
+		if first.Outcome != "aborted" || first.Resumed || first.URL == "" {
+			t.Fatalf("first run: %+v", first)
+		}
+		if o := offsetOf(t, first.URL); o != 16<<20 {
+			t.Fatalf("after aborting at 16 MiB the upload is at %d", o)
+		}
+		second := run(40 << 20)
+		if second.Outcome != "aborted" || !second.Resumed || second.URL != first.URL {
+			t.Fatalf("second run did not resume %s: %+v", first.URL, second)
+		}
+		if o := offsetOf(t, first.URL); o != 40<<20 {
+			t.Fatalf("after the resumed run aborted at 40 MiB the upload is at %d", o)
+		}
+		third := run(0)
+		if third.Outcome != "completed" || !third.Resumed || third.URL != first.URL {
+			t.Fatalf("third run: %+v", third)
+		}
+		if _, got := nativeFile(t, in, "js", "big.bin"); !bytes.Equal(got, data) {
+			t.Fatalf("native :content: %d bytes, equal %v", len(got), bytes.Equal(got, data))
+		}
+	})
+}

@@ -1,0 +1,232 @@
+// Package tus serves the tus 1.0 resumable-upload protocol with tusd's own
+// handler (github.com/tus/tusd/v2/pkg/handler) over Ferry's session engine.
+// Every tus upload is a Ferry upload session whose id is the tus upload id:
+// its bytes take the same path as a native append (parts recorded in the
+// session record, small chunks held back, no ListParts, no S3 read per
+// PATCH), and once complete it is an ordinary Ferry file.
+//
+// Extensions: creation, creation-with-upload, creation-defer-length (an
+// open session whose size a later PATCH declares), termination, expiration
+// (the session's TTL, as Upload-Expires) and checksum (Upload-Checksum,
+// checked by the session engine; a mismatch is 460). Concatenation is not
+// offered, and GET of an upload is disabled: a completed upload is read
+// through the native `:content` route.
+//
+// Persistent layout, beside the session's own (session/keys.go):
+//
+//	lock "tus/<id>"   held by tusd's handler for the length of one tus request
+//	                  (HEAD, PATCH, DELETE, creation-with-upload) on any instance
+//
+// The tus metadata (Upload-Metadata) lives in the session record's meta, so
+// every instance sees it; the package keeps no record of its own. The tus
+// lock is taken first and the session's lock ("session/<id>") inside it,
+// always in that order, so the two never deadlock.
+package tus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	tusd "github.com/tus/tusd/v2/pkg/handler"
+
+	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/registry"
+	"github.com/ferryhq/ferry/session"
+)
+
+// BasePath is where ferryd mounts the protocol.
+const BasePath = "/v1/tus/"
+
+// Config tunes the handler.
+type Config struct {
+	// Bucket receives uploads whose metadata names none (config's tus.bucket).
+	Bucket string
+	// MaxSize is announced as Tus-Max-Size and bounds Upload-Length; the
+	// session engine's own limit (sessions.max_size).
+	MaxSize int64
+	// LockTTL is the lease of the tus lock, refreshed while a request runs:
+	// how long an upload stays locked after the instance serving it dies.
+	LockTTL time.Duration
+	// NetworkTimeout bounds each read of a PATCH body (tusd's own timeout;
+	// ferryd passes server.read_idle_timeout); 0: tusd's default, 60 s.
+	NetworkTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// maxDeferred bounds an upload of deferred length: its session is created
+// with this as its size until the length is declared, and the part size is
+// fixed at creation, so the bound keeps the parts at S3's 5 MiB minimum
+// (10,000 of them). Larger files declare Upload-Length up front.
+const maxDeferred = bucket.MaxParts * bucket.MinPartSize
+
+// Files finds existing files, to keep a filename-derived key unique
+// (registry.Registry).
+type Files interface {
+	Get(ctx context.Context, bkt, key string) (registry.File, error)
+}
+
+// Handler serves tus 1.0 under BasePath.
+type Handler struct {
+	tusd     *tusd.Handler
+	sessions *session.Service
+	cfg      Config
+}
+
+// New returns the handler over sessions, with its tus locks in store.
+func New(sessions *session.Service, files Files, store metastore.Store, cfg Config) (*Handler, error) {
+	if cfg.Bucket == "" {
+		return nil, fmt.Errorf("tus: no default bucket")
+	}
+	if err := bucket.ValidateBucketName(cfg.Bucket); err != nil {
+		return nil, fmt.Errorf("tus: default bucket: %w", err)
+	}
+	if cfg.LockTTL <= 0 {
+		cfg.LockTTL = 10 * time.Second // as the session lease: a dead instance frees an upload as fast
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ds := &dataStore{sessions: sessions, files: files, bucket: cfg.Bucket, maxDeferred: maxDeferred, log: cfg.Logger}
+	if cfg.MaxSize > 0 {
+		ds.maxDeferred = min(ds.maxDeferred, cfg.MaxSize)
+	}
+	composer := tusd.NewStoreComposer()
+	composer.UseCore(ds)
+	composer.UseTerminater(ds)
+	composer.UseLengthDeferrer(ds)
+	composer.UseLocker(&locker{store: store, ttl: cfg.LockTTL})
+	h, err := tusd.NewHandler(tusd.Config{
+		StoreComposer:   composer,
+		BasePath:        BasePath,
+		MaxSize:         cfg.MaxSize,
+		DisableDownload: true, // the native :content route serves the file, with Range and ETag
+		// CORS is the server's one policy for every route, not tusd's
+		// (which would let any origin's pages read answers).
+		Cors:           &tusd.CorsConfig{Disable: true},
+		Logger:         tusdLogger(cfg.Logger),
+		NetworkTimeout: cfg.NetworkTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{tusd: h, sessions: sessions, cfg: cfg}, nil
+}
+
+// ServeHTTP serves one tus request; the path keeps its BasePath prefix.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := &requestState{length: r.ContentLength}
+	if v := r.Header.Get("Upload-Checksum"); v != "" && (r.Method == http.MethodPatch || r.Method == http.MethodPost) {
+		sum, err := session.ParseChecksum(v, "")
+		if err != nil {
+			w.Header().Set("Tus-Resumable", "1.0.0")
+			http.Error(w, "ERR_INVALID_CHECKSUM: "+errcode.From(err).Detail, http.StatusBadRequest)
+			return
+		}
+		st.sum = sum
+	}
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	// tusd routes on the path below its base: "/" creates, "/<id>" is an
+	// upload. The URL is a copy: the access log shows the path as sent.
+	u := *r.URL
+	u.Path, u.RawPath = "/"+strings.TrimPrefix(r.URL.Path, BasePath), ""
+	r.URL = &u
+	h.tusd.ServeHTTP(&headerWriter{ResponseWriter: w, st: st, req: r.Context()}, r)
+}
+
+// BucketOf names the bucket a tus request works in, for authorisation: a
+// creation's from its Upload-Metadata (or the default), any other request's
+// from the upload it names. ok is false for requests that name no upload
+// (OPTIONS) or an unknown one.
+func (h *Handler) BucketOf(r *http.Request) (bkt string, ok bool) {
+	id := strings.Trim(strings.TrimPrefix(r.URL.Path, BasePath), "/")
+	if r.Method == http.MethodOptions {
+		return "", false
+	}
+	if id == "" {
+		b := tusd.ParseMetadataHeader(r.Header.Get("Upload-Metadata"))["bucket"]
+		if b == "" {
+			b = h.cfg.Bucket
+		}
+		return b, true
+	}
+	in, err := h.sessions.Get(r.Context(), id)
+	if err != nil || in.Protocol != session.ProtocolTus {
+		return "", false
+	}
+	return in.Bucket, true
+}
+
+// requestState carries what tusd's DataStore interface does not pass from
+// the request to the store (the body's length, its checksum), and back out
+// to the response (the upload's expiry).
+type requestState struct {
+	length  int64 // Content-Length; -1 when unknown (chunked)
+	sum     *session.Checksum
+	expires time.Time
+	open    bool // a completed upload has no expiry to announce
+}
+
+type stateKey struct{}
+
+// stateOf returns the request's state; tusd's contexts keep the request's
+// values.
+func stateOf(ctx context.Context) *requestState {
+	if st, ok := ctx.Value(stateKey{}).(*requestState); ok {
+		return st
+	}
+	return &requestState{length: -1}
+}
+
+// noted records what the response announces about the upload.
+func (st *requestState) noted(in session.Info) {
+	st.expires, st.open = in.ExpiresAt, !in.Completed
+}
+
+// extensions are the ones Ferry adds to tusd's list.
+const extensions = ",expiration,checksum"
+
+// headerWriter adds the headers of the extensions tusd's handler does not
+// know: Upload-Expires (expiration) and the checksum algorithms.
+type headerWriter struct {
+	http.ResponseWriter
+	st    *requestState
+	req   context.Context // the request's: done once the client has gone
+	wrote bool
+}
+
+func (w *headerWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.wrote = true
+		// tusd answers a body cut by the client 500 (ERR_CONNECTION_RESET);
+		// Ferry counts a client that left as 499, never as its own failure.
+		if code >= 500 && w.req.Err() != nil {
+			code = errcode.ErrClientClosed.Status
+		}
+		hd := w.Header()
+		if ext := hd.Get("Tus-Extension"); ext != "" { // OPTIONS
+			hd.Set("Tus-Extension", ext+extensions)
+			hd.Set("Tus-Checksum-Algorithm", session.ChecksumAlgorithms)
+		}
+		if code < 300 && w.st.open && !w.st.expires.IsZero() {
+			hd.Set("Upload-Expires", w.st.expires.UTC().Format(http.TimeFormat))
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *headerWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController (tusd sets read deadlines) reach the
+// connection.
+func (w *headerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
