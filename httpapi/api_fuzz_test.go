@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/tus"
 )
 
 // An incoming X-Request-Id goes into every log line and back out as a
@@ -62,6 +64,7 @@ type fuzzRequest struct {
 	method                                                       uint8
 	path                                                         string
 	contentType, uploadOffset, contentRange, rng, checksum, auth string
+	uploadLength, uploadMetadata                                 string // tus
 	body                                                         string
 }
 
@@ -94,6 +97,11 @@ func FuzzAPI(f *testing.F) {
 	keys, secrets := testKeyring(f)
 	d := apiDeps(f, meta, blobs)
 	d.Keys = keys
+	tusd, err := tus.New(d.Sessions, d.Files, d.Store, tus.Config{Bucket: "tus", MaxSize: 1 << 40, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	d.Tus = tusd
 	h := New(d)
 	srv := httptest.NewServer(h)
 	f.Cleanup(srv.Close)
@@ -172,13 +180,21 @@ func FuzzAPI(f *testing.F) {
 		{method: fuzzMethod("OPTIONS", false), path: "*"},
 		{method: fuzzMethod("PROPFIND", false), path: "//v1//files", auth: admin},
 		{method: fuzzMethod("PATCH", false), path: "/v1/openai/v1/nowhere", auth: admin},
+		{method: fuzzMethod("POST", false), path: "/v1/tus/", auth: admin, uploadLength: "10", uploadMetadata: "bucket Yg==,filename Li4vLi4vZXRj"},
+		{method: fuzzMethod("POST", false), path: "/v1/tus/", auth: admin, uploadLength: "-1", uploadMetadata: "bucket,filename !!!"},
+		{method: fuzzMethod("POST", false), path: "/v1/tus/", auth: admin, uploadLength: "99999999999999999999", uploadMetadata: "bucket YQ=="},
+		{method: fuzzMethod("PATCH", false), path: "/v1/tus/0123456789abcdef0123456789abcdef", auth: admin, uploadOffset: "0",
+			contentType: "application/offset+octet-stream", checksum: "sha1 AAAA", body: "0123456789"},
+		{method: fuzzMethod("HEAD", false), path: "/v1/tus/{session}", auth: admin},
+		{method: fuzzMethod("DELETE", false), path: "/v1/tus/..%2F..", auth: admin},
 	} {
-		f.Add(s.method, s.path, s.contentType, s.uploadOffset, s.contentRange, s.rng, s.checksum, s.auth, []byte(s.body))
+		f.Add(s.method, s.path, s.contentType, s.uploadOffset, s.contentRange, s.rng, s.checksum, s.auth, s.uploadLength, s.uploadMetadata, []byte(s.body))
 	}
 
-	f.Fuzz(func(t *testing.T, m uint8, path, contentType, uploadOffset, contentRange, rng, checksum, authz string, body []byte) {
+	f.Fuzz(func(t *testing.T, m uint8, path, contentType, uploadOffset, contentRange, rng, checksum, authz, uploadLength, uploadMetadata string, body []byte) {
 		in := fuzzRequest{method: m, path: paths.Replace(path), contentType: contentType, uploadOffset: uploadOffset,
-			contentRange: contentRange, rng: rng, checksum: checksum, auth: auths.Replace(authz), body: paths.Replace(string(body))}
+			contentRange: contentRange, rng: rng, checksum: checksum, auth: auths.Replace(authz), uploadLength: uploadLength,
+			uploadMetadata: uploadMetadata, body: paths.Replace(string(body))}
 		req, ok := in.parse()
 		if !ok {
 			return // net/http answers 400 itself; no handler runs
@@ -200,9 +216,10 @@ func FuzzAPI(f *testing.F) {
 func (in fuzzRequest) parse() (*http.Request, bool) {
 	chunked := in.method&0x80 != 0
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: ferry.test\r\n", fuzzMethods[int(in.method&0x7f)%len(fuzzMethods)], in.path)
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: ferry.test\r\nTus-Resumable: 1.0.0\r\n", fuzzMethods[int(in.method&0x7f)%len(fuzzMethods)], in.path)
 	for _, hv := range [][2]string{{"Content-Type", in.contentType}, {"Upload-Offset", in.uploadOffset}, {"Content-Range", in.contentRange},
-		{"Range", in.rng}, {"Upload-Checksum", in.checksum}, {"Authorization", in.auth}} {
+		{"Range", in.rng}, {"Upload-Checksum", in.checksum}, {"Authorization", in.auth}, {"Upload-Length", in.uploadLength},
+		{"Upload-Metadata", in.uploadMetadata}} {
 		if hv[1] == "" {
 			continue
 		}
@@ -235,9 +252,9 @@ func (in fuzzRequest) String() string {
 	if len(body) > 200 {
 		body = body[:200] + "…"
 	}
-	return fmt.Sprintf("%s %q (Content-Type %q, Upload-Offset %q, Content-Range %q, Range %q, Upload-Checksum %q, Authorization %q, chunked %v) body %s",
+	return fmt.Sprintf("%s %q (Content-Type %q, Upload-Offset %q, Content-Range %q, Range %q, Upload-Checksum %q, Authorization %q, Upload-Length %q, Upload-Metadata %q, chunked %v) body %s",
 		fuzzMethods[int(in.method&0x7f)%len(fuzzMethods)], in.path, in.contentType, in.uploadOffset, in.contentRange, in.rng,
-		in.checksum, in.auth, in.method&0x80 != 0, strconv.Quote(body))
+		in.checksum, in.auth, in.uploadLength, in.uploadMetadata, in.method&0x80 != 0, strconv.Quote(body))
 }
 
 // Found by FuzzAPI: an empty id in a request body ({"file_ids":[""]}) went
