@@ -22,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/internal/faults"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
+	"github.com/ferryhq/ferry/tus"
 )
 
 // hostile is one malformed request and the status it must get.
@@ -75,6 +76,11 @@ func TestHostileInput(t *testing.T) {
 		d := apiDepsOver(t, faults.Store(store, in), comp, registry.Locations{Roots: []string{root}, OpenDir: openDir})
 		keys, secrets := testKeyring(t)
 		d.Keys, d.AllowedHosts = keys, []string{"127.0.0.1"}
+		tusd, err := tus.New(d.Sessions, d.Files, d.Store, tus.Config{Bucket: "tus", MaxSize: 1 << 40, Logger: d.Logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Tus = tusd
 		srv := httptest.NewServer(New(d))
 		t.Cleanup(srv.Close)
 		as := func(key string) caller { return caller{t: t, base: srv.URL, secret: secrets[key]} }
@@ -521,6 +527,23 @@ func hostileCorpus() []hostile {
 	get("no such route", "/v1/nothing", 404)
 	get("no such OpenAI route", oai+"/assistants", 404)
 	get("a path of 64 KiB", "/v1/files/b/"+strings.Repeat("k/", 32<<10)+"k", 400)
+
+	// tus.
+	tusCreate := func(name, length, metadata string, want int) {
+		add(hostile{name: "tus: " + name, method: "POST", path: "/v1/tus/", want: want,
+			hdr: []string{"Tus-Resumable", "1.0.0", "Upload-Length", length, "Upload-Metadata", metadata}})
+	}
+	tusCreate("negative length", "-1", "bucket YQ==", 400)
+	tusCreate("length overflowing int64", "99999999999999999999", "bucket YQ==", 400)
+	tusCreate("length over the maximum", "1099511627777", "bucket YQ==", 413)
+	// Not here: Upload-Metadata whose bucket is not base64 ("bucket !!!").
+	// tusd drops a pair it cannot decode, so the upload is created (201) in
+	// the default tus bucket instead of refused.
+	tusCreate("bucket ..", "10", "bucket Li4=", 400)
+	tusCreate("key climbing out", "10", "bucket YQ==,key Li4vLi4vZXRj", 400)
+	add(hostile{name: "tus: no Tus-Resumable", method: "POST", path: "/v1/tus/", hdr: []string{"Upload-Length", "10"}, want: 412})
+	add(hostile{name: "tus: PATCH of an unknown upload", method: "PATCH", path: "/v1/tus/0123456789abcdef0123456789abcdef", body: "0",
+		hdr: []string{"Tus-Resumable", "1.0.0", "Upload-Offset", "0", "Content-Type", "application/offset+octet-stream"}, want: 404})
 
 	// What no client sends: the server refuses it before any handler.
 	raw := func(name, req string, want int) { add(hostile{name: name, raw: req, want: want}) }
