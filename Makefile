@@ -1,4 +1,4 @@
-.PHONY: run build test chaos vet fmt check-rules
+.PHONY: run build test chaos fuzz vet fmt check-rules
 
 BIN := bin/ferryd
 
@@ -19,6 +19,12 @@ test:
 chaos:
 	CI=1 FERRY_CHAOS=long FERRY_FAULTS=long FERRY_SCALE=long scripts/test.sh -count=1 -timeout 40m -v \
 		-run '^(TestChaos|TestFaultSweep|TestHangupInAndAfterLastChunk|TestHangupIssue12Reproduction|TestSentinelFailover|TestScaleOutCluster)$$' ./session/ ./cmd/ferryd/
+
+# Every native fuzz target in turn, FUZZTIME each (default 1m), and a table
+# of executions and crashes (docs/fuzzing.md). Not in make test: that runs
+# only the seed corpora, as ordinary tests.
+fuzz:
+	scripts/fuzz.sh
 
 vet:
 	go vet ./...

@@ -145,7 +145,7 @@ type authFixture struct {
 
 var matrixBuckets = []string{"a1", "b", "openai"}
 
-func makeAuthFixture(t *testing.T, admin, wa caller) authFixture {
+func makeAuthFixture(t testing.TB, admin, wa caller) authFixture {
 	f := authFixture{sessions: map[string]string{}}
 	for _, b := range matrixBuckets {
 		if b != "openai" {

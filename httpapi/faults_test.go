@@ -61,12 +61,19 @@ func serveAPI(t *testing.T, store metastore.Store, blobs bucket.Backend, idle ti
 
 // apiDeps builds every service over store and blobs, with metrics.
 func apiDeps(t testing.TB, store metastore.Store, blobs bucket.Backend) Deps {
+	return apiDepsOver(t, store, bucket.Compose(blobs), registry.Locations{})
+}
+
+// apiDepsOver is apiDeps over a composed backend (a decorated one, the
+// faults package's, keeps its capabilities only when passed this way) and
+// with the locations that may be registered.
+func apiDepsOver(t testing.TB, store metastore.Store, blobs bucket.Composer, locs registry.Locations) Deps {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	store = metrics.Store(store, reg)
-	comp := metrics.Backend(bucket.Compose(blobs), "test", reg)
-	places := registry.NewResolver(store, comp, registry.Locations{})
+	comp := metrics.Backend(blobs, "test", reg)
+	places := registry.NewResolver(store, comp, locs)
 	files := registry.New(store, places)
 	sessions, err := session.New(store, places, files, session.Config{}, log)
 	if err != nil {

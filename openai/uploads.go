@@ -250,6 +250,9 @@ func (s *Service) CompleteUpload(ctx context.Context, id string, partIDs []strin
 		var total int64
 		seen := map[string]bool{}
 		for i, pid := range partIDs {
+			if pid == "" { // no part has it, and the stores refuse an empty index member
+				return errcode.ErrInvalidRequest.New("part_ids lists an empty id")
+			}
 			if seen[pid] {
 				return errcode.ErrInvalidRequest.New("part %s is listed twice", pid)
 			}

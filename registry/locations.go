@@ -69,11 +69,13 @@ type Location struct {
 	Dir      string // file: the absolute directory
 }
 
-// String is the canonical URI: s3://bucket[/prefix] or file:///dir.
+// String is the canonical URI: s3://bucket[/prefix] or file:///dir, the
+// directory percent-encoded so that the URI parses back to it ('%', '?',
+// '#' and the like are legal in directory names).
 func (l Location) String() string {
 	switch {
 	case l.Scheme == "file":
-		return "file://" + filepath.ToSlash(l.Dir)
+		return (&url.URL{Scheme: "file", Path: filepath.ToSlash(l.Dir)}).String()
 	case l.Prefix != "":
 		return "s3://" + l.S3Bucket + "/" + l.Prefix
 	}

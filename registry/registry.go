@@ -151,6 +151,9 @@ func (r *Registry) Publish(ctx context.Context, f File) (File, error) {
 
 // ByID returns the file of bkt with the given id.
 func (r *Registry) ByID(ctx context.Context, bkt, id string) (File, error) {
+	if id == "" { // no file has it, and bbolt refuses an empty index member
+		return File{}, ErrFileNotFound.New("no file with id %q", id)
+	}
 	f, err := metastore.IndexGetJSON[File](ctx, r.store, idsIndex(bkt), id)
 	if errors.Is(err, metastore.ErrNotFound) {
 		return File{}, ErrFileNotFound.New("no file with id %q", id)

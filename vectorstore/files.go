@@ -52,7 +52,8 @@ func ParseChunking(raw json.RawMessage) (Chunking, error) {
 			return Chunking{}, errcode.ErrInvalidRequest.New("chunking_strategy.static needs max_chunk_size_tokens and chunk_overlap_tokens")
 		}
 		c := Chunking{MaxTokens: *req.Static.Max, OverlapTokens: *req.Static.Overlap}
-		if err := c.strategy().Validate(); err != nil {
+		// Not c.strategy(): that reads max 0 as auto, and a static 0 is an error.
+		if err := (textindex.Strategy{MaxTokens: c.MaxTokens, OverlapTokens: c.OverlapTokens}).Validate(); err != nil {
 			return Chunking{}, errcode.ErrInvalidRequest.New("chunking_strategy.static: %v", err)
 		}
 		return c, nil
