@@ -133,16 +133,22 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return errcode.ErrTooLarge.New("the JSON body exceeds %d bytes", maxJSONBody)
-		}
-		return errcode.ErrInvalidJSON.New("the body is not the expected JSON object: %v", err)
+		return jsonError(err)
 	}
 	if dec.More() {
 		return errcode.ErrInvalidJSON.New("the body has data after the JSON object")
 	}
 	return nil
+}
+
+// jsonError says what was wrong with a JSON body: too large (413) or not
+// the expected object (400).
+func jsonError(err error) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return errcode.ErrTooLarge.New("the JSON body exceeds %d bytes", maxJSONBody)
+	}
+	return errcode.ErrInvalidJSON.New("the body is not the expected JSON object: %v", err)
 }
 
 var errUnsupportedMedia = errcode.Register("UNSUPPORTED_MEDIA_TYPE", "Unsupported Media Type", http.StatusUnsupportedMediaType)

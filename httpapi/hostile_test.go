@@ -333,7 +333,7 @@ func hostileCorpus() []hostile {
 		big: func() io.Reader {
 			return io.MultiReader(strings.NewReader(`{"bucket":"b","key":"`), repeat("k", bigBody))
 		}})
-	js("OpenAI JSON just over the 1 MiB cap", "POST", oai+"/vector_stores", `{"name":"`+strings.Repeat("n", maxJSONBody)+`"}`, 400)
+	js("OpenAI JSON just over the 1 MiB cap", "POST", oai+"/vector_stores", `{"name":"`+strings.Repeat("n", maxJSONBody)+`"}`, 413)
 	js("OpenAI JSON that is not an object", "POST", oai+"/vector_stores", `"store"`, 400)
 	add(hostile{name: "OpenAI JSON as text/plain", method: "POST", path: oai + "/vector_stores", body: `{"name":"x"}`,
 		hdr: []string{"Content-Type", "text/plain"}, want: 415})
@@ -536,9 +536,8 @@ func hostileCorpus() []hostile {
 	tusCreate("negative length", "-1", "bucket YQ==", 400)
 	tusCreate("length overflowing int64", "99999999999999999999", "bucket YQ==", 400)
 	tusCreate("length over the maximum", "1099511627777", "bucket YQ==", 413)
-	// Not here: Upload-Metadata whose bucket is not base64 ("bucket !!!").
-	// tusd drops a pair it cannot decode, so the upload is created (201) in
-	// the default tus bucket instead of refused.
+	tusCreate("bucket not base64", "10", "bucket !!!", 400)
+	tusCreate("an empty metadata pair", "10", "bucket YQ==,,key YQ==", 400)
 	tusCreate("bucket ..", "10", "bucket Li4=", 400)
 	tusCreate("key climbing out", "10", "bucket YQ==,key Li4vLi4vZXRj", 400)
 	add(hostile{name: "tus: no Tus-Resumable", method: "POST", path: "/v1/tus/", hdr: []string{"Upload-Length", "10"}, want: 412})

@@ -144,7 +144,7 @@ func decodeOpenAIJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		return err
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody)).Decode(v); err != nil {
-		return errcode.ErrInvalidJSON.New("the body is not the expected JSON object: %v", err)
+		return jsonError(err)
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ package tus
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -130,6 +131,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		st.sum = sum
 	}
+	if r.Method == http.MethodPost {
+		if err := checkMetadata(r.Header.Get("Upload-Metadata")); err != nil {
+			w.Header().Set("Tus-Resumable", "1.0.0")
+			http.Error(w, "ERR_INVALID_METADATA: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	// tusd routes on the path below its base: "/" creates, "/<id>" is an
 	// upload. The URL is a copy: the access log shows the path as sent.
@@ -137,6 +145,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.Path, u.RawPath = "/"+strings.TrimPrefix(r.URL.Path, BasePath), ""
 	r.URL = &u
 	h.tusd.ServeHTTP(&headerWriter{ResponseWriter: w, st: st, req: r.Context()}, r)
+}
+
+// checkMetadata refuses an Upload-Metadata header tusd would read in part:
+// it drops a pair whose value is not base64, so a mistyped bucket would
+// put the file in the default one.
+func checkMetadata(h string) error {
+	if strings.TrimSpace(h) == "" {
+		return nil
+	}
+	for _, pair := range strings.Split(h, ",") {
+		key, value, _ := strings.Cut(strings.TrimSpace(pair), " ")
+		if key == "" {
+			return fmt.Errorf("Upload-Metadata has an empty pair: send \"key base64value\" pairs separated by commas")
+		}
+		if _, err := base64.StdEncoding.DecodeString(value); err != nil {
+			return fmt.Errorf("Upload-Metadata %q: its value is not base64 (%v)", key, err)
+		}
+	}
+	return nil
 }
 
 // BucketOf names the bucket a tus request works in, for authorisation: a
