@@ -472,7 +472,11 @@ func live(bkt, key string, o bucket.ObjectInfo) File {
 func NameFor(loc Location) string {
 	var b strings.Builder
 	dash := false
-	for _, c := range loc.String() {
+	raw := loc.Scheme + "://" + loc.S3Bucket + "/" + loc.Prefix // the names as written, not escaped
+	if loc.Scheme == "file" {
+		raw = "file://" + loc.Dir
+	}
+	for _, c := range raw {
 		if c < 0x80 && bucket.IsWordByte(byte(c)) {
 			b.WriteRune(c)
 			dash = false

@@ -314,6 +314,7 @@ func TestNameFor(t *testing.T) {
 		"s3://datasets/2024":       "s3-datasets-2024",
 		"s3://my.bucket/a.b/c":     "s3-my-bucket-a-b-c",
 		"file:///srv/data/scans":   "file-srv-data-scans",
+		"file:///srv/my%20data":    "file-srv-my-data",
 		"file:///srv/Data_2/x--y/": "file-srv-Data_2-x--y",
 		long:                       "",
 	} {
