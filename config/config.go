@@ -98,6 +98,10 @@ type Server struct {
 	// CORSOrigins are the web origins whose pages may call ferryd (tus-js-
 	// client, Uppy, the OpenAI SDKs in a browser); none: CORS is off.
 	CORSOrigins []string `yaml:"cors_origins"` // FERRY_CORS_ORIGINS: origins, ','-separated ("*": any)
+	// A multipart form (OpenAI uploads) may have at most MaxFormParts parts
+	// and MaxFormBytes of non-file fields together.
+	MaxFormParts int `yaml:"max_form_parts"` // FERRY_MAX_FORM_PARTS
+	MaxFormBytes int `yaml:"max_form_bytes"` // FERRY_MAX_FORM_BYTES
 }
 
 // Tus configures the tus 1.0 endpoint at /v1/tus/.
@@ -206,6 +210,10 @@ type Sessions struct {
 	PurgeInterval time.Duration `yaml:"purge_interval"` // FERRY_SESSION_PURGE_INTERVAL: how often expired sessions are freed
 	MaxHeldBytes  int64         `yaml:"max_held_bytes"` // FERRY_SESSION_MAX_HELD_BYTES: cap on bytes one S3 session holds back between small chunks
 	MaxHeldTotal  int64         `yaml:"max_held_total"` // FERRY_SESSION_MAX_HELD_TOTAL: cap on bytes all sessions together hold back in the metadata store
+	// MaxBufferedBytes caps the request data one instance holds in memory
+	// at once (held-back chunks, tails sent as a part, pieces of chunked
+	// appends and OpenAI uploads); past it a request waits, then gets 503.
+	MaxBufferedBytes int64 `yaml:"max_buffered_bytes"` // FERRY_SESSION_MAX_BUFFERED_BYTES
 }
 
 // Default returns the embedded-default configuration.
@@ -214,16 +222,18 @@ func Default() Config {
 		Addr:            "127.0.0.1:8321",
 		DataDir:         "./data",
 		ShutdownTimeout: 30 * time.Second,
-		Server:          Server{ReadIdleTimeout: 15 * time.Second, ReadHeaderTimeout: 10 * time.Second},
-		Log:             Log{Format: "text", Level: "info"},
-		Redis:           Redis{Prefix: "ferry:"},
-		S3:              S3{Region: "us-east-1"},
+		Server: Server{ReadIdleTimeout: 15 * time.Second, ReadHeaderTimeout: 10 * time.Second,
+			MaxFormParts: 64, MaxFormBytes: 256 << 10},
+		Log:   Log{Format: "text", Level: "info"},
+		Redis: Redis{Prefix: "ferry:"},
+		S3:    S3{Region: "us-east-1"},
 		OpenAI: OpenAI{Bucket: "openai", UploadsBucket: "openai-uploads", MaxFileSize: 512 << 20, MaxUploadSize: 8 << 30, UploadTTL: time.Hour,
 			VectorWorkers: 2, VectorPollInterval: time.Second, VectorMaxFileSize: 16 << 20, VectorCacheSize: 256 << 20},
 		Downloads: Downloads{Redirect: DownloadsProxied, PresignTTL: 5 * time.Minute},
-		Sessions:  Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20, MaxHeldTotal: 1 << 30},
-		Limits:    Limits{UploadsPerMinute: 100, RetrievalsPerMinute: 1000, DeletionsPerMinute: 100},
-		Tus:       Tus{Bucket: "tus"},
+		Sessions: Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20, MaxHeldTotal: 1 << 30,
+			MaxBufferedBytes: 64 << 20},
+		Limits: Limits{UploadsPerMinute: 100, RetrievalsPerMinute: 1000, DeletionsPerMinute: 100},
+		Tus:    Tus{Bucket: "tus"},
 	}
 }
 
@@ -325,6 +335,8 @@ var envVars = []envVar{
 	{"FERRY_REDIS_URL", str(func(c *Config) *string { return &c.Redis.URL })},
 	{"FERRY_REDIS_PREFIX", str(func(c *Config) *string { return &c.Redis.Prefix })},
 	{"FERRY_ALLOWED_HOSTS", func(c *Config, v string) error { c.Server.AllowedHosts = splitList(v); return nil }},
+	{"FERRY_MAX_FORM_PARTS", func(c *Config, v string) (err error) { c.Server.MaxFormParts, err = strconv.Atoi(v); return }},
+	{"FERRY_MAX_FORM_BYTES", func(c *Config, v string) (err error) { c.Server.MaxFormBytes, err = strconv.Atoi(v); return }},
 	{"FERRY_CORS_ORIGINS", func(c *Config, v string) error { c.Server.CORSOrigins = splitList(v); return nil }},
 	{"FERRY_REDIS_ADDRS", func(c *Config, v string) error { c.Redis.Addrs = splitList(v); return nil }},
 	{"FERRY_REDIS_MODE", str(func(c *Config) *string { return &c.Redis.Mode })},
@@ -345,6 +357,10 @@ var envVars = []envVar{
 	{"FERRY_SESSION_MAX_SIZE", func(c *Config, v string) (err error) { c.Sessions.MaxSize, err = strconv.ParseInt(v, 10, 64); return }},
 	{"FERRY_SESSION_MAX_HELD_BYTES", func(c *Config, v string) (err error) {
 		c.Sessions.MaxHeldBytes, err = strconv.ParseInt(v, 10, 64)
+		return
+	}},
+	{"FERRY_SESSION_MAX_BUFFERED_BYTES", func(c *Config, v string) (err error) {
+		c.Sessions.MaxBufferedBytes, err = strconv.ParseInt(v, 10, 64)
 		return
 	}},
 	{"FERRY_SESSION_MAX_HELD_TOTAL", func(c *Config, v string) (err error) {
@@ -460,6 +476,12 @@ func (c Config) validateServer(bad complain) {
 	}
 	if c.Server.ReadHeaderTimeout <= 0 {
 		bad("server.read_header_timeout %s must be positive, for example 10s", c.Server.ReadHeaderTimeout)
+	}
+	if c.Server.MaxFormParts < 2 || c.Server.MaxFormParts > 10000 {
+		bad("server.max_form_parts %d must be from 2 (a file and its purpose) to 10000", c.Server.MaxFormParts)
+	}
+	if c.Server.MaxFormBytes < 1<<10 || c.Server.MaxFormBytes > 64<<20 {
+		bad("server.max_form_bytes %d must be from 1024 to 67108864", c.Server.MaxFormBytes)
 	}
 	for _, o := range c.Server.CORSOrigins {
 		if u, err := url.Parse(o); o != "*" && (err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "") {
@@ -595,6 +617,9 @@ func (s Sessions) validate(bad complain) {
 	}
 	if s.MaxHeldBytes < bucket.MinPartSize {
 		bad("sessions.max_held_bytes %d must be at least %d (5 MiB, one S3 part)", s.MaxHeldBytes, bucket.MinPartSize)
+	}
+	if s.MaxBufferedBytes < max(s.MaxHeldBytes, 8<<20) {
+		bad("sessions.max_buffered_bytes %d must be at least sessions.max_held_bytes (%d) and 8 MiB (one piece of a chunked append): one request may need that much", s.MaxBufferedBytes, s.MaxHeldBytes)
 	}
 	if s.MaxHeldTotal < s.MaxHeldBytes {
 		bad("sessions.max_held_total %d must be at least sessions.max_held_bytes (%d): it is the sum over all sessions", s.MaxHeldTotal, s.MaxHeldBytes)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
@@ -23,15 +24,25 @@ import (
 // both ways, so both are served.
 var openAIPrefixes = []string{"/v1/openai/v1", "/v1/openAi/v1"}
 
-// Bounds on a multipart form (OpenAI's forms have a handful of parts):
-// one non-file field (purpose, expires_after…), the parts of one request,
-// and all its non-file bytes together, so a form of thousands of small
-// fields cannot grow memory.
-const (
-	maxFormField = 64 << 10
-	maxFormParts = 64
-	maxFormBytes = 256 << 10
-)
+// FormLimits bound a multipart form (OpenAI's have a handful of parts):
+// its parts and all its non-file bytes together, so a form of thousands of
+// small fields cannot grow memory (server.max_form_parts and
+// server.max_form_bytes). Zero fields take config's defaults.
+type FormLimits struct {
+	Parts int
+	Bytes int
+}
+
+func (l FormLimits) withDefaults() FormLimits {
+	d := config.Default().Server
+	if l.Parts <= 0 {
+		l.Parts = d.MaxFormParts
+	}
+	if l.Bytes <= 0 {
+		l.Bytes = d.MaxFormBytes
+	}
+	return l
+}
 
 type openAI struct {
 	svc      *openai.Service
@@ -39,6 +50,7 @@ type openAI struct {
 	registry *registry.Registry
 	guard    *guard
 	bytes    *content
+	forms    FormLimits
 }
 
 func (o *openAI) routes(r *mux.Router) {
@@ -150,17 +162,17 @@ func decodeOpenAIJSON(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 // multipartParts opens a multipart/form-data body or says what to send.
-func multipartParts(r *http.Request, want string) (*multipartReader, error) {
+func (o *openAI) multipartParts(r *http.Request, want string) (*multipartReader, error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return nil, errcode.ErrInvalidRequest.New("send multipart/form-data with %s: %v", want, err)
 	}
-	return &multipartReader{mr: mr, fields: map[string]string{}}, nil
+	return &multipartReader{mr: mr, fields: map[string]string{}, limits: o.forms}, nil
 }
 
 func (o *openAI) uploadFile(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	form, err := multipartParts(r, "the fields file and purpose")
+	form, err := o.multipartParts(r, "the fields file and purpose")
 	if err != nil {
 		writeOpenAIError(w, r, err)
 		return
@@ -320,7 +332,7 @@ func (o *openAI) createUpload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (o *openAI) addPart(w http.ResponseWriter, r *http.Request) {
-	form, err := multipartParts(r, "the field data")
+	form, err := o.multipartParts(r, "the field data")
 	if err != nil {
 		writeOpenAIError(w, r, err)
 		return
@@ -379,6 +391,7 @@ func (o *openAI) cancelUpload(w http.ResponseWriter, r *http.Request) {
 type multipartReader struct {
 	mr     *multipart.Reader
 	fields map[string]string
+	limits FormLimits
 }
 
 func (m *multipartReader) each(fn func(name, filename, contentType string, body io.Reader) error) error {
@@ -391,23 +404,21 @@ func (m *multipartReader) each(fn func(name, filename, contentType string, body 
 		if err != nil {
 			return errcode.ErrInvalidRequest.New("the multipart body is malformed: %v", err)
 		}
-		if parts > maxFormParts {
+		if parts > m.limits.Parts {
 			p.Close()
-			return errcode.ErrInvalidRequest.New("the form has more than %d parts; send the file and its few fields only", maxFormParts)
+			return errcode.ErrInvalidRequest.New("the form has more than %d parts (server.max_form_parts); send the file and its few fields only", m.limits.Parts)
 		}
 		name := p.FormName()
 		if p.FileName() != "" || name == "file" || name == "data" {
 			err = fn(name, p.FileName(), p.Header.Get("Content-Type"), p)
 		} else {
-			v, rerr := io.ReadAll(io.LimitReader(p, maxFormField+1))
+			v, rerr := io.ReadAll(io.LimitReader(p, int64(m.limits.Bytes-fieldBytes)+1))
 			fieldBytes += len(v)
 			switch {
 			case rerr != nil:
 				err = errcode.ErrInvalidRequest.New("reading field %q: %v", name, rerr)
-			case len(v) > maxFormField:
-				err = errcode.ErrInvalidRequest.New("field %q exceeds %d bytes", name, maxFormField)
-			case fieldBytes > maxFormBytes:
-				err = errcode.ErrInvalidRequest.New("the form's fields exceed %d bytes together", maxFormBytes)
+			case fieldBytes > m.limits.Bytes:
+				err = errcode.ErrInvalidRequest.New("the form's fields exceed %d bytes together (server.max_form_bytes)", m.limits.Bytes)
 			default:
 				m.fields[name] = string(v)
 			}

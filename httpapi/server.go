@@ -45,6 +45,8 @@ type Deps struct {
 	// Keys, when set, are the API keys every route but health and the
 	// OpenAPI document needs; nil: open.
 	Keys *auth.Keyring
+	// Forms bound the multipart forms of the OpenAI routes.
+	Forms FormLimits
 	// PresignTTL, when set, makes downloads 307 redirects to presigned
 	// storage URLs that work this long (downloads.redirect: presigned).
 	PresignTTL time.Duration
@@ -98,7 +100,7 @@ func newRouter(d Deps) *mux.Router {
 	c := &content{reg: d.Files, presign: d.PresignTTL}
 	var o *openAI
 	if d.OpenAI != nil {
-		o = &openAI{svc: d.OpenAI, vs: d.VectorStores, registry: d.Files, guard: g, bytes: c}
+		o = &openAI{svc: d.OpenAI, vs: d.VectorStores, registry: d.Files, guard: g, bytes: c, forms: d.Forms.withDefaults()}
 	}
 	if d.Sessions != nil && d.Files != nil {
 		(&files{sessions: d.Sessions, registry: d.Files, guard: g, bytes: c, openai: o}).routes(r)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
@@ -90,6 +92,26 @@ func TestMultipartFormsAreBounded(t *testing.T) {
 			if a.code != 400 || !strings.Contains(string(a.body), tc.want) {
 				t.Errorf("%s with %d fields of %d bytes: %d %s, want 400 %q", route, tc.fields, tc.size, a.code, a.body, tc.want)
 			}
+		}
+	}
+
+	// The bounds are settings: a form the defaults take is refused under
+	// tighter ones.
+	d := apiDeps(t, store, blobs)
+	d.Metrics, d.Forms = prometheus.NewRegistry(), FormLimits{Parts: 3, Bytes: 2048}
+	tight := httptest.NewServer(New(d))
+	defer tight.Close()
+	for _, tc := range []struct {
+		fields, size int
+		want         string
+	}{{3, 1, "more than 3 parts"}, {2, 1500, "exceed 2048 bytes together"}} {
+		ct, body := form(tc.fields, tc.size)
+		if a := send(t, "POST", base+"/files", strings.NewReader(body.String()), "Content-Type", ct); strings.Contains(string(a.body), "server.max_form") {
+			t.Fatalf("the defaults refused %d fields of %d bytes: %s", tc.fields, tc.size, a.body)
+		}
+		a := send(t, "POST", tight.URL+"/v1/openai/v1/files", strings.NewReader(body.String()), "Content-Type", ct)
+		if a.code != 400 || !strings.Contains(string(a.body), tc.want) {
+			t.Errorf("tight limits, %d fields of %d bytes: %d %s, want 400 %q", tc.fields, tc.size, a.code, a.body, tc.want)
 		}
 	}
 }

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/semaphore"
-
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/internal/lru"
 	"github.com/ferryhq/ferry/metastore"
@@ -99,21 +97,9 @@ type multipartEngine struct {
 	ttl     time.Duration // the session TTL: a segment outlives its record by this
 	grace   time.Duration
 	maxHeld int64
-	held    *lru.Cache[[]byte]  // by heldKey; shared by the service's engines
-	buffers *semaphore.Weighted // bytes of held-back data in memory; shared too
+	held    *lru.Cache[[]byte] // by heldKey; shared by the service's engines
+	buffers *budget            // request data in memory; shared too
 	ledger  *ledger
-}
-
-// buffer takes n bytes of the memory budget for held-back data, waiting
-// while other appends hold it; release gives them back.
-func (e *multipartEngine) buffer(ctx context.Context, n int64) (release func(), err error) {
-	if n <= 0 {
-		return func() {}, nil
-	}
-	if err := e.buffers.Acquire(ctx, n); err != nil {
-		return nil, err
-	}
-	return func() { e.buffers.Release(n) }, nil
 }
 
 func heldKey(id string, k int, tag string) string { return tailKey(id, k) + "#" + tag }
@@ -175,7 +161,7 @@ func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r
 
 // uploadParts sends the tail and the chunk as parts, streaming the chunk.
 func (e *multipartEngine) uploadParts(ctx context.Context, rec *record, r io.Reader, n int64, sum *Checksum) error {
-	release, err := e.buffer(ctx, rec.TailLen)
+	release, err := e.buffers.take(ctx, rec.TailLen)
 	if err != nil {
 		return err
 	}
@@ -272,7 +258,7 @@ func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64
 	if merge {
 		need = held
 	}
-	release, err := e.buffer(ctx, need)
+	release, err := e.buffers.take(ctx, need)
 	if err != nil {
 		return err
 	}

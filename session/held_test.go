@@ -88,17 +88,20 @@ func TestHeldBackTotalIsCapped(t *testing.T) {
 	}
 }
 
-// Held-back bytes in this instance's memory stay within the buffer budget:
+// Request data in this instance's memory stays within the buffer budget:
 // with it taken, a small chunk waits (nothing of it stored) and goes on
-// once there is room, so memory does not grow with concurrent uploads.
+// once there is room; one that cannot get room in time is refused with
+// 503, its offset unchanged. Memory does not grow with concurrent uploads.
 func TestHeldBackBuffersAreBudgeted(t *testing.T) {
 	f := storesFixture(t, testsvc.Open(t, "redis+s3", stores))
+	f.svc.buffers.wait = 2 * time.Second
 	ctx := context.Background()
 	in, err := f.svc.Create(ctx, "b", "budget", "", 20*MiB)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.buffers.Acquire(ctx, bufferedSessions*f.svc.cfg.MaxHeld); err != nil {
+	limit := f.svc.buffers.limit
+	if err := f.svc.buffers.sem.Acquire(ctx, limit); err != nil {
 		t.Fatal(err)
 	}
 	data := randomBytes(MiB)
@@ -112,11 +115,27 @@ func TestHeldBackBuffersAreBudgeted(t *testing.T) {
 	if n, err := f.svc.ledger.sum(ctx); err != nil || n != 0 {
 		t.Fatalf("a waiting chunk is in the ledger: %d, %v", n, err)
 	}
-	f.svc.buffers.Release(bufferedSessions * f.svc.cfg.MaxHeld)
+	f.svc.buffers.sem.Release(limit)
 	if err := <-done; err != nil {
 		t.Fatalf("once there was room: %v", err)
 	}
 	if info, err := f.svc.Get(ctx, in.ID); err != nil || info.Offset != MiB {
 		t.Fatalf("offset %+v, %v", info, err)
+	}
+
+	// Held past the wait: 503, nothing taken.
+	f.svc.buffers.wait = 100 * time.Millisecond
+	if err := f.svc.buffers.sem.Acquire(ctx, limit); err != nil {
+		t.Fatal(err)
+	}
+	defer f.svc.buffers.sem.Release(limit)
+	if _, _, err := appendBytes(t, f, in.ID, MiB, data); !errcode.Is(err, errcode.ErrUnavailable) {
+		t.Fatalf("past the wait: %v, want UNAVAILABLE", err)
+	}
+	if _, _, err := f.svc.AppendStream(ctx, in.ID, MiB, -1, bytes.NewReader(data)); !errcode.Is(err, errcode.ErrUnavailable) {
+		t.Fatalf("a chunked append past the wait: %v, want UNAVAILABLE", err)
+	}
+	if info, err := f.svc.Get(ctx, in.ID); err != nil || info.Offset != MiB {
+		t.Fatalf("a refused chunk moved the offset: %+v, %v", info, err)
 	}
 }

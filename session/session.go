@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/config"
@@ -49,6 +48,9 @@ type Config struct {
 	// MaxHeldTotal caps the bytes all sessions together hold back in the
 	// metadata store; a small chunk past it gets 503 and Retry-After.
 	MaxHeldTotal int64
+	// MaxBuffered caps the request data this instance holds in memory at
+	// once (buffers.go); at least MaxHeld and one ingest piece (8 MiB).
+	MaxBuffered int64
 	// Metrics receives the engine's metrics; nil keeps them unexported.
 	Metrics prometheus.Registerer
 	// Grace keeps a record past expires_at so the purger, not the store's
@@ -75,6 +77,10 @@ func (c *Config) defaults() {
 	if c.MaxHeldTotal <= 0 {
 		c.MaxHeldTotal = d.MaxHeldTotal
 	}
+	if c.MaxBuffered <= 0 {
+		c.MaxBuffered = d.MaxBufferedBytes
+	}
+	c.MaxBuffered = max(c.MaxBuffered, c.MaxHeld, ingestChunk) // what one request may need at once
 	if c.LockTTL <= 0 {
 		// Short, because it is refreshed while an append runs and it is how
 		// long a session stays busy after the process holding it dies.
@@ -185,12 +191,6 @@ func (r *record) info() Info {
 // once it would miss anyway, and a miss only costs a read.
 const heldSessions = 2
 
-// bufferedSessions sizes the budget for held-back bytes in this instance's
-// memory at once (chunks being held back, tails being sent as a part), in
-// sessions at MaxHeld: past it small-chunk appends wait their turn, so
-// memory does not grow with the number of concurrent uploads.
-const bufferedSessions = 4
-
 // Places resolves where a bucket's objects live (registry.Resolver).
 type Places interface {
 	Place(ctx context.Context, bkt string) (registry.Place, error)
@@ -213,10 +213,10 @@ type Service struct {
 	cfg    Config
 
 	mu      sync.Mutex
-	engines map[string]engine   // by location; "" is Ferry's own storage
-	held    *lru.Cache[[]byte]  // tail segments this instance wrote (multipartEngine)
-	buffers *semaphore.Weighted // bytes of held-back chunks and tails in memory (multipartEngine)
-	ledger  *ledger             // held-back bytes of all sessions, under MaxHeldTotal
+	engines map[string]engine  // by location; "" is Ferry's own storage
+	held    *lru.Cache[[]byte] // tail segments this instance wrote (multipartEngine)
+	buffers *budget            // request data in memory: held-back chunks, tails, chunked pieces
+	ledger  *ledger            // held-back bytes of all sessions, under MaxHeldTotal
 
 	log   *slog.Logger
 	now   func() time.Time
@@ -232,13 +232,14 @@ func New(store metastore.Store, places Places, files Publisher, cfg Config, log 
 		log = slog.Default()
 	}
 	s := &Service{store: store, places: places, files: files, cfg: cfg, log: log, now: time.Now, engines: map[string]engine{},
-		held: lru.New[[]byte](heldSessions * cfg.MaxHeld), buffers: semaphore.NewWeighted(bufferedSessions * cfg.MaxHeld)}
+		held: lru.New[[]byte](heldSessions * cfg.MaxHeld)}
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
 	s.m = newSessionMetrics(reg, store, func() time.Time { return s.now() })
 	s.ledger = newLedger(store, cfg.MaxHeldTotal, reg)
+	s.buffers = newBudget(cfg.MaxBuffered, reg)
 	if _, err := s.engine(""); err != nil {
 		return nil, err
 	}
@@ -399,6 +400,11 @@ func (s *Service) Append(ctx context.Context, id string, c Chunk) (Info, *regist
 // appended; the client asks for the offset, as after any dropped request.
 func (s *Service) AppendStream(ctx context.Context, id string, offset, total int64, r io.Reader) (Info, *registry.File, error) {
 	return s.appendLocked(ctx, id, offset, total, func(a *appender) error {
+		release, err := s.buffers.take(a.read, ingestChunk)
+		if err != nil {
+			return err
+		}
+		defer release()
 		bp := ingestBufs.Get().(*[]byte)
 		defer ingestBufs.Put(bp)
 		for first := true; ; first = false {
@@ -720,6 +726,11 @@ var ingestBufs = sync.Pool{New: func() any { b := make([]byte, ingestChunk); ret
 // it. Memory is one pooled chunk per call, whatever the length.
 func (s *Service) Ingest(ctx context.Context, sp Spec, r io.Reader, limit int64) (string, int64, error) {
 	sp.Size, sp.Open = limit, true
+	release, err := s.buffers.take(ctx, ingestChunk)
+	if err != nil {
+		return "", 0, err
+	}
+	defer release()
 	in, err := s.CreateSpec(ctx, sp)
 	if err != nil {
 		return "", 0, err

@@ -77,7 +77,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: svc.sessions, Files: svc.files,
 		OpenAI: svc.openai, VectorStores: svc.vectors, Tus: svc.tus, Metrics: reg, Logger: log,
 		ReadIdleTimeout: cfg.Server.ReadIdleTimeout, AllowedHosts: cfg.Server.AllowedHosts, CORSOrigins: cfg.Server.CORSOrigins,
-		Keys: keys, OpenAIBuckets: []string{cfg.OpenAI.Bucket, cfg.OpenAI.UploadsBucket}, PresignTTL: presignTTL(cfg.Downloads),
+		Forms: httpapi.FormLimits{Parts: cfg.Server.MaxFormParts, Bytes: cfg.Server.MaxFormBytes},
+		Keys:  keys, OpenAIBuckets: []string{cfg.OpenAI.Bucket, cfg.OpenAI.UploadsBucket}, PresignTTL: presignTTL(cfg.Downloads),
 		Limits: httpapi.RateLimits{Limiter: st.limiter, Uploads: cfg.Limits.UploadsPerMinute,
 			Retrievals: cfg.Limits.RetrievalsPerMinute, Deletions: cfg.Limits.DeletionsPerMinute}})
 
@@ -159,7 +160,7 @@ func newServices(ctx context.Context, cfg config.Config, st *stores, reg *promet
 	files := registry.New(st.meta, places)
 	sessions, err := session.New(st.meta, places, files, session.Config{
 		TTL: cfg.Sessions.TTL, MaxSize: cfg.Sessions.MaxSize, MaxHeld: cfg.Sessions.MaxHeldBytes,
-		MaxHeldTotal: cfg.Sessions.MaxHeldTotal, Metrics: reg}, log)
+		MaxHeldTotal: cfg.Sessions.MaxHeldTotal, MaxBuffered: cfg.Sessions.MaxBufferedBytes, Metrics: reg}, log)
 	if err != nil {
 		return nil, err
 	}
