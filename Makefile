@@ -1,4 +1,4 @@
-.PHONY: run build test chaos fuzz vet fmt check-rules
+.PHONY: run build test chaos fuzz bench vet fmt check-rules
 
 BIN := bin/ferryd
 
@@ -25,6 +25,12 @@ chaos:
 # only the seed corpora, as ordinary tests.
 fuzz:
 	scripts/fuzz.sh
+
+# The comparison benchmarks, side by side in one run each, and a summary
+# table (docs/performance.md): uploads against direct multipart and tusd,
+# downloads, creates, memory. About 10 minutes; raw output in bench.out.
+bench:
+	scripts/bench.sh
 
 vet:
 	go vet ./...

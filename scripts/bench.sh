@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# make bench: the comparison benchmarks, side by side in one run each, on
+# the real Redis and S3 server scripts/test.sh starts (versitygw; MinIO is
+# not wired in yet), and a summary of the ratios that matter:
+#   uploads   direct aws-sdk multipart, tusd v2.10.1's own handler + S3 store,
+#             Ferry native, Ferry tus, at 1, 8 and 64 MiB chunks, and the S3
+#             requests per chunk of tusd and Ferry
+#   downloads proxied and presigned through ferryd vs direct GetObject
+#   creates   session creates per second with rate limits off and on
+#   memory    ferryd's peak RSS with 100 concurrent uploads
+# The raw go test output is kept in $BENCH_OUT (default bench.out).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${BENCH_OUT:-bench.out}"
+: >"$out"
+run() { CI=1 scripts/test.sh -count=1 -run '^$' "$@" 2>&1 | tee -a "$out" | grep -E '^(Benchmark|ok|FAIL|---)' >&2; }
+
+run -bench '^BenchmarkUploads$' -benchtime "${BENCH_UPLOADS:-4x}" ./tus/
+run -bench '^BenchmarkDownload$' -benchtime "${BENCH_DOWNLOADS:-20x}" ./cmd/ferryd/
+run -bench '^BenchmarkSessionCreateLimits$' ./cmd/ferryd/
+run -bench '^BenchmarkConcurrentUploadsRSS$' -benchtime 1x ./cmd/ferryd/
+
+# metric NAME LINE: the value go test printed before the unit NAME.
+metric() { awk -v u="$1" '{for (i = 2; i <= NF; i++) if ($i == u) print $(i-1)}' <<<"$2" | head -1; }
+echo
+echo "| uploads, 64 MiB | tusd/direct | Ferry native/direct | Ferry tus/direct | S3 requests per chunk: tusd (reads) | Ferry (reads) |"
+echo "|---|---|---|---|---|---|"
+grep -E '^BenchmarkUploads/' "$out" | while read -r line; do
+  chunk=$(sed -E 's/^BenchmarkUploads\/chunk=([0-9]+MiB).*/\1/' <<<"$line")
+  echo "| $chunk chunks | $(metric tusd/direct "$line") | $(metric native/direct "$line") | $(metric ferrytus/direct "$line") |" \
+    "$(metric tusd_s3/chunk "$line") ($(metric tusd_s3reads/chunk "$line")) | $(metric ferry_s3/chunk "$line") ($(metric ferry_s3reads/chunk "$line")) |"
+done
+line=$(grep -E '^BenchmarkDownload' "$out" | head -1)
+echo
+echo "| downloads, 64 MiB | MiB/s | ÷ direct GetObject |"
+echo "|---|---|---|"
+echo "| direct GetObject | $(metric direct_MiB/s "$line") | 1 |"
+echo "| through ferryd, proxied | $(metric ferry_MiB/s "$line") | $(metric ferry/direct "$line") |"
+echo "| through ferryd, presigned redirect | $(metric presigned_MiB/s "$line") | $(metric presigned/direct "$line") |"
+echo
+echo "| session creates, 8 clients, taking turns | creates/s |"
+echo "|---|---|"
+grep -E '^BenchmarkSessionCreateLimits' "$out" | while read -r line; do
+  echo "| $(awk '{print $1}' <<<"$line" | sed 's/BenchmarkSessionCreateLimits\///; s/-[0-9]*$//') | $(metric creates/s "$line") |"
+done
+echo
+echo "| 100 concurrent uploads | peak RSS (MiB) | MiB/s |"
+echo "|---|---|---|"
+grep -E '^BenchmarkConcurrentUploadsRSS/' "$out" | while read -r line; do
+  echo "| $(awk '{print $1}' <<<"$line" | sed 's/BenchmarkConcurrentUploadsRSS\///; s/-[0-9]*$//') | $(metric peak_RSS_MiB "$line") | $(metric MiB/s "$line") |"
+done
