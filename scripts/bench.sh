@@ -6,7 +6,8 @@
 #             Ferry native, Ferry tus, at 1, 8 and 64 MiB chunks, and the S3
 #             requests per chunk of tusd and Ferry
 #   downloads proxied and presigned through ferryd vs direct GetObject
-#   creates   session creates per second with rate limits off and on
+#   creates   session creates per second and p99 from 32 clients, and with
+#             rate limits off and on
 #   memory    ferryd's peak RSS with 100 concurrent uploads
 # The raw go test output is kept in $BENCH_OUT (default bench.out).
 set -euo pipefail
@@ -17,6 +18,7 @@ run() { CI=1 scripts/test.sh -count=1 -run '^$' "$@" 2>&1 | tee -a "$out" | grep
 
 run -bench '^BenchmarkUploads$' -benchtime "${BENCH_UPLOADS:-4x}" ./tus/
 run -bench '^BenchmarkDownload$' -benchtime "${BENCH_DOWNLOADS:-20x}" ./cmd/ferryd/
+run -bench '^BenchmarkSessionCreates$' -benchtime 1x ./cmd/ferryd/
 run -bench '^BenchmarkSessionCreateLimits$' ./cmd/ferryd/
 run -bench '^BenchmarkConcurrentUploadsRSS$' -benchtime 1x ./cmd/ferryd/
 
@@ -37,6 +39,11 @@ echo "|---|---|---|"
 echo "| direct GetObject | $(metric direct_MiB/s "$line") | 1 |"
 echo "| through ferryd, proxied | $(metric ferry_MiB/s "$line") | $(metric ferry/direct "$line") |"
 echo "| through ferryd, presigned redirect | $(metric presigned_MiB/s "$line") | $(metric presigned/direct "$line") |"
+echo
+line=$(grep -E '^BenchmarkSessionCreates' "$out" | head -1)
+echo "| session creates, 32 clients, Redis + S3 | creates/s | p50 | p99 |"
+echo "|---|---|---|---|"
+echo "| limits off | $(metric creates/s "$line") | $(metric p50_ms "$line") ms | $(metric p99_ms "$line") ms |"
 echo
 echo "| session creates, 8 clients, taking turns | creates/s |"
 echo "|---|---|"

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkSessionCreates is session creates from 32 concurrent clients
+// against one ferryd on Redis + S3 with rate limits off: creates per second
+// and the p50 and p99 latency of one create, as a client sees it.
+//
+//	CI=1 scripts/test.sh -run '^$' -bench SessionCreates -benchtime 1x ./cmd/ferryd/
+func BenchmarkSessionCreates(b *testing.B) {
+	const clients, d = 32, 3 * time.Second
+	be := redisS3Env(b)
+	p := startFerryd(b, be.args, append(be.env, "FERRY_LIMIT_UPLOADS_PER_MINUTE=0")...)
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	var lat []time.Duration
+	var mu sync.Mutex
+	for b.Loop() {
+		deadline := time.Now().Add(d)
+		var wg sync.WaitGroup
+		for w := range clients {
+			wg.Go(func() {
+				var mine []time.Duration
+				for i := 0; time.Now().Before(deadline); i++ {
+					body := fmt.Sprintf(`{"bucket":"creates","key":"w%d/%d","size":1048576}`, w, i)
+					start := time.Now()
+					resp, err := hc.Post("http://"+p.addr+"/v1/files", "application/json", strings.NewReader(body))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Errorf("create: %d", resp.StatusCode)
+						return
+					}
+					mine = append(mine, time.Since(start))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+	}
+	slices.Sort(lat)
+	at := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(float64(len(lat))/(d.Seconds()*float64(b.N)), "creates/s")
+	b.ReportMetric(at(0.5), "p50_ms")
+	b.ReportMetric(at(0.99), "p99_ms")
+}
