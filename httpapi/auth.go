@@ -100,24 +100,34 @@ type guarded struct {
 func (g *guard) with(p policy, h http.HandlerFunc) *guarded { return &guarded{g: g, p: p, h: h} }
 
 func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.g.on && h.p.access > 0 {
-		c, ok := auth.CallerFrom(r.Context())
-		if !ok {
-			unauthenticated(w, r, "this route needs an API key: send \"Authorization: Bearer <API key>\"")
-			return
-		}
-		if !c.Can(h.p.access) {
-			writeErrorFor(w, r, errForbidden.New("key %q has %s access; this needs %s", c.Name, c.Access, h.p.access))
-			return
-		}
-		if h.p.bucketVar {
-			if err := h.g.allowBucket(r, mux.Vars(r)["bucket"]); err != nil {
-				writeErrorFor(w, r, err)
-				return
-			}
+	if h.g.admit(w, r, h.p.access, mux.Vars(r)["bucket"], h.p.bucketVar) {
+		h.h(w, r)
+	}
+}
+
+// admit reports whether the caller may make the request: with keys on, a
+// key of at least need access, in bkt when inBucket. If not, it has
+// answered 401 or 403.
+func (g *guard) admit(w http.ResponseWriter, r *http.Request, need auth.Access, bkt string, inBucket bool) bool {
+	if !g.on || need == 0 {
+		return true
+	}
+	c, ok := auth.CallerFrom(r.Context())
+	if !ok {
+		unauthenticated(w, r, "this route needs an API key: send \"Authorization: Bearer <API key>\"")
+		return false
+	}
+	if !c.Can(need) {
+		writeErrorFor(w, r, errForbidden.New("key %q has %s access; this needs %s", c.Name, c.Access, need))
+		return false
+	}
+	if inBucket {
+		if err := g.allowBucket(r, bkt); err != nil {
+			writeErrorFor(w, r, err)
+			return false
 		}
 	}
-	h.h(w, r)
+	return true
 }
 
 // TusHandler is the tus 1.0 handler, which names the bucket a request
@@ -137,20 +147,9 @@ func (g *guard) tus(h TusHandler) http.HandlerFunc {
 			if r.Method == http.MethodHead || r.Method == http.MethodGet {
 				need = auth.Read
 			}
-			c, ok := auth.CallerFrom(r.Context())
-			if !ok {
-				unauthenticated(w, r, "tus uploads need an API key: send \"Authorization: Bearer <API key>\"")
+			bkt, ok := h.BucketOf(r) // reads the upload's session: only with keys on
+			if !g.admit(w, r, need, bkt, ok) {
 				return
-			}
-			if !c.Can(need) {
-				writeError(w, r, errForbidden.New("key %q has %s access; this needs %s", c.Name, c.Access, need))
-				return
-			}
-			if bkt, ok := h.BucketOf(r); ok {
-				if err := g.allowBucket(r, bkt); err != nil {
-					writeError(w, r, err)
-					return
-				}
 			}
 		}
 		h.ServeHTTP(w, r)
