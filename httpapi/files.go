@@ -417,7 +417,6 @@ type content struct {
 // or OpenAI).
 func (c *content) serve(w http.ResponseWriter, r *http.Request, file registry.File, contentType string,
 	writeErr func(http.ResponseWriter, *http.Request, error)) {
-	reg := c.reg
 	etag := `"` + strings.Trim(file.ETag, `"`) + `"`
 	if file.ETag == "" {
 		etag = fmt.Sprintf(`"%x-%x"`, file.Bytes, file.CreatedAt.UnixNano())
@@ -464,7 +463,7 @@ func (c *content) serve(w http.ResponseWriter, r *http.Request, file registry.Fi
 		w.WriteHeader(status)
 		return
 	}
-	body, _, err := reg.Open(r.Context(), file, brng) // refuses an object that is not the record's version
+	body, _, err := c.reg.Open(r.Context(), file, brng) // refuses an object that is not the record's version
 	if err != nil {
 		for _, k := range []string{"Content-Range", "Content-Length", "Content-Disposition"} {
 			h.Del(k)
