@@ -14,38 +14,6 @@ import (
 	"github.com/ferryhq/ferry/tus"
 )
 
-// tusJSClient is the npm package the end-to-end test installs.
-const tusJSClient = "tus-js-client@4"
-
-// nodeModules installs tus-js-client once into a cache directory and returns
-// its node_modules. Without Node the test fails under CI and skips elsewhere.
-func nodeModules(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("node is required under CI for the tus-js-client test: install Node.js 18 or later (%v)", err)
-		}
-		t.Skip("node is not installed")
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "ferry-test", "tus-js-client-4")
-	mods := filepath.Join(dir, "node_modules")
-	if _, err := os.Stat(filepath.Join(mods, "tus-js-client", "package.json")); err == nil {
-		return mods
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("npm", "install", "--prefix", dir, "--no-audit", "--no-fund", "--loglevel=error", tusJSClient)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install %s: %v\n%s", tusJSClient, err, out)
-	}
-	return mods
-}
-
 // jsRun is what testdata/upload.js reports.
 type jsRun struct {
 	URL     string `json:"url"`
@@ -59,7 +27,7 @@ type jsRun struct {
 // third run finishes.
 // The bytes come back through the native :content route.
 func TestTusJSClient(t *testing.T) {
-	mods := nodeModules(t)
+	mods := testsvc.NodeModules(t, "tus-js-client@4")
 	script, err := filepath.Abs("testdata/upload.js")
 	if err != nil {
 		t.Fatal(err)

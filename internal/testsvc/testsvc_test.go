@@ -81,3 +81,24 @@ func TestEachStore(t *testing.T) {
 		t.Fatalf("ran %v, want %v", ran, want)
 	}
 }
+
+// Each set of npm packages has its own cache directory, named after it.
+func TestNodeCacheName(t *testing.T) {
+	for _, c := range []struct {
+		specs []string
+		dir   string
+	}{
+		{[]string{"tus-js-client@4"}, "tus-js-client-4"},
+		{[]string{"llama-stack-client@0.7.3", "openai@6"}, "llama-stack-client-0.7.3+openai-6"},
+		{[]string{"@scope/pkg@2", "plain"}, "scope-pkg-2+plain"},
+	} {
+		if got := nodeCacheName(c.specs); got != c.dir {
+			t.Errorf("nodeCacheName(%q) = %q, want %q", c.specs, got, c.dir)
+		}
+	}
+	for spec, name := range map[string]string{"openai@6": "openai", "@scope/pkg@2": "@scope/pkg", "@scope/pkg": "@scope/pkg", "plain": "plain"} {
+		if got := packageName(spec); got != name {
+			t.Errorf("packageName(%q) = %q, want %q", spec, got, name)
+		}
+	}
+}
