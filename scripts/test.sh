@@ -40,8 +40,10 @@ ensure_versitygw() {
   (cd / && GOFLAGS= go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION") >&2
 }
 
-# Node.js runs the real tus-js-client against ferryd (tus/jsclient_test.go,
-# which installs the npm package into the user cache directory itself).
+# Node.js runs the real tus-js-client, llama-stack-client and openai-node
+# against ferryd (tus/jsclient_test.go, cmd/ferryd/clients_test.go; each
+# installs its npm packages into the user cache directory itself, through
+# testsvc.NodeModules).
 ensure_node() {
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && return 0
   log "installing nodejs and npm with apt-get"
