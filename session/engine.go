@@ -283,8 +283,7 @@ func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64
 		return err
 	}
 	k := rec.TailFirst + rec.TailSegs // no saved record points here
-	ttl := time.Until(until)
-	if _, err := e.store.Put(ctx, tailKey(rec.ID, k), buf, metastore.Cond{Version: metastore.AnyVersion, Fence: fence, TTL: ttl}); err != nil {
+	if err := e.putSegment(ctx, tailKey(rec.ID, k), buf, fence, time.Until(until)); err != nil {
 		if errors.Is(err, metastore.ErrFenced) {
 			return ErrBusy.Wrap(err, "another request took over session %s", rec.ID)
 		}
@@ -305,6 +304,17 @@ func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64
 	}
 	rec.TailSegs, rec.TailLen, rec.TailTags = rec.TailSegs+1, held, append(tags[:len(tags):len(tags)], tag)
 	return nil
+}
+
+// putSegment writes a segment, which is usually new (a create costs the
+// Redis store one round trip); one left by an attempt that was never
+// recorded is overwritten unless a newer lock holder wrote it.
+func (e *multipartEngine) putSegment(ctx context.Context, key string, b []byte, fence int64, ttl time.Duration) error {
+	_, err := e.store.Put(ctx, key, b, metastore.Cond{Version: 0, Fence: fence, TTL: ttl})
+	if errors.Is(err, metastore.ErrConflict) {
+		_, err = e.store.Put(ctx, key, b, metastore.Cond{Version: metastore.AnyVersion, Fence: fence, TTL: ttl})
+	}
+	return err
 }
 
 func (e *multipartEngine) segLen(segs [][]byte) int64 {

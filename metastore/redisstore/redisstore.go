@@ -99,6 +99,9 @@ const largeValue = 64 << 10
 // which fails, and is tried again, if the record changed in between. It
 // answers in putScript's reply shape.
 func (s *Store) putLarge(ctx context.Context, rk string, value []byte, c metastore.Cond, ttl int64) ([]any, error) {
+	if c.Version == 0 {
+		return s.createLarge(ctx, rk, value, c, ttl)
+	}
 	for range 100 {
 		var res []any
 		err := s.client.Watch(ctx, func(tx *redis.Tx) error {
@@ -142,6 +145,37 @@ func (s *Store) putLarge(ctx context.Context, rk string, value []byte, c metasto
 		}
 	}
 	return nil, errors.New("the record kept changing under WATCH")
+}
+
+// createScript follows HSETNX of the value in one MULTI: the record is
+// new exactly when it has no version yet, and then it gets version 1.
+// ARGV = fence, ttl in ms (0 = none).
+var createScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'ver', 'f')
+if cur[1] then
+  local fence = tonumber(ARGV[1])
+  if fence > 0 and (tonumber(cur[2]) or 0) > fence then return {2} end
+  return {1}
+end
+redis.call('HSET', KEYS[1], 'ver', 1, 'f', ARGV[1])
+if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return {0, 1, ARGV[1]}
+`)
+
+// createLarge is a create-only putLarge in one round trip and no WATCH:
+// HSETNX leaves an existing record as it is, and the script, run right
+// after it in the same transaction, tells which case it was.
+func (s *Store) createLarge(ctx context.Context, rk string, value []byte, c metastore.Cond, ttl int64) ([]any, error) {
+	var res *redis.Cmd
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSetNX(ctx, rk, "v", value)
+		res = createScript.Eval(ctx, p, []string{rk}, c.Fence, ttl)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.Slice()
 }
 
 // deleteScript: ARGV = expected version.

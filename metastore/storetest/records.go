@@ -269,7 +269,13 @@ func testFenceTokens(t *testing.T, s metastore.Store) {
 	wantErr(t, "Put with fence 3 after 5", err, metastore.ErrFenced)
 	_, err = s.Put(ctx, "k", []byte("stale"), metastore.Cond{Version: 1, Fence: 3})
 	wantErr(t, "Put with fence 3 at current version", err, metastore.ErrFenced)
+	// A create of an existing record: the fence is checked first.
+	_, err = s.Put(ctx, "k", []byte("stale"), metastore.Cond{Version: 0, Fence: 3})
+	wantErr(t, "create with fence 3 after 5", err, metastore.ErrFenced)
+	_, err = s.Put(ctx, "k", []byte("again"), metastore.Cond{Version: 0, Fence: 7})
+	wantErr(t, "create with fence 7 after 5", err, metastore.ErrConflict)
 	wantRecord(t, get(t, s, "k"), "a", 1, 5)
+	wantRecord(t, put(t, s, "new", []byte("n"), metastore.Cond{Version: 0, Fence: 7}), "n", 1, 7)
 
 	// Zero leaves the stored fence alone; an equal fence is the same holder.
 	wantRecord(t, put(t, s, "k", []byte("b"), metastore.Cond{Version: 1}), "b", 2, 5)
