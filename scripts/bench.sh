@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # make bench: the comparison benchmarks, side by side in one run each, on
-# the real Redis and S3 server scripts/test.sh starts (versitygw; MinIO is
-# not wired in yet), and a summary of the ratios that matter:
+# the real Redis and S3 server scripts/test.sh starts (MinIO when a minio
+# binary is on PATH, else versitygw), and a summary of the ratios that matter:
 #   uploads   direct aws-sdk multipart, tusd v2.10.1's own handler + S3 store,
 #             Ferry native, Ferry tus, at 1, 8 and 64 MiB chunks, and the S3
 #             requests per chunk of tusd and Ferry
-#   downloads proxied and presigned through ferryd vs direct GetObject
-#   creates   session creates per second and p99 from 32 clients, and with
-#             rate limits off and on
+#   downloads proxied and presigned through ferryd vs direct GetObject, and
+#             the CPU ferryd spends per GiB it proxies
+#   creates   session creates per second and p50/p99 from 32 clients, for
+#             files held back whole (Redis only) and multipart ones (+ S3),
+#             and with rate limits off and on
 #   memory    ferryd's peak RSS with 100 concurrent uploads
 # The raw go test output is kept in $BENCH_OUT (default bench.out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${BENCH_OUT:-bench.out}"
 : >"$out"
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+export FERRY_TEST_S3_SERVER=minio # used only when minio is on PATH
 run() { CI=1 scripts/test.sh -count=1 -run '^$' "$@" 2>&1 | tee -a "$out" | grep -E '^(Benchmark|ok|FAIL|---)' >&2; }
 
 run -bench '^BenchmarkUploads$' -benchtime "${BENCH_UPLOADS:-4x}" ./tus/
@@ -25,6 +29,9 @@ run -bench '^BenchmarkConcurrentUploadsRSS$' -benchtime 1x ./cmd/ferryd/
 # metric NAME LINE: the value go test printed before the unit NAME.
 metric() { awk -v u="$1" '{for (i = 2; i <= NF; i++) if ($i == u) print $(i-1)}' <<<"$2" | head -1; }
 echo
+server=$(grep -oE '^test.sh: (minio|versitygw)' "$out" | head -1 | sed 's/^test.sh: //')
+echo "S3 server: ${server:-unknown}, Redis $(redis-server --version | grep -oE 'v=[0-9.]+' | cut -c3-), $(nproc) cores, $(go env GOVERSION), load before: $load"
+echo
 echo "| uploads, 64 MiB | tusd/direct | Ferry native/direct | Ferry tus/direct | S3 requests per chunk: tusd (reads) | Ferry (reads) |"
 echo "|---|---|---|---|---|---|"
 grep -E '^BenchmarkUploads/' "$out" | while read -r line; do
@@ -34,16 +41,18 @@ grep -E '^BenchmarkUploads/' "$out" | while read -r line; do
 done
 line=$(grep -E '^BenchmarkDownload' "$out" | head -1)
 echo
-echo "| downloads, 64 MiB | MiB/s | ÷ direct GetObject |"
-echo "|---|---|---|"
-echo "| direct GetObject | $(metric direct_MiB/s "$line") | 1 |"
-echo "| through ferryd, proxied | $(metric ferry_MiB/s "$line") | $(metric ferry/direct "$line") |"
-echo "| through ferryd, presigned redirect | $(metric presigned_MiB/s "$line") | $(metric presigned/direct "$line") |"
-echo
-line=$(grep -E '^BenchmarkSessionCreates' "$out" | head -1)
-echo "| session creates, 32 clients, Redis + S3 | creates/s | p50 | p99 |"
+echo "| downloads, 64 MiB | MiB/s | ÷ direct GetObject | ferryd CPU per GiB |"
 echo "|---|---|---|---|"
-echo "| limits off | $(metric creates/s "$line") | $(metric p50_ms "$line") ms | $(metric p99_ms "$line") ms |"
+echo "| direct GetObject | $(metric direct_MiB/s "$line") | 1 | |"
+echo "| through ferryd, proxied | $(metric ferry_MiB/s "$line") | $(metric ferry/direct "$line") | $(metric ferryd_cpu_ms/GiB "$line") ms |"
+echo "| through ferryd, presigned redirect | $(metric presigned_MiB/s "$line") | $(metric presigned/direct "$line") | |"
+echo
+echo "| session creates, 32 clients, Redis + S3, limits off | creates/s | p50 | p99 |"
+echo "|---|---|---|---|"
+grep -E '^BenchmarkSessionCreates/' "$out" | while read -r line; do
+  size=$(sed -E 's/^BenchmarkSessionCreates\/size=([0-9]+MiB).*/\1/' <<<"$line")
+  echo "| $size files | $(metric creates/s "$line") | $(metric p50_ms "$line") ms | $(metric p99_ms "$line") ms |"
+done
 echo
 echo "| session creates, 8 clients, taking turns | creates/s |"
 echo "|---|---|"

@@ -140,7 +140,29 @@ start_redis_cluster() {
   log "the cluster did not reach cluster_state:ok"; return 1
 }
 
+# MinIO instead of versitygw when FERRY_TEST_S3_SERVER=minio and a minio
+# binary is on PATH (make bench asks for it; nothing installs it).
+start_minio() {
+  mkdir -p "$tmp/s3"
+  for _ in 1 2 3 4 5; do
+    port=$(free_port) || return 1
+    if launch minio 30 env MINIO_ROOT_USER=ferrytest MINIO_ROOT_PASSWORD=ferrytestsecret \
+        minio server --quiet --address "127.0.0.1:$port" "$tmp/s3"; then
+      export FERRY_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+      export FERRY_TEST_S3_REGION=us-east-1
+      export FERRY_TEST_S3_ACCESS_KEY=ferrytest
+      export FERRY_TEST_S3_SECRET_KEY=ferrytestsecret
+      log "minio on 127.0.0.1:$port"
+      return 0
+    fi
+  done
+  cat "$tmp/minio.log" >&2; return 1
+}
+
 start_s3() {
+  if [ "${FERRY_TEST_S3_SERVER:-}" = minio ] && command -v minio >/dev/null 2>&1; then
+    start_minio; return
+  fi
   ensure_versitygw || return 1
   mkdir -p "$tmp/s3"
   for _ in 1 2 3 4 5; do
@@ -161,7 +183,7 @@ start_s3() {
 
 start_redis || fail_or_warn "could not start redis-server"
 start_redis_cluster || fail_or_warn "could not start a Redis Cluster"
-start_s3 || fail_or_warn "could not start versitygw"
+start_s3 || fail_or_warn "could not start the S3 server"
 ensure_node || fail_or_warn "could not install Node.js"
 
 if [ $# -eq 0 ]; then set -- -race ./...; fi
