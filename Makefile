@@ -28,7 +28,7 @@ fuzz:
 
 # The comparison benchmarks, side by side in one run each, and a summary
 # table (docs/performance.md): uploads against direct multipart and tusd,
-# downloads, creates, memory. About 10 minutes; raw output in bench.out.
+# downloads, creates, memory. About 3 minutes here; raw output in bench.out.
 bench:
 	scripts/bench.sh
 
