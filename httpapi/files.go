@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -473,11 +474,30 @@ func (c *content) serve(w http.ResponseWriter, r *http.Request, file registry.Fi
 	}
 	defer body.Close()
 	w.WriteHeader(status)
+	if r.TLS == nil && isFile(body) {
+		_, _ = io.Copy(w, body) // through the ReaderFrom/WriterTo paths to sendfile: no copy through ferryd
+		return
+	}
 	// A large buffer, and no ReaderFrom/WriterTo shortcuts (which would copy
 	// in 32 KiB steps): the bytes cross ferryd once, in few syscalls.
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	_, _ = io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{body}, *bp) // a failure mid-body can only cut the connection
+}
+
+// isFile reports whether r, under any wrappers that Unwrap, is a whole
+// file on disk (the filesystem storage's body for a download without Range).
+func isFile(r io.Reader) bool {
+	for {
+		switch v := r.(type) {
+		case *os.File:
+			return true
+		case interface{ Unwrap() io.ReadCloser }:
+			r = v.Unwrap()
+		default:
+			return false
+		}
+	}
 }
 
 // redirect answers 307 to a presigned URL of the file's storage, which

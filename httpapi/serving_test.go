@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -211,5 +213,35 @@ func TestCORS(t *testing.T) {
 	on.ServeHTTP(rec, req)
 	if exp := rec.Header().Get("Access-Control-Expose-Headers"); !strings.Contains(exp, "Upload-Offset") || !strings.Contains(exp, "Location") {
 		t.Fatalf("exposed headers %q", exp)
+	}
+}
+
+type unwrapping struct{ io.ReadCloser }
+
+func (u unwrapping) Unwrap() io.ReadCloser { return u.ReadCloser }
+
+// A whole file on disk, even under wrappers that Unwrap (the metrics
+// decorator's body), takes the sendfile path; anything else, such as an S3
+// body or a file's range, the buffered copy.
+func TestIsFile(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, tc := range []struct {
+		name string
+		r    io.Reader
+		want bool
+	}{
+		{"file", f, true},
+		{"wrapped file", unwrapping{unwrapping{f}}, true},
+		{"wrapped other", unwrapping{io.NopCloser(strings.NewReader("x"))}, false},
+		{"section of a file", io.NewSectionReader(f, 0, 1), false},
+		{"reader", strings.NewReader("x"), false},
+	} {
+		if got := isFile(tc.r); got != tc.want {
+			t.Errorf("isFile(%s) = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -289,3 +289,6 @@ func (c *countingReadCloser) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (c *countingReadCloser) Close() error { return c.rc.Close() }
+
+// Unwrap lets a caller see what the body is (a file can go out with sendfile).
+func (c *countingReadCloser) Unwrap() io.ReadCloser { return c.rc }

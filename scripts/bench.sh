@@ -21,7 +21,7 @@ export FERRY_TEST_S3_SERVER=minio # used only when minio is on PATH
 run() { CI=1 scripts/test.sh -count=1 -run '^$' "$@" 2>&1 | tee -a "$out" | grep -E '^(Benchmark|ok|FAIL|---)' >&2; }
 
 run -bench '^BenchmarkUploads$' -benchtime "${BENCH_UPLOADS:-4x}" ./tus/
-run -bench '^BenchmarkDownload$' -benchtime "${BENCH_DOWNLOADS:-20x}" ./cmd/ferryd/
+run -bench '^BenchmarkDownload(Embedded)?$' -benchtime "${BENCH_DOWNLOADS:-20x}" ./cmd/ferryd/
 run -bench '^BenchmarkSessionCreates$' -benchtime 1x ./cmd/ferryd/
 run -bench '^BenchmarkSessionCreateLimits$' ./cmd/ferryd/
 run -bench '^BenchmarkConcurrentUploadsRSS$' -benchtime 1x ./cmd/ferryd/
@@ -39,13 +39,15 @@ grep -E '^BenchmarkUploads/' "$out" | while read -r line; do
   echo "| $chunk chunks | $(metric tusd/direct "$line") | $(metric native/direct "$line") | $(metric ferrytus/direct "$line") |" \
     "$(metric tusd_s3/chunk "$line") ($(metric tusd_s3reads/chunk "$line")) | $(metric ferry_s3/chunk "$line") ($(metric ferry_s3reads/chunk "$line")) |"
 done
-line=$(grep -E '^BenchmarkDownload' "$out" | head -1)
+line=$(grep -E '^BenchmarkDownload-' "$out" | head -1)
+embedded=$(grep -E '^BenchmarkDownloadEmbedded' "$out" | head -1)
 echo
 echo "| downloads, 64 MiB | MiB/s | ÷ direct GetObject | ferryd CPU per GiB |"
 echo "|---|---|---|---|"
 echo "| direct GetObject | $(metric direct_MiB/s "$line") | 1 | |"
 echo "| through ferryd, proxied | $(metric ferry_MiB/s "$line") | $(metric ferry/direct "$line") | $(metric ferryd_cpu_ms/GiB "$line") ms |"
 echo "| through ferryd, presigned redirect | $(metric presigned_MiB/s "$line") | $(metric presigned/direct "$line") | |"
+echo "| through ferryd, embedded stores (sendfile) | $(metric ferry_MiB/s "$embedded") | | $(metric ferryd_cpu_ms/GiB "$embedded") ms |"
 echo
 echo "| session creates, 32 clients, Redis + S3, limits off | creates/s | p50 | p99 |"
 echo "|---|---|---|---|"

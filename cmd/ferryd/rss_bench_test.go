@@ -162,6 +162,35 @@ func BenchmarkDownload(b *testing.B) {
 	b.ReportMetric(float64(proxyCPU.Milliseconds())/(float64(b.N)*size/(1<<30)), "ferryd_cpu_ms/GiB")
 }
 
+// BenchmarkDownloadEmbedded reads a 64 MiB file through ferryd on the
+// embedded stores, where a whole-file download over plain TCP goes out
+// with sendfile: its throughput and the CPU ferryd spends per GiB.
+//
+//	CI=1 scripts/test.sh -run '^$' -bench DownloadEmbedded -benchtime 30x ./cmd/ferryd/
+func BenchmarkDownloadEmbedded(b *testing.B) {
+	const size = 64 << 20
+	p := startFerryd(b, "--data-dir "+b.TempDir())
+	uploadHTTP(b, p, "dl", "f", randomData(size), 16<<20)
+	var cpu, wall time.Duration
+	b.SetBytes(size)
+	for b.Loop() {
+		c0, t0 := cpuTime(b, p.cmd.Process.Pid), time.Now()
+		resp, err := http.Get("http://" + p.addr + "/v1/files/dl/f:content")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := drain(resp.Body); n != size {
+			b.Fatalf("read %d bytes", n)
+		}
+		resp.Body.Close()
+		wall += time.Since(t0)
+		cpu += cpuTime(b, p.cmd.Process.Pid) - c0
+	}
+	gib := float64(b.N) * size / (1 << 30)
+	b.ReportMetric(gib*1024/wall.Seconds(), "ferry_MiB/s")
+	b.ReportMetric(float64(cpu.Milliseconds())/gib, "ferryd_cpu_ms/GiB")
+}
+
 // drain reads r to the end in 1 MiB steps; both sides of a comparison use it
 // (io.Discard's own ReadFrom reads 8 KiB at a time and would handicap one).
 func drain(r io.Reader) int64 {
