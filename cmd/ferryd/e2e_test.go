@@ -53,19 +53,27 @@ func embeddedEnv(t testing.TB) backendEnv {
 	return backendEnv{name: "embedded", args: "--data-dir " + t.TempDir()}
 }
 
-func redisS3Env(t testing.TB) backendEnv {
+// s3Env makes a fresh bucket on the test S3 server and returns it with
+// the environment that points ferryd at it.
+func s3Env(t testing.TB) (bkt string, env []string) {
 	s3cfg := testsvc.S3Config(t)
-	_, bkt := testsvc.S3(t)
-	return backendEnv{name: "redis+s3", args: "--data-dir " + t.TempDir(), bucket: bkt, env: []string{
-		"FERRY_REDIS_URL=" + testsvc.RedisURL(t),
-		"FERRY_REDIS_PREFIX=" + testsvc.Unique("e2e") + ":",
+	_, bkt = testsvc.S3(t)
+	return bkt, []string{
 		"FERRY_S3_ENDPOINT=" + s3cfg.Endpoint,
 		"FERRY_S3_REGION=" + s3cfg.Region,
 		"FERRY_S3_BUCKET=" + bkt,
 		"FERRY_S3_PATH_STYLE=true",
 		"AWS_ACCESS_KEY_ID=" + s3cfg.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + s3cfg.SecretAccessKey,
-	}}
+	}
+}
+
+func redisS3Env(t testing.TB) backendEnv {
+	bkt, env := s3Env(t)
+	return backendEnv{name: "redis+s3", args: "--data-dir " + t.TempDir(), bucket: bkt, env: append(env,
+		"FERRY_REDIS_URL="+testsvc.RedisURL(t),
+		"FERRY_REDIS_PREFIX="+testsvc.Unique("e2e")+":",
+	)}
 }
 
 // eachBackend runs fn against a fresh ferryd on each storage mode.

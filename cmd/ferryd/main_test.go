@@ -177,20 +177,12 @@ func TestEmbeddedDefault(t *testing.T) {
 
 // Redis + S3, configured through the contract's environment variables.
 func TestRedisAndS3(t *testing.T) {
-	redisURL := testsvc.RedisURL(t)
-	s3cfg := testsvc.S3Config(t)
-	_, bkt := testsvc.S3(t)
-	env := []string{
-		"FERRY_REDIS_URL=" + redisURL,
-		"FERRY_REDIS_PREFIX=" + testsvc.Unique("t") + ":",
-		"FERRY_S3_ENDPOINT=" + s3cfg.Endpoint,
-		"FERRY_S3_REGION=" + s3cfg.Region,
-		"FERRY_S3_BUCKET=" + bkt,
-		"FERRY_S3_PATH_STYLE=true",
-		"AWS_ACCESS_KEY_ID=" + s3cfg.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY=" + s3cfg.SecretAccessKey,
+	_, env := s3Env(t)
+	env = append(env,
+		"FERRY_REDIS_URL="+testsvc.RedisURL(t),
+		"FERRY_REDIS_PREFIX="+testsvc.Unique("t")+":",
 		"FERRY_LOG_FORMAT=json",
-	}
+	)
 	p := startFerryd(t, "--data-dir "+t.TempDir(), env...)
 	checkReady(t, p)
 	stopGracefully(t, p)

@@ -17,8 +17,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ferryhq/ferry/internal/testsvc"
 )
 
 // Redis over TLS with an ACL user and no default user: ferryd connects
@@ -48,12 +46,9 @@ func TestRedisTLSAndACL(t *testing.T) {
 	if err := srv.startOnFreePort(); err != nil {
 		t.Fatal(err)
 	}
-	s3cfg := testsvc.S3Config(t)
-	_, bkt := testsvc.S3(t)
+	_, s3 := s3Env(t)
 	env := func(extra ...string) []string {
-		return append([]string{"FERRY_REDIS_URL=rediss://" + srv.addr() + "/0", "FERRY_REDIS_USERNAME=ferry",
-			"FERRY_S3_ENDPOINT=" + s3cfg.Endpoint, "FERRY_S3_REGION=" + s3cfg.Region, "FERRY_S3_BUCKET=" + bkt,
-			"FERRY_S3_PATH_STYLE=true", "AWS_ACCESS_KEY_ID=" + s3cfg.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + s3cfg.SecretAccessKey}, extra...)
+		return append(append([]string{"FERRY_REDIS_URL=rediss://" + srv.addr() + "/0", "FERRY_REDIS_USERNAME=ferry"}, s3...), extra...)
 	}
 
 	p := startFerryd(t, "--data-dir "+t.TempDir(), env("FERRY_REDIS_PASSWORD=s3cret", "FERRY_REDIS_CA_FILE="+caFile)...)

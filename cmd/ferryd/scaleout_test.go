@@ -19,19 +19,12 @@ import (
 // FERRY_REDIS_MODE. Instances started with the same env share state.
 func clusterS3Env(t testing.TB) backendEnv {
 	_, prefix := testsvc.RedisCluster(t) // for the prefix and its cleanup
-	s3cfg := testsvc.S3Config(t)
-	_, bkt := testsvc.S3(t)
-	return backendEnv{name: "cluster+s3", args: "--data-dir " + t.TempDir(), bucket: bkt, env: []string{
-		"FERRY_REDIS_ADDRS=" + os.Getenv(testsvc.EnvRedisCluster),
+	bkt, env := s3Env(t)
+	return backendEnv{name: "cluster+s3", args: "--data-dir " + t.TempDir(), bucket: bkt, env: append(env,
+		"FERRY_REDIS_ADDRS="+os.Getenv(testsvc.EnvRedisCluster),
 		"FERRY_REDIS_MODE=cluster",
-		"FERRY_REDIS_PREFIX=" + prefix,
-		"FERRY_S3_ENDPOINT=" + s3cfg.Endpoint,
-		"FERRY_S3_REGION=" + s3cfg.Region,
-		"FERRY_S3_BUCKET=" + bkt,
-		"FERRY_S3_PATH_STYLE=true",
-		"AWS_ACCESS_KEY_ID=" + s3cfg.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY=" + s3cfg.SecretAccessKey,
-	}}
+		"FERRY_REDIS_PREFIX="+prefix,
+	)}
 }
 
 // Three instances on the cluster, every request to the next one (round

@@ -16,7 +16,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/client"
-	"github.com/ferryhq/ferry/internal/testsvc"
 )
 
 // Redis behind Sentinel (1 master, 1 replica, 1 sentinel), ferryd
@@ -71,13 +70,10 @@ func TestSentinelFailover(t *testing.T) {
 		return err == nil && len(r) == 1 && r[0]["flags"] == "slave" && r[0]["master-link-status"] == "ok"
 	})
 
-	s3cfg := testsvc.S3Config(t)
-	_, bkt := testsvc.S3(t)
-	p := startFerryd(t, "--data-dir "+t.TempDir(),
+	_, s3 := s3Env(t)
+	p := startFerryd(t, "--data-dir "+t.TempDir(), append(s3,
 		"FERRY_REDIS_ADDRS="+sentinel.addr(),
-		"FERRY_REDIS_MASTER_NAME=mymaster",
-		"FERRY_S3_ENDPOINT="+s3cfg.Endpoint, "FERRY_S3_REGION="+s3cfg.Region, "FERRY_S3_BUCKET="+bkt,
-		"FERRY_S3_PATH_STYLE=true", "AWS_ACCESS_KEY_ID="+s3cfg.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+s3cfg.SecretAccessKey)
+		"FERRY_REDIS_MASTER_NAME=mymaster")...)
 
 	size := 40 << 20
 	if os.Getenv("FERRY_CHAOS") == "long" {
