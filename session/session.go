@@ -550,8 +550,6 @@ func (s *Service) appendLocked(ctx context.Context, id string, expect, total int
 
 var errProbed = errors.New("session: the append has bytes")
 
-// completedAgain answers an append to a completed session: an empty one
-// gets the file again (its last answer may have been lost), anything
 // accepts checks a chunk's claims against the session: the file's total
 // size (-1: not stated) and the offset it starts at (-1: append).
 func (r *record) accepts(expect, total int64) error {
@@ -590,6 +588,8 @@ func (s *Service) record(ctx context.Context, a *appender) error {
 	return nil
 }
 
+// completedAgain answers an append to a completed session: an empty one
+// gets the file again (its last answer may have been lost), anything
 // else a conflict.
 func (s *Service) completedAgain(ctx context.Context, rec *record, body func(*appender) error, out *Info, file **registry.File) error {
 	probe := &appender{probe: true, read: ctx}
