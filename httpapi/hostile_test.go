@@ -248,7 +248,6 @@ func (r *repeater) Read(p []byte) (int, error) {
 const bigBody = 128 << 20
 
 func hostileCorpus() []hostile {
-	const admin = ""
 	jsonCT := []string{"Content-Type", "application/json"}
 	formCT := []string{"Content-Type", "multipart/form-data; boundary=X"}
 	var cs []hostile
