@@ -19,8 +19,14 @@ import (
 
 // engine is how a session's bytes reach storage.
 type engine interface {
-	// begin prepares storage for a new session.
-	begin(ctx context.Context, rec *record) error
+	// begin prepares a new session's record; it touches no storage, so a
+	// create costs only the metadata store.
+	begin(rec *record) error
+	// start allocates the storage that writing n bytes at rec.Offset needs
+	// and does not have yet, recording it in rec, and reports whether it
+	// did (rec's purgeRef changed: the caller files it before any byte
+	// goes there).
+	start(ctx context.Context, rec *record, n int64) (bool, error)
 	// write stores exactly n bytes of r at rec.Offset, updating rec's
 	// engine state (not Offset) only when it succeeds. fence guards any
 	// metadata it writes. With sum, bytes that do not match are refused
@@ -45,7 +51,9 @@ type engine interface {
 // a refused or broken chunk is simply overwritten by its resend.
 type stagingEngine struct{ blobs bucket.Staging }
 
-func (e *stagingEngine) begin(context.Context, *record) error { return nil }
+func (e *stagingEngine) begin(*record) error { return nil }
+
+func (e *stagingEngine) start(context.Context, *record, int64) (bool, error) { return false, nil }
 
 func (e *stagingEngine) needsClaim(*record, int64) bool { return true }
 
@@ -75,8 +83,10 @@ func (e *stagingEngine) release(ctx context.Context, rec *record) error {
 // a shorter run is held back in the metadata store (every instance sees it)
 // and goes in front of the next chunk. The parts are recorded in the
 // session record, so completion needs no ListParts and an append of a
-// full part costs exactly one S3 request. A file smaller than one part is
-// held back whole and written by complete with one verified PutObject, so
+// full part costs exactly one S3 request. The multipart upload starts with
+// the first part, so a create costs no S3 request and a session that never
+// fills a part leaves nothing in S3. A file smaller than one part is held
+// back whole and written by complete with one verified PutObject, so
 // nothing appears at its key before every byte is in.
 //
 // Held-back segments are the tail records (keys.go) numbered k in
@@ -104,7 +114,8 @@ type multipartEngine struct {
 
 func heldKey(id string, k int, tag string) string { return tailKey(id, k) + "#" + tag }
 
-func (e *multipartEngine) begin(ctx context.Context, rec *record) error {
+// begin fixes the part size; PartSize 0 marks a file held back whole.
+func (e *multipartEngine) begin(rec *record) error {
 	if rec.Size < bucket.MinPartSize {
 		return nil // held back whole, one Put at the end
 	}
@@ -112,18 +123,30 @@ func (e *multipartEngine) begin(ctx context.Context, rec *record) error {
 	if err != nil {
 		return err
 	}
-	id, err := e.mp.CreateMultipart(ctx, rec.object(), bucket.PutOptions{ContentType: rec.MimeType})
-	if err != nil {
-		return err
-	}
-	rec.UploadID, rec.PartSize = id, ps
+	rec.PartSize = ps
 	return nil
 }
 
-// holdsBack reports whether the chunk only joins the tail (no S3 write).
+// start begins the multipart upload when this write is its first part.
+func (e *multipartEngine) start(ctx context.Context, rec *record, n int64) (bool, error) {
+	if rec.UploadID != "" || e.holdsBack(rec, n) {
+		return false, nil
+	}
+	id, err := e.mp.CreateMultipart(ctx, rec.object(), bucket.PutOptions{ContentType: rec.MimeType})
+	if err != nil {
+		return false, err
+	}
+	rec.UploadID = id
+	return true, nil
+}
+
+// holdsBack reports whether the chunk only joins the tail (no S3 write):
+// all of a small file, and whatever does not fill a part, except the last
+// chunk once parts have started. A sealed stream that never started them
+// is finished like a small file.
 func (e *multipartEngine) holdsBack(rec *record, n int64) bool {
 	last := !rec.Open && rec.Offset+n == rec.Size
-	return rec.UploadID == "" || !last && rec.TailLen+n < rec.PartSize
+	return rec.PartSize == 0 || rec.TailLen+n < rec.PartSize && (!last || rec.UploadID == "")
 }
 
 // needsClaim: a held-back chunk only writes a tail segment, which carries
@@ -132,7 +155,8 @@ func (e *multipartEngine) needsClaim(rec *record, n int64) bool {
 	return !e.holdsBack(rec, n) || e.sealsSmall(rec, n)
 }
 
-// sealsSmall: a sealed stream that never filled a part becomes one Put.
+// sealsSmall: a sealed stream that started its upload but never
+// recorded a part (the first one failed) becomes one Put.
 func (e *multipartEngine) sealsSmall(rec *record, n int64) bool {
 	last := !rec.Open && rec.Offset+n == rec.Size
 	return last && rec.UploadID != "" && len(rec.Parts) == 0 && rec.TailLen+n < rec.PartSize
@@ -180,6 +204,9 @@ func (e *multipartEngine) uploadParts(ctx context.Context, rec *record, r io.Rea
 	partSum := sum // S3 checks it too when the chunk is exactly one part
 	if len(tail) > 0 || len(runs) > 1 {
 		partSum = nil
+	}
+	if rec.UploadID == "" {
+		return fmt.Errorf("session %s: part upload before the multipart upload started", rec.ID)
 	}
 	parts := rec.Parts
 	for _, size := range runs {
@@ -242,7 +269,7 @@ const maxTailSegs = 16
 // (a small file's whole body, under MinPartSize).
 func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64, r io.Reader, n int64, sum *Checksum) error {
 	held := rec.TailLen + n
-	if rec.UploadID != "" && held > e.maxHeld {
+	if rec.PartSize > 0 && held > e.maxHeld {
 		return ErrChunkTooSmall.New("parts of this %d-byte file must be at least %d bytes and at most %d may wait for the next chunk; send chunks of at least %d bytes",
 			rec.Size, rec.PartSize, e.maxHeld, rec.PartSize).With("min_chunk_size", rec.PartSize).With("offset", rec.Offset)
 	}

@@ -17,7 +17,9 @@ import (
 //	                                session record) are valid. Each is written once and
 //	                                lives a TTL longer than the record (engine.go)
 //	index  "session/expiry"         member "<check-at unix ms, 16 digits>/<id>", value purgeRef;
-//	                                the purger's work list (expires_at may have moved later)
+//	                                the purger's work list (expires_at may have moved later).
+//	                                One is filed at create and one when the upload starts;
+//	                                a refile writes the record's purgeRef, so they converge
 //	index  "session/held"           member <id>, value the bytes it holds back (decimal); the
 //	                                held-back ledger all instances sum against MaxHeldTotal (held.go)
 //	lock   "session/<id>"           held for the length of one append, abort or purge
@@ -26,7 +28,8 @@ import (
 // "sessions/expiry".
 //
 // In the blob backend a session owns either a multipart upload of its final
-// object (registry.ObjectKey, S3) or a staging file (filesystem). Neither is
+// object (registry.ObjectKey, S3; started by its first part, layout 2) or a
+// staging file (filesystem). Neither is
 // visible at the key until the session completes, so an existing file is
 // replaced atomically when, and only when, the new one is whole.
 

@@ -142,8 +142,9 @@ func (s *Service) purgeOne(ctx context.Context, e metastore.Entry) (bool, error)
 			return err
 		}
 		// Still alive: file it again under its current expiry, with a clean
-		// slate of attempts.
-		v, err := json.Marshal(purgeEntry{purgeRef: pe.purgeRef})
+		// slate of attempts and the record's storage (a session has more
+		// than one entry once its upload starts; refiled, they agree).
+		v, err := json.Marshal(purgeEntry{purgeRef: rec.ref()})
 		if err != nil {
 			return err
 		}
@@ -195,9 +196,8 @@ func vanished(err error) bool {
 
 const (
 	// orphanAge is when a multipart upload that no session owns counts as
-	// an orphan: CreateSpec files the purger's entry within the request
-	// that created the upload, so a younger one may be a session's in the
-	// making.
+	// an orphan: the append that starts an upload files the purger's entry
+	// right after, so a younger one may be a session's in the making.
 	orphanAge = time.Hour
 	// sweepEvery spaces the sweeps: each lists every upload in progress.
 	sweepEvery = time.Hour

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,6 +51,27 @@ func faultyBoth(t *testing.T, fn func(t *testing.T, f *fixture, fl *discardFault
 	})
 }
 
+// startUpload starts a session's storage (on S3, its multipart upload) as
+// its first part would, without sending the part.
+func startUpload(t *testing.T, f *fixture, id string) {
+	t.Helper()
+	ctx := context.Background()
+	rec, ver, err := f.svc.load(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := f.svc.engine(rec.Location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.start(ctx, eng, rec, rec.Size); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.save(ctx, rec, ver, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // dueEntries decodes the purger's work list.
 func dueEntries(t *testing.T, f *fixture) map[string]purgeEntry {
 	t.Helper()
@@ -95,10 +117,11 @@ func TestPurgeSkipsFailingEntries(t *testing.T) {
 		boom := errors.New("storage unavailable")
 		var failing, healthy []Info
 		for i := range 150 {
-			in, err := f.svc.Create(ctx, "b", fmt.Sprintf("purge/%03d", i), "", 6*MiB) // a multipart upload on S3
+			in, err := f.svc.Create(ctx, "b", fmt.Sprintf("purge/%03d", i), "", 6*MiB)
 			if err != nil {
 				t.Fatal(err)
 			}
+			startUpload(t, f, in.ID) // a multipart upload on S3
 			if i < 100 {
 				failing = append(failing, in)
 				fl.set(boom, in.ID, "b/"+in.Key)
@@ -218,22 +241,31 @@ func TestPurgeBackoff(t *testing.T) {
 	}
 }
 
-// A CreateMultipart whose answer was lost leaves an upload no record
-// names: the purger's sweep aborts it once it is older than orphanAge,
-// and never an upload a live session owns, however old.
+// A CreateMultipart whose answer was lost (at a session's first part)
+// leaves an upload no record names: the purger's sweep aborts it once it
+// is older than orphanAge, and never an upload a live session owns,
+// however old.
 func TestPurgeAbortsOrphanUploads(t *testing.T) {
 	in := faults.New()
 	rc, prefix := testsvc.Redis(t)
 	client, bkt := testsvc.S3(t)
 	f := newService(t, redisstore.New(rc, prefix), faults.Backend(bucket.Compose(s3blob.New(client, bkt, "ferry/")), in), nil)
 	ctx := context.Background()
+	part := randomBytes(5 * MiB)
 	live, err := f.svc.Create(ctx, "b", "orphans/live", "", 6*MiB)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := appendBytes(t, f, live.ID, 0, part); err != nil {
+		t.Fatal(err)
+	}
+	lost, err := f.svc.Create(ctx, "b", "orphans/lost", "", 6*MiB)
+	if err != nil {
+		t.Fatal(err)
+	}
 	in.Arm(faults.Fault{N: 1, Match: faults.Methods("CreateMultipart"), Mode: faults.FailAfter})
-	if _, err := f.svc.Create(ctx, "b", "orphans/lost", "", 6*MiB); err == nil {
-		t.Fatal("a create whose CreateMultipart answer was lost succeeded")
+	if _, _, err := appendBytes(t, f, lost.ID, 0, part); err == nil {
+		t.Fatal("an append whose CreateMultipart answer was lost succeeded")
 	}
 	in.Disarm()
 	want := func(when string, keys ...string) {
@@ -256,7 +288,7 @@ func TestPurgeAbortsOrphanUploads(t *testing.T) {
 
 	// The live session stays alive past orphanAge.
 	f.clock.advance(orphanAge - 10*time.Minute)
-	if _, _, err := f.svc.Append(ctx, live.ID, Chunk{Offset: 0, Total: -1, Len: 1024, Body: strings.NewReader(strings.Repeat("x", 1024))}); err != nil {
+	if _, _, err := appendBytes(t, f, live.ID, int64(len(part)), make([]byte, 1024)); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.advance(20 * time.Minute)
@@ -268,4 +300,60 @@ func TestPurgeAbortsOrphanUploads(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("after the abort")
+}
+
+// A session's upload starts at its first part, so its create-time expiry
+// entry does not name it; a second entry does. Refiled while the session
+// lives, every entry takes the record's storage, so an entry from before
+// the start can never overwrite one that names the upload, and the orphan
+// sweep never aborts it, however the entries interleave.
+func TestPurgeRefilesFromTheRecord(t *testing.T) {
+	f := redisS3(t) // TTL one hour
+	ctx := context.Background()
+	data := randomBytes(16 * MiB)
+	in, err := f.svc.Create(ctx, "b", "refiled", "", int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Duration(0)
+	step := func(to time.Duration, off, n int) {
+		t.Helper()
+		f.clock.advance(to - at)
+		at = to
+		if n > 0 {
+			if _, _, err := appendBytes(t, f, in.ID, int64(off), data[off:off+n]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := f.svc.Purge(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(10*time.Minute, 0, MiB)     // held back; expires at 70m
+	step(20*time.Minute, MiB, 5*MiB) // the first part: the upload starts
+	step(61*time.Minute, 0, 0)       // the create's entry is due: refiled to 80m
+	step(75*time.Minute, 6*MiB, MiB) // expires at 135m
+	step(76*time.Minute, 0, 0)       // the start's entry is refiled to 135m
+	step(81*time.Minute, 0, 0)       // the create's entry lands on the same member
+	rec, _, err := f.svc.load(ctx, in.ID)
+	if err != nil || rec.UploadID == "" {
+		t.Fatalf("record %+v, %v: want a started upload", rec, err)
+	}
+	for member, pe := range dueEntries(t, f) {
+		if pe.UploadID != rec.UploadID {
+			t.Fatalf("expiry entry %s = %+v does not name the session's upload %s", member, pe, rec.UploadID)
+		}
+	}
+	step(130*time.Minute, 7*MiB, MiB) // the upload is now past orphanAge
+	step(131*time.Minute, 0, 0)       // and the orphan sweep runs again
+	if _, file, err := appendBytes(t, f, in.ID, 8*MiB, data[8*MiB:]); err != nil || file == nil {
+		t.Fatalf("last append: %v, file %v", err, file)
+	}
+	file, err := f.files.Get(ctx, "b", "refiled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, f, file); !bytes.Equal(got, data) {
+		t.Fatal("bytes differ")
+	}
 }

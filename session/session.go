@@ -340,15 +340,13 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	rec := &record{ID: id, Bucket: bkt, Key: key, MimeType: mimeType, Size: size,
 		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL), Open: sp.Open, Attrs: sp.Attrs, FileID: sp.FileID,
 		Location: place.Location, Object: place.Object(key), Protocol: sp.Protocol, Meta: sp.Meta}
-	if err := eng.begin(ctx, rec); err != nil {
+	if err := eng.begin(rec); err != nil {
 		return Info{}, fmt.Errorf("begin upload: %w", err)
 	}
 	// The purger's entry goes first: if the record write fails, the purger
-	// still frees what begin allocated.
-	ref, _ := json.Marshal(rec.ref())
-	if err := s.store.IndexPut(ctx, expiryIndex, expiryMember(rec.ExpiresAt, rec.ID), ref); err != nil {
-		_ = eng.discard(context.WithoutCancel(ctx), rec.ref())
-		return Info{}, fmt.Errorf("index session: %w", err)
+	// still removes what was written.
+	if err := s.file(ctx, rec); err != nil {
+		return Info{}, err
 	}
 	if _, err := s.save(ctx, rec, 0, 0); err != nil {
 		return Info{}, err
@@ -462,6 +460,9 @@ func (a *appender) write(r io.Reader, n int64, sum *Checksum) error {
 	// Claim the record with our fence before storage the fence cannot
 	// guard: from here on any older holder's write is rejected.
 	if !a.claimed && a.eng.needsClaim(rec, n) {
+		if err := a.s.start(a.read, a.eng, rec, n); err != nil {
+			return err
+		}
 		v, err := a.s.save(a.read, rec, a.ver, a.fence)
 		if err != nil {
 			return err
@@ -549,6 +550,34 @@ func (s *Service) appendLocked(ctx context.Context, id string, expect, total int
 }
 
 var errProbed = errors.New("session: the append has bytes")
+
+// start allocates the storage a write of n bytes needs, filing it for
+// the purger before any byte goes there. If the claim that follows fails,
+// the entry still names it: the purger refiles the entry from the record,
+// and the orphan sweep then aborts what no record kept.
+func (s *Service) start(ctx context.Context, eng engine, rec *record, n int64) error {
+	started, err := eng.start(ctx, rec, n)
+	if err != nil {
+		return fmt.Errorf("start upload: %w", err)
+	}
+	if !started {
+		return nil
+	}
+	return s.file(ctx, rec)
+}
+
+// file writes the purger's entry for rec's storage; if that fails it
+// frees the storage, which nothing else would find.
+func (s *Service) file(ctx context.Context, rec *record) error {
+	ref, _ := json.Marshal(purgeEntry{purgeRef: rec.ref()})
+	if err := s.store.IndexPut(ctx, expiryIndex, expiryMember(rec.ExpiresAt, rec.ID), ref); err != nil {
+		if eng, eerr := s.engine(rec.Location); eerr == nil {
+			_ = eng.discard(context.WithoutCancel(ctx), rec.ref())
+		}
+		return fmt.Errorf("index session: %w", err)
+	}
+	return nil
+}
 
 // accepts checks a chunk's claims against the session: the file's total
 // size (-1: not stated) and the offset it starts at (-1: append).

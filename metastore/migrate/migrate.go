@@ -10,6 +10,12 @@
 // "sessions/expiry". The names below are frozen copies of both layouts, not
 // the packages' own, because a migration must keep meaning what it meant
 // when later layouts rename things again.
+//
+// Layout 2 moves no entry: it changes what a session record may hold. A
+// session's S3 multipart upload starts with its first part, so a record
+// may have a part size and no upload id yet, which a layout-1 ferryd would
+// take for a small file held back whole. The version keeps such a ferryd
+// from starting on a layout-2 store.
 package migrate
 
 import (
@@ -26,7 +32,7 @@ import (
 )
 
 // Version is the layout this code writes.
-const Version = 1
+const Version = 2
 
 const (
 	versionKey = "meta/layout"
@@ -63,9 +69,10 @@ func Run(ctx context.Context, store metastore.Store, log *slog.Logger) (moved in
 		case v == Version:
 			return nil
 		}
-		moved, err = toV1(h.Ctx, store, log)
-		if err != nil {
-			return err
+		if v < 1 {
+			if moved, err = toV1(h.Ctx, store, log); err != nil {
+				return err
+			}
 		}
 		b, _ := json.Marshal(layout{Version: Version})
 		if _, err := store.Put(h.Ctx, versionKey, b, metastore.Cond{Version: ver, Fence: h.Fence}); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -57,6 +58,41 @@ func TestMigrateAfterCrash(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// A layout-1 store needs no move to reach layout 2, only the version; a
+// store from a newer ferryd is refused.
+func TestMigrateVersions(t *testing.T) {
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ctx, log := t.Context(), slog.New(slog.DiscardHandler)
+	setLayout := func(v int) {
+		t.Helper()
+		if _, err := store.Put(ctx, "meta/layout", fmt.Appendf(nil, `{"version":%d}`, v), metastore.Cond{Version: metastore.AnyVersion}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setLayout(1)
+	if err := store.IndexPut(ctx, "session/expiry", "0000000000000001/x", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if moved, err := migrate.Run(ctx, store, log); err != nil || moved != 0 {
+		t.Fatalf("layout 1: moved %d, %v; want 0, nil", moved, err)
+	}
+	rec, err := store.Get(ctx, "meta/layout")
+	if err != nil || string(rec.Value) != fmt.Sprintf(`{"version":%d}`, migrate.Version) || migrate.Version != 2 {
+		t.Fatalf("layout after migrating from 1: %s, %v", rec.Value, err)
+	}
+	if n, err := store.IndexLen(ctx, "session/expiry"); err != nil || n != 1 {
+		t.Fatalf("session/expiry holds %d entries after migrating from 1, %v", n, err)
+	}
+	setLayout(migrate.Version + 1)
+	if _, err := migrate.Run(ctx, store, log); err == nil || !strings.Contains(err.Error(), "newer than this ferryd") {
+		t.Fatalf("a newer layout: %v, want a refusal", err)
 	}
 }
 
