@@ -635,9 +635,7 @@ func (r *faultRun) cleanup() {
 			leaks = append(leaks, "multipart upload of "+u.Key)
 		}
 	}
-	for _, f := range r.raw.leftovers() {
-		leaks = append(leaks, f)
-	}
+	leaks = append(leaks, r.raw.leftovers()...)
 	for k := range written {
 		if !strings.HasPrefix(k, "session/") {
 			continue
