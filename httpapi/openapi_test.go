@@ -3,7 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"log/slog"
-
+	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -23,7 +23,7 @@ import (
 // missing from the document, none in it that doesn't exist.
 func TestOpenAPIMatchesRouter(t *testing.T) {
 	r := newRouter(Deps{Store: upStore{}, Sessions: &session.Service{}, Files: &registry.Registry{},
-		OpenAI: &openai.Service{}, VectorStores: &vectorstore.Service{}, Metrics: prometheus.NewRegistry()})
+		OpenAI: &openai.Service{}, VectorStores: &vectorstore.Service{}, Metrics: prometheus.NewRegistry(), Tus: tusStub{}})
 	vars := regexp.MustCompile(`\{([a-zA-Z_]+):(?:[^{}]|\{[^}]*\})*\}`)
 	routes := map[string]bool{}
 	err := r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
@@ -32,6 +32,12 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 			return nil
 		}
 		methods, err := route.GetMethods()
+		if tmpl == "/v1/tus/" { // one prefix route for all of tus, which tusd's handler routes itself
+			for _, op := range []string{"OPTIONS /v1/tus/", "POST /v1/tus/", "HEAD /v1/tus/{id}", "PATCH /v1/tus/{id}", "DELETE /v1/tus/{id}"} {
+				routes[op] = true
+			}
+			return nil
+		}
 		if err != nil {
 			return nil // a catch-all (the OpenAI prefix's 404), not an operation
 		}
@@ -84,6 +90,10 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		t.Fatalf("walked only %d routes; is the walk still seeing subrouters?", len(routes))
 	}
 }
+
+type tusStub struct{ http.Handler }
+
+func (tusStub) BucketOf(*http.Request) (string, bool) { return "", false }
 
 func TestOpenAPIJSONServed(t *testing.T) {
 	h := New(Deps{Store: upStore{}, Logger: slog.New(slog.DiscardHandler)})
