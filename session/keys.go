@@ -18,8 +18,10 @@ import (
 //	                                lives a TTL longer than the record (engine.go)
 //	index  "session/expiry"         member "<check-at unix ms, 16 digits>/<id>", value purgeRef;
 //	                                the purger's work list (expires_at may have moved later).
-//	                                One is filed at create and one when the upload starts;
-//	                                a refile writes the record's purgeRef, so they converge
+//	                                Filed at create, and again when the upload starts, at
+//	                                the create's member (replacing that entry unless it was
+//	                                refiled); a refile writes the record's purgeRef, so any
+//	                                two entries of a session converge
 //	index  "session/held"           member <id>, value the bytes it holds back (decimal); the
 //	                                held-back ledger all instances sum against MaxHeldTotal (held.go)
 //	lock   "session/<id>"           held for the length of one append, abort or purge

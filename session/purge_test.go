@@ -302,15 +302,45 @@ func TestPurgeAbortsOrphanUploads(t *testing.T) {
 	want("after the abort")
 }
 
-// A session's upload starts at its first part, so its create-time expiry
-// entry does not name it; a second entry does. Refiled while the session
-// lives, every entry takes the record's storage, so an entry from before
-// the start can never overwrite one that names the upload, and the orphan
-// sweep never aborts it, however the entries interleave.
+// A session's upload starts at its first part, whose purger entry goes at
+// the create's member: usually it replaces the create's entry. If the
+// purger refiled that one first, the session has two; refiled while the
+// session lives, every entry takes the record's storage, so one from
+// before the start can never overwrite one that names the upload, and the
+// orphan sweep never aborts it.
 func TestPurgeRefilesFromTheRecord(t *testing.T) {
 	f := redisS3(t) // TTL one hour
 	ctx := context.Background()
 	data := randomBytes(16 * MiB)
+	entriesOf := func(id string) []purgeEntry {
+		var out []purgeEntry
+		for _, pe := range dueEntries(t, f) {
+			if pe.ID == id {
+				out = append(out, pe)
+			}
+		}
+		return out
+	}
+
+	// Usually: one entry, naming the upload once it starts.
+	usual, err := f.svc.Create(ctx, "b", "usual", "", int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.advance(10 * time.Minute)
+	if _, _, err := appendBytes(t, f, usual.ID, 0, data[:MiB]); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := appendBytes(t, f, usual.ID, MiB, data[MiB:6*MiB]); err != nil {
+		t.Fatal(err)
+	}
+	if got := entriesOf(usual.ID); len(got) != 1 || got[0].UploadID == "" {
+		t.Fatalf("entries of a started session: %+v, want one naming its upload", got)
+	}
+	if err := f.svc.Abort(ctx, usual.ID); err != nil {
+		t.Fatal(err)
+	}
+
 	in, err := f.svc.Create(ctx, "b", "refiled", "", int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
@@ -329,24 +359,26 @@ func TestPurgeRefilesFromTheRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	step(10*time.Minute, 0, MiB)     // held back; expires at 70m
-	step(20*time.Minute, MiB, 5*MiB) // the first part: the upload starts
-	step(61*time.Minute, 0, 0)       // the create's entry is due: refiled to 80m
-	step(75*time.Minute, 6*MiB, MiB) // expires at 135m
-	step(76*time.Minute, 0, 0)       // the start's entry is refiled to 135m
-	step(81*time.Minute, 0, 0)       // the create's entry lands on the same member
+	step(50*time.Minute, 0, MiB)     // held back; expires at 110m
+	step(61*time.Minute, 0, 0)       // the create's entry is refiled to 110m, naming no upload
+	step(70*time.Minute, MiB, 5*MiB) // the first part: the upload's entry goes at 60m, due at once
+	step(71*time.Minute, 0, 0)       // and is refiled to 130m
+	step(111*time.Minute, 0, 0)      // the entry at 110m is refiled onto the same member
 	rec, _, err := f.svc.load(ctx, in.ID)
 	if err != nil || rec.UploadID == "" {
 		t.Fatalf("record %+v, %v: want a started upload", rec, err)
 	}
-	for member, pe := range dueEntries(t, f) {
+	if got := entriesOf(in.ID); len(got) == 0 {
+		t.Fatal("the session has no expiry entry")
+	}
+	for _, pe := range entriesOf(in.ID) {
 		if pe.UploadID != rec.UploadID {
-			t.Fatalf("expiry entry %s = %+v does not name the session's upload %s", member, pe, rec.UploadID)
+			t.Fatalf("expiry entry %+v does not name the session's upload %s", pe, rec.UploadID)
 		}
 	}
-	step(130*time.Minute, 7*MiB, MiB) // the upload is now past orphanAge
-	step(131*time.Minute, 0, 0)       // and the orphan sweep runs again
-	if _, file, err := appendBytes(t, f, in.ID, 8*MiB, data[8*MiB:]); err != nil || file == nil {
+	step(125*time.Minute, 6*MiB, MiB) // expires at 185m
+	step(172*time.Minute, 0, 0)       // the orphan sweep runs again, the upload far past orphanAge
+	if _, file, err := appendBytes(t, f, in.ID, 7*MiB, data[7*MiB:]); err != nil || file == nil {
 		t.Fatalf("last append: %v, file %v", err, file)
 	}
 	file, err := f.files.Get(ctx, "b", "refiled")

@@ -345,7 +345,7 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	}
 	// The purger's entry goes first: if the record write fails, the purger
 	// still removes what was written.
-	if err := s.file(ctx, rec); err != nil {
+	if err := s.file(ctx, rec, rec.ExpiresAt); err != nil {
 		return Info{}, err
 	}
 	if _, err := s.save(ctx, rec, 0, 0); err != nil {
@@ -552,9 +552,11 @@ func (s *Service) appendLocked(ctx context.Context, id string, expect, total int
 var errProbed = errors.New("session: the append has bytes")
 
 // start allocates the storage a write of n bytes needs, filing it for
-// the purger before any byte goes there. If the claim that follows fails,
-// the entry still names it: the purger refiles the entry from the record,
-// and the orphan sweep then aborts what no record kept.
+// the purger before any byte goes there. The entry goes at the create's
+// member, so it replaces the create's entry unless the purger has refiled
+// that one (then the two converge at the next refile). If the claim that
+// follows fails, the entry still names the storage: the purger refiles it
+// from the record, and the orphan sweep aborts what no record kept.
 func (s *Service) start(ctx context.Context, eng engine, rec *record, n int64) error {
 	started, err := eng.start(ctx, rec, n)
 	if err != nil {
@@ -563,14 +565,14 @@ func (s *Service) start(ctx context.Context, eng engine, rec *record, n int64) e
 	if !started {
 		return nil
 	}
-	return s.file(ctx, rec)
+	return s.file(ctx, rec, rec.CreatedAt.Add(s.cfg.TTL))
 }
 
-// file writes the purger's entry for rec's storage; if that fails it
-// frees the storage, which nothing else would find.
-func (s *Service) file(ctx context.Context, rec *record) error {
+// file writes the purger's entry for rec's storage, due at at; if that
+// fails it frees the storage, which nothing else would find.
+func (s *Service) file(ctx context.Context, rec *record, at time.Time) error {
 	ref, _ := json.Marshal(purgeEntry{purgeRef: rec.ref()})
-	if err := s.store.IndexPut(ctx, expiryIndex, expiryMember(rec.ExpiresAt, rec.ID), ref); err != nil {
+	if err := s.store.IndexPut(ctx, expiryIndex, expiryMember(at, rec.ID), ref); err != nil {
 		if eng, eerr := s.engine(rec.Location); eerr == nil {
 			_ = eng.discard(context.WithoutCancel(ctx), rec.ref())
 		}
