@@ -185,6 +185,9 @@ func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r
 
 // uploadParts sends the tail and the chunk as parts, streaming the chunk.
 func (e *multipartEngine) uploadParts(ctx context.Context, rec *record, r io.Reader, n int64, sum *Checksum) error {
+	if rec.UploadID == "" { // start runs before the claim
+		return fmt.Errorf("session %s: a part before its multipart upload started", rec.ID)
+	}
 	release, err := e.buffers.take(ctx, rec.TailLen)
 	if err != nil {
 		return err
@@ -204,9 +207,6 @@ func (e *multipartEngine) uploadParts(ctx context.Context, rec *record, r io.Rea
 	partSum := sum // S3 checks it too when the chunk is exactly one part
 	if len(tail) > 0 || len(runs) > 1 {
 		partSum = nil
-	}
-	if rec.UploadID == "" {
-		return fmt.Errorf("session %s: part upload before the multipart upload started", rec.ID)
 	}
 	parts := rec.Parts
 	for _, size := range runs {
