@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/bucket/s3blob"
+	"github.com/ferryhq/ferry/internal/testsvc"
 )
 
 // BenchmarkUpload compares, on the same real S3 server, a session upload
@@ -26,30 +27,14 @@ func BenchmarkUpload(b *testing.B) {
 	for _, chunk := range []int{1 << 20, 8 << 20, 64 << 20} {
 		b.Run(fmt.Sprintf("chunk=%dMiB", chunk>>20), func(b *testing.B) {
 			f := redisS3(b)
-			client, bkt := testsvcS3(b)
+			client, bkt := testsvc.S3(b)
 			direct := s3blob.New(client, bkt, "")
 			part := max(chunk, int(bucket.MinPartSize))
 			ctx := context.Background()
 			var tDirect, tSession time.Duration
 			upDirect := func(i int) {
 				start := time.Now()
-				key := fmt.Sprintf("direct/%d", i)
-				id, err := direct.CreateMultipart(ctx, key, bucket.PutOptions{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				var parts []bucket.Part
-				for off := 0; off < size; off += part {
-					n := min(part, size-off)
-					p, err := direct.UploadPart(ctx, key, id, len(parts)+1, bytes.NewReader(data[off:off+n]), int64(n), nil)
-					if err != nil {
-						b.Fatal(err)
-					}
-					parts = append(parts, p)
-				}
-				if _, err := direct.CompleteMultipart(ctx, key, id, parts); err != nil {
-					b.Fatal(err)
-				}
+				testsvc.DirectUpload(b, direct, fmt.Sprintf("direct/%d", i), data, part)
 				tDirect += time.Since(start)
 			}
 			upSession := func(i int) {

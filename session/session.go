@@ -345,7 +345,7 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	}
 	// The purger's entry goes first: if the record write fails, the purger
 	// still removes what was written.
-	if err := s.file(ctx, rec, rec.ExpiresAt); err != nil {
+	if err := s.file(ctx, eng, rec, rec.ExpiresAt); err != nil {
 		return Info{}, err
 	}
 	if _, err := s.save(ctx, rec, 0, 0); err != nil {
@@ -565,17 +565,15 @@ func (s *Service) start(ctx context.Context, eng engine, rec *record, n int64) e
 	if !started {
 		return nil
 	}
-	return s.file(ctx, rec, rec.CreatedAt.Add(s.cfg.TTL))
+	return s.file(ctx, eng, rec, rec.CreatedAt.Add(s.cfg.TTL))
 }
 
 // file writes the purger's entry for rec's storage, due at at; if that
 // fails it frees the storage, which nothing else would find.
-func (s *Service) file(ctx context.Context, rec *record, at time.Time) error {
+func (s *Service) file(ctx context.Context, eng engine, rec *record, at time.Time) error {
 	ref, _ := json.Marshal(purgeEntry{purgeRef: rec.ref()})
 	if err := s.store.IndexPut(ctx, expiryIndex, expiryMember(at, rec.ID), ref); err != nil {
-		if eng, eerr := s.engine(rec.Location); eerr == nil {
-			_ = eng.discard(context.WithoutCancel(ctx), rec.ref())
-		}
+		_ = eng.discard(context.WithoutCancel(ctx), rec.ref())
 		return fmt.Errorf("index session: %w", err)
 	}
 	return nil

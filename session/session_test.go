@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,11 +45,7 @@ func (c *counting) inc(op string) {
 func (c *counting) snapshot() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]int, len(c.n))
-	for k, v := range c.n {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(c.n)
 }
 
 func (c *counting) PutObject(ctx context.Context, in *s3.PutObjectInput, o ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
@@ -87,8 +84,6 @@ func (c *counting) ListMultipartUploads(ctx context.Context, in *s3.ListMultipar
 	c.inc("ListMultipartUploads")
 	return c.API.ListMultipartUploads(ctx, in, o...)
 }
-
-func testsvcS3(t testing.TB) (*s3.Client, string) { return testsvc.S3(t) }
 
 // diff is what happened between two snapshots.
 func diff(before, after map[string]int) map[string]int {

@@ -1,9 +1,9 @@
 package tus_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -55,7 +55,6 @@ func BenchmarkUploads(b *testing.B) {
 			ferryClient := s3.New(client.Options(), ferryS3.install)
 			in := serve(b, testsvc.Open(b, "redis+s3", testsvc.StoreOptions{WrapS3: func(s3blob.API) s3blob.API { return ferryClient }}), session.Config{})
 			direct := s3blob.New(client, bkt, "direct/")
-			ctx := context.Background()
 
 			chunks := func(send func(off int, p []byte)) {
 				for off := 0; off < size; off += chunk {
@@ -64,24 +63,7 @@ func BenchmarkUploads(b *testing.B) {
 			}
 			sides := []func(i int){
 				func(i int) { // direct
-					key := fmt.Sprintf("%d", i)
-					id, err := direct.CreateMultipart(ctx, key, bucket.PutOptions{})
-					if err != nil {
-						b.Fatal(err)
-					}
-					part := max(chunk, int(bucket.MinPartSize))
-					var parts []bucket.Part
-					for off := 0; off < size; off += part {
-						n := min(part, size-off)
-						p, err := direct.UploadPart(ctx, key, id, len(parts)+1, bytes.NewReader(data[off:off+n]), int64(n), nil)
-						if err != nil {
-							b.Fatal(err)
-						}
-						parts = append(parts, p)
-					}
-					if _, err := direct.CompleteMultipart(ctx, key, id, parts); err != nil {
-						b.Fatal(err)
-					}
+					testsvc.DirectUpload(b, direct, fmt.Sprintf("%d", i), data, max(chunk, int(bucket.MinPartSize)))
 				},
 				func(int) { // tusd
 					resp := req(b, http.MethodPost, tusdSrv.URL+"/files/", nil, "Upload-Length", strconv.Itoa(size))
@@ -164,9 +146,5 @@ func (c *opCounts) install(o *s3.Options) {
 func (c *opCounts) snapshot() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]int, len(c.n))
-	for k, v := range c.n {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(c.n)
 }

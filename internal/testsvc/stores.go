@@ -1,6 +1,8 @@
 package testsvc
 
 import (
+	"bytes"
+	"context"
 	"testing"
 
 	"github.com/ferryhq/ferry/bucket"
@@ -74,4 +76,28 @@ func Open(t testing.TB, name string, o StoreOptions) Stores {
 	}
 	s.Blobs = s3blob.New(s.S3, bkt, o.S3Prefix)
 	return s
+}
+
+// DirectUpload writes data to key as one multipart upload in parts of part
+// bytes (the last may be shorter), straight through mp: the baseline the
+// upload benchmarks compare Ferry with.
+func DirectUpload(tb testing.TB, mp bucket.Multipart, key string, data []byte, part int) {
+	tb.Helper()
+	ctx := context.Background()
+	id, err := mp.CreateMultipart(ctx, key, bucket.PutOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var parts []bucket.Part
+	for off := 0; off < len(data); off += part {
+		n := min(part, len(data)-off)
+		p, err := mp.UploadPart(ctx, key, id, len(parts)+1, bytes.NewReader(data[off:off+n]), int64(n), nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		parts = append(parts, p)
+	}
+	if _, err := mp.CompleteMultipart(ctx, key, id, parts); err != nil {
+		tb.Fatal(err)
+	}
 }
