@@ -16,6 +16,11 @@ type Staging interface {
 	// or one holding fewer than offset bytes, is ErrNotFound (the bytes in
 	// front are lost, and the upload must start again).
 	StageWrite(ctx context.Context, id string, offset int64, r io.Reader, n int64) error
+	// StageCheck reports ErrKeyConflict when key could not be published
+	// now: a file stands where one of its directories would go, or key is
+	// a directory of other keys. A session checks it at create, so the
+	// conflict does not wait for the last byte.
+	StageCheck(ctx context.Context, key string) error
 	// StageCommit truncates the staging file to size and renames it to key,
 	// replacing any object there. Calling it again after it succeeded (the
 	// caller crashed before recording it) reports the same object, which is

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/session"
 )
 
 var (
@@ -62,9 +63,12 @@ func writeErrorFor(w http.ResponseWriter, r *http.Request, err error) {
 type policy struct {
 	access auth.Access // 0: public, no key needed
 	// bucketVar: the {bucket} path variable must be one of the key's
-	// buckets. Routes whose bucket is in the body or a session check it in
-	// the handler, through allowBucket.
+	// buckets. Routes whose bucket is in the body check it in the handler,
+	// through allowBucket.
 	bucketVar bool
+	// sessionVar: the {id} path variable names a session, whose bucket the
+	// session engine checks as it loads the record (session.WithAccess).
+	sessionVar bool
 }
 
 var (
@@ -79,7 +83,10 @@ var (
 	// anyRead and anyWrite check the bucket in the handler.
 	anyRead  = policy{access: auth.Read}
 	anyWrite = policy{access: auth.Write}
-	admin    = policy{access: auth.Admin}
+	// sessionRead and sessionWrite: routes on a session.
+	sessionRead  = policy{access: auth.Read, sessionVar: true}
+	sessionWrite = policy{access: auth.Write, sessionVar: true}
+	admin        = policy{access: auth.Admin}
 )
 
 // guard makes every route's handler: the routes are mounted only through
@@ -100,9 +107,23 @@ type guarded struct {
 func (g *guard) with(p policy, h http.HandlerFunc) *guarded { return &guarded{g: g, p: p, h: h} }
 
 func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.g.admit(w, r, h.p.access, mux.Vars(r)["bucket"], h.p.bucketVar) {
-		h.h(w, r)
+	if !h.g.admit(w, r, h.p.access, mux.Vars(r)["bucket"], h.p.bucketVar) {
+		return
 	}
+	if h.p.sessionVar {
+		r = h.g.scoped(r)
+	}
+	h.h(w, r)
+}
+
+// scoped subjects every session the request reads to allowBucket, so a
+// route on a session checks its bucket as it loads the record, once.
+func (g *guard) scoped(r *http.Request) *http.Request {
+	c, ok := auth.CallerFrom(r.Context())
+	if !g.on || !ok || c.Access >= auth.Admin {
+		return r
+	}
+	return r.WithContext(session.WithAccess(r.Context(), func(bkt string) error { return g.allowBucket(r, bkt) }))
 }
 
 // admit reports whether the caller may make the request: with keys on, a
@@ -130,16 +151,17 @@ func (g *guard) admit(w http.ResponseWriter, r *http.Request, need auth.Access, 
 	return true
 }
 
-// TusHandler is the tus 1.0 handler, which names the bucket a request
-// works in.
+// TusHandler is the tus 1.0 handler, which names the bucket a creation
+// request works in.
 type TusHandler interface {
 	http.Handler
-	BucketOf(r *http.Request) (bkt string, ok bool)
+	CreationBucket(r *http.Request) (bkt string, ok bool)
 }
 
 // tus authorises tus requests, all under one prefix route: HEAD needs read
 // access, creation, PATCH and termination write, each in the upload's
-// bucket. OPTIONS (tus's discovery) needs no key.
+// bucket: a creation's is checked here, an upload's as its session is
+// loaded. OPTIONS (tus's discovery) needs no key.
 func (g *guard) tus(h TusHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if g.on && r.Method != http.MethodOptions {
@@ -147,10 +169,11 @@ func (g *guard) tus(h TusHandler) http.HandlerFunc {
 			if r.Method == http.MethodHead || r.Method == http.MethodGet {
 				need = auth.Read
 			}
-			bkt, ok := h.BucketOf(r) // reads the upload's session: only with keys on
-			if !g.admit(w, r, need, bkt, ok) {
+			bkt, creation := h.CreationBucket(r)
+			if !g.admit(w, r, need, bkt, creation) {
 				return
 			}
+			r = g.scoped(r)
 		}
 		h.ServeHTTP(w, r)
 	}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gorilla/mux"
@@ -442,4 +444,58 @@ func TestAuthFlows(t *testing.T) {
 func isOpenAITemplate(tpl string) bool {
 	_, ok := cutOpenAIPrefix(tpl)
 	return ok
+}
+
+// recordReads counts reads of session records (not their held-back tails).
+type recordReads struct {
+	metastore.Store
+	mu sync.Mutex
+	n  int
+}
+
+func (s *recordReads) Get(ctx context.Context, key string) (metastore.Record, error) {
+	if strings.HasPrefix(key, "session/") && !strings.Contains(key, "/tail/") {
+		s.mu.Lock()
+		s.n++
+		s.mu.Unlock()
+	}
+	return s.Store.Get(ctx, key)
+}
+
+func (s *recordReads) take() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.n
+	s.n = 0
+	return n
+}
+
+// A key limited to some buckets has its session's bucket checked as the
+// session engine loads the record: a request on a session reads it once,
+// as an admin's does, and another tenant is still refused.
+func TestScopedSessionRequestsReadTheRecordOnce(t *testing.T) {
+	meta, blobs := testsvc.Embedded(t)
+	store := &recordReads{Store: meta}
+	srv, _, secrets := withKeys(t, store, blobs)
+	as := func(key string) caller { return caller{t: t, base: srv.URL, secret: secrets[key]} }
+	wa, wb := as("wa"), as("wb")
+	id := wa.ok("POST", "/v1/files", []byte(`{"bucket":"a1","key":"k","size":6}`))["id"].(string)
+	for _, step := range []struct {
+		method string
+		body   []byte
+		hdr    []string
+	}{
+		{"POST", []byte("abc"), []string{"Upload-Offset", "0"}},
+		{"GET", nil, nil},
+		{"DELETE", nil, nil},
+	} {
+		if a := wb.do(step.method, "/v1/files/session:"+id, step.body, step.hdr...); a.code != http.StatusForbidden {
+			t.Fatalf("%s by another tenant: %d %s", step.method, a.code, a.body)
+		}
+		store.take()
+		wa.ok(step.method, "/v1/files/session:"+id, step.body, step.hdr...)
+		if n := store.take(); n != 1 {
+			t.Errorf("%s by a scoped key read the session record %d times, want 1", step.method, n)
+		}
+	}
 }

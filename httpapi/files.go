@@ -16,7 +16,6 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/registry"
@@ -47,9 +46,9 @@ func (f *files) routes(r *mux.Router) {
 	if f.openai != nil { // before {bucket}, which a file id never is
 		f.openai.fileRoutes(r, openAIRoot+fileIDPath)
 	}
-	r.Handle("/v1/files/session:{id}", g.with(anyWrite, f.appendChunk)).Methods(http.MethodPost)
-	r.Handle("/v1/files/session:{id}", g.with(anyRead, f.sessionInfo)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/v1/files/session:{id}", g.with(anyWrite, f.abortSession)).Methods(http.MethodDelete)
+	r.Handle("/v1/files/session:{id}", g.with(sessionWrite, f.appendChunk)).Methods(http.MethodPost)
+	r.Handle("/v1/files/session:{id}", g.with(sessionRead, f.sessionInfo)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/v1/files/session:{id}", g.with(sessionWrite, f.abortSession)).Methods(http.MethodDelete)
 	r.Handle("/v1/files/{bucket}", g.with(bucketRead, f.listFiles)).Methods(http.MethodGet)
 	r.Handle("/v1/files/{bucket}", g.with(admin, f.registerBucket)).Methods(http.MethodPut)
 	r.Handle("/v1/files/{bucket}", g.with(admin, f.unregisterBucket)).Methods(http.MethodDelete)
@@ -216,10 +215,6 @@ func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errcode.ErrInvalidRequest.New("a chunk with Upload-Checksum or Content-MD5 needs a known length: send Content-Length (or Content-Range), not a chunked body"))
 		return
 	}
-	if err := f.allowSession(r); err != nil {
-		writeError(w, r, err)
-		return
-	}
 	var (
 		in   session.Info
 		file *registry.File
@@ -251,9 +246,6 @@ func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
 
 func (f *files) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	in, err := f.sessions.Get(r.Context(), mux.Vars(r)["id"])
-	if err == nil {
-		err = f.guard.allowBucket(r, in.Bucket)
-	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -264,24 +256,7 @@ func (f *files) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, toSessionResponse(r, in))
 }
 
-// allowSession refuses a request on a session in a bucket the caller may
-// not use. Only keys limited to some buckets pay for the extra read.
-func (f *files) allowSession(r *http.Request) error {
-	if c, ok := auth.CallerFrom(r.Context()); !ok || c.Access >= auth.Admin {
-		return nil
-	}
-	in, err := f.sessions.Get(r.Context(), mux.Vars(r)["id"])
-	if err != nil {
-		return err
-	}
-	return f.guard.allowBucket(r, in.Bucket)
-}
-
 func (f *files) abortSession(w http.ResponseWriter, r *http.Request) {
-	if err := f.allowSession(r); err != nil {
-		writeError(w, r, err)
-		return
-	}
 	if err := f.sessions.Abort(r.Context(), mux.Vars(r)["id"]); err != nil {
 		writeError(w, r, err)
 		return

@@ -93,7 +93,7 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 
 type tusStub struct{ http.Handler }
 
-func (tusStub) BucketOf(*http.Request) (string, bool) { return "", false }
+func (tusStub) CreationBucket(*http.Request) (string, bool) { return "", false }
 
 func TestOpenAPIJSONServed(t *testing.T) {
 	h := New(Deps{Store: upStore{}, Logger: slog.New(slog.DiscardHandler)})

@@ -26,6 +26,7 @@ const (
 	opListMultipart     = "list_multipart"
 	opStageWrite        = "stage_write"
 	opStageCommit       = "stage_commit"
+	opStageCheck        = "stage_check"
 	opStageDiscard      = "stage_discard"
 	opBlobPing          = "ping"
 )
@@ -81,7 +82,7 @@ func Backend(c bucket.Composer, kind string, reg prometheus.Registerer) bucket.C
 	}
 	if c.Staging != nil {
 		out.Staging = stagingMethods{core}
-		names = append(names, opStageWrite, opStageCommit, opStageDiscard)
+		names = append(names, opStageWrite, opStageCheck, opStageCommit, opStageDiscard)
 	}
 	if c.Pinger != nil {
 		out.Pinger = pingerMethods{core}
@@ -216,6 +217,13 @@ func (s stagingMethods) StageWrite(ctx context.Context, id string, offset int64,
 	start, body := time.Now(), s.c.body(r, n)
 	err := s.c.c.Staging.StageWrite(ctx, id, offset, body, n)
 	s.c.observe(opStageWrite, start, err, body)
+	return err
+}
+
+func (s stagingMethods) StageCheck(ctx context.Context, key string) error {
+	start := time.Now()
+	err := s.c.c.Staging.StageCheck(ctx, key)
+	s.c.observe(opStageCheck, start, err, nil)
 	return err
 }
 

@@ -19,9 +19,10 @@ import (
 
 // engine is how a session's bytes reach storage.
 type engine interface {
-	// begin prepares a new session's record; it touches no storage, so a
-	// create costs only the metadata store.
-	begin(rec *record) error
+	// begin prepares a new session's record. It writes no storage, so a
+	// create costs only the metadata store (and, on a filesystem, a stat
+	// that refuses a key that could never be published).
+	begin(ctx context.Context, rec *record) error
 	// start allocates the storage that writing n bytes at rec.Offset needs
 	// and does not have yet, recording it in rec, and reports whether it
 	// did (rec's purgeRef changed: the caller files it before any byte
@@ -51,7 +52,9 @@ type engine interface {
 // a refused or broken chunk is simply overwritten by its resend.
 type stagingEngine struct{ blobs bucket.Staging }
 
-func (e *stagingEngine) begin(*record) error { return nil }
+func (e *stagingEngine) begin(ctx context.Context, rec *record) error {
+	return e.blobs.StageCheck(ctx, rec.object())
+}
 
 func (e *stagingEngine) start(context.Context, *record, int64) (bool, error) { return false, nil }
 
@@ -115,7 +118,7 @@ type multipartEngine struct {
 func heldKey(id string, k int, tag string) string { return tailKey(id, k) + "#" + tag }
 
 // begin fixes the part size; PartSize 0 marks a file held back whole.
-func (e *multipartEngine) begin(rec *record) error {
+func (e *multipartEngine) begin(_ context.Context, rec *record) error {
 	if rec.Size < bucket.MinPartSize {
 		return nil // held back whole, one Put at the end
 	}

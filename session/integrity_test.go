@@ -379,7 +379,7 @@ func TestPurgeFinishesCutCompletion(t *testing.T) {
 				t.Fatal(err)
 			}
 			eng, _ := f.svc.engine("")
-			if err := f.svc.start(ctx, eng, rec, int64(size)); err != nil {
+			if err := f.svc.startStorage(ctx, eng, rec, int64(size)); err != nil {
 				t.Fatal(err)
 			}
 			if err := eng.write(ctx, rec, 0, bytes.NewReader(data), int64(size), nil); err != nil {

@@ -181,7 +181,7 @@ func (s *Service) finishExpired(ctx context.Context, rec *record, ver, fence int
 // registered directory removed) holds nothing more: that counts as freed,
 // or the entry would fail forever.
 func (s *Service) free(ctx context.Context, ref purgeRef) error {
-	err := s.discard(ctx, ref)
+	err := s.discardStorage(ctx, ref)
 	if vanished(err) {
 		s.log.InfoContext(ctx, "purge_storage_vanished", "session", ref.ID, "location", ref.Location, "err", err)
 		return nil

@@ -64,7 +64,7 @@ func startUpload(t *testing.T, f *fixture, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.start(ctx, eng, rec, rec.Size); err != nil {
+	if err := f.svc.startStorage(ctx, eng, rec, rec.Size); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.svc.save(ctx, rec, ver, 0); err != nil {

@@ -166,27 +166,20 @@ func checkMetadata(h string) error {
 	return nil
 }
 
-// BucketOf names the bucket a tus request works in, for authorisation: a
-// creation's from its Upload-Metadata (or the default), any other request's
-// from the upload it names. ok is false for requests that name no upload
-// (OPTIONS) or an unknown one.
-func (h *Handler) BucketOf(r *http.Request) (bkt string, ok bool) {
+// CreationBucket names the bucket a creation request (POST to BasePath)
+// works in, for authorisation: its Upload-Metadata's, or the default. ok
+// is false for any other request; those name an upload, whose bucket the
+// session engine checks as it loads the session (session.WithAccess).
+func (h *Handler) CreationBucket(r *http.Request) (bkt string, ok bool) {
 	id := strings.Trim(strings.TrimPrefix(r.URL.Path, BasePath), "/")
-	if r.Method == http.MethodOptions {
+	if r.Method != http.MethodPost || id != "" {
 		return "", false
 	}
-	if id == "" {
-		b := tusd.ParseMetadataHeader(r.Header.Get("Upload-Metadata"))["bucket"]
-		if b == "" {
-			b = h.cfg.Bucket
-		}
-		return b, true
+	b := tusd.ParseMetadataHeader(r.Header.Get("Upload-Metadata"))["bucket"]
+	if b == "" {
+		b = h.cfg.Bucket
 	}
-	in, err := h.sessions.Get(r.Context(), id)
-	if err != nil || in.Protocol != session.ProtocolTus {
-		return "", false
-	}
-	return in.Bucket, true
+	return b, true
 }
 
 // requestState carries what tusd's DataStore interface does not pass from

@@ -395,7 +395,7 @@ func TestProtocol(t *testing.T) {
 			wantStatus(t, req(t, http.MethodGet, in.srv.URL+tus.BasePath+native.ID, nil), http.StatusMethodNotAllowed, "GET (download disabled)")
 		})
 
-		t.Run("bucket of a request", func(t *testing.T) {
+		t.Run("bucket of a creation", func(t *testing.T) {
 			url := create(t, in, 5, metadata("bucket", "scoped", "key", "k"))
 			for _, tc := range []struct {
 				method, path, meta, want string
@@ -403,15 +403,14 @@ func TestProtocol(t *testing.T) {
 			}{
 				{http.MethodPost, tus.BasePath, metadata("bucket", "scoped"), "scoped", true},
 				{http.MethodPost, tus.BasePath, metadata("filename", "a.txt"), "tus", true},
-				{http.MethodPatch, tus.BasePath + idOf(url), "", "scoped", true},
-				{http.MethodHead, tus.BasePath + idOf(url), "", "scoped", true},
+				{http.MethodPatch, tus.BasePath + idOf(url), "", "", false},
+				{http.MethodHead, tus.BasePath + idOf(url), "", "", false},
 				{http.MethodOptions, tus.BasePath, "", "", false},
-				{http.MethodHead, tus.BasePath + strings.Repeat("0", 32), "", "", false},
 			} {
 				r := httptest.NewRequest(tc.method, tc.path, nil)
 				r.Header.Set("Upload-Metadata", tc.meta)
-				if got, ok := in.tus.BucketOf(r); got != tc.want || ok != tc.ok {
-					t.Errorf("BucketOf(%s %s %q) = %q, %v; want %q, %v", tc.method, tc.path, tc.meta, got, ok, tc.want, tc.ok)
+				if got, ok := in.tus.CreationBucket(r); got != tc.want || ok != tc.ok {
+					t.Errorf("CreationBucket(%s %s %q) = %q, %v; want %q, %v", tc.method, tc.path, tc.meta, got, ok, tc.want, tc.ok)
 				}
 			}
 		})

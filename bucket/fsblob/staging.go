@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -92,6 +93,34 @@ func (b *Backend) StageWrite(_ context.Context, id string, offset int64, r io.Re
 		return fmt.Errorf("fsblob: stage %s: %w", id, err)
 	}
 	return f.Sync()
+}
+
+// StageCheck reports ErrKeyConflict when publishing key now would fail on
+// the directories in the way. A missing directory is no conflict: publish
+// makes it.
+func (b *Backend) StageCheck(_ context.Context, key string) error {
+	p, fi, err := b.objectPath(key, false)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("fsblob: check %s: %w", key, conflict(err))
+	case fi != nil && fi.IsDir() && !b.emptyDir(p):
+		return fmt.Errorf("fsblob: check %s: it is a directory of other keys: %w", key, bucket.ErrKeyConflict)
+	}
+	return nil
+}
+
+// emptyDir reports whether the directory at p holds nothing (publish
+// removes such a leftover).
+func (b *Backend) emptyDir(p string) bool {
+	f, err := b.root.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	return len(names) == 0 && errors.Is(err, io.EOF)
 }
 
 // StageCommit trims the staging file to size and renames it to key, after

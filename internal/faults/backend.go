@@ -120,6 +120,12 @@ func (s stagingMethods) StageWrite(ctx context.Context, id string, offset int64,
 	})
 }
 
+func (s stagingMethods) StageCheck(ctx context.Context, key string) error {
+	return call0(ctx, s.c.in, KindBlob, "StageCheck", key, func(ctx context.Context) error {
+		return s.c.c.Staging.StageCheck(ctx, key)
+	})
+}
+
 func (s stagingMethods) StageCommit(ctx context.Context, id, key string, size int64, opts bucket.PutOptions) (bucket.ObjectInfo, error) {
 	return call(ctx, s.c.in, KindBlob, "StageCommit", id, func(ctx context.Context) (bucket.ObjectInfo, error) {
 		return s.c.c.Staging.StageCommit(ctx, id, key, size, opts)

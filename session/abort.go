@@ -1,0 +1,60 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/metastore"
+)
+
+// Abort frees everything the session holds. Aborting a completed session
+// forgets the session and keeps the file.
+func (s *Service) Abort(ctx context.Context, id string) error {
+	return s.withLock(ctx, id, func(ctx context.Context, fence int64) error {
+		rec, ver, err := s.load(ctx, id)
+		if err != nil && !errcode.Is(err, ErrExpired) {
+			return err
+		}
+		if err := s.remove(ctx, rec, ver); err != nil {
+			return err
+		}
+		s.m.aborted.WithLabelValues(protocolLabel(rec.Protocol)).Inc()
+		return nil
+	})
+}
+
+// remove discards storage (for unfinished sessions) and then the records.
+func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
+	eng, err := s.engine(rec.Location)
+	if err != nil && !vanished(err) {
+		return err
+	}
+	if eng != nil {
+		if rec.State != stateCompleted {
+			if err := eng.discard(ctx, rec.ref()); err != nil && !vanished(err) {
+				return fmt.Errorf("discard upload: %w", err)
+			}
+		}
+		if err := eng.release(ctx, rec); err != nil && !vanished(err) {
+			return err
+		}
+	}
+	if err := s.store.Delete(ctx, recordKey(rec.ID), ver); err != nil && !errors.Is(err, metastore.ErrNotFound) {
+		return err
+	}
+	if err := s.ledger.note(ctx, rec.ID, 0); err != nil {
+		s.log.WarnContext(ctx, "held_ledger_failed", "session", rec.ID, "err", err) // the purger's sweep drops it
+	}
+	return nil
+}
+
+// discardStorage frees what an unfinished session holds in storage.
+func (s *Service) discardStorage(ctx context.Context, ref purgeRef) error {
+	eng, err := s.engine(ref.Location)
+	if err != nil {
+		return err
+	}
+	return eng.discard(ctx, ref)
+}

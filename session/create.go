@@ -1,0 +1,126 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"mime"
+	"path"
+	"strings"
+
+	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/errcode"
+)
+
+// Spec describes a new session.
+type Spec struct {
+	Bucket, Key, MimeType string
+	Size                  int64
+	// Open makes Size an upper bound: the session completes only when Seal
+	// fixes its real size.
+	Open   bool
+	Attrs  map[string]string // carried onto the published file
+	FileID string            // the published file's id; minted on publish when empty
+	// ID is the session's id when the caller minted it (NewID), for a key
+	// that names the upload; empty: a new one.
+	ID string
+	// Protocol is the API the session is created through (ProtocolTus,
+	// ProtocolOpenAI; empty: native), the label of its metrics.
+	Protocol string
+	Meta     map[string]string // the protocol's own data, kept, never published
+}
+
+// Create starts a session for bucket/key. An existing file at bucket/key
+// stays untouched until the new one completes, then is replaced whole.
+func (s *Service) Create(ctx context.Context, bkt, key, mimeType string, size int64) (Info, error) {
+	return s.CreateSpec(ctx, Spec{Bucket: bkt, Key: key, MimeType: mimeType, Size: size})
+}
+
+// CreateSpec is Create with every option.
+func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
+	bkt, key, mimeType, size := sp.Bucket, sp.Key, sp.MimeType, sp.Size
+	if err := bucket.ValidateBucketName(bkt); err != nil {
+		return Info{}, ErrInvalidBucket.New("%v", err)
+	}
+	if err := bucket.ValidateKey(key); err != nil {
+		return Info{}, ErrInvalidKey.New("%v", err)
+	}
+	switch {
+	case size < 0:
+		return Info{}, ErrInvalidSize.New("size %d is negative: give the file's exact size in bytes", size)
+	case size > s.cfg.MaxSize:
+		return Info{}, ErrTooLarge.New("size %d exceeds this server's limit of %d bytes", size, s.cfg.MaxSize).With("max_size", s.cfg.MaxSize)
+	}
+	mimeType, err := mediaType(mimeType, key)
+	if err != nil {
+		return Info{}, err
+	}
+
+	place, err := s.places.Place(ctx, bkt)
+	if err != nil {
+		return Info{}, err
+	}
+	eng, err := s.engine(place.Location)
+	if err != nil {
+		return Info{}, err
+	}
+	id := sp.ID
+	if id == "" {
+		id = NewID()
+	} else if !validID(id) {
+		return Info{}, errcode.ErrInvalidRequest.New("%q is not a session id (32 hex digits)", id)
+	}
+	now := s.now().UTC()
+	rec := &record{ID: id, Bucket: bkt, Key: key, MimeType: mimeType, Size: size,
+		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL), Open: sp.Open, Attrs: sp.Attrs, FileID: sp.FileID,
+		Location: place.Location, Object: place.Object(key), Protocol: sp.Protocol, Meta: sp.Meta}
+	if err := eng.begin(ctx, rec); err != nil {
+		return Info{}, storageErr(rec, fmt.Errorf("begin upload: %w", err))
+	}
+	// The purger's entry goes first: if the record write fails, the purger
+	// still removes what was written.
+	if err := s.fileExpiry(ctx, eng, rec, rec.ExpiresAt); err != nil {
+		return Info{}, err
+	}
+	if _, err := s.save(ctx, rec, 0, 0); err != nil {
+		return Info{}, err
+	}
+	s.m.created.WithLabelValues(protocolLabel(rec.Protocol)).Inc()
+	return rec.info(), nil
+}
+
+// Get returns the session's state.
+func (s *Service) Get(ctx context.Context, id string) (Info, error) {
+	rec, _, err := s.load(ctx, id)
+	if err != nil {
+		return Info{}, err
+	}
+	return rec.info(), nil
+}
+
+// extraTypes are common extensions that Go's table lacks, so the guess
+// does not depend on the machine's /etc/mime.types.
+var extraTypes = map[string]string{
+	".txt": "text/plain; charset=utf-8", ".csv": "text/csv; charset=utf-8", ".md": "text/markdown; charset=utf-8",
+	".log": "text/plain; charset=utf-8", ".jsonl": "application/jsonl", ".parquet": "application/vnd.apache.parquet",
+	".zip": "application/zip", ".gz": "application/gzip", ".tar": "application/x-tar", ".zst": "application/zstd",
+	".mp4": "video/mp4", ".mp3": "audio/mpeg", ".wav": "audio/wav", ".mkv": "video/x-matroska",
+}
+
+// mediaType checks a client's MIME type, or guesses one from the key's
+// extension when none was given.
+func mediaType(mimeType, key string) (string, error) {
+	if mimeType != "" {
+		if _, _, err := mime.ParseMediaType(mimeType); err != nil {
+			return "", errcode.ErrInvalidRequest.New("mime_type %q is not a media type like text/plain: %v", mimeType, err)
+		}
+		return mimeType, nil
+	}
+	ext := strings.ToLower(path.Ext(key))
+	if t := mime.TypeByExtension(ext); t != "" {
+		return t, nil
+	}
+	if t, ok := extraTypes[ext]; ok {
+		return t, nil
+	}
+	return defaultMime, nil
+}
