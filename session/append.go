@@ -9,7 +9,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/registry"
 )
 
@@ -186,15 +185,7 @@ func (s *Service) appendLocked(ctx context.Context, id string, expect, total int
 		out = rec.info()
 		return nil
 	})
-	switch {
-	case err == nil:
-		s.m.appended.WithLabelValues(proto).Add(float64(n))
-		s.m.appendDur.WithLabelValues(proto).Observe(time.Since(start).Seconds())
-	case errcode.Is(err, ErrOffsetMismatch):
-		s.m.conflicts.WithLabelValues(proto).Inc()
-	case errcode.Is(err, ErrBusy):
-		s.m.busy.Inc()
-	}
+	s.m.appendDone(proto, n, start, err)
 	return out, file, err
 }
 

@@ -293,23 +293,8 @@ func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64
 		return err
 	}
 	defer release() // the bytes then live in e.held, which has its own bound
-	var prefix [][]byte
-	if merge {
-		if prefix, err = e.tail(ctx, rec); err != nil {
-			return err
-		}
-	}
-	buf := make([]byte, 0, e.segLen(prefix)+n)
-	for _, p := range prefix {
-		buf = append(buf, p...)
-	}
-	start := len(buf)
-	buf = buf[:start+int(n)]
-	v := newVerifier(sum)
-	if _, err := io.ReadFull(v.reader(r), buf[start:]); err != nil {
-		return shortBody(err, n)
-	}
-	if err := v.check(); err != nil {
+	buf, err := e.segment(ctx, rec, merge, r, n, sum)
+	if err != nil {
 		return err
 	}
 	k := rec.TailFirst + rec.TailSegs // no saved record points here
@@ -334,6 +319,29 @@ func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64
 	}
 	rec.TailSegs, rec.TailLen, rec.TailTags = rec.TailSegs+1, held, append(tags[:len(tags):len(tags)], tag)
 	return nil
+}
+
+// segment reads the chunk into a new segment's bytes, behind the whole
+// tail when it merges, and checks the chunk against sum.
+func (e *multipartEngine) segment(ctx context.Context, rec *record, merge bool, r io.Reader, n int64, sum *Checksum) ([]byte, error) {
+	var prefix [][]byte
+	if merge {
+		var err error
+		if prefix, err = e.tail(ctx, rec); err != nil {
+			return nil, err
+		}
+	}
+	buf := make([]byte, 0, e.segLen(prefix)+n)
+	for _, p := range prefix {
+		buf = append(buf, p...)
+	}
+	start := len(buf)
+	buf = buf[:start+int(n)]
+	v := newVerifier(sum)
+	if _, err := io.ReadFull(v.reader(r), buf[start:]); err != nil {
+		return nil, shortBody(err, n)
+	}
+	return buf, v.check()
 }
 
 // putSegment writes a segment, which is usually new (a create costs the

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
 )
 
@@ -103,4 +104,18 @@ func newSessionMetrics(reg prometheus.Registerer, store metastore.Store, now fun
 			return float64(len(due)), err
 		})
 	return m
+}
+
+// appendDone counts an append of n bytes that started at start and ended
+// with err.
+func (m *sessionMetrics) appendDone(proto string, n int64, start time.Time, err error) {
+	switch {
+	case err == nil:
+		m.appended.WithLabelValues(proto).Add(float64(n))
+		m.appendDur.WithLabelValues(proto).Observe(time.Since(start).Seconds())
+	case errcode.Is(err, ErrOffsetMismatch):
+		m.conflicts.WithLabelValues(proto).Inc()
+	case errcode.Is(err, ErrBusy):
+		m.busy.Inc()
+	}
 }
