@@ -70,9 +70,10 @@ type Auth struct {
 	InsecureOpen bool   `yaml:"insecure_open"` // FERRY_INSECURE_OPEN, --insecure-open: serve without keys beyond loopback
 }
 
-// Limits are seed 000's rate limits: requests per subject (the API key's
-// name under auth, else the client's address) in any one minute, shared
-// through Redis when it is configured. 0 turns a class off.
+// Limits are the rate limits of Llama Stack's Files API docs: requests
+// per subject (the API key's name under auth, else the client's address)
+// in any one minute, shared through Redis when it is configured. 0 turns
+// a class off.
 type Limits struct {
 	UploadsPerMinute    int `yaml:"uploads_per_minute"`    // FERRY_LIMIT_UPLOADS_PER_MINUTE: session, OpenAI file and Upload creates
 	RetrievalsPerMinute int `yaml:"retrievals_per_minute"` // FERRY_LIMIT_RETRIEVALS_PER_MINUTE: GETs of file info, content and lists

@@ -6,11 +6,11 @@ import (
 	"testing"
 )
 
-// The rate limits default to seed 000's, load from YAML and the
-// environment, and accept 0 (off) up to MaxPerMinute.
+// The rate limits default to those of Llama Stack's Files API docs, load
+// from YAML and the environment, and accept 0 (off) up to MaxPerMinute.
 func TestLimitSettings(t *testing.T) {
 	if l := Default().Limits; l != (Limits{UploadsPerMinute: 100, RetrievalsPerMinute: 1000, DeletionsPerMinute: 100}) {
-		t.Fatalf("defaults = %+v, want seed 000's 100, 1000 and 100", l)
+		t.Fatalf("defaults = %+v, want 100, 1000 and 100 (Llama Stack's Files API docs)", l)
 	}
 	p := writeFile(t, "limits:\n  uploads_per_minute: 5\n  retrievals_per_minute: 0\n")
 	cfg, err := Load([]string{"--config", p}, env("FERRY_LIMIT_DELETIONS_PER_MINUTE", "7", "FERRY_LIMIT_UPLOADS_PER_MINUTE", "6"), io.Discard)

@@ -129,7 +129,8 @@ func From(err error) *Error {
 	return &Error{Code: ErrInternal, Detail: "an unexpected error occurred; the request id identifies it in the server log", Cause: err}
 }
 
-// Native is the body of an error on the native routes (seeds' RFC 7807-like shape).
+// Native is the body of an error on the native routes: the RFC 7807-like
+// {status,title,detail} of the Error in Llama Stack's OpenAPI reference.
 func (e *Error) Native() map[string]any {
 	body := make(map[string]any, 4+len(e.Fields))
 	for k, v := range e.Fields {

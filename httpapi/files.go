@@ -22,7 +22,8 @@ import (
 	"github.com/ferryhq/ferry/session"
 )
 
-// The native bucket/key API (seeds 001 and 003). A file's bytes are at
+// The native bucket/key API (Llama Stack's Files API proposal and its
+// files.py protocol). A file's bytes are at
 // "<file url>:content"; keys cannot contain ':', so the suffix is never
 // part of a key, even one whose last segment is "content".
 const contentSuffix = ":content"
@@ -58,7 +59,7 @@ func (f *files) routes(r *mux.Router) {
 	r.Handle("/v1/files/{bucket}/{key:.+}", g.with(admin, f.registerFile)).Methods(http.MethodPut)
 }
 
-// sessionResponse is the seed's FileUploadResponse plus what a resuming
+// sessionResponse is files.py's FileUploadResponse plus what a resuming
 // client wants to see.
 type sessionResponse struct {
 	ID        string `json:"id"`
@@ -73,7 +74,7 @@ type sessionResponse struct {
 	MinChunk  int64  `json:"min_chunk_size,omitempty"`
 }
 
-// fileResponse is the seed's FileResponse.
+// fileResponse is files.py's FileResponse.
 type fileResponse struct {
 	Bucket    string `json:"bucket"`
 	Key       string `json:"key"`

@@ -17,7 +17,8 @@ import (
 	"github.com/ferryhq/ferry/ratelimit"
 )
 
-// RateLimits are seed 000's per-subject limits (config's limits.*).
+// RateLimits are the per-subject limits of Llama Stack's Files API docs
+// (config's limits.*).
 type RateLimits struct {
 	Limiter ratelimit.Limiter // nil: nothing is limited
 	// Requests per subject per minute, by class; 0 leaves a class unlimited.

@@ -90,7 +90,7 @@ func serveLimited(t *testing.T, store metastore.Store, blobs bucket.Backend, lim
 	return srv.URL
 }
 
-// defaultLimits are seed 000's.
+// defaultLimits are those of Llama Stack's Files API docs.
 var defaultLimits = RateLimits{Uploads: 100, Retrievals: 1000, Deletions: 100}
 
 func createOpenAIUpload(t *testing.T, base, prefix string, size int) answer {
@@ -147,10 +147,10 @@ func wantLimited(t *testing.T, what string, a answer, limit int, openAI bool) {
 	}
 }
 
-// Seed 000's default: 100 uploads per minute per subject. The 101st session
-// create is refused with 429 and its headers, natively and on the OpenAI
-// routes (file creates and upload creates share the budget), while other
-// classes are still served.
+// The default of Llama Stack's Files API docs: 100 uploads per minute per
+// subject. The 101st session create is refused with 429 and its headers,
+// natively and on the OpenAI routes (file creates and upload creates share
+// the budget), while other classes are still served.
 func TestUploadLimitDefault(t *testing.T) {
 	eachLimitedStore(t, defaultLimits, func(t *testing.T, base string) {
 		for i := range 100 {

@@ -20,8 +20,8 @@ import (
 	"github.com/ferryhq/ferry/vectorstore"
 )
 
-// The OpenAI-compatible routes. The seed's own examples spell the prefix
-// both ways, so both are served.
+// The OpenAI-compatible routes. Llama Stack's Files API docs spell the
+// prefix both ways in their examples, so both are served.
 var openAIPrefixes = []string{"/v1/openai/v1", "/v1/openAi/v1"}
 
 // FormLimits bound a multipart form (OpenAI's have a handful of parts):

@@ -42,7 +42,7 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 			return nil // a catch-all (the OpenAI prefix's 404), not an operation
 		}
 		path := vars.ReplaceAllString(tmpl, "{$1}")
-		path = strings.Replace(path, "/v1/openAi/v1", "/v1/openai/v1", 1) // the seed's alias
+		path = strings.Replace(path, "/v1/openAi/v1", "/v1/openai/v1", 1) // the spelling in Llama Stack's docs
 		if rest, ok := cutOpenAIPrefix(tmpl); ok {
 			path = "/v1/openai/v1" + vars.ReplaceAllString(rest, "{$1}") // the same routes at the root
 		}

@@ -13,15 +13,15 @@ import (
 	"github.com/ferryhq/ferry/session"
 )
 
-// Registration of existing data (seed 003's register_bucket and
-// register_bucket_file).
+// Registration of existing data (register_bucket and register_bucket_file
+// of Llama Stack's files.py protocol).
 
-// bucketRegistration is the seed's BucketRegistrationResponse plus the
+// bucketRegistration is files.py's BucketRegistrationResponse plus the
 // location and what was found there.
 type bucketRegistration struct {
 	Bucket string `json:"bucket"`
 	// Name is the bucket the location is registered as, when the request
-	// named only the location (then Bucket is the URI, as in the seed).
+	// named only the location (then Bucket is the URI, as in files.py).
 	Name      string `json:"name,omitempty"`
 	Location  string `json:"location"`
 	CreatedAt int64  `json:"created_at"`
@@ -32,7 +32,7 @@ type bucketRegistration struct {
 	CountTruncated bool `json:"count_truncated"`
 }
 
-// fileRegistration is the seed's FileRegistrationResponse plus the file's
+// fileRegistration is files.py's FileRegistrationResponse plus the file's
 // description.
 type fileRegistration struct {
 	Bucket    string `json:"bucket"`
@@ -135,7 +135,7 @@ func (f *files) registerFile(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, toFileRegistration(r, file, reg.Location))
 }
 
-// locationInPath finds seed 003's literal form, where the {bucket} path
+// locationInPath finds files.py's literal form, where the {bucket} path
 // parameter is a percent-encoded storage URI: PUT /v1/files/s3%3A%2F%2Fdata
 // [/key] (':' may be left as is). Decoded, its slashes make the router see
 // a bucket and a key, so the escaped path is read instead.
@@ -148,7 +148,7 @@ func locationInPath(r *http.Request) (uri, key string, ok bool) {
 }
 
 // registerByLocation registers the location under registry.NameFor's name
-// and answers as the seed does, with bucket the URI and the name beside it;
+// and answers as files.py does, with bucket the URI and the name beside it;
 // with a key it registers that file of the location.
 func (f *files) registerByLocation(w http.ResponseWriter, r *http.Request, uri, key string) {
 	if r.ContentLength > 0 {

@@ -79,7 +79,7 @@ func New(d Deps) http.Handler {
 func newRouter(d Deps) *mux.Router {
 	// No path cleaning: mux would answer a 301 to a cleaned path (which a
 	// PUT's client may follow as a GET), and a percent-encoded location in
-	// seed 003's register form decodes to "s3://…" with its double slash.
+	// register_bucket's literal form decodes to "s3://…" with its double slash.
 	// Keys are validated segment by segment instead (no "", "." or "..").
 	r := mux.NewRouter().SkipClean(true)
 	r.Use(recordRoute, limitRequests(d.Limits, d.Metrics, d.Logger)) // limits classify by the recorded route

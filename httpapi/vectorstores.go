@@ -12,7 +12,7 @@ import (
 )
 
 // The vector store routes, mounted under each OpenAI prefix. Path
-// variables are named as in the seeds' OpenAPI operations.
+// variables are named as in Llama Stack's OpenAPI for these routes.
 func (o *openAI) vectorStoreRoutes(sub *mux.Router) {
 	const vs = "/vector_stores/{vector_store_id}"
 	g := o.guard

@@ -462,7 +462,7 @@ func live(bkt, key string, o bucket.ObjectInfo) File {
 }
 
 // NameFor is the bucket name a location is registered under when the
-// request names only the location (seed 003's register_bucket, whose
+// request names only the location (Llama Stack's register_bucket, whose
 // bucket is the URI): the scheme, then the S3 bucket and prefix or the
 // directory, with each run of characters a bucket name cannot hold turned
 // into one '-' ("s3://datasets/2024" → "s3-datasets-2024",

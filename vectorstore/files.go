@@ -87,8 +87,9 @@ type ChunkingObject struct {
 	} `json:"static"`
 }
 
-// VectorStoreFile is the VectorStoreFileObject of seeds 002 and 004, field
-// for field; last_error is null while there is none, as OpenAI sends it.
+// VectorStoreFile is OpenAI's VectorStoreFileObject as Llama Stack's
+// OpenAPI reference for the vector store files routes gives it, field for
+// field; last_error is null while there is none, as OpenAI sends it.
 type VectorStoreFile struct {
 	ID               string         `json:"id"`
 	Object           string         `json:"object"`

@@ -92,7 +92,7 @@ func TestOpenAIFilesLifecycle(t *testing.T) {
 		if _, err := c.Files.Content(ctx, f.ID); statusOf(err) != 404 {
 			t.Fatalf("content after delete: %v, want NotFound", err)
 		}
-		// The seed's other spelling of the prefix serves the same API.
+		// Llama Stack's docs spell the prefix this way too: it serves the same API.
 		other := sdk(p, "/v1/openAi/v1")
 		if _, err := other.Files.List(ctx, openai.FileListParams{}); err != nil {
 			t.Fatalf("/v1/openAi/v1: %v", err)

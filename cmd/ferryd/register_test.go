@@ -493,7 +493,7 @@ func TestE2EKeySegmentsRefused(t *testing.T) {
 	})
 }
 
-// Seed 003's literal form: the location itself, percent-encoded, as the
+// Llama Stack's register_bucket form: the location, percent-encoded, as the
 // {bucket} of PUT /v1/files/{bucket}, with no body; the bucket name is
 // derived from it and answered beside the URI. With a key after it, that
 // file of the location is registered.

@@ -144,7 +144,7 @@ func TestVectorStoresLifecycle(t *testing.T) {
 			t.Fatalf("usage_bytes = %d, want %d (the files' chunk text: %v)", store.UsageBytes, usage, used)
 		}
 
-		// The file object has exactly the seed's fields.
+		// The file object has exactly the VectorStoreFileObject's fields.
 		r := call(t, "GET", base+"/vector_stores/"+vs.ID+"/files/"+attached[0], nil)
 		var raw map[string]any
 		_ = json.Unmarshal(r.body, &raw)
