@@ -16,6 +16,11 @@ type Staging interface {
 	// or one holding fewer than offset bytes, is ErrNotFound (the bytes in
 	// front are lost, and the upload must start again).
 	StageWrite(ctx context.Context, id string, offset int64, r io.Reader, n int64) error
+	// StageWriteAt writes n bytes from r at offset into the existing
+	// staging file id, durably, whatever the file holds before offset:
+	// the caller records which ranges hold bytes (parallel parts). A
+	// missing file is ErrNotFound; it is never created here.
+	StageWriteAt(ctx context.Context, id string, offset int64, r io.Reader, n int64) error
 	// StageCheck reports ErrKeyConflict when key could not be published
 	// now: a file stands where one of its directories would go, or key is
 	// a directory of other keys. A session checks it at create, so the

@@ -166,6 +166,9 @@ type Store interface {
 	IndexDelete(ctx context.Context, index, member string) error
 	// IndexList returns entries in order and whether more match beyond them.
 	IndexList(ctx context.Context, index string, q Query) (entries []Entry, more bool, err error)
+	// IndexDrop removes the whole index at once; a missing one is not an
+	// error.
+	IndexDrop(ctx context.Context, index string) error
 	// IndexLen counts the members of index.
 	IndexLen(ctx context.Context, index string) (int64, error)
 

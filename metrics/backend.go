@@ -220,6 +220,13 @@ func (s stagingMethods) StageWrite(ctx context.Context, id string, offset int64,
 	return err
 }
 
+func (s stagingMethods) StageWriteAt(ctx context.Context, id string, offset int64, r io.Reader, n int64) error {
+	start, body := time.Now(), s.c.body(r, n)
+	err := s.c.c.Staging.StageWriteAt(ctx, id, offset, body, n)
+	s.c.observe(opStageWrite, start, err, body)
+	return err
+}
+
 func (s stagingMethods) StageCheck(ctx context.Context, key string) error {
 	start := time.Now()
 	err := s.c.c.Staging.StageCheck(ctx, key)

@@ -18,6 +18,7 @@ const (
 	opIndexPut    = "index_put"
 	opIndexGet    = "index_get"
 	opIndexDelete = "index_delete"
+	opIndexDrop   = "index_drop"
 	opIndexList   = "index_list"
 	opIndexLen    = "index_len"
 	opLock        = "lock"
@@ -26,7 +27,7 @@ const (
 	opPing        = "ping"
 )
 
-var storeOps = []string{opGet, opPut, opDelete, opIndexPut, opIndexGet, opIndexDelete,
+var storeOps = []string{opGet, opPut, opDelete, opIndexPut, opIndexGet, opIndexDelete, opIndexDrop,
 	opIndexList, opIndexLen, opLock, opLockRefresh, opUnlock, opPing}
 
 // metastoreBuckets: a Redis round trip is well under a millisecond, a bbolt
@@ -155,6 +156,13 @@ func (s *store) IndexDelete(ctx context.Context, index, member string) error {
 	start := time.Now()
 	err := s.next.IndexDelete(ctx, index, member)
 	s.m.observe(opIndexDelete, start, err)
+	return err
+}
+
+func (s *store) IndexDrop(ctx context.Context, index string) error {
+	start := time.Now()
+	err := s.next.IndexDrop(ctx, index)
+	s.m.observe(opIndexDrop, start, err)
 	return err
 }
 

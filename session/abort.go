@@ -44,6 +44,13 @@ func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
 	if err := s.store.Delete(ctx, recordKey(rec.ID), ver); err != nil && !errors.Is(err, metastore.ErrNotFound) {
 		return err
 	}
+	// After the record: a part landing meanwhile finds it gone and drops
+	// the index again (partRecorded).
+	if rec.Parallel {
+		if err := s.store.IndexDrop(ctx, partsIndex(rec.ID)); err != nil {
+			return err
+		}
+	}
 	if err := s.ledger.note(ctx, rec.ID, 0); err != nil {
 		s.log.WarnContext(ctx, "held_ledger_failed", "session", rec.ID, "err", err) // the purger's sweep drops it
 	}

@@ -146,6 +146,9 @@ func (s *Service) appendLocked(ctx context.Context, id string, expect, total int
 		if rec.State == stateCompleted {
 			return s.completedAgain(lctx, rec, body, &out, &file)
 		}
+		if rec.Parallel {
+			return s.appendToParts(lctx, rec, ver, fence, body, &out, &file)
+		}
 		if err := rec.accepts(expect, total); err != nil {
 			return err
 		}

@@ -27,6 +27,9 @@ type Spec struct {
 	// ProtocolOpenAI; empty: native), the label of its metrics.
 	Protocol string
 	Meta     map[string]string // the protocol's own data, kept, never published
+	// PartSize is the size of parallel parts the client asks for; 0 takes
+	// the default (DefaultPartSize, or more for files that need it).
+	PartSize int64
 }
 
 // Create starts a session for bucket/key. An existing file at bucket/key
@@ -54,6 +57,10 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
+	partSize, err := partSizeFor(size, sp.PartSize)
+	if err != nil {
+		return Info{}, err
+	}
 
 	place, err := s.places.Place(ctx, bkt)
 	if err != nil {
@@ -72,7 +79,7 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	now := s.now().UTC()
 	rec := &record{ID: id, Bucket: bkt, Key: key, MimeType: mimeType, Size: size,
 		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL), Open: sp.Open, Attrs: sp.Attrs, FileID: sp.FileID,
-		Location: place.Location, Object: place.Object(key), Protocol: sp.Protocol, Meta: sp.Meta}
+		Location: place.Location, Object: place.Object(key), Protocol: sp.Protocol, Meta: sp.Meta, PartSize: partSize}
 	if err := eng.begin(ctx, rec); err != nil {
 		return Info{}, storageErr(rec, fmt.Errorf("begin upload: %w", err))
 	}
@@ -88,13 +95,15 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	return rec.info(), nil
 }
 
-// Get returns the session's state.
+// Get returns the session's state; for a parallel session, with the parts
+// that landed.
 func (s *Service) Get(ctx context.Context, id string) (Info, error) {
 	rec, _, err := s.load(ctx, id)
 	if err != nil {
 		return Info{}, err
 	}
-	return rec.info(), nil
+	in := rec.info()
+	return in, s.received(ctx, rec, &in)
 }
 
 // extraTypes are common extensions that Go's table lacks, so the guess

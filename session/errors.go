@@ -26,4 +26,10 @@ var (
 	ErrInvalidChecksum  = errcode.Register("INVALID_CHECKSUM", "Invalid Checksum Header", http.StatusBadRequest)
 	ErrChecksumMismatch = errcode.Register("CHECKSUM_MISMATCH", "Checksum Mismatch", http.StatusBadRequest)
 	ErrStorageLost      = errcode.Register("SESSION_STORAGE_LOST", "Upload Session Storage Lost", http.StatusGone)
+	// Parallel parts (parts.go).
+	ErrInvalidPartSize = errcode.Register("INVALID_PART_SIZE", "Invalid Part Size", http.StatusBadRequest)
+	ErrInvalidPart     = errcode.Register("INVALID_PART", "Invalid Part", http.StatusBadRequest)
+	ErrPartConflict    = errcode.Register("PART_CONFLICT", "Part Already Received With Other Bytes", http.StatusConflict)
+	ErrPartBusy        = errcode.Register("PART_BUSY", "Part Busy", http.StatusConflict)
+	ErrUploadMode      = errcode.Register("WRONG_UPLOAD_MODE", "Session Uploads The Other Way", http.StatusConflict)
 )

@@ -24,7 +24,12 @@ import (
 //	                                two entries of a session converge
 //	index  "session/held"           member <id>, value the bytes it holds back (decimal); the
 //	                                held-back ledger all instances sum against MaxHeldTotal (held.go)
-//	lock   "session/<id>"           held for the length of one append, abort or purge
+//	index  "session/<id>/parts"     member "<part number, 5 digits>", value partEntry; the
+//	                                parts of a parallel session that landed (parts.go). Dropped
+//	                                with the record, after it
+//	lock   "session/<id>"           held for the length of one append, abort or purge, and
+//	                                while a parallel session starts or completes
+//	lock   "session/<id>/part/<n>"  held while part n of a parallel session is written
 //
 // Layout 0 (before metastore/migrate's layout 1) named the index
 // "sessions/expiry".
@@ -44,7 +49,12 @@ func recordKey(id string) string { return "session/" + id }
 func tailKey(id string, k int) string {
 	return "session/" + id + "/tail/" + strconv.Itoa(k)
 }
-func lockName(id string) string { return "session/" + id }
+func lockName(id string) string   { return "session/" + id }
+func partsIndex(id string) string { return "session/" + id + "/parts" }
+func partMember(n int) string     { return fmt.Sprintf("%05d", n) }
+func partLockName(id string, n int) string {
+	return "session/" + id + "/part/" + strconv.Itoa(n)
+}
 func expiryMember(at time.Time, id string) string {
 	return fmt.Sprintf("%016d/%s", at.UnixMilli(), id)
 }

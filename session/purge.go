@@ -130,6 +130,9 @@ func (s *Service) purgeOne(ctx context.Context, e metastore.Entry) (bool, error)
 				return err
 			}
 			freed = true
+			if err := s.store.IndexDrop(ctx, partsIndex(pe.ID)); err != nil {
+				return err
+			}
 			return deleteTail(ctx, s.store, &record{ID: pe.ID})
 		case errcode.Is(err, ErrExpired):
 			if done, err := s.finishExpired(ctx, rec, ver, fence); done || err != nil {
@@ -163,11 +166,21 @@ func (s *Service) purgeOne(ctx context.Context, e metastore.Entry) (bool, error)
 // It reports false, with no error, when there is nothing to finish or the
 // upload is gone from storage (then the session is freed as usual).
 func (s *Service) finishExpired(ctx context.Context, rec *record, ver, fence int64) (bool, error) {
-	if rec.State == stateCompleted || rec.Open || rec.Offset != rec.Size {
+	if rec.State == stateCompleted || rec.Open {
+		return false, nil
+	}
+	finish := s.finish
+	if rec.Parallel {
+		n, err := s.store.IndexLen(ctx, partsIndex(rec.ID))
+		if err != nil || n < int64(rec.partCount()) {
+			return false, err
+		}
+		finish = s.finishParts
+	} else if rec.Offset != rec.Size {
 		return false, nil
 	}
 	rec.ExpiresAt = s.now().UTC() // the record is saved once more, for the grace period
-	if _, err := s.finish(ctx, rec, ver, fence); err != nil {
+	if _, err := finish(ctx, rec, ver, fence); err != nil {
 		if vanished(err) {
 			return false, nil
 		}

@@ -47,7 +47,7 @@ type record struct {
 
 	// S3 engine state.
 	UploadID  string        `json:"upload_id,omitempty"` // empty: the file is small enough for one Put
-	PartSize  int64         `json:"part_size,omitempty"` // every part but the last is at least this
+	MinPart   int64         `json:"part_size,omitempty"` // every part but the last is at least this
 	Parts     []bucket.Part `json:"parts,omitempty"`
 	TailLen   int64         `json:"tail_len,omitempty"` // bytes held back for the next part
 	heldNoted int64         // TailLen as the held-back ledger has it
@@ -57,6 +57,12 @@ type record struct {
 	TailUntil time.Time     `json:"tail_until,omitzero"`  // when the first of them expires
 	TailFloor int           `json:"tail_floor,omitempty"` // segments [TailFloor, TailFirst) may outlive a failed cleanup
 	ETag      string        `json:"etag,omitempty"`       // set once the object exists
+
+	// Parallel parts (parts.go): PartSize is every part's size but the
+	// last's; Parallel is set when the first part starts, and from then on
+	// the session takes parts only, each recorded in its parts index.
+	PartSize int64 `json:"parallel_part_size,omitempty"`
+	Parallel bool  `json:"parallel,omitempty"`
 }
 
 // purgeRef is what the purger needs even if the record itself is gone.
@@ -79,6 +85,9 @@ func (r *record) ref() purgeRef {
 	return purgeRef{ID: r.ID, Location: r.Location, Object: r.object(), UploadID: r.UploadID, Protocol: r.Protocol}
 }
 
+// PartRange is a run of parallel parts that landed, First..Last.
+type PartRange struct{ First, Last int }
+
 // Info is a session as clients see it.
 type Info struct {
 	ID        string
@@ -97,12 +106,21 @@ type Info struct {
 	Open     bool
 	Protocol string
 	Meta     map[string]string
+	// PartSize is the size of every parallel part but the last, and
+	// PartCount the number of parts, for a client that puts parts.
+	PartSize  int64
+	PartCount int
+	// Parallel: the session takes parts; Received lists those that
+	// landed (read by Get), and Offset is the bytes of the run from part 1.
+	Parallel bool
+	Received []PartRange
 }
 
 func (r *record) info() Info {
 	return Info{ID: r.ID, Bucket: r.Bucket, Key: r.Key, MimeType: r.MimeType, Size: r.Size,
 		Offset: r.Offset, Completed: r.State == stateCompleted, CreatedAt: r.CreatedAt,
-		ExpiresAt: r.ExpiresAt, MinChunk: r.PartSize, Open: r.Open, Protocol: r.Protocol, Meta: r.Meta}
+		ExpiresAt: r.ExpiresAt, MinChunk: r.MinPart, Open: r.Open, Protocol: r.Protocol, Meta: r.Meta,
+		PartSize: r.PartSize, PartCount: r.partCount(), Parallel: r.Parallel}
 }
 
 // accepts checks a chunk's claims against the session: the file's total
@@ -181,10 +199,16 @@ func (s *Service) save(ctx context.Context, rec *record, ver, fence int64) (int6
 // must not stop half-way because a client hung up) but cancelled when the
 // lease is lost, so a holder that lost it writes nothing more.
 func (s *Service) withLock(ctx context.Context, id string, fn func(ctx context.Context, fence int64) error) error {
+	return s.withLockWait(ctx, id, 0, fn)
+}
+
+// withLockWait is withLock that waits up to wait for a busy lease.
+func (s *Service) withLockWait(ctx context.Context, id string, wait time.Duration, fn func(ctx context.Context, fence int64) error) error {
 	if !validID(id) {
 		return ErrNotFound.New("%q is not a session id", id)
 	}
-	err := metastore.WithLock(ctx, s.store, lockName(id), metastore.LockOptions{TTL: s.cfg.LockTTL, Detach: true}, func(h metastore.Held) error {
+	o := metastore.LockOptions{TTL: s.cfg.LockTTL, Wait: wait, Detach: true}
+	err := metastore.WithLock(ctx, s.store, lockName(id), o, func(h metastore.Held) error {
 		return fn(h.Ctx, h.Fence)
 	})
 	if errors.Is(err, metastore.ErrLocked) {

@@ -47,6 +47,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) bucket.Composer) {
 		{"MultipartRules", testMultipartRules},
 		{"MultipartAbort", testMultipartAbort},
 		{"Staging", testStaging},
+		{"StagingAt", testStagingAt},
 		{"Ping", testPing},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, c) })
@@ -636,6 +637,48 @@ func testMultipartAbort(t *testing.T, caps bucket.Composer) {
 	for _, unknown := range []string{hex.EncodeToString(random(16)), "not-an-upload-id"} {
 		if err := mp.AbortMultipart(ctx, "mp/never", unknown); err != nil {
 			t.Fatalf("abort of unknown upload %q: %v", unknown, err)
+		}
+	}
+}
+
+// Parallel parts land at their offsets in any order, into a staging file
+// that only an offset-0 write creates; the key is checked before any byte.
+func testStagingAt(t *testing.T, caps bucket.Composer) {
+	b, st := caps.Backend, caps.Staging
+	if st == nil {
+		t.Skip("backend has no staging capability")
+	}
+	ctx := context.Background()
+	id := "00112233445566778899aabbccddeeff"
+	if err := st.StageWriteAt(ctx, id, 4, strings.NewReader("ef"), 2); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("write at 4 with no staging file = %v, want ErrNotFound", err)
+	}
+	if err := st.StageWrite(ctx, id, 0, strings.NewReader(""), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.StageDiscard(ctx, id) })
+	for _, p := range []struct {
+		off  int64
+		data string
+	}{{4, "ef"}, {0, "ab"}, {2, "cX"}, {2, "cd"}} { // out of order, one rewritten
+		if err := st.StageWriteAt(ctx, id, p.off, strings.NewReader(p.data), 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.StageWriteAt(ctx, id, 6, strings.NewReader("g"), 2); err == nil {
+		t.Fatal("short write at accepted")
+	}
+	if _, err := st.StageCommit(ctx, id, "at/obj", 6, bucket.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Delete(ctx, "at/obj") })
+	if got, _ := get(t, b, "at/obj", nil); string(got) != "abcdef" {
+		t.Fatalf("committed %q, want abcdef", got)
+	}
+	for key, want := range map[string]error{"at/obj/under": bucket.ErrKeyConflict, "at": bucket.ErrKeyConflict,
+		"at/new/deep": nil, "other": nil} {
+		if err := st.StageCheck(ctx, key); !errors.Is(err, want) && !(want == nil && err == nil) {
+			t.Errorf("StageCheck(%s) = %v, want %v", key, err, want)
 		}
 	}
 }

@@ -85,6 +85,34 @@ func (b *Backend) StageWrite(_ context.Context, id string, offset int64, r io.Re
 				id, fi.Size(), offset, bucket.ErrNotFound)
 		}
 	}
+	return writeAt(f, id, offset, r, n)
+}
+
+// StageWriteAt writes n bytes at offset into an existing staging file and
+// fsyncs, leaving the bytes elsewhere as they are (parallel parts land in
+// any order; the session records which ranges hold bytes).
+func (b *Backend) StageWriteAt(_ context.Context, id string, offset int64, r io.Reader, n int64) error {
+	p, err := b.sessionPath(id)
+	if err != nil {
+		return err
+	}
+	if offset < 0 || n < 0 {
+		return fmt.Errorf("fsblob: stage %s: offset %d and length %d must not be negative", id, offset, n)
+	}
+	f, err := b.root.OpenFile(p, os.O_WRONLY, 0)
+	if notFound(err) {
+		return fmt.Errorf("fsblob: stage %s: the staging file is gone, so the parts written before are lost; the upload must start again: %w",
+			id, bucket.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("fsblob: stage %s: %w", id, err)
+	}
+	defer f.Close()
+	return writeAt(f, id, offset, r, n)
+}
+
+// writeAt copies exactly n bytes of r to f at offset, durably.
+func writeAt(f *os.File, id string, offset int64, r io.Reader, n int64) error {
 	written, err := io.CopyN(io.NewOffsetWriter(f, offset), r, n)
 	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("fsblob: stage %s: body ended after %d of %d bytes: %w", id, written, n, io.ErrUnexpectedEOF)

@@ -120,6 +120,12 @@ func (s stagingMethods) StageWrite(ctx context.Context, id string, offset int64,
 	})
 }
 
+func (s stagingMethods) StageWriteAt(ctx context.Context, id string, offset int64, r io.Reader, n int64) error {
+	return call0(ctx, s.c.in, KindBlob, "StageWriteAt", id, func(ctx context.Context) error {
+		return s.c.c.Staging.StageWriteAt(ctx, id, offset, r, n)
+	})
+}
+
 func (s stagingMethods) StageCheck(ctx context.Context, key string) error {
 	return call0(ctx, s.c.in, KindBlob, "StageCheck", key, func(ctx context.Context) error {
 		return s.c.c.Staging.StageCheck(ctx, key)

@@ -53,6 +53,12 @@ func (s *store) IndexDelete(ctx context.Context, index, member string) error {
 	})
 }
 
+func (s *store) IndexDrop(ctx context.Context, index string) error {
+	return call0(ctx, s.in, KindStore, "IndexDrop", index, func(ctx context.Context) error {
+		return s.next.IndexDrop(ctx, index)
+	})
+}
+
 type listed struct {
 	entries []metastore.Entry
 	more    bool

@@ -8,6 +8,7 @@ import (
 	"math"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/ferryhq/ferry/metastore"
 )
@@ -80,6 +81,26 @@ func (s *Store) IndexDelete(ctx context.Context, index, member string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("boltstore: index %q delete %q: %w", index, member, err)
+	}
+	return nil
+}
+
+func (s *Store) IndexDrop(ctx context.Context, index string) error {
+	if index == "" {
+		return errors.New("boltstore: index drop: empty index name")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		err := tx.Bucket(bucketIndexes).DeleteBucket([]byte(index))
+		if errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("boltstore: index %q drop: %w", index, err)
 	}
 	return nil
 }

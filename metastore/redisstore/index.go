@@ -47,6 +47,17 @@ func (s *Store) IndexPut(ctx context.Context, index, member string, value []byte
 	return nil
 }
 
+func (s *Store) IndexDrop(ctx context.Context, index string) error {
+	if index == "" {
+		return errors.New("redisstore: index drop: empty index name")
+	}
+	z, h := s.indexKeys(index)
+	if err := s.client.Del(ctx, z, h).Err(); err != nil { // one slot: the keys share a hash tag
+		return fmt.Errorf("redisstore: index %q drop: %w", index, err)
+	}
+	return nil
+}
+
 func (s *Store) IndexGet(ctx context.Context, index, member string) ([]byte, error) {
 	if err := metastore.CheckMember(index, member); err != nil {
 		return nil, fmt.Errorf("redisstore: index %q get: %w", index, err)

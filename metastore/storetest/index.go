@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -298,6 +299,32 @@ func testIndexGetDeleteLen(t *testing.T, s metastore.Store) {
 	// An emptied index can be used again.
 	mustIndexPut(t, s, "g", "again", nil)
 	wantLen(t, s, "g", 1)
+}
+
+// IndexDrop removes every member of one index at once and no other's; a
+// dropped index can be used again.
+func testIndexDrop(t *testing.T, s metastore.Store) {
+	ctx := t.Context()
+	if err := s.IndexDrop(ctx, "d"); err != nil {
+		t.Fatalf("IndexDrop on missing index: %v", err)
+	}
+	for _, m := range []string{"1", "2", "3"} {
+		mustIndexPut(t, s, "d", m, []byte(m))
+		mustIndexPut(t, s, "d2", m, []byte(m))
+	}
+	if err := s.IndexDrop(ctx, "d"); err != nil {
+		t.Fatalf("IndexDrop: %v", err)
+	}
+	wantLen(t, s, "d", 0)
+	if got, more := list(t, s, "d", metastore.Query{}); len(got) != 0 || more {
+		t.Fatalf("IndexList on dropped index = %q, %v", got, more)
+	}
+	if _, err := s.IndexGet(ctx, "d", "1"); !errors.Is(err, metastore.ErrNotFound) {
+		t.Fatalf("IndexGet on dropped index: %v", err)
+	}
+	wantLen(t, s, "d2", 3)
+	mustIndexPut(t, s, "d", "again", nil)
+	wantLen(t, s, "d", 1)
 }
 
 // Indexes whose names are prefixes of each other, or contain separators

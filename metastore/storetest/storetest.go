@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"Index/LimitAndMore", testIndexLimit},
 		{"Index/Paging", testIndexPaging},
 		{"Index/GetDeleteLen", testIndexGetDeleteLen},
+		{"Index/Drop", testIndexDrop},
 		{"Index/Isolation", testIndexIsolation},
 		{"Locks/Exclusive", testLockExclusive},
 		{"Locks/Expiry", testLockExpiry},
