@@ -35,8 +35,8 @@ import (
 // "sessions/expiry".
 //
 // In the blob backend a session owns either a multipart upload of its final
-// object (registry.ObjectKey, S3; started by its first part, layout 2) or a
-// staging file (filesystem). Neither is
+// object (registry.ObjectKey, S3; started by its first part, layout 2, or
+// by its first parallel part) or a staging file (filesystem). Neither is
 // visible at the key until the session completes, so an existing file is
 // replaced atomically when, and only when, the new one is whole.
 

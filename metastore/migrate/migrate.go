@@ -16,6 +16,11 @@
 // may have a part size and no upload id yet, which a layout-1 ferryd would
 // take for a small file held back whole. The version keeps such a ferryd
 // from starting on a layout-2 store.
+//
+// Layout 3 moves no entry either: a session may take parallel parts,
+// recorded in its own parts index ("session/<id>/parts") rather than in
+// the record, which a layout-2 ferryd would not read: it would take the
+// session for one with no bytes and append over its parts.
 package migrate
 
 import (
@@ -32,7 +37,7 @@ import (
 )
 
 // Version is the layout this code writes.
-const Version = 2
+const Version = 3
 
 const (
 	versionKey = "meta/layout"

@@ -61,7 +61,7 @@ func TestMigrateAfterCrash(t *testing.T) {
 	}
 }
 
-// A layout-1 store needs no move to reach layout 2, only the version; a
+// A layout-1 store needs no move to reach layout 3, only the version; a
 // store from a newer ferryd is refused.
 func TestMigrateVersions(t *testing.T) {
 	store, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"))
@@ -84,7 +84,7 @@ func TestMigrateVersions(t *testing.T) {
 		t.Fatalf("layout 1: moved %d, %v; want 0, nil", moved, err)
 	}
 	rec, err := store.Get(ctx, "meta/layout")
-	if err != nil || string(rec.Value) != fmt.Sprintf(`{"version":%d}`, migrate.Version) || migrate.Version != 2 {
+	if err != nil || string(rec.Value) != fmt.Sprintf(`{"version":%d}`, migrate.Version) || migrate.Version != 3 {
 		t.Fatalf("layout after migrating from 1: %s, %v", rec.Value, err)
 	}
 	if n, err := store.IndexLen(ctx, "session/expiry"); err != nil || n != 1 {
