@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +52,7 @@ func (f *files) routes(r *mux.Router) {
 	r.Handle("/v1/files/session:{id}", g.with(sessionWrite, f.appendChunk)).Methods(http.MethodPost)
 	r.Handle("/v1/files/session:{id}", g.with(sessionRead, f.sessionInfo)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/v1/files/session:{id}", g.with(sessionWrite, f.abortSession)).Methods(http.MethodDelete)
+	r.Handle("/v1/files/session:{id}/parts/{n}", g.with(sessionWrite, f.putPart)).Methods(http.MethodPut)
 	r.Handle("/v1/files/{bucket}", g.with(bucketRead, f.listFiles)).Methods(http.MethodGet)
 	r.Handle("/v1/files/{bucket}", g.with(admin, f.registerBucket)).Methods(http.MethodPut)
 	r.Handle("/v1/files/{bucket}", g.with(admin, f.unregisterBucket)).Methods(http.MethodDelete)
@@ -72,6 +75,24 @@ type sessionResponse struct {
 	Status    string `json:"status"` // uploading or completed
 	ExpiresAt int64  `json:"expires_at"`
 	MinChunk  int64  `json:"min_chunk_size,omitempty"`
+	// Parallel parts: every part's size but the last's, how many, and,
+	// once the session takes parts, which landed ([first, last] ranges).
+	PartSize  int64    `json:"part_size"`
+	PartCount int      `json:"part_count"`
+	Parallel  bool     `json:"parallel,omitempty"`
+	Parts     [][2]int `json:"parts,omitempty"`
+}
+
+// partResponse answers a part that landed (or had landed).
+type partResponse struct {
+	ID        string `json:"id"`
+	URL       string `json:"url"`
+	Part      int    `json:"part"`
+	Bytes     int64  `json:"bytes"`
+	CRC32C    string `json:"crc32c"` // base64 of the big-endian CRC32C, as S3's x-amz-checksum-crc32c
+	Received  int    `json:"received"`
+	PartCount int    `json:"part_count"`
+	Status    string `json:"status"`
 }
 
 // fileResponse is files.py's FileResponse.
@@ -115,9 +136,13 @@ func toSessionResponse(r *http.Request, in session.Info) sessionResponse {
 	if in.Completed {
 		status = "completed"
 	}
-	return sessionResponse{ID: in.ID, URL: sessionURL(r, in.ID), Offset: in.Offset, Size: in.Size,
+	out := sessionResponse{ID: in.ID, URL: sessionURL(r, in.ID), Offset: in.Offset, Size: in.Size,
 		Bucket: in.Bucket, Key: in.Key, MimeType: in.MimeType, Status: status,
-		ExpiresAt: in.ExpiresAt.Unix(), MinChunk: in.MinChunk}
+		ExpiresAt: in.ExpiresAt.Unix(), MinChunk: in.MinChunk, PartSize: in.PartSize, PartCount: in.PartCount, Parallel: in.Parallel}
+	for _, pr := range in.Received {
+		out.Parts = append(out.Parts, [2]int{pr.First, pr.Last})
+	}
+	return out
 }
 
 func toFileResponse(r *http.Request, f registry.File) fileResponse {
@@ -176,6 +201,7 @@ func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
 		Key      string `json:"key"`
 		MimeType string `json:"mime_type"`
 		Size     *int64 `json:"size"`
+		PartSize int64  `json:"part_size"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
 		writeError(w, r, err)
@@ -189,7 +215,8 @@ func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	in, err := f.sessions.Create(r.Context(), req.Bucket, req.Key, req.MimeType, *req.Size)
+	in, err := f.sessions.CreateSpec(r.Context(), session.Spec{Bucket: req.Bucket, Key: req.Key, MimeType: req.MimeType,
+		Size: *req.Size, PartSize: req.PartSize})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -243,6 +270,36 @@ func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, r, http.StatusOK, toSessionResponse(r, in))
+}
+
+// putPart stores one parallel part: PUT, since sending it again is safe.
+func (f *files) putPart(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.Atoi(mux.Vars(r)["n"])
+	if err != nil {
+		writeError(w, r, session.ErrInvalidPart.New("%q is not a part number: parts are numbered from 1", mux.Vars(r)["n"]))
+		return
+	}
+	sum, err := session.ParseChecksum(r.Header.Get("Upload-Checksum"), r.Header.Get("Content-MD5"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	p, file, err := f.sessions.PutPart(r.Context(), mux.Vars(r)["id"], n, session.Chunk{Len: r.ContentLength, Body: r.Body, Checksum: sum})
+	if err != nil {
+		if c := errcode.From(err).Code; c == session.ErrBusy || c == session.ErrPartBusy {
+			w.Header().Set("Retry-After", "1")
+		}
+		writeError(w, r, err)
+		return
+	}
+	if file != nil {
+		writeJSON(w, r, http.StatusOK, toFileResponse(r, *file))
+		return
+	}
+	var crc [4]byte
+	binary.BigEndian.PutUint32(crc[:], p.CRC32C)
+	writeJSON(w, r, http.StatusOK, partResponse{ID: p.ID, URL: sessionURL(r, p.ID), Part: p.Number, Bytes: p.Size,
+		CRC32C: base64.StdEncoding.EncodeToString(crc[:]), Received: p.Received, PartCount: p.PartCount, Status: "uploading"})
 }
 
 func (f *files) sessionInfo(w http.ResponseWriter, r *http.Request) {
