@@ -28,7 +28,8 @@ fuzz:
 
 # The comparison benchmarks, side by side in one run each, and a summary
 # table (docs/performance.md): uploads against direct multipart and tusd,
-# downloads, creates, memory. About 3 minutes here; raw output in bench.out.
+# one file over capped connections, downloads, creates, memory. About 5
+# minutes here (the capped link is 2 of them); raw output in bench.out.
 bench:
 	scripts/bench.sh
 
