@@ -86,6 +86,13 @@ type Session struct {
 	Status       string `json:"status"` // uploading or completed
 	ExpiresAt    int64  `json:"expires_at"`
 	MinChunkSize int64  `json:"min_chunk_size"`
+	// Parallel parts: every part's size but the last's, how many there
+	// are, and once the session takes parts, which landed ([first, last]
+	// ranges of part numbers).
+	PartSize  int64    `json:"part_size"`
+	PartCount int      `json:"part_count"`
+	Parallel  bool     `json:"parallel"`
+	Parts     [][2]int `json:"parts"`
 }
 
 // File is a stored file (the FileResponse).
@@ -184,7 +191,23 @@ func jsonBody(v any) (io.Reader, int64, http.Header) {
 
 // CreateSession starts an upload of size bytes to bucket/key.
 func (c *Client) CreateSession(ctx context.Context, bucket, key, mimeType string, size int64) (Session, error) {
-	body, n, hdr := jsonBody(map[string]any{"bucket": bucket, "key": key, "mime_type": mimeType, "size": size})
+	return c.Create(ctx, NewSession{Bucket: bucket, Key: key, MimeType: mimeType, Size: size})
+}
+
+// NewSession is what Create asks for.
+type NewSession struct {
+	Bucket, Key, MimeType string
+	Size                  int64
+	PartSize              int64 // parallel parts' size; 0: the server's default
+}
+
+// Create starts an upload session.
+func (c *Client) Create(ctx context.Context, ns NewSession) (Session, error) {
+	req := map[string]any{"bucket": ns.Bucket, "key": ns.Key, "mime_type": ns.MimeType, "size": ns.Size}
+	if ns.PartSize > 0 {
+		req["part_size"] = ns.PartSize
+	}
+	body, n, hdr := jsonBody(req)
 	var s Session
 	_, err := c.do(ctx, http.MethodPost, "/v1/files", body, n, hdr, &s)
 	return s, err
@@ -373,5 +396,5 @@ func retryable(err error) bool {
 		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 	}
 	return e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout ||
-		e.Code == "SESSION_BUSY" || e.Code == "SHORT_BODY"
+		e.Code == "SESSION_BUSY" || e.Code == "PART_BUSY" || e.Code == "SHORT_BODY"
 }

@@ -15,7 +15,11 @@ import (
 type UploadOptions struct {
 	MimeType  string // empty: the server guesses from the key
 	ChunkSize int64  // bytes per append; 0 means 8 MiB. Raised to the session's min_chunk_size
-	Session   string // resume this session instead of creating one
+	// Parallel above 1 sends the file as parts, this many at once, each
+	// over its own connection (PartSize each; 0: the server's default).
+	Parallel int
+	PartSize int64
+	Session  string // resume this session instead of creating one
 	// OnSession is told the session once it is known, for example to save
 	// its id so that a later run can resume it.
 	OnSession func(Session)
@@ -37,13 +41,16 @@ func (c *Client) Upload(ctx context.Context, r io.ReaderAt, size int64, bucket, 
 			return File{}, fmt.Errorf("ferry: session %s uploads %d bytes to %s/%s, not %d bytes to %s/%s", s.ID, s.Size, s.Bucket, s.Key, size, bucket, key)
 		}
 	} else {
-		s, err = c.CreateSession(ctx, bucket, key, o.MimeType, size)
+		s, err = c.Create(ctx, NewSession{Bucket: bucket, Key: key, MimeType: o.MimeType, Size: size, PartSize: o.PartSize})
 	}
 	if err != nil {
 		return File{}, err
 	}
 	if o.OnSession != nil {
 		o.OnSession(s)
+	}
+	if s.Parallel || o.Parallel > 1 && s.PartCount > 1 && s.Offset == 0 {
+		return c.uploadParts(ctx, r, s, o)
 	}
 	chunk := o.ChunkSize
 	if chunk <= 0 {
