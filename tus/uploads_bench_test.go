@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -192,8 +191,7 @@ func (c *opCounts) snapshot() map[string]int {
 //
 //	direct        aws-sdk multipart, 8 parts in flight, straight to S3
 //	ferry_seq     the Go client's upload (what `ferry upload` does): one connection
-//	ferry_par     the Go client's parallel upload, 8 parts in flight: the
-//	              ferryParallel hook, skipped until issue 25 lands
+//	ferry_par     the Go client's parallel upload, 8 parts in flight
 //	tusd_par      tus-js-client 4, parallelUploads: 4, against tusd
 //	              v2.10.1's own handler and S3 store (concatenation)
 //	ferrytus_par  the same against Ferry's /v1/tus/, which has no
@@ -299,9 +297,12 @@ func BenchmarkCappedLink(b *testing.B) {
 			})
 			return ferryObject(key), took, err
 		}},
-		{name: "ferry_par", soft: true, up: func(ctx context.Context, i int) (string, time.Duration, error) {
+		{name: "ferry_par", up: func(ctx context.Context, i int) (string, time.Duration, error) {
 			key := fmt.Sprintf("par/%d", i)
-			took, err := timed(func() error { return ferryParallel(ctx, fc, bytes.NewReader(data), size, "bench", key, part, inFlight) })
+			took, err := timed(func() error {
+				_, err := fc.Upload(ctx, bytes.NewReader(data), size, "bench", key, client.UploadOptions{PartSize: part, Parallel: inFlight})
+				return err
+			})
 			return ferryObject(key), took, err
 		}},
 		{name: "tusd_par", up: func(ctx context.Context, _ int) (string, time.Duration, error) {
@@ -344,11 +345,7 @@ func BenchmarkCappedLink(b *testing.B) {
 	speed := map[string]float64{} // MiB/s of the rows that ran
 	for j, r := range rows {
 		if err := failed[j]; err != nil {
-			verdict := "failed"
-			if errors.Is(err, errNotBuilt) {
-				verdict = "skipped"
-			}
-			b.Logf("%s: %s: %s", r.name, verdict, strings.Join(strings.Fields(err.Error()), " "))
+			b.Logf("%s: failed: %s", r.name, strings.Join(strings.Fields(err.Error()), " "))
 			continue
 		}
 		speed[r.name] = float64(b.N) * size / (1 << 20) / took[j].Seconds()
@@ -363,22 +360,6 @@ func BenchmarkCappedLink(b *testing.B) {
 	if v, ok := speed["ferry_par"]; ok {
 		b.ReportMetric(v/speed["ferry_seq"], "ferry_par/ferry_seq")
 	}
-}
-
-// errNotBuilt is what a row returns whose feature has not landed yet.
-var errNotBuilt = errors.New("not built yet (issue 25)")
-
-// ferryParallel is BenchmarkCappedLink's ferry_par row: the Go client's
-// parallel upload of issue 25, inFlight parts of part bytes at once. Until
-// the client has one it returns errNotBuilt and the row is skipped. When it
-// lands, replace the body with the call, for example
-//
-//	_, err := c.Upload(ctx, r, size, bucket, key, client.UploadOptions{ChunkSize: part, Parallel: inFlight})
-//	return err
-//
-// and drop soft from the ferry_par row, so that a failure fails the run.
-func ferryParallel(ctx context.Context, c *client.Client, r io.ReaderAt, size int64, bucket, key string, part int64, inFlight int) error {
-	return errNotBuilt
 }
 
 // cappedLink puts a pacing proxy in front of target, capping each
