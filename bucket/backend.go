@@ -103,6 +103,15 @@ type Multipart interface {
 	ListMultipart(ctx context.Context, prefix string) ([]Upload, error)
 }
 
+// PartCopier is the optional capability of making a part of a multipart
+// upload from bytes already stored in the same backend (S3's
+// UploadPartCopy), so that joining objects moves no byte through ferryd.
+type PartCopier interface {
+	// CopyPart makes part n of the upload from the bytes rng of the object
+	// src; rng.Length must be given, and obeys UploadPart's limits.
+	CopyPart(ctx context.Context, key, uploadID string, n int, src string, rng Range) (Part, error)
+}
+
 // Upload is a multipart upload in progress.
 type Upload struct {
 	Key       string

@@ -11,6 +11,8 @@ type Composer struct {
 	Backend   Backend   // the core; always set
 	Multipart Multipart // S3-style multipart uploads
 	Staging   Staging   // write-at-offset staging files (filesystem)
+	// PartCopier makes parts from stored bytes (S3's UploadPartCopy).
+	PartCopier PartCopier
 	Pinger    Pinger    // a cheap reachability check (/readyz)
 	Closer    io.Closer // releases what the backend holds open
 	// Presigner hands out URLs to the backend's objects. It is not a method
@@ -25,6 +27,7 @@ func Compose(b Backend) Composer {
 	c := Composer{Backend: b}
 	c.Multipart, _ = b.(Multipart)
 	c.Staging, _ = b.(Staging)
+	c.PartCopier, _ = b.(PartCopier)
 	c.Pinger, _ = b.(Pinger)
 	c.Closer, _ = b.(io.Closer)
 	return c

@@ -24,6 +24,7 @@ const (
 	opCompleteMultipart = "complete_multipart"
 	opAbortMultipart    = "abort_multipart"
 	opListMultipart     = "list_multipart"
+	opCopyPart          = "copy_part"
 	opStageWrite        = "stage_write"
 	opStageCommit       = "stage_commit"
 	opStageCheck        = "stage_check"
@@ -79,6 +80,10 @@ func Backend(c bucket.Composer, kind string, reg prometheus.Registerer) bucket.C
 	if c.Multipart != nil {
 		out.Multipart = multipartMethods{core}
 		names = append(names, opCreateMultipart, opUploadPart, opCompleteMultipart, opAbortMultipart, opListMultipart)
+	}
+	if c.PartCopier != nil {
+		out.PartCopier = copierMethods{core}
+		names = append(names, opCopyPart)
 	}
 	if c.Staging != nil {
 		out.Staging = stagingMethods{core}
@@ -209,6 +214,15 @@ func (m multipartMethods) ListMultipart(ctx context.Context, prefix string) ([]b
 	ups, err := m.c.c.Multipart.ListMultipart(ctx, prefix)
 	m.c.observe(opListMultipart, start, err, nil)
 	return ups, err
+}
+
+type copierMethods struct{ c *blobCore }
+
+func (m copierMethods) CopyPart(ctx context.Context, key, uploadID string, n int, src string, rng bucket.Range) (bucket.Part, error) {
+	start := time.Now()
+	part, err := m.c.c.PartCopier.CopyPart(ctx, key, uploadID, n, src, rng)
+	m.c.observe(opCopyPart, start, err, nil)
+	return part, err
 }
 
 type stagingMethods struct{ c *blobCore }

@@ -17,7 +17,7 @@ import (
 
 // s3Ops are the operation label values: the SDK method names.
 var s3Ops = []string{"PutObject", "GetObject", "HeadObject", "DeleteObject", "ListObjectsV2",
-	"CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload",
+	"CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "AbortMultipartUpload",
 	"ListMultipartUploads", "HeadBucket"}
 
 type s3Metrics struct {
@@ -160,6 +160,10 @@ func (a *s3API) UploadPart(ctx context.Context, in *s3.UploadPartInput, o ...fun
 	cp := *in
 	body := watch(&cp.Body)
 	return call(ctx, a, "UploadPart", &cp, o, a.next.UploadPart, body)
+}
+
+func (a *s3API) UploadPartCopy(ctx context.Context, in *s3.UploadPartCopyInput, o ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error) {
+	return call(ctx, a, "UploadPartCopy", in, o, a.next.UploadPartCopy, nil)
 }
 
 func (a *s3API) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, o ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {

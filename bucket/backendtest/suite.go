@@ -48,6 +48,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) bucket.Composer) {
 		{"MultipartAbort", testMultipartAbort},
 		{"Staging", testStaging},
 		{"StagingAt", testStagingAt},
+		{"CopyPart", testCopyPart},
 		{"Ping", testPing},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, c) })
@@ -638,6 +639,53 @@ func testMultipartAbort(t *testing.T, caps bucket.Composer) {
 		if err := mp.AbortMultipart(ctx, "mp/never", unknown); err != nil {
 			t.Fatalf("abort of unknown upload %q: %v", unknown, err)
 		}
+	}
+}
+
+// Parts copied from stored objects and parts uploaded mix in one upload,
+// and the object is their bytes in part order.
+func testCopyPart(t *testing.T, caps bucket.Composer) {
+	b, mp, cp := caps.Backend, caps.Multipart, caps.PartCopier
+	if cp == nil {
+		t.Skip("backend has no part copier")
+	}
+	ctx := context.Background()
+	src := make([]byte, bucket.MinPartSize+10)
+	for i := range src {
+		src[i] = byte(i * 7)
+	}
+	put(t, b, "copy/src", src)
+	t.Cleanup(func() { _ = b.Delete(ctx, "copy/src") })
+	id, err := mp.CreateMultipart(ctx, "copy/dst", bucket.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mp.AbortMultipart(ctx, "copy/dst", id); _ = b.Delete(ctx, "copy/dst") })
+	p1, err := cp.CopyPart(ctx, "copy/dst", id, 1, "copy/src", bucket.Range{Offset: 0, Length: bucket.MinPartSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := bytes.Repeat([]byte("m"), int(bucket.MinPartSize))
+	p2, err := mp.UploadPart(ctx, "copy/dst", id, 2, bytes.NewReader(mid), int64(len(mid)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p3, err := cp.CopyPart(ctx, "copy/dst", id, 3, "copy/src", bucket.Range{Offset: bucket.MinPartSize, Length: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1.Size != bucket.MinPartSize || p3.Size != 10 || p1.ETag == "" {
+		t.Fatalf("copied parts %+v %+v", p1, p3)
+	}
+	if _, err := mp.CompleteMultipart(ctx, "copy/dst", id, []bucket.Part{p1, p2, p3}); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append(append([]byte{}, src[:bucket.MinPartSize]...), mid...), src[bucket.MinPartSize:]...)
+	if got, _ := get(t, b, "copy/dst", nil); !bytes.Equal(got, want) {
+		t.Fatalf("the joined object (%d bytes) is not its parts' bytes (%d)", len(got), len(want))
+	}
+	if _, err := cp.CopyPart(ctx, "copy/dst", id, 1, "copy/none", bucket.Range{Length: 1}); err == nil {
+		t.Fatal("a part copied from a missing object")
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ type API interface {
 	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 	CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
 	UploadPart(context.Context, *s3.UploadPartInput, ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	UploadPartCopy(context.Context, *s3.UploadPartCopyInput, ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error)
 	CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
 	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
 	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
@@ -51,9 +53,10 @@ type Backend struct {
 }
 
 var (
-	_ bucket.Backend   = (*Backend)(nil)
-	_ bucket.Multipart = (*Backend)(nil)
-	_ bucket.Pinger    = (*Backend)(nil)
+	_ bucket.Backend    = (*Backend)(nil)
+	_ bucket.Multipart  = (*Backend)(nil)
+	_ bucket.PartCopier = (*Backend)(nil)
+	_ bucket.Pinger     = (*Backend)(nil)
 )
 
 // New returns a backend for bucket, with every key under prefix. The
@@ -352,6 +355,31 @@ func (b *Backend) UploadPart(ctx context.Context, key, uploadID string, n int, r
 		return bucket.Part{}, body.check(mapErr("upload part", key, err))
 	}
 	return bucket.Part{Number: n, ETag: aws.ToString(out.ETag), Size: size}, nil
+}
+
+// CopyPart makes part n from a range of another object in the bucket.
+func (b *Backend) CopyPart(ctx context.Context, key, uploadID string, n int, src string, rng bucket.Range) (bucket.Part, error) {
+	if err := checkKey("copy part", key); err != nil {
+		return bucket.Part{}, err
+	}
+	if err := checkKey("copy part", src); err != nil {
+		return bucket.Part{}, err
+	}
+	if n < 1 || n > bucket.MaxParts || rng.Offset < 0 || rng.Length < 1 || rng.Length > bucket.MaxPartSize {
+		return bucket.Part{}, fmt.Errorf("s3 copy part %s: part %d of %+v is outside S3's limits", key, n, rng)
+	}
+	source := url.PathEscape(b.bucket) + "/" + (&url.URL{Path: b.prefix + src}).EscapedPath()
+	out, err := b.api.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: &b.bucket, Key: b.name(key), UploadId: &uploadID,
+		PartNumber: aws.Int32(int32(n)), CopySource: &source,
+		CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", rng.Offset, rng.Offset+rng.Length-1))})
+	if err != nil {
+		return bucket.Part{}, mapErr("copy part", src, err)
+	}
+	var etag string
+	if out.CopyPartResult != nil {
+		etag = aws.ToString(out.CopyPartResult.ETag)
+	}
+	return bucket.Part{Number: n, ETag: etag, Size: rng.Length}, nil
 }
 
 // CompleteMultipart reports Size as the sum of the parts' Size (S3 does not

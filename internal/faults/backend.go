@@ -23,6 +23,9 @@ func Backend(c bucket.Composer, in *Injector) bucket.Composer {
 	if c.Staging != nil {
 		out.Staging = stagingMethods{core}
 	}
+	if c.PartCopier != nil {
+		out.PartCopier = copierMethods{core}
+	}
 	if c.Pinger != nil {
 		out.Pinger = pingerMethods{core}
 	}
@@ -117,6 +120,14 @@ type stagingMethods struct{ c *blobCore }
 func (s stagingMethods) StageWrite(ctx context.Context, id string, offset int64, r io.Reader, n int64) error {
 	return call0(ctx, s.c.in, KindBlob, "StageWrite", id, func(ctx context.Context) error {
 		return s.c.c.Staging.StageWrite(ctx, id, offset, r, n)
+	})
+}
+
+type copierMethods struct{ c *blobCore }
+
+func (m copierMethods) CopyPart(ctx context.Context, key, uploadID string, n int, src string, rng bucket.Range) (bucket.Part, error) {
+	return call(ctx, m.c.in, KindBlob, "CopyPart", key, func(ctx context.Context) (bucket.Part, error) {
+		return m.c.c.PartCopier.CopyPart(ctx, key, uploadID, n, src, rng)
 	})
 }
 
