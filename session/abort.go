@@ -32,9 +32,14 @@ func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
 		return err
 	}
 	if eng != nil {
-		if rec.State != stateCompleted {
-			if err := eng.discard(ctx, rec.ref()); err != nil && !vanished(err) {
+		switch {
+		case rec.State != stateCompleted:
+			if err := s.discardStorage(ctx, rec.ref()); err != nil && !vanished(err) {
 				return fmt.Errorf("discard upload: %w", err)
+			}
+		case rec.Partial:
+			if err := s.deletePiece(ctx, rec.ref()); err != nil && !vanished(err) {
+				return fmt.Errorf("delete piece: %w", err)
 			}
 		}
 		if err := eng.release(ctx, rec); err != nil && !vanished(err) {
@@ -57,11 +62,24 @@ func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
 	return nil
 }
 
-// discardStorage frees what an unfinished session holds in storage.
+// discardStorage frees what an unfinished session holds in storage, and a
+// piece's object, which nothing published.
 func (s *Service) discardStorage(ctx context.Context, ref purgeRef) error {
 	eng, err := s.engine(ref.Location)
 	if err != nil {
 		return err
 	}
-	return eng.discard(ctx, ref)
+	if err := eng.discard(ctx, ref); !ref.Partial || err != nil && !vanished(err) {
+		return err
+	}
+	return s.deletePiece(ctx, ref)
+}
+
+// deletePiece removes a whole piece's object.
+func (s *Service) deletePiece(ctx context.Context, ref purgeRef) error {
+	blobs, err := s.places.Backend(ref.Location)
+	if err != nil {
+		return err
+	}
+	return blobs.Backend.Delete(ctx, ref.Object)
 }

@@ -24,8 +24,10 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 	}
 	f := registry.File{Bucket: rec.Bucket, Key: rec.Key, MimeType: rec.MimeType, Bytes: rec.Size,
 		CreatedAt: s.now().UTC(), ETag: obj.ETag, Attrs: rec.Attrs, ID: rec.FileID}
-	if f, err = s.files.Publish(ctx, f); err != nil {
-		return registry.File{}, err
+	if !rec.Partial { // a piece waits for Concat, unpublished
+		if f, err = s.files.Publish(ctx, f); err != nil {
+			return registry.File{}, err
+		}
 	}
 	rec.State, rec.ETag, rec.Parts = stateCompleted, obj.ETag, nil
 	if _, err := s.save(ctx, rec, ver, fence); err != nil {

@@ -30,6 +30,9 @@ type Spec struct {
 	// PartSize is the size of parallel parts the client asks for; 0 takes
 	// the default (DefaultPartSize, or more for files that need it).
 	PartSize int64
+	// Partial makes the session a piece of a file that Concat makes: its
+	// bytes go to Ferry's own storage and are never published themselves.
+	Partial bool
 }
 
 // Create starts a session for bucket/key. An existing file at bucket/key
@@ -62,24 +65,24 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 		return Info{}, err
 	}
 
-	place, err := s.places.Place(ctx, bkt)
-	if err != nil {
-		return Info{}, err
-	}
-	eng, err := s.engine(place.Location)
-	if err != nil {
-		return Info{}, err
-	}
 	id := sp.ID
 	if id == "" {
 		id = NewID()
 	} else if !validID(id) {
 		return Info{}, errcode.ErrInvalidRequest.New("%q is not a session id (32 hex digits)", id)
 	}
+	location, object, err := s.placeOf(ctx, sp, id)
+	if err != nil {
+		return Info{}, err
+	}
+	eng, err := s.engine(location)
+	if err != nil {
+		return Info{}, err
+	}
 	now := s.now().UTC()
 	rec := &record{ID: id, Bucket: bkt, Key: key, MimeType: mimeType, Size: size,
 		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL), Open: sp.Open, Attrs: sp.Attrs, FileID: sp.FileID,
-		Location: place.Location, Object: place.Object(key), Protocol: sp.Protocol, Meta: sp.Meta, PartSize: partSize}
+		Location: location, Object: object, Protocol: sp.Protocol, Meta: sp.Meta, PartSize: partSize, Partial: sp.Partial}
 	if err := eng.begin(ctx, rec); err != nil {
 		return Info{}, storageErr(rec, fmt.Errorf("begin upload: %w", err))
 	}
@@ -93,6 +96,20 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	}
 	s.m.created.WithLabelValues(protocolLabel(rec.Protocol)).Inc()
 	return rec.info(), nil
+}
+
+// placeOf is where a new session's bytes go: its bucket's place, or for a
+// piece, Ferry's own storage under a name no bucket's object can have
+// (bucket names have no '.').
+func (s *Service) placeOf(ctx context.Context, sp Spec, id string) (location, object string, err error) {
+	if sp.Partial {
+		return "", ".pieces/" + id, nil
+	}
+	place, err := s.places.Place(ctx, sp.Bucket)
+	if err != nil {
+		return "", "", err
+	}
+	return place.Location, place.Object(sp.Key), nil
 }
 
 // Get returns the session's state; for a parallel session, with the parts

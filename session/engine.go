@@ -41,6 +41,9 @@ type engine interface {
 	// writePart stores part n of a parallel session: exactly size bytes of
 	// r, checked against sum when set. complete then takes rec.Parts.
 	writePart(ctx context.Context, rec *record, n int, r io.Reader, size int64, sum *Checksum) (bucket.Part, error)
+	// concat fills what startParts allocated with the pieces' bytes, in
+	// order; complete then makes the object.
+	concat(ctx context.Context, rec *record, pieces []piece) error
 	// needsClaim reports whether writing n bytes now touches storage that
 	// the fence cannot guard, so the record must be claimed first.
 	needsClaim(rec *record, n int64) bool

@@ -42,6 +42,7 @@ import (
 type multipartEngine struct {
 	blobs   bucket.Backend
 	mp      bucket.Multipart
+	copier  bucket.PartCopier // nil: pieces are sent again as data
 	store   metastore.Store
 	ttl     time.Duration // the session TTL: a segment outlives its record by this
 	grace   time.Duration

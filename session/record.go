@@ -63,6 +63,13 @@ type record struct {
 	// the session takes parts only, each recorded in its parts index.
 	PartSize int64 `json:"parallel_part_size,omitempty"`
 	Parallel bool  `json:"parallel,omitempty"`
+
+	// Pieces (concat.go): a Partial session's bytes are a piece of a file
+	// that Concat makes; once whole they stay in storage, unpublished,
+	// until that file takes them or the session expires. Pieces are the
+	// partial sessions a Concat made this one from.
+	Partial bool     `json:"partial,omitempty"`
+	Pieces  []string `json:"pieces,omitempty"`
 }
 
 // purgeRef is what the purger needs even if the record itself is gone.
@@ -72,6 +79,7 @@ type purgeRef struct {
 	Object   string `json:"object"`
 	UploadID string `json:"upload_id,omitempty"`
 	Protocol string `json:"protocol,omitempty"` // the expiry's metrics label
+	Partial  bool   `json:"partial,omitempty"`  // the object is a piece: freed even once whole
 }
 
 func (r *record) object() string {
@@ -82,7 +90,7 @@ func (r *record) object() string {
 }
 
 func (r *record) ref() purgeRef {
-	return purgeRef{ID: r.ID, Location: r.Location, Object: r.object(), UploadID: r.UploadID, Protocol: r.Protocol}
+	return purgeRef{ID: r.ID, Location: r.Location, Object: r.object(), UploadID: r.UploadID, Protocol: r.Protocol, Partial: r.Partial}
 }
 
 // PartRange is a run of parallel parts that landed, First..Last.
@@ -114,13 +122,17 @@ type Info struct {
 	// landed (read by Get), and Offset is the bytes of the run from part 1.
 	Parallel bool
 	Received []PartRange
+	// Partial: the session's bytes are a piece for Concat; Pieces: the
+	// partial sessions Concat made this one from.
+	Partial bool
+	Pieces  []string
 }
 
 func (r *record) info() Info {
 	return Info{ID: r.ID, Bucket: r.Bucket, Key: r.Key, MimeType: r.MimeType, Size: r.Size,
 		Offset: r.Offset, Completed: r.State == stateCompleted, CreatedAt: r.CreatedAt,
 		ExpiresAt: r.ExpiresAt, MinChunk: r.MinPart, Open: r.Open, Protocol: r.Protocol, Meta: r.Meta,
-		PartSize: r.PartSize, PartCount: r.partCount(), Parallel: r.Parallel}
+		PartSize: r.PartSize, PartCount: r.partCount(), Parallel: r.Parallel, Partial: r.Partial, Pieces: r.Pieces}
 }
 
 // accepts checks a chunk's claims against the session: the file's total

@@ -68,6 +68,10 @@ func (c *counting) UploadPart(ctx context.Context, in *s3.UploadPartInput, o ...
 	c.inc("UploadPart")
 	return c.API.UploadPart(ctx, in, o...)
 }
+func (c *counting) UploadPartCopy(ctx context.Context, in *s3.UploadPartCopyInput, o ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error) {
+	c.inc("UploadPartCopy")
+	return c.API.UploadPartCopy(ctx, in, o...)
+}
 func (c *counting) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, o ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
 	c.inc("CompleteMultipartUpload")
 	return c.API.CompleteMultipartUpload(ctx, in, o...)

@@ -1,0 +1,285 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/registry"
+)
+
+// Concatenation: a session made of the bytes of other sessions, its
+// pieces, each uploaded on its own (tus's concatenation extension, several
+// pieces at once). A piece is a Partial session: once whole it stays in
+// Ferry's own storage, unpublished. Concat joins the pieces in storage:
+// on S3 each piece of at least 5 MiB becomes parts of the new upload by
+// UploadPartCopy, one request per 5 GiB, no byte passing through ferryd;
+// pieces under 5 MiB (and pieces in another location than the file) are
+// read and sent again as data, topped up to S3's 5 MiB minimum from the
+// next piece, so at most 5 MiB per small piece goes through ferryd. On a
+// filesystem the pieces are copied into the staging file.
+
+// piece is a whole Partial session's object.
+type piece struct {
+	blobs  bucket.Composer
+	object string
+	size   int64
+	local  bool // in the same location as the file made of it
+}
+
+// Concat completes session id, created for the pieces' total size, from
+// the bytes of the whole Partial sessions partials, in order, and
+// publishes it; the pieces are then removed. Concat on a session it
+// completed returns its file again.
+func (s *Service) Concat(ctx context.Context, id string, partials []string) (Info, registry.File, error) {
+	var (
+		out  Info
+		file registry.File
+	)
+	err := s.withLock(ctx, id, func(ctx context.Context, fence int64) error {
+		rec, ver, err := s.load(ctx, id)
+		switch {
+		case err != nil:
+			return err
+		case rec.State == stateCompleted:
+			out = rec.info()
+			file, err = s.files.Get(ctx, rec.Bucket, rec.Key)
+			return err
+		case rec.Offset > 0 || rec.Parallel || rec.Partial || rec.Open:
+			return ErrUploadMode.New("session %s already takes bytes another way; concatenate into a new session", id)
+		}
+		pieces, err := s.pieces(ctx, rec, partials)
+		if err != nil {
+			return err
+		}
+		if file, err = s.join(ctx, rec, ver, fence, pieces); err != nil {
+			return err
+		}
+		rec.Pieces = partials
+		out = rec.info()
+		s.dropPieces(ctx, partials)
+		return nil
+	})
+	return out, file, err
+}
+
+// pieces loads the partial sessions, which must be whole pieces adding up
+// to rec's size.
+func (s *Service) pieces(ctx context.Context, rec *record, partials []string) ([]piece, error) {
+	if len(partials) == 0 {
+		return nil, errcode.ErrInvalidRequest.New("a concatenation needs at least one piece")
+	}
+	var total int64
+	out := make([]piece, len(partials))
+	for i, pid := range partials {
+		p, _, err := s.load(ctx, pid)
+		switch {
+		case err != nil:
+			return nil, err
+		case !p.Partial:
+			return nil, errcode.ErrInvalidRequest.New("session %s is not a piece: create it as a partial upload", pid)
+		case p.State != stateCompleted:
+			return nil, errcode.ErrConflict.New("piece %s holds %d of its %d bytes: finish it first", pid, p.Offset, p.Size)
+		}
+		blobs, err := s.places.Backend(p.Location)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = piece{blobs: blobs, object: p.object(), size: p.Size, local: p.Location == rec.Location}
+		total += p.Size
+	}
+	if total != rec.Size {
+		return nil, ErrInvalidSize.New("the pieces hold %d bytes but session %s was created for %d", total, rec.ID, rec.Size)
+	}
+	return out, nil
+}
+
+// join fills rec's storage with the pieces and completes it, with the
+// storage filed for the purger and the record claimed before any byte.
+func (s *Service) join(ctx context.Context, rec *record, ver, fence int64, pieces []piece) (registry.File, error) {
+	eng, err := s.engine(rec.Location)
+	if err != nil {
+		return registry.File{}, err
+	}
+	started, err := eng.startParts(ctx, rec)
+	if err != nil {
+		return registry.File{}, fmt.Errorf("start concatenation: %w", storageErr(rec, err))
+	}
+	if started {
+		if err := s.fileExpiry(ctx, eng, rec, rec.CreatedAt.Add(s.cfg.TTL)); err != nil {
+			return registry.File{}, err
+		}
+	}
+	if ver, err = s.save(ctx, rec, ver, fence); err != nil {
+		return registry.File{}, err
+	}
+	if err := eng.concat(ctx, rec, pieces); err != nil {
+		return registry.File{}, storageErr(rec, err)
+	}
+	rec.Offset = rec.Size
+	return s.finish(ctx, rec, ver, fence)
+}
+
+// dropPieces removes pieces a file was made of; what fails here the
+// purger frees when they expire.
+func (s *Service) dropPieces(ctx context.Context, partials []string) {
+	for _, pid := range partials {
+		err := s.withLock(ctx, pid, func(ctx context.Context, _ int64) error {
+			p, ver, err := s.load(ctx, pid)
+			if errcode.Is(err, ErrNotFound) {
+				return nil
+			}
+			if err != nil && !errcode.Is(err, ErrExpired) {
+				return err
+			}
+			return s.remove(ctx, p, ver)
+		})
+		if err != nil {
+			s.log.WarnContext(ctx, "piece_cleanup_failed", "session", pid, "err", err)
+		}
+	}
+}
+
+// segment is bytes [off, off+n) of a piece.
+type segment struct {
+	p      piece
+	off, n int64
+}
+
+// open reads the segment.
+func (g segment) open(ctx context.Context) (io.ReadCloser, error) {
+	rc, _, err := g.p.blobs.Backend.Get(ctx, g.p.object, &bucket.Range{Offset: g.off, Length: g.n})
+	if errors.Is(err, bucket.ErrNotFound) {
+		return nil, fmt.Errorf("piece %s is gone from storage: %w", g.p.object, err)
+	}
+	return rc, err
+}
+
+// segmentsReader reads segments one after the other, opening each when
+// its turn comes.
+type segmentsReader struct {
+	ctx  context.Context
+	segs []segment
+	cur  io.ReadCloser
+}
+
+func (r *segmentsReader) Read(p []byte) (int, error) {
+	for {
+		if r.cur == nil {
+			if len(r.segs) == 0 {
+				return 0, io.EOF
+			}
+			rc, err := r.segs[0].open(r.ctx)
+			if err != nil {
+				return 0, err
+			}
+			r.cur, r.segs = rc, r.segs[1:]
+		}
+		n, err := r.cur.Read(p)
+		if err == io.EOF {
+			r.cur.Close()
+			r.cur, err = nil, nil
+			if n == 0 {
+				continue
+			}
+		}
+		return n, err
+	}
+}
+
+func (r *segmentsReader) Close() error {
+	if r.cur != nil {
+		return r.cur.Close()
+	}
+	return nil
+}
+
+// concat writes the pieces into the staging file at their offsets.
+func (e *stagingEngine) concat(ctx context.Context, rec *record, pieces []piece) error {
+	var off int64
+	for _, p := range pieces {
+		r := &segmentsReader{ctx: ctx, segs: []segment{{p: p, n: p.size}}}
+		err := e.blobs.StageWriteAt(ctx, rec.ID, off, r, p.size)
+		r.Close()
+		if err != nil {
+			return err
+		}
+		off += p.size
+	}
+	return nil
+}
+
+// concat makes the pieces the upload's parts: runs of a local piece of at
+// least MinPartSize are copied in storage (when it can), the rest are sent
+// as data, gathered to MinPartSize; only the last part is smaller.
+func (e *multipartEngine) concat(ctx context.Context, rec *record, pieces []piece) error {
+	var (
+		parts   []bucket.Part
+		pending []segment
+		held    int64
+	)
+	put := func(segs []segment, n int64, copied bool) error {
+		num := len(parts) + 1
+		if num > bucket.MaxParts {
+			return fmt.Errorf("session %s would need more than %d parts", rec.ID, bucket.MaxParts)
+		}
+		var p bucket.Part
+		var err error
+		if copied {
+			g := segs[0]
+			p, err = e.copier.CopyPart(ctx, rec.object(), rec.UploadID, num, g.p.object, bucket.Range{Offset: g.off, Length: g.n})
+		} else {
+			r := &segmentsReader{ctx: ctx, segs: segs}
+			p, err = e.mp.UploadPart(ctx, rec.object(), rec.UploadID, num, r, n, nil)
+			r.Close()
+		}
+		if err != nil {
+			return err
+		}
+		parts = append(parts, p)
+		return nil
+	}
+	flush := func() error {
+		if held == 0 {
+			return nil
+		}
+		err := put(pending, held, false)
+		pending, held = nil, 0
+		return err
+	}
+	for i, p := range pieces {
+		var off int64
+		if held > 0 { // top the gathered bytes up to a whole part
+			take := min(bucket.MinPartSize-held, p.size)
+			pending, held, off = append(pending, segment{p, 0, take}), held+take, take
+			if held == bucket.MinPartSize {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		rest := p.size - off
+		if rest > 0 && rest < bucket.MinPartSize && i < len(pieces)-1 {
+			pending, held = append(pending, segment{p, off, rest}), rest // waits for the next piece
+			continue
+		}
+		for _, n := range splitRun(rest) {
+			if n == 0 {
+				break
+			}
+			g := segment{p, off, n}
+			if err := put([]segment{g}, n, p.local && e.copier != nil); err != nil {
+				return err
+			}
+			off += n
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	rec.Parts = parts
+	return nil
+}
