@@ -9,6 +9,7 @@ import (
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/registry"
+	"golang.org/x/sync/errgroup"
 )
 
 // Concatenation: a session made of the bytes of other sessions, its
@@ -55,10 +56,10 @@ func (s *Service) Concat(ctx context.Context, id string, partials []string) (Inf
 		if err != nil {
 			return err
 		}
+		rec.Pieces = partials
 		if file, err = s.join(ctx, rec, ver, fence, pieces); err != nil {
 			return err
 		}
-		rec.Pieces = partials
 		out = rec.info()
 		s.dropPieces(ctx, partials)
 		return nil
@@ -212,72 +213,81 @@ func (e *stagingEngine) concat(ctx context.Context, rec *record, pieces []piece)
 	return nil
 }
 
-// concat makes the pieces the upload's parts: runs of a local piece of at
-// least MinPartSize are copied in storage (when it can), the rest are sent
-// as data, gathered to MinPartSize; only the last part is smaller.
-func (e *multipartEngine) concat(ctx context.Context, rec *record, pieces []piece) error {
+// joinPart is one part of a concatenation: segments sent as data, or one
+// segment copied in storage.
+type joinPart struct {
+	segs   []segment
+	n      int64
+	copied bool
+}
+
+// planParts cuts the pieces into parts: runs of a piece of at least
+// MinPartSize are copied where copy allows (at most MaxPartSize each), the
+// rest is sent as data, gathered to MinPartSize from the next piece; only
+// the last part is smaller.
+func planParts(pieces []piece, copy bool) []joinPart {
 	var (
-		parts   []bucket.Part
-		pending []segment
-		held    int64
+		parts   []joinPart
+		pending joinPart
 	)
-	put := func(segs []segment, n int64, copied bool) error {
-		num := len(parts) + 1
-		if num > bucket.MaxParts {
-			return fmt.Errorf("session %s would need more than %d parts", rec.ID, bucket.MaxParts)
+	flush := func() {
+		if pending.n > 0 {
+			parts, pending = append(parts, pending), joinPart{}
 		}
-		var p bucket.Part
-		var err error
-		if copied {
-			g := segs[0]
-			p, err = e.copier.CopyPart(ctx, rec.object(), rec.UploadID, num, g.p.object, bucket.Range{Offset: g.off, Length: g.n})
-		} else {
-			r := &segmentsReader{ctx: ctx, segs: segs}
-			p, err = e.mp.UploadPart(ctx, rec.object(), rec.UploadID, num, r, n, nil)
-			r.Close()
-		}
-		if err != nil {
-			return err
-		}
-		parts = append(parts, p)
-		return nil
-	}
-	flush := func() error {
-		if held == 0 {
-			return nil
-		}
-		err := put(pending, held, false)
-		pending, held = nil, 0
-		return err
 	}
 	for i, p := range pieces {
 		var off int64
-		if held > 0 { // top the gathered bytes up to a whole part
-			take := min(bucket.MinPartSize-held, p.size)
-			pending, held, off = append(pending, segment{p, 0, take}), held+take, take
-			if held == bucket.MinPartSize {
-				if err := flush(); err != nil {
-					return err
-				}
+		if pending.n > 0 { // top the gathered bytes up to a whole part
+			take := min(bucket.MinPartSize-pending.n, p.size)
+			pending.segs, pending.n, off = append(pending.segs, segment{p, 0, take}), pending.n+take, take
+			if pending.n == bucket.MinPartSize {
+				flush()
 			}
 		}
 		rest := p.size - off
 		if rest > 0 && rest < bucket.MinPartSize && i < len(pieces)-1 {
-			pending, held = append(pending, segment{p, off, rest}), rest // waits for the next piece
+			pending = joinPart{segs: []segment{{p, off, rest}}, n: rest} // waits for the next piece
 			continue
 		}
 		for _, n := range splitRun(rest) {
-			if n == 0 {
-				break
+			if n > 0 {
+				parts = append(parts, joinPart{segs: []segment{{p, off, n}}, n: n, copied: copy && p.local})
+				off += n
 			}
-			g := segment{p, off, n}
-			if err := put([]segment{g}, n, p.local && e.copier != nil); err != nil {
-				return err
-			}
-			off += n
 		}
 	}
-	if err := flush(); err != nil {
+	flush()
+	return parts
+}
+
+// joinAtOnce bounds the parts of one concatenation in flight: copies run
+// inside storage, so a few at once cut the wait for a large file.
+const joinAtOnce = 4
+
+// concat makes the pieces the upload's parts (planParts), a few at once.
+func (e *multipartEngine) concat(ctx context.Context, rec *record, pieces []piece) error {
+	plan := planParts(pieces, e.copier != nil)
+	if len(plan) > bucket.MaxParts {
+		return fmt.Errorf("session %s would need %d parts, more than %d", rec.ID, len(plan), bucket.MaxParts)
+	}
+	parts := make([]bucket.Part, len(plan))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(joinAtOnce)
+	for i, jp := range plan {
+		g.Go(func() error {
+			var err error
+			if jp.copied {
+				sg := jp.segs[0]
+				parts[i], err = e.copier.CopyPart(gctx, rec.object(), rec.UploadID, i+1, sg.p.object, bucket.Range{Offset: sg.off, Length: sg.n})
+				return err
+			}
+			r := &segmentsReader{ctx: gctx, segs: jp.segs}
+			defer r.Close()
+			parts[i], err = e.mp.UploadPart(gctx, rec.object(), rec.UploadID, i+1, r, jp.n, nil)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	rec.Parts = parts

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 )
 
@@ -146,4 +148,54 @@ func TestUnjoinedPieceExpires(t *testing.T) {
 			}
 		}
 	})
+}
+
+// planParts keeps every part but the last at S3's minimum, copies what it
+// can, and covers the pieces' bytes exactly, in order.
+func TestPlanParts(t *testing.T) {
+	type want struct {
+		n      int64
+		copied bool
+	}
+	const G = 1 << 30
+	for _, c := range []struct {
+		sizes []int64
+		local bool
+		want  []want
+	}{
+		{[]int64{6 * MiB, 2 * MiB, MiB, 7 * MiB, 3 * MiB}, true, []want{{6 * MiB, true}, {5 * MiB, false}, {5 * MiB, true}, {3 * MiB, true}}},
+		{[]int64{MiB, MiB, MiB}, true, []want{{3 * MiB, false}}},
+		{[]int64{3 * MiB, 10 * MiB}, true, []want{{5 * MiB, false}, {8 * MiB, true}}},
+		{[]int64{3 * MiB, 6 * MiB, MiB}, true, []want{{5 * MiB, false}, {5 * MiB, false}}},
+		{[]int64{6 * G}, true, []want{{3 * G, true}, {3 * G, true}}},
+		{[]int64{6 * MiB, 2 * MiB}, false, []want{{6 * MiB, false}, {2 * MiB, false}}},
+		{[]int64{0, 5 * MiB, 0}, true, []want{{5 * MiB, true}}},
+	} {
+		var pieces []piece
+		var total int64
+		for _, n := range c.sizes {
+			pieces = append(pieces, piece{size: n, local: c.local})
+			total += n
+		}
+		plan := planParts(pieces, true)
+		var got []want
+		var sum int64
+		for i, p := range plan {
+			got = append(got, want{p.n, p.copied})
+			var segs int64
+			for _, g := range p.segs {
+				segs += g.n
+			}
+			if segs != p.n || p.copied && len(p.segs) != 1 {
+				t.Errorf("%v: part %d of %d bytes has segments of %d (%d of them)", c.sizes, i+1, p.n, segs, len(p.segs))
+			}
+			if i < len(plan)-1 && p.n < bucket.MinPartSize {
+				t.Errorf("%v: part %d of %d bytes is under the minimum", c.sizes, i+1, p.n)
+			}
+			sum += p.n
+		}
+		if !slices.Equal(got, c.want) || sum != total {
+			t.Errorf("planParts(%v) = %v (%d bytes), want %v (%d)", c.sizes, got, sum, c.want, total)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package tus_test
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,6 +79,80 @@ func TestTusJSClient(t *testing.T) {
 		}
 		if _, got := nativeFile(t, in, "js", "big.bin"); !bytes.Equal(got, data) {
 			t.Fatalf("native :content: %d bytes, equal %v", len(got), bytes.Equal(got, data))
+		}
+	})
+}
+
+// parallelRun is what testdata/parallel_resume.js reports.
+type parallelRun struct {
+	URL     string   `json:"url"`
+	Parts   []string `json:"parts"`
+	Resumed bool     `json:"resumed"`
+	Outcome string   `json:"outcome"`
+	Sent    int64    `json:"sent"`
+}
+
+// TestTusJSClientParallel uploads 48 MiB with the real tus-js-client 4 and
+// parallelUploads: 4 (tus concatenation, as Uppy's parallel mode): the
+// first run aborts once 20 MiB are acknowledged, a second run finds the
+// partial uploads again, sends only what they lack, and joins them. The
+// file is byte-exact and the partial uploads are gone.
+func TestTusJSClientParallel(t *testing.T) {
+	mods := testsvc.NodeModules(t, "tus-js-client@4")
+	script, err := filepath.Abs("testdata/parallel_resume.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
+		in := serve(t, s, session.Config{})
+		dir := t.TempDir()
+		const size = 48 << 20
+		data := randomBytes(t, size)
+		file := filepath.Join(dir, "big.bin")
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		storage := filepath.Join(dir, "urls.json")
+		run := func(abortAt int) parallelRun {
+			t.Helper()
+			cmd := exec.Command("node", script, in.srv.URL+tus.BasePath, file, storage, "4", strconv.Itoa(abortAt))
+			cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("node parallel_resume.js: %v\n%s", err, stderr.String())
+			}
+			var r parallelRun
+			if err := json.Unmarshal(out, &r); err != nil {
+				t.Fatalf("parallel_resume.js said %q: %v", out, err)
+			}
+			return r
+		}
+
+		first := run(20 << 20)
+		if first.Outcome != "aborted" || len(first.Parts) != 4 {
+			t.Fatalf("first run: %+v", first)
+		}
+		var landed int64
+		for _, u := range first.Parts {
+			landed += offsetOf(t, u)
+		}
+		if landed < 20<<20 || landed >= size {
+			t.Fatalf("after the abort the partial uploads hold %d bytes", landed)
+		}
+		second := run(0)
+		if second.Outcome != "completed" || !second.Resumed || second.URL == "" {
+			t.Fatalf("second run: %+v", second)
+		}
+		if second.Sent != size-landed {
+			t.Fatalf("the resumed run sent %d bytes; the partial uploads lacked %d", second.Sent, size-landed)
+		}
+		if _, got := nativeFile(t, in, "js", "parallel.bin"); !bytes.Equal(got, data) {
+			t.Fatalf("native :content: %d bytes, equal %v", len(got), bytes.Equal(got, data))
+		}
+		for _, u := range first.Parts {
+			wantStatus(t, req(t, http.MethodHead, u, nil), http.StatusNotFound, "HEAD of a joined partial")
 		}
 	})
 }

@@ -52,11 +52,13 @@ func (s *dataStore) NewUpload(ctx context.Context, info tusd.FileInfo) (tusd.Upl
 	}
 	id := session.NewID()
 	sp := session.Spec{ID: id, Bucket: meta["bucket"], Key: meta["key"], MimeType: mimeType(meta),
-		Size: info.Size, Protocol: session.ProtocolTus, Meta: meta}
+		Size: info.Size, Protocol: session.ProtocolTus, Meta: meta, Partial: info.IsPartial}
 	if sp.Bucket == "" {
 		sp.Bucket = s.bucket
 	}
-	if sp.Key == "" {
+	if sp.Partial {
+		sp.Key = id // a piece has no key of its own: the final upload names the file
+	} else if sp.Key == "" {
 		key, err := s.keyFor(ctx, sp.Bucket, meta["filename"], id)
 		if err != nil {
 			return nil, s.fail(ctx, err)
@@ -122,6 +124,8 @@ func (s *dataStore) AsLengthDeclarableUpload(u tusd.Upload) tusd.LengthDeclarabl
 	return u.(*upload)
 }
 
+func (s *dataStore) AsConcatableUpload(u tusd.Upload) tusd.ConcatableUpload { return u.(*upload) }
+
 // upload is one tus upload: the session as loaded by this request.
 type upload struct {
 	s  *dataStore
@@ -131,7 +135,8 @@ type upload struct {
 func (u *upload) GetInfo(context.Context) (tusd.FileInfo, error) {
 	in := u.in
 	fi := tusd.FileInfo{ID: in.ID, Size: in.Size, Offset: in.Offset, MetaData: in.Meta,
-		Storage: map[string]string{"Type": "ferry", "Bucket": in.Bucket, "Key": in.Key}}
+		Storage: map[string]string{"Type": "ferry", "Bucket": in.Bucket, "Key": in.Key},
+		IsPartial: in.Partial, IsFinal: len(in.Pieces) > 0, PartialUploads: in.Pieces}
 	if in.Open {
 		fi.Size, fi.SizeIsDeferred = 0, true
 	}
@@ -196,6 +201,23 @@ func (u *upload) FinishUpload(ctx context.Context) error {
 		return nil
 	}
 	in, _, err := u.s.sessions.Append(ctx, u.in.ID, session.Chunk{Offset: -1, Total: -1})
+	if err != nil {
+		return u.s.fail(ctx, err)
+	}
+	u.noted(stateOf(ctx), in)
+	return nil
+}
+
+// ConcatUploads makes a final upload from its partial uploads, whole and in
+// order (tusd checked both), and completes it: on S3 the pieces become
+// parts by UploadPartCopy, so their bytes do not pass through ferryd again
+// (session.Concat). The partial uploads are removed.
+func (u *upload) ConcatUploads(ctx context.Context, partials []tusd.Upload) error {
+	ids := make([]string, len(partials))
+	for i, p := range partials {
+		ids[i] = p.(*upload).in.ID
+	}
+	in, _, err := u.s.sessions.Concat(ctx, u.in.ID, ids)
 	if err != nil {
 		return u.s.fail(ctx, err)
 	}

@@ -7,10 +7,12 @@
 //
 // Extensions: creation, creation-with-upload, creation-defer-length (an
 // open session whose size a later PATCH declares), termination, expiration
-// (the session's TTL, as Upload-Expires) and checksum (Upload-Checksum,
-// checked by the session engine; a mismatch is 460). Concatenation is not
-// offered, and GET of an upload is disabled: a completed upload is read
-// through the native `:content` route.
+// (the session's TTL, as Upload-Expires), checksum (Upload-Checksum,
+// checked by the session engine; a mismatch is 460) and concatenation (a
+// partial upload is a piece session, unpublished; the final upload joins
+// the pieces in storage with session.Concat and is complete at creation).
+// GET of an upload is disabled: a completed upload is read through the
+// native `:content` route.
 //
 // Persistent layout, beside the session's own (session/keys.go):
 //
@@ -101,6 +103,7 @@ func New(sessions *session.Service, files Files, store metastore.Store, cfg Conf
 	composer.UseCore(ds)
 	composer.UseTerminater(ds)
 	composer.UseLengthDeferrer(ds)
+	composer.UseConcater(ds)
 	composer.UseLocker(&locker{store: store, ttl: cfg.LockTTL})
 	h, err := tusd.NewHandler(tusd.Config{
 		StoreComposer:   composer,
