@@ -10,11 +10,9 @@
 package config
 
 import (
-	"bytes"
+	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -23,13 +21,12 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/ferryhq/ferry/bucket"
 )
 
 // Config is everything ferryd can be told. The yaml tag is the file key; the
-// comment names the environment variable.
+// comment names the environment variable (load.go binds them); secret:"true"
+// keeps a value out of ferryd config's output.
 type Config struct {
 	Addr            string        `yaml:"addr"`             // FERRY_ADDR, --addr
 	DataDir         string        `yaml:"data_dir"`         // FERRY_DATA_DIR, --data-dir
@@ -139,9 +136,9 @@ type OpenAI struct {
 // Embeddings names an OpenAI-compatible embeddings endpoint for the vector
 // and hybrid search modes. Empty URL: keyword search only.
 type Embeddings struct {
-	URL    string `yaml:"url"`     // FERRY_OPENAI_EMBEDDINGS_URL: base URL, e.g. http://127.0.0.1:11434/v1
-	Model  string `yaml:"model"`   // FERRY_OPENAI_EMBEDDINGS_MODEL
-	APIKey string `yaml:"api_key"` // FERRY_OPENAI_EMBEDDINGS_API_KEY: sent as a bearer token
+	URL    string `yaml:"url"`                   // FERRY_OPENAI_EMBEDDINGS_URL: base URL, e.g. http://127.0.0.1:11434/v1
+	Model  string `yaml:"model"`                 // FERRY_OPENAI_EMBEDDINGS_MODEL
+	APIKey string `yaml:"api_key" secret:"true"` // FERRY_OPENAI_EMBEDDINGS_API_KEY: sent as a bearer token
 }
 
 // Log configures the structured logger.
@@ -162,11 +159,11 @@ type Redis struct {
 	MasterName string   `yaml:"master_name"` // FERRY_REDIS_MASTER_NAME: the master the sentinels watch
 	// Username and Password are the ACL user for the data nodes (a URL may
 	// carry its own); SentinelPassword authenticates to the sentinels.
-	Username         string `yaml:"username"`          // FERRY_REDIS_USERNAME
-	Password         string `yaml:"password"`          // FERRY_REDIS_PASSWORD
-	SentinelPassword string `yaml:"sentinel_password"` // FERRY_REDIS_SENTINEL_PASSWORD
-	TLS              bool   `yaml:"tls"`               // FERRY_REDIS_TLS: TLS to every node (a rediss:// URL implies it)
-	CAFile           string `yaml:"ca_file"`           // FERRY_REDIS_CA_FILE: PEM certificates that sign the nodes' (default: the system's); implies tls
+	Username         string `yaml:"username"`                        // FERRY_REDIS_USERNAME
+	Password         string `yaml:"password" secret:"true"`          // FERRY_REDIS_PASSWORD
+	SentinelPassword string `yaml:"sentinel_password" secret:"true"` // FERRY_REDIS_SENTINEL_PASSWORD
+	TLS              bool   `yaml:"tls"`                             // FERRY_REDIS_TLS: TLS to every node (a rediss:// URL implies it)
+	CAFile           string `yaml:"ca_file"`                         // FERRY_REDIS_CA_FILE: PEM certificates that sign the nodes' (default: the system's); implies tls
 }
 
 // Redis topologies: redis.mode's values, and single for redis.url.
@@ -194,13 +191,13 @@ func (r Redis) Topology() string {
 
 // S3 selects the S3 blob backend. Empty Bucket means the local filesystem.
 type S3 struct {
-	Endpoint        string `yaml:"endpoint"`          // FERRY_S3_ENDPOINT: empty means AWS
-	Region          string `yaml:"region"`            // FERRY_S3_REGION
-	Bucket          string `yaml:"bucket"`            // FERRY_S3_BUCKET
-	Prefix          string `yaml:"prefix"`            // FERRY_S3_PREFIX: where ferry's objects live in the bucket
-	PathStyle       bool   `yaml:"path_style"`        // FERRY_S3_PATH_STYLE
-	AccessKeyID     string `yaml:"access_key_id"`     // AWS_ACCESS_KEY_ID
-	SecretAccessKey string `yaml:"secret_access_key"` // AWS_SECRET_ACCESS_KEY
+	Endpoint        string `yaml:"endpoint"`                        // FERRY_S3_ENDPOINT: empty means AWS
+	Region          string `yaml:"region"`                          // FERRY_S3_REGION
+	Bucket          string `yaml:"bucket"`                          // FERRY_S3_BUCKET
+	Prefix          string `yaml:"prefix"`                          // FERRY_S3_PREFIX: where ferry's objects live in the bucket
+	PathStyle       bool   `yaml:"path_style"`                      // FERRY_S3_PATH_STYLE
+	AccessKeyID     string `yaml:"access_key_id"`                   // AWS_ACCESS_KEY_ID
+	SecretAccessKey string `yaml:"secret_access_key" secret:"true"` // AWS_SECRET_ACCESS_KEY
 }
 
 // Sessions bounds upload sessions.
@@ -242,197 +239,6 @@ func (c Config) UsesRedis() bool { return c.Redis.Topology() != "" }
 
 // UsesS3 reports whether blobs live in S3 rather than under DataDir.
 func (c Config) UsesS3() bool { return c.S3.Bucket != "" }
-
-// Load builds the configuration from args (without the program name) and
-// the environment lookup (os.LookupEnv in production). Flag parse errors and
-// -h are returned as errors; flag.ErrHelp means usage was printed to out.
-func Load(args []string, lookup func(string) (string, bool), out io.Writer) (Config, error) {
-	cfg := Default()
-	fs := flag.NewFlagSet("ferryd", flag.ContinueOnError)
-	fs.SetOutput(out)
-	var (
-		file      = fs.String("config", "", "YAML configuration `file`")
-		addr      = fs.String("addr", cfg.Addr, "listen `address` (host:port)")
-		dataDir   = fs.String("data-dir", cfg.DataDir, "`directory` for embedded metadata and blobs")
-		logFormat = fs.String("log-format", cfg.Log.Format, "log format: text or json")
-		logLevel  = fs.String("log-level", cfg.Log.Level, "log level: debug, info, warn or error")
-		readIdle  = fs.Duration("read-idle-timeout", cfg.Server.ReadIdleTimeout, "longest wait for more of a request body before the request fails")
-		open      = fs.Bool("insecure-open", cfg.Auth.InsecureOpen, "serve without API keys on a non-loopback address")
-	)
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected argument %q: ferryd takes only flags (see -h)", fs.Arg(0))
-	}
-	if *file != "" {
-		if err := loadFile(&cfg, *file); err != nil {
-			return cfg, err
-		}
-	}
-	if err := loadEnv(&cfg, lookup); err != nil {
-		return cfg, err
-	}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "addr":
-			cfg.Addr = *addr
-		case "data-dir":
-			cfg.DataDir = *dataDir
-		case "log-format":
-			cfg.Log.Format = *logFormat
-		case "log-level":
-			cfg.Log.Level = *logLevel
-		case "read-idle-timeout":
-			cfg.Server.ReadIdleTimeout = *readIdle
-		case "insecure-open":
-			cfg.Auth.InsecureOpen = *open
-		}
-	})
-	return cfg, nil
-}
-
-// loadFile decodes the YAML strictly: an unknown key is an error, so a typo
-// never silently falls back to a default.
-func loadFile(cfg *Config, path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read config file: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	return nil
-}
-
-// envVar binds one environment variable to one field.
-type envVar struct {
-	name string
-	set  func(cfg *Config, v string) error
-}
-
-func str(f func(*Config) *string) func(*Config, string) error {
-	return func(c *Config, v string) error { *f(c) = v; return nil }
-}
-
-func atoi(f func(*Config) *int) func(*Config, string) error {
-	return func(c *Config, v string) (err error) { *f(c), err = strconv.Atoi(v); return }
-}
-
-var envVars = []envVar{
-	{"FERRY_ADDR", str(func(c *Config) *string { return &c.Addr })},
-	{"FERRY_DATA_DIR", str(func(c *Config) *string { return &c.DataDir })},
-	{"FERRY_SHUTDOWN_TIMEOUT", func(c *Config, v string) (err error) { c.ShutdownTimeout, err = time.ParseDuration(v); return }},
-	{"FERRY_READ_IDLE_TIMEOUT", func(c *Config, v string) (err error) { c.Server.ReadIdleTimeout, err = time.ParseDuration(v); return }},
-	{"FERRY_READ_HEADER_TIMEOUT", func(c *Config, v string) (err error) {
-		c.Server.ReadHeaderTimeout, err = time.ParseDuration(v)
-		return
-	}},
-	{"FERRY_LOG_FORMAT", str(func(c *Config) *string { return &c.Log.Format })},
-	{"FERRY_LOG_LEVEL", str(func(c *Config) *string { return &c.Log.Level })},
-	{"FERRY_REDIS_URL", str(func(c *Config) *string { return &c.Redis.URL })},
-	{"FERRY_REDIS_PREFIX", str(func(c *Config) *string { return &c.Redis.Prefix })},
-	{"FERRY_ALLOWED_HOSTS", func(c *Config, v string) error { c.Server.AllowedHosts = splitList(v); return nil }},
-	{"FERRY_MAX_FORM_PARTS", func(c *Config, v string) (err error) { c.Server.MaxFormParts, err = strconv.Atoi(v); return }},
-	{"FERRY_MAX_FORM_BYTES", func(c *Config, v string) (err error) { c.Server.MaxFormBytes, err = strconv.Atoi(v); return }},
-	{"FERRY_CORS_ORIGINS", func(c *Config, v string) error { c.Server.CORSOrigins = splitList(v); return nil }},
-	{"FERRY_REDIS_ADDRS", func(c *Config, v string) error { c.Redis.Addrs = splitList(v); return nil }},
-	{"FERRY_REDIS_MODE", str(func(c *Config) *string { return &c.Redis.Mode })},
-	{"FERRY_REDIS_MASTER_NAME", str(func(c *Config) *string { return &c.Redis.MasterName })},
-	{"FERRY_REDIS_USERNAME", str(func(c *Config) *string { return &c.Redis.Username })},
-	{"FERRY_REDIS_PASSWORD", str(func(c *Config) *string { return &c.Redis.Password })},
-	{"FERRY_REDIS_SENTINEL_PASSWORD", str(func(c *Config) *string { return &c.Redis.SentinelPassword })},
-	{"FERRY_REDIS_CA_FILE", str(func(c *Config) *string { return &c.Redis.CAFile })},
-	{"FERRY_REDIS_TLS", func(c *Config, v string) (err error) { c.Redis.TLS, err = strconv.ParseBool(v); return }},
-	{"FERRY_S3_ENDPOINT", str(func(c *Config) *string { return &c.S3.Endpoint })},
-	{"FERRY_S3_REGION", str(func(c *Config) *string { return &c.S3.Region })},
-	{"FERRY_S3_BUCKET", str(func(c *Config) *string { return &c.S3.Bucket })},
-	{"FERRY_S3_PREFIX", str(func(c *Config) *string { return &c.S3.Prefix })},
-	{"FERRY_S3_PATH_STYLE", func(c *Config, v string) (err error) { c.S3.PathStyle, err = strconv.ParseBool(v); return }},
-	{"AWS_ACCESS_KEY_ID", str(func(c *Config) *string { return &c.S3.AccessKeyID })},
-	{"AWS_SECRET_ACCESS_KEY", str(func(c *Config) *string { return &c.S3.SecretAccessKey })},
-	{"FERRY_SESSION_TTL", func(c *Config, v string) (err error) { c.Sessions.TTL, err = time.ParseDuration(v); return }},
-	{"FERRY_SESSION_MAX_SIZE", func(c *Config, v string) (err error) { c.Sessions.MaxSize, err = strconv.ParseInt(v, 10, 64); return }},
-	{"FERRY_SESSION_MAX_HELD_BYTES", func(c *Config, v string) (err error) {
-		c.Sessions.MaxHeldBytes, err = strconv.ParseInt(v, 10, 64)
-		return
-	}},
-	{"FERRY_SESSION_MAX_BUFFERED_BYTES", func(c *Config, v string) (err error) {
-		c.Sessions.MaxBufferedBytes, err = strconv.ParseInt(v, 10, 64)
-		return
-	}},
-	{"FERRY_SESSION_MAX_HELD_TOTAL", func(c *Config, v string) (err error) {
-		c.Sessions.MaxHeldTotal, err = strconv.ParseInt(v, 10, 64)
-		return
-	}},
-	{"FERRY_OPENAI_BUCKET", str(func(c *Config) *string { return &c.OpenAI.Bucket })},
-	{"FERRY_TUS_BUCKET", str(func(c *Config) *string { return &c.Tus.Bucket })},
-	{"FERRY_OPENAI_UPLOADS_BUCKET", str(func(c *Config) *string { return &c.OpenAI.UploadsBucket })},
-	{"FERRY_OPENAI_MAX_FILE_SIZE", func(c *Config, v string) (err error) { c.OpenAI.MaxFileSize, err = strconv.ParseInt(v, 10, 64); return }},
-	{"FERRY_OPENAI_MAX_UPLOAD_SIZE", func(c *Config, v string) (err error) {
-		c.OpenAI.MaxUploadSize, err = strconv.ParseInt(v, 10, 64)
-		return
-	}},
-	{"FERRY_OPENAI_UPLOAD_TTL", func(c *Config, v string) (err error) { c.OpenAI.UploadTTL, err = time.ParseDuration(v); return }},
-	{"FERRY_OPENAI_VECTOR_WORKERS", func(c *Config, v string) (err error) { c.OpenAI.VectorWorkers, err = strconv.Atoi(v); return }},
-	{"FERRY_OPENAI_VECTOR_POLL_INTERVAL", func(c *Config, v string) (err error) {
-		c.OpenAI.VectorPollInterval, err = time.ParseDuration(v)
-		return
-	}},
-	{"FERRY_OPENAI_VECTOR_MAX_FILE_SIZE", func(c *Config, v string) (err error) {
-		c.OpenAI.VectorMaxFileSize, err = strconv.ParseInt(v, 10, 64)
-		return
-	}},
-	{"FERRY_OPENAI_VECTOR_CACHE_SIZE", func(c *Config, v string) (err error) {
-		c.OpenAI.VectorCacheSize, err = strconv.ParseInt(v, 10, 64)
-		return
-	}},
-	{"FERRY_OPENAI_EMBEDDINGS_URL", str(func(c *Config) *string { return &c.OpenAI.Embeddings.URL })},
-	{"FERRY_OPENAI_EMBEDDINGS_MODEL", str(func(c *Config) *string { return &c.OpenAI.Embeddings.Model })},
-	{"FERRY_OPENAI_EMBEDDINGS_API_KEY", str(func(c *Config) *string { return &c.OpenAI.Embeddings.APIKey })},
-	{"FERRY_ALLOWED_ROOTS", func(c *Config, v string) error {
-		c.Registration.AllowedRoots = nil
-		for _, p := range filepath.SplitList(v) {
-			if p != "" {
-				c.Registration.AllowedRoots = append(c.Registration.AllowedRoots, p)
-			}
-		}
-		return nil
-	}},
-	{"FERRY_ALLOWED_S3_BUCKETS", func(c *Config, v string) error { c.Registration.AllowedS3Buckets = splitList(v); return nil }},
-	{"FERRY_API_KEYS_FILE", str(func(c *Config) *string { return &c.Auth.KeysFile })},
-	{"FERRY_INSECURE_OPEN", func(c *Config, v string) (err error) { c.Auth.InsecureOpen, err = strconv.ParseBool(v); return }},
-	{"FERRY_DOWNLOADS_REDIRECT", str(func(c *Config) *string { return &c.Downloads.Redirect })},
-	{"FERRY_DOWNLOADS_PRESIGN_TTL", func(c *Config, v string) (err error) { c.Downloads.PresignTTL, err = time.ParseDuration(v); return }},
-	{"FERRY_SESSION_PURGE_INTERVAL", func(c *Config, v string) (err error) { c.Sessions.PurgeInterval, err = time.ParseDuration(v); return }},
-	{"FERRY_LIMIT_UPLOADS_PER_MINUTE", atoi(func(c *Config) *int { return &c.Limits.UploadsPerMinute })},
-	{"FERRY_LIMIT_RETRIEVALS_PER_MINUTE", atoi(func(c *Config) *int { return &c.Limits.RetrievalsPerMinute })},
-	{"FERRY_LIMIT_DELETIONS_PER_MINUTE", atoi(func(c *Config) *int { return &c.Limits.DeletionsPerMinute })},
-}
-
-// EnvNames lists every environment variable Load reads, for documentation.
-func EnvNames() []string {
-	names := make([]string, len(envVars))
-	for i, e := range envVars {
-		names[i] = e.name
-	}
-	return names
-}
-
-func loadEnv(cfg *Config, lookup func(string) (string, bool)) error {
-	for _, e := range envVars {
-		v, ok := lookup(e.name)
-		if !ok {
-			continue
-		}
-		if err := e.set(cfg, v); err != nil {
-			return fmt.Errorf("environment %s=%q: %w", e.name, v, err)
-		}
-	}
-	return nil
-}
 
 // Validate rejects a configuration that cannot work, saying what to change.
 // All problems are reported at once.
@@ -576,8 +382,10 @@ func (r Redis) validate(bad complain) {
 		}
 	}
 	if r.CAFile != "" {
-		if _, err := os.Stat(r.CAFile); err != nil {
+		if pem, err := os.ReadFile(r.CAFile); err != nil {
 			bad("redis.ca_file: %v", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			bad("redis.ca_file %s holds no PEM certificate: give the PEM file of the CA that signed the Redis nodes' certificates", r.CAFile)
 		}
 	}
 	for _, a := range r.Addrs {
@@ -595,17 +403,6 @@ func (r Redis) validate(bad complain) {
 	case mode == RedisSentinel && r.MasterName == "":
 		bad("redis.mode sentinel needs redis.master_name (FERRY_REDIS_MASTER_NAME): the name the sentinels monitor")
 	}
-}
-
-// splitList splits a comma-separated setting, dropping empty items.
-func splitList(v string) []string {
-	var out []string
-	for _, item := range strings.Split(v, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
-	}
-	return out
 }
 
 func (s Sessions) validate(bad complain) {
