@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"strings"
@@ -84,5 +85,26 @@ func TestREADMEListsEverySetting(t *testing.T) {
 		if row, ok := rows[e.key]; ok && !strings.HasPrefix(row.env, "`"+e.name+"`") {
 			t.Errorf("README: %s's environment variable is %s; want `%s`", e.key, row.env, e.name)
 		}
+	}
+}
+
+// The README's example ferry.yaml is one ferryd starts with.
+func TestREADMEExampleFileValid(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(data), "\nExample `ferry.yaml`")
+	_, after, ok2 := strings.Cut(after, "```yaml\n")
+	example, _, ok3 := strings.Cut(after, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README has no example ferry.yaml")
+	}
+	cfg, err := Load([]string{"--config", writeFile(t, example)}, env(), io.Discard)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatalf("ferryd would refuse the README's example:\n%s\n%v", example, err)
 	}
 }
