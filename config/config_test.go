@@ -4,6 +4,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -255,5 +257,118 @@ func TestServerTimeouts(t *testing.T) {
 	}
 	if _, err := Load(nil, env("FERRY_READ_IDLE_TIMEOUT", "15"), io.Discard); err == nil || !strings.Contains(err.Error(), "FERRY_READ_IDLE_TIMEOUT") {
 		t.Fatalf("a duration without a unit: %v", err)
+	}
+}
+
+// Every problem in the flags, the file and the environment comes back in
+// one error, each naming what was wrong and what to write instead.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	p := writeFile(t, "sessions:\n  purge_interval: often\nadress: x\n")
+	_, err := Load([]string{"--config", p, "--read-idle-timeout", "soon", "--insecure-open=maybe"},
+		env("FERRY_SESSION_TTL", "banana", "FERRY_SESSION_MAX_SIZE", "lots", "FERRY_S3_PATH_STYLE", "yes please"), io.Discard)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{
+		`FERRY_SESSION_TTL="banana": not a duration: write a number with a unit, such as 24h (sessions.ttl)`,
+		`FERRY_SESSION_MAX_SIZE="lots": not a whole number: write digits only, such as 5497558138880 (sessions.max_size)`,
+		`FERRY_S3_PATH_STYLE="yes please": not true or false`,
+		`--read-idle-timeout="soon": not a duration: write a number with a unit, such as 15s (server.read_idle_timeout)`,
+		`--insecure-open="maybe": not true or false`,
+		"line 2: cannot unmarshal", "field adress not found",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q:\n%v", want, err)
+		}
+	}
+}
+
+// Each setting has one environment variable, and a value given through it
+// lands in that setting and says so in the sources.
+func TestEveryEnvVarSetsItsSetting(t *testing.T) {
+	d := Default()
+	bound := map[string]string{}
+	for _, e := range envVars {
+		if _, ok := lookupField(&d, e.key); !ok {
+			t.Errorf("%s binds %s, which is not a setting", e.name, e.key)
+		}
+		if other, dup := bound[e.key]; dup {
+			t.Errorf("%s has two environment variables: %s and %s", e.key, other, e.name)
+		}
+		bound[e.key] = e.name
+	}
+	for _, f := range fields(reflect.ValueOf(&d).Elem(), "") {
+		name, ok := bound[f.key]
+		if !ok {
+			t.Errorf("%s has no environment variable", f.key)
+			continue
+		}
+		val := map[reflect.Kind]string{reflect.String: "x", reflect.Bool: "true", reflect.Int: "7", reflect.Int64: "7", reflect.Slice: "a,b"}[f.value.Kind()]
+		if f.value.Type() == reflect.TypeFor[time.Duration]() {
+			val = "7s"
+		}
+		cfg, src, err := LoadWithSources(nil, env(name, val), io.Discard)
+		got, _ := lookupField(&cfg, f.key)
+		if err != nil || src.Of(f.key) != "env "+name || format(got.value) == format(f.value) {
+			t.Errorf("%s=%s: %s = %s from %s, %v", name, val, f.key, format(got.value), src.Of(f.key), err)
+		}
+	}
+}
+
+// Sources name the layer each value came from; a file that repeats a
+// default still counts as the file.
+func TestSources(t *testing.T) {
+	p := writeFile(t, "addr: 127.0.0.1:1000\nlog: {level: info}\nredis:\n  addrs: [h1:7000]\n  mode: cluster\n")
+	_, src, err := LoadWithSources([]string{"--config", p, "--data-dir", "/d", "--insecure-open"},
+		env("FERRY_ADDR", "127.0.0.1:2000", "FERRY_SESSION_TTL", "1h"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{
+		"addr": "env FERRY_ADDR", "log.level": "file " + p, "redis.addrs": "file " + p, "redis.mode": "file " + p,
+		"data_dir": "flag --data-dir", "auth.insecure_open": "flag --insecure-open", "sessions.ttl": "env FERRY_SESSION_TTL",
+		"log.format": "default", "s3.bucket": "default",
+	} {
+		if got := src.Of(key); got != want {
+			t.Errorf("%s comes from %q, want %q", key, got, want)
+		}
+	}
+}
+
+// Settings lists every setting with its value, secrets masked, and URL
+// passwords hidden wherever they appear.
+func TestSettingsMaskSecrets(t *testing.T) {
+	c := Default()
+	c.S3.AccessKeyID, c.S3.SecretAccessKey = "AKIAEXAMPLE", "s3-secret"
+	c.Redis.URL, c.Redis.Password, c.Redis.SentinelPassword = "redis://ferry:url-secret@redis:6379/0", "redis-secret", "sentinel-secret"
+	c.OpenAI.Embeddings.URL, c.OpenAI.Embeddings.APIKey = "https://user:emb-url-secret@emb.example/v1", "emb-secret"
+	c.Sessions.TTL = 90 * time.Minute
+	got := map[string]string{}
+	for _, s := range c.Settings(Sources{"sessions.ttl": "env FERRY_SESSION_TTL"}) {
+		got[s.Key] = s.Value + " | " + s.Source
+		for _, secret := range []string{"s3-secret", "url-secret", "redis-secret", "sentinel-secret", "emb-secret"} {
+			if strings.Contains(s.Value, secret) {
+				t.Errorf("%s shows a secret: %s", s.Key, s.Value)
+			}
+		}
+	}
+	for key, want := range map[string]string{
+		"s3.secret_access_key": Masked + " | default", "s3.access_key_id": "AKIAEXAMPLE | default",
+		"redis.url": "redis://ferry:xxxxx@redis:6379/0 | default", "redis.password": Masked + " | default",
+		"sessions.ttl": "1h30m | env FERRY_SESSION_TTL", "shutdown_timeout": "30s | default",
+		"auth.keys_file": `"" | default`, "server.cors_origins": "[] | default", "auth.insecure_open": "false | default",
+	} {
+		if got[key] != want {
+			t.Errorf("%s = %q, want %q", key, got[key], want)
+		}
+	}
+	if n, want := len(got), len(fields(reflect.ValueOf(&c).Elem(), "")); n != want {
+		t.Errorf("%d settings listed, want %d", n, want)
+	}
+	// A new field whose name says it is secret must be tagged so.
+	for _, f := range fields(reflect.ValueOf(&c).Elem(), "") {
+		if regexp.MustCompile(`password|secret|api_key|token`).MatchString(f.key) && !f.secret {
+			t.Errorf("%s looks secret but is not tagged secret:\"true\"", f.key)
+		}
 	}
 }

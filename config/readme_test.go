@@ -10,27 +10,6 @@ import (
 	"time"
 )
 
-// setting is one leaf of Config: its YAML key and its value.
-type setting struct {
-	key   string
-	value reflect.Value
-}
-
-// settings lists Config's leaves by YAML key, e.g. "sessions.ttl".
-func settings(v reflect.Value, prefix string) []setting {
-	var out []setting
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		key := prefix + strings.Split(f.Tag.Get("yaml"), ",")[0]
-		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Duration]() {
-			out = append(out, settings(v.Field(i), key+".")...)
-			continue
-		}
-		out = append(out, setting{key, v.Field(i)})
-	}
-	return out
-}
-
 // readmeRow is one row of README's settings table.
 type readmeRow struct{ env, def string }
 
@@ -66,14 +45,7 @@ func readmeTable(t *testing.T) map[string]readmeRow {
 func documented(v reflect.Value) (want string, empty bool) {
 	switch x := v.Interface().(type) {
 	case time.Duration:
-		s := x.String()
-		if strings.HasSuffix(s, "m0s") { // 1m0s → 1m
-			s = strings.TrimSuffix(s, "0s")
-		}
-		if strings.HasSuffix(s, "h0m") { // 24h0m → 24h
-			s = strings.TrimSuffix(s, "0m")
-		}
-		return "`" + s + "`", false
+		return "`" + formatDuration(x) + "`", false
 	case bool:
 		return fmt.Sprintf("`%v`", x), false
 	}
@@ -83,33 +55,13 @@ func documented(v reflect.Value) (want string, empty bool) {
 	return fmt.Sprintf("`%v`", v.Interface()), false
 }
 
-// envKey finds the setting an environment variable sets, by loading a value
-// through it and seeing which field moved off its default.
-func envKey(t *testing.T, name string) string {
-	t.Helper()
-	for _, val := range []string{"7s", "7", "true"} { // a duration, a number or string, a bool
-		cfg, err := Load(nil, env(name, val), io.Discard)
-		if err != nil {
-			continue
-		}
-		got, def := settings(reflect.ValueOf(cfg), ""), settings(reflect.ValueOf(Default()), "")
-		for i := range got {
-			if !reflect.DeepEqual(got[i].value.Interface(), def[i].value.Interface()) {
-				return got[i].key
-			}
-		}
-	}
-	t.Fatalf("setting %s changes no field", name)
-	return ""
-}
-
 // TestREADMEListsEverySetting keeps README's settings table true: every YAML
 // key has a row, naming its environment variable and its default.
 func TestREADMEListsEverySetting(t *testing.T) {
 	rows := readmeTable(t)
-	all := settings(reflect.ValueOf(Default()), "")
+	d := Default()
 	keys := map[string]bool{}
-	for _, s := range all {
+	for _, s := range fields(reflect.ValueOf(&d).Elem(), "") {
 		keys[s.key] = true
 		row, ok := rows[s.key]
 		if !ok {
@@ -129,10 +81,30 @@ func TestREADMEListsEverySetting(t *testing.T) {
 			t.Errorf("README lists %s, which is not a setting", key)
 		}
 	}
-	for _, name := range EnvNames() {
-		key := envKey(t, name)
-		if row, ok := rows[key]; ok && !strings.HasPrefix(row.env, "`"+name+"`") {
-			t.Errorf("README: %s's environment variable is %s; want `%s`", key, row.env, name)
+	for _, e := range envVars {
+		if row, ok := rows[e.key]; ok && !strings.HasPrefix(row.env, "`"+e.name+"`") {
+			t.Errorf("README: %s's environment variable is %s; want `%s`", e.key, row.env, e.name)
 		}
+	}
+}
+
+// The README's example ferry.yaml is one ferryd starts with.
+func TestREADMEExampleFileValid(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(data), "\nExample `ferry.yaml`")
+	_, after, ok2 := strings.Cut(after, "```yaml\n")
+	example, _, ok3 := strings.Cut(after, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README has no example ferry.yaml")
+	}
+	cfg, err := Load([]string{"--config", writeFile(t, example)}, env(), io.Discard)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatalf("ferryd would refuse the README's example:\n%s\n%v", example, err)
 	}
 }

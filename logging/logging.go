@@ -10,13 +10,14 @@ import (
 )
 
 // New returns a logger writing format ("text" or "json") at level
-// ("debug", "info", "warn", "error") to w.
+// ("debug", "info", "warn", "error") to w. Durations read the same in
+// both: "30s", never 30000000000.
 func New(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: %w", level, err)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: durationText}
 	var h slog.Handler
 	switch format {
 	case "json":
@@ -27,6 +28,16 @@ func New(w io.Writer, format, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("log format %q: use text or json", format)
 	}
 	return slog.New(requestIDHandler{h}), nil
+}
+
+// durationText writes durations as Go writes them ("30s", "1.5ms") in both
+// formats: slog's JSON handler would write nanoseconds, which nobody reads
+// right at a glance.
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 type ctxKey struct{}

@@ -8,7 +8,7 @@
 //	ferry [--server URL] rm BUCKET/KEY
 //	ferry [--server URL] register BUCKET LOCATION | BUCKET/KEY
 //	ferry [--server URL] unregister BUCKET
-//	ferry keys new NAME --buckets PATTERNS --access read|write|admin
+//	ferry keys new NAME --buckets PATTERNS --access read|write|admin [--append FILE]
 package main
 
 import (
@@ -23,9 +23,6 @@ import (
 	"os/signal"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
-
-	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/client"
 )
 
@@ -44,7 +41,8 @@ Commands:
   register BUCKET LOCATION     serve existing data (s3://bucket/prefix or file:///dir) as BUCKET
   register BUCKET/KEY          record one existing object of a registered bucket
   unregister BUCKET            forget a registration; the data stays
-  keys new NAME                make an API key: prints the key and its keys-file entry
+  keys new NAME                make an API key: prints the key, and its keys-file entry
+                               (or adds the entry to a keys file with --append FILE)
 
 Global flags:
   --server URL   ferryd's address (default $FERRY_SERVER, else http://127.0.0.1:8321)
@@ -121,12 +119,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return fn(ctx, rest)
 }
 
-func usageErr(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return errUsage
-	}
-	return fmt.Errorf("%w: %v", errUsage, err)
-}
+// usageErr is a flag parse error: the flag package has printed it and the
+// usage already, so main prints nothing more.
+func usageErr(error) error { return errUsage }
 
 // flags returns a command's flag set, which prints its own usage.
 func (x *cli) flags(name, args, help string) *flag.FlagSet {
@@ -261,58 +256,4 @@ func (x *cli) unregister(ctx context.Context, args []string) error {
 		return err
 	}
 	return x.c.UnregisterBucket(ctx, fs.Arg(0))
-}
-
-// keys makes API keys; it needs no server.
-func (x *cli) keys(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "new" {
-		fmt.Fprintln(x.stderr, "Usage: ferry keys new NAME --buckets PATTERNS --access read|write|admin")
-		return errUsage
-	}
-	fs := x.flags("keys new", "NAME --buckets PATTERNS --access read|write|admin",
-		"Prints a new API key, and the entry to add to ferryd's keys file (auth.keys_file),\n"+
-			"which holds only the key's SHA-256. The key is shown once; keep it.")
-	buckets := fs.String("buckets", "", "`patterns` of the buckets the key may use, ','-separated (e.g. 'photos,logs-*')")
-	access := fs.String("access", "read", "read, write or admin")
-	if err := parse(fs, reorderFlags(args[1:]), 1, 1); err != nil {
-		return err
-	}
-	a, err := auth.ParseAccess(*access)
-	if err != nil {
-		return fmt.Errorf("%w: --%v", errUsage, err)
-	}
-	var patterns []string
-	for _, p := range strings.Split(*buckets, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			patterns = append(patterns, p)
-		}
-	}
-	if len(patterns) == 0 && a != auth.Admin {
-		return fmt.Errorf("%w: --buckets is empty: name the buckets the key may use (admin keys reach all)", errUsage)
-	}
-	secret, key := auth.NewKey(fs.Arg(0), patterns, a)
-	entry, err := yaml.Marshal([]auth.Key{key})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(x.stdout, "key: %s\n\n# add under keys: in the keys file, then SIGHUP ferryd (or wait 2 s)\n%s", secret, entry)
-	return nil
-}
-
-// reorderFlags moves flags before the positional arguments, so
-// "keys new NAME --access write" parses as a user expects.
-func reorderFlags(args []string) []string {
-	var flags, rest []string
-	for i := 0; i < len(args); i++ {
-		if strings.HasPrefix(args[i], "-") {
-			flags = append(flags, args[i])
-			if !strings.Contains(args[i], "=") && i+1 < len(args) {
-				flags = append(flags, args[i+1])
-				i++
-			}
-			continue
-		}
-		rest = append(rest, args[i])
-	}
-	return append(flags, rest...)
 }

@@ -267,11 +267,13 @@ func TestKeysNew(t *testing.T) {
 	out := ferry{}.must(t, "keys", "new", "uploader", "--buckets", "photos, logs-*", "--access", "write")
 	first, entry, _ := strings.Cut(out, "\n")
 	secret, ok := strings.CutPrefix(first, "key: ")
-	keys, err := auth.Parse([]byte("keys:\n" + entry))
-	if !ok || err != nil || len(keys) != 1 {
+	// The entry goes under the keys: of a file as the README writes it,
+	// pasted as printed.
+	keys, err := auth.Parse([]byte(keysFile + entry))
+	if !ok || err != nil || len(keys) != 2 {
 		t.Fatalf("output %q: %v", out, err)
 	}
-	if k := keys[0]; k.Name != "uploader" || k.SHA256 != auth.Hash(secret) || k.Access != auth.Write ||
+	if k := keys[1]; k.Name != "uploader" || k.SHA256 != auth.Hash(secret) || k.Access != auth.Write ||
 		strings.Join(k.Buckets, ",") != "photos,logs-*" {
 		t.Fatalf("entry %+v for key %s", k, secret)
 	}
@@ -280,7 +282,7 @@ func TestKeysNew(t *testing.T) {
 	}
 
 	path := filepath.Join(t.TempDir(), "keys.yaml")
-	if err := os.WriteFile(path, []byte("keys:\n"+entry), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(keysFile+entry), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ring, err := auth.Open(path, nil)
@@ -300,5 +302,124 @@ func TestKeysNew(t *testing.T) {
 	f.must(t, "download", "photos/a.bin", dst)
 	if got, _ := os.ReadFile(dst); !bytes.Equal(got, want) {
 		t.Fatal("the download differs")
+	}
+}
+
+// embedded is a ferry talking to a ferryd on the embedded stores, for
+// behaviour of the CLI itself that no store changes.
+func embedded(t *testing.T) ferry {
+	return ferry{url: testserver.Serve(t, testsvc.Open(t, "embedded", testsvc.StoreOptions{})).URL, state: t.TempDir()}
+}
+
+// A download refused before its first byte (a 404) leaves no .part and
+// does not advise a resume that could not happen.
+func TestDownloadNotFoundLeavesNothing(t *testing.T) {
+	f := embedded(t)
+	dest := filepath.Join(t.TempDir(), "x")
+	_, errOut, err := f.run(t, "download", "data/nope", dest)
+	if err == nil || !strings.Contains(err.Error(), "FILE_NOT_FOUND") {
+		t.Fatalf("download of a missing file: %v\n%s", err, errOut)
+	}
+	if strings.Contains(err.Error()+errOut, "again") {
+		t.Errorf("advises running again: %v\n%s", err, errOut)
+	}
+	if _, serr := os.Stat(dest + ".part"); !os.IsNotExist(serr) {
+		t.Errorf("left %s.part: %v", dest, serr)
+	}
+	if n := len(stateFiles(t, f.state)); n != 0 {
+		t.Errorf("left %d state files", n)
+	}
+}
+
+// A file replaced on the server between runs is downloaded again from the
+// start, and the CLI says so rather than claiming to resume.
+func TestDownloadSaysWhenTheFileChanged(t *testing.T) {
+	f := embedded(t)
+	dir := t.TempDir()
+	writeRandom(t, filepath.Join(dir, "old.bin"), 9*MiB)
+	f.must(t, "upload", filepath.Join(dir, "old.bin"), "b/d.bin")
+	dest := filepath.Join(dir, "d.bin")
+	cut := f
+	cut.hc = &http.Client{Transport: cutting{after: 3 * MiB}}
+	if _, errOut, err := cut.run(t, "download", "--retries", "1", "b/d.bin", dest); err == nil {
+		t.Fatalf("a download over a cut link succeeded\n%s", errOut)
+	}
+	data := writeRandom(t, filepath.Join(dir, "new.bin"), 7*MiB)
+	f.must(t, "upload", filepath.Join(dir, "new.bin"), "b/d.bin")
+
+	_, errOut, err := f.run(t, "download", "b/d.bin", dest)
+	if err != nil || !strings.Contains(errOut, "b/d.bin changed on the server") || !strings.Contains(errOut, "again from the start") ||
+		strings.Contains(errOut, "resuming") {
+		t.Fatalf("the second run: %v\n%s", err, errOut)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+		t.Fatal("bytes differ from the new file")
+	}
+}
+
+// ferry keys, ferry keys --help and ferry keys new --help each print the
+// one help of keys new, once.
+func TestKeysHelp(t *testing.T) {
+	for _, args := range [][]string{{"keys"}, {"keys", "--help"}, {"keys", "new", "--help"}, {"keys", "new", "x", "-h"}} {
+		_, errOut, err := ferry{}.run(t, args...)
+		if !errors.Is(err, errUsage) || strings.Count(errOut, "Usage:") != 1 || !strings.Contains(errOut, "-append file") {
+			t.Errorf("ferry %s: %v\n%s", strings.Join(args, " "), err, errOut)
+		}
+	}
+}
+
+// keysFile holds one admin key, written as the README writes the file.
+const keysFile = `# ferry's keys
+keys:
+  # the operators
+  - {name: ops, sha256: 9a01c3e5d1a0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a, access: admin}
+`
+
+// --append adds the entry to a keys file, or makes one, keeping the file
+// loadable and its comments, and refuses a file that is not a keys file.
+func TestKeysAppend(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, before string }{{"new", ""}, {"readme", keysFile}, {"empty list", "keys: []\n"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			if tc.before != "" {
+				if err := os.WriteFile(path, []byte(tc.before), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out := ferry{}.must(t, "keys", "new", "uploader", "--buckets", "photos", "--access", "write", "--append", path)
+			secret, ok := strings.CutPrefix(strings.SplitN(out, "\n", 2)[0], "key: ")
+			if !ok || strings.Count(out, secret) != 1 {
+				t.Fatalf("stdout %q: want the key once", out)
+			}
+			data, _ := os.ReadFile(path)
+			keys, err := auth.Parse(data)
+			if err != nil || len(keys) == 0 || keys[len(keys)-1].SHA256 != auth.Hash(secret) || strings.Contains(string(data), secret) {
+				t.Fatalf("%s after --append: %v\n%s", path, err, data)
+			}
+			if tc.before == keysFile && (len(keys) != 2 || !strings.Contains(string(data), "# the operators")) {
+				t.Errorf("the earlier key or a comment was lost:\n%s", data)
+			}
+			if st, _ := os.Stat(path); tc.before == "" && st.Mode().Perm() != 0o644 {
+				t.Errorf("a new keys file has mode %v; ferryd may run as another user", st.Mode().Perm())
+			}
+		})
+	}
+
+	for _, tc := range []struct{ name, before, want string }{
+		{"a config file", "addr: 0.0.0.0:8321\n", "not a keys file"},
+		{"a name taken", keysFile, `already has a key named "ops"`},
+	} {
+		path := filepath.Join(dir, "refused.yaml")
+		if err := os.WriteFile(path, []byte(tc.before), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := ferry{}.run(t, "keys", "new", "ops", "--access", "admin", "--append", path)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || out != "" {
+			t.Errorf("%s: err = %v, stdout %q; want it refused: %s", tc.name, err, out, tc.want)
+		}
+		if data, _ := os.ReadFile(path); string(data) != tc.before {
+			t.Errorf("%s: the file changed:\n%s", tc.name, data)
+		}
 	}
 }

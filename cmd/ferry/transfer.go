@@ -172,22 +172,34 @@ func (x *cli) download(ctx context.Context, args []string) error {
 	saved := loadState(sp)
 	bar := newProgress(x.stderr, *quiet)
 	at, _ := out.Seek(0, io.SeekEnd)
-	if at > 0 && saved.ETag != "" {
-		bar.note("resuming %s at %s", part, bytesText(at))
-	} else {
-		at = 0
+	if at == 0 || saved.ETag == "" {
+		at, saved.ETag = 0, "" // nothing to resume: the client starts from 0
 	}
 	bar.begin(at)
-	_, err = x.c.Download(ctx, bucket, key, out, client.DownloadOptions{ETag: saved.ETag, Progress: bar.update,
-		Retry: client.Retry{Attempts: *retries},
-		OnETag: func(etag string) {
-			if err := saveState(sp, state{ETag: etag}); err != nil {
+	// Whether the bytes on disk are kept shows only in the server's answer:
+	// a new ETag before any byte means the file changed and the client
+	// starts over; a byte after them means it resumed.
+	resumed, held, etag := at, at, saved.ETag
+	_, err = x.c.Download(ctx, bucket, key, out, client.DownloadOptions{ETag: saved.ETag, Retry: client.Retry{Attempts: *retries},
+		OnETag: func(tag string) {
+			if held > 0 && etag != "" {
+				bar.note("%s/%s changed on the server since %s was written: downloading it again from the start", bucket, key, part)
+			}
+			resumed, held, etag = 0, 0, tag
+			if err := saveState(sp, state{ETag: tag}); err != nil {
 				bar.note("cannot remember the download for a later resume: %v", err)
 			}
+		},
+		Progress: func(done, total int64) {
+			if resumed > 0 && done > resumed {
+				bar.note("resuming %s at %s", part, bytesText(resumed))
+			}
+			resumed, held = 0, done
+			bar.update(done, total)
 		}})
 	if err != nil {
 		bar.abort()
-		return fmt.Errorf("%w\nrun the same command again to resume", err)
+		return downloadFailed(err, out, part, sp)
 	}
 	size, err := out.Seek(0, io.SeekEnd)
 	if err == nil {
@@ -202,6 +214,23 @@ func (x *cli) download(ctx context.Context, args []string) error {
 	_ = os.Remove(sp)
 	bar.finish("downloaded", size, dest)
 	return nil
+}
+
+// downloadFailed keeps DEST.part only if it holds bytes a later run can go
+// on from, and advises running again only then: a 404 before the first
+// byte leaves nothing behind.
+func downloadFailed(err error, out *os.File, part, sp string) error {
+	size, serr := out.Seek(0, io.SeekEnd)
+	_ = out.Close()
+	if serr == nil && size == 0 {
+		_ = os.Remove(part)
+		_ = os.Remove(sp)
+		return err
+	}
+	if client.IsNotFound(err) { // the file is gone: nothing to go on from
+		return err
+	}
+	return fmt.Errorf("%w\nrun the same command again to resume", err)
 }
 
 // progress draws a one-line progress bar on a terminal and prints a

@@ -1,5 +1,6 @@
 // Command ferryd is the Ferry server: config → stores → router → http.Server,
-// with graceful shutdown on SIGTERM or SIGINT.
+// with graceful shutdown on SIGTERM or SIGINT. ferryd config prints the
+// configuration it would run with, and refuses what it would refuse.
 package main
 
 import (
@@ -34,7 +35,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stderr, nil)
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "config" {
+		err = showConfig(os.Args[2:], os.LookupEnv, os.Stdout, os.Stderr)
+	} else {
+		err = run(ctx, os.Args[1:], os.LookupEnv, os.Stderr, nil)
+	}
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 	case err != nil:
@@ -46,18 +52,19 @@ func main() {
 // run serves until ctx is done. When ready is non-nil it receives the bound
 // address once the listener is up (tests listen on port 0).
 func run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer, ready chan<- string) error {
-	cfg, err := config.Load(args, lookup, stderr)
+	cfg, _, err := loadConfig(args, lookup, stderr)
 	if err != nil {
 		return err
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	log, err := logging.New(stderr, cfg.Log.Format, cfg.Log.Level)
 	if err != nil {
 		return err
 	}
 	slog.SetDefault(log)
+	keys, err := readKeys(cfg.Auth.KeysFile, log)
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -70,10 +77,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	if err != nil {
 		return err
 	}
-	keys, err := openKeys(ctx, cfg.Auth.KeysFile, log)
-	if err != nil {
-		return err
-	}
+	watchKeys(ctx, keys)
 	handler := httpapi.New(httpapi.Deps{Store: st.meta, Blobs: st.blobs, Sessions: svc.sessions, Files: svc.files,
 		OpenAI: svc.openai, VectorStores: svc.vectors, Tus: svc.tus, Metrics: reg, Logger: log,
 		ReadIdleTimeout: cfg.Server.ReadIdleTimeout, AllowedHosts: cfg.Server.AllowedHosts, CORSOrigins: cfg.Server.CORSOrigins,
@@ -100,15 +104,37 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	return err
 }
 
-// openKeys reads the keys file, if one is configured, and keeps it current:
-// again on SIGHUP and whenever it changes, until ctx ends.
-func openKeys(ctx context.Context, path string, log *slog.Logger) (*auth.Keyring, error) {
+// loadConfig is the configuration with every problem ferryd refuses to
+// start on, before it connects to anything: ferryd config reports the same.
+func loadConfig(args []string, lookup func(string) (string, bool), stderr io.Writer) (config.Config, config.Sources, error) {
+	cfg, src, err := config.LoadWithSources(args, lookup, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return cfg, src, err
+	}
+	// The values that did parse are checked too, so one run lists everything.
+	if err := errors.Join(err, cfg.Validate()); err != nil {
+		return cfg, src, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, src, nil
+}
+
+// readKeys reads the keys file, if one is configured.
+func readKeys(path string, log *slog.Logger) (*auth.Keyring, error) {
 	if path == "" {
 		return nil, nil
 	}
 	keys, err := auth.Open(path, log)
 	if err != nil {
 		return nil, fmt.Errorf("%w (auth.keys_file, FERRY_API_KEYS_FILE)", err)
+	}
+	return keys, nil
+}
+
+// watchKeys keeps the keys current: read again on SIGHUP and whenever the
+// file changes, until ctx ends.
+func watchKeys(ctx context.Context, keys *auth.Keyring) {
+	if keys == nil {
+		return
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -124,7 +150,6 @@ func openKeys(ctx context.Context, path string, log *slog.Logger) (*auth.Keyring
 		}
 	}()
 	go keys.Watch(ctx, keysPollInterval)
-	return keys, nil
 }
 
 // presignTTL is Deps.PresignTTL for the downloads settings: 0 unless

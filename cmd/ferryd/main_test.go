@@ -189,6 +189,9 @@ func TestRedisAndS3(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), `"metadata":"redis","blobs":"s3"`) {
 		t.Fatalf("startup line does not name redis and s3:\n%s", p.stderr.String())
 	}
+	if !strings.Contains(p.stderr.String(), `"timeout":"30s"`) {
+		t.Fatalf("the shutdown line does not give its timeout as 30s:\n%s", p.stderr.String())
+	}
 
 	// The same server pointed at a bucket that does not exist is alive but not ready.
 	env = append(env, "FERRY_S3_BUCKET=no-such-bucket-"+strings.ToLower(testsvc.Unique("")))
