@@ -50,8 +50,9 @@ type uploadRecord struct {
 }
 
 type partRecord struct {
-	Size int64  `json:"size"`
-	Key  string `json:"key"` // in the uploads bucket
+	Size    int64  `json:"size"`
+	Session string `json:"session,omitempty"` // a piece session (session.Concat joins them)
+	Key     string `json:"key,omitempty"`     // a file in the uploads bucket: parts stored before pieces
 }
 
 func newToken(prefix string) string {
@@ -153,8 +154,9 @@ func (s *Service) AddPart(ctx context.Context, uploadID string, r io.Reader) (Pa
 		return Part{}, err
 	}
 	part := Part{ID: newToken("part_"), Object: "upload.part", CreatedAt: s.now().Unix(), UploadID: uploadID}
-	key := uploadID + "/" + part.ID
-	sid, _, err := s.sessions.Ingest(ctx, session.Spec{Bucket: s.cfg.UploadsBucket, Key: key, Protocol: session.ProtocolOpenAI}, r, s.cfg.MaxPartSize)
+	// A piece: complete joins the parts in storage, without reading them.
+	sp := session.Spec{Bucket: s.cfg.UploadsBucket, Key: uploadID + "/" + part.ID, Protocol: session.ProtocolOpenAI, Partial: true}
+	sid, _, err := s.sessions.Ingest(ctx, sp, r, s.cfg.MaxPartSize)
 	if err != nil {
 		return Part{}, err
 	}
@@ -162,9 +164,10 @@ func (s *Service) AddPart(ctx context.Context, uploadID string, r io.Reader) (Pa
 	if err != nil {
 		return Part{}, err
 	}
-	v, _ := json.Marshal(partRecord{Size: f.Bytes, Key: key})
+	p := partRecord{Size: f.Bytes, Session: sid}
+	v, _ := json.Marshal(p)
 	if err := s.store.IndexPut(ctx, partsIndex(uploadID), part.ID, v); err != nil {
-		s.dropLatePart(ctx, uploadID, part.ID, key)
+		s.dropLatePart(ctx, uploadID, part.ID, p)
 		return Part{}, err
 	}
 	rec, _, err = s.loadUpload(ctx, uploadID)
@@ -173,7 +176,7 @@ func (s *Service) AddPart(ctx context.Context, uploadID string, r io.Reader) (Pa
 	}
 	switch {
 	case errcode.Is(err, ErrUploadState), errcode.Is(err, ErrUploadNotFound):
-		s.dropLatePart(ctx, uploadID, part.ID, key)
+		s.dropLatePart(ctx, uploadID, part.ID, p)
 		return Part{}, err
 	case err != nil:
 		return Part{}, err // indexed: a later complete may use it, and settling frees it
@@ -185,9 +188,9 @@ func (s *Service) AddPart(ctx context.Context, uploadID string, r io.Reader) (Pa
 // dropLatePart removes a part that must not stay, whatever the client
 // does meanwhile. If that fails, the upload is filed for the purger, whose
 // sweep of a settled upload removes it.
-func (s *Service) dropLatePart(ctx context.Context, uploadID, partID, key string) {
+func (s *Service) dropLatePart(ctx context.Context, uploadID, partID string, p partRecord) {
 	ctx = context.WithoutCancel(ctx)
-	if err := s.dropPart(ctx, uploadID, partID, key); err != nil {
+	if err := s.dropPart(ctx, uploadID, partID, p); err != nil {
 		s.log.WarnContext(ctx, "drop_late_upload_part", "upload", uploadID, "part", partID, "err", err)
 		if err := s.store.IndexPut(ctx, expiryIndex, dueMember(s.now(), uploadID), nil); err != nil {
 			s.log.ErrorContext(ctx, "drop_late_upload_part", "upload", uploadID, "part", partID, "err", err)
@@ -284,20 +287,100 @@ func (s *Service) CompleteUpload(ctx context.Context, id string, partIDs []strin
 	return out, err
 }
 
-// join streams the parts from storage into a new open session, checks the
-// MD5, and only then seals it.
+// join makes the file of the parts, in order: pieces are joined in storage
+// (session.Concat), parts stored as files before pieces existed are read
+// and appended. The MD5, when given, is checked before anything is
+// published.
 func (s *Service) join(ctx context.Context, rec uploadRecord, parts []partRecord, md5hex string) (FileObject, error) {
 	fileID := registry.NewFileID(s.now())
-	in, err := s.sessions.CreateSpec(ctx, session.Spec{Bucket: s.cfg.Bucket, Key: fileID + "/" + bucket.SafeName(rec.Filename),
-		MimeType: rec.MimeType, Size: rec.Bytes, Open: true, FileID: fileID, Protocol: session.ProtocolOpenAI})
+	attrs := map[string]string{attrFilename: rec.Filename, attrPurpose: rec.Purpose}
+	if rec.Owner != "" {
+		attrs[attrOwner] = rec.Owner
+	}
+	if rec.ExpiresAfter > 0 {
+		attrs[attrExpiresAfter] = fmt.Sprint(rec.ExpiresAfter)
+	}
+	sp := session.Spec{Bucket: s.cfg.Bucket, Key: fileID + "/" + bucket.SafeName(rec.Filename),
+		MimeType: rec.MimeType, Size: rec.Bytes, FileID: fileID, Protocol: session.ProtocolOpenAI, Attrs: attrs}
+	var (
+		f   registry.File
+		err error
+	)
+	if pieces := pieceIDs(parts); pieces != nil {
+		f, err = s.joinPieces(ctx, sp, pieces, md5hex)
+	} else {
+		f, err = s.joinFiles(ctx, sp, parts, md5hex)
+	}
 	if err != nil {
 		return FileObject{}, err
 	}
-	fail := func(err error) (FileObject, error) {
-		_ = s.sessions.Abort(context.WithoutCancel(ctx), in.ID)
-		return FileObject{}, err
+	if exp := expiresAt(f); !exp.IsZero() {
+		if err := s.store.IndexPut(ctx, expiryIndex, dueMember(exp, f.ID), nil); err != nil {
+			return FileObject{}, err
+		}
 	}
-	var sum hash.Hash = md5.New()
+	return toObject(f), nil
+}
+
+// pieceIDs lists the parts' piece sessions; nil unless every part is one.
+func pieceIDs(parts []partRecord) []string {
+	ids := make([]string, len(parts))
+	for i, p := range parts {
+		if p.Session == "" {
+			return nil
+		}
+		ids[i] = p.Session
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return ids
+}
+
+// joinPieces joins piece sessions in storage. An MD5 to check costs one
+// read of the pieces first.
+func (s *Service) joinPieces(ctx context.Context, sp session.Spec, pieces []string, md5hex string) (registry.File, error) {
+	if md5hex != "" {
+		sum := md5.New()
+		for _, id := range pieces {
+			body, err := s.sessions.OpenPiece(ctx, id)
+			if err != nil {
+				return registry.File{}, err
+			}
+			_, err = io.Copy(sum, body)
+			body.Close()
+			if err != nil {
+				return registry.File{}, err
+			}
+		}
+		if err := md5Matches(md5hex, sum); err != nil {
+			return registry.File{}, err
+		}
+	}
+	in, err := s.sessions.CreateSpec(ctx, sp)
+	if err != nil {
+		return registry.File{}, err
+	}
+	_, f, err := s.sessions.Concat(ctx, in.ID, pieces)
+	if err != nil {
+		_ = s.sessions.Abort(context.WithoutCancel(ctx), in.ID)
+	}
+	return f, err
+}
+
+// joinFiles streams parts stored as files into a new open session, checks
+// the MD5, and only then seals it.
+func (s *Service) joinFiles(ctx context.Context, sp session.Spec, parts []partRecord, md5hex string) (registry.File, error) {
+	sp.Open = true
+	in, err := s.sessions.CreateSpec(ctx, sp)
+	if err != nil {
+		return registry.File{}, err
+	}
+	fail := func(err error) (registry.File, error) {
+		_ = s.sessions.Abort(context.WithoutCancel(ctx), in.ID)
+		return registry.File{}, err
+	}
+	sum := md5.New()
 	var off int64
 	for _, p := range parts {
 		f, err := s.files.Get(ctx, s.cfg.UploadsBucket, p.Key)
@@ -315,26 +398,19 @@ func (s *Service) join(ctx context.Context, rec uploadRecord, parts []partRecord
 		}
 		off += p.Size
 	}
-	if md5hex != "" && !strings.EqualFold(md5hex, hex.EncodeToString(sum.Sum(nil))) {
-		return fail(errcode.ErrInvalidRequest.New("md5 %s does not match the joined parts (%x); nothing was stored", md5hex, sum.Sum(nil)))
-	}
-	attrs := map[string]string{attrFilename: rec.Filename, attrPurpose: rec.Purpose}
-	if rec.Owner != "" {
-		attrs[attrOwner] = rec.Owner
-	}
-	if rec.ExpiresAfter > 0 {
-		attrs[attrExpiresAfter] = fmt.Sprint(rec.ExpiresAfter)
-	}
-	f, err := s.sessions.Seal(ctx, in.ID, attrs)
-	if err != nil {
-		return FileObject{}, err
-	}
-	if exp := expiresAt(f); !exp.IsZero() {
-		if err := s.store.IndexPut(ctx, expiryIndex, dueMember(exp, f.ID), nil); err != nil {
-			return FileObject{}, err
+	if md5hex != "" {
+		if err := md5Matches(md5hex, sum); err != nil {
+			return fail(err)
 		}
 	}
-	return toObject(f), nil
+	return s.sessions.Seal(ctx, in.ID, nil)
+}
+
+func md5Matches(md5hex string, sum hash.Hash) error {
+	if !strings.EqualFold(md5hex, hex.EncodeToString(sum.Sum(nil))) {
+		return errcode.ErrInvalidRequest.New("md5 %s does not match the joined parts (%x); nothing was stored", md5hex, sum.Sum(nil))
+	}
+	return nil
 }
 
 // CancelUpload cancels a pending upload and frees its parts.
@@ -407,7 +483,7 @@ func (s *Service) dropParts(ctx context.Context, id string) error {
 		for _, e := range entries {
 			var p partRecord
 			_ = json.Unmarshal(e.Value, &p)
-			if err := s.dropPart(ctx, id, e.Member, p.Key); err != nil {
+			if err := s.dropPart(ctx, id, e.Member, p); err != nil {
 				return err
 			}
 		}
@@ -436,10 +512,15 @@ func (s *Service) dropParts(ctx context.Context, id string) error {
 	}
 }
 
-// dropPart deletes one part's file, then its index entry.
-func (s *Service) dropPart(ctx context.Context, uploadID, partID, key string) error {
-	if key != "" {
-		if _, err := s.files.Delete(ctx, s.cfg.UploadsBucket, key); err != nil && !errcode.Is(err, registry.ErrFileNotFound) {
+// dropPart deletes one part's piece (or file), then its index entry.
+func (s *Service) dropPart(ctx context.Context, uploadID, partID string, p partRecord) error {
+	if p.Session != "" {
+		if err := s.sessions.Abort(ctx, p.Session); err != nil && !errcode.Is(err, session.ErrNotFound) {
+			return fmt.Errorf("delete part %s of upload %s: %w", partID, uploadID, err)
+		}
+	}
+	if p.Key != "" {
+		if _, err := s.files.Delete(ctx, s.cfg.UploadsBucket, p.Key); err != nil && !errcode.Is(err, registry.ErrFileNotFound) {
 			return fmt.Errorf("delete part %s of upload %s: %w", partID, uploadID, err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
 	"golang.org/x/sync/errgroup"
 )
@@ -34,13 +35,14 @@ type piece struct {
 // Concat completes session id, created for the pieces' total size, from
 // the bytes of the whole Partial sessions partials, in order, and
 // publishes it; the pieces are then removed. Concat on a session it
-// completed returns its file again.
+// completed returns its file again. Unlike an append it stops when ctx
+// is cancelled: the caller decides whether a hang-up should stop it.
 func (s *Service) Concat(ctx context.Context, id string, partials []string) (Info, registry.File, error) {
 	var (
 		out  Info
 		file registry.File
 	)
-	err := s.withLock(ctx, id, func(ctx context.Context, fence int64) error {
+	err := s.lease(ctx, id, metastore.LockOptions{}, func(ctx context.Context, fence int64) error {
 		rec, ver, err := s.load(ctx, id)
 		switch {
 		case err != nil:
@@ -65,6 +67,22 @@ func (s *Service) Concat(ctx context.Context, id string, partials []string) (Inf
 		return nil
 	})
 	return out, file, err
+}
+
+// OpenPiece reads the bytes of a whole piece (a Partial session).
+func (s *Service) OpenPiece(ctx context.Context, id string) (io.ReadCloser, error) {
+	p, _, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Partial || p.State != stateCompleted {
+		return nil, errcode.ErrConflict.New("session %s is not a whole piece", id)
+	}
+	blobs, err := s.places.Backend(p.Location)
+	if err != nil {
+		return nil, err
+	}
+	return segment{p: piece{blobs: blobs, object: p.object(), size: p.Size}, n: p.Size}.open(ctx)
 }
 
 // pieces loads the partial sessions, which must be whole pieces adding up

@@ -159,7 +159,7 @@ func (s *Service) partsSession(ctx context.Context, id string, n int, length int
 // and filing it for the purger first, under the session's lease.
 func (s *Service) startParts(ctx context.Context, id string) (*record, error) {
 	var out *record
-	err := s.withLockWait(ctx, id, partsStartWait, func(ctx context.Context, fence int64) error {
+	err := s.lease(ctx, id, metastore.LockOptions{Wait: partsStartWait, Detach: true}, func(ctx context.Context, fence int64) error {
 		rec, ver, err := s.load(ctx, id)
 		switch {
 		case err != nil:

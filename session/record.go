@@ -211,15 +211,16 @@ func (s *Service) save(ctx context.Context, rec *record, ver, fence int64) (int6
 // must not stop half-way because a client hung up) but cancelled when the
 // lease is lost, so a holder that lost it writes nothing more.
 func (s *Service) withLock(ctx context.Context, id string, fn func(ctx context.Context, fence int64) error) error {
-	return s.withLockWait(ctx, id, 0, fn)
+	return s.lease(ctx, id, metastore.LockOptions{Detach: true}, fn)
 }
 
-// withLockWait is withLock that waits up to wait for a busy lease.
-func (s *Service) withLockWait(ctx context.Context, id string, wait time.Duration, fn func(ctx context.Context, fence int64) error) error {
+// lease runs fn holding the session's lease, taken with o (its TTL is
+// the service's).
+func (s *Service) lease(ctx context.Context, id string, o metastore.LockOptions, fn func(ctx context.Context, fence int64) error) error {
 	if !validID(id) {
 		return ErrNotFound.New("%q is not a session id", id)
 	}
-	o := metastore.LockOptions{TTL: s.cfg.LockTTL, Wait: wait, Detach: true}
+	o.TTL = s.cfg.LockTTL
 	err := metastore.WithLock(ctx, s.store, lockName(id), o, func(h metastore.Held) error {
 		return fn(h.Ctx, h.Fence)
 	})

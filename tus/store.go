@@ -135,7 +135,7 @@ type upload struct {
 func (u *upload) GetInfo(context.Context) (tusd.FileInfo, error) {
 	in := u.in
 	fi := tusd.FileInfo{ID: in.ID, Size: in.Size, Offset: in.Offset, MetaData: in.Meta,
-		Storage: map[string]string{"Type": "ferry", "Bucket": in.Bucket, "Key": in.Key},
+		Storage:   map[string]string{"Type": "ferry", "Bucket": in.Bucket, "Key": in.Key},
 		IsPartial: in.Partial, IsFinal: len(in.Pieces) > 0, PartialUploads: in.Pieces}
 	if in.Open {
 		fi.Size, fi.SizeIsDeferred = 0, true
@@ -217,7 +217,8 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []tusd.Upload) erro
 	for i, p := range partials {
 		ids[i] = p.(*upload).in.ID
 	}
-	in, _, err := u.s.sessions.Concat(ctx, u.in.ID, ids)
+	// Once begun, the join runs to the end whether or not the client waits.
+	in, _, err := u.s.sessions.Concat(context.WithoutCancel(ctx), u.in.ID, ids)
 	if err != nil {
 		return u.s.fail(ctx, err)
 	}
