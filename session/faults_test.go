@@ -48,6 +48,9 @@ import (
 type faultShape struct {
 	name   string
 	chunks []int
+	// order, when set, makes the upload parallel parts of chunks[0] bytes
+	// (the last one shorter), sent one at a time in this order.
+	order []int
 	// repeats are chunks whose calls repeat an earlier chunk's exactly (the
 	// same held-back append with another segment number); the short matrix
 	// leaves the calls of these out.
@@ -65,7 +68,9 @@ func (s faultShape) size() int {
 // faultShapes: "parts" makes every kind of call an upload makes on S3:
 // create, small appends held back (20 of 4 KiB: the 17th merges the 16
 // segments before it), a full part, and a last part with completion.
-// "small" is a file under one part: a single Put on S3.
+// "small" is a file under one part: a single Put on S3. "parallel" puts
+// parallel parts out of order: the first starts the parts, the last
+// (part 1) completes the file.
 func faultShapes() []faultShape {
 	parts := make([]int, 0, 22)
 	for range 20 {
@@ -79,7 +84,8 @@ func faultShapes() []faultShape {
 	for i := 2; i <= 14; i++ {
 		repeats[i] = true
 	}
-	return []faultShape{{"parts", parts, repeats}, {"small", []int{4 << 10, 4 << 10, 2 << 10}, nil}}
+	return []faultShape{{"parts", parts, nil, repeats}, {"small", []int{4 << 10, 4 << 10, 2 << 10}, nil, nil},
+		{"parallel", []int{5 << 20, 5 << 20, 100 << 10}, []int{2, 3, 1}, nil}}
 }
 
 // faultModes: the short matrix fails the call, or stalls it while the
@@ -491,30 +497,46 @@ func (r *faultRun) setup() {
 	r.checkFile("before the upload")
 }
 
-// upload runs the shape through the faulted service, retrying from the
-// server's offset after a failure.
-func (r *faultRun) upload() {
-	ctx := context.Background()
-	size := len(r.data)
+// create makes the upload's session, retrying after a failure.
+func (r *faultRun) create() string {
 	var id string
 	for attempt := 0; id == "" && !r.stop; attempt++ {
 		if attempt == 3 {
 			r.fatal("create failed three times")
-			return
+			return ""
 		}
 		var in Info
+		sp := Spec{Bucket: "b", Key: r.key, MimeType: "application/x-test", Size: int64(len(r.data))}
+		if r.plan.shape.order != nil {
+			sp.PartSize = int64(r.plan.shape.chunks[0])
+		}
 		if r.request("create", func(ctx context.Context) (err error) {
-			in, err = r.svc.Create(ctx, "b", r.key, "application/x-test", int64(size))
+			in, err = r.svc.CreateSpec(ctx, sp)
 			return err
 		}) {
 			id = in.ID
 		}
 		r.checkFile("after create")
 	}
+	if id != "" {
+		r.ids[id] = true
+	}
+	return id
+}
+
+// upload runs the shape through the faulted service, retrying from the
+// server's offset after a failure.
+func (r *faultRun) upload() {
+	ctx := context.Background()
+	size := len(r.data)
+	id := r.create()
 	if r.stop {
 		return
 	}
-	r.ids[id] = true
+	if r.plan.shape.order != nil {
+		r.uploadParts(id)
+		return
+	}
 	starts, index := map[int]int{}, map[int]int{}
 	off := 0
 	for i, c := range r.plan.shape.chunks {
@@ -574,6 +596,74 @@ func (r *faultRun) upload() {
 			r.checkFile("after the session reported completion")
 			return
 		}
+	}
+}
+
+// uploadParts sends the shape's parts one at a time in its order, each
+// again after a failure (a part that landed is acknowledged again), then
+// an empty append if no part's answer completed the file.
+func (r *faultRun) uploadParts(id string) {
+	ctx := context.Background()
+	ps := r.plan.shape.chunks[0]
+	sent := map[int]bool{}
+	for _, n := range r.plan.shape.order {
+		r.chunk = n - 1
+		body := r.data[(n-1)*ps : min(n*ps, len(r.data))]
+		what := fmt.Sprintf("part %d", n)
+		for attempt := 0; !r.stop; attempt++ {
+			if attempt == 3 {
+				r.fatal("%s failed three times", what)
+				return
+			}
+			var file *registry.File
+			ok := r.request(what, func(ctx context.Context) (err error) {
+				_, file, err = r.svc.PutPart(ctx, id, n, Chunk{Len: int64(len(body)), Body: bytes.NewReader(body)})
+				return err
+			})
+			sent[n] = true
+			if ok && file != nil {
+				r.completed = true
+				r.checkFile("after completion")
+				return
+			}
+			if ok {
+				r.checkFile("after " + what)
+				break
+			}
+			if r.stop {
+				return
+			}
+			got, err := r.obs.Get(ctx, id)
+			if err != nil {
+				r.fatal("after the failed %s the session is unreadable: %v", what, err)
+				return
+			}
+			for _, pr := range got.Received {
+				for k := pr.First; k <= pr.Last; k++ {
+					if !sent[k] {
+						r.fatal("after the failed %s part %d is in, which was never sent", what, k)
+						return
+					}
+				}
+			}
+			r.checkFile("after the failed " + what)
+			if got.Completed {
+				r.completed = true
+				return
+			}
+		}
+	}
+	r.chunk = len(r.plan.shape.chunks) - 1
+	var file *registry.File
+	if r.request("completion", func(ctx context.Context) (err error) {
+		_, file, err = r.svc.Append(ctx, id, Chunk{Offset: -1, Total: -1})
+		return err
+	}) || r.request("completion again", func(ctx context.Context) (err error) {
+		_, file, err = r.svc.Append(ctx, id, Chunk{Offset: -1, Total: -1})
+		return err
+	}) {
+		r.completed = file != nil
+		r.checkFile("after completion")
 	}
 }
 
@@ -646,6 +736,11 @@ func (r *faultRun) cleanup() {
 	}
 	if n, err := r.raw.meta.IndexLen(ctx, expiryIndex); err != nil || n != 0 {
 		leaks = append(leaks, fmt.Sprintf("%d purger entries (%v)", n, err))
+	}
+	for id := range r.ids {
+		if n, err := r.raw.meta.IndexLen(ctx, partsIndex(id)); err != nil || n != 0 {
+			leaks = append(leaks, fmt.Sprintf("%d part entries of session %s (%v)", n, id, err))
+		}
 	}
 	if len(leaks) > 0 {
 		sort.Strings(leaks)
