@@ -128,6 +128,18 @@ func (c *Client) uploadParts(ctx context.Context, r io.ReaderAt, s Session, o Up
 	return *file, nil
 }
 
+// Landed counts the parts of a parallel session that are in, and their
+// bytes.
+func (s Session) Landed() (parts int, bytes int64) {
+	for _, r := range s.Parts {
+		for n := r[0]; n <= r[1] && n <= s.PartCount; n++ {
+			parts++
+			bytes += partLen(s, n)
+		}
+	}
+	return parts, bytes
+}
+
 func partLen(s Session, n int) int64 {
 	return min(s.PartSize, s.Size-int64(n-1)*s.PartSize)
 }
@@ -149,7 +161,7 @@ func (c *Client) sendPart(ctx context.Context, r io.ReaderAt, s Session, n int, 
 			mismatches++
 			continue
 		case errors.As(err, &e) && e.Code == "SESSION_COMPLETED":
-			progress(size) // it landed: its answer, which completed the file, was lost
+			progress(size)  // it landed: its answer, which completed the file, was lost
 			return nil, nil // complete() fetches the file
 		case errors.As(err, &e) && e.Code == "PART_CONFLICT":
 			return nil, fmt.Errorf("ferry: part %d of session %s landed before with other bytes: the local file changed since; abort the session and upload again: %w", n, s.ID, err)

@@ -112,14 +112,31 @@ type DownloadOptions struct {
 	OnETag   func(string)
 	Progress func(done, total int64)
 	Retry    Retry
+
+	// Parallel above 1 fetches the file as ranges of RangeSize bytes (0:
+	// 8 MiB), this many at once, each over its own connection and written
+	// at its offset in out.
+	Parallel  int
+	RangeSize int64
+	// Have is, with Parallel, how many bytes at the start of out are the
+	// file's (of version ETag): the last OnHave of an earlier run. Out is
+	// cut to them and the rest fetched.
+	Have int64
+	// OnHave is told, with Parallel, how many bytes from the start of out
+	// are all in, each time that grows by a range, and once more before
+	// Download returns an error, with out then cut to them.
+	OnHave func(int64)
 }
 
 // Download writes bucket/key to out, going on from out's current size
-// when opts.ETag says those bytes are still the file's. After a network or
-// server error it asks for the rest with Range and If-Range, so a file
-// replaced meanwhile is never stitched from two versions. It returns the
-// file's ETag.
+// when opts.ETag says those bytes are still the file's (with Parallel:
+// from opts.Have). After a network or server error it asks for the rest
+// with Range and If-Range, so a file replaced meanwhile is never stitched
+// from two versions. It returns the file's ETag.
 func (c *Client) Download(ctx context.Context, bucket, key string, out *os.File, o DownloadOptions) (string, error) {
+	if o.Parallel > 1 {
+		return c.downloadParallel(ctx, bucket, key, out, o)
+	}
 	offset, err := out.Seek(0, io.SeekEnd)
 	if err != nil {
 		return "", err

@@ -32,9 +32,9 @@ Usage:
   ferry [global flags] <command> [flags] [arguments]
 
 Commands:
-  upload FILE BUCKET/KEY       upload FILE, resuming where an earlier run stopped
+  upload FILE BUCKET/KEY       upload FILE, 4 parts at once, resuming where an earlier run stopped
   download BUCKET/KEY [DEST]   download to DEST (default: the key's last segment; - for stdout),
-                               resuming a partial DEST.part
+                               4 ranges at once, resuming a partial DEST.part
   ls [BUCKET[/PREFIX]]         list buckets, or a bucket's files under PREFIX
   stat BUCKET/KEY              print a file's information as JSON
   rm BUCKET/KEY                delete a file

@@ -6,15 +6,19 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/ferryhq/ferry/auth"
+	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/internal/testserver"
 	"github.com/ferryhq/ferry/internal/testsvc"
 )
@@ -172,7 +176,9 @@ func (f *failing) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-// An upload that gave up is resumed by running the same command again.
+// An upload that gave up is resumed by running the same command again. One
+// begun in order (--parallel 1) goes on in order, though the rerun asks
+// for parts: a session that took bytes in order takes no parts.
 func TestUploadResumesAcrossRuns(t *testing.T) {
 	eachBackend(t, func(t *testing.T, f ferry, _ string) {
 		src := filepath.Join(t.TempDir(), "big.bin")
@@ -180,16 +186,22 @@ func TestUploadResumesAcrossRuns(t *testing.T) {
 
 		down := f
 		down.hc = &http.Client{Transport: &failing{ok: 2}}
-		_, errOut, err := down.run(t, "upload", "--chunk-size", "5MiB", "--retries", "2", src, "b/big.bin")
+		_, errOut, err := down.run(t, "upload", "--parallel", "1", "--chunk-size", "5MiB", "--retries", "2", src, "b/big.bin")
 		if err == nil || !strings.Contains(err.Error(), "run the same command again") {
 			t.Fatalf("the first run: %v\n%s", err, errOut)
 		}
 		if n := len(stateFiles(t, f.state)); n != 1 {
 			t.Fatalf("%d state files after a failed upload, want 1", n)
 		}
-		out, errOut, err := f.run(t, "upload", "--chunk-size", "5MiB", src, "b/big.bin")
+		w := &watch{}
+		again := f
+		again.hc = &http.Client{Transport: w}
+		out, errOut, err := again.run(t, "upload", "--chunk-size", "5MiB", src, "b/big.bin")
 		if err != nil || !strings.Contains(errOut, "resuming session") || !strings.Contains(errOut, "at 10.0 MiB of 23.0 MiB") {
 			t.Fatalf("the second run: %v\n%s", err, errOut)
+		}
+		if len(w.parts) != 0 || w.appends != 3 {
+			t.Fatalf("the second run put parts %v and made %d appends, want 3 appends", w.parts, w.appends)
 		}
 		if !strings.Contains(out, `"bytes": 24117248`) || len(stateFiles(t, f.state)) != 0 {
 			t.Fatalf("the second run printed %s; state files %v", out, stateFiles(t, f.state))
@@ -332,28 +344,36 @@ func TestDownloadNotFoundLeavesNothing(t *testing.T) {
 }
 
 // A file replaced on the server between runs is downloaded again from the
-// start, and the CLI says so rather than claiming to resume.
+// start, and the CLI says so rather than claiming to resume; in ranges or
+// in one stream alike.
 func TestDownloadSaysWhenTheFileChanged(t *testing.T) {
 	f := embedded(t)
-	dir := t.TempDir()
-	writeRandom(t, filepath.Join(dir, "old.bin"), 9*MiB)
-	f.must(t, "upload", filepath.Join(dir, "old.bin"), "b/d.bin")
-	dest := filepath.Join(dir, "d.bin")
-	cut := f
-	cut.hc = &http.Client{Transport: cutting{after: 3 * MiB}}
-	if _, errOut, err := cut.run(t, "download", "--retries", "1", "b/d.bin", dest); err == nil {
-		t.Fatalf("a download over a cut link succeeded\n%s", errOut)
-	}
-	data := writeRandom(t, filepath.Join(dir, "new.bin"), 7*MiB)
-	f.must(t, "upload", filepath.Join(dir, "new.bin"), "b/d.bin")
+	for _, parallel := range []string{"1", "4"} {
+		t.Run("parallel="+parallel, func(t *testing.T) {
+			dir := t.TempDir()
+			writeRandom(t, filepath.Join(dir, "old.bin"), 9*MiB)
+			f.must(t, "upload", filepath.Join(dir, "old.bin"), "b/d.bin")
+			dest := filepath.Join(dir, "d.bin")
+			cut := f
+			cut.hc = &http.Client{Transport: cutting{after: 3 * MiB}}
+			if _, errOut, err := cut.run(t, "download", "--parallel", parallel, "--retries", "1", "b/d.bin", dest); err == nil {
+				t.Fatalf("a download over a cut link succeeded\n%s", errOut)
+			}
+			if st, err := os.Stat(dest + ".part"); err != nil || st.Size() != 3*MiB {
+				t.Fatalf("the .part file after the cut: %v, %v", st, err)
+			}
+			data := writeRandom(t, filepath.Join(dir, "new.bin"), 7*MiB)
+			f.must(t, "upload", filepath.Join(dir, "new.bin"), "b/d.bin")
 
-	_, errOut, err := f.run(t, "download", "b/d.bin", dest)
-	if err != nil || !strings.Contains(errOut, "b/d.bin changed on the server") || !strings.Contains(errOut, "again from the start") ||
-		strings.Contains(errOut, "resuming") {
-		t.Fatalf("the second run: %v\n%s", err, errOut)
-	}
-	if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
-		t.Fatal("bytes differ from the new file")
+			_, errOut, err := f.run(t, "download", "--parallel", parallel, "b/d.bin", dest)
+			if err != nil || !strings.Contains(errOut, "b/d.bin changed on the server") || !strings.Contains(errOut, "again from the start") ||
+				strings.Contains(errOut, "resuming") {
+				t.Fatalf("the second run: %v\n%s", err, errOut)
+			}
+			if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+				t.Fatal("bytes differ from the new file")
+			}
+		})
 	}
 }
 
@@ -422,4 +442,179 @@ func TestKeysAppend(t *testing.T) {
 			t.Errorf("%s: the file changed:\n%s", tc.name, data)
 		}
 	}
+}
+
+// watch records what a run sends: the parts it puts (by number), its
+// appends, its ranged GETs and the bytes their answers brought. fail,
+// when set, fails the requests it picks, as a link down would.
+type watch struct {
+	fail func(*http.Request) bool
+
+	mu      sync.Mutex
+	parts   map[int]int
+	appends int
+	ranged  int
+	bytes   atomic.Int64
+}
+
+func (w *watch) RoundTrip(r *http.Request) (*http.Response, error) {
+	if w.fail != nil && w.fail(r) {
+		return nil, errors.New("link down")
+	}
+	w.mu.Lock()
+	if _, n, ok := strings.Cut(r.URL.Path, "/parts/"); ok && r.Method == http.MethodPut {
+		if w.parts == nil {
+			w.parts = map[int]int{}
+		}
+		k, _ := strconv.Atoi(n)
+		w.parts[k]++
+	} else if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/session:") {
+		w.appends++
+	} else if r.Header.Get("Range") != "" {
+		w.ranged++
+	}
+	w.mu.Unlock()
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && r.Header.Get("Range") != "" {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.TeeReader(resp.Body, counter{&w.bytes}), resp.Body}
+	}
+	return resp, err
+}
+
+type counter struct{ n *atomic.Int64 }
+
+func (c counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
+
+// ferry upload --parallel then ferry download --parallel: byte-exact, in
+// parts and ranges.
+func TestParallelTransfers(t *testing.T) {
+	eachBackend(t, func(t *testing.T, f ferry, _ string) {
+		dir := t.TempDir()
+		src := filepath.Join(dir, "p.bin")
+		data := writeRandom(t, src, 21*MiB+5)
+		w := &watch{}
+		f.hc = &http.Client{Transport: w}
+		if out := f.must(t, "upload", "--parallel", "4", "--part-size", "5MiB", src, "b/p.bin"); !strings.Contains(out, `"bytes": 22020101`) {
+			t.Fatalf("upload printed %s", out)
+		}
+		if len(w.parts) != 5 || w.appends > 1 {
+			t.Fatalf("the upload put parts %v and made %d appends, want parts 1-5", w.parts, w.appends)
+		}
+		dest := filepath.Join(dir, "copy.bin")
+		f.must(t, "download", "--parallel", "4", "--part-size", "1MiB", "b/p.bin", dest)
+		if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+			t.Fatal("bytes differ after a parallel upload and download")
+		}
+		if w.ranged != 1+22 {
+			t.Fatalf("the download made %d ranged GETs, want a probe and 22", w.ranged)
+		}
+		if _, err := os.Stat(dest + ".part"); !os.IsNotExist(err) || len(stateFiles(t, f.state)) != 0 {
+			t.Fatalf("leftovers: .part %v, state %v", err, stateFiles(t, f.state))
+		}
+	})
+}
+
+// A parallel upload that gave up is resumed by running the same command
+// again, which puts only the parts the session lacks.
+func TestParallelUploadResumesAcrossRuns(t *testing.T) {
+	eachBackend(t, func(t *testing.T, f ferry, _ string) {
+		src := filepath.Join(t.TempDir(), "big.bin")
+		data := writeRandom(t, src, 23*MiB)
+		args := []string{"upload", "--parallel", "4", "--part-size", "5MiB", src, "b/big.bin"}
+
+		down := f
+		down.hc = &http.Client{Transport: &watch{fail: func(r *http.Request) bool {
+			return strings.HasSuffix(r.URL.Path, "/parts/2") || strings.HasSuffix(r.URL.Path, "/parts/4")
+		}}}
+		_, errOut, err := down.run(t, append([]string{"upload", "--retries", "3"}, args[1:]...)...)
+		if err == nil || !strings.Contains(err.Error(), "run the same command again") {
+			t.Fatalf("the first run: %v\n%s", err, errOut)
+		}
+		var saved state
+		if names := stateFiles(t, f.state); len(names) == 1 {
+			saved = loadState(names[0])
+		}
+		s, err := client.New(f.url, nil).Session(context.Background(), saved.Session)
+		if err != nil {
+			t.Fatalf("the saved session %q: %v", saved.Session, err)
+		}
+		landed, _ := s.Landed()
+		if landed == 0 || landed > 3 {
+			t.Fatalf("%d parts landed in the first run, want some of 1, 3 and 5: %+v", landed, s)
+		}
+
+		w := &watch{}
+		again := f
+		again.hc = &http.Client{Transport: w}
+		out, errOut, err := again.run(t, args...)
+		want := fmt.Sprintf("resuming session %s: %d of 5 parts already there", s.ID, landed)
+		if err != nil || !strings.Contains(errOut, want) || !strings.Contains(out, `"bytes": 24117248`) {
+			t.Fatalf("the second run: %v\n%s%s", err, errOut, out)
+		}
+		have := map[int]bool{}
+		for _, r := range s.Parts {
+			for n := r[0]; n <= r[1]; n++ {
+				have[n] = true
+			}
+		}
+		for n := 1; n <= 5; n++ {
+			if _, put := w.parts[n]; put == have[n] {
+				t.Errorf("part %d: landed before %v, put again %v", n, have[n], put)
+			}
+		}
+		if got := f.must(t, "download", "b/big.bin", "-"); got != string(data) {
+			t.Fatal("bytes differ after a resumed parallel upload")
+		}
+	})
+}
+
+// A parallel download that gave up is resumed by running the same command
+// again, which fetches only what is past the prefix it remembered, even if
+// DEST.part holds more (ranges past a gap, as a kill can leave).
+func TestParallelDownloadResumesAcrossRuns(t *testing.T) {
+	eachBackend(t, func(t *testing.T, f ferry, _ string) {
+		dir := t.TempDir()
+		data := writeRandom(t, filepath.Join(dir, "src.bin"), 10*MiB+77)
+		f.must(t, "upload", filepath.Join(dir, "src.bin"), "b/d.bin")
+		dest := filepath.Join(dir, "d.bin")
+		args := []string{"download", "--parallel", "2", "--part-size", "1MiB", "b/d.bin", dest}
+
+		down := f
+		down.hc = &http.Client{Transport: &watch{fail: func(r *http.Request) bool {
+			return strings.HasPrefix(r.Header.Get("Range"), "bytes=") && !strings.HasPrefix(r.Header.Get("Range"), "bytes=0-") &&
+				!strings.HasPrefix(r.Header.Get("Range"), "bytes=1048576-") && !strings.HasPrefix(r.Header.Get("Range"), "bytes=2097152-")
+		}}}
+		if _, errOut, err := down.run(t, append([]string{"download", "--retries", "2"}, args[1:]...)...); err == nil {
+			t.Fatalf("a download over a cut link succeeded\n%s", errOut)
+		}
+		var saved state
+		if names := stateFiles(t, f.state); len(names) == 1 {
+			saved = loadState(names[0])
+		}
+		st, err := os.Stat(dest + ".part")
+		if err != nil || !saved.Ranged || saved.Have <= 0 || saved.Have > 3*MiB || st.Size() != saved.Have {
+			t.Fatalf("after the cut: state %+v, .part %v %v", saved, st, err)
+		}
+		// Ranges past a gap, as a kill -9 would leave them: not to be kept.
+		junk, _ := os.OpenFile(dest+".part", os.O_WRONLY|os.O_APPEND, 0)
+		_, _ = junk.Write(make([]byte, 5*MiB))
+		junk.Close()
+
+		w := &watch{}
+		again := f
+		again.hc = &http.Client{Transport: w}
+		_, errOut, err := again.run(t, args...)
+		if err != nil || !strings.Contains(errOut, "resuming "+dest+".part at "+bytesText(saved.Have)) {
+			t.Fatalf("the second run: %v\n%s", err, errOut)
+		}
+		if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+			t.Fatal("bytes differ after a resumed parallel download")
+		}
+		if want := int64(len(data)) - saved.Have + 1; w.bytes.Load() != want {
+			t.Fatalf("the second run read %d bytes, want the %d missing and the probe's one", w.bytes.Load(), want-1)
+		}
+	})
 }

@@ -25,7 +25,17 @@ import (
 type state struct {
 	Session string `json:"session,omitempty"` // upload
 	ETag    string `json:"etag,omitempty"`    // download
+	// A parallel download writes ranges out of order, so after a kill only
+	// the first Have bytes of DEST.part are known to be whole.
+	Ranged bool  `json:"ranged,omitempty"`
+	Have   int64 `json:"have,omitempty"`
 }
+
+// defaultParallel is --parallel's requests in flight. Four streams get
+// past a per-connection cap or a long round trip several times over, while
+// a ferryd shared by many clients sees four connections (and S3 part
+// uploads) per transfer, not dozens.
+const defaultParallel = 4
 
 func (x *cli) stateFlag(fs *flag.FlagSet) *string {
 	dir := x.getenv("FERRY_STATE_DIR")
@@ -64,8 +74,10 @@ func saveState(p string, s state) error {
 
 func (x *cli) upload(ctx context.Context, args []string) error {
 	fs := x.flags("upload", "FILE BUCKET/KEY",
-		"Uploads FILE to BUCKET/KEY in chunks, retrying after network and server errors from the offset\nthe server reports. Each chunk carries its CRC-32C; one damaged on the way is read again and resent.\nIf a run stops, run the same command again: it resumes the same session.")
-	chunk := fs.String("chunk-size", "8MiB", "bytes per request; raised to the server's minimum for the file")
+		"Uploads FILE to BUCKET/KEY as parts sent several at once (--parallel), or with --parallel 1 in\nchunks one after another, retrying after network and server errors. Each part or chunk carries its\nCRC-32C; one damaged on the way is read again and resent. If a run stops, run the same command\nagain: it resumes the same session, sending only the parts it lacks.")
+	parallel := fs.Int("parallel", defaultParallel, "parts in flight at once, each over its own connection. One connection rarely fills a link\n(a per-connection cap, a long round trip); four get past that several times over, yet keep a\nshared ferryd at four connections per transfer. 1 sends chunks one after another")
+	partSize := fs.String("part-size", "", "bytes per part with --parallel above 1 (default: ferryd's, 8MiB, more for files past 78 GiB)")
+	chunk := fs.String("chunk-size", "8MiB", "bytes per request with --parallel 1; raised to the server's minimum for the file")
 	mimeType := fs.String("mime-type", "", "the file's MIME type (default: ferryd guesses from the key)")
 	retries := fs.Int("retries", 10, "failed attempts in a row before giving up")
 	quiet := fs.Bool("quiet", false, "no progress bar and no summary")
@@ -80,6 +92,15 @@ func (x *cli) upload(ctx context.Context, args []string) error {
 	chunkSize, err := parseSize(*chunk)
 	if err != nil {
 		return fmt.Errorf("%w: --chunk-size: %v", errUsage, err)
+	}
+	if *parallel < 1 {
+		return fmt.Errorf("%w: --parallel %d: want 1 or more", errUsage, *parallel)
+	}
+	var parts int64
+	if *partSize != "" && *parallel > 1 { // --parallel 1 creates its session exactly as before
+		if parts, err = parseSize(*partSize); err != nil {
+			return fmt.Errorf("%w: --part-size: %v", errUsage, err)
+		}
 	}
 	f, err := os.Open(fs.Arg(0))
 	if err != nil {
@@ -102,14 +123,25 @@ func (x *cli) upload(ctx context.Context, args []string) error {
 	saved := loadState(sp)
 	bar := newProgress(x.stderr, *quiet)
 	opts := client.UploadOptions{MimeType: *mimeType, ChunkSize: chunkSize, Session: saved.Session,
+		Parallel: *parallel, PartSize: parts,
 		Progress: bar.update, Retry: client.Retry{Attempts: *retries},
 		OnSession: func(s client.Session) {
-			if s.ID == saved.Session {
+			// A session resumes as it began: in parts if it has any, else
+			// in order from its offset (the client decides the same way).
+			from := s.Offset
+			switch {
+			case s.ID != saved.Session:
+				if err := saveState(sp, state{Session: s.ID}); err != nil {
+					bar.note("cannot remember session %s for a later resume: %v", s.ID, err)
+				}
+			case s.Parallel:
+				var n int
+				n, from = s.Landed()
+				bar.note("resuming session %s: %d of %d parts already there (%s of %s)", s.ID, n, s.PartCount, bytesText(from), bytesText(s.Size))
+			default:
 				bar.note("resuming session %s at %s of %s", s.ID, bytesText(s.Offset), bytesText(s.Size))
-			} else if err := saveState(sp, state{Session: s.ID}); err != nil {
-				bar.note("cannot remember session %s for a later resume: %v", s.ID, err)
 			}
-			bar.begin(s.Offset)
+			bar.begin(from)
 		}}
 	file, err := x.c.Upload(ctx, f, st.Size(), bucket, key, opts)
 	if err != nil && saved.Session != "" && client.IsNotFound(err) {
@@ -131,7 +163,9 @@ func (x *cli) upload(ctx context.Context, args []string) error {
 
 func (x *cli) download(ctx context.Context, args []string) error {
 	fs := x.flags("download", "BUCKET/KEY [DEST]",
-		"Downloads BUCKET/KEY to DEST (default: the key's last path segment; - writes to stdout).\nBytes go to DEST.part, renamed to DEST when whole. If a run stops, run the same command again:\nit resumes DEST.part, unless the file changed on the server meanwhile, then it starts over.")
+		"Downloads BUCKET/KEY to DEST (default: the key's last path segment; - writes to stdout) as ranges\nfetched several at once (--parallel). Bytes go to DEST.part, renamed to DEST when whole. If a run\nstops, run the same command again: it resumes DEST.part, unless the file changed on the server\nmeanwhile, then it starts over.")
+	parallel := fs.Int("parallel", defaultParallel, "ranged requests in flight at once, each over its own connection, for the reasons\nof upload's --parallel; 1 fetches the file over one connection")
+	rangeSize := fs.String("part-size", "8MiB", "bytes per ranged request with --parallel above 1")
 	retries := fs.Int("retries", 10, "failed attempts in a row before giving up")
 	quiet := fs.Bool("quiet", false, "no progress bar and no summary")
 	stateDir := x.stateFlag(fs)
@@ -141,6 +175,13 @@ func (x *cli) download(ctx context.Context, args []string) error {
 	bucket, key, err := bucketKey(fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	if *parallel < 1 {
+		return fmt.Errorf("%w: --parallel %d: want 1 or more", errUsage, *parallel)
+	}
+	ranges, err := parseSize(*rangeSize)
+	if err != nil {
+		return fmt.Errorf("%w: --part-size: %v", errUsage, err)
 	}
 	dest := path.Base(key)
 	if fs.NArg() == 2 {
@@ -172,8 +213,24 @@ func (x *cli) download(ctx context.Context, args []string) error {
 	saved := loadState(sp)
 	bar := newProgress(x.stderr, *quiet)
 	at, _ := out.Seek(0, io.SeekEnd)
+	if saved.Ranged {
+		at = min(at, saved.Have) // past the prefix there may be gaps
+	}
 	if at == 0 || saved.ETag == "" {
 		at, saved.ETag = 0, "" // nothing to resume: the client starts from 0
+	}
+	if err := out.Truncate(at); err != nil {
+		return err
+	}
+	ranged := *parallel > 1
+	remember := func(s state) {
+		s.Ranged = ranged
+		if err := saveState(sp, s); err != nil {
+			bar.note("cannot remember the download for a later resume: %v", err)
+		}
+	}
+	if saved.ETag != "" && saved.Ranged != ranged {
+		remember(state{ETag: saved.ETag, Have: at})
 	}
 	bar.begin(at)
 	// Whether the bytes on disk are kept shows only in the server's answer:
@@ -181,15 +238,16 @@ func (x *cli) download(ctx context.Context, args []string) error {
 	// starts over; a byte after them means it resumed.
 	resumed, held, etag := at, at, saved.ETag
 	_, err = x.c.Download(ctx, bucket, key, out, client.DownloadOptions{ETag: saved.ETag, Retry: client.Retry{Attempts: *retries},
+		Parallel: *parallel, RangeSize: ranges, Have: at,
 		OnETag: func(tag string) {
 			if held > 0 && etag != "" {
 				bar.note("%s/%s changed on the server since %s was written: downloading it again from the start", bucket, key, part)
+				bar.begin(0)
 			}
 			resumed, held, etag = 0, 0, tag
-			if err := saveState(sp, state{ETag: tag}); err != nil {
-				bar.note("cannot remember the download for a later resume: %v", err)
-			}
+			remember(state{ETag: tag})
 		},
+		OnHave: func(n int64) { remember(state{ETag: etag, Have: n}) },
 		Progress: func(done, total int64) {
 			if resumed > 0 && done > resumed {
 				bar.note("resuming %s at %s", part, bytesText(resumed))
@@ -240,6 +298,7 @@ type progress struct {
 	quiet, tty bool
 	start      time.Time
 	from       int64 // bytes already there when this run began
+	high       int64 // the most shown: bytes of a failed part sent again were counted once already
 	last       time.Time
 	drawn      bool
 }
@@ -254,7 +313,7 @@ func newProgress(w io.Writer, quiet bool) *progress {
 	return &progress{w: w, quiet: quiet, tty: tty && !quiet}
 }
 
-func (p *progress) begin(from int64) { p.start, p.from = time.Now(), from }
+func (p *progress) begin(from int64) { p.start, p.from, p.high = time.Now(), from, from }
 
 func (p *progress) note(format string, args ...any) {
 	if !p.quiet {
@@ -264,6 +323,8 @@ func (p *progress) note(format string, args ...any) {
 }
 
 func (p *progress) update(done, total int64) {
+	done = max(done, p.high)
+	p.high = done
 	if !p.tty || (time.Since(p.last) < 200*time.Millisecond && done < total) {
 		return
 	}
