@@ -64,7 +64,7 @@ func chaosPlanFromEnv() chaosPlan {
 			redisDown: 10 * time.Second, s3Down: 30 * time.Second, outageSize: 40 * MiB,
 			ttl: 75 * time.Second, purgeInterval: time.Second, timeout: 20 * time.Minute}
 	}
-	return chaosPlan{mode: "short", uploads: 6, workers: 3, maxKills: 4,
+	return chaosPlan{mode: "short", uploads: 8, workers: 3, maxKills: 4,
 		killGap: [2]time.Duration{200 * time.Millisecond, 600 * time.Millisecond}, largeEvery: 2, largeMin: 12 * MiB, largeMax: 16 * MiB,
 		redisDown: 2 * time.Second, s3Down: 5 * time.Second, outageSize: 14 * MiB,
 		ttl: 30 * time.Second, purgeInterval: time.Second, timeout: 4 * time.Minute}
@@ -682,11 +682,15 @@ func (r *chaosRig) upload(ctx context.Context, f fileSpec, data []byte, progress
 	if progress == nil {
 		progress = func(int64) {}
 	}
-	if f.chunk == 0 {
+	if f.chunk <= 0 {
 		return r.uploadWithClient(ctx, f, data, progress)
 	}
 	return r.uploadChunks(ctx, f, data, progress)
 }
+
+// chunkParallel in a fileSpec sends the file as parallel parts of 5 MiB,
+// four at once, so parts go through both instances at the same time.
+const chunkParallel = -1
 
 func (r *chaosRig) uploadWithClient(ctx context.Context, f fileSpec, data []byte, progress func(int64)) (client.File, error) {
 	var (
@@ -699,6 +703,13 @@ func (r *chaosRig) uploadWithClient(ctx context.Context, f fileSpec, data []byte
 			Retry:     client.Retry{Attempts: 5, Wait: 200 * time.Millisecond},
 			OnSession: func(s client.Session) { id = s.ID; r.saw(&acked, s.Offset) },
 			Progress:  func(done, _ int64) { r.saw(&acked, done); progress(done) }}
+		if f.chunk == chunkParallel {
+			// Acknowledged parts are the ones a resume finds landed; bytes
+			// in flight may be sent again, so progress is no measure.
+			o.Parallel, o.PartSize = 4, 5*MiB
+			o.OnSession = func(s client.Session) { _, landed := s.Landed(); id = s.ID; r.saw(&acked, landed) }
+			o.Progress = func(done, _ int64) { progress(done) }
+		}
 		file, err := r.c.Upload(ctx, bytes.NewReader(data), int64(len(data)), r.bucket, f.key, o)
 		if err == nil {
 			return file, nil
@@ -920,6 +931,19 @@ func (r *chaosRig) leaks(ctx context.Context) (leakReport, error) {
 			rep.details = append(rep.details, fmt.Sprintf("session %s still %s (expires_at %s)", rest, rec.State, rec.ExpiresAt.Format(time.TimeOnly)))
 		}
 	}
+	// A parallel session's parts index (its Redis keys are "{i:...}:z|h")
+	// must go with the session.
+	parts := r.rdb.Scan(ctx, 0, r.prefix+"{i:session/*/parts}:z", 500).Iterator()
+	for parts.Next(ctx) {
+		id := strings.TrimSuffix(strings.TrimPrefix(parts.Val(), r.prefix+"{i:session/"), "/parts}:z")
+		if _, ok := uploading[id]; !ok {
+			rep.records++
+			rep.details = append(rep.details, fmt.Sprintf("parts index of session %s with no uploading session", id))
+		}
+	}
+	if err := parts.Err(); err != nil {
+		return rep, err
+	}
 	for id, ks := range tails {
 		rep.allTails += len(ks)
 		if _, ok := uploading[id]; !ok {
@@ -1007,7 +1031,7 @@ func chaosKillScenario(t *testing.T, r *chaosRig, tally *chaosTally) {
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 12))
 	t.Logf("plan: %d uploads, %d workers, kills every %s-%s", plan.uploads, plan.workers, plan.killGap[0], plan.killGap[1])
-	chunks := []int{0, MiB, 256 << 10, 3*MiB + 7} // client.Upload (8 MiB), held back, merged, odd
+	chunks := []int{0, chunkParallel, MiB, 256 << 10, 3*MiB + 7} // client.Upload (8 MiB), parts, held back, merged, odd
 	specs := make([]fileSpec, plan.uploads)
 	var replaced []replacement
 	for i := range specs {
