@@ -55,6 +55,10 @@ var hangupOld = []byte("old v1 \x00\xff\n")
 type hangupShape struct {
 	name   string
 	chunks []int
+	// parts: the chunks are parallel parts of chunks[0] bytes, sent as
+	// parts 2, 3, …, then part 1 last (the one hung up on), which is why
+	// chunks lists part 1's size at the end.
+	parts bool
 }
 
 func (s hangupShape) size() int {
@@ -66,11 +70,13 @@ func (s hangupShape) size() int {
 }
 
 // The issue's 1 MiB session (one Put on S3, a staging file on the
-// filesystem), and a 6 MiB one whose last chunk is a part and the
-// CompleteMultipart on S3.
+// filesystem), a 6 MiB one whose last chunk is a part and the
+// CompleteMultipart on S3, and 11 MiB of parallel parts whose last part
+// completes the file.
 var hangupShapes = []hangupShape{
-	{"1MiB", []int{512 << 10, 512 << 10}},
-	{"6MiB", []int{5 << 20, 1 << 20}},
+	{"1MiB", []int{512 << 10, 512 << 10}, false},
+	{"6MiB", []int{5 << 20, 1 << 20}, false},
+	{"parts", []int{5 << 20, 1 << 20, 5 << 20}, true},
 }
 
 // hangupEnv is one case's server over its own stores.
@@ -271,6 +277,7 @@ const (
 // hangupCase is one hang-up and its checks.
 type hangupCase struct {
 	*hangupEnv
+	shape    hangupShape
 	key      string
 	data     []byte
 	newSHA   [32]byte
@@ -338,8 +345,14 @@ func (c *hangupCase) hangUp(id string, off int, p hangupPoint) {
 		trig = c.in.Arm(faults.Fault{N: p.n, Match: faults.Not(faults.Background), Mode: faults.StallAfter})
 		defer c.in.Disarm()
 	}
-	fmt.Fprintf(conn, "POST /v1/files/session:%s HTTP/1.1\r\nHost: %s\r\nUpload-Offset: %d\r\nContent-Length: %d\r\nX-Hangup-Track: 1\r\n\r\n",
-		id, c.addr, off, len(chunk))
+	if c.shape.parts { // part 1
+		chunk = c.data[:c.shape.chunks[0]]
+		fmt.Fprintf(conn, "PUT /v1/files/session:%s/parts/1 HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\nX-Hangup-Track: 1\r\n\r\n",
+			id, c.addr, len(chunk))
+	} else {
+		fmt.Fprintf(conn, "POST /v1/files/session:%s HTTP/1.1\r\nHost: %s\r\nUpload-Offset: %d\r\nContent-Length: %d\r\nX-Hangup-Track: 1\r\n\r\n",
+			id, c.addr, off, len(chunk))
+	}
 	var tr *tracked
 	select {
 	case tr = <-c.track:
@@ -413,7 +426,17 @@ func (c *hangupCase) resume(id string) {
 			return
 		}
 		off := int(info["offset"].(float64))
-		r = c.send(id, off, c.data[off:])
+		if c.shape.parts {
+			// Part 1 again (acknowledged again if it landed), or an empty
+			// append once every part is in: either completes the file.
+			if off == 0 {
+				r = c.do("PUT", "/v1/files/session:"+id+"/parts/1", c.data[:c.shape.chunks[0]])
+			} else {
+				r = c.send(id, 0, nil)
+			}
+		} else {
+			r = c.send(id, off, c.data[off:])
+		}
 		if r.code == 200 {
 			if m := r.json(c.t); m["bytes"] != float64(len(c.data)) {
 				c.problem("resuming at %d answered %s, not the file", off, r.body)
@@ -465,6 +488,9 @@ func (c *hangupCase) prepare(shape hangupShape) (string, int) {
 	if c.read("before the upload") != readOld {
 		c.t.FailNow()
 	}
+	if shape.parts {
+		return c.prepareParts(shape), 0
+	}
 	id := c.create(c.key, len(c.data))
 	off := 0
 	for _, n := range shape.chunks[:len(shape.chunks)-1] {
@@ -479,10 +505,30 @@ func (c *hangupCase) prepare(shape hangupShape) (string, int) {
 	return id, off
 }
 
+// prepareParts starts a session of parallel parts and sends every part but
+// part 1.
+func (c *hangupCase) prepareParts(shape hangupShape) string {
+	ps := shape.chunks[0]
+	r := c.do("POST", "/v1/files", []byte(fmt.Sprintf(`{"bucket":"b","key":%q,"size":%d,"part_size":%d}`, c.key, len(c.data), ps)))
+	if r.code/100 != 2 {
+		c.t.Fatalf("create: %d %s", r.code, r.body)
+	}
+	id := r.json(c.t)["id"].(string)
+	for n := 2; (n-1)*ps < len(c.data); n++ {
+		if r := c.do("PUT", fmt.Sprintf("/v1/files/session:%s/parts/%d", id, n), c.data[(n-1)*ps:min(n*ps, len(c.data))]); r.code != 200 {
+			c.t.Fatalf("part %d: %d %s", n, r.code, r.body)
+		}
+	}
+	if c.read("before the last part") != readOld {
+		c.t.FailNow()
+	}
+	return id
+}
+
 // runHangup is one case: hang up at p, read, resume, read, check leftovers.
 func runHangup(t *testing.T, be hangupBackend, shape hangupShape, p hangupPoint, data []byte) []string {
 	name := strings.NewReplacer("/", "-", " ", "-").Replace(shape.name + "-" + p.name)
-	c := &hangupCase{hangupEnv: startHangup(t, be, name), key: "h/" + name, data: data, newSHA: sha256.Sum256(data)}
+	c := &hangupCase{hangupEnv: startHangup(t, be, name), shape: shape, key: "h/" + name, data: data, newSHA: sha256.Sum256(data)}
 	id, off := c.prepare(shape)
 	c.hangUp(id, off, p)
 	for i := range 3 {
@@ -520,11 +566,17 @@ func hangupData(n int) []byte {
 // of held-back segments). It returns the moments and how many come after
 // the body.
 func hangupMoments(t *testing.T, be hangupBackend, shape hangupShape, data []byte) ([]hangupPoint, int) {
-	c := &hangupCase{hangupEnv: startHangup(t, be, shape.name+"-clean"), key: "h/clean", data: data, newSHA: sha256.Sum256(data)}
+	c := &hangupCase{hangupEnv: startHangup(t, be, shape.name+"-clean"), shape: shape, key: "h/clean", data: data, newSHA: sha256.Sum256(data)}
 	id, off := c.prepare(shape)
 	c.in.Reset()
-	if r := c.send(id, off, data[off:]); r.code != 200 {
-		t.Fatalf("clean last chunk: %d %s", r.code, r.body)
+	var last hangupResp
+	if shape.parts {
+		last = c.do("PUT", "/v1/files/session:"+id+"/parts/1", data[:shape.chunks[0]])
+	} else {
+		last = c.send(id, off, data[off:])
+	}
+	if last.code != 200 {
+		t.Fatalf("clean last chunk: %d %s", last.code, last.body)
 	}
 	calls := c.in.Calls(faults.Not(faults.Background))
 	if c.read("after a clean upload") != readNew {
@@ -533,7 +585,7 @@ func hangupMoments(t *testing.T, be hangupBackend, shape hangupShape, data []byt
 	c.leftovers(id)
 	first := -1
 	for i, call := range calls {
-		if call.Kind == faults.KindBlob && (call.Method == "Put" || call.Method == "UploadPart" || call.Method == "StageWrite") {
+		if call.Kind == faults.KindBlob && (call.Method == "Put" || call.Method == "UploadPart" || call.Method == "StageWrite" || call.Method == "StageWriteAt") {
 			first = i
 			break
 		}
