@@ -7,12 +7,14 @@
 #   scripts/test.sh -run X ./pkg/.. # any go test arguments
 #
 # Installs redis-server and nodejs (apt) and versitygw (go install) only
-# when missing.
+# when missing; with FERRY_TEST_S3_SERVER=minio, MinIO instead of versitygw.
 # Under CI (CI set) a service that cannot be started fails the run;
 # elsewhere the tests that need it skip.
 set -euo pipefail
 
 VERSITYGW_VERSION=v1.8.0
+# MinIO's module has no tagged versions; this is the proxy's newest on 2026-12-05.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 cd "$(dirname "$0")/.."
 
 log() { echo "test.sh: $*" >&2; }
@@ -140,9 +142,16 @@ start_redis_cluster() {
   log "the cluster did not reach cluster_state:ok"; return 1
 }
 
-# MinIO instead of versitygw when FERRY_TEST_S3_SERVER=minio and a minio
-# binary is on PATH (make bench asks for it; nothing installs it).
+# MinIO instead of versitygw when FERRY_TEST_S3_SERVER=minio (make bench
+# asks for it): installed once into GOBIN like versitygw, in about 6 minutes.
+ensure_minio() {
+  command -v minio >/dev/null 2>&1 && return 0
+  log "installing minio $MINIO_VERSION with go install (about 6 minutes, once)"
+  (cd / && GOFLAGS= go install "github.com/minio/minio@$MINIO_VERSION") >&2
+}
+
 start_minio() {
+  ensure_minio || return 1
   mkdir -p "$tmp/s3"
   for _ in 1 2 3 4 5; do
     port=$(free_port) || return 1
@@ -160,7 +169,7 @@ start_minio() {
 }
 
 start_s3() {
-  if [ "${FERRY_TEST_S3_SERVER:-}" = minio ] && command -v minio >/dev/null 2>&1; then
+  if [ "${FERRY_TEST_S3_SERVER:-}" = minio ]; then
     start_minio; return
   fi
   ensure_versitygw || return 1
