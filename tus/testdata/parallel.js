@@ -1,8 +1,8 @@
 // Drives tus-js-client for BenchmarkCappedLink: uploads the file argv[3] to
 // the tus endpoint argv[2] as argv[4] partial uploads at once (tus
 // concatenation, as Uppy's parallel mode does), each in PATCHes of argv[5]
-// bytes, with the Upload-Metadata of the final upload given as the JSON
-// argv[6]. It prints one JSON line: {"url", "ms"}, the final upload's URL
+// bytes (Infinity, tus-js-client's default: one PATCH each), with the
+// Upload-Metadata of the final upload given as the JSON argv[6]. It prints one JSON line: {"url", "ms"}, the final upload's URL
 // and the upload's own time, node's start-up left out. On a failure it
 // prints the error to stderr and exits 1.
 const fs = require('fs')
