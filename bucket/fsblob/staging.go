@@ -55,24 +55,9 @@ func (b *Backend) sessionPath(id string) (string, error) {
 // staging file deleted behind the session's back is never recreated with a
 // hole (zeros) in front.
 func (b *Backend) StageWrite(_ context.Context, id string, offset int64, r io.Reader, n int64) error {
-	p, err := b.sessionPath(id)
+	f, err := b.openStage(id, offset, n, offset == 0)
 	if err != nil {
 		return err
-	}
-	if offset < 0 || n < 0 {
-		return fmt.Errorf("fsblob: stage %s: offset %d and length %d must not be negative", id, offset, n)
-	}
-	flag := os.O_WRONLY
-	if offset == 0 {
-		flag |= os.O_CREATE
-	}
-	f, err := b.root.OpenFile(p, flag, 0o644)
-	if notFound(err) {
-		return fmt.Errorf("fsblob: stage %s: the staging file is gone, so the %d bytes before offset %d are lost; the upload must start again: %w",
-			id, offset, offset, bucket.ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("fsblob: stage %s: %w", id, err)
 	}
 	defer f.Close()
 	if offset > 0 {
@@ -92,23 +77,37 @@ func (b *Backend) StageWrite(_ context.Context, id string, offset int64, r io.Re
 // fsyncs, leaving the bytes elsewhere as they are (parallel parts land in
 // any order; the session records which ranges hold bytes).
 func (b *Backend) StageWriteAt(_ context.Context, id string, offset int64, r io.Reader, n int64) error {
-	p, err := b.sessionPath(id)
+	f, err := b.openStage(id, offset, n, false)
 	if err != nil {
 		return err
 	}
-	if offset < 0 || n < 0 {
-		return fmt.Errorf("fsblob: stage %s: offset %d and length %d must not be negative", id, offset, n)
+	defer f.Close()
+	return writeAt(f, id, offset, r, n)
+}
+
+// openStage opens staging file id for a write of n bytes at offset,
+// creating it only when create says so.
+func (b *Backend) openStage(id string, offset, n int64, create bool) (*os.File, error) {
+	p, err := b.sessionPath(id)
+	if err != nil {
+		return nil, err
 	}
-	f, err := b.root.OpenFile(p, os.O_WRONLY, 0)
+	if offset < 0 || n < 0 {
+		return nil, fmt.Errorf("fsblob: stage %s: offset %d and length %d must not be negative", id, offset, n)
+	}
+	flag := os.O_WRONLY
+	if create {
+		flag |= os.O_CREATE
+	}
+	f, err := b.root.OpenFile(p, flag, 0o644)
 	if notFound(err) {
-		return fmt.Errorf("fsblob: stage %s: the staging file is gone, so the parts written before are lost; the upload must start again: %w",
+		return nil, fmt.Errorf("fsblob: stage %s: the staging file is gone, so the bytes written before are lost; the upload must start again: %w",
 			id, bucket.ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("fsblob: stage %s: %w", id, err)
+		return nil, fmt.Errorf("fsblob: stage %s: %w", id, err)
 	}
-	defer f.Close()
-	return writeAt(f, id, offset, r, n)
+	return f, nil
 }
 
 // writeAt copies exactly n bytes of r to f at offset, durably.
