@@ -13,8 +13,8 @@ type Composer struct {
 	Staging   Staging   // write-at-offset staging files (filesystem)
 	// PartCopier makes parts from stored bytes (S3's UploadPartCopy).
 	PartCopier PartCopier
-	Pinger    Pinger    // a cheap reachability check (/readyz)
-	Closer    io.Closer // releases what the backend holds open
+	Pinger     Pinger    // a cheap reachability check (/readyz)
+	Closer     io.Closer // releases what the backend holds open
 	// Presigner hands out URLs to the backend's objects. It is not a method
 	// of the backend but made beside it (from the S3 client), so whoever
 	// builds the backend sets it.

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // Part is a parallel part as the server recorded it.
@@ -86,36 +84,19 @@ func (c *Client) uploadParts(ctx context.Context, r io.ReaderAt, s Session, o Up
 	}
 	progress(0)
 	var file *File
-	jobs := make(chan int)
-	g, gctx := errgroup.WithContext(ctx)
-	for range max(o.Parallel, 1) {
-		g.Go(func() error {
-			for n := range jobs {
-				f, err := c.sendPart(gctx, r, s, n, o, progress)
-				if err != nil {
-					return err
-				}
-				if f != nil {
-					mu.Lock()
-					file = f
-					mu.Unlock()
-				}
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		defer close(jobs)
-		for _, n := range missing {
-			select {
-			case jobs <- n:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
+	err := inParallel(ctx, max(o.Parallel, 1), len(missing), func(ctx context.Context, i int) error {
+		f, err := c.sendPart(ctx, r, s, missing[i], o, progress)
+		if err != nil {
+			return err
+		}
+		if f != nil {
+			mu.Lock()
+			file = f
+			mu.Unlock()
 		}
 		return nil
 	})
-	if err := g.Wait(); err != nil {
+	if err != nil {
 		return File{}, err
 	}
 	if file == nil {

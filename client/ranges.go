@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // Parallel download. A one-byte probe learns the file's size and ETag;
@@ -61,93 +59,110 @@ func (c *Client) downloadRanges(ctx context.Context, path string, out *os.File, 
 	if err := out.Truncate(have); err != nil {
 		return etag, err
 	}
-	total, tag, err := c.probe(ctx, path, etag, o.Retry)
+	total, etag, err := c.probeVersion(ctx, path, etag, o)
 	if err != nil {
 		return etag, err
-	}
-	if tag == "" {
-		return etag, fmt.Errorf("ferry: %s came without an ETag, so ranges of it cannot be checked to be of one version; download it without parallel ranges", path)
-	}
-	if tag != etag {
-		etag = tag
-		if o.OnETag != nil {
-			o.OnETag(tag) // before any byte is written, so a resume never mixes versions
-		}
 	}
 	if have > total {
 		return etag, errChanged
 	}
-	size := o.RangeSize
-	if size <= 0 {
-		size = defaultRangeSize
-	}
-	n := int((total - have + size - 1) / size)
-	rangeLen := func(i int) int64 { return min(size, total-have-int64(i)*size) }
-
-	var mu sync.Mutex
-	got := make([]int64, n) // bytes in, of each range
-	done, whole := have, 0  // whole: the ranges of the prefix
-	add := func(i int, k int64) {
-		mu.Lock()
-		defer mu.Unlock()
-		got[i] += k
-		done += k
-		if o.Progress != nil {
-			o.Progress(done, total)
-		}
-		grew := false
-		for whole < n && got[whole] == rangeLen(whole) {
-			whole, grew = whole+1, true
-		}
-		if grew && o.OnHave != nil {
-			o.OnHave(min(have+int64(whole)*size, total))
-		}
-	}
-
-	jobs := make(chan int)
-	g, gctx := errgroup.WithContext(ctx)
-	for range o.Parallel {
-		g.Go(func() error {
-			for i := range jobs {
-				from := have + int64(i)*size
-				if err := c.fetchRange(gctx, path, out, from, from+rangeLen(i)-1, etag, o.Retry, func(k int64) { add(i, k) }); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		defer close(jobs)
-		for i := range n {
-			select {
-			case jobs <- i:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		return nil
+	rs := newRangeSet(have, total, o)
+	err = inParallel(ctx, o.Parallel, rs.n, func(ctx context.Context, i int) error {
+		from, to := rs.span(i)
+		return c.fetchRange(ctx, path, out, from, to, etag, o.Retry, func(k int64) { rs.add(i, k) })
 	})
-	if err := g.Wait(); err != nil {
-		// Bytes past the prefix may have gaps before them: drop them, so
-		// that out holds only bytes a later run can go on from.
-		prefix := min(have+int64(whole)*size, total)
-		if whole < n {
-			prefix += got[whole]
-		}
-		if terr := out.Truncate(prefix); terr != nil {
-			return etag, errors.Join(err, terr)
-		}
-		if o.OnHave != nil {
-			o.OnHave(prefix)
-		}
-		return etag, err
+	if err != nil {
+		return etag, rs.keepPrefix(out, err)
 	}
 	st, err := out.Stat()
 	if err == nil && st.Size() != total {
 		err = fmt.Errorf("ferry: the download of %s holds %d bytes, not the file's %d", path, st.Size(), total)
 	}
 	return etag, err
+}
+
+// probeVersion learns the file's size and ETag, and adopts that ETag. On
+// an error it returns etag as it was.
+func (c *Client) probeVersion(ctx context.Context, path, etag string, o DownloadOptions) (int64, string, error) {
+	total, tag, err := c.probe(ctx, path, etag, o.Retry)
+	if err != nil {
+		return 0, etag, err
+	}
+	if tag == "" {
+		return 0, etag, fmt.Errorf("ferry: %s came without an ETag, so ranges of it cannot be checked to be of one version; download it without parallel ranges", path)
+	}
+	if tag != etag && o.OnETag != nil {
+		o.OnETag(tag) // before any byte is written, so a resume never mixes versions
+	}
+	return total, tag, nil
+}
+
+// rangeSet is a parallel download's ranges from byte have on: the bytes in
+// of each, and how many from the first are whole (the prefix).
+type rangeSet struct {
+	have, total, size int64
+	n                 int
+	progress          func(done, total int64)
+	onHave            func(int64)
+
+	mu    sync.Mutex
+	got   []int64 // bytes in, of each range
+	done  int64
+	whole int // the ranges of the prefix
+}
+
+func newRangeSet(have, total int64, o DownloadOptions) *rangeSet {
+	size := o.RangeSize
+	if size <= 0 {
+		size = defaultRangeSize
+	}
+	n := int((total - have + size - 1) / size)
+	return &rangeSet{have: have, total: total, size: size, n: n, progress: o.Progress, onHave: o.OnHave,
+		got: make([]int64, n), done: have}
+}
+
+func (r *rangeSet) rangeLen(i int) int64 { return min(r.size, r.total-r.have-int64(i)*r.size) }
+
+// span is range i's first and last byte.
+func (r *rangeSet) span(i int) (int64, int64) {
+	from := r.have + int64(i)*r.size
+	return from, from + r.rangeLen(i) - 1
+}
+
+// add counts k more bytes of range i in, and tells OnHave when they made
+// the prefix grow.
+func (r *rangeSet) add(i int, k int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got[i] += k
+	r.done += k
+	if r.progress != nil {
+		r.progress(r.done, r.total)
+	}
+	grew := false
+	for r.whole < r.n && r.got[r.whole] == r.rangeLen(r.whole) {
+		r.whole, grew = r.whole+1, true
+	}
+	if grew && r.onHave != nil {
+		r.onHave(min(r.have+int64(r.whole)*r.size, r.total))
+	}
+}
+
+// keepPrefix cuts out to the prefix once err has stopped every fetch, and
+// tells OnHave. Bytes past the prefix may have gaps before them: dropping
+// them leaves out holding only bytes a later run can go on from.
+func (r *rangeSet) keepPrefix(out *os.File, err error) error {
+	prefix := min(r.have+int64(r.whole)*r.size, r.total)
+	if r.whole < r.n {
+		prefix += r.got[r.whole]
+	}
+	if terr := out.Truncate(prefix); terr != nil {
+		return errors.Join(err, terr)
+	}
+	if r.onHave != nil {
+		r.onHave(prefix)
+	}
+	return err
 }
 
 // probe asks for the file's first byte, to learn its size and ETag. With

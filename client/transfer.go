@@ -34,15 +34,7 @@ type UploadOptions struct {
 // carries its CRC-32C; one the server found damaged (CHECKSUM_MISMATCH) is
 // read from r again and resent, up to maxChecksumResends times in a row.
 func (c *Client) Upload(ctx context.Context, r io.ReaderAt, size int64, bucket, key string, o UploadOptions) (File, error) {
-	var s Session
-	var err error
-	if o.Session != "" {
-		if s, err = c.Session(ctx, o.Session); err == nil && (s.Bucket != bucket || s.Key != key || s.Size != size) {
-			return File{}, fmt.Errorf("ferry: session %s uploads %d bytes to %s/%s, not %d bytes to %s/%s", s.ID, s.Size, s.Bucket, s.Key, size, bucket, key)
-		}
-	} else {
-		s, err = c.Create(ctx, NewSession{Bucket: bucket, Key: key, MimeType: o.MimeType, Size: size, PartSize: o.PartSize})
-	}
+	s, err := c.uploadSession(ctx, size, bucket, key, o)
 	if err != nil {
 		return File{}, err
 	}
@@ -52,6 +44,25 @@ func (c *Client) Upload(ctx context.Context, r io.ReaderAt, size int64, bucket, 
 	if s.Parallel || o.Parallel > 1 && s.PartCount > 1 && s.Offset == 0 {
 		return c.uploadParts(ctx, r, s, o)
 	}
+	return c.uploadChunks(ctx, r, size, s, o)
+}
+
+// uploadSession resumes o.Session, which must be an upload of size bytes
+// to bucket/key, or else creates a session.
+func (c *Client) uploadSession(ctx context.Context, size int64, bucket, key string, o UploadOptions) (Session, error) {
+	if o.Session == "" {
+		return c.Create(ctx, NewSession{Bucket: bucket, Key: key, MimeType: o.MimeType, Size: size, PartSize: o.PartSize})
+	}
+	s, err := c.Session(ctx, o.Session)
+	if err == nil && (s.Bucket != bucket || s.Key != key || s.Size != size) {
+		return Session{}, fmt.Errorf("ferry: session %s uploads %d bytes to %s/%s, not %d bytes to %s/%s", s.ID, s.Size, s.Bucket, s.Key, size, bucket, key)
+	}
+	return s, err
+}
+
+// uploadChunks appends the bytes from the session's offset on, one chunk
+// after another, until an append brings the file.
+func (c *Client) uploadChunks(ctx context.Context, r io.ReaderAt, size int64, s Session, o UploadOptions) (File, error) {
 	chunk := o.ChunkSize
 	if chunk <= 0 {
 		chunk = 8 << 20

@@ -162,69 +162,88 @@ func parseFilter(raw []byte, path string, depth int) (Filter, error) {
 	if depth >= maxFilterDepth {
 		return nil, filterError(path, "filters are nested more than %d deep", maxFilterDepth)
 	}
+	obj, typ, err := filterObject(raw, path, field)
+	if err != nil {
+		return nil, err
+	}
+	switch typ {
+	case opAnd, opOr:
+		return parseCompound(obj, typ, field, depth)
+	case opEq, opNe, opGt, opGte, opLt, opLte:
+		return parseComparison(obj, typ, field)
+	}
+	return nil, filterError(field("type"), "unknown type %q; use one of %s", typ, filterTypes)
+}
+
+// filterObject decodes one filter object and its type, which decides what
+// else it may hold.
+func filterObject(raw []byte, path string, field func(string) string) (map[string]json.RawMessage, string, error) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		var syn *json.SyntaxError
 		if errors.As(err, &syn) {
-			return nil, filterError(path, "not valid JSON: %s", jsonErrorText(err))
+			return nil, "", filterError(path, "not valid JSON: %s", jsonErrorText(err))
 		}
-		return nil, filterError(path, "must be an object with a type (%s)", filterTypes)
+		return nil, "", filterError(path, "must be an object with a type (%s)", filterTypes)
 	}
 	var typ string
 	if t, ok := obj["type"]; !ok {
-		return nil, filterError(field("type"), "missing; use one of %s", filterTypes)
+		return nil, "", filterError(field("type"), "missing; use one of %s", filterTypes)
 	} else if json.Unmarshal(t, &typ) != nil {
-		return nil, filterError(field("type"), "must be a string, one of %s", filterTypes)
+		return nil, "", filterError(field("type"), "must be a string, one of %s", filterTypes)
 	}
+	return obj, typ, nil
+}
 
-	switch typ {
-	case opAnd, opOr:
-		if err := onlyFields(obj, field, "filters"); err != nil {
+// parseCompound parses an "and" or "or" of at least one filter, each one
+// level deeper.
+func parseCompound(obj map[string]json.RawMessage, typ string, field func(string) string, depth int) (Filter, error) {
+	if err := onlyFields(obj, field, "filters"); err != nil {
+		return nil, err
+	}
+	var list []json.RawMessage
+	if f, ok := obj["filters"]; !ok {
+		return nil, filterError(field("filters"), "missing; %q needs a list of filters", typ)
+	} else if json.Unmarshal(f, &list) != nil || list == nil {
+		return nil, filterError(field("filters"), "must be a list of filters")
+	}
+	if len(list) == 0 {
+		return nil, filterError(field("filters"), "must have at least one filter")
+	}
+	c := &compound{and: typ == opAnd, filters: make([]Filter, len(list))}
+	for i, r := range list {
+		f, err := parseFilter(r, fmt.Sprintf("%s[%d]", field("filters"), i), depth+1)
+		if err != nil {
 			return nil, err
 		}
-		var list []json.RawMessage
-		if f, ok := obj["filters"]; !ok {
-			return nil, filterError(field("filters"), "missing; %q needs a list of filters", typ)
-		} else if json.Unmarshal(f, &list) != nil || list == nil {
-			return nil, filterError(field("filters"), "must be a list of filters")
-		}
-		if len(list) == 0 {
-			return nil, filterError(field("filters"), "must have at least one filter")
-		}
-		c := &compound{and: typ == opAnd, filters: make([]Filter, len(list))}
-		for i, r := range list {
-			f, err := parseFilter(r, fmt.Sprintf("%s[%d]", field("filters"), i), depth+1)
-			if err != nil {
-				return nil, err
-			}
-			c.filters[i] = f
-		}
-		return c, nil
-
-	case opEq, opNe, opGt, opGte, opLt, opLte:
-		if err := onlyFields(obj, field, "key", "value"); err != nil {
-			return nil, err
-		}
-		c := &comparison{op: typ}
-		if k, ok := obj["key"]; !ok {
-			return nil, filterError(field("key"), "missing; name the attribute to compare")
-		} else if json.Unmarshal(k, &c.key) != nil || c.key == "" {
-			return nil, filterError(field("key"), "must be a non-empty string")
-		}
-		v, ok := obj["value"]
-		if !ok {
-			return nil, filterError(field("value"), "missing; give a string, number or boolean")
-		}
-		var err error
-		if c.value, err = parseScalar(v); err != nil {
-			return nil, filterError(field("value"), "%v", err)
-		}
-		if c.value.kind == kindBool && typ != opEq && typ != opNe {
-			return nil, filterError(field("value"), "%s compares numbers or strings, not booleans", typ)
-		}
-		return c, nil
+		c.filters[i] = f
 	}
-	return nil, filterError(field("type"), "unknown type %q; use one of %s", typ, filterTypes)
+	return c, nil
+}
+
+// parseComparison parses a comparison of one attribute with a value.
+func parseComparison(obj map[string]json.RawMessage, typ string, field func(string) string) (Filter, error) {
+	if err := onlyFields(obj, field, "key", "value"); err != nil {
+		return nil, err
+	}
+	c := &comparison{op: typ}
+	if k, ok := obj["key"]; !ok {
+		return nil, filterError(field("key"), "missing; name the attribute to compare")
+	} else if json.Unmarshal(k, &c.key) != nil || c.key == "" {
+		return nil, filterError(field("key"), "must be a non-empty string")
+	}
+	v, ok := obj["value"]
+	if !ok {
+		return nil, filterError(field("value"), "missing; give a string, number or boolean")
+	}
+	var err error
+	if c.value, err = parseScalar(v); err != nil {
+		return nil, filterError(field("value"), "%v", err)
+	}
+	if c.value.kind == kindBool && typ != opEq && typ != opNe {
+		return nil, filterError(field("value"), "%s compares numbers or strings, not booleans", typ)
+	}
+	return c, nil
 }
 
 func onlyFields(obj map[string]json.RawMessage, field func(string) string, allowed ...string) error {

@@ -46,3 +46,12 @@ func filesIndexOf(coll string) string        { return coll + "/files" }
 func statusIndex(coll, status string) string { return coll + "/status/" + status }
 func fileLockName(vs, file string) string    { return "openai/vs/" + vs + "/file/" + file }
 func jobLockName(job string) string          { return "openai/vs/job/" + job }
+
+// statusIndexes are a collection's status indexes, one per status.
+func statusIndexes(coll string) []string {
+	out := make([]string, len(fileStatuses))
+	for i, st := range fileStatuses {
+		out[i] = statusIndex(coll, st)
+	}
+	return out
+}

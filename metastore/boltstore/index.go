@@ -142,47 +142,12 @@ func (s *Store) IndexList(ctx context.Context, index string, q metastore.Query) 
 		limit = metastore.DefaultLimit
 	}
 	limit = min(limit, math.MaxInt32)
-
-	// lo and hi are exclusive bounds in byte order, nil when open. After and
-	// Before name the bounds in listing order, so they swap when Desc.
-	lo, hi := bound(q.After), bound(q.Before)
-	if q.Desc {
-		lo, hi = hi, lo
-	}
-	prefix := []byte(q.Prefix)
-	if end := prefixEnd(prefix); end != nil && (hi == nil || bytes.Compare(end, hi) < 0) {
-		hi = end
-	}
-	inRange := func(k []byte) bool {
-		return bytes.HasPrefix(k, prefix) &&
-			(lo == nil || bytes.Compare(k, lo) > 0) &&
-			(hi == nil || bytes.Compare(k, hi) < 0)
-	}
-
+	w := newWindow(q)
 	var entries []metastore.Entry
 	more := false
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := indexBucket(tx, index)
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		var k, v []byte
-		var step func() ([]byte, []byte)
-		if q.Desc {
-			k, v = seekBefore(c, hi)
-			step = c.Prev
-		} else {
-			k, v = seekAfter(c, lo, prefix)
-			step = c.Next
-		}
-		// Keys come in order, so the first one out of range ends the window.
-		for ; k != nil && inRange(k); k, v = step() {
-			if len(entries) == limit {
-				more = true
-				break
-			}
-			entries = append(entries, metastore.Entry{Member: string(k), Value: append([]byte{}, v...)})
+		if b := indexBucket(tx, index); b != nil {
+			entries, more = w.page(b.Cursor(), limit)
 		}
 		return nil
 	})
@@ -190,6 +155,54 @@ func (s *Store) IndexList(ctx context.Context, index string, q metastore.Query) 
 		return nil, false, fmt.Errorf("boltstore: index %q list: %w", index, err)
 	}
 	return entries, more, nil
+}
+
+// window is the part of an index a Query lists: keys with prefix, between
+// lo and hi in byte order (exclusive, nil when open), walked down when desc.
+type window struct {
+	lo, hi, prefix []byte
+	desc           bool
+}
+
+func newWindow(q metastore.Query) window {
+	// After and Before name the bounds in listing order, so they swap when Desc.
+	w := window{lo: bound(q.After), hi: bound(q.Before), prefix: []byte(q.Prefix), desc: q.Desc}
+	if w.desc {
+		w.lo, w.hi = w.hi, w.lo
+	}
+	if end := prefixEnd(w.prefix); end != nil && (w.hi == nil || bytes.Compare(end, w.hi) < 0) {
+		w.hi = end
+	}
+	return w
+}
+
+func (w window) contains(k []byte) bool {
+	return bytes.HasPrefix(k, w.prefix) &&
+		(w.lo == nil || bytes.Compare(k, w.lo) > 0) &&
+		(w.hi == nil || bytes.Compare(k, w.hi) < 0)
+}
+
+// page reads up to limit entries of the window from c, copying them out of
+// the transaction, and reports whether more follow.
+func (w window) page(c *bolt.Cursor, limit int) ([]metastore.Entry, bool) {
+	var entries []metastore.Entry
+	var k, v []byte
+	var step func() ([]byte, []byte)
+	if w.desc {
+		k, v = seekBefore(c, w.hi)
+		step = c.Prev
+	} else {
+		k, v = seekAfter(c, w.lo, w.prefix)
+		step = c.Next
+	}
+	// Keys come in order, so the first one out of range ends the window.
+	for ; k != nil && w.contains(k); k, v = step() {
+		if len(entries) == limit {
+			return entries, true
+		}
+		entries = append(entries, metastore.Entry{Member: string(k), Value: append([]byte{}, v...)})
+	}
+	return entries, false
 }
 
 func bound(s string) []byte {

@@ -236,33 +236,45 @@ func testIndexPaging(t *testing.T, s metastore.Store) {
 	}
 }
 
+// Get, Delete and Len on one index "g": missing, filled, replaced, emptied
+// and used again.
 func testIndexGetDeleteLen(t *testing.T, s metastore.Store) {
-	ctx := t.Context()
-	_, err := s.IndexGet(ctx, "g", "m")
+	checkMissingIndex(t, s, "g")
+	checkIndexPutReplace(t, s, "g")
+	checkIndexDeleteToEmpty(t, s, "g")
+}
+
+// checkMissingIndex checks that an index nothing was put in reads as
+// empty, not as an error.
+func checkMissingIndex(t *testing.T, s metastore.Store, index string) {
+	_, err := s.IndexGet(t.Context(), index, "m")
 	wantErr(t, "IndexGet on missing index", err, metastore.ErrNotFound)
-	wantLen(t, s, "g", 0)
-	if got, more := list(t, s, "g", metastore.Query{}); len(got) != 0 || more {
+	wantLen(t, s, index, 0)
+	if got, more := list(t, s, index, metastore.Query{}); len(got) != 0 || more {
 		t.Fatalf("IndexList on missing index = %q, %v", got, more)
 	}
-	if err := s.IndexDelete(ctx, "g", "m"); err != nil {
+	if err := s.IndexDelete(t.Context(), index, "m"); err != nil {
 		t.Fatalf("IndexDelete on missing index: %v", err)
 	}
+}
 
+// checkIndexPutReplace leaves index with one, two and three.
+func checkIndexPutReplace(t *testing.T, s metastore.Store, index string) {
 	binary := []byte{0, 0xff, 0, 'x', 0xfe}
-	mustIndexPut(t, s, "g", "one", binary)
-	mustIndexPut(t, s, "g", "two", []byte{})
-	mustIndexPut(t, s, "g", "three", []byte("3"))
-	wantLen(t, s, "g", 3)
-	wantIndexValue(t, s, "g", "one", binary)
-	wantIndexValue(t, s, "g", "two", []byte{})
-	_, err = s.IndexGet(ctx, "g", "four")
+	mustIndexPut(t, s, index, "one", binary)
+	mustIndexPut(t, s, index, "two", []byte{})
+	mustIndexPut(t, s, index, "three", []byte("3"))
+	wantLen(t, s, index, 3)
+	wantIndexValue(t, s, index, "one", binary)
+	wantIndexValue(t, s, index, "two", []byte{})
+	_, err := s.IndexGet(t.Context(), index, "four")
 	wantErr(t, "IndexGet missing member", err, metastore.ErrNotFound)
 
 	// Replacing keeps one member with the new value.
-	mustIndexPut(t, s, "g", "one", []byte("uno"))
-	wantLen(t, s, "g", 3)
-	wantIndexValue(t, s, "g", "one", []byte("uno"))
-	entries, _, err := s.IndexList(ctx, "g", metastore.Query{})
+	mustIndexPut(t, s, index, "one", []byte("uno"))
+	wantLen(t, s, index, 3)
+	wantIndexValue(t, s, index, "one", []byte("uno"))
+	entries, _, err := s.IndexList(t.Context(), index, metastore.Query{})
 	if err != nil {
 		t.Fatalf("IndexList: %v", err)
 	}
@@ -276,29 +288,34 @@ func testIndexGetDeleteLen(t *testing.T, s metastore.Store) {
 	}) {
 		t.Fatalf("IndexList = %q, want %q", entries, wantEntries)
 	}
+}
 
-	if err := s.IndexDelete(ctx, "g", "one"); err != nil {
+// checkIndexDeleteToEmpty deletes what checkIndexPutReplace left, once and
+// twice, then uses the emptied index again.
+func checkIndexDeleteToEmpty(t *testing.T, s metastore.Store, index string) {
+	ctx := t.Context()
+	if err := s.IndexDelete(ctx, index, "one"); err != nil {
 		t.Fatalf("IndexDelete: %v", err)
 	}
-	_, err = s.IndexGet(ctx, "g", "one")
+	_, err := s.IndexGet(ctx, index, "one")
 	wantErr(t, "IndexGet after IndexDelete", err, metastore.ErrNotFound)
-	wantLen(t, s, "g", 2)
-	if err := s.IndexDelete(ctx, "g", "one"); err != nil {
+	wantLen(t, s, index, 2)
+	if err := s.IndexDelete(ctx, index, "one"); err != nil {
 		t.Fatalf("IndexDelete of a deleted member: %v", err)
 	}
-	wantLen(t, s, "g", 2)
+	wantLen(t, s, index, 2)
 	for _, m := range []string{"two", "three"} {
-		if err := s.IndexDelete(ctx, "g", m); err != nil {
+		if err := s.IndexDelete(ctx, index, m); err != nil {
 			t.Fatalf("IndexDelete: %v", err)
 		}
 	}
-	wantLen(t, s, "g", 0)
-	if got, more := list(t, s, "g", metastore.Query{}); len(got) != 0 || more {
+	wantLen(t, s, index, 0)
+	if got, more := list(t, s, index, metastore.Query{}); len(got) != 0 || more {
 		t.Fatalf("IndexList on emptied index = %q, %v", got, more)
 	}
 	// An emptied index can be used again.
-	mustIndexPut(t, s, "g", "again", nil)
-	wantLen(t, s, "g", 1)
+	mustIndexPut(t, s, index, "again", nil)
+	wantLen(t, s, index, 1)
 }
 
 // IndexDrop removes every member of one index at once and no other's; a
