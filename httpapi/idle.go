@@ -18,10 +18,16 @@ import (
 // nothing) and the lock is let go.
 //
 // The deadline is on the connection, so it is cleared again as soon as a
-// read returns an error or the end of the body: it bounds the client's
-// sending, never the handler's work after the body (completing a large
-// upload may take longer than the idle timeout) nor the server's own read
-// that watches for the client hanging up.
+// read returns the end of the body: it bounds the client's sending, never
+// the handler's work after the body (completing a large upload may take
+// longer than the idle timeout) nor the server's own read that watches for
+// the client hanging up.
+//
+// Before it answers, net/http reads up to 256 KiB of a body the handler
+// left unread, with no deadline of its own, so a client that stalled would
+// never see its answer. So the answer sets one: now, after a failed read
+// (the rest of the body is lost), or the idle timeout while the client may
+// still be sending (the connection then stays usable).
 
 // errBodyStalled is what a body read answers once the client has sent
 // nothing for the idle timeout.
@@ -39,6 +45,7 @@ type idleBody struct {
 	mu      sync.Mutex
 	failed  error // the first read error other than io.EOF
 	stalled bool
+	ended   bool // a read returned io.EOF
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
@@ -50,14 +57,15 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	if err == nil {
 		return n, nil
 	}
-	if armed {
-		_ = b.rc.SetReadDeadline(time.Time{})
-	}
-	if err == io.EOF {
-		return n, err
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err == io.EOF {
+		b.ended = true
+		if armed {
+			_ = b.rc.SetReadDeadline(time.Time{})
+		}
+		return n, err
+	}
 	if b.failed == nil {
 		b.failed = err
 		b.stalled = errors.Is(err, os.ErrDeadlineExceeded)
@@ -79,6 +87,44 @@ func (b *idleBody) failure() (stalled bool, err error) {
 	return b.stalled, b.failed
 }
 
+// answering bounds net/http's read of what is left of the body, which comes
+// before the answer goes out.
+func (b *idleBody) answering() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.failed != nil:
+		_ = b.rc.SetReadDeadline(time.Now())
+	case !b.ended:
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	}
+}
+
+// answerWriter tells the body when the answer starts.
+type answerWriter struct {
+	http.ResponseWriter
+	body     *idleBody
+	answered bool
+}
+
+func (w *answerWriter) WriteHeader(code int) {
+	if !w.answered && code >= 200 { // not for 1xx: the handler may read on
+		w.answered = true
+		w.body.answering()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *answerWriter) Write(p []byte) (int, error) {
+	if !w.answered {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *answerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // boundIdleReads installs idleBody on every request that has a body. It
 // runs inside accessLog, whose reqInfo carries the body to the error
 // rendering. idle <= 0 leaves bodies unbounded.
@@ -94,6 +140,6 @@ func boundIdleReads(idle time.Duration, next http.Handler) http.Handler {
 		body := &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: idle}
 		infoOf(r).body = body
 		r.Body = body
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(&answerWriter{ResponseWriter: w, body: body}, r)
 	})
 }
