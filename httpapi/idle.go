@@ -52,7 +52,7 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return b.ReadCloser.Read(p)
 	}
-	armed := b.rc.SetReadDeadline(time.Now().Add(b.idle)) == nil
+	armed := b.idle > 0 && b.rc.SetReadDeadline(time.Now().Add(b.idle)) == nil
 	n, err := b.ReadCloser.Read(p)
 	if err == nil {
 		return n, nil
@@ -95,7 +95,7 @@ func (b *idleBody) answering() {
 	switch {
 	case b.failed != nil:
 		_ = b.rc.SetReadDeadline(time.Now())
-	case !b.ended:
+	case !b.ended && b.idle > 0:
 		_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
 	}
 }
@@ -127,11 +127,9 @@ func (w *answerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // boundIdleReads installs idleBody on every request that has a body. It
 // runs inside accessLog, whose reqInfo carries the body to the error
-// rendering. idle <= 0 leaves bodies unbounded.
+// rendering. idle <= 0 leaves reads unbounded; how they failed is still
+// noted, since that tells a client that hung up from a bad request.
 func boundIdleReads(idle time.Duration, next http.Handler) http.Handler {
-	if idle <= 0 {
-		return next
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)

@@ -734,8 +734,8 @@ func TestChunkedPatchCutByClient(t *testing.T) {
 
 // TestPatchStalled: a PATCH that stalls with less than net/http's 256 KiB
 // discard limit left gets its answer within the idle timeout (net/http
-// would first read the rest of the body, with no deadline), and keeps
-// nothing.
+// would first read the rest of the body, with no deadline), keeps nothing,
+// and is counted as the 408 it is.
 func TestPatchStalled(t *testing.T) {
 	const idle = 500 * time.Millisecond
 	in := serveTus(t, testsvc.Open(t, "embedded", testsvc.StoreOptions{}), session.Config{}, tus.Config{NetworkTimeout: idle})
@@ -753,6 +753,40 @@ func TestPatchStalled(t *testing.T) {
 	resp.Body.Close()
 	if got := offsetOf(t, url); got != 0 {
 		t.Fatalf("the stalled PATCH left the upload at %d, want 0", got)
+	}
+	if got := fmt.Sprint(waitPatchCodes(t, in)); got != "map[408:1]" {
+		t.Fatalf("the stalled PATCH (answered %s) was counted as %s, want map[408:1]", resp.Status, got)
+	}
+}
+
+// TestPatchCutByClient: a PATCH whose client closes the connection mid-body
+// (curl killed) is counted as the client's 499, not as the SHORT_BODY the
+// session made of it.
+func TestPatchCutByClient(t *testing.T) {
+	in := serve(t, testsvc.Open(t, "embedded", testsvc.StoreOptions{}), session.Config{})
+	url := create(t, in, 1000, metadata("bucket", "docs", "key", "cut.bin"))
+	conn := rawPatch(t, in, url, "Content-Length: 1000")
+	if _, err := conn.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the 100 bytes are read
+	conn.Close()
+	if got := fmt.Sprint(waitPatchCodes(t, in)); got != "map[499:1]" {
+		t.Fatalf("a PATCH cut by its client was counted as %s, want map[499:1]", got)
+	}
+}
+
+// waitPatchCodes waits for a request other than the creations (201) and
+// the HEADs (200) to be counted, and returns the counts by status.
+func waitPatchCodes(t *testing.T, in *instance) map[string]float64 {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		codes := countersBy(t, in.metrics, "ferry_http_requests_total", "code")
+		delete(codes, "201")
+		delete(codes, "200")
+		if len(codes) > 0 || time.Now().After(deadline) {
+			return codes
+		}
 	}
 }
 
