@@ -71,7 +71,7 @@ type sessionResponse struct {
 	MimeType  string `json:"mime_type"`
 	Status    string `json:"status"` // uploading or completed
 	ExpiresAt int64  `json:"expires_at"`
-	MinChunk  int64  `json:"min_chunk_size,omitempty"`
+	MinChunk  int64  `json:"min_chunk_size"` // 0: any size; always sent, since clients size their chunks by it
 }
 
 // fileResponse is the seed's FileResponse.
