@@ -50,6 +50,7 @@ func (f *files) routes(r *mux.Router) {
 	r.Handle("/v1/files/session:{id}", g.with(anyWrite, f.appendChunk)).Methods(http.MethodPost)
 	r.Handle("/v1/files/session:{id}", g.with(anyRead, f.sessionInfo)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/v1/files/session:{id}", g.with(anyWrite, f.abortSession)).Methods(http.MethodDelete)
+	r.Handle("/v1/files/session:{id}", g.with(public, wrongSessionMethod)) // before {bucket}, which would take a PUT
 	r.Handle("/v1/files/{bucket}", g.with(bucketRead, f.listFiles)).Methods(http.MethodGet)
 	r.Handle("/v1/files/{bucket}", g.with(admin, f.registerBucket)).Methods(http.MethodPut)
 	r.Handle("/v1/files/{bucket}", g.with(admin, f.unregisterBucket)).Methods(http.MethodDelete)
@@ -247,6 +248,18 @@ func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, r, http.StatusOK, toSessionResponse(r, in))
+}
+
+// sessionMethods are the methods a session URL serves.
+const sessionMethods = "GET, HEAD, POST, DELETE"
+
+// wrongSessionMethod answers the other methods on a session URL. A PUT (as
+// curl -T sends) used to reach the {bucket} routes and be told that
+// "session:…" is not a valid bucket name.
+func wrongSessionMethod(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", sessionMethods)
+	writeError(w, r, errcode.ErrMethodNotAllowed.New("a session URL does not serve %s (it serves %s): append a chunk with POST, "+
+		"e.g. curl -X POST --data-binary @FILE, or curl -X POST -T FILE", r.Method, sessionMethods))
 }
 
 func (f *files) sessionInfo(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/testsvc"
@@ -20,5 +21,24 @@ func TestCreateAnswerHasEveryField(t *testing.T) {
 	}
 	if got["min_chunk_size"] != float64(0) {
 		t.Errorf("min_chunk_size on the filesystem = %v, want 0", got["min_chunk_size"])
+	}
+}
+
+// A session URL answers the methods it does not serve with 405, Allow and
+// the method to use; a PUT (curl -T) used to be taken for a bucket
+// registration and told INVALID_BUCKET.
+func TestSessionURLRefusesOtherMethods(t *testing.T) {
+	store, blobs := testsvc.Embedded(t)
+	srv := serveAPI(t, store, blobs, 0)
+	_, id := newSession(t, srv.URL, "b", "k", 10)
+	for _, method := range []string{"PUT", "PATCH", "OPTIONS"} {
+		a := send(t, method, srv.URL+"/v1/files/session:"+id, strings.NewReader("0123456789"), "Content-Type", "application/octet-stream")
+		if a.code != 405 || a.json(t)["code"] != "METHOD_NOT_ALLOWED" || a.header.Get("Allow") != "GET, HEAD, POST, DELETE" ||
+			!strings.Contains(a.json(t)["detail"].(string), "POST") {
+			t.Errorf("%s of a session URL: %d, Allow %q, %s", method, a.code, a.header.Get("Allow"), a.body)
+		}
+	}
+	if off := sessionOffset(t, srv.URL, id); off != 0 {
+		t.Fatalf("the refused requests moved the offset to %d", off)
 	}
 }
