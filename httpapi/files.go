@@ -196,7 +196,7 @@ func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", sessionURL(r, in.ID))
-	writeJSON(w, r, http.StatusOK, toSessionResponse(r, in))
+	writeJSON(w, r, http.StatusCreated, toSessionResponse(r, in))
 }
 
 func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {

@@ -1,10 +1,15 @@
 package httpapi
 
 import (
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/internal/testsvc"
+	"github.com/ferryhq/ferry/registry"
 )
 
 // The create answer carries every field the README lists, min_chunk_size
@@ -40,5 +45,29 @@ func TestSessionURLRefusesOtherMethods(t *testing.T) {
 	}
 	if off := sessionOffset(t, srv.URL, id); off != 0 {
 		t.Fatalf("the refused requests moved the offset to %d", off)
+	}
+}
+
+// A request that creates something answers 201 Created with its URL in
+// Location: a session, a new bucket registration (a repeat is 200).
+func TestCreatesAnswer201(t *testing.T) {
+	store, blobs := testsvc.Embedded(t)
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(apiDepsOver(t, store, bucket.Compose(blobs), registry.Locations{Roots: []string{root}, OpenDir: openDir})))
+	t.Cleanup(srv.Close)
+
+	a, id := newSession(t, srv.URL, "b", "k", 10)
+	if a.code != 201 || a.header.Get("Location") != srv.URL+"/v1/files/session:"+id {
+		t.Fatalf("session create: %d, Location %q, %s", a.code, a.header.Get("Location"), a.body)
+	}
+	register := `{"location": "file://` + root + `"}`
+	if a := send(t, "PUT", srv.URL+"/v1/files/reg", strings.NewReader(register)); a.code != 201 || a.header.Get("Location") != srv.URL+"/v1/files/reg" {
+		t.Fatalf("new registration: %d, Location %q, %s", a.code, a.header.Get("Location"), a.body)
+	}
+	if a := send(t, "PUT", srv.URL+"/v1/files/reg", strings.NewReader(register)); a.code != 200 || a.header.Get("Location") != "" {
+		t.Fatalf("repeated registration: %d, Location %q, %s", a.code, a.header.Get("Location"), a.body)
 	}
 }

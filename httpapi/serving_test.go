@@ -40,7 +40,7 @@ func TestContentIsServedSafely(t *testing.T) {
 	} {
 		body := "<script>alert(document.cookie)</script>"
 		a := send(t, "POST", base+"/v1/files", strings.NewReader(fmt.Sprintf(`{"bucket":"web","key":%q,"mime_type":%q,"size":%d}`, tc.key, tc.mime, len(body))))
-		if a.code != 200 {
+		if a.code != 201 {
 			t.Fatalf("%s: create: %d %s", tc.key, a.code, a.body)
 		}
 		if a := appendChunk(t, base, a.json(t)["id"].(string), 0, []byte(body)); a.code != 200 {
@@ -175,7 +175,7 @@ func TestJSONRoutesNeedJSONContentType(t *testing.T) {
 		if a := send(t, "GET", base+"/v1/files", nil); a.code != 200 || strings.Contains(string(a.body), `"ct"`) {
 			t.Fatalf("a refused body created something: %d %s", a.code, a.body)
 		}
-		if a := send(t, "POST", base+"/v1/files", strings.NewReader(body), "Content-Type", "application/json; charset=utf-8"); a.code != 200 {
+		if a := send(t, "POST", base+"/v1/files", strings.NewReader(body), "Content-Type", "application/json; charset=utf-8"); a.code != 201 {
 			t.Fatalf("application/json with a charset: %d %s", a.code, a.body)
 		}
 	})
