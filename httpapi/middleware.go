@@ -105,13 +105,28 @@ func recoverPanic(log *slog.Logger, next http.Handler) http.Handler {
 				panic(v)
 			}
 			log.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if rec, ok := w.(*recorder); ok && rec.wroteHeader {
+			if answered(w) {
 				panic(http.ErrAbortHandler) // too late for a clean 500: cut the connection
 			}
 			writeError(w, r, errcode.ErrInternal.New("the server hit an unexpected condition; the request id identifies it in the log"))
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// answered reports whether the response has started, looking through the
+// writers that wrap the recorder (the idle bound's answerWriter).
+func answered(w http.ResponseWriter) bool {
+	for {
+		switch v := w.(type) {
+		case *recorder:
+			return v.wroteHeader
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return false
+		}
+	}
 }
 
 // recorder remembers the status and counts bytes both ways.
