@@ -298,7 +298,7 @@ func TestLimitsPerKey(t *testing.T) {
 		}
 	}
 	wantLimited(t, "3rd create as wa", create("wa", "wa2"), 2, false)
-	if a := create("wall", "wall0"); a.code != 200 || a.header.Get("RateLimit-Remaining") != "1" {
+	if a := create("wall", "wall0"); a.code != 201 || a.header.Get("RateLimit-Remaining") != "1" {
 		t.Fatalf("another key from the same address: %d %s, RateLimit-Remaining %q", a.code, a.body, a.header.Get("RateLimit-Remaining"))
 	}
 }
