@@ -204,3 +204,43 @@ func TestDownloadCutByClientIs499(t *testing.T) {
 	conn.Close()
 	loggedAs(t, logs, reg, "/v1/files/{bucket}/{key:.+}:content", 499, "CLIENT_CLOSED_REQUEST")
 }
+
+// A request without a body gets no read deadline from its answer: a
+// download that takes longer than the idle timeout is not cut, and the
+// connection serves the next request.
+func TestSlowDownloadIsNotCut(t *testing.T) {
+	store, blobs := testsvc.Embedded(t)
+	const idle = 300 * time.Millisecond
+	srv := serveAPI(t, store, blobs, idle)
+	data := randomBytes(16 * mib) // past the socket buffers: the server is still sending after the idle timeout
+	_, id := newSession(t, srv.URL, "dl", "slow", len(data))
+	if a := appendChunk(t, srv.URL, id, 0, data); a.code != 200 {
+		t.Fatalf("upload: %d %s", a.code, a.body)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(srv.URL + "/v1/files/dl/slow:content")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for buf := make([]byte, 256<<10); ; time.Sleep(idle / 10) { // 64 reads: the download takes ~6 idle timeouts
+		n, err := resp.Body.Read(buf)
+		got += n
+		if err != nil {
+			break
+		}
+	}
+	resp.Body.Close()
+	if got != len(data) {
+		t.Fatalf("a slow download got %d of %d bytes", got, len(data))
+	}
+	info, err := client.Get(srv.URL + "/v1/files/dl/slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Body.Close()
+	if info.StatusCode != 200 {
+		t.Fatalf("the next request on the connection: %s", info.Status)
+	}
+}

@@ -18,10 +18,10 @@ import (
 // nothing) and the lock is let go.
 //
 // The deadline is on the connection, so it is cleared again as soon as a
-// read returns the end of the body: it bounds the client's sending, never
-// the handler's work after the body (completing a large upload may take
-// longer than the idle timeout) nor the server's own read that watches for
-// the client hanging up.
+// read returns an error or the end of the body: it bounds the client's
+// sending, never the handler's work after the body (completing a large
+// upload may take longer than the idle timeout) nor the server's own read
+// that watches for the client hanging up.
 //
 // Before it answers, net/http reads up to 256 KiB of a body the handler
 // left unread, with no deadline of its own, so a client that stalled would
@@ -57,13 +57,13 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	if err == nil {
 		return n, nil
 	}
+	if armed {
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err == io.EOF {
 		b.ended = true
-		if armed {
-			_ = b.rc.SetReadDeadline(time.Time{})
-		}
 		return n, err
 	}
 	if b.failed == nil {
@@ -131,7 +131,10 @@ func (w *answerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // noted, since that tells a client that hung up from a bad request.
 func boundIdleReads(idle time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody {
+		// ContentLength 0 is how net/http says there is no body (accessLog
+		// has wrapped NoBody). An answer must not arm a deadline there: the
+		// server's read that watches for a hang-up would end the request.
+		if r.Body == nil || r.ContentLength == 0 {
 			next.ServeHTTP(w, r)
 			return
 		}
