@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -51,6 +52,20 @@ func Register(value, title string, status int, opts ...Option) Code {
 	}
 	registry[value] = c
 	return c
+}
+
+// All returns every registered code, sorted by value, as distribution's
+// GetErrorAllDescriptors does: the documents are checked against it. Only
+// the packages linked into the program have registered theirs.
+func All() []Code {
+	mu.Lock()
+	defer mu.Unlock()
+	all := make([]Code, 0, len(registry))
+	for _, c := range registry {
+		all = append(all, c)
+	}
+	slices.SortFunc(all, func(a, b Code) int { return strings.Compare(a.Value, b.Value) })
+	return all
 }
 
 // The codes shared by every route. Feature packages register their own.

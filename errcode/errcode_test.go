@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -72,4 +73,20 @@ func TestRegisterTwicePanics(t *testing.T) {
 		}
 	}()
 	Register("INTERNAL", "again", 500)
+}
+
+func TestAllListsEveryCodeSorted(t *testing.T) {
+	all := All()
+	if !slices.IsSortedFunc(all, func(a, b Code) int { return strings.Compare(a.Value, b.Value) }) {
+		t.Fatal("All is not sorted by value")
+	}
+	for _, want := range []Code{ErrInternal, ErrClientClosed, ErrMethodNotAllowed} {
+		if !slices.Contains(all, want) {
+			t.Errorf("All lacks %s", want.Value)
+		}
+	}
+	late := Register("TEST_ALL_LATE", "Registered Late", 418)
+	if !slices.Contains(All(), late) {
+		t.Fatal("a code registered after the first call is missing")
+	}
 }

@@ -133,7 +133,7 @@ func send(t testing.TB, method, url string, body io.Reader, hdr ...string) answe
 func newSession(t *testing.T, base, bkt, key string, size int) (answer, string) {
 	t.Helper()
 	a := send(t, "POST", base+"/v1/files", strings.NewReader(fmt.Sprintf(`{"bucket":%q,"key":%q,"size":%d}`, bkt, key, size)))
-	if a.code != 200 {
+	if a.code != 201 {
 		return a, ""
 	}
 	return a, a.json(t)["id"].(string)

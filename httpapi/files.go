@@ -53,6 +53,8 @@ func (f *files) routes(r *mux.Router) {
 	r.Handle("/v1/files/session:{id}", g.with(sessionRead, f.sessionInfo)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/v1/files/session:{id}", g.with(sessionWrite, f.abortSession)).Methods(http.MethodDelete)
 	r.Handle("/v1/files/session:{id}/parts/{n}", g.with(sessionWrite, f.putPart)).Methods(http.MethodPut)
+	r.Handle("/v1/files/session:{id}", g.with(public, wrongMethod(sessionMethods))) // before {bucket}, which would take a PUT
+	r.Handle("/v1/files/session:{id}/parts/{n}", g.with(public, wrongMethod(http.MethodPut)))
 	r.Handle("/v1/files/{bucket}", g.with(bucketRead, f.listFiles)).Methods(http.MethodGet)
 	r.Handle("/v1/files/{bucket}", g.with(admin, f.registerBucket)).Methods(http.MethodPut)
 	r.Handle("/v1/files/{bucket}", g.with(admin, f.unregisterBucket)).Methods(http.MethodDelete)
@@ -74,7 +76,7 @@ type sessionResponse struct {
 	MimeType  string `json:"mime_type"`
 	Status    string `json:"status"` // uploading or completed
 	ExpiresAt int64  `json:"expires_at"`
-	MinChunk  int64  `json:"min_chunk_size,omitempty"`
+	MinChunk  int64  `json:"min_chunk_size"` // 0: any size; always sent, since clients size their chunks by it
 	// Parallel parts: every part's size but the last's, how many, and,
 	// once the session takes parts, which landed ([first, last] ranges).
 	PartSize  int64    `json:"part_size"`
@@ -222,7 +224,7 @@ func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", sessionURL(r, in.ID))
-	writeJSON(w, r, http.StatusOK, toSessionResponse(r, in))
+	writeJSON(w, r, http.StatusCreated, toSessionResponse(r, in))
 }
 
 func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
@@ -300,6 +302,23 @@ func (f *files) putPart(w http.ResponseWriter, r *http.Request) {
 	binary.BigEndian.PutUint32(crc[:], p.CRC32C)
 	writeJSON(w, r, http.StatusOK, partResponse{ID: p.ID, URL: sessionURL(r, p.ID), Part: p.Number, Bytes: p.Size,
 		CRC32C: base64.StdEncoding.EncodeToString(crc[:]), Received: p.Received, PartCount: p.PartCount, Status: "uploading"})
+}
+
+// sessionMethods are the methods a session URL serves.
+const sessionMethods = "GET, HEAD, POST, DELETE"
+
+// wrongMethod answers the methods a session or part URL does not serve. A
+// PUT on a session URL (as curl -T sends) used to reach the {bucket}
+// routes and be told that "session:…" is not a valid bucket name.
+func wrongMethod(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		hint := "append a chunk with POST, e.g. curl -X POST --data-binary @FILE, or curl -X POST -T FILE"
+		if allow == http.MethodPut {
+			hint = "put a part with PUT, e.g. curl -X PUT --data-binary @PART"
+		}
+		writeError(w, r, errcode.ErrMethodNotAllowed.New("this URL does not serve %s (it serves %s): %s", r.Method, allow, hint))
+	}
 }
 
 func (f *files) sessionInfo(w http.ResponseWriter, r *http.Request) {

@@ -155,7 +155,7 @@ func TestUploadLimitDefault(t *testing.T) {
 	eachLimitedStore(t, defaultLimits, func(t *testing.T, base string) {
 		for i := range 100 {
 			a, _ := newSession(t, base, "limits", fmt.Sprintf("k%d", i), 10)
-			if a.code != 200 {
+			if a.code != 201 {
 				t.Fatalf("create %d: %d %s", i+1, a.code, a.body)
 			}
 			if a.header.Get("RateLimit-Limit") != "100" || a.header.Get("RateLimit-Remaining") != strconv.Itoa(99-i) {
@@ -269,7 +269,7 @@ func TestLimiterDownFailsOpen(t *testing.T) {
 	base := serveLimited(t, store, blobs, limits)
 	for i := range 3 {
 		a, _ := newSession(t, base, "open", fmt.Sprint(i), 10)
-		if a.code != 200 || a.header.Get("RateLimit-Limit") != "" {
+		if a.code != 201 || a.header.Get("RateLimit-Limit") != "" {
 			t.Fatalf("create %d with the limiter down: %d %s, RateLimit-Limit %q", i, a.code, a.body, a.header.Get("RateLimit-Limit"))
 		}
 	}
@@ -293,12 +293,12 @@ func TestLimitsPerKey(t *testing.T) {
 			"Authorization", "Bearer "+secrets[key], "Content-Type", "application/json")
 	}
 	for i := range 2 {
-		if a := create("wa", fmt.Sprint("wa", i)); a.code != 200 {
+		if a := create("wa", fmt.Sprint("wa", i)); a.code != 201 {
 			t.Fatalf("create %d as wa: %d %s", i+1, a.code, a.body)
 		}
 	}
 	wantLimited(t, "3rd create as wa", create("wa", "wa2"), 2, false)
-	if a := create("wall", "wall0"); a.code != 200 || a.header.Get("RateLimit-Remaining") != "1" {
+	if a := create("wall", "wall0"); a.code != 201 || a.header.Get("RateLimit-Remaining") != "1" {
 		t.Fatalf("another key from the same address: %d %s, RateLimit-Remaining %q", a.code, a.body, a.header.Get("RateLimit-Remaining"))
 	}
 }

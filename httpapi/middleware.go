@@ -61,7 +61,7 @@ func validRequestID(id string) bool {
 type reqInfo struct {
 	route string
 	err   *errcode.Error
-	body  *idleBody // nil when reads are unbounded or there is no body
+	body  *idleBody // nil when there is no body
 }
 
 type reqInfoKey struct{}
@@ -105,13 +105,28 @@ func recoverPanic(log *slog.Logger, next http.Handler) http.Handler {
 				panic(v)
 			}
 			log.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if rec, ok := w.(*recorder); ok && rec.wroteHeader {
+			if answered(w) {
 				panic(http.ErrAbortHandler) // too late for a clean 500: cut the connection
 			}
 			writeError(w, r, errcode.ErrInternal.New("the server hit an unexpected condition; the request id identifies it in the log"))
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// answered reports whether the response has started, looking through the
+// writers that wrap the recorder (the idle bound's answerWriter).
+func answered(w http.ResponseWriter) bool {
+	for {
+		switch v := w.(type) {
+		case *recorder:
+			return v.wroteHeader
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return false
+		}
+	}
 }
 
 // recorder remembers the status and counts bytes both ways.
@@ -121,6 +136,7 @@ type recorder struct {
 	wroteHeader bool
 	sent        int64
 	received    *countingBody
+	cut         bool // a write failed: the client stopped taking the answer
 }
 
 func (rec *recorder) WriteHeader(code int) {
@@ -136,6 +152,7 @@ func (rec *recorder) Write(p []byte) (int, error) {
 	}
 	n, err := rec.ResponseWriter.Write(p)
 	rec.sent += int64(n)
+	rec.cut = rec.cut || err != nil
 	return n, err
 }
 
@@ -152,7 +169,29 @@ func (rec *recorder) ReadFrom(src io.Reader) (int64, error) {
 		n, err = io.Copy(rec.ResponseWriter, src)
 	}
 	rec.sent += n
+	rec.cut = rec.cut || err != nil // the source is a local file: a failure is the client's
 	return n, err
+}
+
+// outcome is the status and error code that the log line and the metrics
+// record: the answer's, unless the client went away (499) or its body
+// stalled (408) where the handler could not tell (tusd answers a cut PATCH
+// SHORT_BODY; a download cut part-way sent its 200 long before). The wire
+// keeps what was sent.
+func (rec *recorder) outcome(r *http.Request) (status int, code string) {
+	info := infoOf(r)
+	status = rec.status
+	if info.err != nil {
+		code = info.err.Code.Value
+	}
+	stalled, _ := info.body.failure()
+	switch {
+	case stalled && status >= 400:
+		return errRequestTimeout.Status, errRequestTimeout.Value
+	case rec.cut, bodyCut(r) && status >= 400:
+		return errcode.ErrClientClosed.Status, errcode.ErrClientClosed.Value
+	}
+	return status, code
 }
 
 // Unwrap lets http.ResponseController reach Flush and deadlines.
@@ -177,25 +216,26 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK, received: &countingBody{ReadCloser: r.Body}}
 		r.Body = rec.received
 		next.ServeHTTP(rec, r)
+		status, code := rec.outcome(r)
 		level := slog.LevelInfo
-		if rec.status >= 500 {
+		if status >= 500 {
 			level = slog.LevelError
 		}
 		attrs := []slog.Attr{
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.String("route", info.route),
-			slog.Int("status", rec.status),
+			slog.Int("status", status),
 			slog.Int64("bytes_in", rec.received.n),
 			slog.Int64("bytes_out", rec.sent),
 			slog.Duration("duration", time.Since(start)),
 			slog.String("remote", r.RemoteAddr),
 		}
-		if e := info.err; e != nil {
-			attrs = append(attrs, slog.String("error_code", e.Code.Value))
-			if e.Code.Status >= 500 && e.Cause != nil {
-				attrs = append(attrs, slog.String("error", e.Cause.Error()))
-			}
+		if code != "" {
+			attrs = append(attrs, slog.String("error_code", code))
+		}
+		if e := info.err; e != nil && e.Code.Status >= 500 && e.Cause != nil {
+			attrs = append(attrs, slog.String("error", e.Cause.Error()))
 		}
 		log.LogAttrs(r.Context(), level, "http_request", attrs...)
 	})
@@ -244,7 +284,7 @@ func (m *httpMetrics) instrument(next http.Handler) http.Handler {
 		method := methodLabel(r.Method)
 		status := http.StatusOK
 		if rec, ok := w.(*recorder); ok {
-			status = rec.status
+			status, _ = rec.outcome(r)
 			m.received.WithLabelValues(route).Add(float64(rec.received.n))
 			m.sent.WithLabelValues(route).Add(float64(rec.sent))
 		}

@@ -405,7 +405,6 @@ func (m *multipartReader) each(fn func(name, filename, contentType string, body 
 			return errcode.ErrInvalidRequest.New("the multipart body is malformed: %v", err)
 		}
 		if parts > m.limits.Parts {
-			p.Close()
 			return errcode.ErrInvalidRequest.New("the form has more than %d parts (server.max_form_parts); send the file and its few fields only", m.limits.Parts)
 		}
 		name := p.FormName()
@@ -423,9 +422,9 @@ func (m *multipartReader) each(fn func(name, filename, contentType string, body 
 				m.fields[name] = string(v)
 			}
 		}
-		p.Close()
 		if err != nil {
-			return err
+			return err // the rest is not read: closing the part would read a huge field to its end
 		}
+		p.Close()
 	}
 }

@@ -2,10 +2,15 @@ package httpapi
 
 import (
 	"encoding/json"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
@@ -103,4 +109,160 @@ func TestOpenAPIJSONServed(t *testing.T) {
 		t.Fatalf("/openapi.json = %d %.200s", rec.Code, rec.Body)
 	}
 
+}
+
+// registeredCodes is errcode.All, once it is known to hold every code the
+// module's code registers: a package this test binary did not link would
+// register codes that no document check sees.
+func registeredCodes(t *testing.T) []errcode.Code {
+	t.Helper()
+	all := errcode.All()
+	linked := map[string]bool{}
+	for _, c := range all {
+		linked[c.Value] = true
+	}
+	register := regexp.MustCompile(`\bRegister\("([A-Z0-9_]+)"`)
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && path != ".." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules"):
+			return filepath.SkipDir
+		case d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go"):
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range register.FindAllSubmatch(src, -1) {
+			if !linked[string(m[1])] {
+				t.Errorf("%s registers %s, which httpapi's tests do not link: import its package here", path, m[1])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+// openapi.yaml's ErrorCode enum is the registry: every code, in its order,
+// and none that is not registered. The OpenAI names that are not the lower-
+// cased code are in its description.
+func TestOpenAPIListsEveryErrorCode(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				ErrorCode struct {
+					Description string   `yaml:"description"`
+					Enum        []string `yaml:"enum"`
+				} `yaml:"ErrorCode"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(openAPIYAML, &doc); err != nil {
+		t.Fatal(err)
+	}
+	ec := doc.Components.Schemas.ErrorCode
+	var want []string
+	for _, c := range registeredCodes(t) {
+		want = append(want, c.Value)
+		if plain := strings.ToLower(strings.TrimPrefix(c.Value, "OPENAI_")); c.OpenAICode != plain && !strings.Contains(ec.Description, c.OpenAICode) {
+			t.Errorf("ErrorCode's description does not say that %s is %s in the OpenAI envelope", c.Value, c.OpenAICode)
+		}
+	}
+	if !slices.Equal(ec.Enum, want) {
+		missing, extra := difference(want, ec.Enum), difference(ec.Enum, want)
+		t.Fatalf("openapi.yaml's ErrorCode enum must list the registered codes, sorted:\n  missing: %v\n  not registered: %v", missing, extra)
+	}
+}
+
+// Where an operation's answer names codes, they are codes of that status.
+func TestOpenAPIResponsesNameTheirCodes(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]yaml.Node `yaml:"paths"` // operations, and the path's parameters
+	}
+	if err := yaml.Unmarshal(openAPIYAML, &doc); err != nil {
+		t.Fatal(err)
+	}
+	word := regexp.MustCompile(`\b[A-Z][A-Z0-9_]{3,}\b`)
+	status := map[string]int{}
+	for _, c := range registeredCodes(t) {
+		status[c.Value] = c.Status
+	}
+	for path, ops := range doc.Paths {
+		if strings.HasPrefix(path, "/v1/tus/") {
+			continue // tus names its own statuses (423, 460)
+		}
+		for op, node := range ops {
+			var o struct {
+				Responses map[string]struct {
+					Description string `yaml:"description"`
+				} `yaml:"responses"`
+			}
+			if op == "parameters" {
+				continue
+			}
+			if err := node.Decode(&o); err != nil {
+				t.Fatalf("%s %s: %v", op, path, err)
+			}
+			for code, resp := range o.Responses {
+				for _, w := range word.FindAllString(resp.Description, -1) {
+					if s, ok := status[w]; ok && strconv.Itoa(s) != code {
+						t.Errorf("%s %s: the %s answer names %s, which is %d", op, path, code, w, s)
+					}
+				}
+			}
+		}
+	}
+}
+
+// The README's table of error codes lists every registered code with its
+// status, so a new code cannot go undocumented.
+func TestREADMEListsEveryErrorCode(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(readme), "\n## Error codes\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Error codes" section`)
+	}
+	table, _, _ = strings.Cut(table, "\n## ")
+	row := regexp.MustCompile("(?m)^\\| `([A-Z0-9_]+)` \\| (\\d{3}) \\| \\S")
+	documented := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(table, -1) {
+		if _, dup := documented[m[1]]; dup {
+			t.Errorf("README lists %s twice", m[1])
+		}
+		documented[m[1]] = m[2]
+	}
+	var want []string
+	for _, c := range registeredCodes(t) {
+		want = append(want, c.Value)
+		switch got, ok := documented[c.Value]; {
+		case !ok:
+			t.Errorf("README's error codes lack %s (%d): add a row saying what a client should do", c.Value, c.Status)
+		case got != strconv.Itoa(c.Status):
+			t.Errorf("README gives %s status %s; it is %d", c.Value, got, c.Status)
+		}
+	}
+	for code := range documented {
+		if !slices.Contains(want, code) {
+			t.Errorf("README lists %s, which is not registered", code)
+		}
+	}
+}
+
+// difference is what a has and b lacks.
+func difference(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }

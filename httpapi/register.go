@@ -90,11 +90,17 @@ func (f *files) registerBucket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
+	writeJSON(w, r, registered(w, r, bkt, created), toBucketRegistration(reg, "registered"))
+}
+
+// registered is the status of a bucket registration: 201 with Location
+// when it is new, as every create answers, and 200 for a repeat.
+func registered(w http.ResponseWriter, r *http.Request, bkt string, created bool) int {
+	if !created {
+		return http.StatusOK
 	}
-	writeJSON(w, r, status, toBucketRegistration(reg, "registered"))
+	w.Header().Set("Location", baseURL(r)+"/v1/files/"+bkt)
+	return http.StatusCreated
 }
 
 // unregisterBucket forgets the registration; the data stays.
@@ -170,11 +176,7 @@ func (f *files) registerByLocation(w http.ResponseWriter, r *http.Request, uri, 
 	if key == "" {
 		out := toBucketRegistration(reg, "registered")
 		out.Bucket, out.Name = loc.String(), name
-		status := http.StatusOK
-		if created {
-			status = http.StatusCreated
-		}
-		writeJSON(w, r, status, out)
+		writeJSON(w, r, registered(w, r, name, created), out)
 		return
 	}
 	if err := bucket.ValidateKey(key); err != nil {

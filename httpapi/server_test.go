@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,7 +106,8 @@ func TestNativeErrorsForUnknownRoutes(t *testing.T) {
 	}
 }
 
-// The middleware chain wrapped around a router with test routes.
+// The middleware chain wrapped around a router with test routes, in New's
+// order.
 func testChain(t *testing.T, logs io.Writer, routes func(r *mux.Router)) (http.Handler, *httpMetrics, *prometheus.Registry) {
 	t.Helper()
 	log, err := logging.New(logs, "json", "info")
@@ -117,7 +119,7 @@ func testChain(t *testing.T, logs io.Writer, routes func(r *mux.Router)) (http.H
 	routes(r)
 	reg := prometheus.NewRegistry()
 	m := newHTTPMetrics(reg)
-	return requestID(accessLog(log, m.instrument(recoverPanic(log, r)))), m, reg
+	return requestID(accessLog(log, m.instrument(boundIdleReads(time.Minute, recoverPanic(log, r))))), m, reg
 }
 
 func TestPanicBecomes500AndIsLogged(t *testing.T) {
@@ -134,6 +136,29 @@ func TestPanicBecomes500AndIsLogged(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"status":500`) || !strings.Contains(logs.String(), `"error_code":"INTERNAL"`) {
 		t.Fatalf("access log does not record the 500:\n%s", logs.String())
+	}
+}
+
+// A panic after the answer started cuts the connection, whatever wraps the
+// writer (the idle bound's, on a request with a body): a 500 can no longer
+// be sent, and one appended to the body would pass for its data.
+func TestPanicAfterTheAnswerStartedCutsIt(t *testing.T) {
+	h, _, _ := testChain(t, &logBuffer{}, func(r *mux.Router) {
+		r.HandleFunc("/half", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte("half"))
+			panic("kaboom")
+		})
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/half", "application/octet-stream", strings.NewReader("a body"))
+	var body []byte
+	if err == nil {
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Fatalf("a panic after the answer started was answered in full: %d %q", resp.StatusCode, body)
 	}
 }
 

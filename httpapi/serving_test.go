@@ -40,7 +40,7 @@ func TestContentIsServedSafely(t *testing.T) {
 	} {
 		body := "<script>alert(document.cookie)</script>"
 		a := send(t, "POST", base+"/v1/files", strings.NewReader(fmt.Sprintf(`{"bucket":"web","key":%q,"mime_type":%q,"size":%d}`, tc.key, tc.mime, len(body))))
-		if a.code != 200 {
+		if a.code != 201 {
 			t.Fatalf("%s: create: %d %s", tc.key, a.code, a.body)
 		}
 		if a := appendChunk(t, base, a.json(t)["id"].(string), 0, []byte(body)); a.code != 200 {
@@ -118,6 +118,33 @@ func TestMultipartFormsAreBounded(t *testing.T) {
 	}
 }
 
+// A form field over the limit is refused once the limit is passed, without
+// reading the rest of it: a client cannot make ferryd read 64 MiB to be
+// told no (net/http closes the connection instead).
+func TestOversizedFormFieldIsNotRead(t *testing.T) {
+	srv, _, reg := served(t)
+	field := io.MultiReader(strings.NewReader("--X\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n"), repeat("p", 64<<20))
+	a := send(t, "POST", srv.URL+"/v1/openai/v1/files", field, "Content-Type", "multipart/form-data; boundary=X")
+	if a.code != 400 || !strings.Contains(string(a.body), "max_form_bytes") {
+		t.Fatalf("a 64 MiB form field: %d %s", a.code, a.body)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "ferry_http_received_bytes_total" {
+			for _, m := range mf.GetMetric() {
+				read += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if read > 4<<20 {
+		t.Fatalf("ferryd read %.0f bytes of a form field it refused", read)
+	}
+}
+
 // With server.allowed_hosts set, a request naming another Host (a DNS
 // rebinding page) gets 421 before any route runs; listed names, with or
 // without a port, and health checks pass.
@@ -175,7 +202,7 @@ func TestJSONRoutesNeedJSONContentType(t *testing.T) {
 		if a := send(t, "GET", base+"/v1/files", nil); a.code != 200 || strings.Contains(string(a.body), `"ct"`) {
 			t.Fatalf("a refused body created something: %d %s", a.code, a.body)
 		}
-		if a := send(t, "POST", base+"/v1/files", strings.NewReader(body), "Content-Type", "application/json; charset=utf-8"); a.code != 200 {
+		if a := send(t, "POST", base+"/v1/files", strings.NewReader(body), "Content-Type", "application/json; charset=utf-8"); a.code != 201 {
 			t.Fatalf("application/json with a charset: %d %s", a.code, a.body)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -87,5 +88,18 @@ func TestClassifyClientFaults(t *testing.T) {
 	info.body = &idleBody{failed: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}}
 	if got := classify(r, fmt.Errorf("write part: %w", info.body.failed)); got.Code != errcode.ErrClientClosed {
 		t.Fatalf("body reset by the client = %s, want CLIENT_CLOSED_REQUEST", got.Code.Value)
+	}
+
+	// A body that ended early is a short body while the connection stands,
+	// and a hang-up once net/http has ended the request with it.
+	short := session.ErrShortBody.Wrap(io.ErrUnexpectedEOF, "the body ended early")
+	info.body = &idleBody{failed: io.ErrUnexpectedEOF}
+	if got := classify(r, short); got.Code != session.ErrShortBody {
+		t.Fatalf("short body, connection open = %s, want SHORT_BODY", got.Code.Value)
+	}
+	r, info = withReqInfo(httptest.NewRequest("POST", "/", nil).WithContext(ctx))
+	info.body = &idleBody{failed: io.ErrUnexpectedEOF}
+	if got := classify(r, short); got.Code != errcode.ErrClientClosed {
+		t.Fatalf("short body, connection closed = %s, want CLIENT_CLOSED_REQUEST", got.Code.Value)
 	}
 }

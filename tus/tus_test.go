@@ -1,6 +1,7 @@
 package tus_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -67,7 +68,7 @@ func serveTus(t testing.TB, s testsvc.Stores, cfg session.Config, tc tus.Config)
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Store: s.Meta, Blobs: comp, Sessions: sessions, Files: files,
-		Tus: h, Metrics: reg, Logger: log}))
+		Tus: h, Metrics: reg, Logger: log, ReadIdleTimeout: tc.NetworkTimeout})) // one timeout, as ferryd passes it
 	t.Cleanup(srv.Close)
 	return &instance{srv: srv, sessions: sessions, tus: h, metrics: reg}
 }
@@ -728,6 +729,64 @@ func TestChunkedPatchCutByClient(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPatchStalled: a PATCH that stalls with less than net/http's 256 KiB
+// discard limit left gets its answer within the idle timeout (net/http
+// would first read the rest of the body, with no deadline), keeps nothing,
+// and is counted as the 408 it is.
+func TestPatchStalled(t *testing.T) {
+	const idle = 500 * time.Millisecond
+	in := serveTus(t, testsvc.Open(t, "embedded", testsvc.StoreOptions{}), session.Config{}, tus.Config{NetworkTimeout: idle})
+	url := create(t, in, 1000, metadata("bucket", "docs", "key", "stall.bin"))
+	conn := rawPatch(t, in, url, "Content-Length: 1000")
+	if _, err := conn.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = conn.SetReadDeadline(start.Add(idle + 5*time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer %s after the PATCH stalled: %v", time.Since(start), err)
+	}
+	resp.Body.Close()
+	if got := offsetOf(t, url); got != 0 {
+		t.Fatalf("the stalled PATCH left the upload at %d, want 0", got)
+	}
+	if got := fmt.Sprint(waitPatchCodes(t, in)); got != "map[408:1]" {
+		t.Fatalf("the stalled PATCH (answered %s) was counted as %s, want map[408:1]", resp.Status, got)
+	}
+}
+
+// TestPatchCutByClient: a PATCH whose client closes the connection mid-body
+// (curl killed) is counted as the client's 499, not as the SHORT_BODY the
+// session made of it.
+func TestPatchCutByClient(t *testing.T) {
+	in := serve(t, testsvc.Open(t, "embedded", testsvc.StoreOptions{}), session.Config{})
+	url := create(t, in, 1000, metadata("bucket", "docs", "key", "cut.bin"))
+	conn := rawPatch(t, in, url, "Content-Length: 1000")
+	if _, err := conn.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the 100 bytes are read
+	conn.Close()
+	if got := fmt.Sprint(waitPatchCodes(t, in)); got != "map[499:1]" {
+		t.Fatalf("a PATCH cut by its client was counted as %s, want map[499:1]", got)
+	}
+}
+
+// waitPatchCodes waits for a request other than the creations (201) and
+// the HEADs (200) to be counted, and returns the counts by status.
+func waitPatchCodes(t *testing.T, in *instance) map[string]float64 {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		codes := countersBy(t, in.metrics, "ferry_http_requests_total", "code")
+		delete(codes, "201")
+		delete(codes, "200")
+		if len(codes) > 0 || time.Now().After(deadline) {
+			return codes
+		}
+	}
 }
 
 // rawPatch opens a connection and sends the head of a PATCH at offset 0 of

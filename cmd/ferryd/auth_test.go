@@ -46,7 +46,7 @@ func TestAPIKeys(t *testing.T) {
 	}
 	bearer := func(secret string) []string { return []string{"Authorization", "Bearer " + secret} }
 	r := call(t, "POST", base+"/v1/files", strings.NewReader(body), bearer(photos)...)
-	if r.code != 200 {
+	if r.code != 201 {
 		t.Fatalf("create with the key: %d %s", r.code, r.body)
 	}
 	other := call(t, "POST", base+"/v1/files", strings.NewReader(`{"bucket":"private","key":"x","size":1}`), bearer(photos)...)

@@ -41,7 +41,7 @@ func BenchmarkSessionCreates(b *testing.B) {
 								return
 							}
 							resp.Body.Close()
-							if resp.StatusCode != 200 {
+							if resp.StatusCode != 201 {
 								b.Errorf("create: %d", resp.StatusCode)
 								return
 							}

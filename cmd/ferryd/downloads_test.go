@@ -22,7 +22,7 @@ func TestPresignedDownloads(t *testing.T) {
 	uploadHTTP(t, p, "dl", "dir/a.bin", data, 1<<20)
 	page := []byte("<script>alert(1)</script>")
 	r := call(t, "POST", base+"/v1/files", strings.NewReader(`{"bucket":"dl","key":"page.html","mime_type":"text/html","size":25}`))
-	if r.code != 200 || sendChunk(t, p, r.json(t)["id"].(string), 0, page).code != 200 {
+	if r.code != 201 || sendChunk(t, p, r.json(t)["id"].(string), 0, page).code != 200 {
 		t.Fatalf("upload the page: %d %s", r.code, r.body)
 	}
 

@@ -127,7 +127,7 @@ func createSession(t testing.TB, p *proc, bkt, key string, size int) map[string]
 	t.Helper()
 	r := call(t, "POST", "http://"+p.addr+"/v1/files", strings.NewReader(
 		fmt.Sprintf(`{"bucket":%q,"key":%q,"mime_type":"application/x-e2e","size":%d}`, bkt, key, size)))
-	if r.code != 200 {
+	if r.code != 201 {
 		t.Fatalf("create session: %d %s", r.code, r.body)
 	}
 	s := r.json(t)

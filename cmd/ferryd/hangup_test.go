@@ -229,7 +229,7 @@ func (r hangupResp) json(t *testing.T) map[string]any {
 func (e *hangupEnv) create(key string, size int) string {
 	e.t.Helper()
 	r := e.do("POST", "/v1/files", []byte(fmt.Sprintf(`{"bucket":"b","key":%q,"size":%d}`, key, size)))
-	if r.code != 200 {
+	if r.code != 201 {
 		e.t.Fatalf("create: %d %s", r.code, r.body)
 	}
 	return r.json(e.t)["id"].(string)

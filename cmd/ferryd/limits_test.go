@@ -45,7 +45,7 @@ func TestRateLimitAcrossInstances(t *testing.T) {
 			for i := 1; i < c.limit; i++ {
 				r := call(t, "POST", "http://"+ps[i%2].addr+"/v1/files",
 					strings.NewReader(fmt.Sprintf(`{"bucket":"limits","key":"k%d","size":10}`, i)))
-				if r.code != 200 {
+				if r.code != 201 {
 					t.Fatalf("create %d of %d, on instance %d: %d %s", i+1, c.limit, i%2, r.code, r.body)
 				}
 			}

@@ -104,7 +104,7 @@ func createRate(t testing.TB, ps []*proc, d time.Duration) float64 {
 					return
 				}
 				resp.Body.Close()
-				if resp.StatusCode != 200 {
+				if resp.StatusCode != 201 {
 					t.Errorf("create: %d", resp.StatusCode)
 					return
 				}

@@ -135,7 +135,7 @@ func TestSentinelFailover(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 			return false
 		}
-		if r.code != 200 {
+		if r.code != 201 {
 			t.Fatalf("create after the failover: %d %s", r.code, r.body)
 		}
 		return true
