@@ -183,6 +183,8 @@ func (f authFixture) request(tpl, method, bkt string) (string, []byte, []string)
 			return "f.txt"
 		case name == "id" && strings.Contains(tpl, "session:"):
 			return f.sessions[bkt]
+		case name == "n":
+			return "1"
 		case name == "id" && strings.Contains(tpl, "/uploads/"):
 			return f.uploadID
 		case name == "id", name == "file_id":
@@ -198,7 +200,7 @@ func (f authFixture) request(tpl, method, bkt string) (string, []byte, []string)
 	switch {
 	case method == "POST" && path == "/v1/files":
 		return path, []byte(fmt.Sprintf(`{"bucket":%q,"key":"new.txt","size":1}`, bkt)), json
-	case strings.Contains(tpl, "session:") && method == "POST":
+	case strings.Contains(tpl, "session:") && (method == "POST" || method == "PUT"):
 		return path, []byte("0123456789"), []string{"Upload-Offset", "0"}
 	case method == "PUT" && strings.HasSuffix(tpl, "{bucket}"):
 		return path, []byte(`{"location":"file:///tmp"}`), json
@@ -270,6 +272,8 @@ func routePolicy(tpl, method string) policy {
 			return openAIRead
 		}
 		return openAIWrite
+	case method == "PUT" && strings.Contains(tpl, "session:"): // a part
+		return policy{access: auth.Write}
 	case method == "PUT", method == "DELETE" && tpl == "/v1/files/{bucket}":
 		return admin
 	case method == "GET" || method == "HEAD":
