@@ -209,7 +209,6 @@ func TestStalledBodyReleasesSession(t *testing.T) {
 				t.Fatalf("probe: %d %s", a.code, a.body)
 			}
 			if time.Since(stalled) > idle+8*time.Second { // slack for a loaded machine; the point is that it ends
-
 				t.Fatalf("the session is still busy %s after the body stalled (idle timeout %s)", time.Since(stalled), idle)
 			}
 			time.Sleep(20 * time.Millisecond)
