@@ -18,6 +18,7 @@ import (
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/metastore/due"
 	"github.com/ferryhq/ferry/registry"
 )
 
@@ -82,15 +83,15 @@ func bothFaulty(t *testing.T, fn func(t *testing.T, f *fixture, fl *blobFaults))
 	})
 }
 
-func dueEntries(t *testing.T, f *fixture) map[string]dueRetry {
+func dueEntries(t *testing.T, f *fixture) map[string]due.Retry {
 	t.Helper()
 	entries, _, err := f.store.IndexList(context.Background(), expiryIndex, metastore.Query{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]dueRetry{}
+	out := map[string]due.Retry{}
 	for _, e := range entries {
-		var r dueRetry
+		var r due.Retry
 		if len(e.Value) > 0 {
 			if err := json.Unmarshal(e.Value, &r); err != nil {
 				t.Fatalf("entry %s: %v", e.Member, err)
