@@ -30,6 +30,7 @@ import (
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/metastore/due"
+	"github.com/ferryhq/ferry/openai/page"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
 )
@@ -275,43 +276,21 @@ type ListParams struct {
 	Purpose string
 }
 
-// List is OpenAI's cursor-paged list; data is [] when empty, never null.
-type List[T any] struct {
-	Object  string  `json:"object"`
-	Data    []T     `json:"data"`
-	FirstID *string `json:"first_id"`
-	LastID  *string `json:"last_id"`
-	HasMore bool    `json:"has_more"`
-}
-
-// newList pages data, taking first_id and last_id from its ends.
-func newList[T any](data []T, more bool, id func(T) string) List[T] {
-	l := List[T]{Object: "list", Data: data, HasMore: more}
-	if l.Data == nil {
-		l.Data = []T{}
-	}
-	if n := len(data); n > 0 {
-		first, last := id(data[0]), id(data[n-1])
-		l.FirstID, l.LastID = &first, &last
-	}
-	return l
-}
-
 // ListFiles pages the files by id, which is creation order, so a cursor
 // never skips files created in the same second as it.
-func (s *Service) ListFiles(ctx context.Context, p ListParams) (List[FileObject], error) {
+func (s *Service) ListFiles(ctx context.Context, p ListParams) (page.List[FileObject], error) {
 	files, more, err := s.files.ListByID(ctx, s.cfg.Bucket, registry.IDQuery{After: p.After, Limit: p.Limit, Desc: p.Desc,
 		Keep: func(f registry.File) bool {
 			return !s.expired(f) && auth.Sees(ctx, f.Attrs[attrOwner]) && (p.Purpose == "" || toObject(f).Purpose == p.Purpose)
 		}})
 	if err != nil {
-		return List[FileObject]{}, err
+		return page.List[FileObject]{}, err
 	}
 	data := make([]FileObject, 0, len(files))
 	for _, f := range files {
 		data = append(data, toObject(f))
 	}
-	return newList(data, more, func(f FileObject) string { return f.ID }), nil
+	return page.New(data, more, func(f FileObject) string { return f.ID }), nil
 }
 
 // setOwner records ctx's caller as the owner of what attrs describe.
