@@ -27,7 +27,7 @@ import (
 type blobFaults struct {
 	mu        sync.Mutex
 	deleteErr func(key string) error
-	onGet     func(key string)
+	onGet     func(ctx context.Context, key string)
 }
 
 func (f *blobFaults) failDeletes(fn func(key string) error) {
@@ -36,13 +36,13 @@ func (f *blobFaults) failDeletes(fn func(key string) error) {
 	f.deleteErr = fn
 }
 
-func (f *blobFaults) hookGet(fn func(key string)) {
+func (f *blobFaults) hookGet(fn func(ctx context.Context, key string)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.onGet = fn
 }
 
-func (f *blobFaults) get() (func(string) error, func(string)) {
+func (f *blobFaults) get() (func(string) error, func(context.Context, string)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.deleteErr, f.onGet
@@ -64,7 +64,7 @@ func (b faultyBackend) Delete(ctx context.Context, key string) error {
 
 func (b faultyBackend) Get(ctx context.Context, key string, rng *bucket.Range) (io.ReadCloser, bucket.ObjectInfo, error) {
 	if _, hook := b.f.get(); hook != nil {
-		hook(key)
+		hook(ctx, key)
 	}
 	return b.Backend.Get(ctx, key, rng)
 }
@@ -307,7 +307,7 @@ func TestCompleteSurvivesHangUp(t *testing.T) {
 		}
 		entered, release := make(chan struct{}), make(chan struct{})
 		var once sync.Once
-		fl.hookGet(func(key string) {
+		fl.hookGet(func(_ context.Context, key string) {
 			if strings.HasPrefix(key, "openai-uploads/") {
 				once.Do(func() { close(entered) })
 				<-release
@@ -416,11 +416,12 @@ func (l *lossyLock) Refresh(ctx context.Context, ttl time.Duration) error {
 
 // A complete whose upload lease is lost half-way stops: it publishes no
 // file, does not settle the upload and frees no part, leaving all of that
-// to whoever holds the lease now.
+// to whoever holds the lease now. The join's first read waits for the
+// loss to reach its context, so no sleep has to outlast a refresh.
 func TestLostUploadLeaseStopsComplete(t *testing.T) {
 	ttl := uploadLockTTL
 	t.Cleanup(func() { uploadLockTTL = ttl }) // once the parallel subtests are done
-	uploadLockTTL = 150 * time.Millisecond    // refreshed every 50 ms
+	uploadLockTTL = time.Second               // refreshed every 333 ms
 	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
 		lossy := &lossyStore{Store: s.Meta}
 		fl := &blobFaults{}
@@ -438,12 +439,17 @@ func TestLostUploadLeaseStopsComplete(t *testing.T) {
 			}
 			ids = append(ids, p.ID)
 		}
-		entered, release := make(chan struct{}), make(chan struct{})
+		entered := make(chan struct{})
 		var once sync.Once
-		fl.hookGet(func(key string) {
-			if strings.HasPrefix(key, "openai-uploads/") {
-				once.Do(func() { close(entered) })
-				<-release
+		fl.hookGet(func(ctx context.Context, key string) {
+			if !strings.HasPrefix(key, "openai-uploads/") {
+				return
+			}
+			once.Do(func() { close(entered) })
+			select {
+			case <-ctx.Done(): // the lease is lost: the work is cancelled
+			case <-time.After(time.Minute):
+				t.Error("the join's context outlived the lease")
 			}
 		})
 		done := make(chan error, 1)
@@ -452,9 +458,7 @@ func TestLostUploadLeaseStopsComplete(t *testing.T) {
 			done <- err
 		}()
 		<-entered
-		lossy.lose.Store(true)
-		time.Sleep(4 * uploadLockTTL / 3) // a refresh fails: the lease is lost
-		close(release)
+		lossy.lose.Store(true) // the next refresh fails
 		if err := <-done; err == nil {
 			t.Fatal("complete succeeded after its lease was lost")
 		}
