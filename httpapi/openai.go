@@ -423,9 +423,9 @@ func (m *multipartReader) each(fn func(name, filename, contentType string, body 
 				m.fields[name] = string(v)
 			}
 		}
-		p.Close()
 		if err != nil {
-			return err
+			return err // without Close: it would read the rest of the part, 128 MiB or more
 		}
+		p.Close()
 	}
 }
