@@ -132,9 +132,18 @@ type file struct {
 	Keys []Key `yaml:"keys"`
 }
 
+// ErrEmpty: the keys file holds nothing but white space. That is how a
+// file looks between the truncate and the write of a rewrite in place
+// (os.WriteFile, a shell's >, some editors), so it is not taken for a key
+// set; a deliberate "no keys" is written as "keys: []".
+var ErrEmpty = errors.New(`empty (caught mid-write?); a file with no keys says "keys: []"`)
+
 // Parse reads a keys file, rejecting what would make a key unusable or
 // ambiguous.
 func Parse(data []byte) ([]Key, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, ErrEmpty
+	}
 	var f file
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -212,8 +221,8 @@ func Open(path string, log *slog.Logger) (*Keyring, error) {
 	return k, nil
 }
 
-// Reload reads the file again. On an error the keys read before stay in
-// force, so a half-written edit never locks everyone out.
+// Reload reads the file again. On an error (ErrEmpty included) the keys
+// read before stay in force, so a half-written edit never locks everyone out.
 func (k *Keyring) Reload() error {
 	fi, err := os.Stat(k.path)
 	if err != nil {
@@ -270,23 +279,34 @@ func (k *Keyring) Watch(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		now := "missing"
-		if fi, err := os.Stat(k.path); err == nil {
-			now = stamp(fi)
-		}
-		if now != seen {
-			seen = now
-			k.ReloadAndLog("changed")
+			seen = k.poll(seen)
 		}
 	}
 }
 
+// poll is one look of Watch: it reloads the file if it no longer looks as
+// seen, and returns how it looks now.
+func (k *Keyring) poll(seen string) string {
+	now := "missing"
+	if fi, err := os.Stat(k.path); err == nil {
+		now = stamp(fi)
+	}
+	if now != seen {
+		k.ReloadAndLog("changed")
+	}
+	return now
+}
+
 // ReloadAndLog reloads and logs the outcome; why says what prompted it.
 func (k *Keyring) ReloadAndLog(why string) {
-	if err := k.Reload(); err != nil {
+	err := k.Reload()
+	switch {
+	case errors.Is(err, ErrEmpty):
+		// Most likely a rewrite caught half-way: its write changes the file again.
+		k.log.Warn("keys_file_empty", "why", why, "path", k.path, "keys_in_force", k.Len())
+	case err != nil:
 		k.log.Error("keys_reload_failed", "why", why, "err", err, "keys_in_force", k.Len())
-		return
+	default:
+		k.log.Info("keys_reloaded", "why", why, "keys", k.Len())
 	}
-	k.log.Info("keys_reloaded", "why", why, "keys", k.Len())
 }

@@ -1,13 +1,14 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -75,52 +76,109 @@ func TestCallerScopes(t *testing.T) {
 	}
 }
 
+// watched opens the keys file at path, and returns poll, which looks at
+// the file once as Watch does on each tick: the test decides when the
+// watcher looks, so no write races it.
+func watched(t *testing.T, path string, log *bytes.Buffer) (ring *Keyring, poll func()) {
+	t.Helper()
+	ring, err := Open(path, slog.New(slog.NewTextHandler(log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := ring.stamp
+	return ring, func() { seen = ring.poll(seen) }
+}
+
 // A new key works once written; a broken edit keeps the keys in force;
-// a removed key stops working. Watch picks each change up by itself.
+// a removed key stops working. Watch's poll picks each change up.
 func TestKeyringReloads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys.yaml")
 	s1, k1 := NewKey("one", []string{"a"}, Read)
 	s2, k2 := NewKey("two", []string{"b"}, Write)
 	writeKeys(t, path, k1)
-	ring, err := Open(path, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var log bytes.Buffer
+	ring, poll := watched(t, path, &log)
 	if c, ok := ring.Authenticate(s1); !ok || c.Name != "one" || c.Access != Read {
 		t.Fatalf("key one: %+v %v", c, ok)
 	}
 	if _, ok := ring.Authenticate(s2); ok {
 		t.Fatal("key two works before it is in the file")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go ring.Watch(ctx, 10*time.Millisecond)
-	eventually := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal(what)
-			}
-		}
-	}
 
 	writeKeys(t, path, k1, k2)
-	eventually("key two never started working", func() bool { _, ok := ring.Authenticate(s2); return ok })
+	poll()
+	if _, ok := ring.Authenticate(s2); !ok {
+		t.Fatal("key two does not work once written")
+	}
 
 	if err := os.WriteFile(path, []byte("keys: [{name: broken"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := ring.Reload(); err == nil {
-		t.Fatal("a broken file reloaded without an error")
-	}
+	poll()
 	if _, ok := ring.Authenticate(s2); !ok {
 		t.Fatal("a broken edit dropped the keys in force")
 	}
+	if err := ring.Reload(); err == nil {
+		t.Fatal("a broken file reloaded without an error")
+	}
+	if !strings.Contains(log.String(), "keys_reload_failed") {
+		t.Fatalf("the broken edit is not logged: %s", log.String())
+	}
 
 	writeKeys(t, path, k2)
-	eventually("key one still works after its removal", func() bool { _, ok := ring.Authenticate(s1); return !ok })
+	poll()
+	if _, ok := ring.Authenticate(s1); ok {
+		t.Fatal("key one still works after its removal")
+	}
 	if _, err := Open(filepath.Join(t.TempDir(), "missing.yaml"), nil); err == nil {
 		t.Fatal("a missing keys file opened")
+	}
+}
+
+// A rewrite in place (os.WriteFile, a shell's >) truncates the file before
+// it writes it. A poll that lands in between sees an empty file: that must
+// not put "no keys" in force, or every request gets 401 until the next
+// change. "keys: []" is how a file says no keys.
+func TestKeyringIgnoresEmptyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.yaml")
+	s1, k1 := NewKey("one", []string{"a"}, Read)
+	s2, k2 := NewKey("two", []string{"b"}, Write)
+	writeKeys(t, path, k1)
+	var log bytes.Buffer
+	ring, poll := watched(t, path, &log)
+	for _, c := range []struct {
+		empty string
+		then  []Key
+	}{{"", []Key{k1, k2}}, {" \n\t\n", []Key{k1}}} {
+		if err := os.WriteFile(path, []byte(c.empty), 0o600); err != nil { // the truncate
+			t.Fatal(err)
+		}
+		poll()
+		if _, ok := ring.Authenticate(s1); !ok {
+			t.Fatalf("an empty file (%q) dropped the keys in force", c.empty)
+		}
+		if !strings.Contains(log.String(), "keys_file_empty") {
+			t.Fatalf("the empty file is not logged: %s", log.String())
+		}
+		writeKeys(t, path, c.then...) // the write
+		poll()
+		if _, ok := ring.Authenticate(s2); ok != (len(c.then) == 2) {
+			t.Fatalf("after the write of %d keys, key two works: %v", len(c.then), ok)
+		}
+	}
+
+	if err := os.WriteFile(path, []byte("keys: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	poll()
+	if ring.Len() != 0 {
+		t.Fatalf("%d keys in force after \"keys: []\", want none", ring.Len())
+	}
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, nil); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("Open of an empty file: %v, want ErrEmpty", err)
 	}
 }
 

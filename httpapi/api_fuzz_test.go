@@ -272,8 +272,8 @@ func TestEmptyIDsInBodiesAreNotServerErrors(t *testing.T) {
 			{vs + "/file_batches", `{"files":[{"file_id":""}]}`},
 			{oai + "/uploads/" + fx.uploadID + "/complete", `{"part_ids":[""]}`},
 		} {
-			if a := c.do("POST", r[0], []byte(r[1]), "Content-Type", "application/json"); a.code >= 500 {
-				t.Errorf("POST %s %s: %d %s", r[0], r[1], a.code, a.body)
+			if a := c.do("POST", r[0], []byte(r[1]), "Content-Type", "application/json"); a.Code >= 500 {
+				t.Errorf("POST %s %s: %d %s", r[0], r[1], a.Code, a.Body)
 			}
 		}
 	})

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/internal/testhttp"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
 )
@@ -111,7 +112,7 @@ type caller struct {
 	secret string
 }
 
-func (c caller) do(method, path string, body []byte, hdr ...string) answer {
+func (c caller) do(method, path string, body []byte, hdr ...string) testhttp.Answer {
 	c.t.Helper()
 	if c.secret != "" {
 		hdr = append(hdr, "Authorization", "Bearer "+c.secret)
@@ -120,19 +121,19 @@ func (c caller) do(method, path string, body []byte, hdr ...string) answer {
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
-	return send(c.t, method, c.base+path, r, hdr...)
+	return testhttp.Do(c.t, method, c.base+path, r, hdr...)
 }
 
 func (c caller) ok(method, path string, body []byte, hdr ...string) map[string]any {
 	c.t.Helper()
 	a := c.do(method, path, body, hdr...)
-	if a.code/100 != 2 {
-		c.t.Fatalf("%s %s: %d %s", method, path, a.code, a.body)
+	if a.Code/100 != 2 {
+		c.t.Fatalf("%s %s: %d %s", method, path, a.Code, a.Body)
 	}
-	if len(a.body) == 0 || a.body[0] != '{' {
+	if len(a.Body) == 0 || a.Body[0] != '{' {
 		return nil
 	}
-	return a.json(c.t)
+	return a.JSON(c.t)
 }
 
 // fixture is what the matrix aims at: in each bucket a file and a
@@ -328,18 +329,18 @@ func TestAuthMatrix(t *testing.T) {
 					what := fmt.Sprintf("%s %s (bucket %s) as %q", rt.method, path, bkt, key)
 					switch w {
 					case 0:
-						if a.code == 401 || a.code == 403 {
-							t.Errorf("%s: refused %d %s, want allowed", what, a.code, a.body)
+						if a.Code == 401 || a.Code == 403 {
+							t.Errorf("%s: refused %d %s, want allowed", what, a.Code, a.Body)
 						}
 					case wantList:
-						if a.code != 200 || bytes.Contains(a.body, []byte(fx.fileID)) || bytes.Contains(a.body, []byte(fx.vsID)) {
-							t.Errorf("%s: %d %s; want 200 without wa's objects", what, a.code, a.body)
+						if a.Code != 200 || bytes.Contains(a.Body, []byte(fx.fileID)) || bytes.Contains(a.Body, []byte(fx.vsID)) {
+							t.Errorf("%s: %d %s; want 200 without wa's objects", what, a.Code, a.Body)
 						}
 					default:
-						if a.code != w {
-							t.Errorf("%s: %d %s, want %d", what, a.code, a.body, w)
+						if a.Code != w {
+							t.Errorf("%s: %d %s, want %d", what, a.Code, a.Body, w)
 						}
-						if w == 401 && a.header.Get("WWW-Authenticate") == "" {
+						if w == 401 && a.Header.Get("WWW-Authenticate") == "" {
 							t.Errorf("%s: 401 without WWW-Authenticate", what)
 						}
 					}
@@ -383,12 +384,12 @@ func TestAuthFlows(t *testing.T) {
 		wa, wb, admin := as("wa"), as("wb"), as("admin")
 
 		id := wa.ok("POST", "/v1/files", []byte(`{"bucket":"a-photos","key":"p.jpg","size":3}`))["id"].(string)
-		if a := wb.do("POST", "/v1/files/session:"+id, []byte("abc"), "Upload-Offset", "0"); a.code != 403 {
-			t.Fatalf("another tenant appended to wa's session: %d %s", a.code, a.body)
+		if a := wb.do("POST", "/v1/files/session:"+id, []byte("abc"), "Upload-Offset", "0"); a.Code != 403 {
+			t.Fatalf("another tenant appended to wa's session: %d %s", a.Code, a.Body)
 		}
 		wa.ok("POST", "/v1/files/session:"+id, []byte("abc"), "Upload-Offset", "0")
-		if a := wa.do("GET", "/v1/files/a-photos/p.jpg:content", nil); a.code != 200 || string(a.body) != "abc" {
-			t.Fatalf("download: %d %q", a.code, a.body)
+		if a := wa.do("GET", "/v1/files/a-photos/p.jpg:content", nil); a.Code != 200 || string(a.Body) != "abc" {
+			t.Fatalf("download: %d %q", a.Code, a.Body)
 		}
 		wb.ok("POST", "/v1/files/session:"+wb.ok("POST", "/v1/files", []byte(`{"bucket":"b","key":"x","size":1}`))["id"].(string),
 			[]byte("x"), "Upload-Offset", "0")
@@ -399,8 +400,8 @@ func TestAuthFlows(t *testing.T) {
 		if !slices.Equal(names, []string{"a-photos"}) {
 			t.Fatalf("wa lists buckets %v, want only its own", names)
 		}
-		if a := wa.do("DELETE", "/v1/files/a-photos/p.jpg", nil); a.code != 204 && a.code != 200 {
-			t.Fatalf("delete in its bucket: %d %s", a.code, a.body)
+		if a := wa.do("DELETE", "/v1/files/a-photos/p.jpg", nil); a.Code != 204 && a.Code != 200 {
+			t.Fatalf("delete in its bucket: %d %s", a.Code, a.Body)
 		}
 
 		// OpenAI: wa's file is wa's and admin's to see.
@@ -409,38 +410,38 @@ func TestAuthFlows(t *testing.T) {
 		mp := []string{"Content-Type", "multipart/form-data; boundary=X"}
 		fileID := wa.ok("POST", "/v1/openai/v1/files", form, mp...)["id"].(string)
 		wbFile := wb.ok("POST", "/v1/openai/v1/files", form, mp...)["id"].(string)
-		list := func(c caller) string { return string(c.do("GET", "/v1/openai/v1/files", nil).body) }
+		list := func(c caller) string { return string(c.do("GET", "/v1/openai/v1/files", nil).Body) }
 		if l := list(wa); !strings.Contains(l, fileID) || strings.Contains(l, wbFile) {
 			t.Fatalf("wa's list: %s", l)
 		}
 		if l := list(admin); !strings.Contains(l, fileID) || !strings.Contains(l, wbFile) {
 			t.Fatalf("admin's list: %s", l)
 		}
-		if a := wb.do("DELETE", "/v1/openai/v1/files/"+fileID, nil); a.code != 404 {
-			t.Fatalf("wb deleted wa's file: %d %s", a.code, a.body)
+		if a := wb.do("DELETE", "/v1/openai/v1/files/"+fileID, nil); a.Code != 404 {
+			t.Fatalf("wb deleted wa's file: %d %s", a.Code, a.Body)
 		}
-		if a := wb.do("GET", "/v1/openai/v1/files/"+fileID+"/content", nil); a.code != 404 {
-			t.Fatalf("wb read wa's file: %d %s", a.code, a.body)
+		if a := wb.do("GET", "/v1/openai/v1/files/"+fileID+"/content", nil); a.Code != 404 {
+			t.Fatalf("wb read wa's file: %d %s", a.Code, a.Body)
 		}
 		// Naming another key's file fails it as an unknown id would.
 		a := wb.do("POST", "/v1/openai/v1/vector_stores", []byte(fmt.Sprintf(`{"file_ids":[%q]}`, fileID)), "Content-Type", "application/json")
-		if counts, _ := a.json(t)["file_counts"].(map[string]any); a.code != 200 || counts["failed"] != 1.0 || counts["completed"] != 0.0 {
-			t.Fatalf("wb attached wa's file to a store: %d %s", a.code, a.body)
+		if counts, _ := a.JSON(t)["file_counts"].(map[string]any); a.Code != 200 || counts["failed"] != 1.0 || counts["completed"] != 0.0 {
+			t.Fatalf("wb attached wa's file to a store: %d %s", a.Code, a.Body)
 		}
 		wa.ok("DELETE", "/v1/openai/v1/files/"+fileID, nil)
 
 		// The natively served OpenAI bucket is admin's only.
-		if a := as("wall").do("GET", "/v1/files/openai", nil); a.code != 403 {
-			t.Fatalf("a * key listed the OpenAI bucket natively: %d %s", a.code, a.body)
+		if a := as("wall").do("GET", "/v1/files/openai", nil); a.Code != 403 {
+			t.Fatalf("a * key listed the OpenAI bucket natively: %d %s", a.Code, a.Body)
 		}
-		if a := admin.do("GET", "/metrics", nil); a.code != 200 {
-			t.Fatalf("admin /metrics: %d", a.code)
+		if a := admin.do("GET", "/metrics", nil); a.Code != 200 {
+			t.Fatalf("admin /metrics: %d", a.Code)
 		}
-		if a := wa.do("GET", "/metrics", nil); a.code != 403 {
-			t.Fatalf("wa /metrics: %d", a.code)
+		if a := wa.do("GET", "/metrics", nil); a.Code != 403 {
+			t.Fatalf("wa /metrics: %d", a.Code)
 		}
-		if a := (caller{t: t, base: srv.URL}).do("GET", "/healthz", nil); a.code != 200 {
-			t.Fatalf("/healthz without a key: %d", a.code)
+		if a := (caller{t: t, base: srv.URL}).do("GET", "/healthz", nil); a.Code != 200 {
+			t.Fatalf("/healthz without a key: %d", a.Code)
 		}
 	})
 }
@@ -493,8 +494,8 @@ func TestScopedSessionRequestsReadTheRecordOnce(t *testing.T) {
 		{"GET", nil, nil},
 		{"DELETE", nil, nil},
 	} {
-		if a := wb.do(step.method, "/v1/files/session:"+id, step.body, step.hdr...); a.code != http.StatusForbidden {
-			t.Fatalf("%s by another tenant: %d %s", step.method, a.code, a.body)
+		if a := wb.do(step.method, "/v1/files/session:"+id, step.body, step.hdr...); a.Code != http.StatusForbidden {
+			t.Fatalf("%s by another tenant: %d %s", step.method, a.Code, a.Body)
 		}
 		store.take()
 		wa.ok(step.method, "/v1/files/session:"+id, step.body, step.hdr...)

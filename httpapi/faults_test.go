@@ -31,6 +31,7 @@ import (
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/bucket/fsblob"
 	"github.com/ferryhq/ferry/bucket/s3blob"
+	"github.com/ferryhq/ferry/internal/testhttp"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/metastore/redisstore"
@@ -91,67 +92,28 @@ func eachStore(t *testing.T, fn func(t *testing.T, store metastore.Store, blobs 
 	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) { fn(t, s.Meta, s.Blobs) })
 }
 
-type answer struct {
-	code   int
-	header http.Header
-	body   []byte
-}
-
-func (a answer) json(t testing.TB) map[string]any {
+func newSession(t *testing.T, base, bkt, key string, size int) (testhttp.Answer, string) {
 	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(a.body, &m); err != nil {
-		t.Fatalf("answer %d %q is not JSON: %v", a.code, a.body, err)
-	}
-	return m
-}
-
-func send(t testing.TB, method, url string, body io.Reader, hdr ...string) answer {
-	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json") // as clients send the JSON routes; hdr may say otherwise
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{resp.StatusCode, resp.Header, b}
-}
-
-func newSession(t *testing.T, base, bkt, key string, size int) (answer, string) {
-	t.Helper()
-	a := send(t, "POST", base+"/v1/files", strings.NewReader(fmt.Sprintf(`{"bucket":%q,"key":%q,"size":%d}`, bkt, key, size)))
-	if a.code != 201 {
+	a := testhttp.Do(t, "POST", base+"/v1/files", strings.NewReader(fmt.Sprintf(`{"bucket":%q,"key":%q,"size":%d}`, bkt, key, size)))
+	if a.Code != 201 {
 		return a, ""
 	}
-	return a, a.json(t)["id"].(string)
+	return a, a.JSON(t)["id"].(string)
 }
 
-func appendChunk(t *testing.T, base, id string, offset int, chunk []byte, hdr ...string) answer {
+func appendChunk(t *testing.T, base, id string, offset int, chunk []byte, hdr ...string) testhttp.Answer {
 	t.Helper()
-	return send(t, "POST", base+"/v1/files/session:"+id, bytes.NewReader(chunk),
+	return testhttp.Do(t, "POST", base+"/v1/files/session:"+id, bytes.NewReader(chunk),
 		append([]string{"Upload-Offset", strconv.Itoa(offset), "Content-Type", "application/octet-stream"}, hdr...)...)
 }
 
 func sessionOffset(t *testing.T, base, id string) int {
 	t.Helper()
-	a := send(t, "GET", base+"/v1/files/session:"+id, nil)
-	if a.code != 200 {
-		t.Fatalf("session info: %d %s", a.code, a.body)
+	a := testhttp.Do(t, "GET", base+"/v1/files/session:"+id, nil)
+	if a.Code != 200 {
+		t.Fatalf("session info: %d %s", a.Code, a.Body)
 	}
-	return int(a.json(t)["offset"].(float64))
+	return int(a.JSON(t)["offset"].(float64))
 }
 
 func randomBytes(n int) []byte {
@@ -162,9 +124,9 @@ func randomBytes(n int) []byte {
 
 func mustDownload(t *testing.T, base, bkt, key string, want []byte) {
 	t.Helper()
-	a := send(t, "GET", base+"/v1/files/"+bkt+"/"+key+":content", nil)
-	if a.code != 200 || !bytes.Equal(a.body, want) {
-		t.Fatalf("download of %s/%s: %d, %d bytes, want %d bytes byte-exact", bkt, key, a.code, len(a.body), len(want))
+	a := testhttp.Do(t, "GET", base+"/v1/files/"+bkt+"/"+key+":content", nil)
+	if a.Code != 200 || !bytes.Equal(a.Body, want) {
+		t.Fatalf("download of %s/%s: %d, %d bytes, want %d bytes byte-exact", bkt, key, a.Code, len(a.Body), len(want))
 	}
 }
 
@@ -197,16 +159,16 @@ func TestStalledBodyReleasesSession(t *testing.T) {
 		}()
 
 		time.Sleep(idle / 5)
-		if a := appendChunk(t, srv.URL, id, 0, nil); a.code != 409 || a.json(t)["code"] != "SESSION_BUSY" {
-			t.Fatalf("while the stalled request holds the session, a probe got %d %s; want 409 SESSION_BUSY", a.code, a.body)
+		if a := appendChunk(t, srv.URL, id, 0, nil); a.Code != 409 || a.JSON(t)["code"] != "SESSION_BUSY" {
+			t.Fatalf("while the stalled request holds the session, a probe got %d %s; want 409 SESSION_BUSY", a.Code, a.Body)
 		}
 		for {
 			a := appendChunk(t, srv.URL, id, 0, nil)
-			if a.code == 200 {
+			if a.Code == 200 {
 				break
 			}
-			if a.code != 409 {
-				t.Fatalf("probe: %d %s", a.code, a.body)
+			if a.Code != 409 {
+				t.Fatalf("probe: %d %s", a.Code, a.Body)
 			}
 			if time.Since(stalled) > idle+8*time.Second { // slack for a loaded machine; the point is that it ends
 				t.Fatalf("the session is still busy %s after the body stalled (idle timeout %s)", time.Since(stalled), idle)
@@ -225,26 +187,27 @@ func TestStalledBodyReleasesSession(t *testing.T) {
 		if off := sessionOffset(t, srv.URL, id); off != 0 {
 			t.Fatalf("offset after the stalled chunk = %d, want 0: nothing of it may be kept", off)
 		}
-		if a := appendChunk(t, srv.URL, id, 0, data); a.code != 200 || a.json(t)["bytes"] != float64(len(data)) {
-			t.Fatalf("resume: %d %s", a.code, a.body)
+		if a := appendChunk(t, srv.URL, id, 0, data); a.Code != 200 || a.JSON(t)["bytes"] != float64(len(data)) {
+			t.Fatalf("resume: %d %s", a.Code, a.Body)
 		}
 		mustDownload(t, srv.URL, "stall", "file", data)
 	})
 }
 
 // A body that arrives slowly but steadily is not cut off: the deadline is
-// per read, not per request.
+// per read, not per request. Each pause is an eighth of the timeout, so a
+// sender held up by a busy machine still keeps well within it.
 func TestSlowBodyIsNotCut(t *testing.T) {
 	store, blobs := testsvc.Embedded(t)
-	const idle = 300 * time.Millisecond
+	const idle = time.Second
 	srv := serveAPI(t, store, blobs, idle)
 	data := randomBytes(64 << 10)
 	_, id := newSession(t, srv.URL, "slow", "file", len(data))
 	pr, pw := io.Pipe()
 	go func() {
-		for off := 0; off < len(data); off += 8 << 10 {
-			time.Sleep(idle / 3) // 8 pauses: the whole body takes ~3 idle timeouts
-			if _, err := pw.Write(data[off : off+8<<10]); err != nil {
+		for off := 0; off < len(data); off += 4 << 10 {
+			time.Sleep(idle / 8) // 16 pauses: the whole body takes 2 idle timeouts
+			if _, err := pw.Write(data[off : off+4<<10]); err != nil {
 				return
 			}
 		}
@@ -354,24 +317,24 @@ func TestChecksumVerified(t *testing.T) {
 		sum := sha256.Sum256(first)
 		sum[0] ^= 1
 		a := appendChunk(t, srv.URL, id, 0, first, "Upload-Checksum", "sha256 "+base64.StdEncoding.EncodeToString(sum[:]))
-		if a.code != 400 || a.json(t)["code"] != "CHECKSUM_MISMATCH" {
-			t.Fatalf("wrong sha256: %d %s, want 400 CHECKSUM_MISMATCH", a.code, a.body)
+		if a.Code != 400 || a.JSON(t)["code"] != "CHECKSUM_MISMATCH" {
+			t.Fatalf("wrong sha256: %d %s, want 400 CHECKSUM_MISMATCH", a.Code, a.Body)
 		}
 		if off := sessionOffset(t, srv.URL, id); off != 0 {
 			t.Fatalf("offset after a mismatched chunk = %d, want 0", off)
 		}
 		sum[0] ^= 1
-		if a := appendChunk(t, srv.URL, id, 0, first, "Upload-Checksum", "sha256 "+base64.StdEncoding.EncodeToString(sum[:])); a.code != 200 {
-			t.Fatalf("right sha256: %d %s", a.code, a.body)
+		if a := appendChunk(t, srv.URL, id, 0, first, "Upload-Checksum", "sha256 "+base64.StdEncoding.EncodeToString(sum[:])); a.Code != 200 {
+			t.Fatalf("right sha256: %d %s", a.Code, a.Body)
 		}
 		m := md5.Sum(rest)
 		m[3] ^= 0x80
-		if a := appendChunk(t, srv.URL, id, 6*mib, rest, "Content-MD5", base64.StdEncoding.EncodeToString(m[:])); a.code != 400 || a.json(t)["code"] != "CHECKSUM_MISMATCH" {
-			t.Fatalf("wrong Content-MD5: %d %s, want 400 CHECKSUM_MISMATCH", a.code, a.body)
+		if a := appendChunk(t, srv.URL, id, 6*mib, rest, "Content-MD5", base64.StdEncoding.EncodeToString(m[:])); a.Code != 400 || a.JSON(t)["code"] != "CHECKSUM_MISMATCH" {
+			t.Fatalf("wrong Content-MD5: %d %s, want 400 CHECKSUM_MISMATCH", a.Code, a.Body)
 		}
 		m[3] ^= 0x80
-		if a := appendChunk(t, srv.URL, id, 6*mib, rest, "Content-MD5", base64.StdEncoding.EncodeToString(m[:])); a.code != 200 || a.json(t)["bytes"] != float64(len(data)) {
-			t.Fatalf("right Content-MD5: %d %s", a.code, a.body)
+		if a := appendChunk(t, srv.URL, id, 6*mib, rest, "Content-MD5", base64.StdEncoding.EncodeToString(m[:])); a.Code != 200 || a.JSON(t)["bytes"] != float64(len(data)) {
+			t.Fatalf("right Content-MD5: %d %s", a.Code, a.Body)
 		}
 		mustDownload(t, srv.URL, "sums", "file", data)
 	})
@@ -467,13 +430,13 @@ func (d *daemon) kill() {
 
 // wantUnavailable checks a 503 UNAVAILABLE with Retry-After in the native
 // or the OpenAI envelope.
-func wantUnavailable(t *testing.T, what string, a answer, openAI bool) {
+func wantUnavailable(t *testing.T, what string, a testhttp.Answer, openAI bool) {
 	t.Helper()
-	if a.code != 503 || a.header.Get("Retry-After") != retryAfterUnavailable {
+	if a.Code != 503 || a.Header.Get("Retry-After") != retryAfterUnavailable {
 		t.Fatalf("%s during the outage: %d (Retry-After %q) %s; want 503 with Retry-After %s",
-			what, a.code, a.header.Get("Retry-After"), a.body, retryAfterUnavailable)
+			what, a.Code, a.Header.Get("Retry-After"), a.Body, retryAfterUnavailable)
 	}
-	body := a.json(t)
+	body := a.JSON(t)
 	if openAI {
 		e, _ := body["error"].(map[string]any)
 		if e["code"] != "unavailable" || e["type"] != "server_error" {
@@ -491,12 +454,12 @@ func waitReady(t *testing.T, base string, want int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		a := send(t, "GET", base+"/readyz", nil)
-		if a.code == want {
+		a := testhttp.Do(t, "GET", base+"/readyz", nil)
+		if a.Code == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/readyz = %d %s, want %d within %s", a.code, a.body, want, within)
+			t.Fatalf("/readyz = %d %s, want %d within %s", a.Code, a.Body, want, within)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -523,8 +486,8 @@ func TestRedisOutageIs503(t *testing.T) {
 
 	data := randomBytes(3 * mib)
 	_, id := newSession(t, srv.URL, "outage", "file", len(data))
-	if a := appendChunk(t, srv.URL, id, 0, data[:mib]); a.code != 200 {
-		t.Fatalf("first chunk: %d %s", a.code, a.body)
+	if a := appendChunk(t, srv.URL, id, 0, data[:mib]); a.Code != 200 {
+		t.Fatalf("first chunk: %d %s", a.Code, a.Body)
 	}
 
 	rd.kill()
@@ -532,8 +495,8 @@ func TestRedisOutageIs503(t *testing.T) {
 	a, _ := newSession(t, srv.URL, "outage", "other", 10)
 	wantUnavailable(t, "create", a, false)
 	wantUnavailable(t, "append", appendChunk(t, srv.URL, id, mib, data[mib:2*mib]), false)
-	wantUnavailable(t, "session info", send(t, "GET", srv.URL+"/v1/files/session:"+id, nil), false)
-	wantUnavailable(t, "OpenAI file list", send(t, "GET", srv.URL+"/v1/openai/v1/files", nil), true)
+	wantUnavailable(t, "session info", testhttp.Do(t, "GET", srv.URL+"/v1/files/session:"+id, nil), false)
+	wantUnavailable(t, "OpenAI file list", testhttp.Do(t, "GET", srv.URL+"/v1/openai/v1/files", nil), true)
 	waitReady(t, srv.URL, 503, time.Second)
 	t.Logf("the outage's requests took %s", time.Since(down))
 
@@ -545,8 +508,8 @@ func TestRedisOutageIs503(t *testing.T) {
 	if off != mib {
 		t.Fatalf("offset after the outage = %d, want %d (the chunk sent during it kept nothing)", off, mib)
 	}
-	if a := appendChunk(t, srv.URL, id, off, data[off:]); a.code != 200 || a.json(t)["bytes"] != float64(len(data)) {
-		t.Fatalf("resume after the outage: %d %s", a.code, a.body)
+	if a := appendChunk(t, srv.URL, id, off, data[off:]); a.Code != 200 || a.JSON(t)["bytes"] != float64(len(data)) {
+		t.Fatalf("resume after the outage: %d %s", a.Code, a.Body)
 	}
 	mustDownload(t, srv.URL, "outage", "file", data)
 }
@@ -589,8 +552,8 @@ func TestS3OutageIs503(t *testing.T) {
 	}
 	for off < len(data) {
 		n := min(6*mib, len(data)-off)
-		if a := appendChunk(t, srv.URL, id, off, data[off:off+n]); a.code != 200 {
-			t.Fatalf("chunk at %d after the outage: %d %s", off, a.code, a.body)
+		if a := appendChunk(t, srv.URL, id, off, data[off:off+n]); a.Code != 200 {
+			t.Fatalf("chunk at %d after the outage: %d %s", off, a.Code, a.Body)
 		}
 		off += n
 	}

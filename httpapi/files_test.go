@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/internal/testhttp"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/registry"
 )
@@ -18,10 +19,10 @@ func TestCreateAnswerHasEveryField(t *testing.T) {
 	store, blobs := testsvc.Embedded(t)
 	srv := serveAPI(t, store, blobs, 0)
 	a, _ := newSession(t, srv.URL, "b", "k", 10)
-	got := a.json(t)
+	got := a.JSON(t)
 	for _, field := range []string{"id", "url", "offset", "size", "bucket", "key", "mime_type", "status", "expires_at", "min_chunk_size"} {
 		if _, ok := got[field]; !ok {
-			t.Errorf("the create answer lacks %s: %s", field, a.body)
+			t.Errorf("the create answer lacks %s: %s", field, a.Body)
 		}
 	}
 	if got["min_chunk_size"] != float64(0) {
@@ -37,10 +38,10 @@ func TestSessionURLRefusesOtherMethods(t *testing.T) {
 	srv := serveAPI(t, store, blobs, 0)
 	_, id := newSession(t, srv.URL, "b", "k", 10)
 	for _, method := range []string{"PUT", "PATCH", "OPTIONS"} {
-		a := send(t, method, srv.URL+"/v1/files/session:"+id, strings.NewReader("0123456789"), "Content-Type", "application/octet-stream")
-		if a.code != 405 || a.json(t)["code"] != "METHOD_NOT_ALLOWED" || a.header.Get("Allow") != "GET, HEAD, POST, DELETE" ||
-			!strings.Contains(a.json(t)["detail"].(string), "POST") {
-			t.Errorf("%s of a session URL: %d, Allow %q, %s", method, a.code, a.header.Get("Allow"), a.body)
+		a := testhttp.Do(t, method, srv.URL+"/v1/files/session:"+id, strings.NewReader("0123456789"), "Content-Type", "application/octet-stream")
+		if a.Code != 405 || a.JSON(t)["code"] != "METHOD_NOT_ALLOWED" || a.Header.Get("Allow") != "GET, HEAD, POST, DELETE" ||
+			!strings.Contains(a.JSON(t)["detail"].(string), "POST") {
+			t.Errorf("%s of a session URL: %d, Allow %q, %s", method, a.Code, a.Header.Get("Allow"), a.Body)
 		}
 	}
 	if off := sessionOffset(t, srv.URL, id); off != 0 {
@@ -60,14 +61,14 @@ func TestCreatesAnswer201(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	a, id := newSession(t, srv.URL, "b", "k", 10)
-	if a.code != 201 || a.header.Get("Location") != srv.URL+"/v1/files/session:"+id {
-		t.Fatalf("session create: %d, Location %q, %s", a.code, a.header.Get("Location"), a.body)
+	if a.Code != 201 || a.Header.Get("Location") != srv.URL+"/v1/files/session:"+id {
+		t.Fatalf("session create: %d, Location %q, %s", a.Code, a.Header.Get("Location"), a.Body)
 	}
 	register := `{"location": "file://` + root + `"}`
-	if a := send(t, "PUT", srv.URL+"/v1/files/reg", strings.NewReader(register)); a.code != 201 || a.header.Get("Location") != srv.URL+"/v1/files/reg" {
-		t.Fatalf("new registration: %d, Location %q, %s", a.code, a.header.Get("Location"), a.body)
+	if a := testhttp.Do(t, "PUT", srv.URL+"/v1/files/reg", strings.NewReader(register)); a.Code != 201 || a.Header.Get("Location") != srv.URL+"/v1/files/reg" {
+		t.Fatalf("new registration: %d, Location %q, %s", a.Code, a.Header.Get("Location"), a.Body)
 	}
-	if a := send(t, "PUT", srv.URL+"/v1/files/reg", strings.NewReader(register)); a.code != 200 || a.header.Get("Location") != "" {
-		t.Fatalf("repeated registration: %d, Location %q, %s", a.code, a.header.Get("Location"), a.body)
+	if a := testhttp.Do(t, "PUT", srv.URL+"/v1/files/reg", strings.NewReader(register)); a.Code != 200 || a.Header.Get("Location") != "" {
+		t.Fatalf("repeated registration: %d, Location %q, %s", a.Code, a.Header.Get("Location"), a.Body)
 	}
 }

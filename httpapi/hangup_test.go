@@ -190,8 +190,8 @@ func TestDownloadCutByClientIs499(t *testing.T) {
 	srv, logs, reg := served(t)
 	data := randomBytes(32 * mib) // past the socket buffers, so the server sees the cut
 	_, id := newSession(t, srv.URL, "dl", "big", len(data))
-	if a := appendChunk(t, srv.URL, id, 0, data); a.code != 200 {
-		t.Fatalf("upload: %d %s", a.code, a.body)
+	if a := appendChunk(t, srv.URL, id, 0, data); a.Code != 200 {
+		t.Fatalf("upload: %d %s", a.Code, a.Body)
 	}
 	conn := rawRequest(t, srv.Listener.Addr().String(), "GET /v1/files/dl/big:content HTTP/1.1\r\nHost: x", "")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
@@ -214,8 +214,8 @@ func TestSlowDownloadIsNotCut(t *testing.T) {
 	srv := serveAPI(t, store, blobs, idle)
 	data := randomBytes(16 * mib) // past the socket buffers: the server is still sending after the idle timeout
 	_, id := newSession(t, srv.URL, "dl", "slow", len(data))
-	if a := appendChunk(t, srv.URL, id, 0, data); a.code != 200 {
-		t.Fatalf("upload: %d %s", a.code, a.body)
+	if a := appendChunk(t, srv.URL, id, 0, data); a.Code != 200 {
+		t.Fatalf("upload: %d %s", a.Code, a.Body)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	defer client.CloseIdleConnections()

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/internal/testhttp"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/ratelimit"
@@ -93,9 +94,9 @@ func serveLimited(t *testing.T, store metastore.Store, blobs bucket.Backend, lim
 // defaultLimits are those of Llama Stack's Files API docs.
 var defaultLimits = RateLimits{Uploads: 100, Retrievals: 1000, Deletions: 100}
 
-func createOpenAIUpload(t *testing.T, base, prefix string, size int) answer {
+func createOpenAIUpload(t *testing.T, base, prefix string, size int) testhttp.Answer {
 	t.Helper()
-	return send(t, "POST", base+prefix+"/uploads",
+	return testhttp.Do(t, "POST", base+prefix+"/uploads",
 		strings.NewReader(fmt.Sprintf(`{"filename":"u.bin","purpose":"assistants","bytes":%d,"mime_type":"application/octet-stream"}`, size)),
 		"Content-Type", "application/json")
 }
@@ -120,30 +121,30 @@ func multipartBody(t *testing.T, field, filename string, data []byte, fields ...
 
 // wantLimited checks a 429: Retry-After and the RateLimit-* headers agree,
 // and the body is the route's envelope.
-func wantLimited(t *testing.T, what string, a answer, limit int, openAI bool) {
+func wantLimited(t *testing.T, what string, a testhttp.Answer, limit int, openAI bool) {
 	t.Helper()
-	if a.code != http.StatusTooManyRequests {
-		t.Fatalf("%s: %d %s, want 429", what, a.code, a.body)
+	if a.Code != http.StatusTooManyRequests {
+		t.Fatalf("%s: %d %s, want 429", what, a.Code, a.Body)
 	}
-	retry, err := strconv.Atoi(a.header.Get("Retry-After"))
+	retry, err := strconv.Atoi(a.Header.Get("Retry-After"))
 	if err != nil || retry < 1 || retry > 60 {
-		t.Fatalf("%s: Retry-After %q, want 1 to 60 seconds", what, a.header.Get("Retry-After"))
+		t.Fatalf("%s: Retry-After %q, want 1 to 60 seconds", what, a.Header.Get("Retry-After"))
 	}
-	if a.header.Get("RateLimit-Limit") != strconv.Itoa(limit) || a.header.Get("RateLimit-Remaining") != "0" ||
-		a.header.Get("RateLimit-Reset") != a.header.Get("Retry-After") {
+	if a.Header.Get("RateLimit-Limit") != strconv.Itoa(limit) || a.Header.Get("RateLimit-Remaining") != "0" ||
+		a.Header.Get("RateLimit-Reset") != a.Header.Get("Retry-After") {
 		t.Fatalf("%s: RateLimit-Limit %q, -Remaining %q, -Reset %q; want %d, 0 and the Retry-After %d", what,
-			a.header.Get("RateLimit-Limit"), a.header.Get("RateLimit-Remaining"), a.header.Get("RateLimit-Reset"), limit, retry)
+			a.Header.Get("RateLimit-Limit"), a.Header.Get("RateLimit-Remaining"), a.Header.Get("RateLimit-Reset"), limit, retry)
 	}
-	body := a.json(t)
+	body := a.JSON(t)
 	if openAI {
 		e, _ := body["error"].(map[string]any)
 		if e["code"] != "rate_limit_exceeded" || e["type"] != "requests" || e["message"] == "" {
-			t.Fatalf("%s: OpenAI envelope %s, want code rate_limit_exceeded, type requests", what, a.body)
+			t.Fatalf("%s: OpenAI envelope %s, want code rate_limit_exceeded, type requests", what, a.Body)
 		}
 		return
 	}
 	if body["status"] != 429.0 || body["code"] != "RATE_LIMITED" || body["title"] != "Too Many Requests" || body["detail"] == "" {
-		t.Fatalf("%s: native envelope %s, want status 429, code RATE_LIMITED", what, a.body)
+		t.Fatalf("%s: native envelope %s, want status 429, code RATE_LIMITED", what, a.Body)
 	}
 }
 
@@ -155,26 +156,26 @@ func TestUploadLimitDefault(t *testing.T) {
 	eachLimitedStore(t, defaultLimits, func(t *testing.T, base string) {
 		for i := range 100 {
 			a, _ := newSession(t, base, "limits", fmt.Sprintf("k%d", i), 10)
-			if a.code != 201 {
-				t.Fatalf("create %d: %d %s", i+1, a.code, a.body)
+			if a.Code != 201 {
+				t.Fatalf("create %d: %d %s", i+1, a.Code, a.Body)
 			}
-			if a.header.Get("RateLimit-Limit") != "100" || a.header.Get("RateLimit-Remaining") != strconv.Itoa(99-i) {
-				t.Fatalf("create %d: RateLimit-Limit %q, -Remaining %q", i+1, a.header.Get("RateLimit-Limit"), a.header.Get("RateLimit-Remaining"))
+			if a.Header.Get("RateLimit-Limit") != "100" || a.Header.Get("RateLimit-Remaining") != strconv.Itoa(99-i) {
+				t.Fatalf("create %d: RateLimit-Limit %q, -Remaining %q", i+1, a.Header.Get("RateLimit-Limit"), a.Header.Get("RateLimit-Remaining"))
 			}
 		}
 		a, _ := newSession(t, base, "limits", "k100", 10)
 		wantLimited(t, "101st native create", a, 100, false)
 
 		body, ctype := multipartBody(t, "file", "f.txt", []byte("hello"), "purpose", "assistants")
-		wantLimited(t, "OpenAI file create", send(t, "POST", base+"/v1/openai/v1/files", body, "Content-Type", ctype), 100, true)
+		wantLimited(t, "OpenAI file create", testhttp.Do(t, "POST", base+"/v1/openai/v1/files", body, "Content-Type", ctype), 100, true)
 		wantLimited(t, "OpenAI upload create", createOpenAIUpload(t, base, "/v1/openAi/v1", 10), 100, true)
 
-		if a := send(t, "GET", base+"/v1/files", nil); a.code != 200 || a.header.Get("RateLimit-Limit") != "1000" {
-			t.Fatalf("a retrieval while uploads are limited: %d, RateLimit-Limit %q", a.code, a.header.Get("RateLimit-Limit"))
+		if a := testhttp.Do(t, "GET", base+"/v1/files", nil); a.Code != 200 || a.Header.Get("RateLimit-Limit") != "1000" {
+			t.Fatalf("a retrieval while uploads are limited: %d, RateLimit-Limit %q", a.Code, a.Header.Get("RateLimit-Limit"))
 		}
-		metrics := send(t, "GET", base+"/metrics", nil)
-		if !bytes.Contains(metrics.body, []byte(`ferry_rate_limited_total{class="uploads"} 3`)) {
-			t.Fatalf("metrics lack ferry_rate_limited_total{class=\"uploads\"} 3:\n%s", metrics.body)
+		metrics := testhttp.Do(t, "GET", base+"/metrics", nil)
+		if !bytes.Contains(metrics.Body, []byte(`ferry_rate_limited_total{class="uploads"} 3`)) {
+			t.Fatalf("metrics lack ferry_rate_limited_total{class=\"uploads\"} 3:\n%s", metrics.Body)
 		}
 	})
 }
@@ -184,12 +185,12 @@ func TestUploadLimitDefault(t *testing.T) {
 func TestUploadLimitOpenAI(t *testing.T) {
 	eachLimitedStore(t, RateLimits{Uploads: 3}, func(t *testing.T, base string) {
 		body, ctype := multipartBody(t, "file", "f.txt", []byte("hello"), "purpose", "assistants")
-		if a := send(t, "POST", base+"/v1/openai/v1/files", body, "Content-Type", ctype); a.code != 200 {
-			t.Fatalf("file create: %d %s", a.code, a.body)
+		if a := testhttp.Do(t, "POST", base+"/v1/openai/v1/files", body, "Content-Type", ctype); a.Code != 200 {
+			t.Fatalf("file create: %d %s", a.Code, a.Body)
 		}
 		for range 2 {
-			if a := createOpenAIUpload(t, base, "/v1/openai/v1", 10); a.code != 200 {
-				t.Fatalf("upload create: %d %s", a.code, a.body)
+			if a := createOpenAIUpload(t, base, "/v1/openai/v1", 10); a.Code != 200 {
+				t.Fatalf("upload create: %d %s", a.Code, a.Body)
 			}
 		}
 		wantLimited(t, "4th OpenAI upload create", createOpenAIUpload(t, base, "/v1/openai/v1", 10), 3, true)
@@ -210,8 +211,8 @@ func TestAppendsAreNeverLimited(t *testing.T) {
 			t.Fatal("first create refused")
 		}
 		up := createOpenAIUpload(t, base, "/v1/openai/v1", 2*chunk)
-		if up.code != 200 {
-			t.Fatalf("upload create: %d %s", up.code, up.body)
+		if up.Code != 200 {
+			t.Fatalf("upload create: %d %s", up.Code, up.Body)
 		}
 		a, _ := newSession(t, base, "long", "other.bin", 10)
 		wantLimited(t, "3rd create", a, 2, false)
@@ -220,42 +221,42 @@ func TestAppendsAreNeverLimited(t *testing.T) {
 			if i%10 == 5 && sessionOffset(t, base, id) != i*chunk { // a resuming client's question
 				t.Fatalf("offset before chunk %d is wrong", i)
 			}
-			if a := appendChunk(t, base, id, i*chunk, data[i*chunk:(i+1)*chunk]); a.code != 200 {
-				t.Fatalf("chunk %d of an admitted upload: %d %s", i, a.code, a.body)
+			if a := appendChunk(t, base, id, i*chunk, data[i*chunk:(i+1)*chunk]); a.Code != 200 {
+				t.Fatalf("chunk %d of an admitted upload: %d %s", i, a.Code, a.Body)
 			}
 		}
 
-		uploadID := up.json(t)["id"].(string)
+		uploadID := up.JSON(t)["id"].(string)
 		var parts []string
 		for range 2 {
 			body, ctype := multipartBody(t, "data", "part", randomBytes(chunk))
-			a := send(t, "POST", base+"/v1/openai/v1/uploads/"+uploadID+"/parts", body, "Content-Type", ctype)
-			if a.code != 200 {
-				t.Fatalf("part of an admitted upload: %d %s", a.code, a.body)
+			a := testhttp.Do(t, "POST", base+"/v1/openai/v1/uploads/"+uploadID+"/parts", body, "Content-Type", ctype)
+			if a.Code != 200 {
+				t.Fatalf("part of an admitted upload: %d %s", a.Code, a.Body)
 			}
-			parts = append(parts, a.json(t)["id"].(string))
+			parts = append(parts, a.JSON(t)["id"].(string))
 		}
-		done := send(t, "POST", base+"/v1/openai/v1/uploads/"+uploadID+"/complete",
+		done := testhttp.Do(t, "POST", base+"/v1/openai/v1/uploads/"+uploadID+"/complete",
 			strings.NewReader(fmt.Sprintf(`{"part_ids":[%q,%q]}`, parts[0], parts[1])), "Content-Type", "application/json")
-		if done.code != 200 || done.json(t)["status"] != "completed" {
-			t.Fatalf("complete: %d %s", done.code, done.body)
+		if done.Code != 200 || done.JSON(t)["status"] != "completed" {
+			t.Fatalf("complete: %d %s", done.Code, done.Body)
 		}
 
 		// Retrievals and deletions are counted, and health checks are not.
 		mustDownload(t, base, "long", "file.bin", data)
-		if a := send(t, "GET", base+"/v1/files/long/file.bin", nil); a.code != 200 {
-			t.Fatalf("2nd retrieval: %d %s", a.code, a.body)
+		if a := testhttp.Do(t, "GET", base+"/v1/files/long/file.bin", nil); a.Code != 200 {
+			t.Fatalf("2nd retrieval: %d %s", a.Code, a.Body)
 		}
-		wantLimited(t, "3rd retrieval", send(t, "GET", base+"/v1/openai/v1/files", nil), 2, true)
+		wantLimited(t, "3rd retrieval", testhttp.Do(t, "GET", base+"/v1/openai/v1/files", nil), 2, true)
 		for _, path := range []string{"/healthz", "/readyz", "/openapi.json", "/metrics"} {
-			if a := send(t, "GET", base+path, nil); a.code != 200 || a.header.Get("RateLimit-Limit") != "" {
-				t.Fatalf("GET %s: %d, RateLimit-Limit %q; operations routes are not limited", path, a.code, a.header.Get("RateLimit-Limit"))
+			if a := testhttp.Do(t, "GET", base+path, nil); a.Code != 200 || a.Header.Get("RateLimit-Limit") != "" {
+				t.Fatalf("GET %s: %d, RateLimit-Limit %q; operations routes are not limited", path, a.Code, a.Header.Get("RateLimit-Limit"))
 			}
 		}
-		if a := send(t, "DELETE", base+"/v1/files/long/file.bin", nil); a.code != 204 && a.code != 200 {
-			t.Fatalf("delete: %d %s", a.code, a.body)
+		if a := testhttp.Do(t, "DELETE", base+"/v1/files/long/file.bin", nil); a.Code != 204 && a.Code != 200 {
+			t.Fatalf("delete: %d %s", a.Code, a.Body)
 		}
-		wantLimited(t, "2nd deletion", send(t, "DELETE", base+"/v1/files/long/other.bin", nil), 1, false)
+		wantLimited(t, "2nd deletion", testhttp.Do(t, "DELETE", base+"/v1/files/long/other.bin", nil), 1, false)
 	})
 }
 
@@ -269,13 +270,13 @@ func TestLimiterDownFailsOpen(t *testing.T) {
 	base := serveLimited(t, store, blobs, limits)
 	for i := range 3 {
 		a, _ := newSession(t, base, "open", fmt.Sprint(i), 10)
-		if a.code != 201 || a.header.Get("RateLimit-Limit") != "" {
-			t.Fatalf("create %d with the limiter down: %d %s, RateLimit-Limit %q", i, a.code, a.body, a.header.Get("RateLimit-Limit"))
+		if a.Code != 201 || a.Header.Get("RateLimit-Limit") != "" {
+			t.Fatalf("create %d with the limiter down: %d %s, RateLimit-Limit %q", i, a.Code, a.Body, a.Header.Get("RateLimit-Limit"))
 		}
 	}
-	metrics := send(t, "GET", base+"/metrics", nil)
-	if !bytes.Contains(metrics.body, []byte(`ferry_rate_limit_failures_total{class="uploads"} 3`)) {
-		t.Fatalf("metrics lack ferry_rate_limit_failures_total{class=\"uploads\"} 3:\n%s", metrics.body)
+	metrics := testhttp.Do(t, "GET", base+"/metrics", nil)
+	if !bytes.Contains(metrics.Body, []byte(`ferry_rate_limit_failures_total{class="uploads"} 3`)) {
+		t.Fatalf("metrics lack ferry_rate_limit_failures_total{class=\"uploads\"} 3:\n%s", metrics.Body)
 	}
 }
 
@@ -288,17 +289,17 @@ func TestLimitsPerKey(t *testing.T) {
 	d.Keys, d.Limits = keys, RateLimits{Limiter: ratelimit.NewMemory(), Uploads: 2}
 	srv := httptest.NewServer(New(d))
 	t.Cleanup(srv.Close)
-	create := func(key, name string) answer {
-		return send(t, "POST", srv.URL+"/v1/files", strings.NewReader(fmt.Sprintf(`{"bucket":"a1","key":%q,"size":10}`, name)),
+	create := func(key, name string) testhttp.Answer {
+		return testhttp.Do(t, "POST", srv.URL+"/v1/files", strings.NewReader(fmt.Sprintf(`{"bucket":"a1","key":%q,"size":10}`, name)),
 			"Authorization", "Bearer "+secrets[key], "Content-Type", "application/json")
 	}
 	for i := range 2 {
-		if a := create("wa", fmt.Sprint("wa", i)); a.code != 201 {
-			t.Fatalf("create %d as wa: %d %s", i+1, a.code, a.body)
+		if a := create("wa", fmt.Sprint("wa", i)); a.Code != 201 {
+			t.Fatalf("create %d as wa: %d %s", i+1, a.Code, a.Body)
 		}
 	}
 	wantLimited(t, "3rd create as wa", create("wa", "wa2"), 2, false)
-	if a := create("wall", "wall0"); a.code != 201 || a.header.Get("RateLimit-Remaining") != "1" {
-		t.Fatalf("another key from the same address: %d %s, RateLimit-Remaining %q", a.code, a.body, a.header.Get("RateLimit-Remaining"))
+	if a := create("wall", "wall0"); a.Code != 201 || a.Header.Get("RateLimit-Remaining") != "1" {
+		t.Fatalf("another key from the same address: %d %s, RateLimit-Remaining %q", a.Code, a.Body, a.Header.Get("RateLimit-Remaining"))
 	}
 }

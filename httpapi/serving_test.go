@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/internal/testhttp"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
 )
@@ -39,19 +40,19 @@ func TestContentIsServedSafely(t *testing.T) {
 		{"data.json", "application/json", false},
 	} {
 		body := "<script>alert(document.cookie)</script>"
-		a := send(t, "POST", base+"/v1/files", strings.NewReader(fmt.Sprintf(`{"bucket":"web","key":%q,"mime_type":%q,"size":%d}`, tc.key, tc.mime, len(body))))
-		if a.code != 201 {
-			t.Fatalf("%s: create: %d %s", tc.key, a.code, a.body)
+		a := testhttp.Do(t, "POST", base+"/v1/files", strings.NewReader(fmt.Sprintf(`{"bucket":"web","key":%q,"mime_type":%q,"size":%d}`, tc.key, tc.mime, len(body))))
+		if a.Code != 201 {
+			t.Fatalf("%s: create: %d %s", tc.key, a.Code, a.Body)
 		}
-		if a := appendChunk(t, base, a.json(t)["id"].(string), 0, []byte(body)); a.code != 200 {
-			t.Fatalf("%s: append: %d %s", tc.key, a.code, a.body)
+		if a := appendChunk(t, base, a.JSON(t)["id"].(string), 0, []byte(body)); a.Code != 200 {
+			t.Fatalf("%s: append: %d %s", tc.key, a.Code, a.Body)
 		}
 		for _, method := range []string{"GET", "HEAD"} {
-			a := send(t, method, base+"/v1/files/web/"+tc.key+":content", nil)
-			if a.code != 200 {
-				t.Fatalf("%s %s: %d %s", method, tc.key, a.code, a.body)
+			a := testhttp.Do(t, method, base+"/v1/files/web/"+tc.key+":content", nil)
+			if a.Code != 200 {
+				t.Fatalf("%s %s: %d %s", method, tc.key, a.Code, a.Body)
 			}
-			h := a.header
+			h := a.Header
 			if h.Get("X-Content-Type-Options") != "nosniff" {
 				t.Errorf("%s %s: no nosniff", method, tc.key)
 			}
@@ -71,10 +72,10 @@ func TestContentIsServedSafely(t *testing.T) {
 func TestMultipartFormsAreBounded(t *testing.T) {
 	store, blobs := testsvc.Embedded(t)
 	base := serveAPI(t, store, blobs, time.Minute).URL + "/v1/openai/v1"
-	up := send(t, "POST", base+"/uploads", strings.NewReader(`{"filename":"a.txt","purpose":"assistants","bytes":3,"mime_type":"text/plain"}`),
+	up := testhttp.Do(t, "POST", base+"/uploads", strings.NewReader(`{"filename":"a.txt","purpose":"assistants","bytes":3,"mime_type":"text/plain"}`),
 		"Content-Type", "application/json")
-	if up.code != 200 {
-		t.Fatalf("create upload: %d %s", up.code, up.body)
+	if up.Code != 200 {
+		t.Fatalf("create upload: %d %s", up.Code, up.Body)
 	}
 	form := func(fields int, size int) (string, *strings.Builder) {
 		var b strings.Builder
@@ -84,15 +85,15 @@ func TestMultipartFormsAreBounded(t *testing.T) {
 		b.WriteString("--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nabc\r\n--B--\r\n")
 		return "multipart/form-data; boundary=B", &b
 	}
-	for _, route := range []string{base + "/files", base + "/uploads/" + up.json(t)["id"].(string) + "/parts"} {
+	for _, route := range []string{base + "/files", base + "/uploads/" + up.JSON(t)["id"].(string) + "/parts"} {
 		for _, tc := range []struct {
 			fields, size int
 			want         string
 		}{{6000, 1, "more than 64 parts"}, {6, 60 << 10, "exceed 262144 bytes together"}} {
 			ct, body := form(tc.fields, tc.size)
-			a := send(t, "POST", route, strings.NewReader(body.String()), "Content-Type", ct)
-			if a.code != 400 || !strings.Contains(string(a.body), tc.want) {
-				t.Errorf("%s with %d fields of %d bytes: %d %s, want 400 %q", route, tc.fields, tc.size, a.code, a.body, tc.want)
+			a := testhttp.Do(t, "POST", route, strings.NewReader(body.String()), "Content-Type", ct)
+			if a.Code != 400 || !strings.Contains(string(a.Body), tc.want) {
+				t.Errorf("%s with %d fields of %d bytes: %d %s, want 400 %q", route, tc.fields, tc.size, a.Code, a.Body, tc.want)
 			}
 		}
 	}
@@ -108,12 +109,12 @@ func TestMultipartFormsAreBounded(t *testing.T) {
 		want         string
 	}{{3, 1, "more than 3 parts"}, {2, 1500, "exceed 2048 bytes together"}} {
 		ct, body := form(tc.fields, tc.size)
-		if a := send(t, "POST", base+"/files", strings.NewReader(body.String()), "Content-Type", ct); strings.Contains(string(a.body), "server.max_form") {
-			t.Fatalf("the defaults refused %d fields of %d bytes: %s", tc.fields, tc.size, a.body)
+		if a := testhttp.Do(t, "POST", base+"/files", strings.NewReader(body.String()), "Content-Type", ct); strings.Contains(string(a.Body), "server.max_form") {
+			t.Fatalf("the defaults refused %d fields of %d bytes: %s", tc.fields, tc.size, a.Body)
 		}
-		a := send(t, "POST", tight.URL+"/v1/openai/v1/files", strings.NewReader(body.String()), "Content-Type", ct)
-		if a.code != 400 || !strings.Contains(string(a.body), tc.want) {
-			t.Errorf("tight limits, %d fields of %d bytes: %d %s, want 400 %q", tc.fields, tc.size, a.code, a.body, tc.want)
+		a := testhttp.Do(t, "POST", tight.URL+"/v1/openai/v1/files", strings.NewReader(body.String()), "Content-Type", ct)
+		if a.Code != 400 || !strings.Contains(string(a.Body), tc.want) {
+			t.Errorf("tight limits, %d fields of %d bytes: %d %s, want 400 %q", tc.fields, tc.size, a.Code, a.Body, tc.want)
 		}
 	}
 }
@@ -124,9 +125,9 @@ func TestMultipartFormsAreBounded(t *testing.T) {
 func TestOversizedFormFieldIsNotRead(t *testing.T) {
 	srv, _, reg := served(t)
 	field := io.MultiReader(strings.NewReader("--X\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n"), repeat("p", 64<<20))
-	a := send(t, "POST", srv.URL+"/v1/openai/v1/files", field, "Content-Type", "multipart/form-data; boundary=X")
-	if a.code != 400 || !strings.Contains(string(a.body), "max_form_bytes") {
-		t.Fatalf("a 64 MiB form field: %d %s", a.code, a.body)
+	a := testhttp.Do(t, "POST", srv.URL+"/v1/openai/v1/files", field, "Content-Type", "multipart/form-data; boundary=X")
+	if a.Code != 400 || !strings.Contains(string(a.Body), "max_form_bytes") {
+		t.Fatalf("a 64 MiB form field: %d %s", a.Code, a.Body)
 	}
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -190,20 +191,20 @@ func TestJSONRoutesNeedJSONContentType(t *testing.T) {
 				if path == "/v1/files" && strings.HasPrefix(ct, "multipart/") {
 					continue // an OpenAI file upload at the root (TestRootServesBothAPIs)
 				}
-				a := send(t, "POST", base+path, strings.NewReader(body), hdr...)
-				if a.code != 415 || !strings.Contains(string(a.body), "application/json") {
-					t.Errorf("POST %s as %s: %d %s, want 415 naming application/json", path, ct, a.code, a.body)
+				a := testhttp.Do(t, "POST", base+path, strings.NewReader(body), hdr...)
+				if a.Code != 415 || !strings.Contains(string(a.Body), "application/json") {
+					t.Errorf("POST %s as %s: %d %s, want 415 naming application/json", path, ct, a.Code, a.Body)
 				}
 			}
-			if a := send(t, "PUT", base+"/v1/files/reg", strings.NewReader(`{"location":"file:///tmp"}`), hdr...); a.code != 415 {
-				t.Errorf("register as %s: %d %s", ct, a.code, a.body)
+			if a := testhttp.Do(t, "PUT", base+"/v1/files/reg", strings.NewReader(`{"location":"file:///tmp"}`), hdr...); a.Code != 415 {
+				t.Errorf("register as %s: %d %s", ct, a.Code, a.Body)
 			}
 		}
-		if a := send(t, "GET", base+"/v1/files", nil); a.code != 200 || strings.Contains(string(a.body), `"ct"`) {
-			t.Fatalf("a refused body created something: %d %s", a.code, a.body)
+		if a := testhttp.Do(t, "GET", base+"/v1/files", nil); a.Code != 200 || strings.Contains(string(a.Body), `"ct"`) {
+			t.Fatalf("a refused body created something: %d %s", a.Code, a.Body)
 		}
-		if a := send(t, "POST", base+"/v1/files", strings.NewReader(body), "Content-Type", "application/json; charset=utf-8"); a.code != 201 {
-			t.Fatalf("application/json with a charset: %d %s", a.code, a.body)
+		if a := testhttp.Do(t, "POST", base+"/v1/files", strings.NewReader(body), "Content-Type", "application/json; charset=utf-8"); a.Code != 201 {
+			t.Fatalf("application/json with a charset: %d %s", a.Code, a.Body)
 		}
 	})
 }

@@ -180,6 +180,13 @@ type Store interface {
 	Close() error
 }
 
+// RequestLease is the lease of a lock held for one request on an upload: a
+// session's append, a tus request. Short, because it is refreshed while
+// the request runs and it is how long the upload stays busy after the
+// process holding it dies. The session and tus locks share it, so a dead
+// instance frees an upload as fast through either.
+const RequestLease = 10 * time.Second
+
 // Held is what WithLock hands the work: a context that is cancelled when
 // the lease is lost, and the lease's fence for every record write.
 type Held struct {

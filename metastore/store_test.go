@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,37 +13,51 @@ import (
 	"github.com/ferryhq/ferry/metastore/boltstore"
 )
 
-// KeepAlive keeps a lease past its TTL, and cancels the work once it is lost.
+// fakeLock reports each refresh, and fails them once lost is set: the
+// test sees the refreshes happen instead of sleeping past a real lease.
+type fakeLock struct {
+	refreshed chan time.Duration
+	lost      atomic.Bool
+}
+
+func (*fakeLock) Name() string                 { return "job" }
+func (*fakeLock) Owner() string                { return "test" }
+func (*fakeLock) Fence() int64                 { return 1 }
+func (*fakeLock) Unlock(context.Context) error { return nil }
+
+func (l *fakeLock) Refresh(_ context.Context, ttl time.Duration) error {
+	if l.lost.Load() {
+		return metastore.ErrLockLost
+	}
+	select {
+	case l.refreshed <- ttl:
+	default: // the test is not looking
+	}
+	return nil
+}
+
+// KeepAlive refreshes a lease with its TTL for as long as the work runs,
+// and cancels the work once the lease is lost.
 func TestKeepAlive(t *testing.T) {
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	ctx := context.Background()
-	const ttl = 300 * time.Millisecond
-	l, err := store.Lock(ctx, "job", ttl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	work, stop := metastore.KeepAlive(ctx, l, ttl)
+	const ttl = 30 * time.Millisecond
+	l := &fakeLock{refreshed: make(chan time.Duration)}
+	work, stop := metastore.KeepAlive(context.Background(), l, ttl)
 	defer stop()
-	time.Sleep(4 * ttl)
+	for range 3 {
+		if got := <-l.refreshed; got != ttl {
+			t.Fatalf("refreshed for %v, want %v", got, ttl)
+		}
+	}
 	if work.Err() != nil {
 		t.Fatalf("the work was cancelled while the lease was kept: %v", context.Cause(work))
 	}
-	if _, err := store.Lock(ctx, "job", ttl); err == nil {
-		t.Fatal("the lease lapsed although it was kept alive")
-	}
-	if err := l.Unlock(ctx); err != nil { // as if another holder had taken over
-		t.Fatal(err)
-	}
+	l.lost.Store(true) // as if another holder had taken over
 	select {
 	case <-work.Done():
 		if cause := context.Cause(work); cause == nil || !strings.Contains(cause.Error(), "lock job lost") {
 			t.Fatalf("cause = %v", cause)
 		}
-	case <-time.After(10 * ttl):
+	case <-time.After(time.Minute):
 		t.Fatal("the work went on after the lease was lost")
 	}
 }
@@ -56,14 +71,16 @@ func TestWithLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	const ttl = 300 * time.Millisecond
+	// A lease no test step can outlast: only the caller's cancellation
+	// or the timeout may end the work here, never a lapse.
+	const ttl = time.Minute
 	caller, hangUp := context.WithCancel(context.Background())
 	err = metastore.WithLock(caller, store, "s", metastore.LockOptions{TTL: ttl, Detach: true}, func(h metastore.Held) error {
 		if h.Fence <= 0 {
 			t.Errorf("fence = %d", h.Fence)
 		}
 		hangUp()
-		time.Sleep(4 * ttl)
+		time.Sleep(50 * time.Millisecond) // room for a cancellation passed on asynchronously
 		if h.Ctx.Err() != nil {
 			t.Errorf("a detached holder was cancelled by its caller: %v", context.Cause(h.Ctx))
 		}
@@ -82,7 +99,7 @@ func TestWithLock(t *testing.T) {
 	}
 	time.AfterFunc(50*time.Millisecond, func() { _ = l.Unlock(context.Background()) })
 	ran := false
-	err = metastore.WithLock(context.Background(), store, "s", metastore.LockOptions{TTL: ttl, Wait: 2 * time.Second}, func(h metastore.Held) error {
+	err = metastore.WithLock(context.Background(), store, "s", metastore.LockOptions{TTL: ttl, Wait: time.Minute}, func(h metastore.Held) error {
 		ran = true
 		if h.Fence <= l.Fence() {
 			t.Errorf("fence %d not above the previous holder's %d", h.Fence, l.Fence())

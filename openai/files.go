@@ -13,8 +13,6 @@ package openai
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -31,6 +29,8 @@ import (
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/metastore/due"
+	"github.com/ferryhq/ferry/openai/page"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
 )
@@ -130,7 +130,7 @@ func New(sessions *session.Service, files *registry.Registry, store metastore.St
 	reg.MustRegister(s.fileEvents, s.uploads)
 	s.purgeFailures = cfg.PurgeFailures
 	if s.purgeFailures == nil {
-		s.purgeFailures = session.NewPurgeFailures(reg, "openai")
+		s.purgeFailures = due.NewFailures(reg, "openai")
 	}
 	for _, e := range []string{"uploaded", "deleted", "expired"} {
 		s.fileEvents.WithLabelValues(e)
@@ -254,7 +254,7 @@ func (s *Service) CommitFile(ctx context.Context, st *Staged, purpose string, ex
 	}
 	s.fileEvents.WithLabelValues("uploaded").Inc()
 	if exp := expiresAt(f); !exp.IsZero() {
-		if err := s.store.IndexPut(ctx, expiryIndex, dueMember(exp, f.ID), nil); err != nil {
+		if err := s.store.IndexPut(ctx, expiryIndex, due.Member(exp, f.ID), nil); err != nil {
 			return FileObject{}, err
 		}
 	}
@@ -268,8 +268,6 @@ func (s *Service) DiscardFile(ctx context.Context, st *Staged) {
 	}
 }
 
-func dueMember(at time.Time, id string) string { return fmt.Sprintf("%016d/%s", at.UnixMilli(), id) }
-
 // ListParams are the list query's parameters, already validated.
 type ListParams struct {
 	After   string
@@ -278,43 +276,21 @@ type ListParams struct {
 	Purpose string
 }
 
-// List is OpenAI's cursor-paged list; data is [] when empty, never null.
-type List[T any] struct {
-	Object  string  `json:"object"`
-	Data    []T     `json:"data"`
-	FirstID *string `json:"first_id"`
-	LastID  *string `json:"last_id"`
-	HasMore bool    `json:"has_more"`
-}
-
-// newList pages data, taking first_id and last_id from its ends.
-func newList[T any](data []T, more bool, id func(T) string) List[T] {
-	l := List[T]{Object: "list", Data: data, HasMore: more}
-	if l.Data == nil {
-		l.Data = []T{}
-	}
-	if n := len(data); n > 0 {
-		first, last := id(data[0]), id(data[n-1])
-		l.FirstID, l.LastID = &first, &last
-	}
-	return l
-}
-
 // ListFiles pages the files by id, which is creation order, so a cursor
 // never skips files created in the same second as it.
-func (s *Service) ListFiles(ctx context.Context, p ListParams) (List[FileObject], error) {
+func (s *Service) ListFiles(ctx context.Context, p ListParams) (page.List[FileObject], error) {
 	files, more, err := s.files.ListByID(ctx, s.cfg.Bucket, registry.IDQuery{After: p.After, Limit: p.Limit, Desc: p.Desc,
 		Keep: func(f registry.File) bool {
 			return !s.expired(f) && auth.Sees(ctx, f.Attrs[attrOwner]) && (p.Purpose == "" || toObject(f).Purpose == p.Purpose)
 		}})
 	if err != nil {
-		return List[FileObject]{}, err
+		return page.List[FileObject]{}, err
 	}
 	data := make([]FileObject, 0, len(files))
 	for _, f := range files {
 		data = append(data, toObject(f))
 	}
-	return newList(data, more, func(f FileObject) string { return f.ID }), nil
+	return page.New(data, more, func(f FileObject) string { return f.ID }), nil
 }
 
 // setOwner records ctx's caller as the owner of what attrs describe.
@@ -372,44 +348,19 @@ func (s *Service) DeleteFile(ctx context.Context, id string) error {
 // Purge deletes expired files and frees expired uploads (and sweeps parts
 // of settled ones).
 //
-// A run visits every due entry once, with a cursor. An entry that fails is
-// re-filed for later with the sessions' purge backoff and counted in
-// ferry_purge_failures_total{purger="openai"}, and the run goes on; an
-// upload another request holds is left for the next run.
+// The walk is due.Purger's, as the sessions' is: an entry that fails is
+// re-filed with backoff and counted in ferry_purge_failures_total{purger="openai"},
+// and the run goes on; an upload another request holds is left for the next run.
 func (s *Service) Purge(ctx context.Context) (int, error) {
-	purged := 0
-	q := metastore.Query{Before: fmt.Sprintf("%016d/", s.now().UnixMilli()+1), Limit: 100}
-	for {
-		entries, more, err := s.store.IndexList(ctx, expiryIndex, q)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.purgeFailures.Inc()
+	p := &due.Purger{Store: s.store, Index: expiryIndex, Now: s.now, Log: s.log, Failures: s.purgeFailures,
+		Busy: func(err error) bool { return errcode.Is(err, errcode.ErrConflict) },
+		Handle: func(ctx context.Context, e metastore.Entry) (bool, error) {
+			if err := s.purgeDue(ctx, due.ID(e.Member)); err != nil {
+				return false, err
 			}
-			return purged, err
-		}
-		for _, e := range entries {
-			_, id, _ := strings.Cut(e.Member, "/")
-			err := s.purgeDue(ctx, id)
-			if err == nil {
-				err = s.store.IndexDelete(ctx, expiryIndex, e.Member)
-			}
-			switch {
-			case err != nil && ctx.Err() != nil:
-				return purged, err // shutting down: the entry is due again next run
-			case errcode.Is(err, errcode.ErrConflict):
-				// Another request holds the upload; the next run sees it again.
-			case err != nil:
-				s.purgeFailures.Inc()
-				s.retryLater(ctx, e, id, err)
-			default:
-				purged++
-			}
-		}
-		if !more || len(entries) == 0 {
-			return purged, nil
-		}
-		q.After = entries[len(entries)-1].Member
-	}
+			return true, s.store.IndexDelete(ctx, expiryIndex, e.Member)
+		}}
+	return p.Run(ctx)
 }
 
 // purgeDue handles the due entry of a file or an upload.
@@ -432,27 +383,4 @@ func (s *Service) purgeDue(ctx context.Context, id string) error {
 	}
 	s.fileEvents.WithLabelValues("expired").Inc()
 	return nil
-}
-
-// dueRetry is the value of an expiry entry the purger failed on.
-type dueRetry struct {
-	Attempts int `json:"attempts"`
-}
-
-// retryLater re-files a failed expiry entry at now plus its backoff.
-func (s *Service) retryLater(ctx context.Context, e metastore.Entry, id string, cause error) {
-	var r dueRetry
-	_ = json.Unmarshal(e.Value, &r) // empty for a first failure
-	r.Attempts++
-	wait := session.PurgeBackoff(r.Attempts)
-	s.log.WarnContext(ctx, "purge_failed", "entry", e.Member, "attempts", r.Attempts, "retry_in", wait, "err", cause)
-	v, _ := json.Marshal(r)
-	member := dueMember(s.now().Add(wait), id)
-	err := s.store.IndexPut(ctx, expiryIndex, member, v)
-	if err == nil && member != e.Member {
-		err = s.store.IndexDelete(ctx, expiryIndex, e.Member)
-	}
-	if err != nil {
-		s.log.WarnContext(ctx, "purge_refile_failed", "entry", e.Member, "err", err) // still due: the next run tries again
-	}
 }

@@ -5,8 +5,9 @@ package openai
 // maps every package's). Every name starts with "openai/"; the vector
 // stores' "openai/vs/..." names are package vectorstore's.
 //
-//	index  "openai/expiry"             member "<due unix ms, 16 digits>/<file or upload id>",
-//	                                   value empty, or {"attempts":n} once the purger failed on it
+//	index  "openai/expiry"             a due list (metastore/due): member "<due unix ms, 16 digits>/
+//	                                   <file or upload id>", value empty, or {"attempts":n} once
+//	                                   the purger failed on it
 //	record "openai/upload/<id>"        JSON uploadRecord
 //	index  "openai/upload/<id>/parts"  member <part id>, value part (JSON)
 //	lock   "openai/upload/<id>"        serialises the changes to one Upload

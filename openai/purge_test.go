@@ -18,6 +18,7 @@ import (
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/metastore/due"
 	"github.com/ferryhq/ferry/registry"
 )
 
@@ -26,7 +27,7 @@ import (
 type blobFaults struct {
 	mu        sync.Mutex
 	deleteErr func(key string) error
-	onGet     func(key string)
+	onGet     func(ctx context.Context, key string)
 }
 
 func (f *blobFaults) failDeletes(fn func(key string) error) {
@@ -35,13 +36,13 @@ func (f *blobFaults) failDeletes(fn func(key string) error) {
 	f.deleteErr = fn
 }
 
-func (f *blobFaults) hookGet(fn func(key string)) {
+func (f *blobFaults) hookGet(fn func(ctx context.Context, key string)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.onGet = fn
 }
 
-func (f *blobFaults) get() (func(string) error, func(string)) {
+func (f *blobFaults) get() (func(string) error, func(context.Context, string)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.deleteErr, f.onGet
@@ -63,7 +64,7 @@ func (b faultyBackend) Delete(ctx context.Context, key string) error {
 
 func (b faultyBackend) Get(ctx context.Context, key string, rng *bucket.Range) (io.ReadCloser, bucket.ObjectInfo, error) {
 	if _, hook := b.f.get(); hook != nil {
-		hook(key)
+		hook(ctx, key)
 	}
 	return b.Backend.Get(ctx, key, rng)
 }
@@ -82,15 +83,15 @@ func bothFaulty(t *testing.T, fn func(t *testing.T, f *fixture, fl *blobFaults))
 	})
 }
 
-func dueEntries(t *testing.T, f *fixture) map[string]dueRetry {
+func dueEntries(t *testing.T, f *fixture) map[string]due.Retry {
 	t.Helper()
 	entries, _, err := f.store.IndexList(context.Background(), expiryIndex, metastore.Query{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]dueRetry{}
+	out := map[string]due.Retry{}
 	for _, e := range entries {
-		var r dueRetry
+		var r due.Retry
 		if len(e.Value) > 0 {
 			if err := json.Unmarshal(e.Value, &r); err != nil {
 				t.Fatalf("entry %s: %v", e.Member, err)
@@ -310,7 +311,7 @@ func TestCompleteSurvivesHangUp(t *testing.T) {
 		}
 		entered, release := make(chan struct{}), make(chan struct{})
 		var once sync.Once
-		fl.hookGet(func(key string) {
+		fl.hookGet(func(_ context.Context, key string) {
 			if strings.HasPrefix(key, piecesPrefix) {
 				once.Do(func() { close(entered) })
 				<-release
@@ -419,11 +420,12 @@ func (l *lossyLock) Refresh(ctx context.Context, ttl time.Duration) error {
 
 // A complete whose upload lease is lost half-way stops: it publishes no
 // file, does not settle the upload and frees no part, leaving all of that
-// to whoever holds the lease now.
+// to whoever holds the lease now. The join's first read waits for the
+// loss to reach its context, so no sleep has to outlast a refresh.
 func TestLostUploadLeaseStopsComplete(t *testing.T) {
 	ttl := uploadLockTTL
 	t.Cleanup(func() { uploadLockTTL = ttl }) // once the parallel subtests are done
-	uploadLockTTL = 150 * time.Millisecond    // refreshed every 50 ms
+	uploadLockTTL = time.Second               // refreshed every 333 ms
 	testsvc.EachStore(t, testsvc.StoreOptions{}, func(t *testing.T, s testsvc.Stores) {
 		lossy := &lossyStore{Store: s.Meta}
 		fl := &blobFaults{}
@@ -441,12 +443,17 @@ func TestLostUploadLeaseStopsComplete(t *testing.T) {
 			}
 			ids = append(ids, p.ID)
 		}
-		entered, release := make(chan struct{}), make(chan struct{})
+		entered := make(chan struct{})
 		var once sync.Once
-		fl.hookGet(func(key string) {
-			if strings.HasPrefix(key, piecesPrefix) {
-				once.Do(func() { close(entered) })
-				<-release
+		fl.hookGet(func(ctx context.Context, key string) {
+			if !strings.HasPrefix(key, piecesPrefix) {
+				return
+			}
+			once.Do(func() { close(entered) })
+			select {
+			case <-ctx.Done(): // the lease is lost: the work is cancelled
+			case <-time.After(time.Minute):
+				t.Error("the join's context outlived the lease")
 			}
 		})
 		done := make(chan error, 1)
@@ -455,9 +462,7 @@ func TestLostUploadLeaseStopsComplete(t *testing.T) {
 			done <- err
 		}()
 		<-entered
-		lossy.lose.Store(true)
-		time.Sleep(4 * uploadLockTTL / 3) // a refresh fails: the lease is lost
-		close(release)
+		lossy.lose.Store(true) // the next refresh fails
 		if err := <-done; err == nil {
 			t.Fatal("complete succeeded after its lease was lost")
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/metastore/due"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
 )
@@ -87,7 +88,7 @@ func (s *Service) CreateUpload(ctx context.Context, p UploadParams) (Upload, err
 	rec := uploadRecord{Upload: Upload{ID: newToken("upload_"), Object: "upload", Bytes: p.Bytes, CreatedAt: now.Unix(),
 		ExpiresAt: now.Add(s.cfg.UploadTTL).Unix(), Filename: p.Filename, Purpose: p.Purpose, Status: "pending"},
 		MimeType: p.MimeType, ExpiresAfter: p.ExpiresAfter, Owner: auth.Owner(ctx)}
-	if err := s.store.IndexPut(ctx, expiryIndex, dueMember(now.Add(s.cfg.UploadTTL), rec.ID), nil); err != nil {
+	if err := s.store.IndexPut(ctx, expiryIndex, due.Member(now.Add(s.cfg.UploadTTL), rec.ID), nil); err != nil {
 		return Upload{}, err
 	}
 	if _, err := s.saveUpload(ctx, rec, 0, 0); err != nil {
@@ -192,7 +193,7 @@ func (s *Service) dropLatePart(ctx context.Context, uploadID, partID string, p p
 	ctx = context.WithoutCancel(ctx)
 	if err := s.dropPart(ctx, uploadID, partID, p); err != nil {
 		s.log.WarnContext(ctx, "drop_late_upload_part", "upload", uploadID, "part", partID, "err", err)
-		if err := s.store.IndexPut(ctx, expiryIndex, dueMember(s.now(), uploadID), nil); err != nil {
+		if err := s.store.IndexPut(ctx, expiryIndex, due.Member(s.now(), uploadID), nil); err != nil {
 			s.log.ErrorContext(ctx, "drop_late_upload_part", "upload", uploadID, "part", partID, "err", err)
 		}
 	}
@@ -315,7 +316,7 @@ func (s *Service) join(ctx context.Context, rec uploadRecord, parts []partRecord
 		return FileObject{}, err
 	}
 	if exp := expiresAt(f); !exp.IsZero() {
-		if err := s.store.IndexPut(ctx, expiryIndex, dueMember(exp, f.ID), nil); err != nil {
+		if err := s.store.IndexPut(ctx, expiryIndex, due.Member(exp, f.ID), nil); err != nil {
 			return FileObject{}, err
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/ferryhq/ferry/metastore/due"
 )
 
 // Persistent layout of sessions in the metadata store, the one place its
@@ -16,7 +18,8 @@ import (
 //	                                part; segments tail_first..tail_first+tail_segs-1 (from the
 //	                                session record) are valid. Each is written once and
 //	                                lives a TTL longer than the record (engine.go)
-//	index  "session/expiry"         member "<check-at unix ms, 16 digits>/<id>", value purgeRef;
+//	index  "session/expiry"         a due list (metastore/due): member "<check-at unix ms,
+//	                                16 digits>/<id>", value purgeRef and due.Retry's attempts;
 //	                                the purger's work list (expires_at may have moved later).
 //	                                Filed at create, and again when the upload starts, at
 //	                                the create's member (replacing that entry unless it was
@@ -56,5 +59,5 @@ func partLockName(id string, n int) string {
 	return "session/" + id + "/part/" + strconv.Itoa(n)
 }
 func expiryMember(at time.Time, id string) string {
-	return fmt.Sprintf("%016d/%s", at.UnixMilli(), id)
+	return due.Member(at, id)
 }

@@ -2,13 +2,13 @@ package session
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/metastore/due"
 )
 
 // sessionMetrics are the engine's Prometheus metrics. The two gauges are
@@ -46,18 +46,6 @@ func protocolLabel(p string) string {
 	return ProtocolNative
 }
 
-// NewPurgeFailures registers ferry_purge_failures_total{purger=name}. The
-// session purger and the OpenAI adapter's purger both export it, told apart
-// by the constant label, so its help is written here once: Prometheus
-// refuses one name registered with two helps.
-func NewPurgeFailures(reg prometheus.Registerer, name string) prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_purge_failures_total",
-		Help:        "Entries a purger failed to free (each is retried with backoff), and purge runs that could not read their work list, by purger.",
-		ConstLabels: prometheus.Labels{"purger": name}})
-	reg.MustRegister(c)
-	return c
-}
-
 func newSessionMetrics(reg prometheus.Registerer, store metastore.Store, now func() time.Time) *sessionMetrics {
 	counter := func(name, help string) *prometheus.CounterVec {
 		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"protocol"})
@@ -81,7 +69,7 @@ func newSessionMetrics(reg prometheus.Registerer, store metastore.Store, now fun
 	}
 	m.busy = prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_sessions_busy_total", Help: "Appends refused because another request held the session."})
 	reg.MustRegister(m.appendDur, m.busy)
-	m.purgeFailures = NewPurgeFailures(reg, "sessions")
+	m.purgeFailures = due.NewFailures(reg, "sessions")
 	gauge := func(name, help string, read func(context.Context) (float64, error)) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -100,8 +88,8 @@ func newSessionMetrics(reg prometheus.Registerer, store metastore.Store, now fun
 		})
 	gauge("ferry_sessions_purge_backlog", "Sessions due for the purger, counted up to 10000; -1 if the store did not answer.",
 		func(ctx context.Context) (float64, error) {
-			due, _, err := store.IndexList(ctx, expiryIndex, metastore.Query{Before: fmt.Sprintf("%016d/", now().UnixMilli()+1), Limit: 10000})
-			return float64(len(due)), err
+			entries, _, err := store.IndexList(ctx, expiryIndex, due.Until(now(), 10000))
+			return float64(len(entries)), err
 		})
 	return m
 }

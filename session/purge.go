@@ -4,117 +4,51 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/metastore/due"
 	"github.com/ferryhq/ferry/registry"
 )
 
 // purgeEntry is the value of an expiry entry: what the purger needs to free
-// the session, and how many runs in a row failed to. The ref's fields are
-// embedded, so entries written before Attempts existed decode as is.
+// the session, and how many runs in a row failed to (due.Retry). The ref's
+// fields are embedded, so entries written before Attempts existed decode as is.
 type purgeEntry struct {
 	purgeRef
-	Attempts int `json:"attempts,omitempty"`
+	due.Retry
 }
 
-const (
-	purgeBatch = 100
-	// A failing entry is retried after purgeRetryMin, doubling up to
-	// purgeRetryMax, so a session whose storage is out of reach costs one
-	// attempt an hour rather than one every run.
-	purgeRetryMin = time.Minute
-	purgeRetryMax = time.Hour
-)
-
-// PurgeBackoff is how long a purger waits before trying an entry again
-// after n failed attempts: a minute, doubling, at most an hour. The OpenAI
-// adapter's purger uses it too.
-func PurgeBackoff(n int) time.Duration {
-	d := purgeRetryMin
-	for i := 1; i < n && d < purgeRetryMax; i++ {
-		d *= 2
-	}
-	return min(d, purgeRetryMax)
-}
+// PurgeBackoff is due.Backoff. Only TestPurgeBackoff calls it; it goes
+// when that test moves to package due (metastore/due has the same table).
+func PurgeBackoff(n int) time.Duration { return due.Backoff(n) }
 
 // Purge frees every session past its expiry: it aborts the multipart upload
 // or removes the staging file, then the held-back tail and the records.
 // Sessions whose expiry slid later (they were appended to) are re-filed.
 //
-// A run visits every due entry once, in order, with a cursor: an entry
-// that fails (its storage unreachable, say) is re-filed for a later run
-// with exponential backoff and counted in ferry_purge_failures_total, and
-// the run goes on, so no number of failing entries can hold up the others.
-// A busy session (an append holds it) is left for the next run.
+// The walk is due.Purger's: every due entry once, in order; one that fails
+// (its storage unreachable, say) is re-filed with backoff and counted in
+// ferry_purge_failures_total{purger="sessions"}; a busy session (an append
+// holds it) is left for the next run.
 //
 // It is idempotent and safe to run on every instance at once: each session
 // is handled under its own lock.
 func (s *Service) Purge(ctx context.Context) (purged int, err error) {
 	s.sweepOrphans(ctx)
-	q := metastore.Query{Before: fmt.Sprintf("%016d/", s.now().UnixMilli()+1), Limit: purgeBatch}
-	for {
-		entries, more, err := s.store.IndexList(ctx, expiryIndex, q)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.m.purgeFailures.Inc()
-			}
-			return purged, err
-		}
-		for _, e := range entries {
-			done, err := s.purgeOne(ctx, e)
-			switch {
-			case err != nil && ctx.Err() != nil:
-				return purged, err // shutting down: the entry is due again next run
-			case errcode.Is(err, ErrBusy):
-				// An append holds it; the next run sees it again.
-			case err != nil:
-				s.m.purgeFailures.Inc()
-				s.retryLater(ctx, e, err)
-			case done:
-				purged++
-				var pe purgeEntry
-				_ = json.Unmarshal(e.Value, &pe) // purgeOne decoded it
-				s.m.expired.WithLabelValues(protocolLabel(pe.Protocol)).Inc()
-			}
-		}
-		if !more || len(entries) == 0 {
-			return purged, nil
-		}
-		q.After = entries[len(entries)-1].Member
-	}
+	return s.purger().Run(ctx)
 }
 
-// retryLater re-files a failed entry at now plus its backoff.
-func (s *Service) retryLater(ctx context.Context, e metastore.Entry, cause error) {
-	var pe purgeEntry
-	_ = json.Unmarshal(e.Value, &pe) // purgeOne decoded it before failing
-	pe.Attempts++
-	wait := PurgeBackoff(pe.Attempts)
-	s.log.WarnContext(ctx, "purge_failed", "entry", e.Member, "session", pe.ID, "attempts", pe.Attempts, "retry_in", wait, "err", cause)
-	v, _ := json.Marshal(pe)
-	if err := s.refile(ctx, e.Member, expiryMember(s.now().Add(wait), pe.ID), v); err != nil {
-		// The entry stays due as it was: the next run tries it again.
-		s.log.WarnContext(ctx, "purge_refile_failed", "entry", e.Member, "err", err)
-	}
+// purger walks the expiry index. It is made per run: it holds nothing.
+func (s *Service) purger() *due.Purger {
+	return &due.Purger{Store: s.store, Index: expiryIndex, Now: s.now, Log: s.log, Failures: s.m.purgeFailures,
+		Handle: s.purgeOne, Busy: func(err error) bool { return errcode.Is(err, ErrBusy) }}
 }
 
-// refile moves an expiry entry: the new member first, so the work is never
-// unlisted.
-func (s *Service) refile(ctx context.Context, old, member string, value []byte) error {
-	if err := s.store.IndexPut(ctx, expiryIndex, member, value); err != nil {
-		return err
-	}
-	if member == old {
-		return nil
-	}
-	return s.store.IndexDelete(ctx, expiryIndex, old)
-}
-
-// purgeOne handles one due expiry entry; it reports whether a session was freed.
+// purgeOne handles one due expiry entry (due.Purger's Handle); it reports
+// whether a session was freed.
 func (s *Service) purgeOne(ctx context.Context, e metastore.Entry) (bool, error) {
 	var pe purgeEntry
 	if err := json.Unmarshal(e.Value, &pe); err != nil || !validID(pe.ID) {
@@ -152,12 +86,18 @@ func (s *Service) purgeOne(ctx context.Context, e metastore.Entry) (bool, error)
 			return err
 		}
 		refiled = true
-		return s.refile(ctx, e.Member, expiryMember(rec.ExpiresAt, rec.ID), v)
+		return s.purger().Refile(ctx, e.Member, expiryMember(rec.ExpiresAt, rec.ID), v)
 	})
 	if err != nil || refiled {
 		return false, err
 	}
-	return freed, s.store.IndexDelete(ctx, expiryIndex, e.Member)
+	if err := s.store.IndexDelete(ctx, expiryIndex, e.Member); err != nil {
+		return false, err
+	}
+	if freed {
+		s.m.expired.WithLabelValues(protocolLabel(pe.Protocol)).Inc()
+	}
+	return freed, nil
 }
 
 // finishExpired completes an expired session whose every byte was in: its

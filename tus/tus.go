@@ -90,7 +90,7 @@ func New(sessions *session.Service, files Files, store metastore.Store, cfg Conf
 		return nil, fmt.Errorf("tus: default bucket: %w", err)
 	}
 	if cfg.LockTTL <= 0 {
-		cfg.LockTTL = 10 * time.Second // as the session lease: a dead instance frees an upload as fast
+		cfg.LockTTL = metastore.RequestLease
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

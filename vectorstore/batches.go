@@ -6,6 +6,7 @@ import (
 
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/openai/page"
 )
 
 // FileBatch is OpenAI's vector_store.files_batch object.
@@ -112,9 +113,9 @@ func (s *Service) GetFileBatch(ctx context.Context, vs, id string) (FileBatch, e
 }
 
 // ListFileBatchFiles pages a batch's files in attach order.
-func (s *Service) ListFileBatchFiles(ctx context.Context, vs, id string, p PageParams) (List[VectorStoreFile], error) {
+func (s *Service) ListFileBatchFiles(ctx context.Context, vs, id string, p PageParams) (page.List[VectorStoreFile], error) {
 	if _, _, err := s.loadBatch(ctx, vs, id); err != nil {
-		return List[VectorStoreFile]{}, err
+		return page.List[VectorStoreFile]{}, err
 	}
 	return s.listFiles(ctx, vs, id, p)
 }

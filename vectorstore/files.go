@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/openai/page"
 	"github.com/ferryhq/ferry/textindex"
 )
 
@@ -191,16 +192,16 @@ func (s *Service) GetVectorStoreFile(ctx context.Context, vs, file string) (Vect
 }
 
 // ListVectorStoreFiles pages a store's files in attach order.
-func (s *Service) ListVectorStoreFiles(ctx context.Context, vs string, p PageParams) (List[VectorStoreFile], error) {
+func (s *Service) ListVectorStoreFiles(ctx context.Context, vs string, p PageParams) (page.List[VectorStoreFile], error) {
 	if _, _, err := s.loadStore(ctx, vs); err != nil {
-		return List[VectorStoreFile]{}, err
+		return page.List[VectorStoreFile]{}, err
 	}
 	return s.listFiles(ctx, vs, "", p)
 }
 
 // listFiles pages a collection. Cursors are file ids; each maps to its
 // member through the file record, so it must still be in the collection.
-func (s *Service) listFiles(ctx context.Context, vs, batch string, p PageParams) (List[VectorStoreFile], error) {
+func (s *Service) listFiles(ctx context.Context, vs, batch string, p PageParams) (page.List[VectorStoreFile], error) {
 	coll := storeKey(vs)
 	if batch != "" {
 		coll = batchKey(vs, batch)
@@ -224,15 +225,15 @@ func (s *Service) listFiles(ctx context.Context, vs, batch string, p PageParams)
 	}
 	after, err := cursor("after", p.After)
 	if err != nil {
-		return List[VectorStoreFile]{}, err
+		return page.List[VectorStoreFile]{}, err
 	}
 	before, err := cursor("before", p.Before)
 	if err != nil {
-		return List[VectorStoreFile]{}, err
+		return page.List[VectorStoreFile]{}, err
 	}
 	entries, more, err := s.store.IndexList(ctx, index, metastore.Query{After: after, Before: before, Limit: p.Limit, Desc: p.Desc})
 	if err != nil {
-		return List[VectorStoreFile]{}, err
+		return page.List[VectorStoreFile]{}, err
 	}
 	data := make([]VectorStoreFile, 0, len(entries))
 	for _, e := range entries {
@@ -241,14 +242,14 @@ func (s *Service) listFiles(ctx context.Context, vs, batch string, p PageParams)
 			continue // detached meanwhile
 		}
 		if err != nil {
-			return List[VectorStoreFile]{}, err
+			return page.List[VectorStoreFile]{}, err
 		}
 		if p.Filter != "" && rec.Status != p.Filter {
 			continue // the record moved on since the index was read
 		}
 		data = append(data, rec.object())
 	}
-	return newList(data, more, func(f VectorStoreFile) string { return f.ID }), nil
+	return page.New(data, more, func(f VectorStoreFile) string { return f.ID }), nil
 }
 
 // ContentPage is a file's content as its chunks.

@@ -174,25 +174,3 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
-
-// List is OpenAI's cursor-paged list; data is [] when empty, never null.
-type List[T any] struct {
-	Object  string  `json:"object"`
-	Data    []T     `json:"data"`
-	FirstID *string `json:"first_id"`
-	LastID  *string `json:"last_id"`
-	HasMore bool    `json:"has_more"`
-}
-
-// newList pages data, taking first_id and last_id from its ends.
-func newList[T any](data []T, more bool, id func(T) string) List[T] {
-	l := List[T]{Object: "list", Data: data, HasMore: more}
-	if l.Data == nil {
-		l.Data = []T{}
-	}
-	if n := len(data); n > 0 {
-		first, last := id(data[0]), id(data[n-1])
-		l.FirstID, l.LastID = &first, &last
-	}
-	return l
-}

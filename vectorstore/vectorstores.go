@@ -24,6 +24,7 @@ import (
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/openai/page"
 )
 
 var (
@@ -382,10 +383,10 @@ type PageParams struct {
 }
 
 // ListVectorStores pages the stores by id, which is creation order.
-func (s *Service) ListVectorStores(ctx context.Context, p PageParams) (List[VectorStore], error) {
+func (s *Service) ListVectorStores(ctx context.Context, p PageParams) (page.List[VectorStore], error) {
 	entries, more, err := s.store.IndexList(ctx, storesIndex, metastore.Query{After: p.After, Before: p.Before, Limit: p.Limit, Desc: p.Desc})
 	if err != nil {
-		return List[VectorStore]{}, err
+		return page.List[VectorStore]{}, err
 	}
 	data := make([]VectorStore, 0, len(entries))
 	for _, e := range entries {
@@ -394,9 +395,9 @@ func (s *Service) ListVectorStores(ctx context.Context, p PageParams) (List[Vect
 			continue // being deleted, or another key's
 		}
 		if err != nil {
-			return List[VectorStore]{}, err
+			return page.List[VectorStore]{}, err
 		}
 		data = append(data, s.storeObject(rec))
 	}
-	return newList(data, more, func(v VectorStore) string { return v.ID }), nil
+	return page.New(data, more, func(v VectorStore) string { return v.ID }), nil
 }

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ferryhq/ferry/auth"
+	"github.com/ferryhq/ferry/internal/testhttp"
 )
 
 // ferryd with a keys file: requests need a key, a key is limited to its
@@ -38,23 +39,23 @@ func TestAPIKeys(t *testing.T) {
 	base := "http://" + p.addr
 	body := `{"bucket":"photos","key":"a.jpg","size":3}`
 
-	if r := call(t, "POST", base+"/v1/files", strings.NewReader(body)); r.code != 401 || r.header.Get("WWW-Authenticate") == "" {
-		t.Fatalf("no key: %d %s", r.code, r.body)
+	if r := testhttp.Do(t, "POST", base+"/v1/files", strings.NewReader(body)); r.Code != 401 || r.Header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("no key: %d %s", r.Code, r.Body)
 	}
-	if r := call(t, "POST", base+"/v1/files", strings.NewReader(body), "Authorization", "Bearer fry_wrong"); r.code != 401 {
-		t.Fatalf("wrong key: %d %s", r.code, r.body)
+	if r := testhttp.Do(t, "POST", base+"/v1/files", strings.NewReader(body), "Authorization", "Bearer fry_wrong"); r.Code != 401 {
+		t.Fatalf("wrong key: %d %s", r.Code, r.Body)
 	}
 	bearer := func(secret string) []string { return []string{"Authorization", "Bearer " + secret} }
-	r := call(t, "POST", base+"/v1/files", strings.NewReader(body), bearer(photos)...)
-	if r.code != 201 {
-		t.Fatalf("create with the key: %d %s", r.code, r.body)
+	r := testhttp.Do(t, "POST", base+"/v1/files", strings.NewReader(body), bearer(photos)...)
+	if r.Code != 201 {
+		t.Fatalf("create with the key: %d %s", r.Code, r.Body)
 	}
-	other := call(t, "POST", base+"/v1/files", strings.NewReader(`{"bucket":"private","key":"x","size":1}`), bearer(photos)...)
-	if other.code != 403 || !strings.Contains(string(other.body), "private") {
-		t.Fatalf("a bucket outside the key's scope: %d %s", other.code, other.body)
+	other := testhttp.Do(t, "POST", base+"/v1/files", strings.NewReader(`{"bucket":"private","key":"x","size":1}`), bearer(photos)...)
+	if other.Code != 403 || !strings.Contains(string(other.Body), "private") {
+		t.Fatalf("a bucket outside the key's scope: %d %s", other.Code, other.Body)
 	}
-	if r := call(t, "GET", base+"/healthz", nil); r.code != 200 {
-		t.Fatalf("/healthz needs no key: %d", r.code)
+	if r := testhttp.Do(t, "GET", base+"/healthz", nil); r.Code != 200 {
+		t.Fatalf("/healthz needs no key: %d", r.Code)
 	}
 
 	reader, k2 := auth.NewKey("auditor", []string{"*"}, auth.Read)
@@ -63,14 +64,14 @@ func TestAPIKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for call(t, "GET", base+"/v1/files", nil, bearer(reader)...).code != 200 {
+	for testhttp.Do(t, "GET", base+"/v1/files", nil, bearer(reader)...).Code != 200 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the added key never worked:\n%s", p.stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if r := call(t, "DELETE", base+"/v1/files/photos/a.jpg", nil, bearer(reader)...); r.code != 403 {
-		t.Fatalf("a read key deleted: %d %s", r.code, r.body)
+	if r := testhttp.Do(t, "DELETE", base+"/v1/files/photos/a.jpg", nil, bearer(reader)...); r.Code != 403 {
+		t.Fatalf("a read key deleted: %d %s", r.Code, r.Body)
 	}
 	if !strings.Contains(p.stderr.String(), "keys_reloaded") {
 		t.Fatalf("the reload is not logged:\n%s", p.stderr.String())
@@ -78,32 +79,32 @@ func TestAPIKeys(t *testing.T) {
 
 	// tus: the same keys and buckets, by method.
 	tusMeta := func(bkt string) string { return "bucket " + base64.StdEncoding.EncodeToString([]byte(bkt)) }
-	tusPost := func(bkt string, hdr ...string) apiResp {
-		return call(t, "POST", base+"/v1/tus/", nil, append([]string{"Tus-Resumable", "1.0.0", "Upload-Length", "3", "Upload-Metadata", tusMeta(bkt)}, hdr...)...)
+	tusPost := func(bkt string, hdr ...string) testhttp.Answer {
+		return testhttp.Do(t, "POST", base+"/v1/tus/", nil, append([]string{"Tus-Resumable", "1.0.0", "Upload-Length", "3", "Upload-Metadata", tusMeta(bkt)}, hdr...)...)
 	}
-	if r := tusPost("photos"); r.code != 401 {
-		t.Fatalf("tus without a key: %d %s", r.code, r.body)
+	if r := tusPost("photos"); r.Code != 401 {
+		t.Fatalf("tus without a key: %d %s", r.Code, r.Body)
 	}
-	if r := tusPost("private", bearer(photos)...); r.code != 403 {
-		t.Fatalf("tus into another bucket: %d %s", r.code, r.body)
+	if r := tusPost("private", bearer(photos)...); r.Code != 403 {
+		t.Fatalf("tus into another bucket: %d %s", r.Code, r.Body)
 	}
 	r = tusPost("photos", bearer(photos)...)
-	loc := r.header.Get("Location")
-	if r.code != 201 || loc == "" {
-		t.Fatalf("tus create with the key: %d %s", r.code, r.body)
+	loc := r.Header.Get("Location")
+	if r.Code != 201 || loc == "" {
+		t.Fatalf("tus create with the key: %d %s", r.Code, r.Body)
 	}
-	patch := func(secret string) apiResp {
-		return call(t, "PATCH", loc, strings.NewReader("abc"), append([]string{"Tus-Resumable", "1.0.0", "Upload-Offset", "0",
+	patch := func(secret string) testhttp.Answer {
+		return testhttp.Do(t, "PATCH", loc, strings.NewReader("abc"), append([]string{"Tus-Resumable", "1.0.0", "Upload-Offset", "0",
 			"Content-Type", "application/offset+octet-stream"}, bearer(secret)...)...)
 	}
-	if r := patch(reader); r.code != 403 {
-		t.Fatalf("tus PATCH with a read key: %d %s", r.code, r.body)
+	if r := patch(reader); r.Code != 403 {
+		t.Fatalf("tus PATCH with a read key: %d %s", r.Code, r.Body)
 	}
-	if r := call(t, "HEAD", loc, nil, append([]string{"Tus-Resumable", "1.0.0"}, bearer(reader)...)...); r.code != 200 {
-		t.Fatalf("tus HEAD with a read key: %d", r.code)
+	if r := testhttp.Do(t, "HEAD", loc, nil, append([]string{"Tus-Resumable", "1.0.0"}, bearer(reader)...)...); r.Code != 200 {
+		t.Fatalf("tus HEAD with a read key: %d", r.Code)
 	}
-	if r := patch(photos); r.code != 204 {
-		t.Fatalf("tus PATCH with the key: %d %s", r.code, r.body)
+	if r := patch(photos); r.Code != 204 {
+		t.Fatalf("tus PATCH with the key: %d %s", r.Code, r.Body)
 	}
 
 	// Beyond loopback without keys: refused, naming the settings.

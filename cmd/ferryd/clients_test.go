@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testhttp"
 	"github.com/ferryhq/ferry/internal/testsvc"
 )
 
@@ -163,14 +164,14 @@ func TestJSClients(t *testing.T) {
 
 		// The native view afterwards. GET /v1/files without an SDK's
 		// headers is still the bucket list, with no OpenAI file in it.
-		r := call(t, "GET", root+"/v1/files", nil)
-		if r.code != 200 || !strings.Contains(string(r.body), `"name":"seed"`) || !strings.Contains(string(r.body), `"name":"openai"`) ||
-			strings.Contains(string(r.body), "file-") {
-			t.Fatalf("native bucket list: %d %s", r.code, r.body)
+		r := testhttp.Do(t, "GET", root+"/v1/files", nil)
+		if r.Code != 200 || !strings.Contains(string(r.Body), `"name":"seed"`) || !strings.Contains(string(r.Body), `"name":"openai"`) ||
+			strings.Contains(string(r.Body), "file-") {
+			t.Fatalf("native bucket list: %d %s", r.Code, r.Body)
 		}
 		// Each kept file is the native file <id>/<filename> in bucket
 		// openai, with its file_id and the same bytes; no deleted one is.
-		list := call(t, "GET", root+"/v1/files/openai", nil).json(t)
+		list := testhttp.Do(t, "GET", root+"/v1/files/openai", nil).JSON(t)
 		native := map[string]map[string]any{}
 		for _, e := range list["data"].([]any) {
 			m := e.(map[string]any)
@@ -190,8 +191,8 @@ func TestJSClients(t *testing.T) {
 			}
 		}
 		for _, id := range deleted {
-			if r := call(t, "GET", root+"/v1/files/"+id, nil); r.code != 404 {
-				t.Fatalf("deleted %s is still served: %d %s", id, r.code, r.body)
+			if r := testhttp.Do(t, "GET", root+"/v1/files/"+id, nil); r.Code != 404 {
+				t.Fatalf("deleted %s is still served: %d %s", id, r.Code, r.Body)
 			}
 		}
 		// The OpenAI list by its own parameter: exactly the kept files (the
@@ -199,7 +200,7 @@ func TestJSClients(t *testing.T) {
 		var page struct {
 			Data []jsFile `json:"data"`
 		}
-		if err := json.Unmarshal(call(t, "GET", root+"/v1/openai/v1/files?purpose=assistants&order=asc", nil).body, &page); err != nil {
+		if err := json.Unmarshal(testhttp.Do(t, "GET", root+"/v1/openai/v1/files?purpose=assistants&order=asc", nil).Body, &page); err != nil {
 			t.Fatal(err)
 		}
 		if got := ids(page.Data, func(f jsFile) string { return f.ID }); !slices.Equal(got, kept) {

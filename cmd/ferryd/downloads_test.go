@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/ferryhq/ferry/internal/testhttp"
 )
 
 // downloads.redirect: presigned answers content GETs with a 307 to S3,
@@ -21,9 +23,9 @@ func TestPresignedDownloads(t *testing.T) {
 	data := randomData(3<<20 + 7)
 	uploadHTTP(t, p, "dl", "dir/a.bin", data, 1<<20)
 	page := []byte("<script>alert(1)</script>")
-	r := call(t, "POST", base+"/v1/files", strings.NewReader(`{"bucket":"dl","key":"page.html","mime_type":"text/html","size":25}`))
-	if r.code != 201 || sendChunk(t, p, r.json(t)["id"].(string), 0, page).code != 200 {
-		t.Fatalf("upload the page: %d %s", r.code, r.body)
+	r := testhttp.Do(t, "POST", base+"/v1/files", strings.NewReader(`{"bucket":"dl","key":"page.html","mime_type":"text/html","size":25}`))
+	if r.Code != 201 || sendChunk(t, p, r.JSON(t)["id"].(string), 0, page).Code != 200 {
+		t.Fatalf("upload the page: %d %s", r.Code, r.Body)
 	}
 
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -64,11 +66,11 @@ func TestPresignedDownloads(t *testing.T) {
 	var form bytes.Buffer
 	form.WriteString("--X\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nassistants\r\n--X\r\n" +
 		"Content-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\n\r\nsome notes\r\n--X--\r\n")
-	r = call(t, "POST", base+"/v1/openai/v1/files", &form, "Content-Type", "multipart/form-data; boundary=X")
-	if r.code != 200 {
-		t.Fatalf("OpenAI upload: %d %s", r.code, r.body)
+	r = testhttp.Do(t, "POST", base+"/v1/openai/v1/files", &form, "Content-Type", "multipart/form-data; boundary=X")
+	if r.Code != 200 {
+		t.Fatalf("OpenAI upload: %d %s", r.Code, r.Body)
 	}
-	id := r.json(t)["id"].(string)
+	id := r.JSON(t)["id"].(string)
 	if resp, _ := get(noFollow, "GET", base+"/v1/openai/v1/files/"+id+"/content"); resp.StatusCode != 307 {
 		t.Fatalf("OpenAI content: %d", resp.StatusCode)
 	}

@@ -5,11 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferryhq/ferry/bucket/s3blob"
+	"github.com/ferryhq/ferry/internal/testhttp"
 	"github.com/ferryhq/ferry/internal/testsvc"
 )
 
@@ -84,62 +83,23 @@ func eachBackend(t *testing.T, fn func(t *testing.T, be backendEnv)) {
 
 func (be backendEnv) start(t *testing.T) *proc { return startFerryd(t, be.args, be.env...) }
 
-type apiResp struct {
-	code   int
-	header http.Header
-	body   []byte
-}
-
-func (r apiResp) json(t testing.TB) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("response %d %q is not JSON: %v", r.code, r.body, err)
-	}
-	return m
-}
-
-func call(t testing.TB, method, url string, body io.Reader, hdr ...string) apiResp {
-	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json") // as clients send the JSON routes; hdr may say otherwise
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return apiResp{code: resp.StatusCode, header: resp.Header, body: b}
-}
-
 func createSession(t testing.TB, p *proc, bkt, key string, size int) map[string]any {
 	t.Helper()
-	r := call(t, "POST", "http://"+p.addr+"/v1/files", strings.NewReader(
+	r := testhttp.Do(t, "POST", "http://"+p.addr+"/v1/files", strings.NewReader(
 		fmt.Sprintf(`{"bucket":%q,"key":%q,"mime_type":"application/x-e2e","size":%d}`, bkt, key, size)))
-	if r.code != 201 {
-		t.Fatalf("create session: %d %s", r.code, r.body)
+	if r.Code != 201 {
+		t.Fatalf("create session: %d %s", r.Code, r.Body)
 	}
-	s := r.json(t)
+	s := r.JSON(t)
 	if s["url"] != "http://"+p.addr+"/v1/files/session:"+s["id"].(string) || s["offset"] != float64(0) || s["size"] != float64(size) {
 		t.Fatalf("create session response = %v", s)
 	}
 	return s
 }
 
-func sendChunk(t testing.TB, p *proc, id string, offset int, chunk []byte) apiResp {
+func sendChunk(t testing.TB, p *proc, id string, offset int, chunk []byte) testhttp.Answer {
 	t.Helper()
-	return call(t, "POST", "http://"+p.addr+"/v1/files/session:"+id, bytes.NewReader(chunk),
+	return testhttp.Do(t, "POST", "http://"+p.addr+"/v1/files/session:"+id, bytes.NewReader(chunk),
 		"Upload-Offset", strconv.Itoa(offset), "Content-Type", "application/octet-stream")
 }
 
@@ -158,12 +118,12 @@ func uploadHTTP(t testing.TB, p *proc, bkt, key string, data []byte, chunks ...i
 	for {
 		n := min(chunks[i%len(chunks)], len(data)-off)
 		r := sendChunk(t, p, id, off, data[off:off+n])
-		if r.code != 200 {
-			t.Fatalf("chunk at %d: %d %s", off, r.code, r.body)
+		if r.Code != 200 {
+			t.Fatalf("chunk at %d: %d %s", off, r.Code, r.Body)
 		}
 		off += n
 		i++
-		body := r.json(t)
+		body := r.JSON(t)
 		if off == len(data) {
 			if body["bytes"] != float64(len(data)) || body["key"] != key || body["bucket"] != bkt {
 				t.Fatalf("last chunk answered %v, want the FileResponse", body)
@@ -178,11 +138,11 @@ func uploadHTTP(t testing.TB, p *proc, bkt, key string, data []byte, chunks ...i
 
 func download(t *testing.T, url string) []byte {
 	t.Helper()
-	r := call(t, "GET", url, nil)
-	if r.code != 200 {
-		t.Fatalf("GET %s: %d %s", url, r.code, r.body)
+	r := testhttp.Do(t, "GET", url, nil)
+	if r.Code != 200 {
+		t.Fatalf("GET %s: %d %s", url, r.Code, r.Body)
 	}
-	return r.body
+	return r.Body
 }
 
 func TestE2EUploadSizes(t *testing.T) {
@@ -206,7 +166,7 @@ func TestE2EUploadSizes(t *testing.T) {
 			if sha256.Sum256(got) != sha256.Sum256(data) {
 				t.Fatalf("%s: downloaded %d bytes with a different SHA-256", tc.name, len(got))
 			}
-			info := call(t, "GET", "http://"+p.addr+"/v1/files/sizes/dir/"+tc.name+".bin", nil).json(t)
+			info := testhttp.Do(t, "GET", "http://"+p.addr+"/v1/files/sizes/dir/"+tc.name+".bin", nil).JSON(t)
 			if info["bytes"] != float64(tc.size) || info["mime_type"] != "application/x-e2e" || info["url"] != file["url"] {
 				t.Fatalf("%s: file info = %v", tc.name, info)
 			}
@@ -221,14 +181,14 @@ func TestE2EResumeAfterDroppedConnection(t *testing.T) {
 		p := be.start(t)
 		data := randomData(12 * MiB)
 		id := createSession(t, p, "resume", "file", len(data))["id"].(string)
-		if r := sendChunk(t, p, id, 0, data[:6*MiB]); r.code != 200 {
-			t.Fatalf("first chunk: %d %s", r.code, r.body)
+		if r := sendChunk(t, p, id, 0, data[:6*MiB]); r.Code != 200 {
+			t.Fatalf("first chunk: %d %s", r.Code, r.Body)
 		}
 		dropMidChunk(t, p.addr, id, 6*MiB, data[6*MiB:], 2*MiB)
 		info := waitOffset(t, p, id, 6*MiB)
 		off := int(info["offset"].(float64))
-		if r := sendChunk(t, p, id, off, data[off:]); r.code != 200 {
-			t.Fatalf("resend: %d %s", r.code, r.body)
+		if r := sendChunk(t, p, id, off, data[off:]); r.Code != 200 {
+			t.Fatalf("resend: %d %s", r.Code, r.Body)
 		}
 		got := download(t, "http://"+p.addr+"/v1/files/resume/file:content")
 		if sha256.Sum256(got) != sha256.Sum256(data) {
@@ -259,16 +219,16 @@ func waitOffset(t *testing.T, p *proc, id string, want int) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r := call(t, "GET", "http://"+p.addr+"/v1/files/session:"+id, nil)
-		if r.code != 200 {
-			t.Fatalf("session info: %d %s", r.code, r.body)
+		r := testhttp.Do(t, "GET", "http://"+p.addr+"/v1/files/session:"+id, nil)
+		if r.Code != 200 {
+			t.Fatalf("session info: %d %s", r.Code, r.Body)
 		}
-		info := r.json(t)
+		info := r.JSON(t)
 		if info["offset"] != float64(want) {
 			t.Fatalf("offset after a dropped chunk = %v, want %d", info["offset"], want)
 		}
 		// An empty append tells us whether the dropped request still holds the lock.
-		if probe := sendChunk(t, p, id, want, nil); probe.code == 200 {
+		if probe := sendChunk(t, p, id, want, nil); probe.Code == 200 {
 			return info
 		}
 		if time.Now().After(deadline) {
@@ -286,8 +246,8 @@ func TestE2EKillAndRestart(t *testing.T) {
 		data := randomData(17*MiB + 5)
 		id := createSession(t, p, "crash", "big.bin", len(data))["id"].(string)
 		for off := 0; off < 8*MiB; off += 2 * MiB { // leaves a held-back tail on S3
-			if r := sendChunk(t, p, id, off, data[off:off+2*MiB]); r.code != 200 {
-				t.Fatalf("chunk at %d: %d %s", off, r.code, r.body)
+			if r := sendChunk(t, p, id, off, data[off:off+2*MiB]); r.Code != 200 {
+				t.Fatalf("chunk at %d: %d %s", off, r.Code, r.Body)
 			}
 		}
 		// A chunk is half-way through the wire when the process dies.
@@ -306,11 +266,11 @@ func TestE2EKillAndRestart(t *testing.T) {
 		conn.Close()
 
 		p2 := startFerryd(t, be.args, be.env...)
-		r := call(t, "GET", "http://"+p2.addr+"/v1/files/session:"+id, nil)
-		if r.code != 200 {
-			t.Fatalf("session after restart: %d %s", r.code, r.body)
+		r := testhttp.Do(t, "GET", "http://"+p2.addr+"/v1/files/session:"+id, nil)
+		if r.Code != 200 {
+			t.Fatalf("session after restart: %d %s", r.Code, r.Body)
 		}
-		off := int(r.json(t)["offset"].(float64))
+		off := int(r.JSON(t)["offset"].(float64))
 		if off != 8*MiB {
 			t.Fatalf("offset after kill -9 = %d, want %d (the acknowledged bytes)", off, 8*MiB)
 		}
@@ -320,12 +280,12 @@ func TestE2EKillAndRestart(t *testing.T) {
 		for off < len(data) {
 			n := min(5*MiB, len(data)-off)
 			r := sendChunk(t, p2, id, off, data[off:off+n])
-			if r.code == 409 && r.json(t)["code"] == "SESSION_BUSY" && r.header.Get("Retry-After") != "" && time.Now().Before(deadline) {
+			if r.Code == 409 && r.JSON(t)["code"] == "SESSION_BUSY" && r.Header.Get("Retry-After") != "" && time.Now().Before(deadline) {
 				time.Sleep(500 * time.Millisecond)
 				continue
 			}
-			if r.code != 200 {
-				t.Fatalf("chunk at %d after restart: %d %s", off, r.code, r.body)
+			if r.Code != 200 {
+				t.Fatalf("chunk at %d after restart: %d %s", off, r.Code, r.Body)
 			}
 			off += n
 		}
@@ -347,8 +307,8 @@ func TestE2ETwoInstances(t *testing.T) {
 	for i := 0; off < len(data); i++ {
 		p := []*proc{a, b}[i%2]
 		n := min(sizes[i%len(sizes)], len(data)-off)
-		if r := sendChunk(t, p, id, off, data[off:off+n]); r.code != 200 {
-			t.Fatalf("chunk %d at %d on instance %d: %d %s", i, off, i%2, r.code, r.body)
+		if r := sendChunk(t, p, id, off, data[off:off+n]); r.Code != 200 {
+			t.Fatalf("chunk %d at %d on instance %d: %d %s", i, off, i%2, r.Code, r.Body)
 		}
 		off += n
 	}
@@ -371,7 +331,7 @@ func TestE2EConcurrentAppends(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range chunks {
 			wg.Add(1)
-			go func() { defer wg.Done(); codes[i] = sendChunk(t, p, id, 0, chunks[i]).code }()
+			go func() { defer wg.Done(); codes[i] = sendChunk(t, p, id, 0, chunks[i]).Code }()
 		}
 		wg.Wait()
 		if !(codes[0] == 200 && codes[1] == 409 || codes[0] == 409 && codes[1] == 200) {
@@ -381,8 +341,8 @@ func TestE2EConcurrentAppends(t *testing.T) {
 		if codes[1] == 200 {
 			winner = chunks[1]
 		}
-		if r := sendChunk(t, p, id, 8*MiB, bytes.Repeat([]byte("c"), 8*MiB)); r.code != 200 {
-			t.Fatalf("second chunk: %d %s", r.code, r.body)
+		if r := sendChunk(t, p, id, 8*MiB, bytes.Repeat([]byte("c"), 8*MiB)); r.Code != 200 {
+			t.Fatalf("second chunk: %d %s", r.Code, r.Body)
 		}
 		got := download(t, "http://"+p.addr+"/v1/files/race/f:content")
 		if !bytes.Equal(got[:8*MiB], winner) {
@@ -406,42 +366,42 @@ func TestE2EReadAndList(t *testing.T) {
 		if got := download(t, base+"/docs/a/content:content"); !bytes.Equal(got, data) {
 			t.Fatalf("a/content reads %q", got)
 		}
-		info := call(t, "GET", base+"/docs/a/content", nil).json(t)
+		info := testhttp.Do(t, "GET", base+"/docs/a/content", nil).JSON(t)
 		if info["key"] != "a/content" || info["bytes"] != float64(len(data)) {
 			t.Fatalf("info for a/content = %v", info)
 		}
 
 		// Range, ETag, Last-Modified, Content-Type.
-		r := call(t, "GET", base+"/docs/a/content:content", nil, "Range", "bytes=5-9")
-		if r.code != 206 || string(r.body) != "56789" || r.header.Get("Content-Range") != "bytes 5-9/20" {
-			t.Fatalf("range: %d %q %v", r.code, r.body, r.header)
+		r := testhttp.Do(t, "GET", base+"/docs/a/content:content", nil, "Range", "bytes=5-9")
+		if r.Code != 206 || string(r.Body) != "56789" || r.Header.Get("Content-Range") != "bytes 5-9/20" {
+			t.Fatalf("range: %d %q %v", r.Code, r.Body, r.Header)
 		}
-		if r.header.Get("Content-Type") != "application/x-e2e" || r.header.Get("ETag") == "" || r.header.Get("Last-Modified") == "" {
-			t.Fatalf("headers: %v", r.header)
+		if r.Header.Get("Content-Type") != "application/x-e2e" || r.Header.Get("ETag") == "" || r.Header.Get("Last-Modified") == "" {
+			t.Fatalf("headers: %v", r.Header)
 		}
-		if r := call(t, "GET", base+"/docs/a/content:content", nil, "Range", "bytes=-3"); r.code != 206 || string(r.body) != "hij" {
-			t.Fatalf("suffix range: %d %q", r.code, r.body)
+		if r := testhttp.Do(t, "GET", base+"/docs/a/content:content", nil, "Range", "bytes=-3"); r.Code != 206 || string(r.Body) != "hij" {
+			t.Fatalf("suffix range: %d %q", r.Code, r.Body)
 		}
-		if r := call(t, "GET", base+"/docs/a/content:content", nil, "Range", "bytes=20-"); r.code != 416 || r.header.Get("Content-Range") != "bytes */20" {
-			t.Fatalf("unsatisfiable range: %d %v", r.code, r.header)
+		if r := testhttp.Do(t, "GET", base+"/docs/a/content:content", nil, "Range", "bytes=20-"); r.Code != 416 || r.Header.Get("Content-Range") != "bytes */20" {
+			t.Fatalf("unsatisfiable range: %d %v", r.Code, r.Header)
 		}
-		if r2 := call(t, "GET", base+"/docs/a/content:content", nil, "If-None-Match", r.header.Get("ETag")); r.header.Get("ETag") != "" && r2.code != 304 {
-			t.Fatalf("If-None-Match: %d", r2.code)
+		if r2 := testhttp.Do(t, "GET", base+"/docs/a/content:content", nil, "If-None-Match", r.Header.Get("ETag")); r.Header.Get("ETag") != "" && r2.Code != 304 {
+			t.Fatalf("If-None-Match: %d", r2.Code)
 		}
-		etag := call(t, "HEAD", base+"/docs/a/content:content", nil).header.Get("ETag")
-		if r := call(t, "GET", base+"/docs/a/content:content", nil, "If-None-Match", etag); r.code != 304 {
-			t.Fatalf("If-None-Match %s: %d", etag, r.code)
+		etag := testhttp.Do(t, "HEAD", base+"/docs/a/content:content", nil).Header.Get("ETag")
+		if r := testhttp.Do(t, "GET", base+"/docs/a/content:content", nil, "If-None-Match", etag); r.Code != 304 {
+			t.Fatalf("If-None-Match %s: %d", etag, r.Code)
 		}
 
 		// Listing: buckets, then files paginated with a cursor and a prefix.
-		buckets := call(t, "GET", base, nil).json(t)
+		buckets := testhttp.Do(t, "GET", base, nil).JSON(t)
 		if fmt.Sprint(buckets["data"]) != "[map[name:docs] map[name:other]]" {
 			t.Fatalf("buckets = %v", buckets)
 		}
 		var keys []string
 		after := ""
 		for {
-			page := call(t, "GET", base+"/docs?prefix=p/&limit=2&after="+after, nil).json(t)
+			page := testhttp.Do(t, "GET", base+"/docs?prefix=p/&limit=2&after="+after, nil).JSON(t)
 			for _, f := range page["data"].([]any) {
 				keys = append(keys, f.(map[string]any)["key"].(string))
 			}
@@ -455,14 +415,14 @@ func TestE2EReadAndList(t *testing.T) {
 		}
 
 		// Delete, then it is gone everywhere.
-		if r := call(t, "DELETE", base+"/docs/a/content", nil); r.code != 204 {
-			t.Fatalf("delete: %d %s", r.code, r.body)
+		if r := testhttp.Do(t, "DELETE", base+"/docs/a/content", nil); r.Code != 204 {
+			t.Fatalf("delete: %d %s", r.Code, r.Body)
 		}
-		if r := call(t, "GET", base+"/docs/a/content", nil); r.code != 404 {
-			t.Fatalf("info after delete: %d", r.code)
+		if r := testhttp.Do(t, "GET", base+"/docs/a/content", nil); r.Code != 404 {
+			t.Fatalf("info after delete: %d", r.Code)
 		}
-		if r := call(t, "GET", base+"/docs/a/content:content", nil); r.code != 404 {
-			t.Fatalf("content after delete: %d", r.code)
+		if r := testhttp.Do(t, "GET", base+"/docs/a/content:content", nil); r.Code != 404 {
+			t.Fatalf("content after delete: %d", r.Code)
 		}
 		if got := download(t, base+"/docs/a.b:content"); string(got) != "not the same" {
 			t.Fatalf("deleting a/content touched a.b: %q", got)
@@ -473,11 +433,11 @@ func TestE2EReadAndList(t *testing.T) {
 		uploadHTTP(t, p, "docs", "dir/file", []byte("x"), 1)
 		id := createSession(t, p, "docs", "dir", 1)["id"].(string)
 		r = sendChunk(t, p, id, 0, []byte("y"))
-		if be.name == "redis+s3" && r.code == 200 {
+		if be.name == "redis+s3" && r.Code == 200 {
 			return // a real S3 holds both; only posix-backed storage refuses
 		}
-		if r.code != 409 || r.json(t)["code"] != "KEY_CONFLICT" {
-			t.Fatalf("file over a directory: %d %s", r.code, r.body)
+		if r.Code != 409 || r.JSON(t)["code"] != "KEY_CONFLICT" {
+			t.Fatalf("file over a directory: %d %s", r.Code, r.Body)
 		}
 	})
 }
@@ -507,54 +467,54 @@ func TestE2EBadInput(t *testing.T) {
 			{"unknown field", `{"bucket":"b","key":"k","size":1,"sise":2}`, 400, "sise"},
 			{"wrong type", `{"bucket":"b","key":"k","size":"1"}`, 400, "JSON"},
 		} {
-			r := call(t, "POST", base, strings.NewReader(tc.body))
-			body := r.json(t)
+			r := testhttp.Do(t, "POST", base, strings.NewReader(tc.body))
+			body := r.JSON(t)
 			detail, _ := body["detail"].(string)
-			if r.code != tc.code || !strings.Contains(detail, tc.mention) || body["status"] != float64(tc.code) {
-				t.Errorf("%s: %d %v; want %d mentioning %q", tc.name, r.code, body, tc.code, tc.mention)
+			if r.Code != tc.code || !strings.Contains(detail, tc.mention) || body["status"] != float64(tc.code) {
+				t.Errorf("%s: %d %v; want %d mentioning %q", tc.name, r.Code, body, tc.code, tc.mention)
 			}
 		}
 		// Unknown sessions and a body on a completed one.
 		for _, id := range []string{"nope", strings.Repeat("ab", 16)} {
-			if r := sendChunk(t, p, id, 0, []byte("x")); r.code != 404 {
-				t.Errorf("append to unknown session %s: %d %s", id, r.code, r.body)
+			if r := sendChunk(t, p, id, 0, []byte("x")); r.Code != 404 {
+				t.Errorf("append to unknown session %s: %d %s", id, r.Code, r.Body)
 			}
 		}
 		uploadHTTP(t, p, "b", "done", []byte("abc"), 3)
 		id := createSession(t, p, "b", "small", 4)["id"].(string)
-		if r := sendChunk(t, p, id, 0, []byte("abcde")); r.code != 413 {
-			t.Errorf("chunk past the size: %d %s", r.code, r.body)
+		if r := sendChunk(t, p, id, 0, []byte("abcde")); r.Code != 413 {
+			t.Errorf("chunk past the size: %d %s", r.Code, r.Body)
 		}
 		r := sendChunk(t, p, id, 2, []byte("ab"))
-		if r.code != 409 || r.json(t)["offset"] != float64(0) || r.header.Get("Upload-Offset") != "0" {
-			t.Errorf("wrong offset: %d %s %v", r.code, r.body, r.header)
+		if r.Code != 409 || r.JSON(t)["offset"] != float64(0) || r.Header.Get("Upload-Offset") != "0" {
+			t.Errorf("wrong offset: %d %s %v", r.Code, r.Body, r.Header)
 		}
-		if r := call(t, "POST", base+"/session:"+id, strings.NewReader("ab"), "Content-Range", "bytes 0-1/5"); r.code != 400 {
-			t.Errorf("Content-Range total differing from the size: %d %s", r.code, r.body)
+		if r := testhttp.Do(t, "POST", base+"/session:"+id, strings.NewReader("ab"), "Content-Range", "bytes 0-1/5"); r.Code != 400 {
+			t.Errorf("Content-Range total differing from the size: %d %s", r.Code, r.Body)
 		}
-		if r := call(t, "POST", base+"/session:"+id, strings.NewReader("ab"), "Upload-Offset", "-1"); r.code != 400 {
-			t.Errorf("negative Upload-Offset: %d %s", r.code, r.body)
+		if r := testhttp.Do(t, "POST", base+"/session:"+id, strings.NewReader("ab"), "Upload-Offset", "-1"); r.Code != 400 {
+			t.Errorf("negative Upload-Offset: %d %s", r.Code, r.Body)
 		}
-		if r := call(t, "POST", base+"/session:"+id, strings.NewReader("abcd"), "Content-Range", "bytes 0-3/4"); r.code != 200 {
-			t.Fatalf("good Content-Range chunk: %d %s", r.code, r.body)
+		if r := testhttp.Do(t, "POST", base+"/session:"+id, strings.NewReader("abcd"), "Content-Range", "bytes 0-3/4"); r.Code != 200 {
+			t.Fatalf("good Content-Range chunk: %d %s", r.Code, r.Body)
 		}
 		r = sendChunk(t, p, id, 4, []byte("more"))
-		if r.code != 409 || r.json(t)["code"] != "SESSION_COMPLETED" {
-			t.Errorf("body on a completed session: %d %s", r.code, r.body)
+		if r.Code != 409 || r.JSON(t)["code"] != "SESSION_COMPLETED" {
+			t.Errorf("body on a completed session: %d %s", r.Code, r.Body)
 		}
 		// Nothing above changed state: only the two good files exist.
-		list := call(t, "GET", base+"/b", nil).json(t)
+		list := testhttp.Do(t, "GET", base+"/b", nil).JSON(t)
 		if n := len(list["data"].([]any)); n != 2 {
 			t.Errorf("bucket b holds %d files after bad input, want 2: %v", n, list)
 		}
 		if got := download(t, base+"/b/small:content"); string(got) != "abcd" {
 			t.Errorf("small reads %q", got)
 		}
-		if r := call(t, "GET", base+"/bad.bucket", nil); r.code != 400 {
-			t.Errorf("list of an invalid bucket: %d", r.code)
+		if r := testhttp.Do(t, "GET", base+"/bad.bucket", nil); r.Code != 400 {
+			t.Errorf("list of an invalid bucket: %d", r.Code)
 		}
-		if r := call(t, "GET", base+"/nosuch", nil); r.code != 404 {
-			t.Errorf("list of a missing bucket: %d", r.code)
+		if r := testhttp.Do(t, "GET", base+"/nosuch", nil); r.Code != 404 {
+			t.Errorf("list of a missing bucket: %d", r.Code)
 		}
 	})
 }
@@ -567,16 +527,16 @@ func TestE2EChunkedBody(t *testing.T) {
 		data := randomData(13*MiB + 77)
 		id := createSession(t, p, "chunked", "f", len(data))["id"].(string)
 		// io.MultiReader hides the length, so the client sends it chunked.
-		first := call(t, "POST", "http://"+p.addr+"/v1/files/session:"+id, io.MultiReader(bytes.NewReader(data[:9*MiB])), "Upload-Offset", "0")
-		if first.code != 200 || first.json(t)["offset"] != float64(9*MiB) {
-			t.Fatalf("first chunked append: %d %s", first.code, first.body)
+		first := testhttp.Do(t, "POST", "http://"+p.addr+"/v1/files/session:"+id, io.MultiReader(bytes.NewReader(data[:9*MiB])), "Upload-Offset", "0")
+		if first.Code != 200 || first.JSON(t)["offset"] != float64(9*MiB) {
+			t.Fatalf("first chunked append: %d %s", first.Code, first.Body)
 		}
-		if r := call(t, "POST", "http://"+p.addr+"/v1/files/session:"+id, io.MultiReader(bytes.NewReader(data[:MiB])), "Upload-Offset", "0"); r.code != 409 {
-			t.Fatalf("chunked replay: %d %s", r.code, r.body)
+		if r := testhttp.Do(t, "POST", "http://"+p.addr+"/v1/files/session:"+id, io.MultiReader(bytes.NewReader(data[:MiB])), "Upload-Offset", "0"); r.Code != 409 {
+			t.Fatalf("chunked replay: %d %s", r.Code, r.Body)
 		}
-		last := call(t, "POST", "http://"+p.addr+"/v1/files/session:"+id, io.MultiReader(bytes.NewReader(data[9*MiB:])), "Upload-Offset", strconv.Itoa(9*MiB))
-		if last.code != 200 || last.json(t)["bytes"] != float64(len(data)) {
-			t.Fatalf("last chunked append: %d %s", last.code, last.body)
+		last := testhttp.Do(t, "POST", "http://"+p.addr+"/v1/files/session:"+id, io.MultiReader(bytes.NewReader(data[9*MiB:])), "Upload-Offset", strconv.Itoa(9*MiB))
+		if last.Code != 200 || last.JSON(t)["bytes"] != float64(len(data)) {
+			t.Fatalf("last chunked append: %d %s", last.Code, last.Body)
 		}
 		if got := download(t, "http://"+p.addr+"/v1/files/chunked/f:content"); sha256.Sum256(got) != sha256.Sum256(data) {
 			t.Fatal("chunked upload differs")

@@ -18,10 +18,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -36,13 +34,12 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
-	"github.com/ferryhq/ferry/bucket/fsblob"
 	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/httpapi"
 	"github.com/ferryhq/ferry/internal/faults"
+	"github.com/ferryhq/ferry/internal/testhttp"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
-	"github.com/ferryhq/ferry/metastore/boltstore"
 	"github.com/ferryhq/ferry/metastore/redisstore"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
@@ -103,17 +100,8 @@ type hangupBackend func(t *testing.T, name string) (metastore.Store, bucket.Back
 func hangupBackends(t *testing.T) map[string]hangupBackend {
 	return map[string]hangupBackend{
 		"embedded": func(t *testing.T, _ string) (metastore.Store, bucket.Backend, string) {
-			dir := hangupDir(t)
-			meta, err := boltstore.Open(filepath.Join(dir, "meta.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { meta.Close() })
-			blobs, err := fsblob.New(filepath.Join(dir, "blobs"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { blobs.Close() })
+			dir := testsvc.FastDir(t)
+			meta, blobs := testsvc.EmbeddedIn(t, dir)
 			return meta, blobs, filepath.Join(dir, "blobs", "staging")
 		},
 		"redis+s3": hangupS3(t),
@@ -137,19 +125,6 @@ func hangupS3(t *testing.T) hangupBackend {
 		})
 		return store(name), s3blob.New(client, bkt, name+"/"), ""
 	}
-}
-
-// hangupDir is on tmpfs where there is one (see faultDir in session).
-func hangupDir(t *testing.T) string {
-	if os.Getenv("FERRY_FAULTS_DISK") == "" {
-		if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-			if dir, err := os.MkdirTemp("/dev/shm", "ferry-hangup-"); err == nil {
-				t.Cleanup(func() { os.RemoveAll(dir) })
-				return dir
-			}
-		}
-	}
-	return t.TempDir()
 }
 
 func startHangup(t *testing.T, be hangupBackend, name string) *hangupEnv {
@@ -190,49 +165,26 @@ func startHangup(t *testing.T, be hangupBackend, name string) *hangupEnv {
 	return env
 }
 
+// hangupResp is an answer, and the error that cut it short if one did.
 type hangupResp struct {
-	code   int
-	header http.Header
-	body   []byte
-	err    error // reading the body
+	testhttp.Answer
+	err error
 }
 
 func (e *hangupEnv) do(method, path string, body []byte, hdr ...string) hangupResp {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json") // the JSON routes need it; hdr may say otherwise
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return hangupResp{err: err}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return hangupResp{code: resp.StatusCode, header: resp.Header, body: b, err: err}
-}
-
-func (r hangupResp) json(t *testing.T) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("not JSON (%d): %s", r.code, r.body)
-	}
-	return m
+	a, err := testhttp.Try(method, e.url+path, bytes.NewReader(body), hdr...)
+	return hangupResp{a, err}
 }
 
 // create starts a session for key.
 func (e *hangupEnv) create(key string, size int) string {
 	e.t.Helper()
 	r := e.do("POST", "/v1/files", []byte(fmt.Sprintf(`{"bucket":"b","key":%q,"size":%d}`, key, size)))
-	if r.code != 201 {
-		e.t.Fatalf("create: %d %s", r.code, r.body)
+	if r.Code != 201 {
+		e.t.Fatalf("create: %d %s", r.Code, r.Body)
 	}
-	return r.json(e.t)["id"].(string)
+	return r.JSON(e.t)["id"].(string)
 }
 
 func (e *hangupEnv) send(id string, off int, chunk []byte) hangupResp {
@@ -245,13 +197,13 @@ func (e *hangupEnv) upload(key string, data []byte, chunks []int) {
 	id := e.create(key, len(data))
 	off := 0
 	for _, n := range chunks {
-		if r := e.send(id, off, data[off:off+n]); r.code != 200 {
-			e.t.Fatalf("chunk at %d: %d %s", off, r.code, r.body)
+		if r := e.send(id, off, data[off:off+n]); r.Code != 200 {
+			e.t.Fatalf("chunk at %d: %d %s", off, r.Code, r.Body)
 		}
 		off += n
 	}
-	if r := e.do("DELETE", "/v1/files/session:"+id, nil); r.code != 204 {
-		e.t.Fatalf("forget the old version's session: %d %s", r.code, r.body)
+	if r := e.do("DELETE", "/v1/files/session:"+id, nil); r.Code != 204 {
+		e.t.Fatalf("forget the old version's session: %d %s", r.Code, r.Body)
 	}
 }
 
@@ -299,26 +251,26 @@ func (c *hangupCase) read(when string) readState {
 	r := c.do("GET", "/v1/files/b/"+c.key+":content", nil)
 	rec, rerr := c.files.Get(ctx, "b", c.key)
 	head, herr := c.blobs.Backend.Head(ctx, registry.ObjectKey("b", c.key))
-	if r.err != nil && r.code == 0 {
+	if r.err != nil && r.Code == 0 {
 		c.problem("%s: GET: %v", when, r.err)
 		return readBad
 	}
-	cl, _ := strconv.Atoi(r.header.Get("Content-Length"))
-	isOld, isNew := bytes.Equal(r.body, hangupOld), sha256.Sum256(r.body) == c.newSHA
+	cl, _ := strconv.Atoi(r.Header.Get("Content-Length"))
+	isOld, isNew := bytes.Equal(r.Body, hangupOld), sha256.Sum256(r.Body) == c.newSHA
 	etag := func(s string) string { return `"` + strings.Trim(s, `"`) + `"` }
 	switch {
-	case r.code != 200:
-		c.problem("%s: GET answered %d %s", when, r.code, r.body)
-	case r.err != nil || cl != len(r.body):
+	case r.Code != 200:
+		c.problem("%s: GET answered %d %s", when, r.Code, r.Body)
+	case r.err != nil || cl != len(r.Body):
 		c.problem("%s: Content-Length %d, but %d bytes came (%v); the record says %d bytes, storage holds %d (old=%v new=%v)",
-			when, cl, len(r.body), r.err, rec.Bytes, head.Size, isOld, isNew)
+			when, cl, len(r.Body), r.err, rec.Bytes, head.Size, isOld, isNew)
 	case !isOld && !isNew:
-		c.problem("%s: the %d bytes read are neither the old version nor the new one", when, len(r.body))
+		c.problem("%s: the %d bytes read are neither the old version nor the new one", when, len(r.Body))
 	case rerr != nil || herr != nil:
 		c.problem("%s: record %v, storage %v", when, rerr, herr)
-	case r.header.Get("ETag") != etag(rec.ETag) || etag(head.ETag) != etag(rec.ETag) || head.Size != rec.Bytes || int64(cl) != rec.Bytes:
+	case r.Header.Get("ETag") != etag(rec.ETag) || etag(head.ETag) != etag(rec.ETag) || head.Size != rec.Bytes || int64(cl) != rec.Bytes:
 		c.problem("%s: read %d bytes with ETag %s; the record says %d bytes, ETag %s; storage holds %d bytes, ETag %s",
-			when, cl, r.header.Get("ETag"), rec.Bytes, rec.ETag, head.Size, head.ETag)
+			when, cl, r.Header.Get("ETag"), rec.Bytes, rec.ETag, head.Size, head.ETag)
 	case isOld && c.sawNew:
 		c.problem("%s: the file reads as its old version after the new one was read", when)
 	case isNew:
@@ -417,11 +369,11 @@ func (c *hangupCase) resume(id string) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r := c.do("GET", "/v1/files/session:"+id, nil)
-		if r.code != 200 {
-			c.problem("session after the hang-up: %d %s", r.code, r.body)
+		if r.Code != 200 {
+			c.problem("session after the hang-up: %d %s", r.Code, r.Body)
 			return
 		}
-		info := r.json(c.t)
+		info := r.JSON(c.t)
 		if info["status"] == "completed" {
 			return
 		}
@@ -437,14 +389,14 @@ func (c *hangupCase) resume(id string) {
 		} else {
 			r = c.send(id, off, c.data[off:])
 		}
-		if r.code == 200 {
-			if m := r.json(c.t); m["bytes"] != float64(len(c.data)) {
-				c.problem("resuming at %d answered %s, not the file", off, r.body)
+		if r.Code == 200 {
+			if m := r.JSON(c.t); m["bytes"] != float64(len(c.data)) {
+				c.problem("resuming at %d answered %s, not the file", off, r.Body)
 			}
 			return
 		}
-		if r.code != 409 || time.Now().After(deadline) {
-			c.problem("resuming at %d: %d %s", off, r.code, r.body)
+		if r.Code != 409 || time.Now().After(deadline) {
+			c.problem("resuming at %d: %d %s", off, r.Code, r.Body)
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -456,8 +408,8 @@ func (c *hangupCase) resume(id string) {
 func (c *hangupCase) leftovers(id string) {
 	c.t.Helper()
 	ctx := context.Background()
-	if r := c.do("DELETE", "/v1/files/session:"+id, nil); r.code != 204 {
-		c.problem("forget the session: %d %s", r.code, r.body)
+	if r := c.do("DELETE", "/v1/files/session:"+id, nil); r.Code != 204 {
+		c.problem("forget the session: %d %s", r.Code, r.Body)
 	}
 	if mp := c.blobs.Multipart; mp != nil {
 		if ups, err := mp.ListMultipart(ctx, ""); err != nil || len(ups) != 0 {
@@ -494,8 +446,8 @@ func (c *hangupCase) prepare(shape hangupShape) (string, int) {
 	id := c.create(c.key, len(c.data))
 	off := 0
 	for _, n := range shape.chunks[:len(shape.chunks)-1] {
-		if r := c.send(id, off, c.data[off:off+n]); r.code != 200 {
-			c.t.Fatalf("chunk at %d: %d %s", off, r.code, r.body)
+		if r := c.send(id, off, c.data[off:off+n]); r.Code != 200 {
+			c.t.Fatalf("chunk at %d: %d %s", off, r.Code, r.Body)
 		}
 		off += n
 	}
@@ -510,13 +462,13 @@ func (c *hangupCase) prepare(shape hangupShape) (string, int) {
 func (c *hangupCase) prepareParts(shape hangupShape) string {
 	ps := shape.chunks[0]
 	r := c.do("POST", "/v1/files", []byte(fmt.Sprintf(`{"bucket":"b","key":%q,"size":%d,"part_size":%d}`, c.key, len(c.data), ps)))
-	if r.code/100 != 2 {
-		c.t.Fatalf("create: %d %s", r.code, r.body)
+	if r.Code/100 != 2 {
+		c.t.Fatalf("create: %d %s", r.Code, r.Body)
 	}
-	id := r.json(c.t)["id"].(string)
+	id := r.JSON(c.t)["id"].(string)
 	for n := 2; (n-1)*ps < len(c.data); n++ {
-		if r := c.do("PUT", fmt.Sprintf("/v1/files/session:%s/parts/%d", id, n), c.data[(n-1)*ps:min(n*ps, len(c.data))]); r.code != 200 {
-			c.t.Fatalf("part %d: %d %s", n, r.code, r.body)
+		if r := c.do("PUT", fmt.Sprintf("/v1/files/session:%s/parts/%d", id, n), c.data[(n-1)*ps:min(n*ps, len(c.data))]); r.Code != 200 {
+			c.t.Fatalf("part %d: %d %s", n, r.Code, r.Body)
 		}
 	}
 	if c.read("before the last part") != readOld {
@@ -575,8 +527,8 @@ func hangupMoments(t *testing.T, be hangupBackend, shape hangupShape, data []byt
 	} else {
 		last = c.send(id, off, data[off:])
 	}
-	if last.code != 200 {
-		t.Fatalf("clean last chunk: %d %s", last.code, last.body)
+	if last.Code != 200 {
+		t.Fatalf("clean last chunk: %d %s", last.Code, last.Body)
 	}
 	calls := c.in.Calls(faults.Not(faults.Background))
 	if c.read("after a clean upload") != readNew {

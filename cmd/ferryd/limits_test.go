@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testhttp"
 	"github.com/openai/openai-go/v3"
 )
 
@@ -43,19 +44,19 @@ func TestRateLimitAcrossInstances(t *testing.T) {
 			data := randomData(4 * chunk)
 			id := createSession(t, ps[0], "limits", "long.bin", len(data))["id"].(string)
 			for i := 1; i < c.limit; i++ {
-				r := call(t, "POST", "http://"+ps[i%2].addr+"/v1/files",
+				r := testhttp.Do(t, "POST", "http://"+ps[i%2].addr+"/v1/files",
 					strings.NewReader(fmt.Sprintf(`{"bucket":"limits","key":"k%d","size":10}`, i)))
-				if r.code != 201 {
-					t.Fatalf("create %d of %d, on instance %d: %d %s", i+1, c.limit, i%2, r.code, r.body)
+				if r.Code != 201 {
+					t.Fatalf("create %d of %d, on instance %d: %d %s", i+1, c.limit, i%2, r.Code, r.Body)
 				}
 			}
 			for n, p := range ps {
-				r := call(t, "POST", "http://"+p.addr+"/v1/files", strings.NewReader(`{"bucket":"limits","key":"over","size":10}`))
-				if r.code != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" ||
-					r.header.Get("RateLimit-Limit") != fmt.Sprint(c.limit) || r.header.Get("RateLimit-Remaining") != "0" ||
-					r.json(t)["code"] != "RATE_LIMITED" {
+				r := testhttp.Do(t, "POST", "http://"+p.addr+"/v1/files", strings.NewReader(`{"bucket":"limits","key":"over","size":10}`))
+				if r.Code != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" ||
+					r.Header.Get("RateLimit-Limit") != fmt.Sprint(c.limit) || r.Header.Get("RateLimit-Remaining") != "0" ||
+					r.JSON(t)["code"] != "RATE_LIMITED" {
 					t.Fatalf("create %d on instance %d: %d %v %s; want 429 RATE_LIMITED with Retry-After and RateLimit-*",
-						c.limit+1, n, r.code, r.header, r.body)
+						c.limit+1, n, r.Code, r.Header, r.Body)
 				}
 			}
 			client := sdk(ps[1], "/v1/openai/v1")
@@ -67,8 +68,8 @@ func TestRateLimitAcrossInstances(t *testing.T) {
 			}
 
 			for off, i := 0, 0; off < len(data); off, i = off+chunk, i+1 {
-				if r := sendChunk(t, ps[i%2], id, off, data[off:off+chunk]); r.code != 200 {
-					t.Fatalf("chunk at %d of the admitted upload: %d %s", off, r.code, r.body)
+				if r := sendChunk(t, ps[i%2], id, off, data[off:off+chunk]); r.Code != 200 {
+					t.Fatalf("chunk at %d of the admitted upload: %d %s", off, r.Code, r.Body)
 				}
 			}
 			if got := download(t, "http://"+ps[1].addr+"/v1/files/limits/long.bin:content"); !bytes.Equal(got, data) {

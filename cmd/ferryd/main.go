@@ -24,6 +24,7 @@ import (
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/httpapi"
 	"github.com/ferryhq/ferry/logging"
+	"github.com/ferryhq/ferry/metastore/due"
 	"github.com/ferryhq/ferry/metastore/migrate"
 	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
@@ -190,7 +191,7 @@ func newServices(ctx context.Context, cfg config.Config, st *stores, reg *promet
 		return nil, err
 	}
 	oc := cfg.OpenAI
-	purgeFailures := session.NewPurgeFailures(reg, "openai") // the files' and the vector stores' purgers
+	purgeFailures := due.NewFailures(reg, "openai") // the files' and the vector stores' purgers
 	oai := openai.New(sessions, files, st.meta, openai.Config{Bucket: oc.Bucket, UploadsBucket: oc.UploadsBucket,
 		MaxFileSize: oc.MaxFileSize, MaxUploadSize: oc.MaxUploadSize, UploadTTL: oc.UploadTTL, Metrics: reg,
 		PurgeFailures: purgeFailures}, log)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testhttp"
 	"github.com/openai/openai-go/v3"
 )
 
@@ -34,7 +35,7 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 	// reads completed, so give the scrape a moment to see both.
 	var exposed string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		exposed = string(call(t, "GET", "http://"+p.addr+"/metrics", nil).body)
+		exposed = string(testhttp.Do(t, "GET", "http://"+p.addr+"/metrics", nil).Body)
 		if strings.Contains(exposed, `ferry_openai_vector_files_total{event="completed"} 1`) &&
 			strings.Contains(exposed, "ferry_openai_vector_queue_depth 0") || time.Now().After(deadline) {
 			break

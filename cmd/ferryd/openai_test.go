@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ferryhq/ferry/internal/testhttp"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 )
@@ -141,8 +142,8 @@ func TestOpenAIPaginationAndPurpose(t *testing.T) {
 			FirstID string `json:"first_id"`
 			LastID  string `json:"last_id"`
 		}
-		r := call(t, "GET", "http://"+p.addr+"/v1/openai/v1/files?limit=3&order=asc&after="+ids[2], nil)
-		if err := jsonDecode(r.body, &raw); err != nil || raw.FirstID != ids[3] || raw.LastID != ids[5] {
+		r := testhttp.Do(t, "GET", "http://"+p.addr+"/v1/openai/v1/files?limit=3&order=asc&after="+ids[2], nil)
+		if err := jsonDecode(r.Body, &raw); err != nil || raw.FirstID != ids[3] || raw.LastID != ids[5] {
 			t.Fatalf("second page first/last = %+v (%v), want %s/%s", raw, err, ids[3], ids[5])
 		}
 
@@ -189,10 +190,10 @@ func TestOpenAIExpiresAfter(t *testing.T) {
 	fw, _ := w.CreateFormFile("file", "raw.txt")
 	_, _ = fw.Write([]byte("raw"))
 	_ = w.Close()
-	r := call(t, "POST", "http://"+p.addr+"/v1/openai/v1/files", &body, "Content-Type", w.FormDataContentType())
-	m := r.json(t)
-	if r.code != 200 || m["expires_at"] != m["created_at"].(float64)+7200 {
-		t.Fatalf("raw bracket fields: %d %v", r.code, m)
+	r := testhttp.Do(t, "POST", "http://"+p.addr+"/v1/openai/v1/files", &body, "Content-Type", w.FormDataContentType())
+	m := r.JSON(t)
+	if r.Code != 200 || m["expires_at"] != m["created_at"].(float64)+7200 {
+		t.Fatalf("raw bracket fields: %d %v", r.Code, m)
 	}
 	body.Reset()
 	w = multipart.NewWriter(&body)
@@ -202,9 +203,9 @@ func TestOpenAIExpiresAfter(t *testing.T) {
 	fw, _ = w.CreateFormFile("file", "raw.txt")
 	_, _ = fw.Write([]byte("raw"))
 	_ = w.Close()
-	r = call(t, "POST", "http://"+p.addr+"/v1/openai/v1/files", &body, "Content-Type", w.FormDataContentType())
-	if e, _ := r.json(t)["error"].(map[string]any); r.code != 400 || !strings.Contains(fmt.Sprint(e["message"]), "3600") {
-		t.Fatalf("too short an expiry: %d %s", r.code, r.body)
+	r = testhttp.Do(t, "POST", "http://"+p.addr+"/v1/openai/v1/files", &body, "Content-Type", w.FormDataContentType())
+	if e, _ := r.JSON(t)["error"].(map[string]any); r.Code != 400 || !strings.Contains(fmt.Sprint(e["message"]), "3600") {
+		t.Fatalf("too short an expiry: %d %s", r.Code, r.Body)
 	}
 }
 
@@ -266,8 +267,8 @@ func TestOpenAIUploads(t *testing.T) {
 			t.Fatalf("part after completion: %v", err)
 		}
 		// The parts are gone: only the joined file remains.
-		if r := call(t, "GET", "http://"+p.addr+"/v1/files/openai-uploads", nil); r.code != 404 {
-			t.Fatalf("upload parts left behind: %d %s", r.code, r.body)
+		if r := testhttp.Do(t, "GET", "http://"+p.addr+"/v1/files/openai-uploads", nil); r.Code != 404 {
+			t.Fatalf("upload parts left behind: %d %s", r.Code, r.Body)
 		}
 
 		up2, err := c.Uploads.New(ctx, openai.UploadNewParams{Bytes: 3, Filename: "c.txt", MimeType: "text/plain", Purpose: openai.FilePurposeBatch})
@@ -294,7 +295,7 @@ func TestOpenAIAndNativeAreOneStore(t *testing.T) {
 		c := sdk(p, "/v1/openai/v1")
 		ctx := context.Background()
 		f := uploadSDK(t, c, "report final.pdf", []byte("%PDF-1.4"), openai.FilePurposeUserData)
-		list := call(t, "GET", "http://"+p.addr+"/v1/files/openai", nil).json(t)
+		list := testhttp.Do(t, "GET", "http://"+p.addr+"/v1/files/openai", nil).JSON(t)
 		entries := list["data"].([]any)
 		native := entries[0].(map[string]any)
 		if len(entries) != 1 || native["file_id"] != f.ID || native["key"] != f.ID+"/report_final.pdf" {
@@ -323,12 +324,12 @@ func TestOpenAIAndNativeAreOneStore(t *testing.T) {
 			t.Fatalf("OpenAI read of a native file = %q", got)
 		}
 		// Error envelope on an unknown route under the prefix.
-		r := call(t, "GET", "http://"+p.addr+"/v1/openai/v1/nope", nil)
-		if e, ok := r.json(t)["error"].(map[string]any); r.code != 404 || !ok || e["type"] != "invalid_request_error" {
-			t.Fatalf("unknown OpenAI route: %d %s", r.code, r.body)
+		r := testhttp.Do(t, "GET", "http://"+p.addr+"/v1/openai/v1/nope", nil)
+		if e, ok := r.JSON(t)["error"].(map[string]any); r.Code != 404 || !ok || e["type"] != "invalid_request_error" {
+			t.Fatalf("unknown OpenAI route: %d %s", r.Code, r.Body)
 		}
-		if r := call(t, "POST", "http://"+p.addr+"/v1/openai/v1/files", strings.NewReader("{}"), "Content-Type", "application/json"); r.code != http.StatusBadRequest {
-			t.Fatalf("non-multipart upload: %d %s", r.code, r.body)
+		if r := testhttp.Do(t, "POST", "http://"+p.addr+"/v1/openai/v1/files", strings.NewReader("{}"), "Content-Type", "application/json"); r.Code != http.StatusBadRequest {
+			t.Fatalf("non-multipart upload: %d %s", r.Code, r.Body)
 		}
 	})
 }
@@ -379,23 +380,23 @@ func TestRootServesBothAPIs(t *testing.T) {
 
 		// The native API, as ever, for clients that are not OpenAI SDKs.
 		uploadHTTP(t, p, "photos", "a.jpg", []byte("jpeg"), 4)
-		r := call(t, "GET", "http://"+p.addr+"/v1/files", nil)
-		if r.code != 200 || !strings.Contains(string(r.body), `"name":"photos"`) || strings.Contains(string(r.body), f.ID) {
-			t.Fatalf("native bucket list: %d %s", r.code, r.body)
+		r := testhttp.Do(t, "GET", "http://"+p.addr+"/v1/files", nil)
+		if r.Code != 200 || !strings.Contains(string(r.Body), `"name":"photos"`) || strings.Contains(string(r.Body), f.ID) {
+			t.Fatalf("native bucket list: %d %s", r.Code, r.Body)
 		}
-		if r := call(t, "GET", "http://"+p.addr+"/v1/files?purpose=assistants", nil); r.code != 200 || !strings.Contains(string(r.body), f.ID) {
-			t.Fatalf("OpenAI list by its parameters: %d %s", r.code, r.body)
+		if r := testhttp.Do(t, "GET", "http://"+p.addr+"/v1/files?purpose=assistants", nil); r.Code != 200 || !strings.Contains(string(r.Body), f.ID) {
+			t.Fatalf("OpenAI list by its parameters: %d %s", r.Code, r.Body)
 		}
-		if r := call(t, "GET", "http://"+p.addr+"/v1/files/"+f.ID, nil); r.code != 200 || r.json(t)["object"] != "file" {
-			t.Fatalf("file id at the root with curl: %d %s", r.code, r.body)
+		if r := testhttp.Do(t, "GET", "http://"+p.addr+"/v1/files/"+f.ID, nil); r.Code != 200 || r.JSON(t)["object"] != "file" {
+			t.Fatalf("file id at the root with curl: %d %s", r.Code, r.Body)
 		}
 		if _, err := c.Files.Delete(ctx, f.ID); err != nil {
 			t.Fatal(err)
 		}
 		// A bucket named like a file id could never be reached: refused.
-		r = call(t, "POST", "http://"+p.addr+"/v1/files", strings.NewReader(`{"bucket":"file-0123456789abcdef0123456789abcdef","key":"k","size":1}`))
-		if r.code != 400 || !strings.Contains(string(r.body), "OpenAI file id") {
-			t.Fatalf("a bucket named like a file id: %d %s", r.code, r.body)
+		r = testhttp.Do(t, "POST", "http://"+p.addr+"/v1/files", strings.NewReader(`{"bucket":"file-0123456789abcdef0123456789abcdef","key":"k","size":1}`))
+		if r.Code != 400 || !strings.Contains(string(r.Body), "OpenAI file id") {
+			t.Fatalf("a bucket named like a file id: %d %s", r.Code, r.Body)
 		}
 	})
 }

@@ -57,8 +57,8 @@ func TestRedisTLSAndACL(t *testing.T) {
 	}
 	content := randomData(3<<20 + 5)
 	id := createSession(t, p, "tls", "a.bin", len(content))["id"].(string)
-	if r := sendChunk(t, p, id, 0, content); r.code != 200 {
-		t.Fatalf("append: %d %s", r.code, r.body)
+	if r := sendChunk(t, p, id, 0, content); r.Code != 200 {
+		t.Fatalf("append: %d %s", r.Code, r.Body)
 	}
 	if got := download(t, "http://"+p.addr+"/v1/files/tls/a.bin:content"); !bytes.Equal(got, content) {
 		t.Fatal("the upload does not read back byte-exact")

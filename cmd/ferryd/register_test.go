@@ -14,24 +14,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/ferryhq/ferry/internal/testhttp"
 	"github.com/ferryhq/ferry/internal/testsvc"
 )
 
-func register(t *testing.T, p *proc, bkt, location string) apiResp {
+func register(t *testing.T, p *proc, bkt, location string) testhttp.Answer {
 	t.Helper()
 	body := fmt.Sprintf(`{"location": %q}`, location)
-	return call(t, "PUT", "http://"+p.addr+"/v1/files/"+bkt, strings.NewReader(body), "Content-Type", "application/json")
+	return testhttp.Do(t, "PUT", "http://"+p.addr+"/v1/files/"+bkt, strings.NewReader(body), "Content-Type", "application/json")
 }
 
 // wantCode fails unless r has the status and, when given, the error code.
-func wantCode(t *testing.T, what string, r apiResp, status int, code string) map[string]any {
+func wantCode(t *testing.T, what string, r testhttp.Answer, status int, code string) map[string]any {
 	t.Helper()
-	if r.code != status {
-		t.Fatalf("%s: %d %s, want %d", what, r.code, r.body, status)
+	if r.Code != status {
+		t.Fatalf("%s: %d %s, want %d", what, r.Code, r.Body, status)
 	}
-	m := r.json(t)
+	m := r.JSON(t)
 	if code != "" && m["code"] != code {
-		t.Fatalf("%s: code %v, want %s (%s)", what, m["code"], code, r.body)
+		t.Fatalf("%s: code %v, want %s (%s)", what, m["code"], code, r.Body)
 	}
 	return m
 }
@@ -42,7 +43,7 @@ func listAll(t *testing.T, p *proc, bkt, prefix string, limit int) []string {
 	var keys []string
 	after := ""
 	for {
-		r := call(t, "GET", fmt.Sprintf("http://%s/v1/files/%s?limit=%d&prefix=%s&after=%s", p.addr, bkt, limit, prefix, after), nil)
+		r := testhttp.Do(t, "GET", fmt.Sprintf("http://%s/v1/files/%s?limit=%d&prefix=%s&after=%s", p.addr, bkt, limit, prefix, after), nil)
 		m := wantCode(t, "list "+bkt, r, 200, "")
 		data := m["data"].([]any)
 		if len(data) > limit {
@@ -120,8 +121,8 @@ func TestE2ERegisterDirectory(t *testing.T) {
 		} {
 			wantCode(t, c.location, register(t, p, "local", c.location), c.status, c.code)
 		}
-		wantCode(t, "no location", call(t, "PUT", base, strings.NewReader(`{}`)), 400, "INVALID_REQUEST")
-		wantCode(t, "unknown field", call(t, "PUT", base, strings.NewReader(`{"location":"file:///x","path":"y"}`)), 400, "")
+		wantCode(t, "no location", testhttp.Do(t, "PUT", base, strings.NewReader(`{}`)), 400, "INVALID_REQUEST")
+		wantCode(t, "unknown field", testhttp.Do(t, "PUT", base, strings.NewReader(`{"location":"file:///x","path":"y"}`)), 400, "")
 		wantCode(t, "bad bucket", register(t, p, "bad.name", "file://"+data), 400, "INVALID_BUCKET")
 		if got := listBucketNames(t, p); len(got) != 0 {
 			t.Fatalf("refused registrations left buckets behind: %v", got)
@@ -153,23 +154,23 @@ func TestE2ERegisterDirectory(t *testing.T) {
 				t.Fatalf("%s: downloaded %d bytes, not the %d on disk", name, len(got), len(content))
 			}
 		}
-		r := call(t, "GET", base+"/sub/b.bin:content", nil, "Range", "bytes=5242880-5242889")
-		if r.code != 206 || !bytes.Equal(r.body, files["sub/b.bin"][5<<20:5<<20+10]) {
-			t.Fatalf("range: %d, %d bytes", r.code, len(r.body))
+		r := testhttp.Do(t, "GET", base+"/sub/b.bin:content", nil, "Range", "bytes=5242880-5242889")
+		if r.Code != 206 || !bytes.Equal(r.Body, files["sub/b.bin"][5<<20:5<<20+10]) {
+			t.Fatalf("range: %d, %d bytes", r.Code, len(r.Body))
 		}
 		for _, key := range []string{"escape/secret", "link.txt"} {
-			wantCode(t, key, call(t, "GET", base+"/"+key, nil), 404, "FILE_NOT_FOUND")
-			wantCode(t, key, call(t, "GET", base+"/"+key+":content", nil), 404, "FILE_NOT_FOUND")
+			wantCode(t, key, testhttp.Do(t, "GET", base+"/"+key, nil), 404, "FILE_NOT_FOUND")
+			wantCode(t, key, testhttp.Do(t, "GET", base+"/"+key+":content", nil), 404, "FILE_NOT_FOUND")
 		}
 
 		// Registering a file records what storage says about it.
-		f := wantCode(t, "register file", call(t, "PUT", base+"/sub/c.json", nil), 200, "")
+		f := wantCode(t, "register file", testhttp.Do(t, "PUT", base+"/sub/c.json", nil), 200, "")
 		if f["mime_type"] != "application/json" || f["bytes"] != float64(8) || !strings.HasPrefix(f["file_id"].(string), "file-") ||
 			f["status"] != "registered" || f["location"] != "file://"+data {
 			t.Fatalf("file registration answered %v", f)
 		}
-		wantCode(t, "register missing file", call(t, "PUT", base+"/nope.txt", nil), 404, "FILE_NOT_FOUND")
-		wantCode(t, "register file in unregistered bucket", call(t, "PUT", "http://"+p.addr+"/v1/files/plain/x", nil), 404, "BUCKET_NOT_REGISTERED")
+		wantCode(t, "register missing file", testhttp.Do(t, "PUT", base+"/nope.txt", nil), 404, "FILE_NOT_FOUND")
+		wantCode(t, "register file in unregistered bucket", testhttp.Do(t, "PUT", "http://"+p.addr+"/v1/files/plain/x", nil), 404, "BUCKET_NOT_REGISTERED")
 
 		// Uploads land in the directory itself.
 		up := randomData(7<<20 + 5)
@@ -185,8 +186,8 @@ func TestE2ERegisterDirectory(t *testing.T) {
 		}
 
 		// Delete works as on uploaded files: the bytes go.
-		if r := call(t, "DELETE", base+"/a.txt", nil); r.code != 204 {
-			t.Fatalf("delete: %d %s", r.code, r.body)
+		if r := testhttp.Do(t, "DELETE", base+"/a.txt", nil); r.Code != 204 {
+			t.Fatalf("delete: %d %s", r.Code, r.Body)
 		}
 		if _, err := os.Stat(filepath.Join(data, "a.txt")); !os.IsNotExist(err) {
 			t.Fatalf("a deleted file is still on disk: %v", err)
@@ -197,7 +198,7 @@ func TestE2ERegisterDirectory(t *testing.T) {
 		}
 
 		// Unregistering keeps every byte.
-		un := wantCode(t, "unregister", call(t, "DELETE", base, nil), 200, "")
+		un := wantCode(t, "unregister", testhttp.Do(t, "DELETE", base, nil), 200, "")
 		if un["status"] != "unregistered" {
 			t.Fatalf("unregister answered %v", un)
 		}
@@ -206,9 +207,9 @@ func TestE2ERegisterDirectory(t *testing.T) {
 				t.Fatalf("%s changed after unregistering: %v", name, err)
 			}
 		}
-		wantCode(t, "list after unregister", call(t, "GET", base, nil), 404, "BUCKET_NOT_FOUND")
-		wantCode(t, "get after unregister", call(t, "GET", base+"/sub/c.json", nil), 404, "FILE_NOT_FOUND")
-		wantCode(t, "unregister twice", call(t, "DELETE", base, nil), 404, "BUCKET_NOT_REGISTERED")
+		wantCode(t, "list after unregister", testhttp.Do(t, "GET", base, nil), 404, "BUCKET_NOT_FOUND")
+		wantCode(t, "get after unregister", testhttp.Do(t, "GET", base+"/sub/c.json", nil), 404, "FILE_NOT_FOUND")
+		wantCode(t, "unregister twice", testhttp.Do(t, "DELETE", base, nil), 404, "BUCKET_NOT_REGISTERED")
 		if got := listBucketNames(t, p); len(got) != 0 {
 			t.Fatalf("buckets after unregistering: %v", got)
 		}
@@ -223,7 +224,7 @@ func TestE2ERegisterDirectory(t *testing.T) {
 // listBucketNames returns "name" or "name=location" for each bucket.
 func listBucketNames(t *testing.T, p *proc) []string {
 	t.Helper()
-	m := wantCode(t, "list buckets", call(t, "GET", "http://"+p.addr+"/v1/files", nil), 200, "")
+	m := wantCode(t, "list buckets", testhttp.Do(t, "GET", "http://"+p.addr+"/v1/files", nil), 200, "")
 	var out []string
 	for _, d := range m["data"].([]any) {
 		b := d.(map[string]any)
@@ -302,15 +303,15 @@ func TestE2ERegisterS3Prefix(t *testing.T) {
 			t.Fatalf("%s: downloaded %d bytes, not the object's %d", key, len(got), len(objects["datasets/2024/"+key]))
 		}
 	}
-	r := call(t, "GET", base+"/big/b.bin:content", nil, "Range", "bytes=-7")
-	if r.code != 206 || !bytes.Equal(r.body, objects["datasets/2024/big/b.bin"][12<<20-6:]) {
-		t.Fatalf("suffix range: %d, %d bytes", r.code, len(r.body))
+	r := testhttp.Do(t, "GET", base+"/big/b.bin:content", nil, "Range", "bytes=-7")
+	if r.Code != 206 || !bytes.Equal(r.Body, objects["datasets/2024/big/b.bin"][12<<20-6:]) {
+		t.Fatalf("suffix range: %d, %d bytes", r.Code, len(r.Body))
 	}
-	f := wantCode(t, "register file", call(t, "PUT", base+"/a.csv", nil), 200, "")
+	f := wantCode(t, "register file", testhttp.Do(t, "PUT", base+"/a.csv", nil), 200, "")
 	if f["mime_type"] != "text/csv" || f["bytes"] != float64(8) || f["etag"] == "" {
 		t.Fatalf("file registration answered %v", f)
 	}
-	info := wantCode(t, "file info", call(t, "GET", base+"/a.csv", nil), 200, "")
+	info := wantCode(t, "file info", testhttp.Do(t, "GET", base+"/a.csv", nil), 200, "")
 	if info["file_id"] != f["file_id"] || info["mime_type"] != "text/csv" {
 		t.Fatalf("file info %v does not carry the registration %v", info, f)
 	}
@@ -329,14 +330,14 @@ func TestE2ERegisterS3Prefix(t *testing.T) {
 		t.Fatalf("the upload in S3 is %d bytes, not the %d sent", got.Len(), len(up))
 	}
 
-	if r := call(t, "DELETE", base+"/c.txt", nil); r.code != 204 {
-		t.Fatalf("delete: %d %s", r.code, r.body)
+	if r := testhttp.Do(t, "DELETE", base+"/c.txt", nil); r.Code != 204 {
+		t.Fatalf("delete: %d %s", r.Code, r.Body)
 	}
 	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &lake, Key: aws.String("datasets/2024/c.txt")}); err == nil {
 		t.Fatal("a deleted object is still in S3")
 	}
 
-	wantCode(t, "unregister", call(t, "DELETE", base, nil), 200, "")
+	wantCode(t, "unregister", testhttp.Do(t, "DELETE", base, nil), 200, "")
 	list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &lake})
 	if err != nil {
 		t.Fatal(err)
@@ -350,7 +351,7 @@ func TestE2ERegisterS3Prefix(t *testing.T) {
 	if !slices.Equal(left, wantLeft) {
 		t.Fatalf("after unregistering S3 holds %v, want %v", left, wantLeft)
 	}
-	wantCode(t, "list after unregister", call(t, "GET", base, nil), 404, "BUCKET_NOT_FOUND")
+	wantCode(t, "list after unregister", testhttp.Do(t, "GET", base, nil), 404, "BUCKET_NOT_FOUND")
 }
 
 // Registrations cannot overlap, so the issue's exploit (an outer
@@ -380,8 +381,8 @@ func TestE2ENestedRegistrationsCannotReachStaging(t *testing.T) {
 		// An upload into inner, half-way.
 		content := randomData(3<<20 + 11)
 		id := createSession(t, p, "inner", "up.bin", len(content))["id"].(string)
-		if r := sendChunk(t, p, id, 0, content[:1<<20]); r.code != 200 {
-			t.Fatalf("first chunk: %d %s", r.code, r.body)
+		if r := sendChunk(t, p, id, 0, content[:1<<20]); r.Code != 200 {
+			t.Fatalf("first chunk: %d %s", r.Code, r.Body)
 		}
 		staged := filepath.Join(sub, ".ferry-staging", "sessions", id)
 		if fi, err := os.Stat(staged); err != nil || fi.Size() != 1<<20 {
@@ -389,16 +390,16 @@ func TestE2ENestedRegistrationsCannotReachStaging(t *testing.T) {
 		}
 
 		// inner goes (its session goes on), and outer comes around it.
-		wantCode(t, "unregister inner", call(t, "DELETE", files+"inner", nil), 200, "")
+		wantCode(t, "unregister inner", testhttp.Do(t, "DELETE", files+"inner", nil), 200, "")
 		wantCode(t, "register outer", register(t, p, "outer", "file://"+data), 201, "")
 		for _, key := range []string{"sub/.ferry-staging/sessions/" + id, "sub/.FERRY-STAGING/sessions/" + id, "sub/.ferry-staging"} {
 			u := files + "outer/" + key
-			wantCode(t, "info "+key, call(t, "GET", u, nil), 400, "INVALID_KEY")
-			wantCode(t, "content "+key, call(t, "GET", u+":content", nil), 400, "INVALID_KEY")
-			wantCode(t, "register file "+key, call(t, "PUT", u, nil), 400, "INVALID_KEY")
-			wantCode(t, "delete "+key, call(t, "DELETE", u, nil), 400, "INVALID_KEY")
+			wantCode(t, "info "+key, testhttp.Do(t, "GET", u, nil), 400, "INVALID_KEY")
+			wantCode(t, "content "+key, testhttp.Do(t, "GET", u+":content", nil), 400, "INVALID_KEY")
+			wantCode(t, "register file "+key, testhttp.Do(t, "PUT", u, nil), 400, "INVALID_KEY")
+			wantCode(t, "delete "+key, testhttp.Do(t, "DELETE", u, nil), 400, "INVALID_KEY")
 			create := fmt.Sprintf(`{"bucket":"outer","key":%q,"size":4}`, key)
-			wantCode(t, "upload "+key, call(t, "POST", files[:len(files)-1], strings.NewReader(create)), 400, "INVALID_KEY")
+			wantCode(t, "upload "+key, testhttp.Do(t, "POST", files[:len(files)-1], strings.NewReader(create)), 400, "INVALID_KEY")
 		}
 		for _, prefix := range []string{"", "sub/", "sub/.ferry-staging/"} {
 			for _, key := range listAll(t, p, "outer", prefix, 100) {
@@ -412,8 +413,8 @@ func TestE2ENestedRegistrationsCannotReachStaging(t *testing.T) {
 		off := 1 << 20
 		for off < len(content) {
 			n := min(1<<20, len(content)-off)
-			if r := sendChunk(t, p, id, off, content[off:off+n]); r.code != 200 {
-				t.Fatalf("chunk at %d: %d %s", off, r.code, r.body)
+			if r := sendChunk(t, p, id, off, content[off:off+n]); r.Code != 200 {
+				t.Fatalf("chunk at %d: %d %s", off, r.Code, r.Body)
 			}
 			off += n
 		}
@@ -443,16 +444,16 @@ func TestE2EDeletedStagingFileIsNotRecreated(t *testing.T) {
 		wantCode(t, "register", register(t, p, "local", "file://"+data), 201, "")
 		content := randomData(2<<20 + 5)
 		id := createSession(t, p, "local", "up.bin", len(content))["id"].(string)
-		if r := sendChunk(t, p, id, 0, content[:1<<20]); r.code != 200 {
-			t.Fatalf("first chunk: %d %s", r.code, r.body)
+		if r := sendChunk(t, p, id, 0, content[:1<<20]); r.Code != 200 {
+			t.Fatalf("first chunk: %d %s", r.Code, r.Body)
 		}
 		staged := filepath.Join(data, ".ferry-staging", "sessions", id)
 		if err := os.Remove(staged); err != nil {
 			t.Fatal(err)
 		}
 		r := sendChunk(t, p, id, 1<<20, content[1<<20:])
-		if r.code != 410 || r.json(t)["code"] != "SESSION_STORAGE_LOST" {
-			t.Fatalf("a chunk after the staging file was deleted: %d %s, want 410 SESSION_STORAGE_LOST", r.code, r.body)
+		if r.Code != 410 || r.JSON(t)["code"] != "SESSION_STORAGE_LOST" {
+			t.Fatalf("a chunk after the staging file was deleted: %d %s, want 410 SESSION_STORAGE_LOST", r.Code, r.Body)
 		}
 		if _, err := os.Stat(staged); !os.IsNotExist(err) {
 			t.Fatalf("the refused chunk recreated the staging file: %v", err)
@@ -460,7 +461,7 @@ func TestE2EDeletedStagingFileIsNotRecreated(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(data, "up.bin")); !os.IsNotExist(err) {
 			t.Fatalf("an object was published from lost bytes: %v", err)
 		}
-		wantCode(t, "file info", call(t, "GET", "http://"+p.addr+"/v1/files/local/up.bin", nil), 404, "FILE_NOT_FOUND")
+		wantCode(t, "file info", testhttp.Do(t, "GET", "http://"+p.addr+"/v1/files/local/up.bin", nil), 404, "FILE_NOT_FOUND")
 	})
 }
 
@@ -474,15 +475,15 @@ func TestE2EKeySegmentsRefused(t *testing.T) {
 		long := strings.Repeat("n", 256)
 		for _, key := range []string{".ferry-staging/x", "a/.Ferry-Staging/b", long, "dir/" + long + "/x"} {
 			create := fmt.Sprintf(`{"bucket":"own","key":%q,"size":4}`, key)
-			m := wantCode(t, "upload "+key, call(t, "POST", files, strings.NewReader(create)), 400, "INVALID_KEY")
+			m := wantCode(t, "upload "+key, testhttp.Do(t, "POST", files, strings.NewReader(create)), 400, "INVALID_KEY")
 			if d := m["detail"].(string); !strings.Contains(d, "255 bytes") && !strings.Contains(d, "reserved") {
 				t.Fatalf("the error does not say what to fix: %s", d)
 			}
 			u := files + "/own/" + key
-			wantCode(t, "info "+key, call(t, "GET", u, nil), 400, "INVALID_KEY")
-			wantCode(t, "content "+key, call(t, "GET", u+":content", nil), 400, "INVALID_KEY")
-			wantCode(t, "delete "+key, call(t, "DELETE", u, nil), 400, "INVALID_KEY")
-			wantCode(t, "register file "+key, call(t, "PUT", u, nil), 400, "INVALID_KEY")
+			wantCode(t, "info "+key, testhttp.Do(t, "GET", u, nil), 400, "INVALID_KEY")
+			wantCode(t, "content "+key, testhttp.Do(t, "GET", u+":content", nil), 400, "INVALID_KEY")
+			wantCode(t, "delete "+key, testhttp.Do(t, "DELETE", u, nil), 400, "INVALID_KEY")
+			wantCode(t, "register file "+key, testhttp.Do(t, "PUT", u, nil), 400, "INVALID_KEY")
 		}
 		// 255 bytes is a name every filesystem takes.
 		ok := strings.Repeat("n", 255)
@@ -504,29 +505,29 @@ func TestE2ERegisterByLocationURI(t *testing.T) {
 	writeFiles(t, data, map[string][]byte{"sub/a.txt": []byte("alpha\n")})
 	p := startFerryd(t, "--data-dir "+t.TempDir(), "FERRY_ALLOWED_ROOTS="+roots)
 	uri := "file://" + data
-	put := func(path string) apiResp {
-		return call(t, "PUT", "http://"+p.addr+"/v1/files/"+path, nil)
+	put := func(path string) testhttp.Answer {
+		return testhttp.Do(t, "PUT", "http://"+p.addr+"/v1/files/"+path, nil)
 	}
 	r := put(url.PathEscape(uri))
-	if r.code != 201 {
-		t.Fatalf("register %s: %d %s", uri, r.code, r.body)
+	if r.Code != 201 {
+		t.Fatalf("register %s: %d %s", uri, r.Code, r.Body)
 	}
-	m := r.json(t)
+	m := r.JSON(t)
 	name := m["name"].(string)
 	canonical := "file://" + strings.ReplaceAll(data, " ", "%20")
 	if m["bucket"] != canonical || m["location"] != canonical || m["status"] != "registered" || m["created_at"] == nil ||
 		!strings.HasPrefix(name, "file-") || !strings.HasSuffix(name, "-my-data") {
 		t.Fatalf("answer %v", m)
 	}
-	if r := put(url.PathEscape(uri)); r.code != 200 || r.json(t)["name"] != name {
-		t.Fatalf("again: %d %s", r.code, r.body)
+	if r := put(url.PathEscape(uri)); r.Code != 200 || r.JSON(t)["name"] != name {
+		t.Fatalf("again: %d %s", r.Code, r.Body)
 	}
 	if got := download(t, "http://"+p.addr+"/v1/files/"+name+"/sub/a.txt:content"); string(got) != "alpha\n" {
 		t.Fatalf("through the derived name: %q", got)
 	}
-	if r := put(url.PathEscape(uri) + "/sub/a.txt"); r.code != 200 || r.json(t)["bucket"] != canonical || r.json(t)["key"] != "sub/a.txt" {
-		t.Fatalf("register the file: %d %s", r.code, r.body)
+	if r := put(url.PathEscape(uri) + "/sub/a.txt"); r.Code != 200 || r.JSON(t)["bucket"] != canonical || r.JSON(t)["key"] != "sub/a.txt" {
+		t.Fatalf("register the file: %d %s", r.Code, r.Body)
 	}
 	wantCode(t, "outside the roots", put(url.PathEscape("file:///etc")), 403, "LOCATION_NOT_ALLOWED")
-	wantCode(t, "a body too", call(t, "PUT", "http://"+p.addr+"/v1/files/"+url.PathEscape(uri), strings.NewReader(`{"location":"x"}`)), 400, "INVALID_REQUEST")
+	wantCode(t, "a body too", testhttp.Do(t, "PUT", "http://"+p.addr+"/v1/files/"+url.PathEscape(uri), strings.NewReader(`{"location":"x"}`)), 400, "INVALID_REQUEST")
 }

@@ -63,8 +63,8 @@ func TestScaleOutCluster(t *testing.T) {
 			id := createSession(t, pick(), "scale", key, size)["id"].(string)
 			for off := 0; off < size; off += chunk {
 				end := min(off+chunk, size)
-				if r := sendChunk(t, pick(), id, off, content[off:end]); r.code != 200 {
-					t.Errorf("%s: chunk at %d: %d %s", key, off, r.code, r.body)
+				if r := sendChunk(t, pick(), id, off, content[off:end]); r.Code != 200 {
+					t.Errorf("%s: chunk at %d: %d %s", key, off, r.Code, r.Body)
 					return
 				}
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/client"
+	"github.com/ferryhq/ferry/internal/testhttp"
 )
 
 // Redis behind Sentinel (1 master, 1 replica, 1 sentinel), ferryd
@@ -128,15 +129,15 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	// New sessions go to the new master. A connection the switch closed
 	// under a request may cost it a 503, which clients retry.
-	var r apiResp
+	var r testhttp.Answer
 	waitFor(t, "a create after the failover", func() bool {
-		r = call(t, "POST", "http://"+p.addr+"/v1/files", strings.NewReader(`{"bucket":"failover","key":"after","size":3}`))
-		if r.code == 503 && r.header.Get("Retry-After") != "" {
+		r = testhttp.Do(t, "POST", "http://"+p.addr+"/v1/files", strings.NewReader(`{"bucket":"failover","key":"after","size":3}`))
+		if r.Code == 503 && r.Header.Get("Retry-After") != "" {
 			time.Sleep(100 * time.Millisecond)
 			return false
 		}
-		if r.code != 201 {
-			t.Fatalf("create after the failover: %d %s", r.code, r.body)
+		if r.Code != 201 {
+			t.Fatalf("create after the failover: %d %s", r.Code, r.Body)
 		}
 		return true
 	})

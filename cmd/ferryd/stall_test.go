@@ -30,16 +30,16 @@ func TestStalledUploadReleasesSession(t *testing.T) {
 	}
 	stalled := time.Now()
 	time.Sleep(idle / 5)
-	if r := sendChunk(t, p, id, 0, nil); r.code != 409 {
-		t.Fatalf("while the stalled chunk holds the session a probe got %d %s, want 409", r.code, r.body)
+	if r := sendChunk(t, p, id, 0, nil); r.Code != 409 {
+		t.Fatalf("while the stalled chunk holds the session a probe got %d %s, want 409", r.Code, r.Body)
 	}
 	for {
 		r := sendChunk(t, p, id, 0, nil)
-		if r.code == 200 {
+		if r.Code == 200 {
 			break
 		}
 		if time.Since(stalled) > idle+2*time.Second {
-			t.Fatalf("still %d %s %s after the body stalled", r.code, r.body, time.Since(stalled))
+			t.Fatalf("still %d %s %s after the body stalled", r.Code, r.Body, time.Since(stalled))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -47,8 +47,8 @@ func TestStalledUploadReleasesSession(t *testing.T) {
 	if line, _ := bufio.NewReader(conn).ReadString('\n'); !strings.HasPrefix(line, "HTTP/1.1 408 ") {
 		t.Errorf("the stalled request was answered %q, want 408", line)
 	}
-	if r := sendChunk(t, p, id, 0, data); r.code != 200 {
-		t.Fatalf("resume: %d %s", r.code, r.body)
+	if r := sendChunk(t, p, id, 0, data); r.Code != 200 {
+		t.Fatalf("resume: %d %s", r.Code, r.Body)
 	}
 	if got := download(t, "http://"+p.addr+"/v1/files/stall/file:content"); !bytes.Equal(got, data) {
 		t.Fatal("bytes differ after the resume")

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/ferryhq/ferry/internal/testhttp"
 )
 
 // TestTusRoute: ferryd serves tus 1.0 at /v1/tus/, and an upload without a
@@ -55,22 +57,22 @@ func TestTusRoute(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST into the OpenAI bucket: %d", resp.StatusCode)
 	}
-	r := call(t, "GET", "http://"+p.addr+"/v1/files/openai/policy.txt", nil)
-	if r.code != 200 {
-		t.Fatalf("file info: %d %s", r.code, r.body)
+	r := testhttp.Do(t, "GET", "http://"+p.addr+"/v1/files/openai/policy.txt", nil)
+	if r.Code != 200 {
+		t.Fatalf("file info: %d %s", r.Code, r.Body)
 	}
-	id := r.json(t)["file_id"].(string)
-	r = call(t, "POST", "http://"+p.addr+"/v1/openai/v1/vector_stores", strings.NewReader(`{"name":"kb","file_ids":["`+id+`"]}`))
-	if r.code != 200 {
-		t.Fatalf("a store with the tus upload: %d %s", r.code, r.body)
+	id := r.JSON(t)["file_id"].(string)
+	r = testhttp.Do(t, "POST", "http://"+p.addr+"/v1/openai/v1/vector_stores", strings.NewReader(`{"name":"kb","file_ids":["`+id+`"]}`))
+	if r.Code != 200 {
+		t.Fatalf("a store with the tus upload: %d %s", r.Code, r.Body)
 	}
-	vs := r.json(t)["id"].(string)
+	vs := r.JSON(t)["id"].(string)
 	waitFor(t, "the tus upload to be indexed", func() bool {
-		r := call(t, "GET", "http://"+p.addr+"/v1/openai/v1/vector_stores/"+vs+"/files/"+id, nil)
-		return r.code == 200 && r.json(t)["status"] == "completed"
+		r := testhttp.Do(t, "GET", "http://"+p.addr+"/v1/openai/v1/vector_stores/"+vs+"/files/"+id, nil)
+		return r.Code == 200 && r.JSON(t)["status"] == "completed"
 	})
-	r = call(t, "POST", "http://"+p.addr+"/v1/openai/v1/vector_stores/"+vs+"/search", strings.NewReader(`{"query":"refunds"}`))
-	if r.code != 200 || !strings.Contains(string(r.body), "five days") {
-		t.Fatalf("search: %d %s", r.code, r.body)
+	r = testhttp.Do(t, "POST", "http://"+p.addr+"/v1/openai/v1/vector_stores/"+vs+"/search", strings.NewReader(`{"query":"refunds"}`))
+	if r.Code != 200 || !strings.Contains(string(r.Body), "five days") {
+		t.Fatalf("search: %d %s", r.Code, r.Body)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testhttp"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
@@ -145,16 +146,16 @@ func TestVectorStoresLifecycle(t *testing.T) {
 		}
 
 		// The file object has exactly the VectorStoreFileObject's fields.
-		r := call(t, "GET", base+"/vector_stores/"+vs.ID+"/files/"+attached[0], nil)
+		r := testhttp.Do(t, "GET", base+"/vector_stores/"+vs.ID+"/files/"+attached[0], nil)
 		var raw map[string]any
-		_ = json.Unmarshal(r.body, &raw)
+		_ = json.Unmarshal(r.Body, &raw)
 		keys := make([]string, 0, len(raw))
 		for k := range raw {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		if r.code != 200 || strings.Join(keys, ",") != "attributes,chunking_strategy,created_at,id,last_error,object,status,usage_bytes,vector_store_id" || raw["last_error"] != nil {
-			t.Fatalf("retrieve = %d %s", r.code, r.body)
+		if r.Code != 200 || strings.Join(keys, ",") != "attributes,chunking_strategy,created_at,id,last_error,object,status,usage_bytes,vector_store_id" || raw["last_error"] != nil {
+			t.Fatalf("retrieve = %d %s", r.Code, r.Body)
 		}
 
 		// Listing: both directions, both cursors, limit, filter.
@@ -410,8 +411,8 @@ func TestVectorStoreCreateWithFileIDs(t *testing.T) {
 		}
 		vs, _ = c.VectorStores.Get(ctx, vs.ID)
 		wantFileCounts(t, vs.FileCounts, 0, 2, 0, 0)
-		if r := call(t, "DELETE", "http://"+p.addr+"/v1/files/openai/"+valid[1]+"/f.txt", nil); r.code != 204 {
-			t.Fatalf("native delete = %d %s", r.code, r.body)
+		if r := testhttp.Do(t, "DELETE", "http://"+p.addr+"/v1/files/openai/"+valid[1]+"/f.txt", nil); r.Code != 204 {
+			t.Fatalf("native delete = %d %s", r.Code, r.Body)
 		}
 		vs, _ = c.VectorStores.Get(ctx, vs.ID)
 		wantFileCounts(t, vs.FileCounts, 0, 1, 0, 0)
@@ -431,8 +432,8 @@ func TestVectorStoreCreateWithFileIDs(t *testing.T) {
 		if _, err := c.VectorStores.Files.Get(ctx, vs.ID, valid[2]); statusOf(err) != 404 {
 			t.Fatalf("a replaced file is still in the store: %v", err)
 		}
-		if r := call(t, "GET", "http://"+p.addr+"/v1/openai/v1/vector_stores/"+vs.ID+"/files/"+repl["file_id"].(string), nil); r.code != 404 {
-			t.Fatalf("the replacement is in the store: %d %s", r.code, r.body)
+		if r := testhttp.Do(t, "GET", "http://"+p.addr+"/v1/openai/v1/vector_stores/"+vs.ID+"/files/"+repl["file_id"].(string), nil); r.Code != 404 {
+			t.Fatalf("the replacement is in the store: %d %s", r.Code, r.Body)
 		}
 		page, err := c.VectorStores.Search(ctx, vs.ID, openai.VectorStoreSearchParams{
 			Query: openai.VectorStoreSearchParamsQueryUnion{OfString: openai.String("test")}})
@@ -573,26 +574,26 @@ func TestVectorStoreErrors(t *testing.T) {
 		{"no query", "/search", `{}`, "query", 400},
 		{"bad threshold", "/search", `{"query":"x","ranking_options":{"score_threshold":2}}`, "score_threshold", 400},
 	} {
-		r := call(t, "POST", base+"/vector_stores/"+vs.ID+tc.path, strings.NewReader(tc.body), "Content-Type", "application/json")
-		e, _ := r.json(t)["error"].(map[string]any)
-		if r.code != tc.code || !strings.Contains(e["message"].(string), tc.want) || e["type"] != "invalid_request_error" {
-			t.Errorf("%s: %d %s, want %d mentioning %q", tc.name, r.code, r.body, tc.code, tc.want)
+		r := testhttp.Do(t, "POST", base+"/vector_stores/"+vs.ID+tc.path, strings.NewReader(tc.body), "Content-Type", "application/json")
+		e, _ := r.JSON(t)["error"].(map[string]any)
+		if r.Code != tc.code || !strings.Contains(e["message"].(string), tc.want) || e["type"] != "invalid_request_error" {
+			t.Errorf("%s: %d %s, want %d mentioning %q", tc.name, r.Code, r.Body, tc.code, tc.want)
 		}
 	}
 	for _, bad := range []string{"limit=0", "limit=101", "order=up", "filter=done"} {
-		if r := call(t, "GET", base+"/vector_stores/"+vs.ID+"/files?"+bad, nil); r.code != 400 {
-			t.Errorf("list files ?%s: %d %s", bad, r.code, r.body)
+		if r := testhttp.Do(t, "GET", base+"/vector_stores/"+vs.ID+"/files?"+bad, nil); r.Code != 400 {
+			t.Errorf("list files ?%s: %d %s", bad, r.Code, r.Body)
 		}
 	}
-	if r := call(t, "GET", base+"/vector_stores/"+vs.ID+"/files?after=file-unknown", nil); r.code != 400 {
-		t.Errorf("unknown cursor: %d %s", r.code, r.body)
+	if r := testhttp.Do(t, "GET", base+"/vector_stores/"+vs.ID+"/files?after=file-unknown", nil); r.Code != 400 {
+		t.Errorf("unknown cursor: %d %s", r.Code, r.Body)
 	}
 	// Unknown store: 404 (upstream answers 400).
 	if _, err := c.VectorStores.Files.List(ctx, "abc123", openai.VectorStoreFileListParams{}); statusOf(err) != 404 {
 		t.Errorf("files of an unknown store: %v", err)
 	}
-	if r := call(t, "POST", base+"/vector_stores", strings.NewReader(`{"expires_after":{"anchor":"created_at","days":1}}`)); r.code != 400 {
-		t.Errorf("bad expiry anchor: %d %s", r.code, r.body)
+	if r := testhttp.Do(t, "POST", base+"/vector_stores", strings.NewReader(`{"expires_after":{"anchor":"created_at","days":1}}`)); r.Code != 400 {
+		t.Errorf("bad expiry anchor: %d %s", r.Code, r.Body)
 	}
 }
 
