@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/metastore"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -54,9 +55,7 @@ func (c *Config) defaults() {
 	}
 	c.MaxBuffered = max(c.MaxBuffered, c.MaxHeld, ingestChunk) // what one request may need at once
 	if c.LockTTL <= 0 {
-		// Short, because it is refreshed while an append runs and it is how
-		// long a session stays busy after the process holding it dies.
-		c.LockTTL = 10 * time.Second
+		c.LockTTL = metastore.RequestLease
 	}
 	if c.Grace <= 0 {
 		c.Grace = time.Hour

@@ -33,13 +33,11 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
-	"github.com/ferryhq/ferry/bucket/fsblob"
 	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/faults"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
-	"github.com/ferryhq/ferry/metastore/boltstore"
 	"github.com/ferryhq/ferry/metastore/redisstore"
 	"github.com/ferryhq/ferry/registry"
 )
@@ -139,17 +137,8 @@ var faultBackendNames = []string{"embedded", "redis+s3"}
 func newFaultBackend(t *testing.T, name string) faultBackend {
 	if name == "embedded" {
 		return faultBackend{name, func(t *testing.T, _ string) faultStores {
-			dir := faultDir(t)
-			meta, err := boltstore.Open(filepath.Join(dir, "meta.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { meta.Close() })
-			blobs, err := fsblob.New(filepath.Join(dir, "blobs"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { blobs.Close() })
+			dir := testsvc.FastDir(t)
+			meta, blobs := testsvc.EmbeddedIn(t, dir)
 			return faultStores{meta: meta, blobs: bucket.Compose(blobs), leftovers: func() []string {
 				var out []string
 				for _, f := range filesUnder(t, filepath.Join(dir, "blobs", "staging")) {
@@ -174,22 +163,6 @@ func newFaultBackend(t *testing.T, name string) faultBackend {
 			return keys
 		}}
 	}}
-}
-
-// faultDir is a case's directory for bbolt and the filesystem backend. It
-// is on tmpfs (/dev/shm) where there is one, unless FERRY_FAULTS_DISK is
-// set: the sweep tests what a failed call leaves behind, not fsync, and
-// bbolt's two fsyncs per write would otherwise make up most of its time.
-func faultDir(t *testing.T) string {
-	if os.Getenv("FERRY_FAULTS_DISK") == "" {
-		if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-			if dir, err := os.MkdirTemp("/dev/shm", "ferry-faults-"); err == nil {
-				t.Cleanup(func() { os.RemoveAll(dir) })
-				return dir
-			}
-		}
-	}
-	return t.TempDir()
 }
 
 // filesUnder lists the regular files below dir.

@@ -21,10 +21,6 @@ type purgeEntry struct {
 	due.Retry
 }
 
-// PurgeBackoff is due.Backoff. Only TestPurgeBackoff calls it; it goes
-// when that test moves to package due (metastore/due has the same table).
-func PurgeBackoff(n int) time.Duration { return due.Backoff(n) }
-
 // Purge frees every session past its expiry: it aborts the multipart upload
 // or removes the staging file, then the held-back tail and the records.
 // Sessions whose expiry slid later (they were appended to) are re-filed.

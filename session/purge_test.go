@@ -232,15 +232,6 @@ func TestPurgeCountsVanishedStorageAsFreed(t *testing.T) {
 	})
 }
 
-func TestPurgeBackoff(t *testing.T) {
-	for n, want := range map[int]time.Duration{1: time.Minute, 2: 2 * time.Minute, 3: 4 * time.Minute,
-		6: 32 * time.Minute, 7: time.Hour, 8: time.Hour, 1000: time.Hour} {
-		if got := PurgeBackoff(n); got != want {
-			t.Errorf("PurgeBackoff(%d) = %v, want %v", n, got, want)
-		}
-	}
-}
-
 // A CreateMultipart whose answer was lost (at a session's first part)
 // leaves an upload no record names: the purger's sweep aborts it once it
 // is older than orphanAge, and never an upload a live session owns,
