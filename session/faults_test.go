@@ -67,8 +67,10 @@ func (s faultShape) size() int {
 // create, small appends held back (20 of 4 KiB: the 17th merges the 16
 // segments before it), a full part, and a last part with completion.
 // "small" is a file under one part: a single Put on S3. "parallel" puts
-// parallel parts out of order: the first starts the parts, the last
-// (part 1) completes the file.
+// parallel parts out of order: the first (part 2) starts the parts, the
+// last (part 1) completes the file. The short matrix only fails its calls:
+// the hang-up matrix (cmd/ferryd) stalls a part's, and its 5 MiB part
+// makes every case costly under -race.
 func faultShapes() []faultShape {
 	parts := make([]int, 0, 22)
 	for range 20 {
@@ -83,7 +85,7 @@ func faultShapes() []faultShape {
 		repeats[i] = true
 	}
 	return []faultShape{{"parts", parts, nil, repeats}, {"small", []int{4 << 10, 4 << 10, 2 << 10}, nil, nil},
-		{"parallel", []int{5 << 20, 5 << 20, 100 << 10}, []int{2, 3, 1}, nil}}
+		{"parallel", []int{5 << 20, 100 << 10}, []int{2, 1}, nil}}
 }
 
 // faultModes: the short matrix fails the call, or stalls it while the
@@ -791,7 +793,7 @@ func TestFaultSweep(t *testing.T) {
 				for _, mode := range faultModes() {
 					for _, kind := range []faults.Kind{faults.KindStore, faults.KindBlob} {
 						for n := 1; n <= len(owners[kind]); n++ {
-							if !faultLong() && shape.repeats[owners[kind][n-1]] {
+							if !faultLong() && (shape.repeats[owners[kind][n-1]] || shape.order != nil && mode != faults.Fail) {
 								continue
 							}
 							sem <- struct{}{}
