@@ -143,53 +143,61 @@ func (s *Service) appendLocked(ctx context.Context, id string, expect, total int
 			return err
 		}
 		proto = protocolLabel(rec.Protocol)
-		if rec.State == stateCompleted {
+		switch {
+		case rec.State == stateCompleted:
 			return s.completedAgain(lctx, rec, body, &out, &file)
-		}
-		if rec.Parallel {
+		case rec.Parallel:
 			return s.appendToParts(lctx, rec, ver, fence, body, &out, &file)
 		}
 		if err := rec.accepts(expect, total); err != nil {
 			return err
 		}
-		eng, err := s.engine(rec.Location)
-		if err != nil {
-			return err
-		}
-		// Reading the body ends with the request or the lease.
-		read, cancel := context.WithCancelCause(lctx)
-		defer cancel(nil)
-		stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
-		defer stop()
-		a := &appender{s: s, eng: eng, rec: rec, ver: ver, fence: fence, read: read, first: rec.TailFirst}
-		berr := body(a)
-		if berr != nil && !(a.keep && a.n > 0) {
-			return berr
-		}
-		// The bytes are whole: record them and complete, whatever the client does.
-		cctx, cancelCommit := context.WithTimeout(lctx, s.cfg.CommitTimeout)
-		defer cancelCommit()
-		if a.n > 0 || rec.Size == 0 {
-			if err := s.saveAppended(cctx, a); err != nil {
-				return err
-			}
-			n = a.n
-		}
-		if berr != nil {
-			return berr
-		}
-		if rec.Offset == rec.Size && !rec.Open {
-			f, err := s.finish(cctx, rec, a.ver, fence)
-			if err != nil {
-				return err
-			}
-			file = &f
-		}
-		out = rec.info()
-		return nil
+		n, err = s.appendBody(ctx, lctx, rec, ver, fence, body, &out, &file)
+		return err
 	})
 	s.m.appendDone(proto, n, start, err)
 	return out, file, err
+}
+
+// appendBody runs body against a sequential session under its lease
+// (lctx), recording the bytes it wrote even when it failed after writing
+// some, and completes the session when they were its last. It returns how
+// many bytes it recorded.
+func (s *Service) appendBody(ctx, lctx context.Context, rec *record, ver, fence int64, body func(*appender) error, out *Info, file **registry.File) (int64, error) {
+	eng, err := s.engine(rec.Location)
+	if err != nil {
+		return 0, err
+	}
+	// Reading the body ends with the request or the lease.
+	read, cancel := context.WithCancelCause(lctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
+	defer stop()
+	a := &appender{s: s, eng: eng, rec: rec, ver: ver, fence: fence, read: read, first: rec.TailFirst}
+	berr := body(a)
+	if berr != nil && !(a.keep && a.n > 0) {
+		return 0, berr
+	}
+	// The bytes are whole: record them and complete, whatever the client does.
+	cctx, cancelCommit := context.WithTimeout(lctx, s.cfg.CommitTimeout)
+	defer cancelCommit()
+	if a.n > 0 || rec.Size == 0 {
+		if err := s.saveAppended(cctx, a); err != nil {
+			return 0, err
+		}
+	}
+	if berr != nil {
+		return a.n, berr
+	}
+	if rec.Offset == rec.Size && !rec.Open {
+		f, err := s.finish(cctx, rec, a.ver, fence)
+		if err != nil {
+			return a.n, err
+		}
+		*file = &f
+	}
+	*out = rec.info()
+	return a.n, nil
 }
 
 var errProbed = errors.New("session: the append has bytes")
