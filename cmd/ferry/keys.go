@@ -81,9 +81,11 @@ func appendKey(path string, k auth.Key) error {
 		}
 		mode = st.Mode().Perm()
 	}
-	have, err := auth.Parse(old)
-	if err != nil {
-		return fmt.Errorf("%s is not a keys file ferryd can load (%v): --append adds to a keys file or creates a new one", path, err)
+	var have []auth.Key
+	if len(old) > 0 { // a missing or empty file is a new one
+		if have, err = auth.Parse(old); err != nil {
+			return fmt.Errorf("%s is not a keys file ferryd can load (%v): --append adds to a keys file or creates a new one", path, err)
+		}
 	}
 	for _, h := range have {
 		if h.Name == k.Name {
