@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
 )
@@ -222,7 +223,14 @@ func (s *Service) lease(ctx context.Context, id string, o metastore.LockOptions,
 	}
 	o.TTL = s.cfg.LockTTL
 	err := metastore.WithLock(ctx, s.store, lockName(id), o, func(h metastore.Held) error {
-		return fn(h.Ctx, h.Fence)
+		err := fn(h.Ctx, h.Fence)
+		if err != nil && ctx.Err() == nil && h.Ctx.Err() != nil && errcode.From(err).Code == errcode.ErrInternal {
+			// The lease ran out under us (refreshes starved or the store
+			// slow): nothing is wrong with the request, and the record
+			// holds what was done.
+			return errcode.ErrUnavailable.Wrap(err, "session %s's lease ran out before this request finished (ferryd or its metadata store is overloaded); check the session's offset and resume", id)
+		}
+		return err
 	})
 	if errors.Is(err, metastore.ErrLocked) {
 		return ErrBusy.New("another request is appending to session %s; wait for it, then check the offset", id)

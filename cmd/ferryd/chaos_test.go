@@ -656,7 +656,7 @@ func transient(err error) bool {
 	if !errors.As(err, &e) {
 		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 	}
-	return e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Code == "SESSION_BUSY" || e.Code == "SHORT_BODY"
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Code == "SESSION_BUSY" || e.Code == "PART_BUSY" || e.Code == "SHORT_BODY"
 }
 
 func pause(ctx context.Context, d time.Duration) {

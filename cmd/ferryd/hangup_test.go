@@ -134,7 +134,15 @@ func startHangup(t *testing.T, be hangupBackend, name string) *hangupEnv {
 	store, fblobs := faults.Store(meta, in), faults.Backend(blobs, in)
 	places := registry.NewResolver(store, fblobs, registry.Locations{})
 	files := registry.New(store, places)
-	log := slog.New(slog.DiscardHandler)
+	// The server's errors (a 500 names only its request id) are shown
+	// when the case fails.
+	errs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(errs, &slog.HandlerOptions{Level: slog.LevelError}))
+	t.Cleanup(func() {
+		if t.Failed() && errs.String() != "" {
+			t.Logf("server errors:\n%s", errs)
+		}
+	})
 	// A short lease: a lock whose holder hung up frees soon.
 	sessions, err := session.New(store, places, files, session.Config{LockTTL: 2 * time.Second}, log)
 	if err != nil {
