@@ -15,7 +15,8 @@ test:
 # The long fault-injection suite (docs/chaos.md): the fault sweep over
 # every call of an upload in every mode, every hang-up point, and 50
 # uploads through ferryd processes killed with -9, Redis restarted, S3
-# stopped for 30 s. make test runs the short version of the same tests.
+# stopped for 30 s, Sentinel failovers under load with redis.min_replicas_ack
+# 1 and 0. make test runs the short version of the same tests.
 chaos:
 	CI=1 FERRY_CHAOS=long FERRY_FAULTS=long FERRY_SCALE=long scripts/test.sh -count=1 -timeout 40m -v \
 		-run '^(TestChaos|TestFaultSweep|TestHangupInAndAfterLastChunk|TestHangupIssue12Reproduction|TestSentinelFailover|TestScaleOutCluster)$$' ./session/ ./cmd/ferryd/

@@ -152,7 +152,18 @@ type Redis struct {
 	SentinelPassword string `yaml:"sentinel_password" secret:"true"` // FERRY_REDIS_SENTINEL_PASSWORD
 	TLS              bool   `yaml:"tls"`                             // FERRY_REDIS_TLS: TLS to every node (a rediss:// URL implies it)
 	CAFile           string `yaml:"ca_file"`                         // FERRY_REDIS_CA_FILE: PEM certificates that sign the nodes' (default: the system's); implies tls
+	// MinReplicasAck makes every metadata write wait (Redis WAIT) until
+	// this many replicas hold it before ferryd acknowledges anything it
+	// wrote; past ReplicaAckTimeout the request gets 503 instead. 0 does
+	// not wait: a failover may then lose what the old master acknowledged
+	// last (docs/scaling.md).
+	MinReplicasAck    int           `yaml:"min_replicas_ack"`    // FERRY_REDIS_MIN_REPLICAS_ACK
+	ReplicaAckTimeout time.Duration `yaml:"replica_ack_timeout"` // FERRY_REDIS_REPLICA_ACK_TIMEOUT
 }
+
+// MaxReplicaAckTimeout bounds redis.replica_ack_timeout: the WAIT travels
+// in the write's round trip, which go-redis reads with a 3 s timeout.
+const MaxReplicaAckTimeout = 2 * time.Second
 
 // Redis topologies: redis.mode's values, and single for redis.url.
 const (
@@ -210,7 +221,7 @@ func Default() Config {
 		Server: Server{ReadIdleTimeout: 15 * time.Second, ReadHeaderTimeout: 10 * time.Second,
 			MaxFormParts: 64, MaxFormBytes: 256 << 10},
 		Log:   Log{Format: "text", Level: "info"},
-		Redis: Redis{Prefix: "ferry:"},
+		Redis: Redis{Prefix: "ferry:", ReplicaAckTimeout: time.Second},
 		S3:    S3{Region: "us-east-1"},
 		OpenAI: OpenAI{Bucket: "openai", UploadsBucket: "openai-uploads", MaxFileSize: 512 << 20, MaxUploadSize: 8 << 30, UploadTTL: time.Hour,
 			VectorWorkers: 2, VectorPollInterval: time.Second, VectorMaxFileSize: 16 << 20, VectorCacheSize: 256 << 20},

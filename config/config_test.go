@@ -157,6 +157,15 @@ func TestValidate(t *testing.T) {
 			c.Redis.Mode = "cluster"
 			c.Redis.MasterName = "m"
 		}, "for sentinel mode"},
+		{"replicas ack with redis", func(c *Config) { c.Redis.URL = "redis://h:6379"; c.Redis.MinReplicasAck = 1 }, ""},
+		{"replicas ack with sentinel", func(c *Config) {
+			c.Redis.Addrs, c.Redis.MasterName, c.Redis.MinReplicasAck = []string{"h:26379"}, "m", 2
+		}, ""},
+		{"replicas ack with bbolt", func(c *Config) { c.Redis.MinReplicasAck = 1 }, "the embedded store (bbolt) has no replicas"},
+		{"replicas ack negative", func(c *Config) { c.Redis.URL = "redis://h:6379"; c.Redis.MinReplicasAck = -1 }, "redis.min_replicas_ack -1 is negative"},
+		{"replica ack timeout zero", func(c *Config) { c.Redis.ReplicaAckTimeout = 0 }, "redis.replica_ack_timeout 0s must be from 1ms to 2s"},
+		{"replica ack timeout too long", func(c *Config) { c.Redis.ReplicaAckTimeout = 5 * time.Second }, "redis.replica_ack_timeout 5s"},
+		{"replica ack timeout short", func(c *Config) { c.Redis.ReplicaAckTimeout = time.Millisecond }, ""},
 		{"s3 endpoint without bucket", func(c *Config) { c.S3.Endpoint = "http://127.0.0.1:9000" }, "s3.bucket is empty"},
 		{"s3 endpoint not a url", func(c *Config) { c.S3.Endpoint = "127.0.0.1:9000"; c.S3.Bucket = "ferry" }, "http:// or https://"},
 		{"s3 bucket name", func(c *Config) { c.S3.Bucket = "Ferry_Bucket" }, "not a valid S3 bucket name"},

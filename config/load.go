@@ -192,6 +192,8 @@ var envVars = []envVar{
 	{"FERRY_REDIS_SENTINEL_PASSWORD", "redis.sentinel_password"},
 	{"FERRY_REDIS_CA_FILE", "redis.ca_file"},
 	{"FERRY_REDIS_TLS", "redis.tls"},
+	{"FERRY_REDIS_MIN_REPLICAS_ACK", "redis.min_replicas_ack"},
+	{"FERRY_REDIS_REPLICA_ACK_TIMEOUT", "redis.replica_ack_timeout"},
 	{"FERRY_S3_ENDPOINT", "s3.endpoint"},
 	{"FERRY_S3_REGION", "s3.region"},
 	{"FERRY_S3_BUCKET", "s3.bucket"},

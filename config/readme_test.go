@@ -41,12 +41,13 @@ func readmeTable(t *testing.T) map[string]readmeRow {
 }
 
 // documented is how README's default column must show v: a zero string or
-// list reads "empty…" (or nothing), everything else appears in backticks.
+// list reads "empty…" (or nothing), everything else (a zero number too)
+// appears in backticks.
 func documented(v reflect.Value) (want string, empty bool) {
 	switch x := v.Interface().(type) {
 	case time.Duration:
 		return "`" + formatDuration(x) + "`", false
-	case bool:
+	case bool, int, int64:
 		return fmt.Sprintf("`%v`", x), false
 	}
 	if v.IsZero() || v.Kind() == reflect.Slice && v.Len() == 0 {

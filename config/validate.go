@@ -168,6 +168,7 @@ func (r Redis) validate(bad complain) {
 			bad("redis.addrs: %q is not host:port", a)
 		}
 	}
+	r.validateReplicas(bad)
 	switch mode := r.Topology(); {
 	case r.Mode != "" && r.Mode != RedisCluster && r.Mode != RedisSentinel:
 		bad("redis.mode %q: use cluster or sentinel (a single node takes redis.url instead)", r.Mode)
@@ -177,6 +178,20 @@ func (r Redis) validate(bad complain) {
 		bad("redis.master_name is for sentinel mode; a cluster has no single master")
 	case mode == RedisSentinel && r.MasterName == "":
 		bad("redis.mode sentinel needs redis.master_name (FERRY_REDIS_MASTER_NAME): the name the sentinels monitor")
+	}
+}
+
+func (r Redis) validateReplicas(bad complain) {
+	switch {
+	case r.MinReplicasAck < 0:
+		bad("redis.min_replicas_ack %d is negative: use 0 (don't wait for replicas) or the number of replicas that must hold each write", r.MinReplicasAck)
+	case r.MinReplicasAck > 0 && r.Topology() == "":
+		bad("redis.min_replicas_ack %d needs Redis: the embedded store (bbolt) has no replicas to wait for; "+
+			"set redis.url or redis.addrs (FERRY_REDIS_URL, FERRY_REDIS_ADDRS), or set redis.min_replicas_ack to 0", r.MinReplicasAck)
+	}
+	if r.ReplicaAckTimeout < time.Millisecond || r.ReplicaAckTimeout > MaxReplicaAckTimeout {
+		bad("redis.replica_ack_timeout %s must be from 1ms to %s, for example 1s (how long a write waits for its replicas before 503)",
+			r.ReplicaAckTimeout, MaxReplicaAckTimeout)
 	}
 }
 

@@ -32,6 +32,11 @@ var (
 	ErrLocked = errors.New("metastore: lock is held")
 	// ErrLockLost: the lease expired or was taken over before Refresh/Unlock.
 	ErrLockLost = errors.New("metastore: lock lost")
+	// ErrNotReplicated: the write took effect, but the store could not
+	// confirm in time that the replicas it was asked to wait for hold it
+	// (redis.min_replicas_ack), so a failover may still undo it. The
+	// caller must not acknowledge it; a later read may still see it.
+	ErrNotReplicated = errors.New("metastore: write not confirmed by replicas")
 )
 
 // AnyVersion makes Put and Delete unconditional.

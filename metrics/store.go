@@ -39,6 +39,9 @@ type storeMetrics struct {
 	duration *prometheus.HistogramVec
 	locks    *prometheus.CounterVec
 	fenced   prometheus.Counter
+	// unconfirmed counts writes whose replicas did not confirm them in
+	// time (redis.min_replicas_ack): each one a 503 to its request.
+	unconfirmed prometheus.Counter
 }
 
 // Store returns s with every call counted and timed:
@@ -47,6 +50,7 @@ type storeMetrics struct {
 //	ferry_metastore_operation_duration_seconds{operation}
 //	ferry_metastore_lock_acquisitions_total{result}   acquired | contended | canceled | error
 //	ferry_metastore_fencing_rejections_total          Puts refused with ErrFenced
+//	ferry_metastore_replica_ack_timeouts_total        writes not confirmed by redis.min_replicas_ack replicas in time
 //
 // result is ok, not_found, conflict, fenced, locked, lock_lost, canceled or
 // error. Locks it hands out are wrapped too, so Refresh and Unlock count as
@@ -69,6 +73,10 @@ func Store(s metastore.Store, reg prometheus.Registerer) metastore.Store {
 		fenced: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferry_metastore_fencing_rejections_total",
 			Help: "Writes refused because they carried a stale fencing token (a lock holder that had lost its lease).",
+		})),
+		unconfirmed: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_metastore_replica_ack_timeouts_total",
+			Help: "Writes that fewer than redis.min_replicas_ack replicas confirmed within redis.replica_ack_timeout; each failed its request with 503.",
 		})),
 	}
 	// Series that exist from the start make rate() and alerts on the error
@@ -107,6 +115,9 @@ func storeResult(err error) string {
 func (m *storeMetrics) observe(op string, start time.Time, err error) {
 	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	m.ops.WithLabelValues(op, storeResult(err)).Inc()
+	if errors.Is(err, metastore.ErrNotReplicated) {
+		m.unconfirmed.Inc()
+	}
 }
 
 type store struct {

@@ -175,3 +175,17 @@ func TestStoreError(t *testing.T) {
 	want(t, reg, 1, "ferry_metastore_operations_total", "operation", "ping", "result", "error")
 	want(t, reg, 1, "ferry_metastore_operations_total", "operation", "get", "result", "error")
 }
+
+// A write its replicas did not confirm (the test Redis has none) counts as
+// an error of its operation and once in its own counter.
+func TestStoreCountsUnconfirmedWrites(t *testing.T) {
+	client, prefix := testsvc.Redis(t)
+	reg := prometheus.NewRegistry()
+	s := metrics.Store(redisstore.New(client, prefix).WaitForReplicas(1, 20*time.Millisecond), reg)
+	want(t, reg, 0, "ferry_metastore_replica_ack_timeouts_total")
+	if _, err := s.Put(t.Context(), "k", []byte("v"), metastore.Cond{}); !errors.Is(err, metastore.ErrNotReplicated) {
+		t.Fatalf("Put without replicas: %v", err)
+	}
+	want(t, reg, 1, "ferry_metastore_operations_total", "operation", "put", "result", "error")
+	want(t, reg, 1, "ferry_metastore_replica_ack_timeouts_total")
+}

@@ -53,16 +53,18 @@ func TestConfigCommand(t *testing.T) {
 		rows[f[0]] = strings.Join(f[1:], " ")
 	}
 	for setting, want := range map[string]string{
-		"addr":                 "0.0.0.0:8321 env FERRY_ADDR",
-		"data_dir":             dir + " flag --data-dir",
-		"log.level":            "debug flag --log-level",
-		"log.format":           "json file " + file,
-		"sessions.ttl":         "3h env FERRY_SESSION_TTL",
-		"shutdown_timeout":     "30s default",
-		"redis.url":            "redis://ferry:xxxxx@redis:6379/0 env FERRY_REDIS_URL",
-		"s3.access_key_id":     "AKIAEXAMPLE env AWS_ACCESS_KEY_ID",
-		"s3.secret_access_key": "******** env AWS_SECRET_ACCESS_KEY",
-		"auth.keys_file":       keysFile + " env FERRY_API_KEYS_FILE",
+		"addr":                      "0.0.0.0:8321 env FERRY_ADDR",
+		"data_dir":                  dir + " flag --data-dir",
+		"log.level":                 "debug flag --log-level",
+		"log.format":                "json file " + file,
+		"sessions.ttl":              "3h env FERRY_SESSION_TTL",
+		"shutdown_timeout":          "30s default",
+		"redis.url":                 "redis://ferry:xxxxx@redis:6379/0 env FERRY_REDIS_URL",
+		"s3.access_key_id":          "AKIAEXAMPLE env AWS_ACCESS_KEY_ID",
+		"s3.secret_access_key":      "******** env AWS_SECRET_ACCESS_KEY",
+		"auth.keys_file":            keysFile + " env FERRY_API_KEYS_FILE",
+		"redis.min_replicas_ack":    "0 default",
+		"redis.replica_ack_timeout": "1s default",
 	} {
 		if rows[setting] != want {
 			t.Errorf("%s: %q, want %q", setting, rows[setting], want)
@@ -92,6 +94,8 @@ func TestConfigRefusesLikeFerryd(t *testing.T) {
 	}{
 		{"env and validation", "--data-dir " + dir, []string{"FERRY_SESSION_TTL=banana", "FERRY_SESSION_MAX_SIZE=lots", "FERRY_LOG_FORMAT=xml"},
 			[]string{`FERRY_SESSION_TTL="banana": not a duration`, `FERRY_SESSION_MAX_SIZE="lots": not a whole number`, `log.format "xml": use text or json`}},
+		{"replicas without redis", "--data-dir " + dir, []string{"FERRY_REDIS_MIN_REPLICAS_ACK=1", "FERRY_REDIS_REPLICA_ACK_TIMEOUT=0s"},
+			[]string{"redis.min_replicas_ack 1 needs Redis: the embedded store (bbolt) has no replicas", "redis.replica_ack_timeout 0s must be from 1ms to 2s"}},
 		{"keys file", "--data-dir " + dir, []string{"FERRY_API_KEYS_FILE=" + badKeys},
 			[]string{"keys file " + badKeys, "field addr not found", "(auth.keys_file, FERRY_API_KEYS_FILE)"}},
 	} {

@@ -49,7 +49,7 @@ func openStores(ctx context.Context, cfg config.Config, reg prometheus.Registere
 		st.metaKind = "redis"
 		var c redis.UniversalClient
 		if c, err = redisClient(cfg.Redis); err == nil {
-			st.meta = redisstore.Own(c, cfg.Redis.Prefix)
+			st.meta = redisstore.Own(c, cfg.Redis.Prefix).WaitForReplicas(cfg.Redis.MinReplicasAck, cfg.Redis.ReplicaAckTimeout)
 			st.limiter = ratelimit.NewRedis(c, cfg.Redis.Prefix)
 		}
 	default:

@@ -36,11 +36,13 @@ func (s *Store) IndexPut(ctx context.Context, index, member string, value []byte
 		return fmt.Errorf("redisstore: index %q put: %w", index, err)
 	}
 	z, h := s.indexKeys(index)
-	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	ack, err := s.txPipelined(ctx, z, func(p redis.Pipeliner) {
 		p.ZAdd(ctx, z, redis.Z{Member: member})
 		p.HSet(ctx, h, member, value)
-		return nil
 	})
+	if err == nil {
+		err = ack.err()
+	}
 	if err != nil {
 		return fmt.Errorf("redisstore: index %q put %q: %w", index, member, err)
 	}
@@ -52,7 +54,14 @@ func (s *Store) IndexDrop(ctx context.Context, index string) error {
 		return errors.New("redisstore: index drop: empty index name")
 	}
 	z, h := s.indexKeys(index)
-	if err := s.client.Del(ctx, z, h).Err(); err != nil { // one slot: the keys share a hash tag
+	var del *redis.IntCmd
+	ack, err := s.pipelined(ctx, z, func(p redis.Pipeliner) {
+		del = p.Del(ctx, z, h) // one slot: the keys share a hash tag
+	})
+	if err == nil {
+		err = errors.Join(del.Err(), ack.err())
+	}
+	if err != nil {
 		return fmt.Errorf("redisstore: index %q drop: %w", index, err)
 	}
 	return nil
@@ -78,11 +87,13 @@ func (s *Store) IndexDelete(ctx context.Context, index, member string) error {
 		return fmt.Errorf("redisstore: index %q delete: %w", index, err)
 	}
 	z, h := s.indexKeys(index)
-	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	ack, err := s.txPipelined(ctx, z, func(p redis.Pipeliner) {
 		p.ZRem(ctx, z, member)
 		p.HDel(ctx, h, member)
-		return nil
 	})
+	if err == nil {
+		err = ack.err()
+	}
 	if err != nil {
 		return fmt.Errorf("redisstore: index %q delete %q: %w", index, member, err)
 	}

@@ -48,17 +48,25 @@ func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (metas
 	}
 	owner := rand.Text()
 	key := s.lockKey(name)
-	fence, err := lockScript.Run(ctx, s.client, []string{key, s.fenceKey()}, owner, ttlMillis(ttl)).Int64()
+	res, ack := s.eval(ctx, lockScript, []string{key, s.fenceKey()}, owner, ttlMillis(ttl))
+	fence, err := res.Int64()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: lock %q: %w", name, err)
 	}
 	if fence == 0 {
 		return nil, fmt.Errorf("redisstore: lock %q: %w", name, metastore.ErrLocked)
 	}
-	return &lock{
+	l := &lock{
 		store: s, key: key, name: name, owner: owner, fence: fence,
 		value: strconv.FormatInt(fence, 10) + ":" + owner,
-	}, nil
+	}
+	if err := ack.err(); err != nil {
+		// A lease only the master knows is not handed out; release it
+		// rather than leave the session busy for its TTL.
+		_ = l.Unlock(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("redisstore: lock %q: %w", name, err)
+	}
+	return l, nil
 }
 
 func ttlMillis(ttl time.Duration) int64 { return max(1, ttl.Milliseconds()) }

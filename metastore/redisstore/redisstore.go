@@ -25,6 +25,9 @@ type Store struct {
 	prefix     string
 	owned      bool // Close closes client
 	largeValue int  // Put takes putLarge from this many bytes
+
+	replicas       int           // WAIT for this many after every write (replicas.go); 0: don't
+	replicaTimeout time.Duration // for at most this long
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -98,12 +101,13 @@ const largeValue = 64 << 10
 // fence under WATCH, decide as the script does, and write in MULTI/EXEC,
 // which fails, and is tried again, if the record changed in between. It
 // answers in putScript's reply shape.
-func (s *Store) putLarge(ctx context.Context, rk string, value []byte, c metastore.Cond, ttl int64) ([]any, error) {
+func (s *Store) putLarge(ctx context.Context, rk string, value []byte, c metastore.Cond, ttl int64) ([]any, *replicaAck, error) {
 	if c.Version == 0 {
 		return s.createLarge(ctx, rk, value, c, ttl)
 	}
 	for range 100 {
 		var res []any
+		var ack *replicaAck
 		err := s.client.Watch(ctx, func(tx *redis.Tx) error {
 			cur, err := tx.HMGet(ctx, rk, "ver", "f").Result()
 			if err != nil {
@@ -138,13 +142,16 @@ func (s *Store) putLarge(ctx context.Context, rk string, value []byte, c metasto
 				return nil
 			})
 			res = []any{int64(codeOK), incr.Val(), fence}
+			if err == nil && s.replicas > 0 {
+				ack = s.waitFor(ctx, tx) // the Tx is one connection, to rk's master
+			}
 			return err
 		}, rk)
 		if !errors.Is(err, redis.TxFailedErr) {
-			return res, err
+			return res, ack, err
 		}
 	}
-	return nil, errors.New("the record kept changing under WATCH")
+	return nil, nil, errors.New("the record kept changing under WATCH")
 }
 
 // createScript follows HSETNX of the value in one MULTI: the record is
@@ -165,17 +172,17 @@ return {0, 1, ARGV[1]}
 // createLarge is a create-only putLarge in one round trip and no WATCH:
 // HSETNX leaves an existing record as it is, and the script, run right
 // after it in the same transaction, tells which case it was.
-func (s *Store) createLarge(ctx context.Context, rk string, value []byte, c metastore.Cond, ttl int64) ([]any, error) {
+func (s *Store) createLarge(ctx context.Context, rk string, value []byte, c metastore.Cond, ttl int64) ([]any, *replicaAck, error) {
 	var res *redis.Cmd
-	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	ack, err := s.txPipelined(ctx, rk, func(p redis.Pipeliner) {
 		p.HSetNX(ctx, rk, "v", value)
 		res = createScript.Eval(ctx, p, []string{rk}, c.Fence, ttl)
-		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return res.Slice()
+	v, err := res.Slice()
+	return v, ack, err
 }
 
 // deleteScript: ARGV = expected version.
@@ -242,13 +249,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.C
 		ttl = max(1, c.TTL.Milliseconds()) // PEXPIRE 0 would delete at once
 	}
 	now := time.Now()
-	var res []any
-	var err error
-	if len(value) >= s.largeValue {
-		res, err = s.putLarge(ctx, s.recordKey(key), value, c, ttl)
-	} else {
-		res, err = putScript.Run(ctx, s.client, []string{s.recordKey(key)}, value, c.Version, c.Fence, ttl).Slice()
-	}
+	res, ack, err := s.put(ctx, s.recordKey(key), value, c, ttl)
 	if err != nil {
 		return metastore.Record{}, fmt.Errorf("redisstore: put %q: %w", key, err)
 	}
@@ -261,6 +262,9 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.C
 	}
 	switch code {
 	case codeOK:
+		if err := ack.err(); err != nil {
+			return metastore.Record{}, fmt.Errorf("redisstore: put %q: %w", key, err)
+		}
 	case codeConflict:
 		return metastore.Record{}, fmt.Errorf("redisstore: put %q at version %d: %w", key, c.Version, metastore.ErrConflict)
 	case codeFenced:
@@ -283,6 +287,16 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.C
 	return rec, nil
 }
 
+// put writes the record by script, or optimistically when it is large.
+func (s *Store) put(ctx context.Context, rk string, value []byte, c metastore.Cond, ttl int64) ([]any, *replicaAck, error) {
+	if len(value) >= s.largeValue {
+		return s.putLarge(ctx, rk, value, c, ttl)
+	}
+	res, ack := s.eval(ctx, putScript, []string{rk}, value, c.Version, c.Fence, ttl)
+	v, err := res.Slice()
+	return v, ack, err
+}
+
 func (s *Store) Delete(ctx context.Context, key string, version int64) error {
 	if key == "" {
 		return errors.New("redisstore: delete: empty key")
@@ -290,12 +304,16 @@ func (s *Store) Delete(ctx context.Context, key string, version int64) error {
 	if version < metastore.AnyVersion {
 		return fmt.Errorf("redisstore: delete %q: invalid version %d", key, version)
 	}
-	code, err := deleteScript.Run(ctx, s.client, []string{s.recordKey(key)}, version).Int64()
+	res, ack := s.eval(ctx, deleteScript, []string{s.recordKey(key)}, version)
+	code, err := res.Int64()
 	if err != nil {
 		return fmt.Errorf("redisstore: delete %q: %w", key, err)
 	}
 	switch code {
 	case codeOK:
+		if err := ack.err(); err != nil {
+			return fmt.Errorf("redisstore: delete %q: %w", key, err)
+		}
 		return nil
 	case codeConflict:
 		return fmt.Errorf("redisstore: delete %q at version %d: %w", key, version, metastore.ErrConflict)
