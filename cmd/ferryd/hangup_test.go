@@ -143,8 +143,10 @@ func startHangup(t *testing.T, be hangupBackend, name string) *hangupEnv {
 			t.Logf("server errors:\n%s", errs)
 		}
 	})
-	// A short lease: a lock whose holder hung up frees soon.
-	sessions, err := session.New(store, places, files, session.Config{LockTTL: 2 * time.Second}, log)
+	// A short lease, so that a lock whose holder hung up frees soon, but
+	// one a loaded machine still refreshes in time (2 s ran out under -race
+	// with the rest of cmd/ferryd running).
+	sessions, err := session.New(store, places, files, session.Config{LockTTL: 4 * time.Second}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
