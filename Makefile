@@ -9,8 +9,10 @@ build:
 run: build
 	./$(BIN) $(ARGS)
 
+# -timeout: a package's own limit, above go test's 10 minutes for a slow
+# machine; the whole run takes about ~MIN~ minutes on 2 cores.
 test:
-	scripts/test.sh -race ./...
+	scripts/test.sh -race -timeout 18m ./...
 
 # The long fault-injection suite (docs/chaos.md): the fault sweep over
 # every call of an upload in every mode, every hang-up point, and 50
