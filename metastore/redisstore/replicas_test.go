@@ -60,7 +60,10 @@ func TestWaitForReplicasTimesOut(t *testing.T) {
 	client := master.Client(t)
 	prefix := testsvc.Unique("t") + ":"
 	s := redisstore.New(client, prefix).WaitForReplicas(1, 200*time.Millisecond)
-	if _, err := s.Put(ctx, "before", []byte("v"), metastore.Cond{}); err != nil {
+	// Writes that must be confirmed get longer: a loaded machine's replica
+	// can take more than 200 ms to answer.
+	up := redisstore.New(client, prefix).WaitForReplicas(1, 2*time.Second)
+	if _, err := up.Put(ctx, "before", []byte("v"), metastore.Cond{}); err != nil {
 		t.Fatalf("Put with the replica up: %v", err)
 	}
 
@@ -103,7 +106,7 @@ func TestWaitForReplicasTimesOut(t *testing.T) {
 	if !errors.Is(err, metastore.ErrNotReplicated) {
 		t.Fatalf("Put waiting for 2 replicas of 1: %v", err)
 	}
-	if _, err := s.Put(ctx, "after", []byte("v"), metastore.Cond{}); err != nil {
+	if _, err := up.Put(ctx, "after", []byte("v"), metastore.Cond{}); err != nil {
 		t.Fatalf("Put after the replica came back: %v", err)
 	}
 	rc := replica.Client(t)
