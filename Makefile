@@ -9,8 +9,9 @@ build:
 run: build
 	./$(BIN) $(ARGS)
 
-# -timeout: a package's own limit, above go test's 10 minutes for a slow
-# machine; the whole run takes about ~MIN~ minutes on 2 cores.
+# -timeout: each package's own limit, above go test's 10-minute default:
+# under -race on 2 cores busy with other work, cmd/ferryd and session took
+# 15-17 minutes each (they run side by side).
 test:
 	scripts/test.sh -race -timeout 18m ./...
 
