@@ -157,7 +157,8 @@ func redisClient(r config.Redis) (redis.UniversalClient, error) {
 	switch r.Topology() {
 	case config.RedisCluster:
 		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: r.Addrs,
-			Username: r.Username, Password: r.Password, TLSConfig: tlsConf}), nil
+			Username: r.Username, Password: r.Password, TLSConfig: tlsConf,
+			MaintNotificationsConfig: redisstore.NoMaintNotifications()}), nil
 	case config.RedisSentinel:
 		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: r.MasterName, SentinelAddrs: r.Addrs,
 			SentinelPassword: r.SentinelPassword, Username: r.Username, Password: r.Password, TLSConfig: tlsConf}), nil
@@ -166,6 +167,7 @@ func redisClient(r config.Redis) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis.url: %w", err)
 	}
+	opt.MaintNotificationsConfig = redisstore.NoMaintNotifications()
 	if r.Username != "" {
 		opt.Username = r.Username
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/metastore/redisstore"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -87,7 +88,7 @@ func startRedisOnce(bin, dir string, extra []string) (*RedisServer, error) {
 
 // Client is a new client of this server, closed when the test ends.
 func (r *RedisServer) Client(t testing.TB) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, MaintNotificationsConfig: redisstore.NoMaintNotifications()})
 	t.Cleanup(func() { c.Close() })
 	return c
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/bucket/s3blob"
+	"github.com/ferryhq/ferry/metastore/redisstore"
 )
 
 // Environment variables exported by scripts/test.sh.
@@ -63,6 +64,7 @@ func Redis(t testing.TB) (redis.UniversalClient, string) {
 	if err != nil {
 		t.Fatalf("parse %s: %v", EnvRedisURL, err)
 	}
+	opt.MaintNotificationsConfig = redisstore.NoMaintNotifications()
 	c := redis.NewClient(opt)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -90,7 +92,8 @@ func RedisCluster(t testing.TB) (redis.UniversalClient, string) {
 	if addrs == "" {
 		missing(t, "a Redis Cluster", EnvRedisCluster)
 	}
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ","),
+		MaintNotificationsConfig: redisstore.NoMaintNotifications()})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {

@@ -46,6 +46,7 @@ func Open(url, prefix string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: parse url: %w", err)
 	}
+	opt.MaintNotificationsConfig = NoMaintNotifications()
 	return Own(redis.NewClient(opt), prefix), nil
 }
 

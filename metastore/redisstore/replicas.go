@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
@@ -31,6 +32,17 @@ import (
 // taken (a lost lease would let a second holder draw the same fence
 // after a failover). Not lease refreshes and releases, which only move a
 // lease's expiry, and never reads.
+
+// NoMaintNotifications is the go-redis option every client of this store
+// should be built with (Options and ClusterOptions .MaintNotificationsConfig).
+// Maintenance notifications are a Redis Enterprise handshake; in go-redis's
+// default "auto" mode a server that refuses it makes the first connection
+// rewrite the client's shared options, and on a Conn (which pinned uses)
+// that write races every other Conn of the same client. Off, nothing is
+// rewritten and each new connection saves a round trip.
+func NoMaintNotifications() *maintnotifications.Config {
+	return &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+}
 
 // WaitForReplicas makes every write wait until n replicas acknowledge it,
 // for at most timeout (rounded down to whole milliseconds, at least one:
