@@ -105,6 +105,10 @@ func (a *appender) write(r io.Reader, n int64, sum *Checksum) error {
 	if n == 0 && rec.Size != 0 {
 		return nil
 	}
+	rec.ExpiresAt = a.s.now().UTC().Add(a.s.cfg.TTL) // before write: the tail's lifetime follows it
+	if err := a.eng.prepare(a.read, rec, n); err != nil {
+		return err
+	}
 	// Claim the record with our fence before storage the fence cannot
 	// guard: from here on any older holder's write is rejected.
 	if !a.claimed && a.eng.needsClaim(rec, n) {
@@ -117,7 +121,6 @@ func (a *appender) write(r io.Reader, n int64, sum *Checksum) error {
 		}
 		a.ver, a.claimed = v, true
 	}
-	rec.ExpiresAt = a.s.now().UTC().Add(a.s.cfg.TTL) // before write: the tail's lifetime follows it
 	if err := a.eng.write(a.read, rec, a.fence, r, n, sum); err != nil {
 		return storageErr(rec, err)
 	}
@@ -248,6 +251,7 @@ func (s *Service) saveAppended(ctx context.Context, a *appender) error {
 	if a.ver, err = s.save(ctx, rec, a.ver, a.fence); err != nil {
 		return err
 	}
+	a.eng.afterSave(rec)
 	if rec.TailFirst > a.first { // best effort now; the next save or the release retries
 		if err := deleteSegments(ctx, s.store, rec.ID, a.first, rec.TailFirst); err != nil {
 			s.log.WarnContext(ctx, "tail_cleanup_failed", "session", rec.ID, "err", err)

@@ -53,3 +53,13 @@ func (b *budget) take(ctx context.Context, n int64) (release func(), err error) 
 	}
 	return func() { b.sem.Release(n) }, nil
 }
+
+// tryTake reserves n bytes only if they are free now: for work that can
+// as well be left undone (a part written behind, which the next append
+// otherwise sends itself).
+func (b *budget) tryTake(n int64) (release func(), ok bool) {
+	if !b.sem.TryAcquire(n) {
+		return nil, false
+	}
+	return func() { b.sem.Release(n) }, true
+}

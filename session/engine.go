@@ -47,6 +47,16 @@ type engine interface {
 	// needsClaim reports whether writing n bytes now touches storage that
 	// the fence cannot guard, so the record must be claimed first.
 	needsClaim(rec *record, n int64) bool
+	// prepare takes into rec, in memory, what this instance has stored
+	// for it in the background since it was saved (multipart: a part
+	// written behind), before an append of n bytes asks needsClaim. It
+	// waits for that work only if the append cannot go on without it. It
+	// writes nothing.
+	prepare(ctx context.Context, rec *record, n int64) error
+	// afterSave starts, once rec is saved, the background work its engine
+	// state leaves to this instance (multipart: uploading the part that
+	// waits to be sent). It does not block.
+	afterSave(rec *record)
 }
 
 // stagingEngine writes at the offset into a staging file and renames it
@@ -61,6 +71,10 @@ func (e *stagingEngine) begin(ctx context.Context, rec *record) error {
 func (e *stagingEngine) start(context.Context, *record, int64) (bool, error) { return false, nil }
 
 func (e *stagingEngine) needsClaim(*record, int64) bool { return true }
+
+func (e *stagingEngine) prepare(context.Context, *record, int64) error { return nil }
+
+func (e *stagingEngine) afterSave(*record) {}
 
 // startParts creates the staging file, empty: parts only write into it.
 func (e *stagingEngine) startParts(ctx context.Context, rec *record) (bool, error) {

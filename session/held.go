@@ -74,22 +74,35 @@ func (l *ledger) sum(ctx context.Context) (int64, error) {
 
 // admit takes n more held-back bytes if they fit under the cap.
 func (l *ledger) admit(ctx context.Context, n, minChunk int64) error {
+	total, ok, err := l.fits(ctx, n)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		l.refused.Inc()
+		return errcode.ErrUnavailable.New("uploads hold back %d bytes between small chunks, and %d more would pass the limit of %d (sessions.max_held_total); retry later, or send chunks of at least %d bytes, which are never held back",
+			total, n, l.limit, minChunk).With("min_chunk_size", minChunk)
+	}
+	return nil
+}
+
+// fits takes n more held-back bytes if they fit under the cap, and
+// reports the total it held them against.
+func (l *ledger) fits(ctx context.Context, n int64) (int64, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if time.Since(l.read) > heldRefresh {
 		total, err := l.sum(ctx)
 		if err != nil {
-			return err
+			return 0, false, err
 		}
 		l.total, l.read = total, time.Now()
 	}
 	if l.total+n > l.limit {
-		l.refused.Inc()
-		return errcode.ErrUnavailable.New("uploads hold back %d bytes between small chunks, and %d more would pass the limit of %d (sessions.max_held_total); retry later, or send chunks of at least %d bytes, which are never held back",
-			l.total, n, l.limit, minChunk).With("min_chunk_size", minChunk)
+		return l.total, false, nil
 	}
 	l.total += n
-	return nil
+	return l.total, true, nil
 }
 
 // dropStaleHeld removes the ledger entries of sessions that no longer

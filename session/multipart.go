@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -50,6 +49,7 @@ type multipartEngine struct {
 	held    *lru.Cache[[]byte] // by heldKey; shared by the service's engines
 	buffers *budget            // request data in memory; shared too
 	ledger  *ledger
+	jobs    *behindJobs // parts written behind (writebehind.go); shared too
 }
 
 func heldKey(id string, k int, tag string) string { return tailKey(id, k) + "#" + tag }
@@ -102,18 +102,21 @@ func (e *multipartEngine) writePart(ctx context.Context, rec *record, n int, r i
 }
 
 // holdsBack reports whether the chunk only joins the tail (no S3 write):
-// all of a small file, and whatever does not fill a part, except the last
-// chunk once parts have started. A sealed stream that never started them
-// is finished like a small file.
+// all of a small file, and whatever does not fill a part (beyond a part
+// waiting to be sent), except the last chunk once parts have started. A
+// sealed stream that never started them is finished like a small file.
 func (e *multipartEngine) holdsBack(rec *record, n int64) bool {
 	last := !rec.Open && rec.Offset+n == rec.Size
-	return rec.MinPart == 0 || rec.TailLen+n < rec.MinPart && (!last || rec.UploadID == "")
+	return rec.MinPart == 0 || rec.free()+n < rec.MinPart && (!last || rec.UploadID == "")
 }
 
 // needsClaim: a held-back chunk only writes a tail segment, which carries
-// the fence itself; an UploadPart does not, so it needs the claim first.
+// the fence itself; an UploadPart does not, so it needs the claim first,
+// and so does a waiting part that this instance is not uploading (write
+// sends it).
 func (e *multipartEngine) needsClaim(rec *record, n int64) bool {
-	return !e.holdsBack(rec, n) || e.sealsSmall(rec, n)
+	waiting := rec.TailPart > 0 && e.jobs.get(behindKey(rec)) == nil
+	return waiting || !e.holdsBack(rec, n) || e.sealsSmall(rec, n)
 }
 
 // sealsSmall: a sealed stream that started its upload but never
@@ -125,6 +128,13 @@ func (e *multipartEngine) sealsSmall(rec *record, n int64) bool {
 
 func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r io.Reader, n int64, sum *Checksum) error {
 	next := *rec
+	if err := e.settle(ctx, &next, n); err != nil {
+		return err
+	}
+	if n == 0 && next.TailLen == 0 && len(next.Parts) > len(rec.Parts) {
+		*rec = next // the part that waited was the last
+		return nil
+	}
 	if e.sealsSmall(&next, n) {
 		if err := e.mp.AbortMultipart(ctx, next.object(), next.UploadID); err != nil {
 			return err
@@ -132,9 +142,15 @@ func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r
 		next.UploadID = ""
 	}
 	var err error
-	if e.holdsBack(&next, n) {
+	switch {
+	case e.holdsBack(&next, n):
 		err = e.holdBack(ctx, &next, fence, r, n, sum)
-	} else {
+	case e.writesBehind(&next, n):
+		var held bool
+		if held, err = e.holdBehind(ctx, &next, fence, r, n, sum); !held {
+			err = e.uploadParts(ctx, &next, r, n, sum)
+		}
+	default:
 		err = e.uploadParts(ctx, &next, r, n, sum)
 	}
 	if err != nil {
@@ -149,6 +165,9 @@ func (e *multipartEngine) uploadParts(ctx context.Context, rec *record, r io.Rea
 	if rec.UploadID == "" { // start runs before the claim
 		return fmt.Errorf("session %s: a part before its multipart upload started", rec.ID)
 	}
+	if rec.TailPart != 0 { // settle records it first
+		return fmt.Errorf("session %s: a part before the part that waits to be sent", rec.ID)
+	}
 	release, err := e.buffers.take(ctx, rec.TailLen)
 	if err != nil {
 		return err
@@ -159,11 +178,7 @@ func (e *multipartEngine) uploadParts(ctx context.Context, rec *record, r io.Rea
 		return err
 	}
 	v := newVerifier(sum)
-	readers := make([]io.Reader, 0, len(tail)+1)
-	for _, seg := range tail {
-		readers = append(readers, bytes.NewReader(seg))
-	}
-	src := io.MultiReader(append(readers, v.reader(io.LimitReader(r, n)))...)
+	src := io.MultiReader(segReader(tail), v.reader(io.LimitReader(r, n)))
 	runs := splitRun(rec.TailLen + n)
 	partSum := sum // S3 checks it too when the chunk is exactly one part
 	if len(tail) > 0 || len(runs) > 1 {
@@ -196,8 +211,11 @@ func (e *multipartEngine) uploadParts(ctx context.Context, rec *record, r io.Rea
 }
 
 // forget removes the record's segments from memory.
-func (e *multipartEngine) forget(rec *record) {
-	for i, tag := range rec.TailTags {
+func (e *multipartEngine) forget(rec *record) { e.forgetFirst(rec, len(rec.TailTags)) }
+
+// forgetFirst removes the record's first k segments from memory.
+func (e *multipartEngine) forgetFirst(rec *record, k int) {
+	for i, tag := range rec.TailTags[:min(k, len(rec.TailTags))] {
 		e.held.Remove(heldKey(rec.ID, rec.TailFirst+i, tag))
 	}
 }
@@ -240,8 +258,23 @@ func (e *multipartEngine) holdBack(ctx context.Context, rec *record, fence int64
 	if err := e.ledger.admit(ctx, n, max(rec.MinPart, bucket.MinPartSize)); err != nil {
 		return err
 	}
+	return e.holdSegment(ctx, rec, fence, r, n, sum)
+}
+
+// merges: the tail must be merged before it takes another segment.
+func (e *multipartEngine) merges(rec *record) bool {
+	return rec.TailSegs >= maxTailSegs || rec.TailSegs > 0 && rec.TailUntil.Before(rec.ExpiresAt.Add(e.grace))
+}
+
+// holdSegment writes the chunk as the tail's next segment, merging the
+// tail into it when it must, and adds it to rec.
+func (e *multipartEngine) holdSegment(ctx context.Context, rec *record, fence int64, r io.Reader, n int64, sum *Checksum) error {
+	held := rec.TailLen + n
 	until := rec.ExpiresAt.Add(e.ttl + e.grace)
-	merge := rec.TailSegs >= maxTailSegs || rec.TailSegs > 0 && rec.TailUntil.Before(rec.ExpiresAt.Add(e.grace))
+	merge := e.merges(rec)
+	if merge && rec.TailPart != 0 { // settle records it first
+		return fmt.Errorf("session %s: a merge of the part that waits to be sent", rec.ID)
+	}
 	need := n
 	if merge {
 		need = held
@@ -324,8 +357,21 @@ func (e *multipartEngine) segLen(segs [][]byte) int64 {
 // tail returns the held-back segments in order, from memory where this
 // instance wrote them.
 func (e *multipartEngine) tail(ctx context.Context, rec *record) ([][]byte, error) {
-	segs := make([][]byte, 0, rec.TailSegs)
-	for i := range rec.TailSegs {
+	segs, err := e.segments(ctx, rec, rec.TailSegs)
+	if err != nil {
+		return nil, err
+	}
+	if got := e.segLen(segs); got != rec.TailLen {
+		return nil, fmt.Errorf("held-back bytes of session %s: have %d, record says %d", rec.ID, got, rec.TailLen)
+	}
+	return segs, nil
+}
+
+// segments returns the first k held-back segments in order, from memory
+// where this instance wrote them.
+func (e *multipartEngine) segments(ctx context.Context, rec *record, k int) ([][]byte, error) {
+	segs := make([][]byte, 0, k)
+	for i := range k {
 		k := rec.TailFirst + i
 		if i < len(rec.TailTags) && rec.TailTags[i] != "" {
 			if b, ok := e.held.Get(heldKey(rec.ID, k, rec.TailTags[i])); ok {
@@ -338,9 +384,6 @@ func (e *multipartEngine) tail(ctx context.Context, rec *record) ([][]byte, erro
 			return nil, fmt.Errorf("read held-back bytes of session %s: %w", rec.ID, err)
 		}
 		segs = append(segs, r.Value)
-	}
-	if got := e.segLen(segs); got != rec.TailLen {
-		return nil, fmt.Errorf("held-back bytes of session %s: have %d, record says %d", rec.ID, got, rec.TailLen)
 	}
 	return segs, nil
 }
@@ -370,6 +413,9 @@ func deleteTail(ctx context.Context, store metastore.Store, rec *record) error {
 func (e *multipartEngine) complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error) {
 	if rec.UploadID == "" {
 		return e.putSmall(ctx, rec)
+	}
+	if rec.TailLen != 0 { // every write that ends the file sends the tail
+		return bucket.ObjectInfo{}, fmt.Errorf("session %s: %d held-back bytes are in no part; the upload is not completed without them", rec.ID, rec.TailLen)
 	}
 	obj, err := e.mp.CompleteMultipart(ctx, rec.object(), rec.UploadID, rec.Parts)
 	if err != nil && !errors.Is(err, bucket.ErrNotFound) {
@@ -408,11 +454,7 @@ func (e *multipartEngine) putSmall(ctx context.Context, rec *record) (bucket.Obj
 	for _, seg := range tail {
 		h.Write(seg)
 	}
-	readers := make([]io.Reader, len(tail))
-	for i, seg := range tail {
-		readers[i] = bytes.NewReader(seg)
-	}
-	return e.blobs.Put(ctx, rec.object(), io.MultiReader(readers...), rec.TailLen, bucket.PutOptions{ContentType: rec.MimeType,
+	return e.blobs.Put(ctx, rec.object(), segReader(tail), rec.TailLen, bucket.PutOptions{ContentType: rec.MimeType,
 		Checksum: &bucket.Checksum{Algo: "md5", Sum: h.Sum(nil)}})
 }
 
@@ -434,11 +476,15 @@ func multipartETag(parts []bucket.Part) (string, bool) {
 // release drops the held-back segments (a small file's whole body, or the
 // leftovers of an unrecorded attempt) from memory and the store.
 func (e *multipartEngine) release(ctx context.Context, rec *record) error {
+	e.jobs.stop(ctx, rec.ID)
 	e.forget(rec)
 	return deleteTail(ctx, e.store, rec)
 }
 
+// discard stops this instance's uploads of the session's parts first, so
+// none of them lands after the abort.
 func (e *multipartEngine) discard(ctx context.Context, ref purgeRef) error {
+	e.jobs.stop(ctx, ref.ID)
 	if ref.UploadID == "" {
 		return nil
 	}

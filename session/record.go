@@ -50,14 +50,20 @@ type record struct {
 	UploadID  string        `json:"upload_id,omitempty"` // empty: the file is small enough for one Put
 	MinPart   int64         `json:"part_size,omitempty"` // every part but the last is at least this
 	Parts     []bucket.Part `json:"parts,omitempty"`
-	TailLen   int64         `json:"tail_len,omitempty"` // bytes held back for the next part
+	TailLen   int64         `json:"tail_len,omitempty"` // bytes held back for the next parts
 	heldNoted int64         // TailLen as the held-back ledger has it
 	TailFirst int           `json:"tail_first,omitempty"` // in tail records TailFirst..
 	TailSegs  int           `json:"tail_segs,omitempty"`  // ..TailFirst+TailSegs-1
 	TailTags  []string      `json:"tail_tags,omitempty"`  // each segment's tag in its writer's memory (engine.go)
 	TailUntil time.Time     `json:"tail_until,omitzero"`  // when the first of them expires
 	TailFloor int           `json:"tail_floor,omitempty"` // segments [TailFloor, TailFirst) may outlive a failed cleanup
-	ETag      string        `json:"etag,omitempty"`       // set once the object exists
+	// The first TailPart segments of the tail, TailPartLen bytes, are part
+	// len(Parts)+1, whole and written behind (writebehind.go): its upload
+	// may still be running on the instance that held them back. 0: none,
+	// the tail is shorter than a part.
+	TailPart    int    `json:"tail_part,omitempty"`
+	TailPartLen int64  `json:"tail_part_len,omitempty"`
+	ETag        string `json:"etag,omitempty"` // set once the object exists
 
 	// Parallel parts (parts.go): PartSize is every part's size but the
 	// last's; Parallel is set when the first part starts, and from then on

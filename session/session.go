@@ -25,7 +25,9 @@
 // record.go (the stored record: load, save, lock), create.go, append.go,
 // complete.go (finish, Seal, Declare), ingest.go, abort.go, purge.go
 // (expiry and orphans), engine.go (how bytes reach S3 or a staging file),
-// held.go (the held-back ledger), buffers.go (the memory budget). The
+// multipart.go and writebehind.go (the S3 engine, and the parts it sends
+// in the background), held.go (the held-back ledger), buffers.go (the
+// memory budget). The
 // terms are in docs/glossary.md.
 //
 // Its persistent layout is written down in keys.go.
@@ -78,6 +80,7 @@ type Service struct {
 	held    *lru.Cache[[]byte] // tail segments this instance wrote (multipartEngine)
 	buffers *budget            // request data in memory: held-back chunks, tails, chunked pieces
 	ledger  *ledger            // held-back bytes of all sessions, under MaxHeldTotal
+	behind  *behindJobs        // parts being written behind (multipartEngine)
 
 	log   *slog.Logger
 	now   func() time.Time
@@ -93,7 +96,7 @@ func New(store metastore.Store, places Places, files Publisher, cfg Config, log 
 		log = slog.Default()
 	}
 	s := &Service{store: store, places: places, files: files, cfg: cfg, log: log, now: time.Now, engines: map[string]engine{},
-		held: lru.New[[]byte](heldSessions * cfg.MaxHeld)}
+		held: lru.New[[]byte](heldSessions * cfg.MaxHeld), behind: newBehindJobs()}
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -114,7 +117,7 @@ func (s *Service) newEngine(blobs bucket.Composer) (engine, error) {
 	case blobs.Staging != nil:
 		return &stagingEngine{blobs: blobs.Staging}, nil
 	case blobs.Multipart != nil:
-		return &multipartEngine{blobs: blobs.Backend, mp: blobs.Multipart, copier: blobs.PartCopier, store: s.store, ttl: s.cfg.TTL, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld, held: s.held, buffers: s.buffers, ledger: s.ledger}, nil
+		return &multipartEngine{blobs: blobs.Backend, mp: blobs.Multipart, copier: blobs.PartCopier, store: s.store, ttl: s.cfg.TTL, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld, held: s.held, buffers: s.buffers, ledger: s.ledger, jobs: s.behind}, nil
 	}
 	return nil, fmt.Errorf("session: blob backend %T supports neither staging nor multipart uploads", blobs.Backend)
 }
