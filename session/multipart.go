@@ -128,6 +128,12 @@ func (e *multipartEngine) sealsSmall(rec *record, n int64) bool {
 
 func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r io.Reader, n int64, sum *Checksum) error {
 	next := *rec
+	if held, err := e.holdNextBehind(ctx, &next, fence, r, n, sum); held || err != nil {
+		if err == nil {
+			*rec = next
+		}
+		return err
+	}
 	if err := e.settle(ctx, &next, n); err != nil {
 		return err
 	}
@@ -212,13 +218,6 @@ func (e *multipartEngine) uploadParts(ctx context.Context, rec *record, r io.Rea
 
 // forget removes the record's segments from memory.
 func (e *multipartEngine) forget(rec *record) { e.forgetFirst(rec, len(rec.TailTags)) }
-
-// forgetFirst removes the record's first k segments from memory.
-func (e *multipartEngine) forgetFirst(rec *record, k int) {
-	for i, tag := range rec.TailTags[:min(k, len(rec.TailTags))] {
-		e.held.Remove(heldKey(rec.ID, rec.TailFirst+i, tag))
-	}
-}
 
 // splitRun cuts a run of n bytes into the fewest parts of at most
 // MaxPartSize, as even as possible, so every part is far above any part

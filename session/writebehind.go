@@ -21,10 +21,12 @@ import (
 // background, without the session's lease, while the client sends its
 // next chunks, which are held back behind the waiting part. An append
 // records the part once that upload is done. It waits for the upload only
-// when it cannot go on without the part (mustSettle). An append that finds
-// no upload of it on its instance (another instance took the append, the
-// upload failed, the instance restarted) sends the part itself, as every
-// part was sent before write-behind.
+// when it cannot go on without the part (mustSettle); a chunk that
+// completes the next part is stored first and waits after, so S3 is idle
+// between the two parts only for the save. An append that finds no upload
+// of it on its instance (another instance took the append, the upload
+// failed, the instance restarted) sends the part itself, as every part was
+// sent before write-behind.
 //
 // Every upload of that part number carries exactly the waiting part's
 // bytes: segments are never rewritten, no merge spans the waiting part,
@@ -188,14 +190,15 @@ func (e *multipartEngine) mustSettle(rec *record, n int64) bool {
 
 // prepare records the waiting part from this instance's upload of it,
 // before an append of n bytes decides on its claim: at once if the upload
-// is done, after waiting for it if the append must settle the part. A
-// failed upload is dropped, so the claim is taken and write sends the part
-// again. It writes nothing.
+// is done, after waiting for it if the append must settle the part (but
+// not before a chunk that completes the next part is held back: see
+// holdNextBehind). A failed upload is dropped, so the claim is taken and
+// write sends the part again. It writes nothing.
 func (e *multipartEngine) prepare(ctx context.Context, rec *record, n int64) error {
 	if rec.TailPart == 0 {
 		return nil
 	}
-	return e.takeBehind(ctx, rec, e.mustSettle(rec, n))
+	return e.takeBehind(ctx, rec, e.mustSettle(rec, n) && !e.writesNextBehind(rec, n))
 }
 
 // takeBehind records the waiting part from this instance's upload of it
@@ -282,8 +285,49 @@ func (e *multipartEngine) writesBehind(rec *record, n int64) bool {
 		rec.TailLen+n < rec.MinPart || rec.TailLen+n > e.maxHeld || len(rec.Parts) >= bucket.MaxParts || !e.jobs.room() {
 		return false
 	}
-	_, ok := e.cachedSegs(rec, rec.TailSegs)
+	_, ok := e.cachedSegs(rec, 0, rec.TailSegs)
 	return ok
+}
+
+// writesNextBehind: the chunk completes the part after the waiting one,
+// whose upload runs here, and could be written behind once that one is
+// recorded.
+func (e *multipartEngine) writesNextBehind(rec *record, n int64) bool {
+	last := !rec.Open && rec.Offset+n == rec.Size
+	if rec.TailPart == 0 || last || n <= 0 || n >= rec.MinPart || rec.free()+n < rec.MinPart || rec.TailLen+n > e.maxHeld ||
+		e.merges(rec) || len(rec.Parts)+1 >= bucket.MaxParts || e.jobs.get(behindKey(rec)) == nil {
+		return false
+	}
+	_, ok := e.cachedSegs(rec, rec.TailPart, rec.TailSegs-rec.TailPart)
+	return ok
+}
+
+// holdNextBehind holds back a chunk that completes the part after the
+// waiting one (writesNextBehind) before it waits for that one's upload, so
+// the upload ends while the chunk is stored, and only then records it (or
+// sends it, if the upload failed) and makes the rest the waiting part.
+// held is false when it does not apply, or the ledger has no room (then
+// nothing of the chunk was read).
+func (e *multipartEngine) holdNextBehind(ctx context.Context, rec *record, fence int64, r io.Reader, n int64, sum *Checksum) (held bool, err error) {
+	if !e.writesNextBehind(rec, n) {
+		return false, nil
+	}
+	if _, ok, err := e.ledger.fits(ctx, n); err != nil || !ok {
+		return false, nil
+	}
+	if err := e.holdSegment(ctx, rec, fence, r, n, sum); err != nil {
+		return true, err
+	}
+	if err := e.takeBehind(ctx, rec, true); err != nil {
+		return true, err
+	}
+	if rec.TailPart != 0 { // its upload failed: sent now, under the claim
+		if err := e.sendWaiting(ctx, rec); err != nil {
+			return true, err
+		}
+	}
+	rec.TailPart, rec.TailPartLen = rec.TailSegs, rec.TailLen
+	return true, nil
 }
 
 // holdBehind holds the chunk back as the segment that completes the
@@ -306,7 +350,7 @@ func (e *multipartEngine) afterSave(rec *record) {
 	if rec.TailPart == 0 {
 		return
 	}
-	segs, ok := e.cachedSegs(rec, rec.TailPart)
+	segs, ok := e.cachedSegs(rec, 0, rec.TailPart)
 	if !ok || e.segLen(segs) != rec.TailPartLen {
 		return
 	}
@@ -316,20 +360,28 @@ func (e *multipartEngine) afterSave(rec *record) {
 	})
 }
 
-// cachedSegs returns the first k segments from memory, if all are there.
-func (e *multipartEngine) cachedSegs(rec *record, k int) ([][]byte, bool) {
-	if len(rec.TailTags) < k {
+// cachedSegs returns k segments from the tail's from-th, from memory, if
+// all are there.
+func (e *multipartEngine) cachedSegs(rec *record, from, k int) ([][]byte, bool) {
+	if len(rec.TailTags) < from+k {
 		return nil, false
 	}
 	segs := make([][]byte, 0, k)
-	for i, tag := range rec.TailTags[:k] {
-		b, ok := e.held.Get(heldKey(rec.ID, rec.TailFirst+i, tag))
+	for i, tag := range rec.TailTags[from : from+k] {
+		b, ok := e.held.Get(heldKey(rec.ID, rec.TailFirst+from+i, tag))
 		if tag == "" || !ok {
 			return nil, false
 		}
 		segs = append(segs, b)
 	}
 	return segs, true
+}
+
+// forgetFirst removes the record's first k segments from memory.
+func (e *multipartEngine) forgetFirst(rec *record, k int) {
+	for i, tag := range rec.TailTags[:min(k, len(rec.TailTags))] {
+		e.held.Remove(heldKey(rec.ID, rec.TailFirst+i, tag))
+	}
 }
 
 func segReader(segs [][]byte) io.Reader {

@@ -143,6 +143,55 @@ func TestWriteBehindAcksBeforeItsPart(t *testing.T) {
 	}
 }
 
+// A small chunk that completes the next part while the waiting one is
+// still uploading is stored first, then waits for that upload, records
+// its part and becomes the next waiting part: S3 gets the parts one after
+// the other with no request's work in between, each once.
+func TestWriteBehindNextPartWhileOneUploads(t *testing.T) {
+	fs, ins := behindInstances(t, 1)
+	f := fs[0]
+	data := randomBytes(16 * MiB)
+	s, err := f.svc.Create(context.Background(), "b", "behind/next", "", int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trig := ins[0].Arm(faults.Fault{N: 1, Match: faults.Methods("UploadPart"), Mode: faults.Stall})
+	for off := 0; off < 9*MiB; off += MiB {
+		appendWithin(t, f, s.ID, off, data[off:off+MiB])
+	}
+	wantWaiting(t, f, s.ID, 0, 5*MiB, 9*MiB)
+	done := make(chan error, 1)
+	go func() { _, _, err := appendBytes(t, f, s.ID, 9*MiB, data[9*MiB:10*MiB]); done <- err }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := f.store.Get(context.Background(), tailKey(s.ID, 9)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the chunk completing part 2 was not stored while part 1 uploaded")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("part 2 was made before part 1 was recorded: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	trig.Release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	wantWaiting(t, f, s.ID, 1, 5*MiB, 5*MiB)
+	var file *registry.File
+	for off := 10 * MiB; off < len(data); off += MiB {
+		file = appendWithin(t, f, s.ID, off, data[off:off+MiB])
+	}
+	wantFile(t, f, file, data)
+	if n := f.s3.snapshot()["UploadPart"]; n != 4 {
+		t.Fatalf("%d UploadParts for 4 parts", n)
+	}
+}
+
 // An append that another instance takes finds no upload of the waiting
 // part there: it sends the part itself. The first instance's upload of it
 // landing later carries the same bytes, so the file completes byte-exact.
