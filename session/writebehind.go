@@ -38,7 +38,11 @@ import (
 // next append while the first is still uploading). One that finishes after
 // the upload was completed or aborted gets NoSuchUpload and is dropped,
 // unlogged. Abort and purge stop this instance's uploads of the session
-// before they abort its multipart upload.
+// before they abort its multipart upload. A ferryd from before
+// write-behind ignores tail_part and sends the whole tail with its chunk
+// as that part number; should the first instance's upload land after
+// that, the completion is refused (the part's ETag no longer matches),
+// never wrong: that takes a mixed fleet and the same race as above.
 const (
 	maxBehind     = 8   // parts in flight in the background, per instance
 	maxBehindKept = 256 // finished results kept for the appends that take them
