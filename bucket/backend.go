@@ -66,6 +66,9 @@ type Part struct {
 	Number int    // 1..MaxParts
 	ETag   string // as returned by UploadPart; opaque
 	Size   int64
+	// CRC32C of the part's bytes, where the writer computed it (parallel
+	// parts); a session engine's own parts leave it 0.
+	CRC32C uint32 `json:",omitempty"`
 }
 
 // Backend is where bytes live. Keys are relative, '/'-separated, and never

@@ -104,6 +104,15 @@ type File struct {
 	Bytes     int64  `json:"bytes"`
 	CreatedAt int64  `json:"created_at"`
 	FileID    string `json:"file_id"`
+	// Checksums of the whole file; nil on a registered file.
+	Checksums *Checksums `json:"checksums,omitempty"`
+}
+
+// Checksums are whole-file digests: base64 of the big-endian digest bytes,
+// as S3's x-amz-checksum-* headers carry them.
+type Checksums struct {
+	CRC32C string `json:"crc32c,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Bucket is an entry of the bucket list.

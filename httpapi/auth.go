@@ -214,7 +214,7 @@ func allowOrigins(origins []string, next http.Handler) http.Handler {
 		// the SDKs send ever new X-Stainless-* ones.
 		AllowedHeaders: []string{"*"},
 		ExposedHeaders: []string{"Location", "Upload-Offset", "Upload-Length", "Upload-Expires", "Upload-Metadata", "Tus-Resumable",
-			"Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm", "Upload-Defer-Length", "ETag", "Retry-After", "X-Request-Id",
+			"Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm", "Upload-Defer-Length", "ETag", "Retry-After", "X-Request-Id", "Repr-Digest", "X-Amz-Checksum-Crc32c",
 			"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"},
 		MaxAge: 600,
 	}).Handler(next)

@@ -40,6 +40,7 @@ func (c *content) serve(w http.ResponseWriter, r *http.Request, file registry.Fi
 	h.Set("ETag", etag)
 	h.Set("Last-Modified", modified.Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
+	setDigests(h, file.Checksums)
 	safeServing(h, file, contentType)
 	if notModified(r, etag, modified) {
 		w.WriteHeader(http.StatusNotModified)
@@ -88,6 +89,17 @@ func (c *content) serve(w http.ResponseWriter, r *http.Request, file registry.Fi
 	defer body.Close()
 	w.WriteHeader(status)
 	send(w, r, body)
+}
+
+// setDigests announces the whole file's checksums (RFC 9530's Repr-Digest
+// describes the whole file even on a 206), and its CRC32C as S3 sends it.
+func setDigests(h http.Header, c *registry.Checksums) {
+	if d := c.ReprDigest(); d != "" {
+		h.Set("Repr-Digest", d)
+	}
+	if c != nil && c.CRC32C != "" {
+		h.Set("X-Amz-Checksum-Crc32c", c.CRC32C)
+	}
 }
 
 // send copies a download's body; a failure mid-body can only cut the

@@ -65,6 +65,8 @@ type fileResponse struct {
 	Bytes     int64  `json:"bytes"`
 	CreatedAt int64  `json:"created_at"`
 	FileID    string `json:"file_id"` // the same file in the OpenAI routes, under the OpenAI bucket
+	// Checksums of the whole file (absent on a registered file until verified).
+	Checksums *registry.Checksums `json:"checksums,omitempty"`
 }
 
 type listResponse[T any] struct {
@@ -92,7 +94,7 @@ func fileURL(r *http.Request, bkt, key string) string {
 
 func toFileResponse(r *http.Request, f registry.File) fileResponse {
 	return fileResponse{Bucket: f.Bucket, Key: f.Key, MimeType: f.MimeType, URL: fileURL(r, f.Bucket, f.Key),
-		Bytes: f.Bytes, CreatedAt: f.CreatedAt.Unix(), FileID: f.ID}
+		Bytes: f.Bytes, CreatedAt: f.CreatedAt.Unix(), FileID: f.ID, Checksums: f.Checksums}
 }
 
 // decodeJSON decodes one JSON object strictly: unknown fields and trailing

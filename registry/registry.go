@@ -48,6 +48,32 @@ type File struct {
 	// Attrs are the uploader's annotations (the OpenAI adapter keeps
 	// filename, purpose and expiry here).
 	Attrs map[string]string `json:"attrs,omitempty"`
+	// Checksums of the whole file, when Ferry computed them (every upload;
+	// a registered file has none).
+	Checksums *Checksums `json:"checksums,omitempty"`
+}
+
+// Checksums are whole-file digests, each base64 of the big-endian digest
+// bytes, as S3's x-amz-checksum-* headers carry them.
+type Checksums struct {
+	CRC32C string `json:"crc32c,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// ReprDigest is the Repr-Digest header's value (RFC 9530) for c, "" for
+// none: "crc32c=:<base64>:, sha-256=:<base64>:".
+func (c *Checksums) ReprDigest() string {
+	if c == nil {
+		return ""
+	}
+	var out []string
+	if c.CRC32C != "" {
+		out = append(out, "crc32c=:"+c.CRC32C+":")
+	}
+	if c.SHA256 != "" {
+		out = append(out, "sha-256=:"+c.SHA256+":")
+	}
+	return strings.Join(out, ", ")
 }
 
 // Registry is the file index over a metadata store and the blob backend.

@@ -121,8 +121,12 @@ func (a *appender) write(r io.Reader, n int64, sum *Checksum) error {
 		}
 		a.ver, a.claimed = v, true
 	}
-	if err := a.eng.write(a.read, rec, a.fence, r, n, sum); err != nil {
+	crc := newRunningCRC(rec.CRC32C)
+	if err := a.eng.write(a.read, rec, a.fence, crc.reader(r), n, sum); err != nil {
 		return storageErr(rec, err)
+	}
+	if err := crc.end(rec, n); err != nil {
+		return err
 	}
 	rec.Offset += n
 	a.n += n

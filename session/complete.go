@@ -23,7 +23,7 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 		return registry.File{}, fmt.Errorf("complete upload: %w", storageErr(rec, err))
 	}
 	f := registry.File{Bucket: rec.Bucket, Key: rec.Key, MimeType: rec.MimeType, Bytes: rec.Size,
-		CreatedAt: s.now().UTC(), ETag: obj.ETag, Attrs: rec.Attrs, ID: rec.FileID}
+		CreatedAt: s.now().UTC(), ETag: obj.ETag, Attrs: rec.Attrs, ID: rec.FileID, Checksums: rec.checksums()}
 	if !rec.Partial { // a piece waits for Concat, unpublished
 		if f, err = s.files.Publish(ctx, f); err != nil {
 			return registry.File{}, err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/crc32c"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
 	"golang.org/x/sync/errgroup"
@@ -30,6 +31,7 @@ type piece struct {
 	object string
 	size   int64
 	local  bool // in the same location as the file made of it
+	crc32c *uint32
 }
 
 // Concat completes session id, created for the pieces' total size, from
@@ -107,7 +109,7 @@ func (s *Service) pieces(ctx context.Context, rec *record, partials []string) ([
 		if err != nil {
 			return nil, err
 		}
-		out[i] = piece{blobs: blobs, object: p.object(), size: p.Size, local: p.Location == rec.Location}
+		out[i] = piece{blobs: blobs, object: p.object(), size: p.Size, local: p.Location == rec.Location, crc32c: p.CRC32C}
 		total += p.Size
 	}
 	if total != rec.Size {
@@ -138,8 +140,21 @@ func (s *Service) join(ctx context.Context, rec *record, ver, fence int64, piece
 	if err := eng.concat(ctx, rec, pieces); err != nil {
 		return registry.File{}, storageErr(rec, err)
 	}
-	rec.Offset = rec.Size
+	rec.Offset, rec.CRC32C = rec.Size, piecesCRC(pieces)
 	return s.finish(ctx, rec, ver, fence)
+}
+
+// piecesCRC is the CRC32C of the pieces in order, from theirs; nil if a
+// piece has none.
+func piecesCRC(pieces []piece) *uint32 {
+	var crc uint32
+	for _, p := range pieces {
+		if p.crc32c == nil {
+			return nil
+		}
+		crc = crc32c.Combine(crc, *p.crc32c, p.size)
+	}
+	return &crc
 }
 
 // dropPieces removes pieces a file was made of; what fails here the

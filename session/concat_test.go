@@ -73,6 +73,7 @@ func TestConcatJoinsPieces(t *testing.T) {
 		if !bytes.Equal(readAll(t, f, file), all) {
 			t.Fatal("the joined file is not the pieces' bytes in order")
 		}
+		wantCRC(t, f, file, all)
 		for _, id := range ids {
 			if _, err := f.svc.Get(ctx, id); !errcode.Is(err, ErrNotFound) {
 				t.Errorf("piece %s after the concatenation: %v", id, err)

@@ -80,7 +80,7 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 		return Info{}, err
 	}
 	now := s.now().UTC()
-	rec := &record{ID: id, Bucket: bkt, Key: key, MimeType: mimeType, Size: size,
+	rec := &record{ID: id, Bucket: bkt, Key: key, MimeType: mimeType, Size: size, CRC32C: new(uint32(0)),
 		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL), Open: sp.Open, Attrs: sp.Attrs, FileID: sp.FileID,
 		Location: location, Object: object, Protocol: sp.Protocol, Meta: sp.Meta, PartSize: partSize, Partial: sp.Partial}
 	if err := eng.begin(ctx, rec); err != nil {

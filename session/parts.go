@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/crc32c"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
 )
@@ -343,7 +344,7 @@ func (s *Service) finishParts(ctx context.Context, rec *record, ver, fence int64
 	if missing := rec.partCount() - len(parts); missing > 0 {
 		return registry.File{}, ErrInvalidPart.New("session %s lacks %d of its %d parts: put them, then it completes", rec.ID, missing, rec.partCount())
 	}
-	rec.Parts, rec.Offset = parts, rec.Size
+	rec.Parts, rec.Offset, rec.CRC32C = parts, rec.Size, new(partsCRC(parts))
 	f, err := s.finish(ctx, rec, ver, fence)
 	if err != nil {
 		return f, err
@@ -352,6 +353,15 @@ func (s *Service) finishParts(ctx context.Context, rec *record, ver, fence int64
 		s.log.WarnContext(ctx, "parts_cleanup_failed", "session", rec.ID, "err", err)
 	}
 	return f, nil
+}
+
+// partsCRC is the CRC32C of the parts in order, from theirs.
+func partsCRC(parts []bucket.Part) uint32 {
+	var crc uint32
+	for _, p := range parts {
+		crc = crc32c.Combine(crc, p.CRC32C, p.Size)
+	}
+	return crc
 }
 
 // appendToParts answers an append to a parallel session: an empty one
@@ -382,7 +392,7 @@ func (s *Service) listParts(ctx context.Context, id string) ([]bucket.Part, erro
 		if err := json.Unmarshal(e.Value, &pe); err != nil {
 			return fmt.Errorf("part %d of session %s: %w", n, id, err)
 		}
-		parts = append(parts, bucket.Part{Number: n, ETag: pe.ETag, Size: pe.Size})
+		parts = append(parts, bucket.Part{Number: n, ETag: pe.ETag, Size: pe.Size, CRC32C: pe.CRC32C})
 		return nil
 	})
 	return parts, err

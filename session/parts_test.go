@@ -91,6 +91,7 @@ func TestPartsOutOfOrderWithReplays(t *testing.T) {
 		if file.Bytes != int64(len(data)) || !bytes.Equal(readAll(t, f, *file), data) {
 			t.Fatal("the file is not the parts' bytes")
 		}
+		wantCRC(t, f, *file, data)
 		if n, _ := f.store.IndexLen(ctx, partsIndex(in.ID)); n != 0 {
 			t.Fatalf("%d part entries left after completion", n)
 		}
@@ -149,6 +150,7 @@ func TestPartsFromTwoInstances(t *testing.T) {
 		if !bytes.Equal(got, data) {
 			t.Fatalf("file of %d bytes differs from the %d sent", len(got), len(data))
 		}
+		wantCRC(t, f, *files[0], data)
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/crc32c"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
 )
@@ -77,6 +78,12 @@ type record struct {
 	// partial sessions a Concat made this one from.
 	Partial bool     `json:"partial,omitempty"`
 	Pieces  []string `json:"pieces,omitempty"`
+
+	// CRC32C is the CRC32C of the bytes before Offset (sequential
+	// sessions), and of the whole file once completed (every kind). nil:
+	// the session was created by a ferryd that kept none, and its file is
+	// published without checksums.
+	CRC32C *uint32 `json:"crc32c,omitempty"`
 }
 
 // purgeRef is what the purger needs even if the record itself is gone.
@@ -133,13 +140,25 @@ type Info struct {
 	// partial sessions Concat made this one from.
 	Partial bool
 	Pieces  []string
+	// Checksums of the whole file, once completed (nil before, and for a
+	// session from a ferryd that kept none).
+	Checksums *registry.Checksums
 }
 
 func (r *record) info() Info {
 	return Info{ID: r.ID, Bucket: r.Bucket, Key: r.Key, MimeType: r.MimeType, Size: r.Size,
 		Offset: r.Offset, Completed: r.State == stateCompleted, CreatedAt: r.CreatedAt,
 		ExpiresAt: r.ExpiresAt, MinChunk: r.MinPart, Open: r.Open, Protocol: r.Protocol, Meta: r.Meta,
-		PartSize: r.PartSize, PartCount: r.partCount(), Parallel: r.Parallel, Partial: r.Partial, Pieces: r.Pieces}
+		PartSize: r.PartSize, PartCount: r.partCount(), Parallel: r.Parallel, Partial: r.Partial, Pieces: r.Pieces,
+		Checksums: r.checksums()}
+}
+
+// checksums are the whole file's, once completed.
+func (r *record) checksums() *registry.Checksums {
+	if r.State != stateCompleted && r.Offset != r.Size || r.CRC32C == nil {
+		return nil
+	}
+	return &registry.Checksums{CRC32C: crc32c.Encode(*r.CRC32C)}
 }
 
 // accepts checks a chunk's claims against the session: the file's total

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"maps"
@@ -20,6 +21,7 @@ import (
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/bucket/s3blob"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/crc32c"
 	"github.com/ferryhq/ferry/internal/testsvc"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/metastore/redisstore"
@@ -168,6 +170,20 @@ func appendBytes(t *testing.T, f *fixture, id string, offset int64, b []byte) (I
 	return f.svc.Append(context.Background(), id, Chunk{Offset: offset, Total: -1, Len: int64(len(b)), Body: bytes.NewReader(b)})
 }
 
+// wantCRC checks the file's recorded CRC32C against one computed here from
+// the bytes the test sent, on the file and on its index entry.
+func wantCRC(t *testing.T, f *fixture, file registry.File, data []byte) {
+	t.Helper()
+	want := crc32c.Encode(crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)))
+	if file.Checksums == nil || file.Checksums.CRC32C != want {
+		t.Fatalf("%s: checksums %+v, want crc32c %s", file.Key, file.Checksums, want)
+	}
+	got, err := f.files.Get(context.Background(), file.Bucket, file.Key)
+	if err != nil || got.Checksums == nil || got.Checksums.CRC32C != want {
+		t.Fatalf("%s: indexed checksums %+v (%v), want crc32c %s", file.Key, got.Checksums, err, want)
+	}
+}
+
 func readAll(t *testing.T, f *fixture, file registry.File) []byte {
 	t.Helper()
 	rc, _, err := f.files.Open(context.Background(), file, nil)
@@ -237,6 +253,7 @@ func TestUploadSizes(t *testing.T) {
 			if sha256.Sum256(got) != sha256.Sum256(data) {
 				t.Fatalf("%s: downloaded bytes differ (len %d, want %d)", tc.name, len(got), len(data))
 			}
+			wantCRC(t, f, file, data)
 			if _, err := f.files.Get(context.Background(), "b", "sizes/"+tc.name); err != nil {
 				t.Fatalf("%s: not indexed: %v", tc.name, err)
 			}

@@ -192,7 +192,8 @@ type requestState struct {
 	length  int64 // Content-Length; -1 when unknown (chunked)
 	sum     *session.Checksum
 	expires time.Time
-	open    bool // a completed upload has no expiry to announce
+	open    bool   // a completed upload has no expiry to announce
+	digest  string // a completed upload's Repr-Digest
 }
 
 type stateKey struct{}
@@ -208,14 +209,15 @@ func stateOf(ctx context.Context) *requestState {
 
 // noted records what the response announces about the upload.
 func (st *requestState) noted(in session.Info) {
-	st.expires, st.open = in.ExpiresAt, !in.Completed
+	st.expires, st.open, st.digest = in.ExpiresAt, !in.Completed, in.Checksums.ReprDigest()
 }
 
 // extensions are the ones Ferry adds to tusd's list.
 const extensions = ",expiration,checksum"
 
 // headerWriter adds the headers of the extensions tusd's handler does not
-// know: Upload-Expires (expiration) and the checksum algorithms.
+// know: Upload-Expires (expiration) and the checksum algorithms, and the
+// whole file's checksums once it is complete (Repr-Digest, as downloads).
 type headerWriter struct {
 	http.ResponseWriter
 	st    *requestState
@@ -238,6 +240,9 @@ func (w *headerWriter) WriteHeader(code int) {
 		}
 		if code < 300 && w.st.open && !w.st.expires.IsZero() {
 			hd.Set("Upload-Expires", w.st.expires.UTC().Format(http.TimeFormat))
+		}
+		if code < 300 && w.st.digest != "" { // the final PATCH, and HEAD once complete
+			hd.Set("Repr-Digest", w.st.digest)
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
