@@ -76,6 +76,10 @@ func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
 		MimeType string `json:"mime_type"`
 		Size     *int64 `json:"size"`
 		PartSize int64  `json:"part_size"`
+		// Whole-file digests: sha256 computed besides the crc32c every file
+		// gets, and values the file must have to be published.
+		ChecksumAlgorithm string              `json:"checksum_algorithm"`
+		Checksums         *registry.Checksums `json:"checksums"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
 		writeError(w, r, err)
@@ -90,7 +94,7 @@ func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in, err := f.sessions.CreateSpec(r.Context(), session.Spec{Bucket: req.Bucket, Key: req.Key, MimeType: req.MimeType,
-		Size: *req.Size, PartSize: req.PartSize})
+		Size: *req.Size, PartSize: req.PartSize, ChecksumAlgorithm: req.ChecksumAlgorithm, Checksums: req.Checksums})
 	if err != nil {
 		writeError(w, r, err)
 		return

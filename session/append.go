@@ -121,11 +121,14 @@ func (a *appender) write(r io.Reader, n int64, sum *Checksum) error {
 		}
 		a.ver, a.claimed = v, true
 	}
-	crc := newRunningCRC(rec.CRC32C)
-	if err := a.eng.write(a.read, rec, a.fence, crc.reader(r), n, sum); err != nil {
+	digests, err := newRunningDigests(rec)
+	if err != nil {
+		return err
+	}
+	if err := a.eng.write(a.read, rec, a.fence, digests.reader(r), n, sum); err != nil {
 		return storageErr(rec, err)
 	}
-	if err := crc.end(rec, n); err != nil {
+	if err := digests.end(rec, n); err != nil {
 		return err
 	}
 	rec.Offset += n

@@ -3,13 +3,11 @@ package session
 import (
 	"crypto/md5"
 	"encoding/base64"
-	"fmt"
 	"hash"
 	"io"
 	"strings"
 
 	"github.com/ferryhq/ferry/bucket"
-	"github.com/ferryhq/ferry/internal/crc32c"
 )
 
 // Checksum is a client's digest of one chunk: the tus Upload-Checksum
@@ -84,45 +82,5 @@ func (v *verifier) check() error {
 		return ErrChecksumMismatch.New("the chunk's %s is %s, not the %s sent; nothing of it was kept, resend it",
 			v.want.Algo, base64.StdEncoding.EncodeToString(got), v.want.Base64())
 	}
-	return nil
-}
-
-// runningCRC extends a sequential session's CRC32C by the bytes an append
-// stores (nil: the session keeps none, see record.CRC32C).
-type runningCRC struct {
-	crc  *uint32
-	seen int64
-}
-
-func newRunningCRC(from *uint32) *runningCRC {
-	if from == nil {
-		return &runningCRC{}
-	}
-	return &runningCRC{crc: new(*from)}
-}
-
-func (c *runningCRC) Write(p []byte) (int, error) {
-	*c.crc = crc32c.Update(*c.crc, p)
-	c.seen += int64(len(p))
-	return len(p), nil
-}
-
-func (c *runningCRC) reader(r io.Reader) io.Reader {
-	if c.crc == nil {
-		return r
-	}
-	return io.TeeReader(r, c)
-}
-
-// end records the CRC in rec once the engine stored n bytes, which it
-// must have read exactly: anything else would record a wrong CRC.
-func (c *runningCRC) end(rec *record, n int64) error {
-	if c.crc == nil {
-		return nil
-	}
-	if c.seen != n {
-		return fmt.Errorf("session %s: the engine read %d bytes of a %d-byte chunk", rec.ID, c.seen, n)
-	}
-	rec.CRC32C = c.crc
 	return nil
 }

@@ -18,6 +18,9 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 	if err != nil {
 		return registry.File{}, err
 	}
+	if err := rec.checkExpected(); err != nil {
+		return registry.File{}, err
+	}
 	obj, err := eng.complete(ctx, rec)
 	if err != nil {
 		return registry.File{}, fmt.Errorf("complete upload: %w", storageErr(rec, err))

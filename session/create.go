@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/registry"
 )
 
 // Spec describes a new session.
@@ -33,6 +34,11 @@ type Spec struct {
 	// Partial makes the session a piece of a file that Concat makes: its
 	// bytes go to Ferry's own storage and are never published themselves.
 	Partial bool
+	// ChecksumAlgorithm "sha256" computes the file's SHA-256 besides the
+	// CRC32C every file gets (sequential appends only). Checksums are the
+	// values the file must have: completion publishes nothing else.
+	ChecksumAlgorithm string
+	Checksums         *registry.Checksums
 }
 
 // Create starts a session for bucket/key. An existing file at bucket/key
@@ -83,6 +89,9 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	rec := &record{ID: id, Bucket: bkt, Key: key, MimeType: mimeType, Size: size, CRC32C: new(uint32(0)),
 		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL), Open: sp.Open, Attrs: sp.Attrs, FileID: sp.FileID,
 		Location: location, Object: object, Protocol: sp.Protocol, Meta: sp.Meta, PartSize: partSize, Partial: sp.Partial}
+	if err := expectFrom(rec, sp.ChecksumAlgorithm, sp.Checksums); err != nil {
+		return Info{}, err
+	}
 	if err := eng.begin(ctx, rec); err != nil {
 		return Info{}, storageErr(rec, fmt.Errorf("begin upload: %w", err))
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
-	"github.com/ferryhq/ferry/internal/crc32c"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
 )
@@ -84,6 +83,12 @@ type record struct {
 	// the session was created by a ferryd that kept none, and its file is
 	// published without checksums.
 	CRC32C *uint32 `json:"crc32c,omitempty"`
+	// SHA256State is a sequential session's SHA-256 of the bytes before
+	// Offset, marshalled (crypto/sha256), when one was asked for at create.
+	SHA256State []byte `json:"sha256_state,omitempty"`
+	// Expect are the digests the client gave at create; completion
+	// publishes nothing that does not match them.
+	Expect *registry.Checksums `json:"expect,omitempty"`
 }
 
 // purgeRef is what the purger needs even if the record itself is gone.
@@ -151,14 +156,6 @@ func (r *record) info() Info {
 		ExpiresAt: r.ExpiresAt, MinChunk: r.MinPart, Open: r.Open, Protocol: r.Protocol, Meta: r.Meta,
 		PartSize: r.PartSize, PartCount: r.partCount(), Parallel: r.Parallel, Partial: r.Partial, Pieces: r.Pieces,
 		Checksums: r.checksums()}
-}
-
-// checksums are the whole file's, once completed.
-func (r *record) checksums() *registry.Checksums {
-	if r.State != stateCompleted && r.Offset != r.Size || r.CRC32C == nil {
-		return nil
-	}
-	return &registry.Checksums{CRC32C: crc32c.Encode(*r.CRC32C)}
 }
 
 // accepts checks a chunk's claims against the session: the file's total

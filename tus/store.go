@@ -53,6 +53,10 @@ func (s *dataStore) NewUpload(ctx context.Context, info tusd.FileInfo) (tusd.Upl
 	id := session.NewID()
 	sp := session.Spec{ID: id, Bucket: meta["bucket"], Key: meta["key"], MimeType: mimeType(meta),
 		Size: info.Size, Protocol: session.ProtocolTus, Meta: meta, Partial: info.IsPartial}
+	// The values the file must have, as the native create's checksums.
+	if c, s := meta["checksum-crc32c"], meta["checksum-sha256"]; c != "" || s != "" {
+		sp.Checksums = &registry.Checksums{CRC32C: c, SHA256: s}
+	}
 	if sp.Bucket == "" {
 		sp.Bucket = s.bucket
 	}
