@@ -59,7 +59,15 @@ type Error struct {
 	Offset *int64 // the session's offset, when the server said it
 	// RetryAfter is the server's Retry-After (503 UNAVAILABLE, SESSION_BUSY); 0 when not sent.
 	RetryAfter time.Duration
+	// Algorithm is set on a CHECKSUM_MISMATCH of the whole file (not of
+	// one chunk): the file's digest differs from the one declared at
+	// create, and nothing was published. Expected and Actual are the two.
+	Algorithm, Expected, Actual string
 }
+
+// wholeFileMismatch: the file differs from its declared digest, which no
+// resend can mend.
+func (e *Error) wholeFileMismatch() bool { return e.Code == "CHECKSUM_MISMATCH" && e.Algorithm != "" }
 
 func (e *Error) Error() string {
 	if e.Code == "" {
@@ -113,6 +121,21 @@ type File struct {
 type Checksums struct {
 	CRC32C string `json:"crc32c,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
+}
+
+// reprDigest is c as a Repr-Digest header value (RFC 9530).
+func (c *Checksums) reprDigest() string {
+	if c == nil {
+		return ""
+	}
+	var items []string
+	if c.SHA256 != "" {
+		items = append(items, "sha-256=:"+c.SHA256+":")
+	}
+	if c.CRC32C != "" {
+		items = append(items, "crc32c=:"+c.CRC32C+":")
+	}
+	return strings.Join(items, ", ")
 }
 
 // Bucket is an entry of the bucket list.
@@ -175,10 +198,15 @@ func decodeError(resp *http.Response) error {
 		Code   string `json:"code"`
 		Detail string `json:"detail"`
 		Offset *int64 `json:"offset"`
+		// CHECKSUM_MISMATCH of the whole file
+		Algorithm string `json:"algorithm"`
+		Expected  string `json:"expected"`
+		Actual    string `json:"actual"`
 	}
 	e := &Error{Status: resp.StatusCode}
 	if json.Unmarshal(raw, &body) == nil && body.Code != "" {
 		e.Code, e.Detail, e.Offset = body.Code, body.Detail, body.Offset
+		e.Algorithm, e.Expected, e.Actual = body.Algorithm, body.Expected, body.Actual
 	} else {
 		e.Detail = strings.TrimSpace(string(raw))
 	}
@@ -208,6 +236,11 @@ type NewSession struct {
 	Bucket, Key, MimeType string
 	Size                  int64
 	PartSize              int64 // parallel parts' size; 0: the server's default
+	// ChecksumAlgorithm "sha256" makes the server compute the file's
+	// SHA-256 besides its CRC32C (sequential appends only). Checksums are
+	// the values the file must have: the server publishes nothing else.
+	ChecksumAlgorithm string
+	Checksums         *Checksums
 }
 
 // Create starts an upload session.
@@ -215,6 +248,12 @@ func (c *Client) Create(ctx context.Context, ns NewSession) (Session, error) {
 	req := map[string]any{"bucket": ns.Bucket, "key": ns.Key, "mime_type": ns.MimeType, "size": ns.Size}
 	if ns.PartSize > 0 {
 		req["part_size"] = ns.PartSize
+	}
+	if ns.ChecksumAlgorithm != "" {
+		req["checksum_algorithm"] = ns.ChecksumAlgorithm
+	}
+	if ns.Checksums != nil {
+		req["checksums"] = ns.Checksums
 	}
 	body, n, hdr := jsonBody(req)
 	var s Session
@@ -237,7 +276,16 @@ func (c *Client) Session(ctx context.Context, id string) (Session, error) {
 // damaged on the way are refused by the server (CHECKSUM_MISMATCH) instead
 // of stored. Any other body is sent without a checksum.
 func (c *Client) Append(ctx context.Context, id string, offset int64, body io.Reader, n int64) (Session, *File, error) {
+	return c.appendDeclaring(ctx, id, offset, body, n, nil)
+}
+
+// appendDeclaring is Append that also declares the whole file's digests
+// (Repr-Digest), which the server checks before it publishes the file.
+func (c *Client) appendDeclaring(ctx context.Context, id string, offset int64, body io.Reader, n int64, whole *Checksums) (Session, *File, error) {
 	hdr := http.Header{"Upload-Offset": {strconv.FormatInt(offset, 10)}, "Content-Type": {"application/octet-stream"}}
+	if d := whole.reprDigest(); d != "" {
+		hdr.Set("Repr-Digest", d)
+	}
 	if body == nil || n == 0 {
 		body = http.NoBody
 	} else if rs, ok := body.(io.ReadSeeker); ok {
@@ -250,8 +298,9 @@ func (c *Client) Append(ctx context.Context, id string, offset int64, body io.Re
 	var out struct {
 		Session
 		Bytes     int64  `json:"bytes"`
-		CreatedAt int64  `json:"created_at"`
-		FileID    string `json:"file_id"`
+		CreatedAt int64      `json:"created_at"`
+		FileID    string     `json:"file_id"`
+		Checksums *Checksums `json:"checksums"`
 	}
 	if _, err := c.do(ctx, http.MethodPost, "/v1/files/session:"+url.PathEscape(id), body, n, hdr, &out); err != nil {
 		return Session{}, nil, err
@@ -260,7 +309,7 @@ func (c *Client) Append(ctx context.Context, id string, offset int64, body io.Re
 		return out.Session, nil, nil
 	}
 	f := &File{Bucket: out.Bucket, Key: out.Key, MimeType: out.MimeType, URL: out.URL, Bytes: out.Bytes,
-		CreatedAt: out.CreatedAt, FileID: out.FileID}
+		CreatedAt: out.CreatedAt, FileID: out.FileID, Checksums: out.Checksums}
 	return Session{ID: id, Offset: f.Bytes, Size: f.Bytes, Bucket: f.Bucket, Key: f.Key, MimeType: f.MimeType, Status: "completed"}, f, nil
 }
 

@@ -138,7 +138,7 @@ func (c *Client) sendPart(ctx context.Context, r io.ReaderAt, s Session, n int, 
 		progress(-body.finish()) // those bytes go again
 		var e *Error
 		switch {
-		case errors.As(err, &e) && e.Code == "CHECKSUM_MISMATCH" && mismatches < maxChecksumResends:
+		case errors.As(err, &e) && e.Code == "CHECKSUM_MISMATCH" && !e.wholeFileMismatch() && mismatches < maxChecksumResends:
 			mismatches++
 			continue
 		case errors.As(err, &e) && e.Code == "SESSION_COMPLETED":

@@ -2,13 +2,17 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // UploadOptions tune Upload.
@@ -25,6 +29,13 @@ type UploadOptions struct {
 	OnSession func(Session)
 	Progress  func(done, total int64)
 	Retry     Retry
+	// Verify makes the server prove that the file it publishes is the one
+	// read from r: the client digests r and declares the result, and the
+	// server publishes nothing else (CHECKSUM_MISMATCH). In order, the
+	// server also computes a SHA-256 and the client hashes r while sending,
+	// declaring both digests with the last chunk; with parts, the client
+	// reads r once for its CRC32C before it creates the session.
+	Verify bool
 }
 
 // Upload sends size bytes of r to bucket/key. After a network or server
@@ -34,7 +45,7 @@ type UploadOptions struct {
 // carries its CRC-32C; one the server found damaged (CHECKSUM_MISMATCH) is
 // read from r again and resent, up to maxChecksumResends times in a row.
 func (c *Client) Upload(ctx context.Context, r io.ReaderAt, size int64, bucket, key string, o UploadOptions) (File, error) {
-	s, err := c.uploadSession(ctx, size, bucket, key, o)
+	s, err := c.uploadSession(ctx, r, size, bucket, key, o)
 	if err != nil {
 		return File{}, err
 	}
@@ -49,9 +60,19 @@ func (c *Client) Upload(ctx context.Context, r io.ReaderAt, size int64, bucket, 
 
 // uploadSession resumes o.Session, which must be an upload of size bytes
 // to bucket/key, or else creates a session.
-func (c *Client) uploadSession(ctx context.Context, size int64, bucket, key string, o UploadOptions) (Session, error) {
+func (c *Client) uploadSession(ctx context.Context, r io.ReaderAt, size int64, bucket, key string, o UploadOptions) (Session, error) {
 	if o.Session == "" {
-		return c.Create(ctx, NewSession{Bucket: bucket, Key: key, MimeType: o.MimeType, Size: size, PartSize: o.PartSize})
+		ns := NewSession{Bucket: bucket, Key: key, MimeType: o.MimeType, Size: size, PartSize: o.PartSize}
+		if o.Verify && o.Parallel > 1 {
+			sums, err := digest(io.NewSectionReader(r, 0, size), false)
+			if err != nil {
+				return Session{}, err
+			}
+			ns.Checksums = sums
+		} else if o.Verify {
+			ns.ChecksumAlgorithm = "sha256"
+		}
+		return c.Create(ctx, ns)
 	}
 	s, err := c.Session(ctx, o.Session)
 	if err == nil && (s.Bucket != bucket || s.Key != key || s.Size != size) {
@@ -69,12 +90,20 @@ func (c *Client) uploadChunks(ctx context.Context, r io.ReaderAt, size int64, s 
 	}
 	chunk = max(chunk, s.MinChunkSize)
 	offset, failures, mismatches := s.Offset, 0, 0
+	whole := digestBehind(r, size, o.Verify, o.Session == "" && o.Parallel <= 1)
 	for {
 		if o.Progress != nil {
 			o.Progress(offset, size)
 		}
 		n := min(chunk, size-offset)
-		next, f, err := c.Append(ctx, s.ID, offset, io.NewSectionReader(r, offset, n), n)
+		var sums *Checksums
+		if offset+n == size {
+			var err error
+			if sums, err = whole(); err != nil {
+				return File{}, err
+			}
+		}
+		next, f, err := c.appendDeclaring(ctx, s.ID, offset, io.NewSectionReader(r, offset, n), n, sums)
 		if f != nil {
 			if o.Progress != nil {
 				o.Progress(size, size)
@@ -86,7 +115,7 @@ func (c *Client) uploadChunks(ctx context.Context, r io.ReaderAt, size int64, s 
 			continue
 		}
 		var e *Error
-		if errors.As(err, &e) && e.Code == "CHECKSUM_MISMATCH" && mismatches < maxChecksumResends {
+		if errors.As(err, &e) && e.Code == "CHECKSUM_MISMATCH" && !e.wholeFileMismatch() && mismatches < maxChecksumResends {
 			mismatches++ // nothing of it was kept: the next turn reads it from r afresh
 			continue
 		}
@@ -270,4 +299,46 @@ func (c *counter) Write(p []byte) (int, error) {
 	c.done += int64(n)
 	c.progress(c.done, c.total)
 	return n, err
+}
+
+// digest reads r whole for its CRC32C and, with sha, its SHA-256.
+func digest(r io.Reader, sha bool) (*Checksums, error) {
+	crc := crc32.New(castagnoli)
+	sh := sha256.New()
+	w := io.Writer(crc)
+	if sha {
+		w = io.MultiWriter(crc, sh)
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		return nil, fmt.Errorf("ferry: digest the local file: %w", err)
+	}
+	c := &Checksums{CRC32C: base64.StdEncoding.EncodeToString(crc.Sum(nil))}
+	if sha {
+		c.SHA256 = base64.StdEncoding.EncodeToString(sh.Sum(nil))
+	}
+	return c, nil
+}
+
+// digestBehind digests r in the background while the chunks go out, when
+// verify is set (sha: the session computes a SHA-256 too), and returns
+// the wait for it; without verify the wait returns nil at once.
+func digestBehind(r io.ReaderAt, size int64, verify, sha bool) func() (*Checksums, error) {
+	if !verify {
+		return func() (*Checksums, error) { return nil, nil }
+	}
+	type result struct {
+		c   *Checksums
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := digest(io.NewSectionReader(r, 0, size), sha)
+		done <- result{c, err}
+	}()
+	var once sync.Once
+	var res result
+	return func() (*Checksums, error) {
+		once.Do(func() { res = <-done })
+		return res.c, res.err
+	}
 }

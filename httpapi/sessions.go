@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -115,6 +116,11 @@ func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	expect, err := parseReprDigest(r.Header.Get("Repr-Digest"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
 	if sum != nil && pos.length < 0 {
 		// A chunked body is appended in pieces as it arrives, so one digest
 		// of the whole cannot be checked before the first piece is kept.
@@ -125,11 +131,15 @@ func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
 		in   session.Info
 		file *registry.File
 	)
+	if pos.length < 0 && expect != nil {
+		writeError(w, r, errcode.ErrInvalidRequest.New("a chunk with Repr-Digest needs a known length: send Content-Length, not a chunked body"))
+		return
+	}
 	if pos.length < 0 { // chunked: no length up front
 		in, file, err = f.sessions.AppendStream(r.Context(), mux.Vars(r)["id"], pos.offset, pos.total, r.Body)
 	} else {
 		in, file, err = f.sessions.Append(r.Context(), mux.Vars(r)["id"], session.Chunk{
-			Offset: pos.offset, Total: pos.total, Len: pos.length, Body: r.Body, Checksum: sum})
+			Offset: pos.offset, Total: pos.total, Len: pos.length, Body: r.Body, Checksum: sum, Expect: expect})
 	}
 	if err != nil {
 		e := errcode.From(err)
@@ -215,4 +225,30 @@ func (f *files) abortSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// parseReprDigest reads an append's Repr-Digest (RFC 9530): the digests
+// the whole file must have, "sha-256=:<base64>:, crc32c=:<base64>:".
+// Algorithms Ferry does not compute are ignored, as the RFC asks.
+func parseReprDigest(h string) (*registry.Checksums, error) {
+	if strings.TrimSpace(h) == "" {
+		return nil, nil
+	}
+	var c registry.Checksums
+	for _, item := range strings.Split(h, ",") {
+		name, value, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok || len(value) < 2 || value[0] != ':' || value[len(value)-1] != ':' {
+			return nil, session.ErrInvalidChecksum.New("Repr-Digest %q: want items like sha-256=:<base64>: separated by commas", h)
+		}
+		switch strings.ToLower(name) {
+		case "sha-256":
+			c.SHA256 = value[1 : len(value)-1]
+		case "crc32c":
+			c.CRC32C = value[1 : len(value)-1]
+		}
+	}
+	if c == (registry.Checksums{}) {
+		return nil, nil
+	}
+	return &c, nil
 }

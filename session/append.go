@@ -20,6 +20,10 @@ type Chunk struct {
 	Body   io.Reader
 	// Checksum, when set, must match Body's bytes or nothing is kept.
 	Checksum *Checksum
+	// Expect, when set, declares digests of the whole file (a Repr-Digest
+	// sent with an append), as Spec.Checksums does at create: completion
+	// publishes nothing that does not match.
+	Expect *registry.Checksums
 }
 
 // Append adds the chunk at the session's offset. When the last byte lands
@@ -35,6 +39,9 @@ func (s *Service) Append(ctx context.Context, id string, c Chunk) (Info, *regist
 		return Info{}, nil, ErrLengthRequired.New("the chunk's length is unknown: send Content-Length (or Content-Range)")
 	}
 	return s.appendLocked(ctx, id, c.Offset, c.Total, func(a *appender) error {
+		if err := a.expect(c.Expect); err != nil {
+			return err
+		}
 		return a.write(c.Body, c.Len, c.Checksum)
 	})
 }

@@ -123,6 +123,54 @@ func (r *record) checkExpected() error {
 	return nil
 }
 
+// expect adds whole-file digests an append declares to those the record
+// expects; one that contradicts an earlier declaration is refused.
+func (a *appender) expect(want *registry.Checksums) error {
+	if want == nil || a.probe {
+		return nil
+	}
+	if err := checkDigests(want); err != nil {
+		return err
+	}
+	rec := a.rec
+	cur := registry.Checksums{}
+	if rec.Expect != nil {
+		cur = *rec.Expect
+	}
+	for _, c := range []struct {
+		name      string
+		have, new string
+		into      *string
+	}{{"crc32c", cur.CRC32C, want.CRC32C, &cur.CRC32C}, {"sha256", cur.SHA256, want.SHA256, &cur.SHA256}} {
+		switch {
+		case c.new == "" || c.new == c.have:
+		case c.have != "":
+			return ErrInvalidChecksum.New("Repr-Digest declares %s %s, but %s was declared before for session %s", c.name, c.new, c.have, rec.ID)
+		case c.name == "sha256" && rec.SHA256State == nil:
+			return ErrInvalidChecksum.New("Repr-Digest declares a sha-256, but session %s computes none: create it with checksum_algorithm sha256", rec.ID)
+		default:
+			*c.into = c.new
+		}
+	}
+	rec.Expect = &cur
+	return nil
+}
+
+// checkDigests refuses digests that are not base64 of the right length.
+func checkDigests(want *registry.Checksums) error {
+	if want.CRC32C != "" {
+		if _, err := crc32c.Parse(want.CRC32C); err != nil {
+			return ErrInvalidChecksum.New("checksums.%v", err)
+		}
+	}
+	if want.SHA256 != "" {
+		if b, err := base64.StdEncoding.DecodeString(want.SHA256); err != nil || len(b) != sha256.Size {
+			return ErrInvalidChecksum.New("checksums.sha256 %q: want the 32-byte SHA-256 in standard base64 (44 characters)", want.SHA256)
+		}
+	}
+	return nil
+}
+
 // expectFrom checks a create's digest options and fills them into rec.
 func expectFrom(rec *record, algorithm string, want *registry.Checksums) error {
 	switch algorithm {
@@ -135,15 +183,10 @@ func expectFrom(rec *record, algorithm string, want *registry.Checksums) error {
 	if want == nil {
 		return nil
 	}
-	if want.CRC32C != "" {
-		if _, err := crc32c.Parse(want.CRC32C); err != nil {
-			return ErrInvalidChecksum.New("checksums.%v", err)
-		}
+	if err := checkDigests(want); err != nil {
+		return err
 	}
 	if want.SHA256 != "" {
-		if b, err := base64.StdEncoding.DecodeString(want.SHA256); err != nil || len(b) != sha256.Size {
-			return ErrInvalidChecksum.New("checksums.sha256 %q: want the 32-byte SHA-256 in standard base64 (44 characters)", want.SHA256)
-		}
 		rec.SHA256State, _ = sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
 	}
 	if want.CRC32C != "" || want.SHA256 != "" {

@@ -26,6 +26,7 @@ func (x *cli) parseUpload(args []string) (uploadArgs, error) {
 	chunk := fs.String("chunk-size", "8MiB", "bytes per request with --parallel 1; raised to the server's minimum for the file")
 	mimeType := fs.String("mime-type", "", "the file's MIME type (default: ferryd guesses from the key)")
 	retries := fs.Int("retries", 10, "failed attempts in a row before giving up")
+	verify := fs.Bool("verify", true, "have ferryd publish the file only if it matches the local one: with --parallel 1 the\nSHA-256 (computed here while sending) and CRC32C are declared with the last chunk; with parts the\nCRC32C, read here before the session is created")
 	quiet := fs.Bool("quiet", false, "no progress bar and no summary")
 	stateDir := x.stateFlag(fs)
 	if err := parse(fs, args, 2, 2); err != nil {
@@ -50,7 +51,7 @@ func (x *cli) parseUpload(args []string) (uploadArgs, error) {
 	}
 	return uploadArgs{file: fs.Arg(0), bucket: bucket, key: key, quiet: *quiet, stateDir: *stateDir,
 		opts: client.UploadOptions{MimeType: *mimeType, ChunkSize: chunkSize, Parallel: *parallel, PartSize: parts,
-			Retry: client.Retry{Attempts: *retries}}}, nil
+			Retry: client.Retry{Attempts: *retries}, Verify: *verify}}, nil
 }
 
 func (x *cli) upload(ctx context.Context, args []string) error {
