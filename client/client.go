@@ -297,7 +297,7 @@ func (c *Client) appendDeclaring(ctx context.Context, id string, offset int64, b
 	}
 	var out struct {
 		Session
-		Bytes     int64  `json:"bytes"`
+		Bytes     int64      `json:"bytes"`
 		CreatedAt int64      `json:"created_at"`
 		FileID    string     `json:"file_id"`
 		Checksums *Checksums `json:"checksums"`
