@@ -64,7 +64,7 @@ func (c *Client) uploadSession(ctx context.Context, r io.ReaderAt, size int64, b
 	if o.Session == "" {
 		ns := NewSession{Bucket: bucket, Key: key, MimeType: o.MimeType, Size: size, PartSize: o.PartSize}
 		if o.Verify && o.Parallel > 1 {
-			sums, err := digest(io.NewSectionReader(r, 0, size), false)
+			sums, err := Digest(io.NewSectionReader(r, 0, size), false)
 			if err != nil {
 				return Session{}, err
 			}
@@ -174,9 +174,77 @@ type DownloadOptions struct {
 // with Range and If-Range, so a file replaced meanwhile is never stitched
 // from two versions. It returns the file's ETag.
 func (c *Client) Download(ctx context.Context, bucket, key string, out *os.File, o DownloadOptions) (string, error) {
+	download := c.downloadInOrder
 	if o.Parallel > 1 {
-		return c.downloadParallel(ctx, bucket, key, out, o)
+		download = c.downloadParallel
 	}
+	etag, err := download(ctx, bucket, key, out, o)
+	if err != nil {
+		return etag, err
+	}
+	return etag, c.verifyDownload(ctx, bucket, key, out, etag)
+}
+
+// ErrDigestMismatch: the bytes downloaded are not the file the server's
+// Repr-Digest describes.
+var ErrDigestMismatch = errors.New("ferry: the downloaded bytes do not match the file's checksums")
+
+// verifyDownload reads out whole and compares its digests with the
+// file's Repr-Digest, asked for by a HEAD of the same version (a file
+// without checksums, such as a registered one, is not checked).
+func (c *Client) verifyDownload(ctx context.Context, bucket, key string, out *os.File, etag string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, c.base+filePath(bucket, key)+":content", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.send(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeError(resp)
+	}
+	if tag := resp.Header.Get("ETag"); tag != etag {
+		return fmt.Errorf("ferry: %s/%s changed on the server while it downloaded (ETag %s, now %s): download it again", bucket, key, etag, tag)
+	}
+	want := parseReprDigest(resp.Header.Get("Repr-Digest"))
+	if want == nil {
+		return nil
+	}
+	got, err := Digest(io.NewSectionReader(out, 0, 1<<62), want.SHA256 != "")
+	if err != nil {
+		return err
+	}
+	if got.CRC32C != want.CRC32C && want.CRC32C != "" || got.SHA256 != want.SHA256 {
+		return fmt.Errorf("%w: %s/%s has crc32c %s sha256 %s, the download crc32c %s sha256 %s", ErrDigestMismatch, bucket, key,
+			want.CRC32C, want.SHA256, got.CRC32C, got.SHA256)
+	}
+	return nil
+}
+
+// parseReprDigest reads the crc32c and sha-256 of a Repr-Digest; nil if it
+// names neither.
+func parseReprDigest(h string) *Checksums {
+	var c Checksums
+	for _, item := range strings.Split(h, ",") {
+		name, value, _ := strings.Cut(strings.TrimSpace(item), "=")
+		value = strings.Trim(value, ":")
+		switch strings.ToLower(name) {
+		case "crc32c":
+			c.CRC32C = value
+		case "sha-256":
+			c.SHA256 = value
+		}
+	}
+	if c == (Checksums{}) {
+		return nil
+	}
+	return &c
+}
+
+// downloadInOrder fetches the file from out's end on, in one stream.
+func (c *Client) downloadInOrder(ctx context.Context, bucket, key string, out *os.File, o DownloadOptions) (string, error) {
 	offset, err := out.Seek(0, io.SeekEnd)
 	if err != nil {
 		return "", err
@@ -301,8 +369,9 @@ func (c *counter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// digest reads r whole for its CRC32C and, with sha, its SHA-256.
-func digest(r io.Reader, sha bool) (*Checksums, error) {
+// Digest reads r whole for its CRC32C and, with sha, its SHA-256, in the
+// form FileResponse.checksums carries.
+func Digest(r io.Reader, sha bool) (*Checksums, error) {
 	crc := crc32.New(castagnoli)
 	sh := sha256.New()
 	w := io.Writer(crc)
@@ -332,7 +401,7 @@ func digestBehind(r io.ReaderAt, size int64, verify, sha bool) func() (*Checksum
 	}
 	done := make(chan result, 1)
 	go func() {
-		c, err := digest(io.NewSectionReader(r, 0, size), sha)
+		c, err := Digest(io.NewSectionReader(r, 0, size), sha)
 		done <- result{c, err}
 	}()
 	var once sync.Once

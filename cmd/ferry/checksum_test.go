@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"hash/crc32"
@@ -117,4 +118,67 @@ func TestUploadResendsDamagedChunk(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tampering flips one byte of every GET :content answer's body on the way.
+type tampering struct{}
+
+func (tampering) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, ":content") || resp.StatusCode >= 300 {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > 0 {
+		body[len(body)/2] ^= 1
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
+// An upload prints the file's checksums, and a download whose bytes do not
+// match the file's Repr-Digest fails loudly, keeping the .part; the next
+// run downloads the file anew.
+func TestDownloadVerifiesDigests(t *testing.T) {
+	eachBackend(t, func(t *testing.T, f ferry, _ string) {
+		dir := t.TempDir()
+		src := filepath.Join(dir, "src.bin")
+		data := writeRandom(t, src, 6*MiB+1)
+		sha := sha256.Sum256(data)
+		out := f.must(t, "upload", "--parallel", "1", src, "b/v.bin")
+		if !strings.Contains(out, `"sha256": "`+base64.StdEncoding.EncodeToString(sha[:])+`"`) {
+			t.Fatalf("upload output does not give the file's SHA-256:\n%s", out)
+		}
+		if out := f.must(t, "verify", "b/v.bin", src); !strings.Contains(out, "matches b/v.bin") {
+			t.Fatalf("verify of the same file: %q", out)
+		}
+		other := filepath.Join(dir, "other.bin")
+		writeRandom(t, other, len(data))
+		if _, _, err := f.run(t, "verify", "b/v.bin", other); err == nil || !strings.Contains(err.Error(), "differs from b/v.bin") {
+			t.Fatalf("verify of another file: %v", err)
+		}
+		dest := filepath.Join(dir, "v.bin")
+		for _, parallel := range []string{"1", "3"} {
+			bad := f
+			bad.hc = &http.Client{Transport: tampering{}}
+			_, errOut, err := bad.run(t, "download", "--parallel", parallel, "--part-size", "2MiB", "b/v.bin", dest)
+			if err == nil || !strings.Contains(err.Error(), "do not match") || !strings.Contains(err.Error(), "kept for inspection") {
+				t.Fatalf("--parallel %s: a tampered download: %v\n%s", parallel, err, errOut)
+			}
+			if _, err := os.Stat(dest + ".part"); err != nil {
+				t.Fatalf("--parallel %s: the .part was not kept: %v", parallel, err)
+			}
+			if _, err := os.Stat(dest); !os.IsNotExist(err) {
+				t.Fatalf("--parallel %s: the tampered file was renamed into place", parallel)
+			}
+		}
+		f.must(t, "download", "b/v.bin", dest)
+		if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+			t.Fatal("the run after the tampered one did not download the file anew")
+		}
+	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -191,6 +192,10 @@ func downloadFailed(err error, out *os.File, part, sp string) error {
 	}
 	if client.IsNotFound(err) { // the file is gone: nothing to go on from
 		return err
+	}
+	if errors.Is(err, client.ErrDigestMismatch) { // resuming cannot mend it: the next run starts over
+		_ = os.Remove(sp)
+		return fmt.Errorf("%w\n%s is kept for inspection; running the same command again downloads the file anew", err, part)
 	}
 	return fmt.Errorf("%w\nrun the same command again to resume", err)
 }

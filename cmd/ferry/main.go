@@ -37,6 +37,7 @@ Commands:
                                4 ranges at once, resuming a partial DEST.part
   ls [BUCKET[/PREFIX]]         list buckets, or a bucket's files under PREFIX
   stat BUCKET/KEY              print a file's information as JSON
+  verify BUCKET/KEY FILE       compare local FILE with the stored file's checksums, downloading nothing
   rm BUCKET/KEY                delete a file
   register BUCKET LOCATION     serve existing data (s3://bucket/prefix or file:///dir) as BUCKET
   register BUCKET/KEY          record one existing object of a registered bucket
@@ -108,7 +109,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	x := &cli{c: c, server: strings.TrimRight(*server, "/"), stdout: stdout, stderr: stderr, getenv: getenv}
 	cmd, rest := global.Arg(0), global.Args()[1:]
 	commands := map[string]func(context.Context, []string) error{
-		"upload": x.upload, "download": x.download, "ls": x.ls, "stat": x.stat, "rm": x.rm,
+		"upload": x.upload, "download": x.download, "ls": x.ls, "stat": x.stat, "verify": x.verify, "rm": x.rm,
 		"register": x.register, "unregister": x.unregister, "keys": x.keys,
 	}
 	fn, ok := commands[cmd]
@@ -175,6 +176,43 @@ func (x *cli) stat(ctx context.Context, args []string) error {
 		return err
 	}
 	return x.printJSON(f)
+}
+
+func (x *cli) verify(ctx context.Context, args []string) error {
+	fs := x.flags("verify", "BUCKET/KEY FILE", "Compares local FILE with the stored file's checksums (CRC32C, and SHA-256 when the\nfile has one), reading FILE but downloading nothing. Exits 1 if they differ.")
+	if err := parse(fs, args, 2, 2); err != nil {
+		return err
+	}
+	b, k, err := bucketKey(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	f, err := x.c.Stat(ctx, b, k)
+	if err != nil {
+		return err
+	}
+	if f.Checksums == nil {
+		return fmt.Errorf("%s/%s has no checksums to compare with (a registered file, or one uploaded before ferryd kept them)", b, k)
+	}
+	local, _, err := openRegular(fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	defer local.Close()
+	got, err := client.Digest(local, f.Checksums.SHA256 != "")
+	if err != nil {
+		return err
+	}
+	if got.CRC32C != f.Checksums.CRC32C || got.SHA256 != f.Checksums.SHA256 {
+		return fmt.Errorf("%s differs from %s/%s: crc32c %s here, %s stored; sha256 %q here, %q stored",
+			fs.Arg(1), b, k, got.CRC32C, f.Checksums.CRC32C, got.SHA256, f.Checksums.SHA256)
+	}
+	fmt.Fprintf(x.stdout, "%s matches %s/%s (crc32c %s", fs.Arg(1), b, k, got.CRC32C)
+	if got.SHA256 != "" {
+		fmt.Fprintf(x.stdout, ", sha256 %s", got.SHA256)
+	}
+	fmt.Fprintln(x.stdout, ")")
+	return nil
 }
 
 func (x *cli) rm(ctx context.Context, args []string) error {
