@@ -813,6 +813,9 @@ func TestFaultSweep(t *testing.T) {
 				return counts
 			}
 			for _, shape := range faultShapes() {
+				if shape.name == "behind" && name == "embedded" && !faultLong() {
+					continue // the staging engine writes no part behind: "parts" sweeps its calls already
+				}
 				owners := run(faultPlan{shape: shape})
 				if owners == nil {
 					t.Fatalf("%s: the clean run failed; no sweep", shape.name)
