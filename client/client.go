@@ -412,6 +412,15 @@ func (c *Client) RegisterFile(ctx context.Context, bucket, key string) (File, er
 	return f, err
 }
 
+// Checksum has the server compute and record the checksums of a file in a
+// registered bucket, which has none until asked (admin; the server reads
+// the bytes once). A file Ferry stored comes back with its own.
+func (c *Client) Checksum(ctx context.Context, bucket, key string) (File, error) {
+	var f File
+	_, err := c.do(ctx, http.MethodPost, filePath(bucket, key)+":checksums", nil, 0, nil, &f)
+	return f, err
+}
+
 // Retry says how long to keep trying after network errors and answers worth
 // retrying (5xx, 429, SESSION_BUSY): Attempts in a row, waiting Wait after
 // the first and twice as long after each next, up to 30 s.

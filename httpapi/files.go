@@ -51,6 +51,7 @@ func (f *files) routes(r *mux.Router) {
 	r.Handle("/v1/files/{bucket}", g.with(admin, f.registerBucket)).Methods(http.MethodPut)
 	r.Handle("/v1/files/{bucket}", g.with(admin, f.unregisterBucket)).Methods(http.MethodDelete)
 	r.Handle("/v1/files/{bucket}/{key:.+}"+contentSuffix, g.with(bucketRead, f.download)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/v1/files/{bucket}/{key:.+}"+checksumsSuffix, g.with(admin, f.checksumFile)).Methods(http.MethodPost)
 	r.Handle("/v1/files/{bucket}/{key:.+}", g.with(bucketRead, f.fileInfo)).Methods(http.MethodGet)
 	r.Handle("/v1/files/{bucket}/{key:.+}", g.with(bucketWrite, f.deleteFile)).Methods(http.MethodDelete)
 	r.Handle("/v1/files/{bucket}/{key:.+}", g.with(admin, f.registerFile)).Methods(http.MethodPut)

@@ -141,6 +141,25 @@ func (f *files) registerFile(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, toFileRegistration(r, file, reg.Location))
 }
 
+// checksumsSuffix names the route that computes a registered file's checksums.
+const checksumsSuffix = ":checksums"
+
+// checksumFile computes and records the checksums of a file in a
+// registered bucket (it reads the bytes once), and answers the file.
+func (f *files) checksumFile(w http.ResponseWriter, r *http.Request) {
+	bkt, key, err := bucketKey(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	file, err := f.registry.Checksum(r.Context(), bkt, key)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, toFileResponse(r, file))
+}
+
 // locationInPath finds files.py's literal form, where the {bucket} path
 // parameter is a percent-encoded storage URI: PUT /v1/files/s3%3A%2F%2Fdata
 // [/key] (':' may be left as is). Decoded, its slashes make the router see

@@ -256,6 +256,9 @@ func (r *Registry) getAt(ctx context.Context, p Place, bkt, key string) (File, e
 	if err != nil {
 		return live(bkt, key, info), nil
 	}
+	if f.ETag != info.ETag || f.Bytes != info.Size { // changed outside Ferry: its checksums are another version's
+		f.Checksums = nil
+	}
 	f.Bytes, f.ETag = info.Size, info.ETag
 	return f, nil
 }

@@ -37,7 +37,8 @@ Commands:
                                4 ranges at once, resuming a partial DEST.part
   ls [BUCKET[/PREFIX]]         list buckets, or a bucket's files under PREFIX
   stat BUCKET/KEY              print a file's information as JSON
-  verify BUCKET/KEY FILE       compare local FILE with the stored file's checksums, downloading nothing
+  verify BUCKET/KEY [FILE]     compare local FILE with the stored file's checksums, downloading nothing
+                               (a registered file's are computed by ferryd first)
   rm BUCKET/KEY                delete a file
   register BUCKET LOCATION     serve existing data (s3://bucket/prefix or file:///dir) as BUCKET
   register BUCKET/KEY          record one existing object of a registered bucket
@@ -179,8 +180,8 @@ func (x *cli) stat(ctx context.Context, args []string) error {
 }
 
 func (x *cli) verify(ctx context.Context, args []string) error {
-	fs := x.flags("verify", "BUCKET/KEY FILE", "Compares local FILE with the stored file's checksums (CRC32C, and SHA-256 when the\nfile has one), reading FILE but downloading nothing. Exits 1 if they differ.")
-	if err := parse(fs, args, 2, 2); err != nil {
+	fs := x.flags("verify", "BUCKET/KEY [FILE]", "Compares local FILE with the stored file's checksums (CRC32C, and SHA-256 when the\nfile has one), reading FILE but downloading nothing; exits 1 if they differ. A file of a registered\nbucket has no checksums until asked: ferryd then reads it once to compute them (an admin key).\nWithout FILE, prints the stored file's checksums, computing them so if needed.")
+	if err := parse(fs, args, 1, 2); err != nil {
 		return err
 	}
 	b, k, err := bucketKey(fs.Arg(0))
@@ -188,11 +189,14 @@ func (x *cli) verify(ctx context.Context, args []string) error {
 		return err
 	}
 	f, err := x.c.Stat(ctx, b, k)
+	if err == nil && f.Checksums == nil {
+		f, err = x.c.Checksum(ctx, b, k)
+	}
 	if err != nil {
 		return err
 	}
-	if f.Checksums == nil {
-		return fmt.Errorf("%s/%s has no checksums to compare with (a registered file, or one uploaded before ferryd kept them)", b, k)
+	if fs.NArg() == 1 {
+		return x.printJSON(f.Checksums)
 	}
 	local, _, err := openRegular(fs.Arg(1))
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,6 +141,22 @@ func TestCommands(t *testing.T) {
 		}
 		if out := f.must(t, "download", "scans/2026/s1.tif", "-"); out != string(scan) {
 			t.Fatal("download of a registered file: bytes differ")
+		}
+		// A registered file has no checksums until verify has ferryd read
+		// it once; they are dropped when the file changes outside Ferry.
+		if out := f.must(t, "stat", "scans/2026/s1.tif"); strings.Contains(out, "checksums") {
+			t.Fatalf("a registered file has checksums before anyone asked: %s", out)
+		}
+		sha := sha256.Sum256(scan)
+		if out := f.must(t, "verify", "scans/2026/s1.tif", filepath.Join(loc, "2026", "s1.tif")); !strings.Contains(out, base64.StdEncoding.EncodeToString(sha[:])) {
+			t.Fatalf("verify of a registered file: %q", out)
+		}
+		if out := f.must(t, "stat", "scans/2026/s1.tif"); !strings.Contains(out, `"sha256": "`+base64.StdEncoding.EncodeToString(sha[:])) {
+			t.Fatalf("the checksums verify computed were not recorded: %s", out)
+		}
+		writeRandom(t, filepath.Join(loc, "2026", "s1.tif"), 1001)
+		if out := f.must(t, "stat", "scans/2026/s1.tif"); strings.Contains(out, "checksums") {
+			t.Fatalf("a registered file changed outside Ferry kept its old checksums: %s", out)
 		}
 		f.must(t, "unregister", "scans")
 		if _, err := os.Stat(filepath.Join(loc, "2026", "s1.tif")); err != nil {
