@@ -36,6 +36,9 @@ var (
 	ErrBadDigest = errors.New("bucket: checksum mismatch")
 	// ErrAccessDenied: the credentials may not do this.
 	ErrAccessDenied = errors.New("bucket: access denied")
+	// ErrChecksumUnsupported: the storage refused a full-object checksum
+	// upload (PutOptions.FullObjectCRC32C).
+	ErrChecksumUnsupported = errors.New("bucket: storage does not support full-object checksums")
 )
 
 // ObjectInfo describes a stored object.
@@ -59,16 +62,31 @@ type PutOptions struct {
 	// Checksum, when set, is verified by the storage itself: the object is
 	// not written unless the bytes match.
 	Checksum *Checksum
+	// CRC32C (Put) is the object's CRC32C, which storage verifies too.
+	CRC32C *uint32
+	// FullObjectCRC32C (CreateMultipart) makes the upload one whose
+	// completion storage checks against the whole object's CRC32C: every
+	// part must then be sent with CRC32C (UploadPart's ComputeCRC32C),
+	// and CompleteMultipart sends the parts' combined CRC32C. Storage
+	// that cannot refuses the create with ErrChecksumUnsupported.
+	FullObjectCRC32C bool
 }
+
+// ComputeCRC32C, as UploadPart's sum, asks storage to check the part's
+// CRC32C, computed as it is sent (an S3 trailing checksum), and reports it
+// in Part.CRC32C.
+var ComputeCRC32C = &Checksum{Algo: "crc32c"}
 
 // Part is one landed part of a multipart upload.
 type Part struct {
 	Number int    // 1..MaxParts
 	ETag   string // as returned by UploadPart; opaque
 	Size   int64
-	// CRC32C of the part's bytes, where the writer computed it (parallel
-	// parts); a session engine's own parts leave it 0.
-	CRC32C uint32 `json:",omitempty"`
+	// CRC32C of the part's bytes, when storage checked one (a part of a
+	// FullObjectCRC32C upload); a session's parts index has it too. nil:
+	// none. CompleteMultipart checks the whole object when every part has
+	// one.
+	CRC32C *uint32 `json:",omitempty"`
 }
 
 // Backend is where bytes live. Keys are relative, '/'-separated, and never

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/internal/crc32c"
 	"github.com/ferryhq/ferry/registry"
 )
 
@@ -290,7 +291,7 @@ func TestCompleteFallbackByETag(t *testing.T) {
 	if err := eng.write(ctx, rec, 0, bytes.NewReader(data[6<<20:]), int64(len(data)-6<<20), nil); err != nil {
 		t.Fatal(err)
 	}
-	rec.Offset = rec.Size
+	rec.Offset, rec.CRC32C = rec.Size, new(crc32c.Checksum(data)) // as the append would have
 	if _, err := f.svc.save(ctx, rec, ver, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +319,7 @@ func TestCompleteFallbackByETag(t *testing.T) {
 	if err := eng.write(ctx, rec2, 0, bytes.NewReader(data[6<<20:]), int64(len(data)-6<<20), nil); err != nil {
 		t.Fatal(err)
 	}
-	rec2.Offset = rec2.Size
+	rec2.Offset, rec2.CRC32C = rec2.Size, new(crc32c.Checksum(data))
 	if _, err := f.svc.save(ctx, rec2, ver2, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +386,7 @@ func TestPurgeFinishesCutCompletion(t *testing.T) {
 			if err := eng.write(ctx, rec, 0, bytes.NewReader(data), int64(size), nil); err != nil {
 				t.Fatal(err)
 			}
-			rec.Offset = rec.Size
+			rec.Offset, rec.CRC32C = rec.Size, new(crc32c.Checksum(data)) // as the append would have
 			if _, err := f.svc.save(ctx, rec, ver, 0); err != nil {
 				t.Fatal(err)
 			}

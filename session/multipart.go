@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
@@ -50,6 +52,10 @@ type multipartEngine struct {
 	buffers *budget            // request data in memory; shared too
 	ledger  *ledger
 	jobs    *behindJobs // parts written behind (writebehind.go); shared too
+	log     *slog.Logger
+	// noFullCRC: this location's storage refused a full-object checksum
+	// upload once (fullcrc.go); its uploads go on without.
+	noFullCRC atomic.Bool
 }
 
 func heldKey(id string, k int, tag string) string { return tailKey(id, k) + "#" + tag }
@@ -80,7 +86,7 @@ func (e *multipartEngine) startParts(ctx context.Context, rec *record) (bool, er
 	if rec.UploadID != "" {
 		return false, nil
 	}
-	id, err := e.mp.CreateMultipart(ctx, rec.object(), bucket.PutOptions{ContentType: rec.MimeType})
+	id, err := e.createUpload(ctx, rec)
 	if err != nil {
 		return false, err
 	}
@@ -91,7 +97,7 @@ func (e *multipartEngine) startParts(ctx context.Context, rec *record) (bool, er
 // writePart sends part n as S3 part n, streamed from r.
 func (e *multipartEngine) writePart(ctx context.Context, rec *record, n int, r io.Reader, size int64, sum *Checksum) (bucket.Part, error) {
 	v := newVerifier(sum)
-	p, err := e.mp.UploadPart(ctx, rec.object(), rec.UploadID, n, v.reader(r), size, sum)
+	p, err := e.mp.UploadPart(ctx, rec.object(), rec.UploadID, n, v.reader(r), size, partSum(rec, sum))
 	if errors.Is(err, bucket.ErrBadDigest) {
 		return p, ErrChecksumMismatch.Wrap(err, "part %d does not match its %s; nothing of it was kept, send it again", n, sum.Algo)
 	}
@@ -186,9 +192,9 @@ func (e *multipartEngine) uploadParts(ctx context.Context, rec *record, r io.Rea
 	v := newVerifier(sum)
 	src := io.MultiReader(segReader(tail), v.reader(io.LimitReader(r, n)))
 	runs := splitRun(rec.TailLen + n)
-	partSum := sum // S3 checks it too when the chunk is exactly one part
+	chunkSum := sum // S3 checks it too when the chunk is exactly one part
 	if len(tail) > 0 || len(runs) > 1 {
-		partSum = nil
+		chunkSum = nil
 	}
 	parts := rec.Parts
 	for _, size := range runs {
@@ -196,7 +202,7 @@ func (e *multipartEngine) uploadParts(ctx context.Context, rec *record, r io.Rea
 		if num > bucket.MaxParts {
 			return fmt.Errorf("session %s would need more than %d parts", rec.ID, bucket.MaxParts)
 		}
-		p, err := e.mp.UploadPart(ctx, rec.object(), rec.UploadID, num, io.LimitReader(src, size), size, partSum)
+		p, err := e.mp.UploadPart(ctx, rec.object(), rec.UploadID, num, io.LimitReader(src, size), size, partSum(rec, chunkSum))
 		if errors.Is(err, bucket.ErrBadDigest) {
 			return ErrChecksumMismatch.Wrap(err, "the chunk does not match its %s; nothing of it was kept, resend it", sum.Algo)
 		}
@@ -416,7 +422,15 @@ func (e *multipartEngine) complete(ctx context.Context, rec *record) (bucket.Obj
 	if rec.TailLen != 0 { // every write that ends the file sends the tail
 		return bucket.ObjectInfo{}, fmt.Errorf("session %s: %d held-back bytes are in no part; the upload is not completed without them", rec.ID, rec.TailLen)
 	}
-	obj, err := e.mp.CompleteMultipart(ctx, rec.object(), rec.UploadID, rec.Parts)
+	parts, err := completionParts(rec)
+	if err != nil {
+		return bucket.ObjectInfo{}, err
+	}
+	obj, err := e.mp.CompleteMultipart(ctx, rec.object(), rec.UploadID, parts)
+	if errors.Is(err, bucket.ErrBadDigest) {
+		return obj, fmt.Errorf("storage refused to assemble session %s: the parts it holds are not the bytes the session took (%w); "+
+			"nothing was published: abort the session and upload the file again", rec.ID, err)
+	}
 	if err != nil && !errors.Is(err, bucket.ErrNotFound) {
 		return obj, err
 	}
@@ -454,7 +468,7 @@ func (e *multipartEngine) putSmall(ctx context.Context, rec *record) (bucket.Obj
 		h.Write(seg)
 	}
 	return e.blobs.Put(ctx, rec.object(), segReader(tail), rec.TailLen, bucket.PutOptions{ContentType: rec.MimeType,
-		Checksum: &bucket.Checksum{Algo: "md5", Sum: h.Sum(nil)}})
+		Checksum: &bucket.Checksum{Algo: "md5", Sum: h.Sum(nil)}, CRC32C: rec.CRC32C})
 }
 
 // multipartETag is the ETag S3 gives the object the parts complete into:

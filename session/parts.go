@@ -346,7 +346,8 @@ func (s *Service) finishParts(ctx context.Context, rec *record, ver, fence int64
 	if missing := rec.partCount() - len(parts); missing > 0 {
 		return registry.File{}, ErrInvalidPart.New("session %s lacks %d of its %d parts: put them, then it completes", rec.ID, missing, rec.partCount())
 	}
-	rec.Parts, rec.Offset, rec.CRC32C = parts, rec.Size, new(partsCRC(parts))
+	crc, _ := partsCRC(parts) // every entry has one
+	rec.Parts, rec.Offset, rec.CRC32C = parts, rec.Size, &crc
 	f, err := s.finish(ctx, rec, ver, fence)
 	if err != nil {
 		return f, err
@@ -357,13 +358,16 @@ func (s *Service) finishParts(ctx context.Context, rec *record, ver, fence int64
 	return f, nil
 }
 
-// partsCRC is the CRC32C of the parts in order, from theirs.
-func partsCRC(parts []bucket.Part) uint32 {
-	var crc uint32
+// partsCRC is the CRC32C of the parts in order, from theirs; ok is false
+// if a part has none.
+func partsCRC(parts []bucket.Part) (crc uint32, ok bool) {
 	for _, p := range parts {
-		crc = crc32c.Combine(crc, p.CRC32C, p.Size)
+		if p.CRC32C == nil {
+			return 0, false
+		}
+		crc = crc32c.Combine(crc, *p.CRC32C, p.Size)
 	}
-	return crc
+	return crc, true
 }
 
 // appendToParts answers an append to a parallel session: an empty one
@@ -394,7 +398,7 @@ func (s *Service) listParts(ctx context.Context, id string) ([]bucket.Part, erro
 		if err := json.Unmarshal(e.Value, &pe); err != nil {
 			return fmt.Errorf("part %d of session %s: %w", n, id, err)
 		}
-		parts = append(parts, bucket.Part{Number: n, ETag: pe.ETag, Size: pe.Size, CRC32C: pe.CRC32C})
+		parts = append(parts, bucket.Part{Number: n, ETag: pe.ETag, Size: pe.Size, CRC32C: new(pe.CRC32C)})
 		return nil
 	})
 	return parts, err

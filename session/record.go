@@ -89,6 +89,9 @@ type record struct {
 	// Expect are the digests the client gave at create; completion
 	// publishes nothing that does not match them.
 	Expect *registry.Checksums `json:"expect,omitempty"`
+	// FullCRC: the multipart upload was created for storage to check the
+	// whole object's CRC32C at completion (fullcrc.go).
+	FullCRC bool `json:"full_crc,omitempty"`
 }
 
 // purgeRef is what the purger needs even if the record itself is gone.

@@ -258,7 +258,7 @@ func (e *multipartEngine) sendWaiting(ctx context.Context, rec *record) error {
 	if got := e.segLen(segs); got != rec.TailPartLen {
 		return fmt.Errorf("held-back part of session %s: have %d bytes, record says %d", rec.ID, got, rec.TailPartLen)
 	}
-	p, err := e.mp.UploadPart(ctx, rec.object(), rec.UploadID, len(rec.Parts)+1, segReader(segs), rec.TailPartLen, nil)
+	p, err := e.mp.UploadPart(ctx, rec.object(), rec.UploadID, len(rec.Parts)+1, segReader(segs), rec.TailPartLen, partSum(rec, nil))
 	if err != nil {
 		return err
 	}
@@ -358,9 +358,9 @@ func (e *multipartEngine) afterSave(rec *record) {
 	if !ok || e.segLen(segs) != rec.TailPartLen {
 		return
 	}
-	obj, id, num, size := rec.object(), rec.UploadID, len(rec.Parts)+1, rec.TailPartLen
+	obj, id, num, size, sum := rec.object(), rec.UploadID, len(rec.Parts)+1, rec.TailPartLen, partSum(rec, nil)
 	e.jobs.start(behindKey(rec), rec.ID, size, e.buffers, func(ctx context.Context) (bucket.Part, error) {
-		return e.mp.UploadPart(ctx, obj, id, num, segReader(segs), size, nil)
+		return e.mp.UploadPart(ctx, obj, id, num, segReader(segs), size, sum)
 	})
 }
 

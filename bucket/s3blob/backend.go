@@ -8,6 +8,7 @@ package s3blob
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/internal/crc32c"
 )
 
 // API is the part of *s3.Client the backend uses, so a counting or
@@ -202,6 +204,9 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	if c := opts.Checksum; c != nil {
 		in.ContentMD5, in.ChecksumCRC32C, in.ChecksumSHA1, in.ChecksumSHA256 = checksumFields(c)
 	}
+	if opts.CRC32C != nil && in.ChecksumCRC32C == nil {
+		in.ChecksumCRC32C = aws.String(crc32c.Encode(*opts.CRC32C))
+	}
 	out, err := b.api.PutObject(ctx, in, noRetry)
 	if err != nil {
 		return bucket.ObjectInfo{}, body.check(mapErr("put", key, err))
@@ -326,7 +331,13 @@ func (b *Backend) CreateMultipart(ctx context.Context, key string, opts bucket.P
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
 	}
+	if opts.FullObjectCRC32C {
+		fullObject(in)
+	}
 	out, err := b.api.CreateMultipartUpload(ctx, in)
+	if err != nil && opts.FullObjectCRC32C {
+		return "", unsupported(key, err)
+	}
 	if err != nil {
 		return "", mapErr("create multipart", key, err)
 	}
@@ -347,14 +358,28 @@ func (b *Backend) UploadPart(ctx context.Context, key, uploadID string, n int, r
 	body := &exactly{r: r, left: size}
 	in := &s3.UploadPartInput{Bucket: &b.bucket, Key: b.name(key), UploadId: &uploadID,
 		PartNumber: aws.Int32(int32(n)), Body: body, ContentLength: aws.Int64(size)}
-	if sum != nil {
+	opts := []func(*s3.Options){noRetry}
+	var trailer *crcTrailer
+	switch {
+	case sum == bucket.ComputeCRC32C:
+		trailer = newCRCTrailer(body, size)
+		in.Body, in.ContentLength = trailer, aws.Int64(encodedLength(size))
+		opts = append(opts, withTrailer(size))
+	case sum != nil:
 		in.ContentMD5, in.ChecksumCRC32C, in.ChecksumSHA1, in.ChecksumSHA256 = checksumFields(sum)
 	}
-	out, err := b.api.UploadPart(ctx, in, noRetry)
+	out, err := b.api.UploadPart(ctx, in, opts...)
 	if err != nil {
 		return bucket.Part{}, body.check(mapErr("upload part", key, err))
 	}
-	return bucket.Part{Number: n, ETag: aws.ToString(out.ETag), Size: size}, nil
+	p := bucket.Part{Number: n, ETag: aws.ToString(out.ETag), Size: size}
+	switch {
+	case trailer != nil:
+		p.CRC32C = &trailer.crc // what storage checked the part against
+	case sum != nil && sum.Algo == "crc32c" && len(sum.Sum) == 4:
+		p.CRC32C = new(binary.BigEndian.Uint32(sum.Sum))
+	}
+	return p, nil
 }
 
 // CopyPart makes part n from a range of another object in the bucket.
@@ -391,14 +416,17 @@ func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, p
 	if len(parts) == 0 {
 		return bucket.ObjectInfo{}, fmt.Errorf("s3 complete multipart %s: no parts", key)
 	}
-	cp := make([]types.CompletedPart, len(parts))
 	var size int64
-	for i, p := range parts {
-		cp[i] = types.CompletedPart{PartNumber: aws.Int32(int32(p.Number)), ETag: aws.String(p.ETag)}
+	for _, p := range parts {
 		size += p.Size
 	}
-	out, err := b.api.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b.bucket, Key: b.name(key),
-		UploadId: &uploadID, MultipartUpload: &types.CompletedMultipartUpload{Parts: cp}})
+	cp, whole := completedParts(parts)
+	in := &s3.CompleteMultipartUploadInput{Bucket: &b.bucket, Key: b.name(key),
+		UploadId: &uploadID, MultipartUpload: &types.CompletedMultipartUpload{Parts: cp}}
+	if whole != nil {
+		in.ChecksumCRC32C, in.ChecksumType = aws.String(crc32c.Encode(*whole)), types.ChecksumTypeFullObject
+	}
+	out, err := b.api.CompleteMultipartUpload(ctx, in)
 	if err != nil {
 		// Some gateways (versitygw) answer for a gone upload with
 		// InvalidPart, as if only the parts were wrong; AWS says
@@ -406,8 +434,12 @@ func (b *Backend) CompleteMultipart(ctx context.Context, key, uploadID string, p
 		// path only.
 		var api smithy.APIError
 		if errors.As(err, &api) && api.ErrorCode() == "InvalidPart" {
-			if found, lerr := b.uploadExists(ctx, key, uploadID); lerr == nil && !found {
+			found, lerr := b.uploadExists(ctx, key, uploadID)
+			if lerr == nil && !found {
 				return bucket.ObjectInfo{}, fmt.Errorf("s3 complete multipart %s: upload %s: %w", key, uploadID, bucket.ErrNotFound)
+			}
+			if lerr == nil { // the parts it holds are not the ETags and CRC32Cs listed
+				return bucket.ObjectInfo{}, fmt.Errorf("s3 complete multipart %s: %w (%v)", key, bucket.ErrBadDigest, err)
 			}
 		}
 		return bucket.ObjectInfo{}, mapErr("complete multipart", key, err)
