@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -244,7 +245,13 @@ func TestE2EKillAndRestart(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be backendEnv) {
 		p := be.start(t)
 		data := randomData(17*MiB + 5)
-		id := createSession(t, p, "crash", "big.bin", len(data))["id"].(string)
+		// The session computes a SHA-256, whose state must survive the kill.
+		cr := testhttp.Do(t, "POST", "http://"+p.addr+"/v1/files", strings.NewReader(
+			fmt.Sprintf(`{"bucket":"crash","key":"big.bin","size":%d,"checksum_algorithm":"sha256"}`, len(data))))
+		if cr.Code != 201 {
+			t.Fatalf("create: %d %s", cr.Code, cr.Body)
+		}
+		id := cr.JSON(t)["id"].(string)
 		for off := 0; off < 8*MiB; off += 2 * MiB { // leaves a held-back tail on S3
 			if r := sendChunk(t, p, id, off, data[off:off+2*MiB]); r.Code != 200 {
 				t.Fatalf("chunk at %d: %d %s", off, r.Code, r.Body)
@@ -277,6 +284,7 @@ func TestE2EKillAndRestart(t *testing.T) {
 		// The dead process's lease may still hold the session (Redis) for
 		// up to the lock TTL; a client retries on 409 SESSION_BUSY.
 		deadline := time.Now().Add(20 * time.Second)
+		var last map[string]any
 		for off < len(data) {
 			n := min(5*MiB, len(data)-off)
 			r := sendChunk(t, p2, id, off, data[off:off+n])
@@ -288,10 +296,15 @@ func TestE2EKillAndRestart(t *testing.T) {
 				t.Fatalf("chunk at %d after restart: %d %s", off, r.Code, r.Body)
 			}
 			off += n
+			last = r.JSON(t)
 		}
 		got := download(t, "http://"+p2.addr+"/v1/files/crash/big.bin:content")
 		if sha256.Sum256(got) != sha256.Sum256(data) {
 			t.Fatal("bytes differ after kill -9 and resume")
+		}
+		sum := sha256.Sum256(data)
+		if sums, _ := last["checksums"].(map[string]any); sums == nil || sums["sha256"] != base64.StdEncoding.EncodeToString(sum[:]) {
+			t.Fatalf("the SHA-256 across the kill: %v, want %s", last["checksums"], base64.StdEncoding.EncodeToString(sum[:]))
 		}
 	})
 }
