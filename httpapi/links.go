@@ -117,7 +117,7 @@ func (g *guard) admitUpload(w http.ResponseWriter, r *http.Request, id, token st
 		err = errLinkExpired.New("upload session %s expired at %s and its link with it: start a new upload", id, in.ExpiresAt.UTC().Format(time.RFC3339))
 	case err == nil:
 		err = linkError(g.links.CheckUpload(token, auth.UploadRef{Session: id, Bucket: in.Bucket, Key: in.Key}),
-			"this upload link is not valid for session "+id+" (it belongs to another session, or was altered or cut short): use the upload_url exactly as given",
+			"this upload link is not valid for session "+id+" (it belongs to another session, was altered or cut short, or was signed with a link secret this server no longer accepts): use the latest upload_url exactly as given",
 			"this upload link expired; the session's latest answer (GET it with the link while that still works, or with an API key) carries a fresh upload_url")
 	}
 	if err != nil {
@@ -141,7 +141,7 @@ func (g *guard) admitDownload(w http.ResponseWriter, r *http.Request, q url.Valu
 	default:
 		vars := mux.Vars(r)
 		err = linkError(g.links.CheckDownload(sig, auth.DownloadRef{Bucket: vars["bucket"], Key: vars["key"], Version: ver}, exp),
-			"this presigned URL's signature does not match it (it was altered, or made for another file or by another server): use the URL exactly as given",
+			"this presigned URL's signature does not match it (it was altered, made for another file or by another server, or signed with a link secret this server no longer accepts): use the URL exactly as given, or ask for a new one",
 			"this presigned URL expired: ask for a new one (ferry presign, or POST …:presign)")
 	}
 	if err != nil {
@@ -233,7 +233,7 @@ func linkTTL(w http.ResponseWriter, r *http.Request) (time.Duration, error) {
 			d, err = ttlSeconds(n), nil
 		}
 		if err != nil {
-			return 0, errcode.ErrInvalidRequest.New("ttl %q is not a duration: write it like 90s, 15m or 24h", v)
+			return 0, errcode.ErrInvalidRequest.New("ttl %q is not a duration: write it like 90s, 15m or 24h (at most 168h)", v)
 		}
 		ttl, given = d, "ttl="+v
 	}
