@@ -119,8 +119,8 @@ func (l *Links) CheckUpload(token string, u UploadRef) error {
 		return fmt.Errorf("%w: the token is not <expiry>.<signature>", ErrLinkInvalid)
 	}
 	n, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil {
-		return fmt.Errorf("%w: its expiry %q is not a number", ErrLinkInvalid, exp)
+	if err != nil || strconv.FormatInt(n, 10) != exp { // one spelling per token: no "+" or leading zeros
+		return fmt.Errorf("%w: its expiry %q is not a number in unix seconds", ErrLinkInvalid, exp)
 	}
 	return l.check(sig, u.message(n), n)
 }
@@ -140,7 +140,7 @@ func (l *Links) CheckDownload(sig string, d DownloadRef, exp int64) error {
 // one within its grace, then the expiry: a link altered to live longer
 // fails the signature, not the expiry.
 func (l *Links) check(sig, msg string, exp int64) error {
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	got, err := base64.RawURLEncoding.Strict().DecodeString(sig) // strict: one spelling per signature
 	if err != nil || len(got) != sha256.Size {
 		return fmt.Errorf("%w: the signature is not %d bytes of base64url", ErrLinkInvalid, sha256.Size)
 	}

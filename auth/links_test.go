@@ -120,3 +120,27 @@ func TestLinkRotation(t *testing.T) {
 		t.Fatalf("NewLinkSecret %q", s)
 	}
 }
+
+// Only the token UploadToken made passes: any other string is refused
+// (one spelling per token), and none panics.
+func FuzzCheckUpload(f *testing.F) {
+	now := time.Unix(1_800_000_000, 0)
+	l, err := NewLinks(secretA, "", time.Time{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	l.SetClock(func() time.Time { return now })
+	u := UploadRef{Session: "0123abcd", Bucket: "photos", Key: "a.jpg"}
+	good := l.UploadToken(u, now.Add(time.Hour))
+	exp, sig, _ := strings.Cut(good, ".")
+	for _, s := range []string{good, "0" + good, "+" + good, exp + "." + sig + "=", exp + "." + sig[:42] + "B", "", ".", "1.", exp + ".."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		if err := l.CheckUpload(tok, u); err == nil && tok != good {
+			t.Fatalf("%q passed; only %q should", tok, good)
+		} else if err != nil && !errors.Is(err, ErrLinkInvalid) {
+			t.Fatalf("%q: %v, want ErrLinkInvalid", tok, err)
+		}
+	})
+}
