@@ -115,7 +115,7 @@ type guarded struct {
 func (g *guard) with(p policy, h http.HandlerFunc) *guarded { return &guarded{g: g, p: p, h: h} }
 
 func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if carriesLink(r) {
+	if h.g.carriesLink(r) {
 		if r, ok := h.g.admitLink(w, r, h.p); ok {
 			h.h(w, r)
 		}
@@ -178,7 +178,7 @@ type TusHandler interface {
 // loaded. OPTIONS (tus's discovery) needs no key.
 func (g *guard) tus(h TusHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if carriesLink(r) && r.Method != http.MethodOptions {
+		if g.carriesLink(r) && r.Method != http.MethodOptions {
 			if !g.admitTusLink(w, r, h) {
 				return
 			}

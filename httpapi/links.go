@@ -60,9 +60,11 @@ type linkSessions interface {
 	Peek(ctx context.Context, id string) (session.Info, error)
 }
 
-// carriesLink reports whether r comes with a link instead of a key.
-func carriesLink(r *http.Request) bool {
-	if r.URL.RawQuery == "" || r.Header.Get("Authorization") != "" {
+// carriesLink reports whether r comes with a link instead of a key. A
+// server without links (no Deps.Links) takes none: such a request is
+// judged as one without a key.
+func (g *guard) carriesLink(r *http.Request) bool {
+	if g.links == nil || r.URL.RawQuery == "" || r.Header.Get("Authorization") != "" {
 		return false
 	}
 	q := r.URL.Query()
@@ -105,10 +107,6 @@ func (g *guard) admitTusLink(w http.ResponseWriter, r *http.Request, h TusHandle
 
 // admitUpload checks an upload link to session id.
 func (g *guard) admitUpload(w http.ResponseWriter, r *http.Request, id, token string) bool {
-	if g.links == nil || g.sessions == nil {
-		writeErrorFor(w, r, errcode.ErrUnavailable.New("this server has no link secret: send an API key"))
-		return false
-	}
 	in, err := g.sessions.Peek(r.Context(), id)
 	switch {
 	case errcode.Is(err, session.ErrNotFound):
@@ -134,8 +132,6 @@ func (g *guard) admitDownload(w http.ResponseWriter, r *http.Request, q url.Valu
 	ver, sig := q.Get(paramVersion), q.Get(paramSignature)
 	var err error
 	switch {
-	case g.links == nil:
-		err = errcode.ErrUnavailable.New("this server has no link secret: send an API key")
 	case perr != nil || ver == "" || sig == "":
 		err = errLinkInvalid.New("a presigned URL carries expires, version and signature, and this one lacks or garbles one: use the URL exactly as given")
 	default:
@@ -204,7 +200,7 @@ type presignResponse struct {
 func (f *files) presign(w http.ResponseWriter, r *http.Request) {
 	ttl, err := linkTTL(w, r)
 	if err == nil && f.links == nil {
-		err = errcode.ErrUnavailable.New("this server has no link secret (auth.link_secret)")
+		err = errcode.ErrNotFound.New("this server makes no presigned URLs: it has no link secret (auth.link_secret)")
 	}
 	if err != nil {
 		writeError(w, r, err)
