@@ -12,7 +12,9 @@
 // partial upload is a piece session, unpublished; the final upload joins
 // the pieces in storage with session.Concat and is complete at creation).
 // GET of an upload is disabled: a completed upload is read through the
-// native `:content` route.
+// native `:content` route. With Config.Links, a creation's Location is an
+// upload link (?upload_token=), which package httpapi takes instead of a
+// key for that upload's HEAD, PATCH and DELETE.
 //
 // Persistent layout, beside the session's own (session/keys.go):
 //
