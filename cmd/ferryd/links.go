@@ -23,10 +23,17 @@ func openLinks(cfg config.Config, log *slog.Logger) (*auth.Links, error) {
 	secret := cfg.Auth.LinkSecret
 	if secret == "" {
 		var err error
-		if secret, err = localLinkSecret(cfg.DataDir, log); err != nil {
-			return nil, err
-		}
-		if cfg.UsesRedis() {
+		secret, err = localLinkSecret(cfg.DataDir, log)
+		switch {
+		case err != nil && cfg.UsesRedis():
+			// On Redis and S3 nothing else needs the data directory, which
+			// may not be writable: start, with links that last this run.
+			log.Warn("link_secret_ephemeral", "err", err,
+				"advice", "set auth.link_secret (FERRY_LINK_SECRET): until then upload links and presigned URLs stop working when ferryd restarts")
+			secret = auth.NewLinkSecret()
+		case err != nil:
+			return nil, fmt.Errorf("%w (or set auth.link_secret, FERRY_LINK_SECRET)", err)
+		case cfg.UsesRedis():
 			// Another instance has its own file: a link it made fails here.
 			log.Warn("link_secret_local", "path", filepath.Join(cfg.DataDir, linkSecretFile),
 				"advice", "with more than one ferryd instance, set auth.link_secret (FERRY_LINK_SECRET) to the same value on each")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/auth"
+	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/internal/testhttp"
 )
 
@@ -318,5 +320,25 @@ func TestLinkSecretGenerated(t *testing.T) {
 	link := strings.Replace(s["upload_url"].(string), s["url"].(string), "http://"+p.addr+"/v1/files/session:"+s["id"].(string), 1)
 	if r := linked(t, "POST", link, []byte("hello"), "Upload-Offset", "0"); r.Code != 200 || r.JSON(t)["bytes"] != float64(5) {
 		t.Fatalf("a link from before the restart: %d %s", r.Code, r.Body)
+	}
+}
+
+// A data directory ferryd cannot write: the embedded store needs it, so
+// ferryd refuses to start; on Redis it starts with a secret for this run.
+func TestLinkSecretUnwritable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	cfg := config.Default()
+	cfg.DataDir = file
+	if _, err := openLinks(cfg, log); err == nil || !strings.Contains(err.Error(), "FERRY_LINK_SECRET") {
+		t.Fatalf("embedded, unwritable data dir: %v", err)
+	}
+	cfg.Redis.URL = "redis://127.0.0.1:1/0"
+	if l, err := openLinks(cfg, log); err != nil || l == nil || !strings.Contains(logs.String(), "link_secret_ephemeral") {
+		t.Fatalf("redis, unwritable data dir: %v\n%s", err, logs.String())
 	}
 }
