@@ -97,9 +97,12 @@ type Session struct {
 	// Parallel parts: every part's size but the last's, how many there
 	// are, and once the session takes parts, which landed ([first, last]
 	// ranges of part numbers).
-	PartSize  int64    `json:"part_size"`
-	PartCount int      `json:"part_count"`
-	Parallel  bool     `json:"parallel"`
+	PartSize  int64 `json:"part_size"`
+	PartCount int   `json:"part_count"`
+	Parallel  bool  `json:"parallel"`
+	// UploadURL is URL with an upload link: it appends to, puts parts of,
+	// reads and aborts this session without an API key.
+	UploadURL string   `json:"upload_url,omitempty"`
 	Parts     [][2]int `json:"parts"`
 }
 

@@ -52,6 +52,24 @@ const (
 type Auth struct {
 	KeysFile     string `yaml:"keys_file"`     // FERRY_API_KEYS_FILE: YAML of key hashes, buckets and access (ferry keys new)
 	InsecureOpen bool   `yaml:"insecure_open"` // FERRY_INSECURE_OPEN, --insecure-open: serve without keys beyond loopback
+	// LinkSecret signs upload links and presigned downloads (HMAC-SHA256);
+	// empty: ferryd generates one into <data_dir>/link_secret. Instances
+	// that serve the same sessions need the same one.
+	LinkSecret string `yaml:"link_secret" secret:"true"` // FERRY_LINK_SECRET
+	// LinkSecretPrevious is the secret before a rotation: links signed with
+	// it still work until LinkPreviousUntil (RFC 3339).
+	LinkSecretPrevious string `yaml:"link_secret_previous" secret:"true"` // FERRY_LINK_SECRET_PREVIOUS
+	LinkPreviousUntil  string `yaml:"link_previous_until"`                // FERRY_LINK_PREVIOUS_UNTIL
+}
+
+// MinLinkSecret is the shortest auth.link_secret taken (auth.MinLinkSecret).
+const MinLinkSecret = 32
+
+// PreviousUntil is when the previous link secret stops being accepted; the
+// zero time when none is set (Validate has checked the form).
+func (a Auth) PreviousUntil() time.Time {
+	t, _ := time.Parse(time.RFC3339, a.LinkPreviousUntil)
+	return t
 }
 
 // Limits are the rate limits of Llama Stack's Files API docs: requests

@@ -197,6 +197,21 @@ func TestValidate(t *testing.T) {
 		{"read idle timeout", func(c *Config) { c.Server.ReadIdleTimeout = 0 }, "server.read_idle_timeout"},
 		{"read header timeout", func(c *Config) { c.Server.ReadHeaderTimeout = -time.Second }, "server.read_header_timeout"},
 		{"negative shutdown", func(c *Config) { c.ShutdownTimeout = -time.Second }, "shutdown_timeout"},
+		{"link secret", func(c *Config) { c.Auth.LinkSecret = strings.Repeat("k", 32) }, ""},
+		{"short link secret", func(c *Config) { c.Auth.LinkSecret = "hunter2" }, "openssl rand -hex 32"},
+		{"link rotation", func(c *Config) {
+			c.Auth.LinkSecret, c.Auth.LinkSecretPrevious = strings.Repeat("k", 32), strings.Repeat("p", 32)
+			c.Auth.LinkPreviousUntil = "2026-12-31T00:00:00Z"
+		}, ""},
+		{"previous link secret without until", func(c *Config) { c.Auth.LinkSecretPrevious = strings.Repeat("p", 32) }, "FERRY_LINK_PREVIOUS_UNTIL"},
+		{"link until not a time", func(c *Config) {
+			c.Auth.LinkSecretPrevious, c.Auth.LinkPreviousUntil = strings.Repeat("p", 32), "next week"
+		}, "RFC 3339"},
+		{"link until without a previous secret", func(c *Config) { c.Auth.LinkPreviousUntil = "2026-12-31T00:00:00Z" }, "link_secret_previous is empty"},
+		{"previous link secret is the current", func(c *Config) {
+			c.Auth.LinkSecret, c.Auth.LinkSecretPrevious = strings.Repeat("k", 32), strings.Repeat("k", 32)
+			c.Auth.LinkPreviousUntil = "2026-12-31T00:00:00Z"
+		}, "the same as auth.link_secret"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,6 +30,7 @@ func (c Config) Validate() error {
 	}
 	c.Registration.validate(bad)
 	c.Downloads.validate(bad)
+	c.Auth.validateLinks(bad)
 	c.Limits.validate(bad)
 	return errors.Join(errs...)
 }
@@ -84,6 +85,25 @@ func (d Downloads) validate(bad complain) {
 	}
 	if d.PresignTTL < time.Second || d.PresignTTL > 7*24*time.Hour {
 		bad("downloads.presign_ttl %s must be from 1s to 168h (S3's limit for a presigned URL), for example 5m", d.PresignTTL)
+	}
+}
+
+// validateLinks checks the link secrets and the rotation's grace.
+func (a Auth) validateLinks(bad complain) {
+	for _, s := range []struct{ key, value string }{{"auth.link_secret", a.LinkSecret}, {"auth.link_secret_previous", a.LinkSecretPrevious}} {
+		if s.value != "" && len(s.value) < MinLinkSecret {
+			bad("%s has %d characters; it needs at least %d: `openssl rand -hex 32` makes one", s.key, len(s.value), MinLinkSecret)
+		}
+	}
+	switch _, err := time.Parse(time.RFC3339, a.LinkPreviousUntil); {
+	case a.LinkSecretPrevious != "" && a.LinkPreviousUntil == "":
+		bad("auth.link_secret_previous is set but not until when to accept it: set auth.link_previous_until (FERRY_LINK_PREVIOUS_UNTIL) to a time like 2026-12-31T00:00:00Z, once the last link signed with it has expired")
+	case a.LinkPreviousUntil != "" && err != nil:
+		bad("auth.link_previous_until %q is not an RFC 3339 time: write it like 2026-12-31T00:00:00Z", a.LinkPreviousUntil)
+	case a.LinkPreviousUntil != "" && a.LinkSecretPrevious == "":
+		bad("auth.link_previous_until is set but auth.link_secret_previous is empty: set the previous secret, or drop the time")
+	case a.LinkSecretPrevious != "" && a.LinkSecretPrevious == a.LinkSecret:
+		bad("auth.link_secret_previous is the same as auth.link_secret: a rotation's previous secret is the one replaced")
 	}
 }
 

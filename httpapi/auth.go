@@ -69,6 +69,9 @@ type policy struct {
 	// sessionVar: the {id} path variable names a session, whose bucket the
 	// session engine checks as it loads the record (session.WithAccess).
 	sessionVar bool
+	// signed: a presigned download's signature may stand in for a key
+	// (links.go).
+	signed bool
 }
 
 var (
@@ -79,6 +82,7 @@ var (
 	openAIWrite = policy{access: auth.Write}
 	// bucketRead and bucketWrite: native routes with {bucket} in the path.
 	bucketRead  = policy{access: auth.Read, bucketVar: true}
+	contentRead = policy{access: auth.Read, bucketVar: true, signed: true}
 	bucketWrite = policy{access: auth.Write, bucketVar: true}
 	// anyRead and anyWrite check the bucket in the handler.
 	anyRead  = policy{access: auth.Read}
@@ -96,6 +100,10 @@ type guard struct {
 	// reserved are the OpenAI adapter's buckets: their files belong to
 	// many keys, so natively only admins reach them.
 	reserved map[string]bool
+	// links checks the links that stand in for keys (links.go); sessions
+	// finds the session an upload link names.
+	links    *auth.Links
+	sessions linkSessions
 }
 
 type guarded struct {
@@ -107,6 +115,12 @@ type guarded struct {
 func (g *guard) with(p policy, h http.HandlerFunc) *guarded { return &guarded{g: g, p: p, h: h} }
 
 func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.g.carriesLink(r) {
+		if r, ok := h.g.admitLink(w, r, h.p); ok {
+			h.h(w, r)
+		}
+		return
+	}
 	if !h.g.admit(w, r, h.p.access, mux.Vars(r)["bucket"], h.p.bucketVar) {
 		return
 	}
@@ -164,7 +178,11 @@ type TusHandler interface {
 // loaded. OPTIONS (tus's discovery) needs no key.
 func (g *guard) tus(h TusHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if g.on && r.Method != http.MethodOptions {
+		if g.carriesLink(r) && r.Method != http.MethodOptions {
+			if !g.admitTusLink(w, r, h) {
+				return
+			}
+		} else if g.on && r.Method != http.MethodOptions {
 			need := auth.Write
 			if r.Method == http.MethodHead || r.Method == http.MethodGet {
 				need = auth.Read

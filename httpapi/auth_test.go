@@ -273,6 +273,8 @@ func routePolicy(tpl, method string) policy {
 			return openAIRead
 		}
 		return openAIWrite
+	case method == "POST" && strings.HasSuffix(tpl, ":presign"): // makes a link to what the key may read
+		return policy{access: auth.Read}
 	case method == "PUT" && strings.Contains(tpl, "session:"): // a part
 		return policy{access: auth.Write}
 	case method == "PUT", method == "DELETE" && tpl == "/v1/files/{bucket}":

@@ -31,10 +31,7 @@ type content struct {
 // or OpenAI).
 func (c *content) serve(w http.ResponseWriter, r *http.Request, file registry.File, contentType string,
 	writeErr func(http.ResponseWriter, *http.Request, error)) {
-	etag := `"` + strings.Trim(file.ETag, `"`) + `"`
-	if file.ETag == "" {
-		etag = fmt.Sprintf(`"%x-%x"`, file.Bytes, file.CreatedAt.UnixNano())
-	}
+	etag := etagOf(file)
 	modified := file.CreatedAt.UTC().Truncate(time.Second)
 	h := w.Header()
 	h.Set("ETag", etag)
@@ -100,6 +97,15 @@ func setDigests(h http.Header, c *registry.Checksums) {
 	if c != nil && c.CRC32C != "" {
 		h.Set("X-Amz-Checksum-Crc32c", c.CRC32C)
 	}
+}
+
+// etagOf is the ETag a file is served with: its storage's, else one made
+// of its size and time.
+func etagOf(file registry.File) string {
+	if file.ETag == "" {
+		return fmt.Sprintf(`"%x-%x"`, file.Bytes, file.CreatedAt.UnixNano())
+	}
+	return `"` + strings.Trim(file.ETag, `"`) + `"`
 }
 
 // send copies a download's body; a failure mid-body can only cut the

@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/bucket/fsblob"
 	"github.com/ferryhq/ferry/bucket/s3blob"
@@ -83,8 +84,12 @@ func apiDepsOver(t testing.TB, store metastore.Store, blobs bucket.Composer, loc
 	oai := openai.New(sessions, files, store, openai.Config{}, log)
 	vs := vectorstore.New(oai, store, vectorstore.Config{}, log)
 	files.Subscribe(vs.OnFileEvent)
+	links, err := auth.NewLinks("httpapi-tests-link-secret-0123456789abcdef", "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return Deps{Store: store, Blobs: comp, Sessions: sessions, Files: files, OpenAI: oai, VectorStores: vs, Logger: log,
-		Metrics: reg, OpenAIBuckets: []string{oai.Bucket(), "openai-uploads"}}
+		Metrics: reg, OpenAIBuckets: []string{oai.Bucket(), "openai-uploads"}, Links: links}
 }
 
 // eachStore runs fn on the shared real services, in both storage modes.

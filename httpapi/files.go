@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/registry"
@@ -22,6 +23,9 @@ import (
 // part of a key, even one whose last segment is "content".
 const contentSuffix = ":content"
 
+// presignSuffix is the route that makes a presigned URL of a file.
+const presignSuffix = ":presign"
+
 // maxJSONBody bounds the JSON bodies of the native routes.
 const maxJSONBody = 1 << 20
 
@@ -31,6 +35,7 @@ type files struct {
 	guard    *guard
 	bytes    *content
 	openai   *openAI // nil: OpenAI's routes are not served at /v1/files
+	links    *auth.Links
 }
 
 func (f *files) routes(r *mux.Router) {
@@ -50,7 +55,8 @@ func (f *files) routes(r *mux.Router) {
 	r.Handle("/v1/files/{bucket}", g.with(bucketRead, f.listFiles)).Methods(http.MethodGet)
 	r.Handle("/v1/files/{bucket}", g.with(admin, f.registerBucket)).Methods(http.MethodPut)
 	r.Handle("/v1/files/{bucket}", g.with(admin, f.unregisterBucket)).Methods(http.MethodDelete)
-	r.Handle("/v1/files/{bucket}/{key:.+}"+contentSuffix, g.with(bucketRead, f.download)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/v1/files/{bucket}/{key:.+}"+contentSuffix, g.with(contentRead, f.download)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/v1/files/{bucket}/{key:.+}"+presignSuffix, g.with(bucketRead, f.presign)).Methods(http.MethodPost)
 	r.Handle("/v1/files/{bucket}/{key:.+}"+checksumsSuffix, g.with(admin, f.checksumFile)).Methods(http.MethodPost)
 	r.Handle("/v1/files/{bucket}/{key:.+}", g.with(bucketRead, f.fileInfo)).Methods(http.MethodGet)
 	r.Handle("/v1/files/{bucket}/{key:.+}", g.with(bucketWrite, f.deleteFile)).Methods(http.MethodDelete)
@@ -250,6 +256,10 @@ func (f *files) download(w http.ResponseWriter, r *http.Request) {
 	file, err := f.lookup(r)
 	if err != nil {
 		writeError(w, r, err)
+		return
+	}
+	if v, ok := signedVersion(r.Context()); ok && v != auth.FileVersion(etagOf(file)) {
+		writeError(w, r, errLinkStale.New("%s/%s was replaced since this presigned URL was made, and it reads only the version it was made for: ask for a new one", file.Bucket, file.Key))
 		return
 	}
 	f.bytes.serve(w, r, file, file.MimeType, writeError)

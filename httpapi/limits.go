@@ -82,6 +82,9 @@ func limitClass(route, method string) string {
 		if route == "/v1/files" {
 			return classUploads // a native session create
 		}
+		if strings.HasSuffix(route, presignSuffix) {
+			return classRetrievals // reads the file's record, as file info does
+		}
 		if rest, ok := cutOpenAIPrefix(route); ok && (rest == "/files" || rest == "/uploads") {
 			return classUploads
 		}

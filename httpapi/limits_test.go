@@ -31,6 +31,7 @@ func TestLimitClass(t *testing.T) {
 		{"HEAD", "/v1/files/{bucket}/{key:.+}" + contentSuffix, classRetrievals},
 		{"GET", "/v1/openai/v1/files/{id}/content", classRetrievals},
 		{"GET", "/v1/openai/v1/vector_stores/{vector_store_id}/files", classRetrievals},
+		{"POST", "/v1/files/{bucket}/{key:.+}" + presignSuffix, classRetrievals},
 		{"DELETE", "/v1/files/{bucket}/{key:.+}", classDeletions},
 		{"DELETE", "/v1/files/{bucket}", classDeletions},
 		{"DELETE", "/v1/openai/v1/files/{id}", classDeletions},

@@ -55,6 +55,9 @@ type Deps struct {
 	ReadIdleTimeout time.Duration
 	// Limits are the per-subject rate limits; the zero value limits nothing.
 	Limits RateLimits
+	// Links signs and checks upload links and presigned downloads
+	// (auth.link_secret); nil: neither is offered.
+	Links *auth.Links
 	// Tus serves tus 1.0 under /v1/tus/ (package tus); nil: not served.
 	Tus TusHandler
 }
@@ -90,7 +93,7 @@ func newRouter(d Deps) *mux.Router {
 		writeError(w, r, errcode.ErrMethodNotAllowed.New("%s is not allowed on %s", r.Method, r.URL.Path))
 	})
 
-	g := &guard{on: d.Keys != nil, reserved: map[string]bool{}}
+	g := &guard{on: d.Keys != nil, reserved: map[string]bool{}, links: d.Links, sessions: d.Sessions}
 	for _, b := range d.OpenAIBuckets {
 		g.reserved[b] = true
 	}
@@ -103,7 +106,7 @@ func newRouter(d Deps) *mux.Router {
 		o = &openAI{svc: d.OpenAI, vs: d.VectorStores, registry: d.Files, guard: g, bytes: c, forms: d.Forms.withDefaults()}
 	}
 	if d.Sessions != nil && d.Files != nil {
-		(&files{sessions: d.Sessions, registry: d.Files, guard: g, bytes: c, openai: o}).routes(r)
+		(&files{sessions: d.Sessions, registry: d.Files, guard: g, bytes: c, openai: o, links: d.Links}).routes(r)
 	}
 	if o != nil {
 		o.routes(r)

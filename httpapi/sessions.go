@@ -36,6 +36,9 @@ type sessionResponse struct {
 	PartCount int      `json:"part_count"`
 	Parallel  bool     `json:"parallel,omitempty"`
 	Parts     [][2]int `json:"parts,omitempty"`
+	// UploadURL is url with an upload link: it appends, puts parts, reads
+	// and aborts this session without an API key (links.go).
+	UploadURL string `json:"upload_url,omitempty"`
 }
 
 // partResponse answers a part that landed (or had landed).
@@ -101,7 +104,7 @@ func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", sessionURL(r, in.ID))
-	writeJSON(w, r, http.StatusCreated, toSessionResponse(r, in))
+	writeJSON(w, r, http.StatusCreated, f.toSession(r, in))
 }
 
 func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
@@ -157,7 +160,7 @@ func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, r, http.StatusOK, toFileResponse(r, *file))
 		return
 	}
-	writeJSON(w, r, http.StatusOK, toSessionResponse(r, in))
+	writeJSON(w, r, http.StatusOK, f.toSession(r, in))
 }
 
 // putPart stores one parallel part: PUT, since sending it again is safe.
@@ -216,7 +219,7 @@ func (f *files) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Upload-Offset", strconv.FormatInt(in.Offset, 10))
 	w.Header().Set("Upload-Length", strconv.FormatInt(in.Size, 10))
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, r, http.StatusOK, toSessionResponse(r, in))
+	writeJSON(w, r, http.StatusOK, f.toSession(r, in))
 }
 
 func (f *files) abortSession(w http.ResponseWriter, r *http.Request) {

@@ -132,6 +132,17 @@ func (s *Service) Get(ctx context.Context, id string) (Info, error) {
 	return in, s.received(ctx, rec, &in)
 }
 
+// Peek returns the session's record as Get does, without the parts that
+// landed: one metadata read, for checking an upload link before the
+// request it carries. Past expires_at it returns the info with ErrExpired.
+func (s *Service) Peek(ctx context.Context, id string) (Info, error) {
+	rec, _, err := s.load(ctx, id)
+	if rec == nil {
+		return Info{}, err
+	}
+	return rec.info(), err
+}
+
 // extraTypes are common extensions that Go's table lacks, so the guess
 // does not depend on the machine's /etc/mime.types.
 var extraTypes = map[string]string{

@@ -12,7 +12,9 @@
 // partial upload is a piece session, unpublished; the final upload joins
 // the pieces in storage with session.Concat and is complete at creation).
 // GET of an upload is disabled: a completed upload is read through the
-// native `:content` route.
+// native `:content` route. With Config.Links, a creation's Location is an
+// upload link (?upload_token=), which package httpapi takes instead of a
+// key for that upload's HEAD, PATCH and DELETE.
 //
 // Persistent layout, beside the session's own (session/keys.go):
 //
@@ -36,6 +38,7 @@ import (
 
 	tusd "github.com/tus/tusd/v2/pkg/handler"
 
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
@@ -60,6 +63,11 @@ type Config struct {
 	// ferryd passes server.read_idle_timeout); 0: tusd's default, 60 s.
 	NetworkTimeout time.Duration
 	Logger         *slog.Logger
+	// Links, when set, makes a creation's Location an upload link: the
+	// upload's URL with ?upload_token=, which HEAD, PATCH and DELETE take
+	// instead of an API key (package httpapi checks it). Partial uploads'
+	// stay plain, since the final upload names them by URL.
+	Links *auth.Links
 }
 
 // maxDeferred bounds an upload of deferred length: its session is created
@@ -147,7 +155,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u := *r.URL
 	u.Path, u.RawPath = "/"+strings.TrimPrefix(r.URL.Path, BasePath), ""
 	r.URL = &u
-	h.tusd.ServeHTTP(&headerWriter{ResponseWriter: w, st: st, req: r.Context()}, r)
+	h.tusd.ServeHTTP(&headerWriter{ResponseWriter: w, st: st, req: r.Context(), links: h.cfg.Links}, r)
 }
 
 // checkMetadata refuses an Upload-Metadata header tusd would read in part:
@@ -192,8 +200,8 @@ type requestState struct {
 	length  int64 // Content-Length; -1 when unknown (chunked)
 	sum     *session.Checksum
 	expires time.Time
-	open    bool   // a completed upload has no expiry to announce
-	digest  string // a completed upload's Repr-Digest
+	open    bool // a completed upload has no expiry to announce
+	upload  session.Info
 }
 
 type stateKey struct{}
@@ -209,7 +217,7 @@ func stateOf(ctx context.Context) *requestState {
 
 // noted records what the response announces about the upload.
 func (st *requestState) noted(in session.Info) {
-	st.expires, st.open, st.digest = in.ExpiresAt, !in.Completed, in.Checksums.ReprDigest()
+	st.expires, st.open, st.upload = in.ExpiresAt, !in.Completed, in
 }
 
 // extensions are the ones Ferry adds to tusd's list.
@@ -222,6 +230,7 @@ type headerWriter struct {
 	http.ResponseWriter
 	st    *requestState
 	req   context.Context // the request's: done once the client has gone
+	links *auth.Links
 	wrote bool
 }
 
@@ -241,8 +250,12 @@ func (w *headerWriter) WriteHeader(code int) {
 		if code < 300 && w.st.open && !w.st.expires.IsZero() {
 			hd.Set("Upload-Expires", w.st.expires.UTC().Format(http.TimeFormat))
 		}
-		if code < 300 && w.st.digest != "" { // the final PATCH, and HEAD once complete
-			hd.Set("Repr-Digest", w.st.digest)
+		if d := w.st.upload.Checksums.ReprDigest(); code < 300 && d != "" { // the final PATCH, and HEAD once complete
+			hd.Set("Repr-Digest", d)
+		}
+		if in := w.st.upload; code == http.StatusCreated && w.links != nil && w.st.open && !in.Partial && hd.Get("Location") != "" {
+			tok := w.links.UploadToken(auth.UploadRef{Session: in.ID, Bucket: in.Bucket, Key: in.Key}, in.ExpiresAt)
+			hd.Set("Location", hd.Get("Location")+"?upload_token="+tok)
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)

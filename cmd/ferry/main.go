@@ -6,6 +6,7 @@
 //	ferry [--server URL] ls [BUCKET[/PREFIX]]
 //	ferry [--server URL] stat BUCKET/KEY
 //	ferry [--server URL] rm BUCKET/KEY
+//	ferry [--server URL] presign BUCKET/KEY [--ttl D]
 //	ferry [--server URL] register BUCKET LOCATION | BUCKET/KEY
 //	ferry [--server URL] unregister BUCKET
 //	ferry keys new NAME --buckets PATTERNS --access read|write|admin [--append FILE]
@@ -22,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/ferryhq/ferry/client"
 )
@@ -40,6 +42,7 @@ Commands:
   verify BUCKET/KEY [FILE]     compare local FILE with the stored file's checksums, downloading nothing
                                (a registered file's are computed by ferryd first)
   rm BUCKET/KEY                delete a file
+  presign BUCKET/KEY           print a URL that downloads the file without a key (--ttl, default 1h)
   register BUCKET LOCATION     serve existing data (s3://bucket/prefix or file:///dir) as BUCKET
   register BUCKET/KEY          record one existing object of a registered bucket
   unregister BUCKET            forget a registration; the data stays
@@ -111,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	cmd, rest := global.Arg(0), global.Args()[1:]
 	commands := map[string]func(context.Context, []string) error{
 		"upload": x.upload, "download": x.download, "ls": x.ls, "stat": x.stat, "verify": x.verify, "rm": x.rm,
-		"register": x.register, "unregister": x.unregister, "keys": x.keys,
+		"register": x.register, "unregister": x.unregister, "keys": x.keys, "presign": x.presign,
 	}
 	fn, ok := commands[cmd]
 	if !ok {
@@ -298,4 +301,48 @@ func (x *cli) unregister(ctx context.Context, args []string) error {
 		return err
 	}
 	return x.c.UnregisterBucket(ctx, fs.Arg(0))
+}
+
+func (x *cli) presign(ctx context.Context, args []string) error {
+	fs := x.flags("presign", "BUCKET/KEY [--ttl D]", "Prints a URL that downloads the file, as it is now, without an API key until it expires\n"+
+		"(curl it, or give it to someone). A file replaced meanwhile is not served under it.")
+	ttl := fs.Duration("ttl", time.Hour, "how long the URL works: 90s, 15m, 24h, at most 168h")
+	if err := parse(fs, interspersed(args), 1, 1); err != nil {
+		return err
+	}
+	b, k, err := bucketKey(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if *ttl < time.Second || *ttl > 7*24*time.Hour {
+		return fmt.Errorf("%w: --ttl %s: a presigned URL lasts from 1s to 168h", errUsage, *ttl)
+	}
+	p, err := x.c.Presign(ctx, b, k, *ttl)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(x.stdout, p.URL)
+	fmt.Fprintf(x.stderr, "expires %s\n", unixTime(p.ExpiresAt))
+	return nil
+}
+
+// interspersed moves flags after the arguments to the front, so
+// "presign BUCKET/KEY --ttl 1h" parses as the usage shows it.
+func interspersed(args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--":
+			return append(append(flags, args[i:]...), rest...)
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			flags = append(flags, a)
+			if !strings.Contains(a, "=") && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(flags, rest...)
 }

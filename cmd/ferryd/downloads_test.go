@@ -57,6 +57,14 @@ func TestPresignedDownloads(t *testing.T) {
 	if resp, _ := get(noFollow, "HEAD", base+"/v1/files/dl/dir/a.bin:content"); resp.StatusCode != 200 || resp.ContentLength != int64(len(data)) {
 		t.Fatalf("HEAD: %d, length %d", resp.StatusCode, resp.ContentLength)
 	}
+	// A presigned Ferry URL goes on to S3 the same way.
+	link := testhttp.Do(t, "POST", base+"/v1/files/dl/dir/a.bin:presign?ttl=5m", nil).JSON(t)["url"].(string)
+	if resp, _ := get(noFollow, "GET", link); resp.StatusCode != 307 || !strings.Contains(resp.Header.Get("Location"), "X-Amz-Signature=") {
+		t.Fatalf("GET a presigned Ferry URL: %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, b := get(http.DefaultClient, "GET", link, "Range", "bytes=5-9"); resp.StatusCode != 206 || !bytes.Equal(b, data[5:10]) {
+		t.Fatalf("a range of a presigned Ferry URL through the redirect: %d, %d bytes", resp.StatusCode, len(b))
+	}
 	// A page is still a download, never rendered: S3 is told to say so.
 	if resp, _ := get(http.DefaultClient, "GET", base+"/v1/files/dl/page.html:content"); !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
 		t.Fatalf("HTML through the redirect: %v", resp.Header)

@@ -67,6 +67,11 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return err
 	}
 
+	links, err := openLinks(cfg, log)
+	if err != nil {
+		return err
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	st, err := openStores(ctx, cfg, reg)
@@ -74,7 +79,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return err
 	}
 	defer st.Close()
-	svc, err := newServices(ctx, cfg, st, reg, log)
+	svc, err := newServices(ctx, cfg, st, reg, log, links)
 	if err != nil {
 		return err
 	}
@@ -83,7 +88,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		OpenAI: svc.openai, VectorStores: svc.vectors, Tus: svc.tus, Metrics: reg, Logger: log,
 		ReadIdleTimeout: cfg.Server.ReadIdleTimeout, AllowedHosts: cfg.Server.AllowedHosts, CORSOrigins: cfg.Server.CORSOrigins,
 		Forms: httpapi.FormLimits{Parts: cfg.Server.MaxFormParts, Bytes: cfg.Server.MaxFormBytes},
-		Keys:  keys, OpenAIBuckets: []string{cfg.OpenAI.Bucket, cfg.OpenAI.UploadsBucket}, PresignTTL: presignTTL(cfg.Downloads),
+		Keys:  keys, Links: links, OpenAIBuckets: []string{cfg.OpenAI.Bucket, cfg.OpenAI.UploadsBucket}, PresignTTL: presignTTL(cfg.Downloads),
 		Limits: httpapi.RateLimits{Limiter: st.limiter, Uploads: cfg.Limits.UploadsPerMinute,
 			Retrievals: cfg.Limits.RetrievalsPerMinute, Deletions: cfg.Limits.DeletionsPerMinute}})
 
@@ -175,7 +180,7 @@ type services struct {
 	tus      *tus.Handler
 }
 
-func newServices(ctx context.Context, cfg config.Config, st *stores, reg *prometheus.Registry, log *slog.Logger) (*services, error) {
+func newServices(ctx context.Context, cfg config.Config, st *stores, reg *prometheus.Registry, log *slog.Logger, links *auth.Links) (*services, error) {
 	// Before any service reads metadata: they know today's names only. So
 	// ferryd does not start without its metadata store; an outage later
 	// makes it not ready instead.
@@ -202,7 +207,7 @@ func newServices(ctx context.Context, cfg config.Config, st *stores, reg *promet
 		Metrics:         reg, PurgeFailures: purgeFailures}, log)
 	files.Subscribe(vs.OnFileEvent) // a file deleted or replaced by any route leaves the vector stores
 	tusd, err := tus.New(sessions, files, st.meta, tus.Config{Bucket: cfg.Tus.Bucket, MaxSize: cfg.Sessions.MaxSize,
-		NetworkTimeout: cfg.Server.ReadIdleTimeout, Logger: log})
+		NetworkTimeout: cfg.Server.ReadIdleTimeout, Logger: log, Links: links})
 	if err != nil {
 		return nil, err
 	}

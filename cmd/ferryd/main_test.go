@@ -195,7 +195,7 @@ func TestRedisAndS3(t *testing.T) {
 
 	// The same server pointed at a bucket that does not exist is alive but not ready.
 	env = append(env, "FERRY_S3_BUCKET=no-such-bucket-"+strings.ToLower(testsvc.Unique("")))
-	p = startFerryd(t, "", env...)
+	p = startFerryd(t, "--data-dir "+t.TempDir(), env...) // its link secret goes there, not into the source tree
 	code, body := getJSON(t, "http://"+p.addr+"/readyz")
 	checks, _ := body["checks"].(map[string]any)
 	if code != 503 || checks["metadata"] != "ok" || checks["blobs"] == "ok" {

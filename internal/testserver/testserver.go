@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/bucket"
@@ -15,6 +16,9 @@ import (
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
 )
+
+// LinkSecret signs the servers' upload links and presigned downloads.
+const LinkSecret = "testserver-link-secret-0123456789abcdef"
 
 // Start serves the native API on backend ("embedded" or "redis+s3") until
 // the test ends. file:// registration is allowed under roots.
@@ -47,7 +51,11 @@ func ServeKeys(t testing.TB, s testsvc.Stores, keys *auth.Keyring, roots ...stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Store: store, Blobs: comp, Sessions: sessions, Files: files, Logger: log, Keys: keys}))
+	links, err := auth.NewLinks(LinkSecret, "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Store: store, Blobs: comp, Sessions: sessions, Files: files, Logger: log, Keys: keys, Links: links}))
 	t.Cleanup(srv.Close)
 	return srv
 }
