@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,32 +12,32 @@ import (
 
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/metastore"
 )
 
-// linkSecretFile holds the generated link secret under the data directory.
-const linkSecretFile = "link_secret"
+// linkSecretFile holds the generated link secret under the data directory
+// (the embedded store); linkSecretRecord in the metadata store (Redis),
+// where every instance finds the same one.
+const (
+	linkSecretFile   = "link_secret"
+	linkSecretRecord = "auth/link_secret"
+)
 
 // openLinks is the signer of upload links and presigned downloads: with
-// auth.link_secret, or the secret in <data_dir>/link_secret, made there
-// (mode 0600) the first time.
-func openLinks(cfg config.Config, log *slog.Logger) (*auth.Links, error) {
+// auth.link_secret, else a generated one, made the first time and kept:
+// on Redis in the metadata store, shared by every instance; embedded in
+// <data_dir>/link_secret (mode 0600).
+func openLinks(ctx context.Context, cfg config.Config, meta metastore.Store, log *slog.Logger) (*auth.Links, error) {
 	secret := cfg.Auth.LinkSecret
 	if secret == "" {
 		var err error
-		secret, err = localLinkSecret(cfg.DataDir, log)
-		switch {
-		case err != nil && cfg.UsesRedis():
-			// On Redis and S3 nothing else needs the data directory, which
-			// may not be writable: start, with links that last this run.
-			log.Warn("link_secret_ephemeral", "err", err,
-				"advice", "set auth.link_secret (FERRY_LINK_SECRET): until then upload links and presigned URLs stop working when ferryd restarts")
-			secret = auth.NewLinkSecret()
-		case err != nil:
+		if cfg.UsesRedis() {
+			secret, err = sharedLinkSecret(ctx, meta, log)
+		} else {
+			secret, err = localLinkSecret(cfg.DataDir, log)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%w (or set auth.link_secret, FERRY_LINK_SECRET)", err)
-		case cfg.UsesRedis():
-			// Another instance has its own file: a link it made fails here.
-			log.Warn("link_secret_local", "path", filepath.Join(cfg.DataDir, linkSecretFile),
-				"advice", "with more than one ferryd instance, set auth.link_secret (FERRY_LINK_SECRET) to the same value on each")
 		}
 	}
 	links, err := auth.NewLinks(secret, cfg.Auth.LinkSecretPrevious, cfg.Auth.PreviousUntil())
@@ -44,6 +45,31 @@ func openLinks(cfg config.Config, log *slog.Logger) (*auth.Links, error) {
 		return nil, fmt.Errorf("%w (auth.link_secret, FERRY_LINK_SECRET)", err)
 	}
 	return links, nil
+}
+
+// sharedLinkSecret reads the metadata store's link secret, generating it if
+// there is none: of instances starting together, one creates it and the
+// others read it.
+func sharedLinkSecret(ctx context.Context, meta metastore.Store, log *slog.Logger) (string, error) {
+	for range 3 {
+		rec, err := meta.Get(ctx, linkSecretRecord)
+		if err == nil {
+			if s := string(rec.Value); len(s) >= auth.MinLinkSecret {
+				return s, nil
+			}
+			return "", fmt.Errorf("link secret record %s holds fewer than %d characters: delete it to have a new one made (links made so far stop working)", linkSecretRecord, auth.MinLinkSecret)
+		}
+		if !errors.Is(err, metastore.ErrNotFound) {
+			return "", fmt.Errorf("link secret: %w", err)
+		}
+		_, err = meta.Put(ctx, linkSecretRecord, []byte(auth.NewLinkSecret()), metastore.Cond{Version: 0})
+		if err == nil {
+			log.Info("link_secret_generated", "record", linkSecretRecord)
+		} else if !errors.Is(err, metastore.ErrConflict) {
+			return "", fmt.Errorf("link secret: %w", err)
+		}
+	}
+	return "", fmt.Errorf("link secret: the record %s keeps changing", linkSecretRecord)
 }
 
 // localLinkSecret reads the data directory's link secret, generating it if

@@ -323,22 +323,37 @@ func TestLinkSecretGenerated(t *testing.T) {
 	}
 }
 
-// A data directory ferryd cannot write: the embedded store needs it, so
-// ferryd refuses to start; on Redis it starts with a secret for this run.
+// A data directory ferryd cannot write: the embedded store needs it for
+// the secret, so ferryd refuses to start, and says what to do.
 func TestLinkSecretUnwritable(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "not-a-dir")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
 	cfg := config.Default()
 	cfg.DataDir = file
-	if _, err := openLinks(cfg, log); err == nil || !strings.Contains(err.Error(), "FERRY_LINK_SECRET") {
+	if _, err := openLinks(t.Context(), cfg, nil, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "FERRY_LINK_SECRET") {
 		t.Fatalf("embedded, unwritable data dir: %v", err)
 	}
-	cfg.Redis.URL = "redis://127.0.0.1:1/0"
-	if l, err := openLinks(cfg, log); err != nil || l == nil || !strings.Contains(logs.String(), "link_secret_ephemeral") {
-		t.Fatalf("redis, unwritable data dir: %v\n%s", err, logs.String())
+}
+
+// On Redis the generated secret lives in the metadata store, so two
+// instances with their own data directories take each other's links, and
+// a restart keeps them.
+func TestLinkSecretShared(t *testing.T) {
+	be := redisS3Env(t)
+	a := be.start(t)
+	other := be
+	other.args = "--data-dir " + t.TempDir()
+	b := other.start(t)
+	s := createSession(t, a, "photos", "shared.txt", 5)
+	link := strings.Replace(s["upload_url"].(string), s["url"].(string), "http://"+b.addr+"/v1/files/session:"+s["id"].(string), 1)
+	if r := linked(t, "POST", link, []byte("hello"), "Upload-Offset", "0"); r.Code != 200 || r.JSON(t)["bytes"] != float64(5) {
+		t.Fatalf("a link made by one instance, used on another: %d %s", r.Code, r.Body)
+	}
+	for _, dir := range []string{strings.TrimPrefix(be.args, "--data-dir "), strings.TrimPrefix(other.args, "--data-dir ")} {
+		if _, err := os.Stat(filepath.Join(dir, "link_secret")); !os.IsNotExist(err) {
+			t.Fatalf("an instance on Redis wrote a secret of its own into %s: %v", dir, err)
+		}
 	}
 }

@@ -67,11 +67,6 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return err
 	}
 
-	links, err := openLinks(cfg, log)
-	if err != nil {
-		return err
-	}
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	st, err := openStores(ctx, cfg, reg)
@@ -79,6 +74,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return err
 	}
 	defer st.Close()
+	links, err := openLinks(ctx, cfg, st.meta, log)
+	if err != nil {
+		return err
+	}
 	svc, err := newServices(ctx, cfg, st, reg, log, links)
 	if err != nil {
 		return err
