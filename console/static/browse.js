@@ -31,6 +31,8 @@ export async function bucketsView(view, go) {
   if (!n) tbody.append(el('tr', {}, el('td', { colspan: 2, class: 'muted' }, 'No buckets yet: open one by name and upload files into it.')));
 }
 
+function here(bucket, prefix) { return '?bucket=' + encodeURIComponent(bucket) + '&prefix=' + encodeURIComponent(prefix); }
+
 function nav(go, state) { return (ev) => { ev.preventDefault(); go(state); }; }
 
 // listDir lists one "folder": files directly under prefix, and each deeper
@@ -39,7 +41,13 @@ async function listDir(bucket, prefix, after) {
   const items = [];
   for (let calls = 0; calls < PAGE; calls++) {
     const q = `?limit=${PAGE}&prefix=${encodeURIComponent(prefix)}` + (after ? '&after=' + encodeURIComponent(after) : '');
-    const page = await api('GET', filePath(bucket) + q);
+    let page;
+    try {
+      page = await api('GET', filePath(bucket) + q);
+    } catch (e) {
+      if (e.body && e.body.code === 'BUCKET_NOT_FOUND') return { items, next: '' }; // the first upload makes it
+      throw e;
+    }
     let jumped = false;
     for (const f of page.data) {
       if (items.length >= PAGE) return { items, next: after };
@@ -67,7 +75,7 @@ export async function filesView(view, go, { bucket, prefix = '', after = '' }) {
   for (const seg of prefix.split('/').slice(0, -1)) {
     acc += seg + '/';
     const p = acc;
-    crumbs.append(' / ', el('a', { href: '#', onclick: nav(go, { bucket, prefix: p }) }, seg));
+    crumbs.append(' / ', el('a', { href: here(bucket, p), onclick: nav(go, { bucket, prefix: p }) }, seg));
   }
   view.append(crumbs, el('h1', {}, bucket + (prefix ? ' / ' + prefix : '')));
   view.append(uploadTarget(bucket, prefix));
@@ -81,7 +89,7 @@ export async function filesView(view, go, { bucket, prefix = '', after = '' }) {
   view.append(el('table', { 'aria-label': 'Files' }, el('thead', {}, el('tr', {},
     ...['Name', 'Size', 'Type', 'Created', 'Checksums', 'Actions'].map((h) => el('th', {}, h)))), tbody));
   for (const it of items) tbody.append(it.folder ? folderRow(go, bucket, it.folder, prefix) : fileRow(go, it, prefix, view));
-  if (!items.length) tbody.append(el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'No files here.')));
+  if (!items.length) tbody.append(el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'No files here yet: upload some.')));
   const pager = el('div', { class: 'toolbar' });
   if (after) pager.append(el('button', { type: 'button', onclick: () => go({ bucket, prefix }) }, 'First page'));
   if (next) pager.append(el('button', { type: 'button', onclick: () => go({ bucket, prefix, after: next }) }, 'Next page'));
@@ -90,7 +98,7 @@ export async function filesView(view, go, { bucket, prefix = '', after = '' }) {
 
 function folderRow(go, bucket, folder, prefix) {
   return el('tr', { class: 'folder' }, el('td', { colspan: 6 },
-    el('a', { href: '#', onclick: nav(go, { bucket, prefix: folder }) }, '📁 ' + folder.slice(prefix.length))));
+    el('a', { href: here(bucket, folder), onclick: nav(go, { bucket, prefix: folder }) }, folder.slice(prefix.length))));
 }
 
 function checksumText(f) {

@@ -57,6 +57,10 @@ function paint() {
     const left = ur > 0 ? (u.file.size - u.sent) / ur : NaN;
     let text = `${fmtBytes(u.sent)} of ${fmtBytes(u.file.size)} · ${u.state}`;
     if (u.state === 'uploading') text += ` · ${fmtRate(ur)} · ${fmtDuration(left)} left`;
+    if (u.state === 'done' && u.took) {
+      text += ` in ${fmtDuration(u.took / 1000)} (${fmtRate((u.file.size - Math.max(0, u.resumedAt)) / (u.took / 1000))})`;
+      r.li.dataset.ms = Math.round(u.took);
+    }
     if (u.resumedAt > 0) text += ` · resumed at ${fmtBytes(u.resumedAt)}`;
     if (u.message) text += ` · ${u.message}`;
     r.line.textContent = text;

@@ -45,6 +45,7 @@ export function fmtRate(bps) { return bps > 0 ? fmtBytes(bps) + '/s' : '—'; }
 
 export function fmtDuration(s) {
   if (!Number.isFinite(s) || s < 0) return '—';
+  if (s < 10) return s.toFixed(1) + ' s';
   s = Math.round(s);
   if (s < 60) return s + ' s';
   if (s < 3600) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';

@@ -35,11 +35,14 @@ export function landed(s) {
   return n;
 }
 
-// partSize is 8 MiB (the server's default), larger when the file would
-// need more than MAX_PARTS parts: 4 parts in flight fill a fast link, and
-// a part lost to a reload costs at most 8 MiB again.
+// partSize: 16 MiB parts for big files (per request, a browser costs
+// more than the CLI: on loopback 16 MiB parts ran about 1.4x faster than
+// 8 MiB ones), but at least 8 parts down to 8 MiB (the server's default),
+// so a medium file still goes 4 at a time and a reload loses little; and
+// never more than MAX_PARTS.
 export function partSize(size) {
-  return Math.max(8 * MiB, Math.ceil(size / MAX_PARTS / MiB) * MiB);
+  const eighth = Math.ceil(size / 8 / MiB) * MiB;
+  return Math.max(Math.min(16 * MiB, Math.max(8 * MiB, eighth)), Math.ceil(size / MAX_PARTS / MiB) * MiB);
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -80,6 +83,7 @@ export class Upload {
     this.state = 'uploading';
     this.message = '';
     this.samples = [];
+    if (!this.began) this.began = performance.now();
     this.changed();
     try {
       await this.open();
@@ -90,6 +94,7 @@ export class Upload {
       if (this.state !== 'uploading') return;
       if (!this.result) this.result = await this.call('POST', this.sessionPath(), null, { 'Upload-Offset': String(this.file.size) });
       this.state = 'done';
+      this.took = performance.now() - this.began; // ms from the pick, paused time included
       this.confirmed = this.file.size;
       forget(this.fp);
     } catch (e) {
