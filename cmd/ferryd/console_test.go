@@ -40,6 +40,8 @@ func TestConsole(t *testing.T) {
 	}
 	file := testFile(t, "big.bin", 64)
 	resume := testFile(t, "resume.bin", 64)
+	small := testFile(t, "pause.bin", 16)
+	cancel := testFile(t, "cancel.bin", 16)
 	t.Run("open", func(t *testing.T) { t.Parallel(); consoleOpen(t, browser) })
 	for name, mk := range map[string]func(testing.TB) backendEnv{"embedded": embeddedEnv, "redis+s3": redisS3Env} {
 		t.Run(name, func(t *testing.T) {
@@ -56,6 +58,7 @@ func TestConsole(t *testing.T) {
 			}{
 				{"sign in", c.signIn},
 				{"upload", func(t *testing.T) { c.upload(t, file) }},
+				{"pause, resume, cancel", func(t *testing.T) { c.pauseResumeCancel(t, small, cancel) }},
 				{"resume after reload", func(t *testing.T) { c.resumeAfterReload(t, resume) }},
 				{"markup as text", c.markupAsText},
 				{"admin", c.admin},
@@ -302,6 +305,38 @@ func (c *console) landedBytes(t *testing.T, key string) int64 {
 		}
 	}
 	return -1
+}
+
+// pauseResumeCancel: Pause stops an upload and Resume finishes it; Cancel
+// aborts one, its session and its saved state.
+func (c *console) pauseResumeCancel(t *testing.T, pausePath, cancelPath string) {
+	c.throttle.Store(true)
+	defer c.throttle.Store(false)
+	row := func(name string) string {
+		return `document.querySelector('[role=progressbar][aria-label="Upload progress of ` + name + `"]').parentElement`
+	}
+	c.run(t, "pick "+pausePath, chromedp.SetUploadFiles(chromedp.CSS(`#upload-files`), []string{pausePath}))
+	c.waitJS(t, "progress", `+`+row("pause.bin")+`.querySelector('[role=progressbar]').getAttribute('aria-valuenow') >= 5`)
+	c.run(t, "pause", chromedp.Click(chromedp.CSS(`li[data-key="pause.bin"] button`)))
+	c.waitJS(t, "paused", row("pause.bin")+`.textContent.includes('· paused')`)
+	c.throttle.Store(false)
+	c.run(t, "resume", chromedp.Click(chromedp.CSS(`li[data-key="pause.bin"] button`)))
+	c.waitJS(t, "resumed to the end", row("pause.bin")+`.querySelector('[role=progressbar]').getAttribute('aria-valuenow') === '100' && document.querySelector('tr[data-key="pause.bin"]')`)
+	c.sameBytes(t, "up", "pause.bin", pausePath)
+
+	c.throttle.Store(true)
+	c.run(t, "pick "+cancelPath, chromedp.SetUploadFiles(chromedp.CSS(`#upload-files`), []string{cancelPath}))
+	c.waitJS(t, "progress", `+`+row("cancel.bin")+`.querySelector('[role=progressbar]').getAttribute('aria-valuenow') >= 5`)
+	c.run(t, "cancel", chromedp.Click(chromedp.CSS(`li[data-key="cancel.bin"] button.danger`)))
+	c.waitJS(t, "cancelled", row("cancel.bin")+`.textContent.includes('· cancelled') && !localStorage.getItem('ferry.uploads.v1').includes('cancel.bin')`)
+	c.throttle.Store(false)
+	deadline := time.Now().Add(15 * time.Second)
+	for c.landedBytes(t, "cancel.bin") >= 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the cancelled upload's session is still live after 15 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // resumeAfterReload: an upload slowed by the proxy shows its progress and

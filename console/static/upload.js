@@ -254,9 +254,16 @@ export class Upload {
     this.stopRequests();
     forget(this.fp);
     this.changed();
-    if (this.session && was !== 'done') {
-      try { await api('DELETE', this.sessionPath()); } catch { /* expired or gone already */ }
+    if (!this.session || was === 'done') return;
+    // A part still arriving holds the session for a moment: ask again.
+    for (let attempt = 0; attempt < 6; attempt++) {
+      try { await api('DELETE', this.sessionPath()); return; } catch (e) {
+        if (e.status !== 409 && e.status !== 503 && e.status !== 0 && e.status !== undefined) return; // gone already
+        await sleep(1000);
+      }
     }
+    this.message = 'the session could not be aborted; it expires by itself';
+    this.onChange(this);
   }
 }
 
