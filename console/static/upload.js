@@ -255,10 +255,11 @@ export class Upload {
     forget(this.fp);
     this.changed();
     if (!this.session || was === 'done') return;
-    // A part still arriving holds the session for a moment: ask again.
+    // An append in flight holds the session (409) and an outage answers
+    // 503, each for a moment: ask again. A network error has no status.
     for (let attempt = 0; attempt < 6; attempt++) {
       try { await api('DELETE', this.sessionPath()); return; } catch (e) {
-        if (e.status !== 409 && e.status !== 503 && e.status !== 0 && e.status !== undefined) return; // gone already
+        if (e.status !== 409 && e.status !== 503 && e.status !== undefined) return; // gone already, or refused for good
         await sleep(1000);
       }
     }
