@@ -208,9 +208,16 @@ func (c *console) upload(t *testing.T, path string) {
 	if eval[string](t, c.tab, `document.querySelector('label[for=upload-files]').textContent`) != "Upload files" {
 		t.Fatal(`the file input is not labelled "Upload files"`)
 	}
-	c.run(t, "pick "+path, chromedp.SetUploadFiles(chromedp.CSS(`#upload-files`), []string{path}))
+	empty := filepath.Join(t.TempDir(), "empty file.txt") // two files at once; a name a key cannot hold
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.run(t, "pick "+path, chromedp.SetUploadFiles(chromedp.CSS(`#upload-files`), []string{path, empty}))
 	bar := `document.querySelector('[role=progressbar][aria-label="Upload progress of big.bin"]')`
-	c.waitJS(t, "the upload's end", bar+`.getAttribute('aria-valuenow') === '100' && document.querySelector('tr[data-key="big.bin"]')`)
+	c.waitJS(t, "the upload's end", bar+`.getAttribute('aria-valuenow') === '100' && document.querySelector('tr[data-key="big.bin"]') && document.querySelector('tr[data-key="empty_file.txt"]')`)
+	if r := c.do(t, "GET", "/v1/files/up/empty_file.txt", nil); r.Code != 200 || r.JSON(t)["bytes"] != float64(0) {
+		t.Fatalf("the empty file: %d %s", r.Code, r.Body)
+	}
 	if eval[string](t, c.tab, `document.querySelector('[role=progressbar][aria-label="Total upload progress"]').getAttribute('aria-valuenow')`) != "100" {
 		t.Fatal("the total progress bar is not at 100")
 	}

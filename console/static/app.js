@@ -90,9 +90,12 @@ for (const a of document.querySelectorAll('#nav a')) {
   });
 }
 window.addEventListener('popstate', render);
+let refresh = 0;
 onUploadFinished((u) => {
   say(`Uploaded ${u.file.name} to ${u.bucket}/${u.key}.`);
   const s = state();
-  if (s.bucket === u.bucket && !s.after) render(); // show the new file
+  if (s.bucket !== u.bucket || s.after) return;
+  clearTimeout(refresh); // many files finishing together redraw the list once
+  refresh = setTimeout(() => { if (state().bucket === u.bucket) render(); }, 300);
 });
 start();
