@@ -266,7 +266,7 @@ func routePolicy(tpl, method string) policy {
 	switch {
 	case tpl == "/healthz", tpl == "/readyz", tpl == "/openapi.json":
 		return public
-	case tpl == "/metrics":
+	case tpl == "/metrics", tpl == "/v1/sessions":
 		return admin
 	case isOpenAITemplate(tpl):
 		if method == "GET" || method == "HEAD" || strings.HasSuffix(tpl, "/search") {

@@ -50,6 +50,8 @@ func (f *files) routes(r *mux.Router) {
 	r.Handle("/v1/files/session:{id}", g.with(sessionRead, f.sessionInfo)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/v1/files/session:{id}", g.with(sessionWrite, f.abortSession)).Methods(http.MethodDelete)
 	r.Handle("/v1/files/session:{id}/parts/{n}", g.with(sessionWrite, f.putPart)).Methods(http.MethodPut)
+	// Outside /v1/files, where any name would be a bucket's.
+	r.Handle("/v1/sessions", g.with(admin, f.listSessions)).Methods(http.MethodGet)
 	r.Handle("/v1/files/session:{id}", g.with(public, wrongMethod(sessionMethods))) // before {bucket}, which would take a PUT
 	r.Handle("/v1/files/session:{id}/parts/{n}", g.with(public, wrongMethod(http.MethodPut)))
 	r.Handle("/v1/files/{bucket}", g.with(bucketRead, f.listFiles)).Methods(http.MethodGet)

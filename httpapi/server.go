@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/bucket"
+	"github.com/ferryhq/ferry/console"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/openai"
@@ -114,6 +115,9 @@ func newRouter(d Deps) *mux.Router {
 	if d.Tus != nil { // every method, OPTIONS included: tusd's handler answers them all
 		r.PathPrefix("/v1/tus/").Handler(g.with(public, g.tus(d.Tus))) // g.tus checks by method and upload
 	}
+	ui := g.with(public, console.Handler().ServeHTTP) // the page holds no data; its API calls carry the key
+	r.Handle("/console", ui)
+	r.PathPrefix(console.Prefix).Handler(ui)
 	doc, err := openAPIJSON()
 	if err != nil {
 		panic(err) // the embedded document is checked by the tests

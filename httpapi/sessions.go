@@ -69,6 +69,26 @@ func toSessionResponse(r *http.Request, in session.Info) sessionResponse {
 	return out
 }
 
+// listSessions lists the uploads in progress across every instance (the
+// console's live view), a page at a time.
+func (f *files) listSessions(w http.ResponseWriter, r *http.Request) {
+	limit, after, err := pageParams(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	page, next, err := f.sessions.List(r.Context(), after, limit)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := listResponse[sessionResponse]{Data: make([]sessionResponse, 0, len(page)), HasMore: next != "", Next: next}
+	for _, in := range page {
+		out.Data = append(out.Data, toSessionResponse(r, in))
+	}
+	writeJSON(w, r, http.StatusOK, out)
+}
+
 func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
 	if f.openai != nil && wantsOpenAI(r) {
 		f.openai.uploadFile(w, r)

@@ -6,8 +6,8 @@
 #   scripts/test.sh                 # go test -race ./...
 #   scripts/test.sh -run X ./pkg/.. # any go test arguments
 #
-# Installs redis-server and nodejs (apt) and versitygw (go install) only
-# when missing; with FERRY_TEST_S3_SERVER=minio, MinIO instead of versitygw.
+# Installs redis-server, nodejs and chromium (apt) and versitygw (go
+# install) only when missing; with FERRY_TEST_S3_SERVER=minio, MinIO instead of versitygw.
 # Under CI (CI set) a service that cannot be started fails the run;
 # elsewhere the tests that need it skip.
 set -euo pipefail
@@ -53,6 +53,18 @@ ensure_node() {
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm) >&2 || return 1
   else
     (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm) >&2 || return 1
+  fi
+}
+
+# Chromium runs the web console's browser tests (cmd/ferryd/console_test.go,
+# through chromedp); under CI a missing browser fails them.
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  log "installing chromium with apt-get"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2 || return 1
+  else
+    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2 || return 1
   fi
 }
 
@@ -194,6 +206,7 @@ start_redis || fail_or_warn "could not start redis-server"
 start_redis_cluster || fail_or_warn "could not start a Redis Cluster"
 start_s3 || fail_or_warn "could not start the S3 server"
 ensure_node || fail_or_warn "could not install Node.js"
+ensure_chromium || fail_or_warn "could not install Chromium"
 
 if [ $# -eq 0 ]; then set -- -race ./...; fi
 log "go test $*"

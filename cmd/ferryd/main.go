@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewBuildInfoCollector())
 	st, err := openStores(ctx, cfg, reg)
 	if err != nil {
 		return err
