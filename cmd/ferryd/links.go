@@ -60,13 +60,13 @@ func sharedLinkSecret(ctx context.Context, meta metastore.Store, log *slog.Logge
 			return "", fmt.Errorf("link secret record %s holds fewer than %d characters: delete it to have a new one made (links made so far stop working)", linkSecretRecord, auth.MinLinkSecret)
 		}
 		if !errors.Is(err, metastore.ErrNotFound) {
-			return "", fmt.Errorf("link secret: %w", err)
+			return "", fmt.Errorf("read the link secret from the metadata store: %w", err)
 		}
 		_, err = meta.Put(ctx, linkSecretRecord, []byte(auth.NewLinkSecret()), metastore.Cond{Version: 0})
 		if err == nil {
 			log.Info("link_secret_generated", "record", linkSecretRecord)
 		} else if !errors.Is(err, metastore.ErrConflict) {
-			return "", fmt.Errorf("link secret: %w", err)
+			return "", fmt.Errorf("write the link secret to the metadata store: %w", err)
 		}
 	}
 	return "", fmt.Errorf("link secret: the record %s keeps changing", linkSecretRecord)
