@@ -214,8 +214,9 @@ func (s *Service) lockedPart(ctx context.Context, rec *record, n int, c Chunk) (
 		}
 		if found {
 			err = samePart(n, entry, c)
+		} else if entry, err = s.writePart(read, h.Ctx, rec, n, c); err != nil {
+			err = s.completedMeanwhile(h.Ctx, rec, err)
 		} else {
-			entry, err = s.writePart(read, h.Ctx, rec, n, c)
 			wrote = c.Len
 		}
 		if err != nil {
@@ -228,6 +229,20 @@ func (s *Service) lockedPart(ctx context.Context, rec *record, n int, c Chunk) (
 		return out, 0, ErrPartBusy.New("another request is sending part %d of session %s; wait for it, then check the session's parts", n, rec.ID)
 	}
 	return out, wrote, err
+}
+
+// completedMeanwhile: a part resent after its answer was lost can find its
+// entry gone and the staging file or upload already assembled, because
+// the session completed in between (its completion drops the parts
+// index): the write fails (storage lost, or S3 cutting the body of an
+// UploadPart to a completed upload). That is SESSION_COMPLETED, which a
+// client answers by asking for the file. It costs a read only on the
+// error path.
+func (s *Service) completedMeanwhile(ctx context.Context, rec *record, err error) error {
+	if cur, _, lerr := s.load(ctx, rec.ID); lerr == nil && cur.State == stateCompleted {
+		return ErrCompleted.New("session %s completed %s/%s while this part was sent again", rec.ID, rec.Bucket, rec.Key)
+	}
+	return err
 }
 
 func (s *Service) partEntry(ctx context.Context, id string, n int) (partEntry, bool, error) {

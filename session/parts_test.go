@@ -292,3 +292,29 @@ func TestPartSizeFor(t *testing.T) {
 		}
 	}
 }
+
+// A part sent again after its answer was lost can meet the session's
+// completion in between (the resend loaded the session just before): it
+// gets SESSION_COMPLETED, which a client answers by asking for the file,
+// never SESSION_STORAGE_LOST.
+func TestPartResentAcrossCompletion(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		data := randomBytes(2 * partSize)
+		in := createParts(t, f, "resent", int64(len(data)))
+		if _, _, err := putPart(f.svc, in.ID, 1, data); err != nil {
+			t.Fatal(err)
+		}
+		before, _, err := f.svc.load(ctx, in.ID) // as the resend of part 1 loaded it
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, file, err := putPart(f.svc, in.ID, 2, data); err != nil || file == nil {
+			t.Fatalf("the last part: %v, file %v", err, file)
+		}
+		_, _, err = f.svc.lockedPart(ctx, before, 1, Chunk{Len: partSize, Body: bytes.NewReader(data[:partSize])})
+		if !errcode.Is(err, ErrCompleted) {
+			t.Fatalf("part 1 sent again across the completion: %v, want SESSION_COMPLETED", err)
+		}
+	})
+}
