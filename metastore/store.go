@@ -4,13 +4,16 @@
 // ferryd processes) and metastore/boltstore (the embedded default, one
 // process). metastore/storetest is the conformance suite both must pass.
 //
-// The store offers three things and nothing else:
+// The store offers four things and nothing else:
 //   - records: opaque values with a version and a fencing counter, written
 //     with compare-and-set and an optional expiry;
 //   - indexes: named, lexicographically ordered member→value maps, listed
 //     with a cursor and a limit;
 //   - locks: try-once leases with a TTL, an owner token and a fencing token
-//     drawn from one store-wide monotonic counter.
+//     drawn from one store-wide monotonic counter;
+//   - an event log, the outbox of the changes: Put, Delete, IndexPut and
+//     IndexDelete take events to append in the same atomic step as their
+//     change, and only if the change took effect.
 package metastore
 
 import (
@@ -151,24 +154,37 @@ func KeepAlive(ctx context.Context, l Lock, ttl time.Duration) (_ context.Contex
 	}
 }
 
+// Event is an entry of the store's event log. A write given events (the
+// emit arguments) appends them in the same atomic step as its change, and
+// only if the change took effect: a Put that passed its condition, a Delete
+// or IndexDelete that removed something, any IndexPut. So the log holds an
+// event for every committed change that asked for one, and for nothing
+// that did not commit.
+type Event struct {
+	ID    string    // assigned by the store, ascending in log order, never reused
+	Time  time.Time // when the store appended it
+	Value []byte
+}
+
 // Store is the metadata store.
 type Store interface {
 	// Get returns the record, or ErrNotFound.
 	Get(ctx context.Context, key string) (Record, error)
 	// Put writes value under c and returns the new record.
 	// ErrConflict on a version mismatch, ErrFenced on a stale fence.
-	Put(ctx context.Context, key string, value []byte, c Cond) (Record, error)
+	Put(ctx context.Context, key string, value []byte, c Cond, emit ...[]byte) (Record, error)
 	// Delete removes the record if version matches (or is AnyVersion).
-	// Deleting a missing record with AnyVersion is not an error; with a
-	// specific version it is ErrNotFound.
-	Delete(ctx context.Context, key string, version int64) error
+	// Deleting a missing record with AnyVersion is not an error (and emits
+	// nothing); with a specific version it is ErrNotFound.
+	Delete(ctx context.Context, key string, version int64, emit ...[]byte) error
 
 	// IndexPut adds or replaces member in index.
-	IndexPut(ctx context.Context, index, member string, value []byte) error
+	IndexPut(ctx context.Context, index, member string, value []byte, emit ...[]byte) error
 	// IndexGet returns the member's value, or ErrNotFound.
 	IndexGet(ctx context.Context, index, member string) ([]byte, error)
-	// IndexDelete removes member; a missing member is not an error.
-	IndexDelete(ctx context.Context, index, member string) error
+	// IndexDelete removes member; a missing member is not an error (and
+	// emits nothing).
+	IndexDelete(ctx context.Context, index, member string, emit ...[]byte) error
 	// IndexList returns entries in order and whether more match beyond them.
 	IndexList(ctx context.Context, index string, q Query) (entries []Entry, more bool, err error)
 	// IndexDrop removes the whole index at once; a missing one is not an
@@ -176,6 +192,16 @@ type Store interface {
 	IndexDrop(ctx context.Context, index string) error
 	// IndexLen counts the members of index.
 	IndexLen(ctx context.Context, index string) (int64, error)
+
+	// Events returns up to limit events (DefaultLimit if <= 0) after the
+	// one whose ID is after ("" for the oldest kept), in log order. When
+	// there are none it waits up to wait for the next.
+	Events(ctx context.Context, after string, limit int, wait time.Duration) ([]Event, error)
+	// LastEventID is the newest event's ID, "" when the log is empty.
+	LastEventID(ctx context.Context) (string, error)
+	// TrimEvents drops the events appended before `before`, and then the
+	// oldest while more than keep remain.
+	TrimEvents(ctx context.Context, before time.Time, keep int64) error
 
 	// Lock tries once to take the named lease for ttl. ErrLocked if held.
 	Lock(ctx context.Context, name string, ttl time.Duration) (Lock, error)

@@ -25,10 +25,12 @@ const (
 	opLockRefresh = "lock_refresh"
 	opUnlock      = "unlock"
 	opPing        = "ping"
+	opEvents      = "events"
+	opTrimEvents  = "trim_events"
 )
 
 var storeOps = []string{opGet, opPut, opDelete, opIndexPut, opIndexGet, opIndexDelete, opIndexDrop,
-	opIndexList, opIndexLen, opLock, opLockRefresh, opUnlock, opPing}
+	opIndexList, opIndexLen, opLock, opLockRefresh, opUnlock, opPing, opEvents, opTrimEvents}
 
 // metastoreBuckets: a Redis round trip is well under a millisecond, a bbolt
 // commit waits for an fsync.
@@ -132,9 +134,9 @@ func (s *store) Get(ctx context.Context, key string) (metastore.Record, error) {
 	return rec, err
 }
 
-func (s *store) Put(ctx context.Context, key string, value []byte, c metastore.Cond) (metastore.Record, error) {
+func (s *store) Put(ctx context.Context, key string, value []byte, c metastore.Cond, emit ...[]byte) (metastore.Record, error) {
 	start := time.Now()
-	rec, err := s.next.Put(ctx, key, value, c)
+	rec, err := s.next.Put(ctx, key, value, c, emit...)
 	s.m.observe(opPut, start, err)
 	if errors.Is(err, metastore.ErrFenced) {
 		s.m.fenced.Inc()
@@ -142,16 +144,16 @@ func (s *store) Put(ctx context.Context, key string, value []byte, c metastore.C
 	return rec, err
 }
 
-func (s *store) Delete(ctx context.Context, key string, version int64) error {
+func (s *store) Delete(ctx context.Context, key string, version int64, emit ...[]byte) error {
 	start := time.Now()
-	err := s.next.Delete(ctx, key, version)
+	err := s.next.Delete(ctx, key, version, emit...)
 	s.m.observe(opDelete, start, err)
 	return err
 }
 
-func (s *store) IndexPut(ctx context.Context, index, member string, value []byte) error {
+func (s *store) IndexPut(ctx context.Context, index, member string, value []byte, emit ...[]byte) error {
 	start := time.Now()
-	err := s.next.IndexPut(ctx, index, member, value)
+	err := s.next.IndexPut(ctx, index, member, value, emit...)
 	s.m.observe(opIndexPut, start, err)
 	return err
 }
@@ -163,9 +165,9 @@ func (s *store) IndexGet(ctx context.Context, index, member string) ([]byte, err
 	return v, err
 }
 
-func (s *store) IndexDelete(ctx context.Context, index, member string) error {
+func (s *store) IndexDelete(ctx context.Context, index, member string, emit ...[]byte) error {
 	start := time.Now()
-	err := s.next.IndexDelete(ctx, index, member)
+	err := s.next.IndexDelete(ctx, index, member, emit...)
 	s.m.observe(opIndexDelete, start, err)
 	return err
 }
@@ -189,6 +191,29 @@ func (s *store) IndexLen(ctx context.Context, index string) (int64, error) {
 	n, err := s.next.IndexLen(ctx, index)
 	s.m.observe(opIndexLen, start, err)
 	return n, err
+}
+
+func (s *store) Events(ctx context.Context, after string, limit int, wait time.Duration) ([]metastore.Event, error) {
+	start := time.Now()
+	evs, err := s.next.Events(ctx, after, limit, wait)
+	if wait <= 0 { // a long poll's time is the wait, not the store's
+		s.m.observe(opEvents, start, err)
+	}
+	return evs, err
+}
+
+func (s *store) LastEventID(ctx context.Context) (string, error) {
+	start := time.Now()
+	id, err := s.next.LastEventID(ctx)
+	s.m.observe(opEvents, start, err)
+	return id, err
+}
+
+func (s *store) TrimEvents(ctx context.Context, before time.Time, keep int64) error {
+	start := time.Now()
+	err := s.next.TrimEvents(ctx, before, keep)
+	s.m.observe(opTrimEvents, start, err)
+	return err
 }
 
 func (s *store) Lock(ctx context.Context, name string, ttl time.Duration) (metastore.Lock, error) {

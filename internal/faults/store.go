@@ -23,21 +23,21 @@ func (s *store) Get(ctx context.Context, key string) (metastore.Record, error) {
 	})
 }
 
-func (s *store) Put(ctx context.Context, key string, value []byte, c metastore.Cond) (metastore.Record, error) {
+func (s *store) Put(ctx context.Context, key string, value []byte, c metastore.Cond, emit ...[]byte) (metastore.Record, error) {
 	return call(ctx, s.in, KindStore, "Put", key, func(ctx context.Context) (metastore.Record, error) {
-		return s.next.Put(ctx, key, value, c)
+		return s.next.Put(ctx, key, value, c, emit...)
 	})
 }
 
-func (s *store) Delete(ctx context.Context, key string, version int64) error {
+func (s *store) Delete(ctx context.Context, key string, version int64, emit ...[]byte) error {
 	return call0(ctx, s.in, KindStore, "Delete", key, func(ctx context.Context) error {
-		return s.next.Delete(ctx, key, version)
+		return s.next.Delete(ctx, key, version, emit...)
 	})
 }
 
-func (s *store) IndexPut(ctx context.Context, index, member string, value []byte) error {
+func (s *store) IndexPut(ctx context.Context, index, member string, value []byte, emit ...[]byte) error {
 	return call0(ctx, s.in, KindStore, "IndexPut", index, func(ctx context.Context) error {
-		return s.next.IndexPut(ctx, index, member, value)
+		return s.next.IndexPut(ctx, index, member, value, emit...)
 	})
 }
 
@@ -47,9 +47,9 @@ func (s *store) IndexGet(ctx context.Context, index, member string) ([]byte, err
 	})
 }
 
-func (s *store) IndexDelete(ctx context.Context, index, member string) error {
+func (s *store) IndexDelete(ctx context.Context, index, member string, emit ...[]byte) error {
 	return call0(ctx, s.in, KindStore, "IndexDelete", index, func(ctx context.Context) error {
-		return s.next.IndexDelete(ctx, index, member)
+		return s.next.IndexDelete(ctx, index, member, emit...)
 	})
 }
 
@@ -75,6 +75,22 @@ func (s *store) IndexList(ctx context.Context, index string, q metastore.Query) 
 func (s *store) IndexLen(ctx context.Context, index string) (int64, error) {
 	return call(ctx, s.in, KindStore, "IndexLen", index, func(ctx context.Context) (int64, error) {
 		return s.next.IndexLen(ctx, index)
+	})
+}
+
+func (s *store) Events(ctx context.Context, after string, limit int, wait time.Duration) ([]metastore.Event, error) {
+	return call(ctx, s.in, KindStore, "Events", after, func(ctx context.Context) ([]metastore.Event, error) {
+		return s.next.Events(ctx, after, limit, wait)
+	})
+}
+
+func (s *store) LastEventID(ctx context.Context) (string, error) {
+	return call(ctx, s.in, KindStore, "LastEventID", "", s.next.LastEventID)
+}
+
+func (s *store) TrimEvents(ctx context.Context, before time.Time, keep int64) error {
+	return call0(ctx, s.in, KindStore, "TrimEvents", "", func(ctx context.Context) error {
+		return s.next.TrimEvents(ctx, before, keep)
 	})
 }
 

@@ -29,6 +29,9 @@ type Store struct {
 	mu     sync.Mutex
 	leases map[string]lease
 
+	evMu     sync.Mutex
+	evSignal chan struct{} // closed and replaced when events are appended
+
 	stop      chan struct{}
 	sweeper   sync.WaitGroup
 	closeOnce sync.Once
@@ -49,7 +52,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketRecords, bucketIndexes, bucketMeta} {
+		for _, name := range [][]byte{bucketRecords, bucketIndexes, bucketMeta, bucketEvents} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -60,7 +63,7 @@ func Open(path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: init %s: %w", path, err)
 	}
-	s := &Store{db: db, leases: make(map[string]lease), stop: make(chan struct{})}
+	s := &Store{db: db, leases: make(map[string]lease), stop: make(chan struct{}), evSignal: make(chan struct{})}
 	s.sweeper.Add(1)
 	go s.sweepLoop(sweepInterval)
 	return s, nil
@@ -114,7 +117,7 @@ func (s *Store) Get(ctx context.Context, key string) (metastore.Record, error) {
 	return rec, nil
 }
 
-func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.Cond) (metastore.Record, error) {
+func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.Cond, emit ...[]byte) (metastore.Record, error) {
 	if err := c.Check(key); err != nil {
 		return metastore.Record{}, fmt.Errorf("boltstore: put %q: %w", key, err)
 	}
@@ -124,7 +127,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.C
 	var rec metastore.Record
 	// Errors returned from the closure roll the transaction back, so a
 	// rejected write costs no disk sync.
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(emit, func(tx *bolt.Tx) error {
 		now := time.Now()
 		cur, exists, err := current(tx, key, now)
 		if err != nil {
@@ -144,7 +147,10 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.C
 			next.expiresAt = now.Add(c.TTL).UnixNano()
 		}
 		rec = next.record()
-		return tx.Bucket(bucketRecords).Put([]byte(key), encodeRecord(next))
+		if err := tx.Bucket(bucketRecords).Put([]byte(key), encodeRecord(next)); err != nil {
+			return err
+		}
+		return appendEvents(tx, emit)
 	})
 	if err != nil {
 		return metastore.Record{}, fmt.Errorf("boltstore: put %q: %w", key, err)
@@ -152,7 +158,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.C
 	return rec, nil
 }
 
-func (s *Store) Delete(ctx context.Context, key string, version int64) error {
+func (s *Store) Delete(ctx context.Context, key string, version int64, emit ...[]byte) error {
 	if key == "" {
 		return errors.New("boltstore: delete: empty key")
 	}
@@ -162,7 +168,7 @@ func (s *Store) Delete(ctx context.Context, key string, version int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(emit, func(tx *bolt.Tx) error {
 		cur, exists, err := current(tx, key, time.Now())
 		if err != nil {
 			return err
@@ -174,7 +180,10 @@ func (s *Store) Delete(ctx context.Context, key string, version int64) error {
 			return fmt.Errorf("want version %d, have %d: %w", version, cur.version, metastore.ErrConflict)
 		}
 		// Also removes an expired leftover the sweeper has not reached yet.
-		return tx.Bucket(bucketRecords).Delete([]byte(key))
+		if err := tx.Bucket(bucketRecords).Delete([]byte(key)); err != nil || !exists {
+			return err
+		}
+		return appendEvents(tx, emit)
 	})
 	if err != nil {
 		return fmt.Errorf("boltstore: delete %q at version %d: %w", key, version, err)

@@ -18,20 +18,23 @@ func indexBucket(tx *bolt.Tx, index string) *bolt.Bucket {
 	return tx.Bucket(bucketIndexes).Bucket([]byte(index))
 }
 
-func (s *Store) IndexPut(ctx context.Context, index, member string, value []byte) error {
+func (s *Store) IndexPut(ctx context.Context, index, member string, value []byte, emit ...[]byte) error {
 	if err := metastore.CheckMember(index, member); err != nil {
 		return fmt.Errorf("boltstore: index %q put: %w", index, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(emit, func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(bucketIndexes).CreateBucketIfNotExists([]byte(index))
 		if err != nil {
 			return err
 		}
 		// bbolt stores a nil value as empty, which is what we want.
-		return b.Put([]byte(member), value)
+		if err := b.Put([]byte(member), value); err != nil {
+			return err
+		}
+		return appendEvents(tx, emit)
 	})
 	if err != nil {
 		return fmt.Errorf("boltstore: index %q put %q: %w", index, member, err)
@@ -65,19 +68,25 @@ func (s *Store) IndexGet(ctx context.Context, index, member string) ([]byte, err
 	return value, nil
 }
 
-func (s *Store) IndexDelete(ctx context.Context, index, member string) error {
+func (s *Store) IndexDelete(ctx context.Context, index, member string, emit ...[]byte) error {
 	if err := metastore.CheckMember(index, member); err != nil {
 		return fmt.Errorf("boltstore: index %q delete: %w", index, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(emit, func(tx *bolt.Tx) error {
 		b := indexBucket(tx, index)
 		if b == nil {
 			return nil
 		}
-		return b.Delete([]byte(member))
+		if k, _ := b.Cursor().Seek([]byte(member)); !bytes.Equal(k, []byte(member)) {
+			return nil // nothing removed, nothing to announce
+		}
+		if err := b.Delete([]byte(member)); err != nil {
+			return err
+		}
+		return appendEvents(tx, emit)
 	})
 	if err != nil {
 		return fmt.Errorf("boltstore: index %q delete %q: %w", index, member, err)

@@ -8,7 +8,7 @@ import (
 	"github.com/ferryhq/ferry/metastore"
 )
 
-// bbolt layout. Three top-level buckets, created on Open:
+// bbolt layout. Four top-level buckets, created on Open:
 //
 //	records/<key>            → record, encoded by encodeRecord:
 //	                           byte 0      format (1)
@@ -18,6 +18,7 @@ import (
 //	                           bytes 25-   value
 //	indexes/<name>/<member>  → value; one nested bucket per index, so a
 //	                           Cursor walks an index in byte order
+//	events/<seq>             → one event of the log (events.go)
 //	meta/fence               → store-wide fence counter, big-endian uint64;
 //	                           it outlives restarts because records keep
 //	                           their fence, and a counter restarting at 0
@@ -29,6 +30,7 @@ var (
 	bucketRecords = []byte("records")
 	bucketIndexes = []byte("indexes")
 	bucketMeta    = []byte("meta")
+	bucketEvents  = []byte("events")
 	keyFence      = []byte("fence")
 )
 

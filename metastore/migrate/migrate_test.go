@@ -105,20 +105,20 @@ type crashStore struct {
 	puts, dels int
 }
 
-func (s *crashStore) IndexPut(ctx context.Context, index, member string, value []byte) error {
+func (s *crashStore) IndexPut(ctx context.Context, index, member string, value []byte, emit ...[]byte) error {
 	if s.puts == 0 {
 		return errCrash
 	}
 	s.puts--
-	return s.Store.IndexPut(ctx, index, member, value)
+	return s.Store.IndexPut(ctx, index, member, value, emit...)
 }
 
-func (s *crashStore) IndexDelete(ctx context.Context, index, member string) error {
+func (s *crashStore) IndexDelete(ctx context.Context, index, member string, emit ...[]byte) error {
 	if s.dels == 0 {
 		return errCrash
 	}
 	s.dels--
-	return s.Store.IndexDelete(ctx, index, member)
+	return s.Store.IndexDelete(ctx, index, member, emit...)
 }
 
 // The layout-0 Redis keys, restored under the test's prefix, migrated,

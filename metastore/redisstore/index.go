@@ -31,7 +31,7 @@ end
 return out
 `)
 
-func (s *Store) IndexPut(ctx context.Context, index, member string, value []byte) error {
+func (s *Store) IndexPut(ctx context.Context, index, member string, value []byte, emit ...[]byte) error {
 	if err := metastore.CheckMember(index, member); err != nil {
 		return fmt.Errorf("redisstore: index %q put: %w", index, err)
 	}
@@ -39,7 +39,13 @@ func (s *Store) IndexPut(ctx context.Context, index, member string, value []byte
 	ack, err := s.txPipelined(ctx, z, func(p redis.Pipeliner) {
 		p.ZAdd(ctx, z, redis.Z{Member: member})
 		p.HSet(ctx, h, member, value)
+		for _, e := range emit {
+			p.XAdd(ctx, &redis.XAddArgs{Stream: s.outbox(z), Values: []any{"e", e}})
+		}
 	})
+	if err == nil {
+		s.emitted(ctx, z, emit)
+	}
 	if err == nil {
 		err = ack.err()
 	}
@@ -82,15 +88,35 @@ func (s *Store) IndexGet(ctx context.Context, index, member string) ([]byte, err
 	return v, nil
 }
 
-func (s *Store) IndexDelete(ctx context.Context, index, member string) error {
+// indexDeleteScript: ARGV = member, then the events to append to KEYS[3],
+// the outbox, when the member was there.
+var indexDeleteScript = redis.NewScript(`
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+for i = 2, #ARGV do redis.call('XADD', KEYS[3], '*', 'e', ARGV[i]) end
+return 1
+`)
+
+func (s *Store) IndexDelete(ctx context.Context, index, member string, emit ...[]byte) error {
 	if err := metastore.CheckMember(index, member); err != nil {
 		return fmt.Errorf("redisstore: index %q delete: %w", index, err)
 	}
 	z, h := s.indexKeys(index)
-	ack, err := s.txPipelined(ctx, z, func(p redis.Pipeliner) {
-		p.ZRem(ctx, z, member)
-		p.HDel(ctx, h, member)
-	})
+	var ack *replicaAck
+	var err error
+	if len(emit) == 0 {
+		ack, err = s.txPipelined(ctx, z, func(p redis.Pipeliner) {
+			p.ZRem(ctx, z, member)
+			p.HDel(ctx, h, member)
+		})
+	} else {
+		var res *redis.Cmd
+		res, ack = s.eval(ctx, indexDeleteScript, []string{z, h, s.outbox(z)}, withEvents([]any{member}, emit)...)
+		var n int64
+		if n, err = res.Int64(); n == 1 {
+			s.emitted(ctx, z, emit)
+		}
+	}
 	if err == nil {
 		err = ack.err()
 	}

@@ -39,3 +39,19 @@ func TestKeysShareSlot(t *testing.T) {
 		}
 	}
 }
+
+// keySlot agrees with the cluster spec's examples, and every outbox tag
+// lands in its slot; the cluster conformance run checks the rest (a
+// script whose outbox were elsewhere would fail with CROSSSLOT).
+func TestKeySlot(t *testing.T) {
+	for key, want := range map[string]int{"foo": 12182, "123456789": 0x31C3, "{user1000}.following": keySlot("user1000"), "a{}b": keySlot("a{}b")} {
+		if got := keySlot(key); got != want {
+			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
+		}
+	}
+	for slot := range numSlots {
+		if got := keySlot("p:{" + slotTag(slot) + "}:ob"); got != slot {
+			t.Fatalf("the outbox of slot %d hashes to %d", slot, got)
+		}
+	}
+}

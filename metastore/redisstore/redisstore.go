@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,6 +30,10 @@ type Store struct {
 
 	replicas       int           // WAIT for this many after every write (replicas.go); 0: don't
 	replicaTimeout time.Duration // for at most this long
+
+	cluster   bool // events go to per-slot outboxes and a relay (events.go)
+	relayOnce sync.Once
+	relay     *relay
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -36,7 +42,9 @@ var _ metastore.Store = (*Store)(nil)
 // must not contain "{}" on Redis Cluster (see keys.go). The caller keeps
 // ownership of client: Close does not close it.
 func New(client redis.UniversalClient, prefix string) *Store {
-	return &Store{client: client, prefix: prefix, largeValue: largeValue}
+	_, cluster := client.(*redis.ClusterClient)
+	return &Store{client: client, prefix: prefix, largeValue: largeValue,
+		cluster: cluster && !strings.Contains(prefix, "{")} // a tag in the prefix puts everything in one slot
 }
 
 // Open connects to a redis:// or rediss:// URL. The store owns the client
@@ -65,9 +73,10 @@ const (
 	codeNotFound = 3
 )
 
-// putScript: ARGV = value, expected version, fence, ttl in ms (0 = none).
-// Versions are compared as the decimal strings HINCRBY stores, so they stay
-// exact beyond Lua's 2^53.
+// putScript: ARGV = value, expected version, fence, ttl in ms (0 = none),
+// then the events to append to KEYS[2], the outbox (events.go). Versions
+// are compared as the decimal strings HINCRBY stores, so they stay exact
+// beyond Lua's 2^53.
 var putScript = redis.NewScript(`
 local cur = redis.call('HMGET', KEYS[1], 'ver', 'f')
 local stored = tonumber(cur[2]) or 0
@@ -89,6 +98,7 @@ if ARGV[4] ~= '0' then
 else
   redis.call('PERSIST', KEYS[1])
 end
+for i = 5, #ARGV do redis.call('XADD', KEYS[2], '*', 'e', ARGV[i]) end
 return {0, ver, redis.call('HGET', KEYS[1], 'f')}
 `)
 
@@ -186,7 +196,8 @@ func (s *Store) createLarge(ctx context.Context, rk string, value []byte, c meta
 	return v, ack, err
 }
 
-// deleteScript: ARGV = expected version.
+// deleteScript: ARGV = expected version, then the events to append to
+// KEYS[2], the outbox, when a record was deleted.
 var deleteScript = redis.NewScript(`
 local ver = redis.call('HGET', KEYS[1], 'ver')
 if not ver then
@@ -195,6 +206,7 @@ if not ver then
 end
 if ARGV[1] ~= '-1' and ver ~= ARGV[1] then return 1 end
 redis.call('DEL', KEYS[1])
+for i = 2, #ARGV do redis.call('XADD', KEYS[2], '*', 'e', ARGV[i]) end
 return 0
 `)
 
@@ -241,7 +253,7 @@ func (s *Store) Get(ctx context.Context, key string) (metastore.Record, error) {
 	return rec, nil
 }
 
-func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.Cond) (metastore.Record, error) {
+func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.Cond, emit ...[]byte) (metastore.Record, error) {
 	if err := c.Check(key); err != nil {
 		return metastore.Record{}, fmt.Errorf("redisstore: put %q: %w", key, err)
 	}
@@ -250,7 +262,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.C
 		ttl = max(1, c.TTL.Milliseconds()) // PEXPIRE 0 would delete at once
 	}
 	now := time.Now()
-	res, ack, err := s.put(ctx, s.recordKey(key), value, c, ttl)
+	res, ack, err := s.put(ctx, s.recordKey(key), value, c, ttl, emit)
 	if err != nil {
 		return metastore.Record{}, fmt.Errorf("redisstore: put %q: %w", key, err)
 	}
@@ -266,6 +278,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.C
 		if err := ack.err(); err != nil {
 			return metastore.Record{}, fmt.Errorf("redisstore: put %q: %w", key, err)
 		}
+		s.emitted(ctx, s.recordKey(key), emit)
 	case codeConflict:
 		return metastore.Record{}, fmt.Errorf("redisstore: put %q at version %d: %w", key, c.Version, metastore.ErrConflict)
 	case codeFenced:
@@ -288,24 +301,26 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.C
 	return rec, nil
 }
 
-// put writes the record by script, or optimistically when it is large.
-func (s *Store) put(ctx context.Context, rk string, value []byte, c metastore.Cond, ttl int64) ([]any, *replicaAck, error) {
-	if len(value) >= s.largeValue {
+// put writes the record by script, or optimistically when it is large
+// and emits nothing (events ride on the script only).
+func (s *Store) put(ctx context.Context, rk string, value []byte, c metastore.Cond, ttl int64, emit [][]byte) ([]any, *replicaAck, error) {
+	if len(value) >= s.largeValue && len(emit) == 0 {
 		return s.putLarge(ctx, rk, value, c, ttl)
 	}
-	res, ack := s.eval(ctx, putScript, []string{rk}, value, c.Version, c.Fence, ttl)
+	res, ack := s.eval(ctx, putScript, s.withOutbox(rk, emit), withEvents([]any{value, c.Version, c.Fence, ttl}, emit)...)
 	v, err := res.Slice()
 	return v, ack, err
 }
 
-func (s *Store) Delete(ctx context.Context, key string, version int64) error {
+func (s *Store) Delete(ctx context.Context, key string, version int64, emit ...[]byte) error {
 	if key == "" {
 		return errors.New("redisstore: delete: empty key")
 	}
 	if version < metastore.AnyVersion {
 		return fmt.Errorf("redisstore: delete %q: invalid version %d", key, version)
 	}
-	res, ack := s.eval(ctx, deleteScript, []string{s.recordKey(key)}, version)
+	rk := s.recordKey(key)
+	res, ack := s.eval(ctx, deleteScript, s.withOutbox(rk, emit), withEvents([]any{version}, emit)...)
 	code, err := res.Int64()
 	if err != nil {
 		return fmt.Errorf("redisstore: delete %q: %w", key, err)
@@ -315,6 +330,7 @@ func (s *Store) Delete(ctx context.Context, key string, version int64) error {
 		if err := ack.err(); err != nil {
 			return fmt.Errorf("redisstore: delete %q: %w", key, err)
 		}
+		s.emitted(ctx, rk, emit)
 		return nil
 	case codeConflict:
 		return fmt.Errorf("redisstore: delete %q at version %d: %w", key, version, metastore.ErrConflict)
@@ -348,6 +364,8 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the client if Open created it.
 func (s *Store) Close() error {
+	s.relayOnce.Do(func() {}) // no relay starts after this
+	s.stopRelay()
 	if !s.owned {
 		return nil
 	}

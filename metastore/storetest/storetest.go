@@ -45,6 +45,9 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"Locks/Refresh", testLockRefresh},
 		{"Locks/Contended", testLockContended},
 		{"Locks/FencesAcrossNames", testLockFences},
+		{"Events/RideOnWrites", testEventsRideOnWrites},
+		{"Events/Wait", testEventsWait},
+		{"Events/PagingAndTrim", testEventsPagingAndTrim},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
