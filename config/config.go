@@ -9,7 +9,12 @@
 // blobs to S3.
 package config
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"time"
+)
 
 // Config is everything ferryd can be told. The yaml tag is the file key; the
 // comment names the environment variable (load.go binds them); secret:"true"
@@ -29,6 +34,49 @@ type Config struct {
 	Auth            Auth          `yaml:"auth"`
 	Downloads       Downloads     `yaml:"downloads"`
 	Limits          Limits        `yaml:"limits"`
+	Events          Events        `yaml:"events"`
+}
+
+// Events are the event log (the pull stream, GET /v1/events) and the
+// webhooks that receive it.
+type Events struct {
+	Retention time.Duration `yaml:"retention"`  // FERRY_EVENTS_RETENTION: how long the log keeps an event
+	MaxEvents int64         `yaml:"max_events"` // FERRY_EVENTS_MAX_EVENTS: the most events it keeps; the oldest go first
+	// MaxAge is how long a webhook retries an event (from its first
+	// failure) before dead-lettering it.
+	MaxAge   time.Duration `yaml:"max_age"`                // FERRY_EVENTS_MAX_AGE
+	Webhooks []Webhook     `yaml:"webhooks" secret:"true"` // YAML only: the receivers, see Webhook
+	// WebhookURL and WebhookSecret add one receiver of every event, named
+	// "default", for a setup without a YAML file.
+	WebhookURL    string `yaml:"webhook_url"`                  // FERRY_WEBHOOK_URL
+	WebhookSecret string `yaml:"webhook_secret" secret:"true"` // FERRY_WEBHOOK_SECRET: whsec_<base64>
+}
+
+// Webhook is one receiver of events.
+type Webhook struct {
+	// Name keeps the receiver's place in the log, its retries and dead
+	// letters; empty: derived from the URL.
+	Name    string   `yaml:"name"`
+	URL     string   `yaml:"url"`
+	Secret  string   `yaml:"secret"`  // whsec_<base64>: signs each request (Standard Webhooks)
+	Types   []string `yaml:"types"`   // only these event types; none: every type
+	Buckets []string `yaml:"buckets"` // only events of these buckets; none: every bucket
+}
+
+// AllWebhooks is events.webhooks plus the one FERRY_WEBHOOK_URL adds,
+// each with its name.
+func (e Events) AllWebhooks() []Webhook {
+	out := slices.Clone(e.Webhooks)
+	if e.WebhookURL != "" {
+		out = append(out, Webhook{Name: "default", URL: e.WebhookURL, Secret: e.WebhookSecret})
+	}
+	for i, w := range out {
+		if w.Name == "" {
+			sum := sha256.Sum256([]byte(w.URL))
+			out[i].Name = "url-" + hex.EncodeToString(sum[:6])
+		}
+	}
+	return out
 }
 
 // Downloads says how file content reaches clients.
@@ -248,6 +296,7 @@ func Default() Config {
 			MaxBufferedBytes: 64 << 20},
 		Limits: Limits{UploadsPerMinute: 100, RetrievalsPerMinute: 1000, DeletionsPerMinute: 100},
 		Tus:    Tus{Bucket: "tus"},
+		Events: Events{Retention: 7 * 24 * time.Hour, MaxEvents: 1_000_000, MaxAge: 24 * time.Hour},
 	}
 }
 

@@ -232,6 +232,11 @@ var envVars = []envVar{
 	{"FERRY_LIMIT_UPLOADS_PER_MINUTE", "limits.uploads_per_minute"},
 	{"FERRY_LIMIT_RETRIEVALS_PER_MINUTE", "limits.retrievals_per_minute"},
 	{"FERRY_LIMIT_DELETIONS_PER_MINUTE", "limits.deletions_per_minute"},
+	{"FERRY_EVENTS_RETENTION", "events.retention"},
+	{"FERRY_EVENTS_MAX_EVENTS", "events.max_events"},
+	{"FERRY_EVENTS_MAX_AGE", "events.max_age"},
+	{"FERRY_WEBHOOK_URL", "events.webhook_url"},
+	{"FERRY_WEBHOOK_SECRET", "events.webhook_secret"},
 }
 
 // rootsKey's environment variable separates paths with ':', as PATH does,

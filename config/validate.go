@@ -2,12 +2,15 @@ package config
 
 import (
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,8 +35,55 @@ func (c Config) Validate() error {
 	c.Downloads.validate(bad)
 	c.Auth.validateLinks(bad)
 	c.Limits.validate(bad)
+	c.Events.validate(bad)
 	return errors.Join(errs...)
 }
+
+func (e Events) validate(bad complain) {
+	if e.Retention <= 0 {
+		bad("events.retention %s must be positive, for example 168h", e.Retention)
+	}
+	if e.MaxEvents <= 0 {
+		bad("events.max_events %d must be positive, for example 1000000", e.MaxEvents)
+	}
+	if e.MaxAge <= 0 {
+		bad("events.max_age %s must be positive, for example 24h", e.MaxAge)
+	}
+	if e.WebhookURL == "" && e.WebhookSecret != "" {
+		bad("events.webhook_secret is set but events.webhook_url is not: set FERRY_WEBHOOK_URL too")
+	}
+	names := map[string]bool{}
+	for i, w := range e.AllWebhooks() {
+		what := fmt.Sprintf("events.webhooks[%d] (%s)", i, w.Name)
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("%s: url %q must be an http:// or https:// URL", what, w.URL)
+		}
+		if !strings.HasPrefix(w.Secret, "whsec_") {
+			bad("%s: secret must be whsec_ followed by base64 of 24 to 64 random bytes (make one: echo whsec_$(openssl rand -base64 32))", what)
+		} else if key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(w.Secret, "whsec_")); err != nil || len(key) < 24 || len(key) > 64 {
+			bad("%s: secret is not whsec_ followed by base64 of 24 to 64 bytes (make one: echo whsec_$(openssl rand -base64 32))", what)
+		}
+		if !webhookName.MatchString(w.Name) {
+			bad("%s: name %q may hold only letters, digits, '.', '-' and '_' (at most 64)", what, w.Name)
+		}
+		if names[w.Name] {
+			bad("%s: another webhook has the name %q: give each its own", what, w.Name)
+		}
+		names[w.Name] = true
+		for _, t := range w.Types {
+			if !slices.Contains(EventTypes, t) {
+				bad("%s: unknown event type %q (known: %s)", what, t, strings.Join(EventTypes, ", "))
+			}
+		}
+	}
+}
+
+var webhookName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// EventTypes are the event types a webhook may ask for (package events
+// has the same list; a test keeps them equal).
+var EventTypes = []string{"file.created", "file.deleted", "session.created", "session.aborted", "session.expired",
+	"bucket.registered", "bucket.unregistered"}
 
 // complain records one problem; Validate collects them all.
 type complain func(format string, args ...any)

@@ -61,6 +61,9 @@ type Deps struct {
 	Links *auth.Links
 	// Tus serves tus 1.0 under /v1/tus/ (package tus); nil: not served.
 	Tus TusHandler
+	// Webhooks are the configured webhooks' names, whose dead letters the
+	// admin routes list and replay.
+	Webhooks []string
 }
 
 // New returns the complete handler: routes wrapped in the middleware chain.
@@ -111,6 +114,12 @@ func newRouter(d Deps) *mux.Router {
 	}
 	if o != nil {
 		o.routes(r)
+	}
+	if d.Store != nil {
+		ev := &eventRoutes{store: d.Store, sinks: d.Webhooks, g: g}
+		r.Handle("/v1/events", g.with(anyRead, ev.list)).Methods(http.MethodGet)
+		r.Handle("/v1/events/webhooks/{sink}/dead", g.with(admin, ev.deadLetters)).Methods(http.MethodGet)
+		r.Handle("/v1/events/webhooks/{sink}/dead:replay", g.with(admin, ev.replay)).Methods(http.MethodPost)
 	}
 	if d.Tus != nil { // every method, OPTIONS included: tusd's handler answers them all
 		r.PathPrefix("/v1/tus/").Handler(g.with(public, g.tus(d.Tus))) // g.tus checks by method and upload

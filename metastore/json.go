@@ -26,12 +26,12 @@ func GetJSON[T any](ctx context.Context, s Store, key string) (T, int64, error) 
 
 // PutJSON encodes v and writes it to key under c, returning the new version.
 // It fails as Put does: ErrConflict, ErrFenced.
-func PutJSON(ctx context.Context, s Store, key string, v any, c Cond) (int64, error) {
+func PutJSON(ctx context.Context, s Store, key string, v any, c Cond, emit ...[]byte) (int64, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return 0, fmt.Errorf("metastore: encode %q: %w", key, err)
 	}
-	rec, err := s.Put(ctx, key, b, c)
+	rec, err := s.Put(ctx, key, b, c, emit...)
 	if err != nil {
 		return 0, err
 	}

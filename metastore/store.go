@@ -40,6 +40,9 @@ var (
 	// (redis.min_replicas_ack), so a failover may still undo it. The
 	// caller must not acknowledge it; a later read may still see it.
 	ErrNotReplicated = errors.New("metastore: write not confirmed by replicas")
+	// ErrBadEventID: Events was given a cursor that is no event id of
+	// this store's.
+	ErrBadEventID = errors.New("metastore: not an event id")
 )
 
 // AnyVersion makes Put and Delete unconditional.

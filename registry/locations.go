@@ -41,6 +41,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryhq/ferry/events"
+
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
@@ -312,7 +314,11 @@ func (r *Registry) register(ctx context.Context, bkt string, loc Location, fence
 	if reg.Files, reg.Bytes, reg.Partial, err = count(ctx, b.Backend, loc); err != nil {
 		return Registration{}, false, err
 	}
-	if _, err := metastore.PutJSON(ctx, r.store, registrationKey(bkt), reg, metastore.Cond{Version: ver, Fence: fence}); errors.Is(err, metastore.ErrConflict) {
+	var emit [][]byte
+	if ver == 0 {
+		emit = append(emit, reg.event(events.BucketRegistered))
+	}
+	if _, err := metastore.PutJSON(ctx, r.store, registrationKey(bkt), reg, metastore.Cond{Version: ver, Fence: fence}, emit...); errors.Is(err, metastore.ErrConflict) {
 		// Registered concurrently: fine if to the same place.
 		if cur, _, err := r.places.registration(ctx, bkt); err == nil && cur.Location == reg.Location {
 			return cur, false, nil
@@ -328,6 +334,14 @@ func (r *Registry) register(ctx context.Context, bkt string, loc Location, fence
 		return Registration{}, false, err
 	}
 	return reg, ver == 0, nil
+}
+
+// event is the bucket.registered or .unregistered event of reg.
+func (reg Registration) event(typ string) []byte {
+	return events.New(typ, reg.Bucket, "", struct {
+		Name     string `json:"name"`
+		Location string `json:"location"`
+	}{reg.Bucket, reg.Location})
 }
 
 // count lists the location to prove it is readable and to count what is
@@ -384,7 +398,7 @@ func (r *Registry) UnregisterBucket(ctx context.Context, bkt string) (Registrati
 	if err := r.store.IndexDelete(ctx, bucketsIndex, bkt); err != nil {
 		return Registration{}, err
 	}
-	if err := r.store.Delete(ctx, registrationKey(bkt), ver); err != nil && !errors.Is(err, metastore.ErrNotFound) {
+	if err := r.store.Delete(ctx, registrationKey(bkt), ver, reg.event(events.BucketUnregistered)); err != nil && !errors.Is(err, metastore.ErrNotFound) {
 		return Registration{}, err
 	}
 	// The opened backend stays in the pool: sessions begun under the

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryhq/ferry/events"
+
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
@@ -58,6 +60,24 @@ type File struct {
 type Checksums struct {
 	CRC32C string `json:"crc32c,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
+}
+
+// fileResponse is the data of a file.created event: the native
+// FileResponse, less its URL, which depends on the request.
+type fileResponse struct {
+	Bucket    string            `json:"bucket"`
+	Key       string            `json:"key"`
+	MimeType  string            `json:"mime_type"`
+	Bytes     int64             `json:"bytes"`
+	CreatedAt int64             `json:"created_at"`
+	FileID    string            `json:"file_id"`
+	Checksums *Checksums        `json:"checksums,omitempty"`
+	Attrs     map[string]string `json:"attrs,omitempty"`
+}
+
+func (f File) response() fileResponse {
+	return fileResponse{Bucket: f.Bucket, Key: f.Key, MimeType: f.MimeType, Bytes: f.Bytes, CreatedAt: f.CreatedAt.Unix(),
+		FileID: f.ID, Checksums: f.Checksums, Attrs: f.Attrs}
 }
 
 // ReprDigest is the Repr-Digest header's value (RFC 9530) for c, "" for
@@ -151,6 +171,10 @@ func (r *Registry) Publish(ctx context.Context, f File) (File, error) {
 	}
 	old, err := r.indexed(ctx, f.Bucket, f.Key)
 	replaced := err == nil && old.ID != f.ID
+	var emit [][]byte
+	if err != nil || replaced { // publishing it again (a completion retried) announces nothing new
+		emit = append(emit, events.New(events.FileCreated, f.Bucket, f.Key, f.response()))
+	}
 	if replaced {
 		if err := r.store.IndexDelete(ctx, idsIndex(f.Bucket), old.ID); err != nil {
 			return File{}, err
@@ -163,7 +187,7 @@ func (r *Registry) Publish(ctx context.Context, f File) (File, error) {
 	if err := r.store.IndexPut(ctx, idsIndex(f.Bucket), f.ID, v); err != nil {
 		return File{}, fmt.Errorf("index file id: %w", err)
 	}
-	if err := r.store.IndexPut(ctx, filesIndex(f.Bucket), f.Key, v); err != nil {
+	if err := r.store.IndexPut(ctx, filesIndex(f.Bucket), f.Key, v, emit...); err != nil {
 		return File{}, fmt.Errorf("index file: %w", err)
 	}
 	if err := r.store.IndexPut(ctx, bucketsIndex, f.Bucket, []byte("{}")); err != nil {
@@ -412,7 +436,12 @@ func (r *Registry) Delete(ctx context.Context, bkt, key string) (File, error) {
 	if err := p.Backend.Delete(ctx, p.Object(key)); err != nil {
 		return File{}, fmt.Errorf("delete blob: %w", err)
 	}
-	if err := r.store.IndexDelete(ctx, filesIndex(bkt), key); err != nil {
+	deleted := events.New(events.FileDeleted, bkt, key, struct {
+		Bucket string `json:"bucket"`
+		Key    string `json:"key"`
+		FileID string `json:"file_id,omitempty"`
+	}{bkt, key, f.ID})
+	if err := r.store.IndexDelete(ctx, filesIndex(bkt), key, deleted); err != nil {
 		return File{}, fmt.Errorf("unindex file: %w", err)
 	}
 	if f.ID != "" {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ferryhq/ferry/events"
+
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
 )
@@ -17,7 +19,7 @@ func (s *Service) Abort(ctx context.Context, id string) error {
 		if err != nil && !errcode.Is(err, ErrExpired) {
 			return err
 		}
-		if err := s.remove(ctx, rec, ver); err != nil {
+		if err := s.remove(ctx, rec, ver, rec.ended(events.SessionAborted)...); err != nil {
 			return err
 		}
 		s.m.aborted.WithLabelValues(protocolLabel(rec.Protocol)).Inc()
@@ -25,8 +27,9 @@ func (s *Service) Abort(ctx context.Context, id string) error {
 	})
 }
 
-// remove discards storage (for unfinished sessions) and then the records.
-func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
+// remove discards storage (for unfinished sessions) and then the records;
+// the record's deletion carries emit.
+func (s *Service) remove(ctx context.Context, rec *record, ver int64, emit ...[]byte) error {
 	eng, err := s.engine(rec.Location)
 	if err != nil && !vanished(err) {
 		return err
@@ -46,7 +49,7 @@ func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
 			return err
 		}
 	}
-	if err := s.store.Delete(ctx, recordKey(rec.ID), ver); err != nil && !errors.Is(err, metastore.ErrNotFound) {
+	if err := s.store.Delete(ctx, recordKey(rec.ID), ver, emit...); err != nil && !errors.Is(err, metastore.ErrNotFound) {
 		return err
 	}
 	// After the record: a part landing meanwhile finds it gone and drops
@@ -60,6 +63,15 @@ func (s *Service) remove(ctx context.Context, rec *record, ver int64) error {
 		s.log.WarnContext(ctx, "held_ledger_failed", "session", rec.ID, "err", err) // the purger's sweep drops it
 	}
 	return nil
+}
+
+// ended is the event of an unfinished session's end (aborted, expired),
+// none for a completed one: its end was file.created.
+func (r *record) ended(typ string) [][]byte {
+	if r.State == stateCompleted {
+		return nil
+	}
+	return [][]byte{r.event(typ)}
 }
 
 // discardStorage frees what an unfinished session holds in storage, and a

@@ -7,6 +7,8 @@ import (
 	"path"
 	"strings"
 
+	"github.com/ferryhq/ferry/events"
+
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/registry"
@@ -100,7 +102,7 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	if err := s.fileExpiry(ctx, eng, rec, rec.ExpiresAt); err != nil {
 		return Info{}, err
 	}
-	if _, err := s.save(ctx, rec, 0, 0); err != nil {
+	if _, err := s.save(ctx, rec, 0, 0, rec.event(events.SessionCreated)); err != nil {
 		return Info{}, err
 	}
 	s.m.created.WithLabelValues(protocolLabel(rec.Protocol)).Inc()

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/ferryhq/ferry/events"
+
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/metastore"
@@ -70,7 +72,7 @@ func (s *Service) purgeOne(ctx context.Context, e metastore.Entry) (bool, error)
 				return err
 			}
 			freed = true
-			return s.remove(ctx, rec, ver) // storage that vanished counts as freed
+			return s.remove(ctx, rec, ver, rec.ended(events.SessionExpired)...) // storage that vanished counts as freed
 		case err != nil:
 			return err
 		}

@@ -211,10 +211,11 @@ func (s *Service) load(ctx context.Context, id string) (*record, int64, error) {
 }
 
 // save writes rec if the stored version is still ver (0: create) and no
-// newer lock holder has written; it returns the new version.
-func (s *Service) save(ctx context.Context, rec *record, ver, fence int64) (int64, error) {
+// newer lock holder has written, with the events the change announces; it
+// returns the new version.
+func (s *Service) save(ctx context.Context, rec *record, ver, fence int64, emit ...[]byte) (int64, error) {
 	ttl := time.Until(rec.ExpiresAt) + s.cfg.Grace
-	ver, err := metastore.PutJSON(ctx, s.store, recordKey(rec.ID), rec, metastore.Cond{Version: ver, Fence: fence, TTL: ttl})
+	ver, err := metastore.PutJSON(ctx, s.store, recordKey(rec.ID), rec, metastore.Cond{Version: ver, Fence: fence, TTL: ttl}, emit...)
 	switch {
 	case errors.Is(err, metastore.ErrFenced), errors.Is(err, metastore.ErrConflict):
 		return 0, ErrBusy.Wrap(err, "another request took over session %s; check its offset and resume", rec.ID)

@@ -22,8 +22,10 @@ import (
 
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/events"
 	"github.com/ferryhq/ferry/httpapi"
 	"github.com/ferryhq/ferry/logging"
+	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/metastore/due"
 	"github.com/ferryhq/ferry/metastore/migrate"
 	"github.com/ferryhq/ferry/openai"
@@ -87,7 +89,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		OpenAI: svc.openai, VectorStores: svc.vectors, Tus: svc.tus, Metrics: reg, Logger: log,
 		ReadIdleTimeout: cfg.Server.ReadIdleTimeout, AllowedHosts: cfg.Server.AllowedHosts, CORSOrigins: cfg.Server.CORSOrigins,
 		Forms: httpapi.FormLimits{Parts: cfg.Server.MaxFormParts, Bytes: cfg.Server.MaxFormBytes},
-		Keys:  keys, Links: links, OpenAIBuckets: []string{cfg.OpenAI.Bucket, cfg.OpenAI.UploadsBucket}, PresignTTL: presignTTL(cfg.Downloads),
+		Keys:  keys, Links: links, Webhooks: svc.webhookNames(), OpenAIBuckets: []string{cfg.OpenAI.Bucket, cfg.OpenAI.UploadsBucket}, PresignTTL: presignTTL(cfg.Downloads),
 		Limits: httpapi.RateLimits{Limiter: st.limiter, Uploads: cfg.Limits.UploadsPerMinute,
 			Retrievals: cfg.Limits.RetrievalsPerMinute, Deletions: cfg.Limits.DeletionsPerMinute}})
 
@@ -172,11 +174,14 @@ const keysPollInterval = 2 * time.Second
 
 // services are ferryd's domain services over its stores.
 type services struct {
-	files    *registry.Registry
-	sessions *session.Service
-	openai   *openai.Service
-	vectors  *vectorstore.Service
-	tus      *tus.Handler
+	files     *registry.Registry
+	sessions  *session.Service
+	openai    *openai.Service
+	vectors   *vectorstore.Service
+	tus       *tus.Handler
+	webhooks  *events.Webhooks // nil: no receivers configured
+	retention events.Retention
+	meta      metastore.Store
 }
 
 func newServices(ctx context.Context, cfg config.Config, st *stores, reg *prometheus.Registry, log *slog.Logger, links *auth.Links) (*services, error) {
@@ -210,7 +215,27 @@ func newServices(ctx context.Context, cfg config.Config, st *stores, reg *promet
 	if err != nil {
 		return nil, err
 	}
-	return &services{files: files, sessions: sessions, openai: oai, vectors: vs, tus: tusd}, nil
+	svc := &services{files: files, sessions: sessions, openai: oai, vectors: vs, tus: tusd,
+		retention: events.Retention{MaxAge: cfg.Events.Retention, Max: cfg.Events.MaxEvents}, meta: st.meta}
+	if sinks := cfg.Events.AllWebhooks(); len(sinks) > 0 {
+		svc.webhooks = &events.Webhooks{Store: st.meta, Log: log, Metrics: events.NewMetrics(reg), Options: events.DefaultDelivery}
+		svc.webhooks.Options.MaxAge = cfg.Events.MaxAge
+		for _, w := range sinks {
+			svc.webhooks.Sinks = append(svc.webhooks.Sinks, events.Sink{Name: w.Name, URL: w.URL, Secret: w.Secret, Types: w.Types, Buckets: w.Buckets})
+		}
+	}
+	return svc, nil
+}
+
+func (svc *services) webhookNames() []string {
+	if svc.webhooks == nil {
+		return nil
+	}
+	var names []string
+	for _, s := range svc.webhooks.Sinks {
+		names = append(names, s.Name)
+	}
+	return names
 }
 
 // background starts the purgers and the vector-store workers; stop ends
@@ -219,9 +244,16 @@ func (svc *services) background(ctx context.Context, purgeInterval time.Duration
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	purged := make(chan struct{})
 	workers := make(chan struct{})
+	delivery := make(chan struct{})
 	go func() { // vector-store processing; a job cut short here is taken up again by any instance
 		defer close(workers)
 		svc.vectors.RunWorkers(ctx)
+	}()
+	go func() { // webhooks: one instance at a time delivers to each receiver
+		defer close(delivery)
+		if svc.webhooks != nil {
+			svc.webhooks.Run(ctx)
+		}
 	}()
 	go func() {
 		defer close(purged)
@@ -236,12 +268,16 @@ func (svc *services) background(ctx context.Context, purgeInterval time.Duration
 					log.InfoContext(ctx, "purged", "what", name, "count", n)
 				}
 			}
+			if err := svc.retention.Trim(ctx, svc.meta, time.Now()); err != nil && !errors.Is(err, context.Canceled) {
+				log.WarnContext(ctx, "purge_failed", "what", "events", "err", err)
+			}
 		})
 	}()
 	return func() {
 		cancel()
 		<-purged
 		<-workers
+		<-delivery
 	}
 }
 

@@ -24,7 +24,7 @@ func parseEventID(id string) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(id, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("event id %q is not one of this store's", id)
+		return 0, fmt.Errorf("%q: %w", id, metastore.ErrBadEventID)
 	}
 	return n, nil
 }

@@ -76,7 +76,7 @@ func (s *Store) Events(ctx context.Context, after string, limit int, wait time.D
 	if after == "" {
 		after = "0-0"
 	} else if !streamID.MatchString(after) {
-		return nil, fmt.Errorf("redisstore: events: event id %q is not one of this store's", after)
+		return nil, fmt.Errorf("redisstore: events after %q: %w", after, metastore.ErrBadEventID)
 	}
 	if s.cluster {
 		s.startRelay()
