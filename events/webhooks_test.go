@@ -2,30 +2,24 @@ package events_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/events"
 	"github.com/ferryhq/ferry/internal/testsvc"
+	"github.com/ferryhq/ferry/internal/webhooktest"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/metastore/boltstore"
 	"github.com/ferryhq/ferry/metastore/redisstore"
 )
-
-const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 // eachStore runs fn on the embedded store and on Redis.
 func eachStore(t *testing.T, fn func(t *testing.T, s metastore.Store)) {
@@ -45,86 +39,9 @@ func eachStore(t *testing.T, fn func(t *testing.T, s metastore.Store)) {
 	})
 }
 
-// receipt is one request the receiver took.
-type receipt struct {
-	ID   string
-	Type string
-	Body map[string]any
-	At   time.Time
-}
-
-// receiver is a real webhook endpoint: it verifies every signature with
-// the Standard Webhooks library, and answers what fail says (0: 204).
-type receiver struct {
-	t    *testing.T
-	srv  *httptest.Server
-	wh   *standardwebhooks.Webhook
-	mu   sync.Mutex
-	got  []receipt // acknowledged
-	seen int       // every request
-	fail func(r receipt) int
-}
-
-func newReceiver(t *testing.T) *receiver {
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := &receiver{t: t, wh: wh}
-	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if err := rc.wh.Verify(body, r.Header); err != nil {
-			t.Errorf("a request with a bad signature: %v (headers %v)", err, r.Header)
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		var b map[string]any
-		if err := json.Unmarshal(body, &b); err != nil || b["type"] == nil || b["timestamp"] == nil || b["data"] == nil {
-			t.Errorf("body %s: want type, timestamp and data (%v)", body, err)
-		}
-		rec := receipt{ID: r.Header.Get("webhook-id"), Type: fmt.Sprint(b["type"]), Body: b, At: time.Now()}
-		rc.mu.Lock()
-		defer rc.mu.Unlock()
-		rc.seen++
-		if rc.fail != nil {
-			if code := rc.fail(rec); code != 0 {
-				w.WriteHeader(code)
-				return
-			}
-		}
-		rc.got = append(rc.got, rec)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(rc.srv.Close)
-	return rc
-}
-
-func (rc *receiver) setFail(f func(receipt) int) { rc.mu.Lock(); rc.fail = f; rc.mu.Unlock() }
-
-func (rc *receiver) received() []receipt {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return slices.Clone(rc.got)
-}
-
-// waitFor waits until the receiver acknowledged n events.
-func (rc *receiver) waitFor(n int, within time.Duration) []receipt {
-	rc.t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if got := rc.received(); len(got) >= n {
-			return got
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	got := rc.received()
-	rc.t.Fatalf("the receiver acknowledged %d events in %v, want %d", len(got), within, n)
-	return nil
-}
-
 // deliver runs webhooks to rc on s until the test ends.
-func deliver(t *testing.T, s metastore.Store, rc *receiver, opts events.Delivery) *events.Webhooks {
-	w := &events.Webhooks{Store: s, Sinks: []events.Sink{{Name: "test", URL: rc.srv.URL, Secret: secret}},
+func deliver(t *testing.T, s metastore.Store, rc *webhooktest.Receiver, opts events.Delivery) *events.Webhooks {
+	w := &events.Webhooks{Store: s, Sinks: []events.Sink{{Name: "test", URL: rc.URL, Secret: webhooktest.Secret}},
 		Options: opts, Log: slog.New(slog.DiscardHandler), Metrics: events.NewMetrics(prometheus.NewRegistry())}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -147,7 +64,7 @@ func emit(t *testing.T, s metastore.Store, b, key string, n int) {
 
 // inOrder checks that each file's events arrived in the order emitted,
 // once each.
-func inOrder(t *testing.T, got []receipt) {
+func inOrder(t *testing.T, got []webhooktest.Receipt) {
 	t.Helper()
 	next := map[string]float64{}
 	ids := map[string]bool{}
@@ -156,7 +73,7 @@ func inOrder(t *testing.T, got []receipt) {
 			t.Fatalf("event %s delivered twice", r.ID)
 		}
 		ids[r.ID] = true
-		d := r.Body["data"].(map[string]any)
+		d := r.Data()
 		key := d["key"].(string)
 		if d["n"].(float64) != next[key] {
 			t.Fatalf("file %s: event %v arrived when %v was next", key, d["n"], next[key])
@@ -172,16 +89,16 @@ var fast = events.Delivery{MaxAge: time.Hour, Timeout: 2 * time.Second, FirstRet
 func TestWebhooksDeliverInOrder(t *testing.T) {
 	eachStore(t, func(t *testing.T, s metastore.Store) {
 		emit(t, s, "b", "before", 2) // before the sink existed: not sent
-		rc := newReceiver(t)
+		rc := webhooktest.New(t)
 		deliver(t, s, rc, fast)
 		time.Sleep(300 * time.Millisecond) // the sink takes its place at the end
 		for _, key := range []string{"x", "y", "z"} {
 			emit(t, s, "b", key, 5)
 		}
-		got := rc.waitFor(15, 10*time.Second)
+		got := rc.WaitFor(15, 10*time.Second)
 		inOrder(t, got)
 		time.Sleep(200 * time.Millisecond)
-		if n := len(rc.received()); n != 15 {
+		if n := len(rc.Got()); n != 15 {
 			t.Fatalf("%d events delivered, want 15 (none from before the sink)", n)
 		}
 	})
@@ -192,11 +109,11 @@ func TestWebhooksDeliverInOrder(t *testing.T) {
 // fail holds back only itself.
 func TestWebhooksReceiverDown(t *testing.T) {
 	eachStore(t, func(t *testing.T, s metastore.Store) {
-		rc := newReceiver(t)
+		rc := webhooktest.New(t)
 		deliver(t, s, rc, events.Delivery{MaxAge: time.Hour, Timeout: 2 * time.Second, FirstRetry: time.Second, MaxRetry: 4 * time.Second, Concurrency: 8})
 		time.Sleep(300 * time.Millisecond)
 		up := time.Now().Add(30 * time.Second)
-		rc.setFail(func(receipt) int {
+		rc.Fail(func(webhooktest.Receipt) int {
 			if time.Now().Before(up) {
 				return http.StatusServiceUnavailable
 			}
@@ -207,15 +124,12 @@ func TestWebhooksReceiverDown(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 		emit(t, s, "b", "a", 0)
-		got := rc.waitFor(12, 45*time.Second)
+		got := rc.WaitFor(12, 45*time.Second)
 		if first := got[0].At; first.Before(up) {
 			t.Fatalf("an event was acknowledged at %v, while the receiver was down until %v", first, up)
 		}
 		inOrder(t, got)
-		rc.mu.Lock()
-		seen := rc.seen
-		rc.mu.Unlock()
-		if seen < 12+4*3 {
+		if seen := rc.Requests(); seen < 12+4*3 {
 			t.Fatalf("the receiver saw %d requests: want the failed tries retried (at least %d)", seen, 24)
 		}
 	})
@@ -225,14 +139,14 @@ func TestWebhooksReceiverDown(t *testing.T) {
 // events of that file and others flow on; a replay delivers it.
 func TestWebhooksDeadLetterAndReplay(t *testing.T) {
 	eachStore(t, func(t *testing.T, s metastore.Store) {
-		rc := newReceiver(t)
+		rc := webhooktest.New(t)
 		opts := fast
 		opts.MaxAge = 2 * time.Second
 		deliver(t, s, rc, opts)
 		time.Sleep(300 * time.Millisecond)
 		poison := true
-		rc.setFail(func(r receipt) int {
-			d := r.Body["data"].(map[string]any)
+		rc.Fail(func(r webhooktest.Receipt) int {
+			d := r.Data()
 			if poison && d["key"] == "bad" && d["n"].(float64) == 0 {
 				return http.StatusBadRequest
 			}
@@ -240,7 +154,7 @@ func TestWebhooksDeadLetterAndReplay(t *testing.T) {
 		})
 		emit(t, s, "b", "bad", 2)
 		emit(t, s, "b", "good", 2)
-		got := rc.waitFor(3, 15*time.Second) // good 0, 1 at once; bad 1 after bad 0 is dead
+		got := rc.WaitFor(3, 15*time.Second) // good 0, 1 at once; bad 1 after bad 0 is dead
 		var dead []events.DeadLetter
 		for deadline := time.Now().Add(5 * time.Second); len(dead) == 0 && time.Now().Before(deadline); {
 			var err error
@@ -256,12 +170,12 @@ func TestWebhooksDeadLetterAndReplay(t *testing.T) {
 				t.Fatalf("the dead letter %s was acknowledged", r.ID)
 			}
 		}
-		rc.setFail(nil)
+		rc.Fail(nil)
 		n, err := events.Replay(t.Context(), s, "test", nil)
 		if err != nil || n != 1 {
 			t.Fatalf("Replay = %d, %v; want 1", n, err)
 		}
-		got = rc.waitFor(4, 10*time.Second)
+		got = rc.WaitFor(4, 10*time.Second)
 		if got[3].ID != dead[0].Event.ID {
 			t.Fatalf("after the replay the receiver got %s, want the dead letter %s", got[3].ID, dead[0].Event.ID)
 		}
@@ -275,16 +189,16 @@ func TestWebhooksDeadLetterAndReplay(t *testing.T) {
 func TestWebhooksTwoInstancesNoDuplicates(t *testing.T) {
 	client, prefix := testsvc.Redis(t)
 	s := redisstore.New(client, prefix)
-	rc := newReceiver(t)
+	rc := webhooktest.New(t)
 	deliver(t, s, rc, fast)
 	deliver(t, redisstore.New(client, prefix), rc, fast)
 	time.Sleep(300 * time.Millisecond)
 	for i := range 20 {
 		emit(t, s, "b", fmt.Sprint("k", i), 5)
 	}
-	got := rc.waitFor(100, 20*time.Second)
+	got := rc.WaitFor(100, 20*time.Second)
 	time.Sleep(500 * time.Millisecond)
-	if n := len(rc.received()); n != 100 {
+	if n := len(rc.Got()); n != 100 {
 		t.Fatalf("%d deliveries, want 100", n)
 	}
 	inOrder(t, got)
