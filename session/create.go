@@ -91,6 +91,11 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	rec := &record{ID: id, Bucket: bkt, Key: key, MimeType: mimeType, Size: size, CRC32C: new(uint32(0)),
 		State: stateUploading, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL), Open: sp.Open, Attrs: sp.Attrs, FileID: sp.FileID,
 		Location: location, Object: object, Protocol: sp.Protocol, Meta: sp.Meta, PartSize: partSize, Partial: sp.Partial}
+	if rec.FileID == "" && !rec.Partial {
+		// Minted now, so a completion retried after its publication
+		// committed publishes the same file again, not a second one.
+		rec.FileID = registry.NewFileID(now)
+	}
 	if err := expectFrom(rec, sp.ChecksumAlgorithm, sp.Checksums); err != nil {
 		return Info{}, err
 	}

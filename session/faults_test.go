@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferryhq/ferry/events"
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/bucket/s3blob"
@@ -248,6 +251,8 @@ type faultRun struct {
 	newSeen   bool // a read returned the new content
 	completed bool // the service said the upload completed
 	broken    string
+
+	setupID, uploadID string // the sessions that published the old and the new version
 }
 
 func (r *faultRun) fail(format string, args ...any) {
@@ -497,6 +502,7 @@ func (r *faultRun) setup() {
 		r.t.Fatal(err)
 	}
 	r.ids[in.ID] = true
+	r.setupID = in.ID
 	if _, f, err := r.obs.Append(ctx, in.ID, Chunk{Offset: 0, Total: -1, Len: int64(len(r.old)), Body: bytes.NewReader(r.old)}); err != nil || f == nil {
 		r.t.Fatalf("old version: %v %v", f, err)
 	}
@@ -536,6 +542,7 @@ func (r *faultRun) upload() {
 	ctx := context.Background()
 	size := len(r.data)
 	id := r.create()
+	r.uploadID = id
 	if r.stop {
 		return
 	}
@@ -751,6 +758,74 @@ func (r *faultRun) cleanup() {
 	if len(leaks) > 0 {
 		sort.Strings(leaks)
 		r.fail("left behind after abort and purge: %s", strings.Join(leaks, "; "))
+	}
+	r.checkEvents()
+}
+
+// checkEvents holds the event log to what committed, whatever the fault
+// did to the write carrying an event: each session that existed has one
+// session.created; each that did not complete, one end (the cleanup
+// aborted it), and none of the others; the file has one file.created per
+// version published, the last of them naming the file as it is.
+func (r *faultRun) checkEvents() {
+	ctx := context.Background()
+	created, ended := map[string]int{}, map[string]int{}
+	var versions []string
+	after := ""
+	for {
+		page, err := r.raw.meta.Events(ctx, after, 1000, 0)
+		if err != nil {
+			r.fail("read the event log: %v", err)
+			return
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, raw := range page {
+			after = raw.ID
+			e, err := events.Decode(raw)
+			if err != nil {
+				r.fail("event %s: %v", raw.ID, err)
+				continue
+			}
+			var d struct {
+				ID     string `json:"id"`
+				FileID string `json:"file_id"`
+			}
+			_ = json.Unmarshal(e.Data, &d)
+			switch e.Type {
+			case events.SessionCreated:
+				created[d.ID]++
+			case events.SessionAborted, events.SessionExpired:
+				ended[d.ID]++
+				if created[d.ID] == 0 {
+					r.fail("session %s: %s before (or without) session.created", d.ID, e.Type)
+				}
+			case events.FileCreated:
+				versions = append(versions, d.FileID)
+			}
+		}
+	}
+	for id := range r.ids {
+		done := id == r.setupID || id == r.uploadID
+		switch {
+		case created[id] > 1:
+			r.fail("session %s: %d session.created events", id, created[id])
+		case created[id] == 0 && ended[id] > 0:
+			r.fail("session %s ended, but its creation was never announced", id)
+		case done && (created[id] != 1 || ended[id] != 0):
+			r.fail("completed session %s: %d session.created and %d end events, want 1 and 0", id, created[id], ended[id])
+		case !done && created[id] == 1 && ended[id] != 1:
+			r.fail("session %s, aborted by the cleanup: %d end events, want 1", id, ended[id])
+		}
+	}
+	f, err := r.files.Get(ctx, "b", r.key)
+	if err != nil {
+		r.fail("the file: %v", err)
+		return
+	}
+	if len(versions) != 2 || versions[1] != f.ID {
+		r.fail("file.created events name files %v, want the old version's and then %s", versions, f.ID)
 	}
 }
 

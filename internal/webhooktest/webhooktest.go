@@ -33,9 +33,9 @@ func (r Receipt) Data() map[string]any { d, _ := r.Body["data"].(map[string]any)
 
 // Receiver is the endpoint; URL is where to point a sink.
 type Receiver struct {
-	URL  string
-	t    testing.TB
-	wh   *standardwebhooks.Webhook
+	URL      string
+	t        testing.TB
+	wh       *standardwebhooks.Webhook
 	mu       sync.Mutex
 	got      []Receipt
 	attempts []string // every request's webhook-id
