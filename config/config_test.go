@@ -322,6 +322,9 @@ func TestEveryEnvVarSetsItsSetting(t *testing.T) {
 		bound[e.key] = e.name
 	}
 	for _, f := range fields(reflect.ValueOf(&d).Elem(), "") {
+		if f.value.Kind() == reflect.Slice && f.value.Type().Elem().Kind() == reflect.Struct {
+			continue // a list of objects is YAML only (events.webhooks: FERRY_WEBHOOK_URL adds one)
+		}
 		name, ok := bound[f.key]
 		if !ok {
 			t.Errorf("%s has no environment variable", f.key)
@@ -394,5 +397,32 @@ func TestSettingsMaskSecrets(t *testing.T) {
 		if regexp.MustCompile(`password|secret|api_key|token`).MatchString(f.key) && !f.secret {
 			t.Errorf("%s looks secret but is not tagged secret:\"true\"", f.key)
 		}
+	}
+}
+
+// Webhooks are checked before ferryd starts, each problem named.
+func TestWebhooksValidate(t *testing.T) {
+	c := Default()
+	c.Events.Webhooks = []Webhook{
+		{Name: "a", URL: "ftp://x", Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+		{Name: "a", URL: "http://x/h", Secret: "nope", Types: []string{"file.made"}},
+		{URL: "https://y/h", Secret: "whsec_c2hvcnQ="},
+	}
+	c.Events.WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	err := c.Validate()
+	for _, want := range []string{`url "ftp://x" must be an http:// or https:// URL`, "secret must be whsec_",
+		`another webhook has the name "a"`, `unknown event type "file.made"`, "(url-", "not whsec_ followed by base64 of 24 to 64 bytes",
+		"events.webhook_secret is set but events.webhook_url is not"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v\nwant it to say %q", err, want)
+		}
+	}
+	c = Default()
+	c.Events.WebhookURL, c.Events.WebhookSecret = "https://z/h", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("one webhook from the environment: %v", err)
+	}
+	if w := c.Events.AllWebhooks(); len(w) != 1 || w[0].Name != "default" || w[0].URL != "https://z/h" {
+		t.Fatalf("AllWebhooks = %+v", w)
 	}
 }

@@ -36,3 +36,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.latency)
 	return m
 }
+
+// forget drops a sink's gauges when this instance stops delivering to it.
+func (m *Metrics) forget(sink string) {
+	for _, g := range []*prometheus.GaugeVec{m.backlog, m.oldest, m.dead} {
+		g.DeleteLabelValues(sink)
+	}
+}
+
+// start makes a sink's counters exist at 0, so rates work from the first
+// failure on.
+func (m *Metrics) start(sink string) {
+	for _, c := range []*prometheus.CounterVec{m.delivered, m.failed, m.retried, m.deadLettered} {
+		c.WithLabelValues(sink)
+	}
+}

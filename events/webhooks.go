@@ -94,6 +94,7 @@ func (w *Webhooks) Run(ctx context.Context) {
 	}
 	var wg sync.WaitGroup
 	for _, s := range w.Sinks {
+		w.Metrics.start(s.Name)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -125,7 +126,9 @@ type sinkRun struct {
 	w       *Webhooks
 	sink    Sink
 	fence   int64
-	cursor  string
+	cursor  string    // saved
+	pending string    // read up to here
+	saved   time.Time // when the cursor was last saved
 	cver    int64
 	blocked map[string]string // scope → its due member, for the scopes waiting in the queue
 }
@@ -161,9 +164,17 @@ type queued struct {
 func (q queued) event() Event { e := q.Event; e.Bucket, e.Scope = q.Bucket, q.Scope; return e }
 
 func (r *sinkRun) run(ctx context.Context) error {
+	defer r.w.Metrics.forget(r.sink.Name) // the next holder reports them
 	if err := r.load(ctx); err != nil {
 		return err
 	}
+	defer func() { // on the way out, so a restart resends nothing (a lost lease refuses it)
+		if r.pending != r.cursor {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			_ = r.saveCursor(ctx, r.pending)
+		}
+	}()
 	lastGauge := time.Time{}
 	for ctx.Err() == nil {
 		if err := r.retryDue(ctx); err != nil {
@@ -173,15 +184,19 @@ func (r *sinkRun) run(ctx context.Context) error {
 			r.gauge(ctx)
 			lastGauge = time.Now()
 		}
-		evs, next, err := Read(ctx, r.w.Store, r.cursor, 256, r.idle(), r.sink.wants)
+		evs, next, err := Read(ctx, r.w.Store, r.pending, 256, r.idle(), r.sink.wants)
 		if err != nil {
 			return err
 		}
 		if len(evs) > 0 {
 			r.deliverBatch(ctx, evs)
 		}
-		if next != r.cursor {
-			if err := r.saveCursor(ctx, next); err != nil {
+		// The cursor is saved at most every cursorEvery: each save is a
+		// store write (an fsync on bbolt), and what a crash loses is only
+		// a redelivery of that much.
+		r.pending = next
+		if r.pending != r.cursor && (len(evs) == 0 || time.Since(r.saved) >= cursorEvery) {
+			if err := r.saveCursor(ctx, r.pending); err != nil {
 				return err
 			}
 		}
@@ -208,6 +223,7 @@ func (r *sinkRun) load(ctx context.Context) error {
 	default:
 		r.cursor, r.cver = c.After, ver
 	}
+	r.pending = r.cursor
 	r.blocked = map[string]string{}
 	after := ""
 	for {
@@ -230,9 +246,12 @@ func (r *sinkRun) saveCursor(ctx context.Context, after string) error {
 	if err != nil {
 		return fmt.Errorf("save the cursor of webhook %q: %w", r.sink.Name, err)
 	}
-	r.cursor, r.cver = after, ver
+	r.cursor, r.cver, r.saved = after, ver, time.Now()
 	return nil
 }
+
+// cursorEvery bounds how often a sink's cursor is written.
+const cursorEvery = 250 * time.Millisecond
 
 // idle is how long to wait for new events: until the next retry is due,
 // at most a second (a replay may add one).
@@ -494,7 +513,7 @@ func (r *sinkRun) gauge(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	unread, err := store.Events(ctx, r.cursor, backlogScan, 0)
+	unread, err := store.Events(ctx, r.pending, backlogScan, 0)
 	if err != nil {
 		return
 	}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -249,8 +250,8 @@ func want(key, tpl, method, bkt string) int {
 		}
 		return 0 // creates its own
 	}
-	if tpl == "/v1/files" && method == "GET" {
-		return 0 // lists only the key's buckets
+	if tpl == "/v1/files" && method == "GET" || tpl == "/v1/events" {
+		return 0 // lists only the key's buckets (checked by checkEventScope)
 	}
 	if key != "admin" && (bkt == "openai" || !k.InBucket(bkt)) {
 		return http.StatusForbidden
@@ -260,13 +261,48 @@ func want(key, tpl, method, bkt string) int {
 
 const wantList = 1
 
+// checkEventScope fails if key's pull stream shows an event of a bucket
+// the key may not use; an admin sees several buckets' events.
+func checkEventScope(t *testing.T, key string, body []byte) {
+	t.Helper()
+	var page struct {
+		Data []struct {
+			Type string         `json:"type"`
+			Data map[string]any `json:"data"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		t.Fatalf("events as %q: %v", key, err)
+	}
+	var k auth.Caller
+	for _, tk := range testKeys {
+		if tk.name == key {
+			k = auth.Caller{Name: tk.name, Access: tk.access, Buckets: tk.buckets}
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range page.Data {
+		bkt, _ := e.Data["bucket"].(string)
+		if name, ok := e.Data["name"].(string); ok && bkt == "" {
+			bkt = name
+		}
+		seen[bkt] = true
+		if k.Access < auth.Admin && (bkt == "openai" || !k.InBucket(bkt)) {
+			t.Errorf("events as %q show a %s of bucket %q", key, e.Type, bkt)
+		}
+	}
+	if key == "admin" && len(seen) < 2 {
+		t.Errorf("events as admin show buckets %v, want the fixture's several", seen)
+	}
+}
+
 // routePolicy is the matrix's own statement of each route's policy,
 // written apart from the router so a route that changes policy fails.
 func routePolicy(tpl, method string) policy {
 	switch {
 	case tpl == "/healthz", tpl == "/readyz", tpl == "/openapi.json":
 		return public
-	case tpl == "/metrics", tpl == "/v1/sessions":
+	case tpl == "/metrics", tpl == "/v1/sessions", strings.HasPrefix(tpl, "/v1/events/webhooks/"):
 		return admin
 	case isOpenAITemplate(tpl):
 		if method == "GET" || method == "HEAD" || strings.HasSuffix(tpl, "/search") {
@@ -328,6 +364,9 @@ func TestAuthMatrix(t *testing.T) {
 					}
 					a := c.do(rt.method, path, body, hdr...)
 					checked++
+					if rt.tpl == "/v1/events" && a.Code == 200 {
+						checkEventScope(t, key, a.Body)
+					}
 					what := fmt.Sprintf("%s %s (bucket %s) as %q", rt.method, path, bkt, key)
 					switch w {
 					case 0:

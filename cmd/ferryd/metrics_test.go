@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/testhttp"
+	"github.com/ferryhq/ferry/internal/webhooktest"
 	"github.com/openai/openai-go/v3"
 )
 
@@ -16,7 +17,8 @@ import (
 // real ferryd's /metrics once it has served an upload and a vector store
 // search (Redis + S3, so the S3 and metastore families are there too).
 func TestDashboardAndAlertMetricsExist(t *testing.T) {
-	p := redisS3Env(t).startVS(t)
+	rc := webhooktest.New(t) // the webhook families are there once a webhook is
+	p := redisS3Env(t).startVS(t, "FERRY_WEBHOOK_URL="+rc.URL, "FERRY_WEBHOOK_SECRET="+webhooktest.Secret)
 	uploadHTTP(t, p, "metrics", "f.bin", randomData(7*MiB), 3*MiB)
 	download(t, "http://"+p.addr+"/v1/files/metrics/f.bin:content")
 	c := vsClient(t, p)
@@ -37,7 +39,8 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		exposed = string(testhttp.Do(t, "GET", "http://"+p.addr+"/metrics", nil).Body)
 		if strings.Contains(exposed, `ferry_openai_vector_files_total{event="completed"} 1`) &&
-			strings.Contains(exposed, "ferry_openai_vector_queue_depth 0") || time.Now().After(deadline) {
+			strings.Contains(exposed, "ferry_openai_vector_queue_depth 0") &&
+			strings.Contains(exposed, `ferry_webhook_backlog{sink="default"}`) || time.Now().After(deadline) {
 			break
 		}
 	}
