@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -20,9 +21,10 @@ import (
 const maxEventWait = 60 * time.Second
 
 type eventRoutes struct {
-	store metastore.Store
-	sinks []string // the configured webhooks' names
-	g     *guard
+	store    metastore.Store
+	sinks    []string // the configured webhooks' names
+	g        *guard
+	stopping context.Context // done when the server shuts down
 }
 
 type eventsResponse struct {
@@ -54,7 +56,15 @@ func (e *eventRoutes) list(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	evs, next, err := events.Read(r.Context(), e.store, after, limit, wait, func(ev events.Event) bool { return e.g.seesBucket(r, ev.Bucket) })
+	// A shutdown ends the wait with an empty answer rather than holding
+	// the shutdown up; the client asks again, of another instance.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(e.stopping, cancel)()
+	evs, next, err := events.Read(ctx, e.store, after, limit, wait, func(ev events.Event) bool { return e.g.seesBucket(r, ev.Bucket) })
+	if err != nil && ctx.Err() != nil && r.Context().Err() == nil {
+		err, next = nil, after
+	}
 	switch {
 	case errors.Is(err, metastore.ErrBadEventID):
 		writeError(w, r, errcode.ErrInvalidRequest.New("after %q is not an event id: pass an event's id, or the next of the last answer", after))

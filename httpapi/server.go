@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -64,6 +65,9 @@ type Deps struct {
 	// Webhooks are the configured webhooks' names, whose dead letters the
 	// admin routes list and replay.
 	Webhooks []string
+	// Stopping is done when the server begins to shut down: long polls
+	// (GET /v1/events?wait=) answer at once. nil: never.
+	Stopping context.Context
 }
 
 // New returns the complete handler: routes wrapped in the middleware chain.
@@ -116,7 +120,10 @@ func newRouter(d Deps) *mux.Router {
 		o.routes(r)
 	}
 	if d.Store != nil {
-		ev := &eventRoutes{store: d.Store, sinks: d.Webhooks, g: g}
+		ev := &eventRoutes{store: d.Store, sinks: d.Webhooks, g: g, stopping: d.Stopping}
+		if ev.stopping == nil {
+			ev.stopping = context.Background()
+		}
 		r.Handle("/v1/events", g.with(anyRead, ev.list)).Methods(http.MethodGet)
 		r.Handle("/v1/events/webhooks/{sink}/dead", g.with(admin, ev.deadLetters)).Methods(http.MethodGet)
 		r.Handle("/v1/events/webhooks/{sink}/dead:replay", g.with(admin, ev.replay)).Methods(http.MethodPost)

@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		OpenAI: svc.openai, VectorStores: svc.vectors, Tus: svc.tus, Metrics: reg, Logger: log,
 		ReadIdleTimeout: cfg.Server.ReadIdleTimeout, AllowedHosts: cfg.Server.AllowedHosts, CORSOrigins: cfg.Server.CORSOrigins,
 		Forms: httpapi.FormLimits{Parts: cfg.Server.MaxFormParts, Bytes: cfg.Server.MaxFormBytes},
-		Keys:  keys, Links: links, Webhooks: svc.webhookNames(), OpenAIBuckets: []string{cfg.OpenAI.Bucket, cfg.OpenAI.UploadsBucket}, PresignTTL: presignTTL(cfg.Downloads),
+		Keys:  keys, Links: links, Webhooks: svc.webhookNames(), Stopping: ctx, OpenAIBuckets: []string{cfg.OpenAI.Bucket, cfg.OpenAI.UploadsBucket}, PresignTTL: presignTTL(cfg.Downloads),
 		Limits: httpapi.RateLimits{Limiter: st.limiter, Uploads: cfg.Limits.UploadsPerMinute,
 			Retrievals: cfg.Limits.RetrievalsPerMinute, Deletions: cfg.Limits.DeletionsPerMinute}})
 

@@ -81,16 +81,26 @@ func (s *Store) Events(ctx context.Context, after string, limit int, wait time.D
 	if s.cluster {
 		s.startRelay()
 	}
-	block := time.Duration(-1) // no BLOCK
-	if wait > 0 {
-		block = max(wait, time.Millisecond) // BLOCK 0 would wait forever
-	}
-	res, err := s.client.XRead(ctx, &redis.XReadArgs{Streams: []string{s.logKey(), after}, Count: int64(clampLimit(limit)), Block: block}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("redisstore: events: %w", err)
+	// go-redis ends a blocking read at its deadline, not when ctx is
+	// cancelled, so a long wait blocks in slices and looks at ctx between.
+	deadline := time.Now().Add(wait)
+	var res []redis.XStream
+	for {
+		block := time.Duration(-1) // no BLOCK
+		if left := time.Until(deadline); wait > 0 {
+			block = min(max(left, time.Millisecond), waitSlice) // BLOCK 0 would wait forever
+		}
+		var err error
+		res, err = s.client.XRead(ctx, &redis.XReadArgs{Streams: []string{s.logKey(), after}, Count: int64(clampLimit(limit)), Block: block}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("redisstore: events: %w", err)
+		}
+		if len(res) > 0 || block < 0 || !time.Now().Before(deadline) {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
 	var out []metastore.Event
 	for _, st := range res {
@@ -107,6 +117,9 @@ func idTime(id string) time.Time {
 	ms, _ := strconv.ParseInt(id[:strings.IndexByte(id, '-')], 10, 64)
 	return time.UnixMilli(ms)
 }
+
+// waitSlice is the longest one blocking read of the log waits.
+const waitSlice = time.Second
 
 func (s *Store) LastEventID(ctx context.Context) (string, error) {
 	msgs, err := s.client.XRevRangeN(ctx, s.logKey(), "+", "-", 1).Result()
