@@ -357,18 +357,19 @@ func (c *Client) Delete(ctx context.Context, bucket, key string) error {
 // Buckets lists a page of buckets.
 func (c *Client) Buckets(ctx context.Context, after string, limit int) (Page[Bucket], error) {
 	var p Page[Bucket]
-	_, err := c.do(ctx, http.MethodGet, "/v1/files?"+listQuery("", after, limit), nil, 0, nil, &p)
+	_, err := c.do(ctx, http.MethodGet, "/v1/files?"+listQuery("", after, limit).Encode(), nil, 0, nil, &p)
 	return p, err
 }
 
 // List lists a page of a bucket's files under prefix, in key order.
 func (c *Client) List(ctx context.Context, bucket, prefix, after string, limit int) (Page[File], error) {
 	var p Page[File]
-	_, err := c.do(ctx, http.MethodGet, filePath(bucket, "")+"?"+listQuery(prefix, after, limit), nil, 0, nil, &p)
+	_, err := c.do(ctx, http.MethodGet, filePath(bucket, "")+"?"+listQuery(prefix, after, limit).Encode(), nil, 0, nil, &p)
 	return p, err
 }
 
-func listQuery(prefix, after string, limit int) string {
+// listQuery is the query of a page: Buckets, List and Events.
+func listQuery(prefix, after string, limit int) url.Values {
 	q := url.Values{}
 	if prefix != "" {
 		q.Set("prefix", prefix)
@@ -379,7 +380,7 @@ func listQuery(prefix, after string, limit int) string {
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	return q.Encode()
+	return q
 }
 
 // Registration is the answer to a bucket registration.

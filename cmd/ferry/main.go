@@ -7,6 +7,7 @@
 //	ferry [--server URL] stat BUCKET/KEY
 //	ferry [--server URL] rm BUCKET/KEY
 //	ferry [--server URL] presign BUCKET/KEY [--ttl D]
+//	ferry [--server URL] events [--follow] [--after ID] [--limit N] [--json]
 //	ferry [--server URL] register BUCKET LOCATION | BUCKET/KEY
 //	ferry [--server URL] unregister BUCKET
 //	ferry keys new NAME --buckets PATTERNS --access read|write|admin [--append FILE]
@@ -43,6 +44,8 @@ Commands:
                                (a registered file's are computed by ferryd first)
   rm BUCKET/KEY                delete a file
   presign BUCKET/KEY           print a URL that downloads the file without a key (--ttl, default 1h)
+  events                       print the events kept (files created and deleted, sessions, buckets);
+                               --follow keeps printing them as they happen, --json as ferryd sent them
   register BUCKET LOCATION     serve existing data (s3://bucket/prefix or file:///dir) as BUCKET
   register BUCKET/KEY          record one existing object of a registered bucket
   unregister BUCKET            forget a registration; the data stays
@@ -115,6 +118,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	commands := map[string]func(context.Context, []string) error{
 		"upload": x.upload, "download": x.download, "ls": x.ls, "stat": x.stat, "verify": x.verify, "rm": x.rm,
 		"register": x.register, "unregister": x.unregister, "keys": x.keys, "presign": x.presign,
+		"events": x.events,
 	}
 	fn, ok := commands[cmd]
 	if !ok {
