@@ -67,7 +67,16 @@ func TestEventsScenario(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := os.WriteFile(filepath.Join(dir, "old.txt"), []byte("there before"), 0o640); err != nil {
+			t.Fatal(err)
+		}
 		wantCode(t, "register", register(t, p, "reg", "file://"+dir), http.StatusCreated, "")
+		if r := testhttp.Do(t, "PUT", base+"/v1/files/reg/old.txt", nil); r.Code/100 != 2 {
+			t.Fatalf("register a file: %d %s", r.Code, r.Body)
+		}
+		if r := testhttp.Do(t, "PUT", base+"/v1/files/reg/old.txt", nil); r.Code/100 != 2 { // again: nothing new
+			t.Fatalf("register a file again: %d %s", r.Code, r.Body)
+		}
 		wantCode(t, "unregister", testhttp.Do(t, "DELETE", base+"/v1/files/reg", nil), http.StatusOK, "")
 		if r := testhttp.Do(t, "DELETE", base+"/v1/files/b/native.bin", nil); r.Code != http.StatusOK && r.Code != http.StatusNoContent {
 			t.Fatalf("delete: %d %s", r.Code, r.Body)
@@ -82,6 +91,7 @@ func TestEventsScenario(t *testing.T) {
 			"b/native.bin":  {"session.created", "file.created", "file.deleted"},
 			"tus/t.bin":     {"session.created", "file.created"},
 			"reg":           {"bucket.registered", "bucket.unregistered"},
+			"reg/old.txt":   {"file.created"},
 			"b/aborted.bin": {"session.created", "session.aborted"},
 		}
 		total := 0
