@@ -296,7 +296,7 @@ func Default() Config {
 			MaxBufferedBytes: 64 << 20},
 		Limits: Limits{UploadsPerMinute: 100, RetrievalsPerMinute: 1000, DeletionsPerMinute: 100},
 		Tus:    Tus{Bucket: "tus"},
-		Events: Events{Retention: 7 * 24 * time.Hour, MaxEvents: 1_000_000, MaxAge: 24 * time.Hour},
+		Events: Events{Retention: 7 * 24 * time.Hour, MaxEvents: 100_000, MaxAge: 24 * time.Hour},
 	}
 }
 

@@ -44,7 +44,7 @@ func (e Events) validate(bad complain) {
 		bad("events.retention %s must be positive, for example 168h", e.Retention)
 	}
 	if e.MaxEvents <= 0 {
-		bad("events.max_events %d must be positive, for example 1000000", e.MaxEvents)
+		bad("events.max_events %d must be positive, for example 100000", e.MaxEvents)
 	}
 	if e.MaxAge <= 0 {
 		bad("events.max_age %s must be positive, for example 24h", e.MaxAge)

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
@@ -131,7 +132,16 @@ type sinkRun struct {
 	saved   time.Time // when the cursor was last saved
 	cver    int64
 	blocked map[string]string // scope → its due member, for the scopes waiting in the queue
+	// streak counts the requests failed in a row. From downAfter on, new
+	// events are queued untried, so a receiver that hangs cannot hold the
+	// cursor back until the log is trimmed under it; the retries probe it.
+	streak atomic.Int32
+	// recovered: the receiver answered after a run of failures, so the
+	// next retry round takes every waiting file, however far its backoff.
+	recovered atomic.Bool
 }
+
+const downAfter = 8
 
 type cursorRecord struct {
 	After string `json:"after"`
@@ -301,13 +311,20 @@ func (r *sinkRun) deliverBatch(ctx context.Context, evs []Event) {
 		byScope[e.Scope] = append(byScope[e.Scope], e)
 	}
 	var mu sync.Mutex
-	failed := map[string]string{} // scope → its first due member
+	failed := map[string]string{} // scope → its first due member, written by the goroutines under mu
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, max(1, r.w.Options.Concurrency))
 	for _, scope := range order {
 		pending := byScope[scope]
 		if member, blocked := r.blocked[scope]; blocked {
 			r.enqueue(ctx, pending, member, "")
+			continue
+		}
+		if r.streak.Load() >= downAfter { // queue untried: the log must not wait on a dead receiver
+			member := r.enqueue(ctx, pending, "", "not tried: the receiver failed its last requests")
+			mu.Lock()
+			failed[scope] = member
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)
@@ -367,7 +384,11 @@ func (r *sinkRun) backoff(failures int) time.Duration {
 // retryDue works through the scopes whose retry is due, at once.
 func (r *sinkRun) retryDue(ctx context.Context) error {
 	due := sinkKey(r.sink.Name, "due")
-	entries, _, err := r.w.Store.IndexList(ctx, due, metastore.Query{Before: dueMember(r.w.now().Add(time.Millisecond), ""), Limit: 1000})
+	horizon := r.w.now().Add(time.Millisecond)
+	if r.recovered.Swap(false) {
+		horizon = horizon.Add(2 * r.w.Options.MaxRetry)
+	}
+	entries, _, err := r.w.Store.IndexList(ctx, due, metastore.Query{Before: dueMember(horizon, ""), Limit: 1000})
 	if err != nil || len(entries) == 0 {
 		return err
 	}
@@ -493,13 +514,18 @@ func (r *sinkRun) send(ctx context.Context, e Event) error {
 	resp, err := r.w.Client.Do(req)
 	if err != nil {
 		m.failed.WithLabelValues(r.sink.Name).Inc()
+		r.streak.Add(1)
 		return err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		m.failed.WithLabelValues(r.sink.Name).Inc()
+		r.streak.Add(1)
 		return fmt.Errorf("the receiver answered %s", resp.Status)
+	}
+	if r.streak.Swap(0) >= downAfter {
+		r.recovered.Store(true)
 	}
 	m.delivered.WithLabelValues(r.sink.Name).Inc()
 	m.latency.WithLabelValues(r.sink.Name).Observe(r.w.now().Sub(e.Timestamp).Seconds())

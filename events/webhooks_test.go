@@ -210,3 +210,44 @@ func TestEventTypesMatchConfig(t *testing.T) {
 		t.Fatalf("events.Types %v != config.EventTypes %v", events.Types, config.EventTypes)
 	}
 }
+
+// A receiver that hangs costs a timeout per try; after a run of failures
+// new events are queued untried, so the log is read on (and could be
+// trimmed) without losing them, and they all arrive once it answers.
+func TestWebhooksHangingReceiver(t *testing.T) {
+	eachStore(t, func(t *testing.T, s metastore.Store) {
+		rc := webhooktest.New(t)
+		opts := fast
+		opts.Timeout = 200 * time.Millisecond
+		opts.Concurrency = 2
+		deliver(t, s, rc, opts)
+		time.Sleep(300 * time.Millisecond)
+		hang := make(chan struct{})
+		rc.Hold(hang)
+		for i := range 60 {
+			emit(t, s, "b", fmt.Sprint("k", i), 1)
+		}
+		last, err := s.LastEventID(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			c, _, err := metastore.GetJSON[struct{ After string }](t.Context(), s, "events/sinks/test/cursor")
+			if err == nil && c.After == last {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the cursor is at %q, not at the last event %q, 5 s after 60 events to a hanging receiver (%d requests)", c.After, last, rc.Requests())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := rc.Requests(); n >= 40 {
+			t.Fatalf("%d requests to a hanging receiver: want most events queued untried", n)
+		}
+		rc.Hold(nil)
+		close(hang)
+		got := rc.WaitFor(60, 30*time.Second)
+		inOrder(t, got)
+	})
+}
