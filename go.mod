@@ -16,6 +16,7 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/rs/cors v1.11.1
+	github.com/standard-webhooks/standard-webhooks/libraries v1.3.0
 	github.com/tiktoken-go/tokenizer v0.10.0
 	github.com/tus/tusd/v2 v2.10.1
 	go.etcd.io/bbolt v1.5.0

@@ -29,6 +29,7 @@ type Config struct {
 	Auth            Auth          `yaml:"auth"`
 	Downloads       Downloads     `yaml:"downloads"`
 	Limits          Limits        `yaml:"limits"`
+	Hooks           Hooks         `yaml:"hooks"`
 }
 
 // Downloads says how file content reaches clients.
@@ -248,6 +249,7 @@ func Default() Config {
 			MaxBufferedBytes: 64 << 20},
 		Limits: Limits{UploadsPerMinute: 100, RetrievalsPerMinute: 1000, DeletionsPerMinute: 100},
 		Tus:    Tus{Bucket: "tus"},
+		Hooks:  defaultHooks(),
 	}
 }
 

@@ -232,6 +232,10 @@ var envVars = []envVar{
 	{"FERRY_LIMIT_UPLOADS_PER_MINUTE", "limits.uploads_per_minute"},
 	{"FERRY_LIMIT_RETRIEVALS_PER_MINUTE", "limits.retrievals_per_minute"},
 	{"FERRY_LIMIT_DELETIONS_PER_MINUTE", "limits.deletions_per_minute"},
+	{"FERRY_HOOK_PRE_CREATE_URL", "hooks.pre_create.url"},
+	{"FERRY_HOOK_PRE_CREATE_SECRET", "hooks.pre_create.secret"},
+	{"FERRY_HOOK_PRE_CREATE_TIMEOUT", "hooks.pre_create.timeout"},
+	{"FERRY_HOOK_PRE_CREATE_ON_ERROR", "hooks.pre_create.on_error"},
 }
 
 // rootsKey's environment variable separates paths with ':', as PATH does,

@@ -32,6 +32,7 @@ func (c Config) Validate() error {
 	c.Downloads.validate(bad)
 	c.Auth.validateLinks(bad)
 	c.Limits.validate(bad)
+	c.Hooks.validate(bad)
 	return errors.Join(errs...)
 }
 
