@@ -35,6 +35,7 @@ type Config struct {
 	Downloads       Downloads     `yaml:"downloads"`
 	Limits          Limits        `yaml:"limits"`
 	Events          Events        `yaml:"events"`
+	Hooks           Hooks         `yaml:"hooks"`
 }
 
 // Events are the event log (the pull stream, GET /v1/events) and the
@@ -297,6 +298,7 @@ func Default() Config {
 		Limits: Limits{UploadsPerMinute: 100, RetrievalsPerMinute: 1000, DeletionsPerMinute: 100},
 		Tus:    Tus{Bucket: "tus"},
 		Events: Events{Retention: 7 * 24 * time.Hour, MaxEvents: 100_000, MaxAge: 24 * time.Hour},
+		Hooks:  defaultHooks(),
 	}
 }
 

@@ -237,6 +237,10 @@ var envVars = []envVar{
 	{"FERRY_EVENTS_MAX_AGE", "events.max_age"},
 	{"FERRY_WEBHOOK_URL", "events.webhook_url"},
 	{"FERRY_WEBHOOK_SECRET", "events.webhook_secret"},
+	{"FERRY_HOOK_PRE_CREATE_URL", "hooks.pre_create.url"},
+	{"FERRY_HOOK_PRE_CREATE_SECRET", "hooks.pre_create.secret"},
+	{"FERRY_HOOK_PRE_CREATE_TIMEOUT", "hooks.pre_create.timeout"},
+	{"FERRY_HOOK_PRE_CREATE_ON_ERROR", "hooks.pre_create.on_error"},
 }
 
 // rootsKey's environment variable separates paths with ':', as PATH does,

@@ -36,6 +36,7 @@ func (c Config) Validate() error {
 	c.Auth.validateLinks(bad)
 	c.Limits.validate(bad)
 	c.Events.validate(bad)
+	c.Hooks.validate(bad)
 	return errors.Join(errs...)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/hooks"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
 )
@@ -36,6 +37,8 @@ type files struct {
 	bytes    *content
 	openai   *openAI // nil: OpenAI's routes are not served at /v1/files
 	links    *auth.Links
+	// preCreate is asked before a session is created; nil: no hook.
+	preCreate *hooks.Hook
 }
 
 func (f *files) routes(r *mux.Router) {

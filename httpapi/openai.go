@@ -15,8 +15,10 @@ import (
 
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/hooks"
 	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
+	"github.com/ferryhq/ferry/session"
 	"github.com/ferryhq/ferry/vectorstore"
 )
 
@@ -51,6 +53,8 @@ type openAI struct {
 	guard    *guard
 	bytes    *content
 	forms    FormLimits
+	// preCreate is asked before a file or an Upload is created; nil: no hook.
+	preCreate *hooks.Hook
 }
 
 func (o *openAI) routes(r *mux.Router) {
@@ -215,6 +219,13 @@ func (o *openAI) uploadFile(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
+	// The hook is asked once the bytes are in: only then are the size and
+	// the purpose (which the SDKs send after the file) known. A refused
+	// file is discarded unpublished.
+	if err := o.preCreate.PreCreate(ctx, openAIFileCreate(r, staged, purpose, expires)); err != nil {
+		fail(err)
+		return
+	}
 	obj, err := o.svc.CommitFile(ctx, staged, purpose, expires)
 	if err != nil {
 		fail(err)
@@ -322,13 +333,48 @@ func (o *openAI) createUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	up, err := o.svc.CreateUpload(r.Context(), openai.UploadParams{Filename: req.Filename, Purpose: req.Purpose,
-		Bytes: *req.Bytes, MimeType: req.MimeType, ExpiresAfter: expires})
+	p := openai.UploadParams{Filename: req.Filename, Purpose: req.Purpose, Bytes: *req.Bytes, MimeType: req.MimeType, ExpiresAfter: expires}
+	err := o.svc.CheckUpload(p)
+	if err == nil {
+		err = o.preCreate.PreCreate(r.Context(), openAIUploadCreate(r, o.svc.Bucket(), p))
+	}
+	if err != nil {
+		writeOpenAIError(w, r, err)
+		return
+	}
+	up, err := o.svc.CreateUpload(r.Context(), p)
 	if err != nil {
 		writeOpenAIError(w, r, err)
 		return
 	}
 	writeJSON(w, r, http.StatusOK, up)
+}
+
+// openAIFileCreate is what the pre-create hook is told of a file upload:
+// its purpose, filename and expiry are the metadata.
+func openAIFileCreate(r *http.Request, st *openai.Staged, purpose string, expiresAfter int64) hooks.Create {
+	c := hooks.Create{Protocol: session.ProtocolOpenAI, Bucket: st.Bucket, Key: st.Key, Size: st.Bytes, MimeType: st.MimeType,
+		Metadata: openAIMetadata(purpose, st.Filename(), expiresAfter)}
+	c.APIKey, c.ClientAddr = hooks.Requester(r)
+	return c
+}
+
+// openAIUploadCreate is what the pre-create hook is told of an Upload: its
+// file's key is named only when it completes.
+func openAIUploadCreate(r *http.Request, bkt string, p openai.UploadParams) hooks.Create {
+	c := hooks.Create{Protocol: session.ProtocolOpenAI, Bucket: bkt, Size: p.Bytes, MimeType: p.MimeType,
+		Metadata: openAIMetadata(p.Purpose, p.Filename, p.ExpiresAfter)}
+	c.APIKey, c.ClientAddr = hooks.Requester(r)
+	return c
+}
+
+// openAIMetadata is an OpenAI create's metadata for the hook.
+func openAIMetadata(purpose, filename string, expiresAfter int64) map[string]string {
+	m := map[string]string{"purpose": purpose, "filename": filename}
+	if expiresAfter > 0 {
+		m["expires_after"] = strconv.FormatInt(expiresAfter, 10)
+	}
+	return m
 }
 
 func (o *openAI) addPart(w http.ResponseWriter, r *http.Request) {

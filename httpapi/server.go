@@ -18,6 +18,7 @@ import (
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/console"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/hooks"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/openai"
 	"github.com/ferryhq/ferry/registry"
@@ -68,6 +69,10 @@ type Deps struct {
 	// Stopping is done when the server begins to shut down: long polls
 	// (GET /v1/events?wait=) answer at once. nil: never.
 	Stopping context.Context
+	// PreCreate is asked before a native session, an OpenAI file or an
+	// OpenAI Upload is created (hooks.pre_create; tus asks it itself);
+	// nil: no hook.
+	PreCreate *hooks.Hook
 }
 
 // New returns the complete handler: routes wrapped in the middleware chain.
@@ -111,10 +116,10 @@ func newRouter(d Deps) *mux.Router {
 	c := &content{reg: d.Files, presign: d.PresignTTL}
 	var o *openAI
 	if d.OpenAI != nil {
-		o = &openAI{svc: d.OpenAI, vs: d.VectorStores, registry: d.Files, guard: g, bytes: c, forms: d.Forms.withDefaults()}
+		o = &openAI{svc: d.OpenAI, vs: d.VectorStores, registry: d.Files, guard: g, bytes: c, forms: d.Forms.withDefaults(), preCreate: d.PreCreate}
 	}
 	if d.Sessions != nil && d.Files != nil {
-		(&files{sessions: d.Sessions, registry: d.Files, guard: g, bytes: c, openai: o, links: d.Links}).routes(r)
+		(&files{sessions: d.Sessions, registry: d.Files, guard: g, bytes: c, openai: o, links: d.Links, preCreate: d.PreCreate}).routes(r)
 	}
 	if o != nil {
 		o.routes(r)

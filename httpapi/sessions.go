@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/hooks"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
 )
@@ -117,14 +118,40 @@ func (f *files) createSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	in, err := f.sessions.CreateSpec(r.Context(), session.Spec{Bucket: req.Bucket, Key: req.Key, MimeType: req.MimeType,
+	sp, err := f.sessions.Check(session.Spec{Bucket: req.Bucket, Key: req.Key, MimeType: req.MimeType,
 		Size: *req.Size, PartSize: req.PartSize, ChecksumAlgorithm: req.ChecksumAlgorithm, Checksums: req.Checksums})
+	if err == nil {
+		err = f.preCreate.PreCreate(r.Context(), nativeCreate(r, sp))
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	in, err := f.sessions.CreateSpec(r.Context(), sp)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Location", sessionURL(r, in.ID))
 	writeJSON(w, r, http.StatusCreated, f.toSession(r, in))
+}
+
+// nativeCreate is what the pre-create hook is told of a session create:
+// the checksums asked for are its metadata.
+func nativeCreate(r *http.Request, sp session.Spec) hooks.Create {
+	c := hooks.Create{Protocol: session.ProtocolNative, Bucket: sp.Bucket, Key: sp.Key, Size: sp.Size, MimeType: sp.MimeType, Metadata: map[string]string{}}
+	c.APIKey, c.ClientAddr = hooks.Requester(r)
+	if sp.ChecksumAlgorithm != "" {
+		c.Metadata["checksum_algorithm"] = sp.ChecksumAlgorithm
+	}
+	if sum := sp.Checksums; sum != nil {
+		for name, v := range map[string]string{"checksum_crc32c": sum.CRC32C, "checksum_sha256": sum.SHA256} {
+			if v != "" {
+				c.Metadata[name] = v
+			}
+		}
+	}
+	return c
 }
 
 func (f *files) appendChunk(w http.ResponseWriter, r *http.Request) {

@@ -219,7 +219,12 @@ type Staged struct {
 	fileID    string
 	filename  string
 	Bytes     int64
+	// Where it will be published, and as what.
+	Bucket, Key, MimeType string
 }
+
+// Filename is the file's name as uploaded ("upload" when it had none).
+func (st *Staged) Filename() string { return st.filename }
 
 // StageFile streams a file of unknown length into storage. Its form
 // fields may come after it, so it is published only by CommitFile.
@@ -233,12 +238,17 @@ func (s *Service) StageFile(ctx context.Context, filename, mimeType string, r io
 		}
 	}
 	id := registry.NewFileID(s.now())
-	sid, n, err := s.sessions.Ingest(ctx, session.Spec{Bucket: s.cfg.Bucket, Key: id + "/" + bucket.SafeName(filename),
-		MimeType: mimeType, FileID: id, Protocol: session.ProtocolOpenAI}, r, s.cfg.MaxFileSize)
+	// Checked first for the MIME type the file gets, which Staged reports.
+	sp, err := s.sessions.Check(session.Spec{Bucket: s.cfg.Bucket, Key: id + "/" + bucket.SafeName(filename),
+		MimeType: mimeType, FileID: id, Protocol: session.ProtocolOpenAI})
 	if err != nil {
 		return nil, err
 	}
-	return &Staged{sessionID: sid, fileID: id, filename: filename, Bytes: n}, nil
+	sid, n, err := s.sessions.Ingest(ctx, sp, r, s.cfg.MaxFileSize)
+	if err != nil {
+		return nil, err
+	}
+	return &Staged{sessionID: sid, fileID: id, filename: filename, Bytes: n, Bucket: sp.Bucket, Key: sp.Key, MimeType: sp.MimeType}, nil
 }
 
 // CommitFile publishes a staged file with its purpose and expiry.

@@ -67,17 +67,23 @@ type UploadParams struct {
 	ExpiresAfter int64 // seconds after created_at for the resulting file; 0 none
 }
 
-// CreateUpload starts an Upload.
-func (s *Service) CreateUpload(ctx context.Context, p UploadParams) (Upload, error) {
+// CheckUpload refuses the Upload CreateUpload would refuse, without
+// creating anything.
+func (s *Service) CheckUpload(p UploadParams) error {
 	switch {
 	case p.Filename == "":
-		return Upload{}, errcode.ErrInvalidRequest.New("filename is required")
+		return errcode.ErrInvalidRequest.New("filename is required")
 	case p.MimeType == "":
-		return Upload{}, errcode.ErrInvalidRequest.New("mime_type is required, e.g. text/jsonl")
+		return errcode.ErrInvalidRequest.New("mime_type is required, e.g. text/jsonl")
 	case p.Bytes < 0 || p.Bytes > s.cfg.MaxUploadSize:
-		return Upload{}, errcode.ErrInvalidRequest.New("bytes %d must be from 0 to %d", p.Bytes, s.cfg.MaxUploadSize)
+		return errcode.ErrInvalidRequest.New("bytes %d must be from 0 to %d", p.Bytes, s.cfg.MaxUploadSize)
 	}
-	if err := ValidatePurpose(p.Purpose); err != nil {
+	return ValidatePurpose(p.Purpose)
+}
+
+// CreateUpload starts an Upload.
+func (s *Service) CreateUpload(ctx context.Context, p UploadParams) (Upload, error) {
+	if err := s.CheckUpload(p); err != nil {
 		return Upload{}, err
 	}
 	now := s.now()

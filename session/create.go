@@ -51,27 +51,11 @@ func (s *Service) Create(ctx context.Context, bkt, key, mimeType string, size in
 
 // CreateSpec is Create with every option.
 func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
+	sp, partSize, err := s.check(sp)
+	if err != nil {
+		return Info{}, err
+	}
 	bkt, key, mimeType, size := sp.Bucket, sp.Key, sp.MimeType, sp.Size
-	if err := bucket.ValidateBucketName(bkt); err != nil {
-		return Info{}, ErrInvalidBucket.New("%v", err)
-	}
-	if err := bucket.ValidateKey(key); err != nil {
-		return Info{}, ErrInvalidKey.New("%v", err)
-	}
-	switch {
-	case size < 0:
-		return Info{}, ErrInvalidSize.New("size %d is negative: give the file's exact size in bytes", size)
-	case size > s.cfg.MaxSize:
-		return Info{}, ErrTooLarge.New("size %d exceeds this server's limit of %d bytes", size, s.cfg.MaxSize).With("max_size", s.cfg.MaxSize)
-	}
-	mimeType, err := mediaType(mimeType, key)
-	if err != nil {
-		return Info{}, err
-	}
-	partSize, err := partSizeFor(size, sp.PartSize)
-	if err != nil {
-		return Info{}, err
-	}
 
 	id := sp.ID
 	if id == "" {
@@ -112,6 +96,44 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	}
 	s.m.created.WithLabelValues(protocolLabel(rec.Protocol)).Inc()
 	return rec.info(), nil
+}
+
+// Check refuses a spec CreateSpec would refuse, without creating anything,
+// and returns it as CreateSpec would create it (its MIME type settled):
+// what a pre-create hook is asked about, so the hook is never asked about
+// a create that would fail anyway.
+func (s *Service) Check(sp Spec) (Spec, error) {
+	sp, _, err := s.check(sp)
+	return sp, err
+}
+
+// check is Check, with the part size the session gets.
+func (s *Service) check(sp Spec) (Spec, int64, error) {
+	if err := bucket.ValidateBucketName(sp.Bucket); err != nil {
+		return sp, 0, ErrInvalidBucket.New("%v", err)
+	}
+	if err := bucket.ValidateKey(sp.Key); err != nil {
+		return sp, 0, ErrInvalidKey.New("%v", err)
+	}
+	switch {
+	case sp.Size < 0:
+		return sp, 0, ErrInvalidSize.New("size %d is negative: give the file's exact size in bytes", sp.Size)
+	case sp.Size > s.cfg.MaxSize:
+		return sp, 0, ErrTooLarge.New("size %d exceeds this server's limit of %d bytes", sp.Size, s.cfg.MaxSize).With("max_size", s.cfg.MaxSize)
+	}
+	mimeType, err := mediaType(sp.MimeType, sp.Key)
+	if err != nil {
+		return sp, 0, err
+	}
+	sp.MimeType = mimeType
+	partSize, err := partSizeFor(sp.Size, sp.PartSize)
+	if err != nil {
+		return sp, 0, err
+	}
+	if err := expectFrom(&record{}, sp.ChecksumAlgorithm, sp.Checksums); err != nil {
+		return sp, 0, err
+	}
+	return sp, partSize, nil
 }
 
 // placeOf is where a new session's bytes go: its bucket's place, or for a

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/hooks"
 	"github.com/ferryhq/ferry/internal/outage"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
@@ -27,6 +28,7 @@ type dataStore struct {
 	bucket      string // the default
 	maxDeferred int64  // the size an upload of deferred length is bounded by
 	log         *slog.Logger
+	preCreate   *hooks.Hook // nil: no hook
 }
 
 // maxMetadata bounds Upload-Metadata, which the session record carries.
@@ -72,12 +74,37 @@ func (s *dataStore) NewUpload(ctx context.Context, info tusd.FileInfo) (tusd.Upl
 	if info.SizeIsDeferred {
 		sp.Size, sp.Open = s.maxDeferred, true
 	}
+	sp, err := s.sessions.Check(sp)
+	if err == nil {
+		err = s.preCreate.PreCreate(ctx, hookCreate(ctx, sp, info))
+	}
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
 	in, err := s.sessions.CreateSpec(ctx, sp)
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
 	stateOf(ctx).noted(in)
 	return &upload{s: s, in: in}, nil
+}
+
+// hookCreate is what the pre-create hook is told of a tus creation: the
+// Upload-Metadata is its metadata. Partial uploads are asked about too
+// (their key is the upload id), and the final one that joins them.
+func hookCreate(ctx context.Context, sp session.Spec, info tusd.FileInfo) hooks.Create {
+	st := stateOf(ctx)
+	c := hooks.Create{Protocol: session.ProtocolTus, Bucket: sp.Bucket, Key: sp.Key, Size: sp.Size, MimeType: sp.MimeType,
+		APIKey: st.apiKey, ClientAddr: st.clientAddr, Metadata: info.MetaData}
+	switch {
+	case info.SizeIsDeferred:
+		c.Size = -1
+	case info.IsPartial:
+		c.Concat = "partial"
+	case info.IsFinal:
+		c.Concat = "final"
+	}
+	return c
 }
 
 // keyFor names an upload without a key: its filename (made a valid key

@@ -41,6 +41,7 @@ import (
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
+	"github.com/ferryhq/ferry/hooks"
 	"github.com/ferryhq/ferry/metastore"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/session"
@@ -68,6 +69,9 @@ type Config struct {
 	// instead of an API key (package httpapi checks it). Partial uploads'
 	// stay plain, since the final upload names them by URL.
 	Links *auth.Links
+	// PreCreate is asked before an upload is created (hooks.pre_create);
+	// nil: no hook.
+	PreCreate *hooks.Hook
 }
 
 // maxDeferred bounds an upload of deferred length: its session is created
@@ -103,7 +107,7 @@ func New(sessions *session.Service, files Files, store metastore.Store, cfg Conf
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	ds := &dataStore{sessions: sessions, files: files, bucket: cfg.Bucket, maxDeferred: maxDeferred, log: cfg.Logger}
+	ds := &dataStore{sessions: sessions, files: files, bucket: cfg.Bucket, maxDeferred: maxDeferred, log: cfg.Logger, preCreate: cfg.PreCreate}
 	if cfg.MaxSize > 0 {
 		ds.maxDeferred = min(ds.maxDeferred, cfg.MaxSize)
 	}
@@ -148,6 +152,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "ERR_INVALID_METADATA: "+err.Error(), http.StatusBadRequest)
 			return
 		}
+		st.apiKey, st.clientAddr = hooks.Requester(r) // for the pre-create hook
 	}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	// tusd routes on the path below its base: "/" creates, "/<id>" is an
@@ -202,6 +207,8 @@ type requestState struct {
 	expires time.Time
 	open    bool // a completed upload has no expiry to announce
 	upload  session.Info
+	// Who creates: the API key's name and the client's address.
+	apiKey, clientAddr string
 }
 
 type stateKey struct{}

@@ -52,6 +52,12 @@ func serve(t testing.TB, s testsvc.Stores, cfg session.Config) *instance {
 // serveTus is serve with the tus handler's settings.
 func serveTus(t testing.TB, s testsvc.Stores, cfg session.Config, tc tus.Config) *instance {
 	t.Helper()
+	return serveWith(t, s, cfg, tc, nil)
+}
+
+// serveWith is serveTus with more of the HTTP layer's settings (API keys).
+func serveWith(t testing.TB, s testsvc.Stores, cfg session.Config, tc tus.Config, deps func(*httpapi.Deps)) *instance {
+	t.Helper()
 	comp := bucket.Compose(s.Blobs)
 	places := registry.NewResolver(s.Meta, comp, registry.Locations{})
 	files := registry.New(s.Meta, places)
@@ -67,8 +73,12 @@ func serveTus(t testing.TB, s testsvc.Stores, cfg session.Config, tc tus.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Store: s.Meta, Blobs: comp, Sessions: sessions, Files: files,
-		Tus: h, Metrics: reg, Logger: log, ReadIdleTimeout: tc.NetworkTimeout})) // one timeout, as ferryd passes it
+	d := httpapi.Deps{Store: s.Meta, Blobs: comp, Sessions: sessions, Files: files,
+		Tus: h, Metrics: reg, Logger: log, ReadIdleTimeout: tc.NetworkTimeout} // one timeout, as ferryd passes it
+	if deps != nil {
+		deps(&d)
+	}
+	srv := httptest.NewServer(httpapi.New(d))
 	t.Cleanup(srv.Close)
 	return &instance{srv: srv, sessions: sessions, tus: h, metrics: reg}
 }

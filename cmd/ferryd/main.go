@@ -23,6 +23,7 @@ import (
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/events"
+	"github.com/ferryhq/ferry/hooks"
 	"github.com/ferryhq/ferry/httpapi"
 	"github.com/ferryhq/ferry/logging"
 	"github.com/ferryhq/ferry/metastore"
@@ -91,7 +92,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		Forms: httpapi.FormLimits{Parts: cfg.Server.MaxFormParts, Bytes: cfg.Server.MaxFormBytes},
 		Keys:  keys, Links: links, Webhooks: svc.webhookNames(), Stopping: ctx, OpenAIBuckets: []string{cfg.OpenAI.Bucket, cfg.OpenAI.UploadsBucket}, PresignTTL: presignTTL(cfg.Downloads),
 		Limits: httpapi.RateLimits{Limiter: st.limiter, Uploads: cfg.Limits.UploadsPerMinute,
-			Retrievals: cfg.Limits.RetrievalsPerMinute, Deletions: cfg.Limits.DeletionsPerMinute}})
+			Retrievals: cfg.Limits.RetrievalsPerMinute, Deletions: cfg.Limits.DeletionsPerMinute},
+		PreCreate: svc.preCreate})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -182,6 +184,8 @@ type services struct {
 	webhooks  *events.Webhooks // nil: no receivers configured
 	retention events.Retention
 	meta      metastore.Store
+	// preCreate is hooks.pre_create; nil when not configured.
+	preCreate *hooks.Hook
 }
 
 func newServices(ctx context.Context, cfg config.Config, st *stores, reg *prometheus.Registry, log *slog.Logger, links *auth.Links) (*services, error) {
@@ -210,12 +214,16 @@ func newServices(ctx context.Context, cfg config.Config, st *stores, reg *promet
 		Embeddings:      vectorstore.EmbeddingsConfig{URL: oc.Embeddings.URL, Model: oc.Embeddings.Model, APIKey: oc.Embeddings.APIKey},
 		Metrics:         reg, PurgeFailures: purgeFailures}, log)
 	files.Subscribe(vs.OnFileEvent) // a file deleted or replaced by any route leaves the vector stores
-	tusd, err := tus.New(sessions, files, st.meta, tus.Config{Bucket: cfg.Tus.Bucket, MaxSize: cfg.Sessions.MaxSize,
-		NetworkTimeout: cfg.Server.ReadIdleTimeout, Logger: log, Links: links})
+	preCreate, err := hooks.NewClient(reg, log).Hook(hooks.PreCreate, cfg.Hooks.PreCreate)
 	if err != nil {
 		return nil, err
 	}
-	svc := &services{files: files, sessions: sessions, openai: oai, vectors: vs, tus: tusd,
+	tusd, err := tus.New(sessions, files, st.meta, tus.Config{Bucket: cfg.Tus.Bucket, MaxSize: cfg.Sessions.MaxSize,
+		NetworkTimeout: cfg.Server.ReadIdleTimeout, Logger: log, Links: links, PreCreate: preCreate})
+	if err != nil {
+		return nil, err
+	}
+	svc := &services{files: files, sessions: sessions, openai: oai, vectors: vs, tus: tusd, preCreate: preCreate,
 		retention: events.Retention{MaxAge: cfg.Events.Retention, Max: cfg.Events.MaxEvents}, meta: st.meta}
 	if sinks := cfg.Events.AllWebhooks(); len(sinks) > 0 {
 		svc.webhooks = &events.Webhooks{Store: st.meta, Log: log, Metrics: events.NewMetrics(reg), Options: events.DefaultDelivery}
