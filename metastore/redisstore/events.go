@@ -24,12 +24,40 @@ import (
 // then moved into the log, in order: by the writer, before its write
 // returns (so one process's events reach the log in the order it wrote
 // them), and by every instance's relay every relaySweep, for the outboxes
-// of a writer that died in between. A move records "<slot>:<outbox entry id>" in P{ev}:seen in
+// of a writer that died in between: a writer adds a slot to P{ev}:slots
+// before its first write with events there, so the sweep looks only at
+// outboxes that were ever used. A move records "<slot>:<outbox entry id>" in P{ev}:seen in
 // the same script as its XADD, so two relays moving the same outbox, or
 // one that died between the XADD and the XDEL, never add an event twice.
 
-func (s *Store) logKey() string  { return s.prefix + "{ev}:log" }
-func (s *Store) seenKey() string { return s.prefix + "{ev}:seen" }
+func (s *Store) logKey() string   { return s.prefix + "{ev}:log" }
+func (s *Store) seenKey() string  { return s.prefix + "{ev}:seen" }
+func (s *Store) slotsKey() string { return s.prefix + "{ev}:slots" }
+
+// useOutbox makes sure the sweep knows key's outbox before a write with
+// events goes there (Cluster only): one SADD per slot per process.
+func (s *Store) useOutbox(ctx context.Context, key string, emit [][]byte) error {
+	if !s.cluster || len(emit) == 0 {
+		return nil
+	}
+	slot := keySlot(key)
+	s.outboxMu.Lock()
+	known := s.outboxes[slot]
+	s.outboxMu.Unlock()
+	if known {
+		return nil
+	}
+	if err := s.client.SAdd(ctx, s.slotsKey(), slot).Err(); err != nil {
+		return fmt.Errorf("note the outbox of slot %d: %w", slot, err)
+	}
+	s.outboxMu.Lock()
+	if s.outboxes == nil {
+		s.outboxes = map[int]bool{}
+	}
+	s.outboxes[slot] = true
+	s.outboxMu.Unlock()
+	return nil
+}
 
 // outbox is where a write to key appends its events.
 func (s *Store) outbox(key string) string {
@@ -191,19 +219,27 @@ func (s *Store) relayLoop(r *relay) {
 	}
 }
 
-// busyOutboxes lists the slots whose outbox holds entries.
+// busyOutboxes lists the slots whose outbox holds entries, of those ever used.
 func (s *Store) busyOutboxes(ctx context.Context) []int {
-	lens := make([]*redis.IntCmd, numSlots)
+	used, err := s.client.SMembers(ctx, s.slotsKey()).Result()
+	if err != nil || len(used) == 0 {
+		return nil
+	}
+	slots := make([]int, 0, len(used))
+	lens := make([]*redis.IntCmd, 0, len(used))
 	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for slot := range numSlots {
-			lens[slot] = p.XLen(ctx, s.outboxOf(slot))
+		for _, u := range used {
+			if slot, err := strconv.Atoi(u); err == nil && slot >= 0 && slot < numSlots {
+				slots = append(slots, slot)
+				lens = append(lens, p.XLen(ctx, s.outboxOf(slot)))
+			}
 		}
 		return nil
 	})
 	var busy []int
-	for slot, n := range lens {
+	for i, n := range lens {
 		if n.Val() > 0 {
-			busy = append(busy, slot)
+			busy = append(busy, slots[i])
 		}
 	}
 	return busy

@@ -36,6 +36,9 @@ func (s *Store) IndexPut(ctx context.Context, index, member string, value []byte
 		return fmt.Errorf("redisstore: index %q put: %w", index, err)
 	}
 	z, h := s.indexKeys(index)
+	if err := s.useOutbox(ctx, z, emit); err != nil {
+		return fmt.Errorf("redisstore: index %q put %q: %w", index, member, err)
+	}
 	ack, err := s.txPipelined(ctx, z, func(p redis.Pipeliner) {
 		p.ZAdd(ctx, z, redis.Z{Member: member})
 		p.HSet(ctx, h, member, value)
@@ -109,7 +112,7 @@ func (s *Store) IndexDelete(ctx context.Context, index, member string, emit ...[
 			p.ZRem(ctx, z, member)
 			p.HDel(ctx, h, member)
 		})
-	} else {
+	} else if err = s.useOutbox(ctx, z, emit); err == nil {
 		var res *redis.Cmd
 		res, ack = s.eval(ctx, indexDeleteScript, []string{z, h, s.outbox(z)}, withEvents([]any{member}, emit)...)
 		var n int64

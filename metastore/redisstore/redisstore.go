@@ -34,6 +34,8 @@ type Store struct {
 	cluster   bool // events go to per-slot outboxes and a relay (events.go)
 	relayOnce sync.Once
 	relay     *relay
+	outboxMu  sync.Mutex
+	outboxes  map[int]bool // slots whose outbox the sweep knows of
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -261,6 +263,9 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, c metastore.C
 	if c.TTL > 0 {
 		ttl = max(1, c.TTL.Milliseconds()) // PEXPIRE 0 would delete at once
 	}
+	if err := s.useOutbox(ctx, s.recordKey(key), emit); err != nil {
+		return metastore.Record{}, fmt.Errorf("redisstore: put %q: %w", key, err)
+	}
 	now := time.Now()
 	res, ack, err := s.put(ctx, s.recordKey(key), value, c, ttl, emit)
 	if err != nil {
@@ -320,6 +325,9 @@ func (s *Store) Delete(ctx context.Context, key string, version int64, emit ...[
 		return fmt.Errorf("redisstore: delete %q: invalid version %d", key, version)
 	}
 	rk := s.recordKey(key)
+	if err := s.useOutbox(ctx, rk, emit); err != nil {
+		return fmt.Errorf("redisstore: delete %q: %w", key, err)
+	}
 	res, ack := s.eval(ctx, deleteScript, s.withOutbox(rk, emit), withEvents([]any{version}, emit)...)
 	code, err := res.Int64()
 	if err != nil {
