@@ -419,6 +419,14 @@ func (e *multipartEngine) complete(ctx context.Context, rec *record) (bucket.Obj
 	if rec.UploadID == "" {
 		return e.putSmall(ctx, rec)
 	}
+	if rec.Size == 0 && len(rec.Parts) == 0 {
+		// S3 refuses to complete an upload of no parts (a concatenation of
+		// empty pieces): the empty file is one Put, and the upload goes.
+		if err := e.mp.AbortMultipart(ctx, rec.object(), rec.UploadID); err != nil && !errors.Is(err, bucket.ErrNotFound) {
+			return bucket.ObjectInfo{}, err
+		}
+		return e.putSmall(ctx, rec)
+	}
 	if rec.TailLen != 0 { // every write that ends the file sends the tail
 		return bucket.ObjectInfo{}, fmt.Errorf("session %s: %d held-back bytes are in no part; the upload is not completed without them", rec.ID, rec.TailLen)
 	}
