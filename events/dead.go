@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/metastore/due"
 )
 
 // DeadLetters lists a sink's dead letters, oldest first, a page at a time;
@@ -53,7 +54,7 @@ func Replay(ctx context.Context, store metastore.Store, sink string, ids []strin
 			if err := store.IndexPut(ctx, sinkKey(sink, "queue"), queueMember(d.Scope, d.Event.ID), v); err != nil {
 				return n, err
 			}
-			if err := store.IndexPut(ctx, sinkKey(sink, "due"), dueMember(time.Now(), d.Scope), []byte("{}")); err != nil {
+			if err := store.IndexPut(ctx, sinkKey(sink, "due"), due.Member(time.Now(), d.Scope), []byte("{}")); err != nil {
 				return n, err
 			}
 			if err := store.IndexDelete(ctx, sinkKey(sink, "dead"), sortable(d.Event.ID)); err != nil {

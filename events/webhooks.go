@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/ferryhq/ferry/metastore"
+	"github.com/ferryhq/ferry/metastore/due"
 )
 
 // Sink is one webhook receiver.
@@ -63,7 +65,7 @@ var DefaultDelivery = Delivery{MaxAge: 24 * time.Hour, Timeout: 10 * time.Second
 //
 //	cursor           record: the last log event handed out (delivered or queued)
 //	queue  (index)   <scope>\x00<sortable id> → queued event, in order per scope
-//	due    (index)   <due ms, 16 digits>|<scope> → retry state of the scope's head
+//	due    (index)   a due list (package due): <due ms>/<scope> → retry state of the scope's head
 //	dead   (index)   <sortable id> → dead letter
 type Webhooks struct {
 	Store   metastore.Store
@@ -242,7 +244,7 @@ func (r *sinkRun) load(ctx context.Context) error {
 			return err
 		}
 		for _, e := range entries {
-			r.blocked[dueScope(e.Member)] = e.Member
+			r.blocked[due.ID(e.Member)] = e.Member
 			after = e.Member
 		}
 		if !more {
@@ -274,18 +276,9 @@ func (r *sinkRun) idle() time.Duration {
 	return max(wait, time.Millisecond)
 }
 
-func dueMember(at time.Time, scope string) string {
-	return fmt.Sprintf("%016d|%s", at.UnixMilli(), scope)
-}
-
-func dueScope(member string) string {
-	_, scope, _ := strings.Cut(member, "|")
-	return scope
-}
-
+// dueTime is when a due entry (due.Member) falls due.
 func dueTime(member string) time.Time {
-	var ms int64
-	fmt.Sscanf(member, "%016d", &ms)
+	ms, _ := strconv.ParseInt(member[:min(16, len(member))], 10, 64)
 	return time.UnixMilli(ms)
 }
 
@@ -353,7 +346,7 @@ func (r *sinkRun) deliverBatch(ctx context.Context, evs []Event) {
 func (r *sinkRun) enqueue(ctx context.Context, evs []Event, member, failure string) string {
 	if failure != "" {
 		now := r.w.now()
-		member = dueMember(now.Add(r.backoff(1)), evs[0].Scope)
+		member = due.Member(now.Add(r.backoff(1)), evs[0].Scope)
 		v, _ := json.Marshal(retry{Attempts: 1, FirstFailed: now, LastError: failure})
 		if err := r.w.Store.IndexPut(ctx, sinkKey(r.sink.Name, "due"), member, v); err != nil {
 			r.w.Log.WarnContext(ctx, "webhook_queue_failed", "sink", r.sink.Name, "err", err)
@@ -383,12 +376,12 @@ func (r *sinkRun) backoff(failures int) time.Duration {
 
 // retryDue works through the scopes whose retry is due, at once.
 func (r *sinkRun) retryDue(ctx context.Context) error {
-	due := sinkKey(r.sink.Name, "due")
-	horizon := r.w.now().Add(time.Millisecond)
+	dueList := sinkKey(r.sink.Name, "due")
+	horizon := r.w.now()
 	if r.recovered.Swap(false) {
 		horizon = horizon.Add(2 * r.w.Options.MaxRetry)
 	}
-	entries, _, err := r.w.Store.IndexList(ctx, due, metastore.Query{Before: dueMember(horizon, ""), Limit: 1000})
+	entries, _, err := r.w.Store.IndexList(ctx, dueList, due.Until(horizon, 1000))
 	if err != nil || len(entries) == 0 {
 		return err
 	}
@@ -397,9 +390,9 @@ func (r *sinkRun) retryDue(ctx context.Context) error {
 	sem := make(chan struct{}, max(1, r.w.Options.Concurrency))
 	seen := map[string]bool{}
 	for _, e := range entries {
-		scope := dueScope(e.Member)
+		scope := due.ID(e.Member)
 		if seen[scope] { // a replay scheduled a scope that was waiting already
-			_ = r.w.Store.IndexDelete(ctx, due, e.Member)
+			_ = r.w.Store.IndexDelete(ctx, dueList, e.Member)
 			continue
 		}
 		seen[scope] = true
@@ -423,15 +416,15 @@ func (r *sinkRun) retryDue(ctx context.Context) error {
 
 // retryScope sends a blocked scope's queue in order until one fails; it
 // returns the scope's new due member, "" when its queue is empty.
-func (r *sinkRun) retryScope(ctx context.Context, due metastore.Entry) string {
+func (r *sinkRun) retryScope(ctx context.Context, waiting metastore.Entry) string {
 	store, name := r.w.Store, r.sink.Name
-	scope := dueScope(due.Member)
+	scope := due.ID(waiting.Member)
 	var st retry
-	_ = json.Unmarshal(due.Value, &st)
+	_ = json.Unmarshal(waiting.Value, &st)
 	for ctx.Err() == nil {
 		q, more, err := store.IndexList(ctx, sinkKey(name, "queue"), metastore.Query{Prefix: scope + "\x00", Limit: 50})
 		if err != nil {
-			return due.Member
+			return waiting.Member
 		}
 		for _, entry := range q {
 			var item queued
@@ -458,18 +451,18 @@ func (r *sinkRun) retryScope(ctx context.Context, due metastore.Entry) string {
 				st = retry{}
 				continue
 			}
-			return r.reschedule(ctx, due.Member, now.Add(r.backoff(st.Attempts)), scope, st)
+			return r.reschedule(ctx, waiting.Member, now.Add(r.backoff(st.Attempts)), scope, st)
 		}
 		if !more {
-			_ = store.IndexDelete(ctx, sinkKey(name, "due"), due.Member)
+			_ = store.IndexDelete(ctx, sinkKey(name, "due"), waiting.Member)
 			return ""
 		}
 	}
-	return due.Member
+	return waiting.Member
 }
 
 func (r *sinkRun) reschedule(ctx context.Context, old string, at time.Time, scope string, st retry) string {
-	member := dueMember(at, scope)
+	member := due.Member(at, scope)
 	v, _ := json.Marshal(st)
 	if err := r.w.Store.IndexPut(ctx, sinkKey(r.sink.Name, "due"), member, v); err != nil {
 		return old
