@@ -70,6 +70,9 @@ type PutOptions struct {
 	// and CompleteMultipart sends the parts' combined CRC32C. Storage
 	// that cannot refuses the create with ErrChecksumUnsupported.
 	FullObjectCRC32C bool
+	// Intend (StageCommit) is called with the ETag the object will have,
+	// before it becomes visible at its key; an error stops the commit.
+	Intend func(etag string) error
 }
 
 // ComputeCRC32C, as UploadPart's sum, asks storage to check the part's

@@ -277,6 +277,9 @@ type Sessions struct {
 	// at once (held-back chunks, tails sent as a part, pieces of chunked
 	// appends and OpenAI uploads); past it a request waits, then gets 503.
 	MaxBufferedBytes int64 `yaml:"max_buffered_bytes"` // FERRY_SESSION_MAX_BUFFERED_BYTES
+	// SHA256Buckets are the buckets whose every file gets a SHA-256, as if
+	// each upload asked for it ("*": every bucket).
+	SHA256Buckets []string `yaml:"sha256_buckets"` // FERRY_SESSION_SHA256_BUCKETS, ','-separated
 }
 
 // Default returns the embedded-default configuration.

@@ -285,6 +285,11 @@ func (s Sessions) validate(bad complain) {
 	if s.PurgeInterval <= 0 {
 		bad("sessions.purge_interval %s must be positive, for example 1m", s.PurgeInterval)
 	}
+	for _, b := range s.SHA256Buckets {
+		if err := bucket.ValidateBucketName(b); b != "*" && err != nil {
+			bad("sessions.sha256_buckets: %v (name buckets, or \"*\" for every bucket)", err)
+		}
+	}
 }
 
 func (o OpenAI) validate(bad complain) {

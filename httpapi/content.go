@@ -75,7 +75,7 @@ func (c *content) serve(w http.ResponseWriter, r *http.Request, file registry.Fi
 		w.WriteHeader(status)
 		return
 	}
-	body, _, err := c.reg.Open(r.Context(), file, brng) // refuses an object that is not the record's version
+	body, got, err := c.reg.Open(r.Context(), file, brng) // refuses an object that is not the record's version
 	if err != nil {
 		for _, k := range []string{"Content-Range", "Content-Length", "Content-Disposition"} {
 			h.Del(k)
@@ -84,6 +84,14 @@ func (c *content) serve(w http.ResponseWriter, r *http.Request, file registry.Fi
 		return
 	}
 	defer body.Close()
+	if got.ETag != file.ETag || got.Bytes != file.Bytes {
+		// Storage held a replacement not yet published, and Open published
+		// it: the headers above describe the old version.
+		body.Close()
+		h.Del("Content-Range")
+		c.serve(w, r, got, contentType, writeErr)
+		return
+	}
 	w.WriteHeader(status)
 	send(w, r, body)
 }

@@ -10,6 +10,8 @@ package registry
 //	index  "registry/locations"         member <bucket>   value location URI registered buckets, for listing and overlap checks
 //	record "registry/location/<bucket>" Registration (JSON); created with Version 0, so one name has one location
 //	lock   "registry/register"          held while one registration checks overlaps and writes
+//	index  "registry/pending/<bucket>"  member <key>#<file id>  value File (JSON)  a version whose bytes a completion is putting at the key (Replace)
+//	lock   "registry/key/<bucket>/<key>" held while one completion puts a version at the key and publishes it, or a reader rolls one forward
 //
 // Layout 0 (before metastore/migrate's layout 1) named the indexes
 // "buckets", "files/<bucket>", "fileids/<bucket>" and "locations".
@@ -27,6 +29,12 @@ const (
 func filesIndex(bkt string) string      { return "registry/files/" + bkt }
 func idsIndex(bkt string) string        { return "registry/fileids/" + bkt }
 func registrationKey(bkt string) string { return "registry/location/" + bkt }
+func pendingIndex(bkt string) string    { return "registry/pending/" + bkt }
+func keyLock(bkt, key string) string    { return "registry/key/" + bkt + "/" + key }
+
+// pendingMember: '#' is in no key (bucket.ValidateKey), so the prefix
+// key+"#" selects exactly one key's pending versions.
+func pendingMember(key, id string) string { return key + "#" + id }
 
 // ObjectKey is where a file's bytes live in the backend.
 func ObjectKey(bkt, key string) string { return bkt + "/" + key }

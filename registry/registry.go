@@ -423,8 +423,26 @@ func (r *Registry) Buckets(ctx context.Context, after string, limit int) (Page[B
 
 // Delete removes the file's bytes and then its record, so a failure leaves
 // the record pointing at nothing rather than bytes nobody can find; then
-// it announces FileRemoved.
+// it announces FileRemoved. It holds the key's lock, so that a completion
+// of the same key comes wholly before it or after it.
 func (r *Registry) Delete(ctx context.Context, bkt, key string) (File, error) {
+	var f File
+	err := metastore.WithLock(ctx, r.store, keyLock(bkt, key), metastore.LockOptions{TTL: keyLease, Wait: completionWait}, func(h metastore.Held) error {
+		var err error
+		f, err = r.delete(h.Ctx, bkt, key)
+		return err
+	})
+	if errors.Is(err, metastore.ErrLocked) {
+		return File{}, errcode.ErrUnavailable.New("an upload of %s/%s is completing and has not finished in %s; retry", bkt, key, completionWait)
+	}
+	if err != nil {
+		return File{}, err
+	}
+	r.announce(ctx, Event{Kind: FileRemoved, File: f})
+	return f, nil
+}
+
+func (r *Registry) delete(ctx context.Context, bkt, key string) (File, error) {
 	p, err := r.places.Place(ctx, bkt)
 	if err != nil {
 		return File{}, err
@@ -454,34 +472,41 @@ func (r *Registry) Delete(ctx context.Context, bkt, key string) (File, error) {
 			_ = r.store.IndexDelete(ctx, bucketsIndex, bkt)
 		}
 	}
-	r.announce(ctx, Event{Kind: FileRemoved, File: f})
 	return f, nil
 }
 
-// Open streams the file's bytes, or the range of them.
-func (r *Registry) Open(ctx context.Context, f File, rng *bucket.Range) (io.ReadCloser, bucket.ObjectInfo, error) {
+// Open streams the file's bytes, or the range of them, and returns the
+// version they are: f, or the newer one a replacement put in storage and
+// had not published yet (which Open publishes, see replace.go). A caller
+// whose headers described f must start again with that one.
+func (r *Registry) Open(ctx context.Context, f File, rng *bucket.Range) (io.ReadCloser, File, error) {
 	p, err := r.places.Place(ctx, f.Bucket)
 	if err != nil {
-		return nil, bucket.ObjectInfo{}, err
+		return nil, File{}, err
 	}
 	rc, info, err := p.Backend.Get(ctx, p.Object(f.Key), rng)
 	switch {
 	case errors.Is(err, bucket.ErrNotFound):
-		return nil, info, ErrFileNotFound.Wrap(err, "the bytes of %s/%s are missing from storage", f.Bucket, f.Key)
+		return nil, File{}, ErrFileNotFound.Wrap(err, "the bytes of %s/%s are missing from storage", f.Bucket, f.Key)
 	case errors.Is(err, bucket.ErrInvalidRange):
-		return nil, info, ErrRange.New("range starts beyond the file's %d bytes", f.Bytes).With("bytes", f.Bytes)
+		return nil, File{}, ErrRange.New("range starts beyond the file's %d bytes", f.Bytes).With("bytes", f.Bytes)
 	case err != nil:
-		return nil, info, err
+		return nil, File{}, err
 	}
-	if !sameVersion(f, info) {
-		// Never send bytes under a size or ETag they do not have. Storage
-		// holds a whole version either way; the record catches up when the
-		// replacement is published (the uploader's retry, or the purger).
+	if sameVersion(f, info) {
+		return rc, f, nil
+	}
+	// Never send bytes under a size or ETag they do not have.
+	cur, ok, err := r.rollForward(ctx, f, info)
+	if err != nil || !ok {
 		rc.Close()
-		return nil, info, errcode.ErrUnavailable.New("%s/%s in storage (%d bytes, ETag %s) is not the version its record describes (%d bytes, ETag %s): "+
-			"a replacement is being published, or the object was changed outside Ferry; retry shortly", f.Bucket, f.Key, info.Size, info.ETag, f.Bytes, f.ETag)
+		if err == nil {
+			err = errcode.ErrUnavailable.New("%s/%s in storage (%d bytes, ETag %s) is not the version its record describes (%d bytes, ETag %s): "+
+				"the object was changed outside Ferry; retry shortly", f.Bucket, f.Key, info.Size, info.ETag, f.Bytes, f.ETag)
+		}
+		return nil, File{}, err
 	}
-	return rc, info, nil
+	return rc, cur, nil
 }
 
 // PresignGet returns a URL that reads f's bytes straight from its storage

@@ -49,6 +49,11 @@ func (s *Service) remove(ctx context.Context, rec *record, ver int64, emit ...[]
 			return err
 		}
 	}
+	if !rec.Partial && !rec.mayHaveLanded() {
+		if err := s.files.Forget(ctx, rec.Bucket, rec.Key, rec.FileID); err != nil {
+			return err
+		}
+	}
 	if err := s.store.Delete(ctx, recordKey(rec.ID), ver, emit...); err != nil && !errors.Is(err, metastore.ErrNotFound) {
 		return err
 	}
@@ -63,6 +68,14 @@ func (s *Service) remove(ctx context.Context, rec *record, ver int64, emit ...[]
 		s.log.WarnContext(ctx, "held_ledger_failed", "session", rec.ID, "err", err) // the purger's sweep drops it
 	}
 	return nil
+}
+
+// mayHaveLanded reports whether an unfinished session's completion may
+// have put its object at the key before it died: then the version it filed
+// as pending (registry.Replace) stays, for the next read to publish, even
+// though the session goes. Otherwise Forget drops that entry.
+func (r *record) mayHaveLanded() bool {
+	return r.State != stateCompleted && !r.Open && (r.Parallel || r.Offset == r.Size)
 }
 
 // ended is the event of an unfinished session's end (aborted, expired),

@@ -21,18 +21,27 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 	if err := rec.checkExpected(); err != nil {
 		return registry.File{}, err
 	}
-	obj, err := eng.complete(ctx, rec)
-	if err != nil {
-		return registry.File{}, fmt.Errorf("complete upload: %w", storageErr(rec, err))
-	}
 	f := registry.File{Bucket: rec.Bucket, Key: rec.Key, MimeType: rec.MimeType, Bytes: rec.Size,
-		CreatedAt: s.now().UTC(), ETag: obj.ETag, Attrs: rec.Attrs, ID: rec.FileID, Checksums: rec.checksums()}
-	if !rec.Partial { // a piece waits for Concat, unpublished
-		if f, err = s.files.Publish(ctx, f); err != nil {
+		CreatedAt: s.now().UTC(), Attrs: rec.Attrs, ID: rec.FileID, Checksums: rec.checksums()}
+	commit := func(ctx context.Context, intend func(string) error) (bucket.ObjectInfo, error) {
+		obj, err := eng.complete(ctx, rec, intend)
+		if err != nil {
+			return obj, fmt.Errorf("complete upload: %w", storageErr(rec, err))
+		}
+		return obj, nil
+	}
+	if rec.Partial { // a piece waits for Concat, unpublished
+		obj, err := commit(ctx, func(string) error { return nil })
+		if err != nil {
 			return registry.File{}, err
 		}
+		f.ETag = obj.ETag
+	} else if f, err = s.files.Replace(ctx, f, commit); err != nil {
+		return registry.File{}, err
+	} else if rec.SHA256Late && rec.SHA256State == nil {
+		f = s.readBack(ctx, f)
 	}
-	rec.State, rec.ETag, rec.Parts = stateCompleted, obj.ETag, nil
+	rec.State, rec.ETag, rec.Parts = stateCompleted, f.ETag, nil
 	if _, err := s.save(ctx, rec, ver, fence); err != nil {
 		return registry.File{}, err
 	}
@@ -44,6 +53,22 @@ func (s *Service) finish(ctx context.Context, rec *record, ver, fence int64) (re
 		"duration", s.now().Sub(rec.CreatedAt).Round(time.Millisecond),
 		"mib_per_s", float64(rec.Size)/(1<<20)/max(s.now().Sub(rec.CreatedAt).Seconds(), 1e-6))
 	return f, nil
+}
+
+// readBack records the SHA-256 of a file that came in parts to a bucket
+// whose setting asks for one, by reading it back from storage once; see
+// record.outOfOrder. The file is published already: if this fails, it
+// stays without one (POST …:checksums computes it later).
+func (s *Service) readBack(ctx context.Context, f registry.File) registry.File {
+	start := s.now()
+	got, err := s.files.Checksum(ctx, f.Bucket, f.Key)
+	if err != nil || got.ID != f.ID {
+		s.log.WarnContext(ctx, "sha256_read_back_failed", "bucket", f.Bucket, "key", f.Key, "err", err)
+		return f
+	}
+	s.log.InfoContext(ctx, "sha256_read_back", "bucket", f.Bucket, "key", f.Key, "bytes", f.Bytes,
+		"duration", s.now().Sub(start).Round(time.Millisecond))
+	return got
 }
 
 // Seal fixes an open session's size at the bytes received so far, adds

@@ -55,8 +55,9 @@ func (s *Service) Concat(ctx context.Context, id string, partials []string) (Inf
 			return err
 		case rec.Offset > 0 || rec.Parallel || rec.Partial || rec.Open:
 			return ErrUploadMode.New("session %s already takes bytes another way; concatenate into a new session", id)
-		case rec.SHA256State != nil:
-			return errSHA256InOrder(id)
+		}
+		if err := rec.outOfOrder(); err != nil {
+			return err
 		}
 		pieces, err := s.pieces(ctx, rec, partials)
 		if err != nil {

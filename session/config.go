@@ -1,6 +1,7 @@
 package session
 
 import (
+	"slices"
 	"time"
 
 	"github.com/ferryhq/ferry/config"
@@ -24,6 +25,9 @@ type Config struct {
 	// MaxBuffered caps the request data this instance holds in memory at
 	// once (buffers.go); at least MaxHeld and one ingest piece (8 MiB).
 	MaxBuffered int64
+	// SHA256Buckets are the buckets whose every file gets a SHA-256 ("*":
+	// all); see Spec.ChecksumAlgorithm for how parts get theirs.
+	SHA256Buckets []string
 	// Metrics receives the engine's metrics; nil keeps them unexported.
 	Metrics prometheus.Registerer
 	// Grace keeps a record past expires_at so the purger, not the store's
@@ -63,4 +67,9 @@ func (c *Config) defaults() {
 	if c.CommitTimeout <= 0 {
 		c.CommitTimeout = 15 * time.Minute
 	}
+}
+
+// bucketSHA256 reports whether bkt's setting gives every file a SHA-256.
+func (c *Config) bucketSHA256(bkt string) bool {
+	return slices.Contains(c.SHA256Buckets, bkt) || slices.Contains(c.SHA256Buckets, "*")
 }

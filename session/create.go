@@ -83,6 +83,9 @@ func (s *Service) CreateSpec(ctx context.Context, sp Spec) (Info, error) {
 	if err := expectFrom(rec, sp.ChecksumAlgorithm, sp.Checksums); err != nil {
 		return Info{}, err
 	}
+	if rec.SHA256State == nil && !rec.Partial && s.cfg.bucketSHA256(bkt) {
+		rec.SHA256State, rec.SHA256Late = newSHA256State(), true
+	}
 	if err := eng.begin(ctx, rec); err != nil {
 		return Info{}, storageErr(rec, fmt.Errorf("begin upload: %w", err))
 	}

@@ -77,13 +77,28 @@ func (d *runningDigests) end(rec *record, n int64) error {
 	return nil
 }
 
-// errSHA256InOrder refuses parts or pieces to a session computing a
-// SHA-256: a SHA-256 runs over the bytes in order, and parts that arrive
-// in any order could only be hashed by reading the assembled file back,
-// which on S3 exists only once it has replaced the old one.
-func errSHA256InOrder(id string) error {
-	return ErrUploadMode.New("session %s computes a SHA-256, which needs its bytes in order: append them, or create the "+
-		"session without checksum_algorithm sha256 (every file gets a CRC32C, which parts combine)", id)
+func newSHA256State() []byte {
+	b, _ := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
+	return b
+}
+
+// outOfOrder readies rec's digests for bytes that come as parts or pieces.
+// A SHA-256 runs over the bytes in order, so parts that arrive in any order
+// can only be hashed by reading the assembled file back, which on S3
+// exists only once it has replaced the old one: after publication, too
+// late to refuse a file whose SHA-256 the client gave or asked for. Such a
+// session refuses parts. One whose SHA-256 the bucket's setting asked for
+// gets it read back once the file is published (Service.readBack).
+func (r *record) outOfOrder() error {
+	switch {
+	case r.SHA256State == nil:
+		return nil
+	case !r.SHA256Late || r.Expect != nil && r.Expect.SHA256 != "":
+		return ErrUploadMode.New("session %s computes a SHA-256, which needs its bytes in order: append them, or create the "+
+			"session without checksum_algorithm sha256 (every file gets a CRC32C, which parts combine)", r.ID)
+	}
+	r.SHA256State = nil
+	return nil
 }
 
 // checksums are the whole file's digests, for a session whose bytes are
@@ -176,7 +191,7 @@ func expectFrom(rec *record, algorithm string, want *registry.Checksums) error {
 	switch algorithm {
 	case "", "crc32c":
 	case AlgorithmSHA256:
-		rec.SHA256State, _ = sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
+		rec.SHA256State = newSHA256State()
 	default:
 		return ErrInvalidChecksum.New("checksum_algorithm %q: use sha256 (every file gets crc32c anyway), or leave it out", algorithm)
 	}

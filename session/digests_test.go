@@ -109,3 +109,83 @@ func TestDeclaredChecksums(t *testing.T) {
 		}
 	})
 }
+
+// A bucket whose setting asks for SHA-256 gets one on every file: a
+// sequential upload computes it as it goes, parallel parts and a
+// concatenation get it read back once the file is published. A client that
+// asked for SHA-256 itself still cannot send parts (it would be checked
+// only after publication); other buckets get none.
+func TestBucketSHA256(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		f.svc.cfg.SHA256Buckets = []string{"hashed"}
+		check := func(name string, file *registry.File, data []byte) {
+			t.Helper()
+			if file == nil || file.Checksums == nil || file.Checksums.SHA256 != sha256Of(data) {
+				t.Fatalf("%s: file %+v, want sha256 %s", name, file, sha256Of(data))
+			}
+			got, err := f.files.Get(ctx, file.Bucket, file.Key)
+			if err != nil || got.Checksums == nil || got.Checksums.SHA256 != sha256Of(data) || got.ID != file.ID {
+				t.Fatalf("%s: indexed %+v (%v), want sha256 %s", name, got, err, sha256Of(data))
+			}
+			wantCRC(t, f, got, data)
+		}
+
+		data := randomBytes(6*MiB + 3)
+		in, err := f.svc.Create(ctx, "hashed", "seq", "", int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, file, err := appendBytes(t, f, in.ID, 0, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("sequential", file, data)
+
+		data = randomBytes(2*partSize + 7)
+		in, err = f.svc.CreateSpec(ctx, Spec{Bucket: "hashed", Key: "parts", Size: int64(len(data)), PartSize: partSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{3, 1, 2} {
+			if _, file, err = putPart(f.svc, in.ID, n, data); err != nil {
+				t.Fatalf("part %d: %v", n, err)
+			}
+		}
+		check("parts", file, data)
+
+		a, b := randomBytes(MiB), randomBytes(2*MiB+5)
+		ids := []string{uploadPiece(t, f, a), uploadPiece(t, f, b)}
+		final, err := f.svc.Create(ctx, "hashed", "joined", "", int64(len(a)+len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, joined, err := f.svc.Concat(ctx, final.ID, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("concatenation", &joined, append(a, b...))
+
+		in, err = f.svc.CreateSpec(ctx, Spec{Bucket: "hashed", Key: "asked", Size: 2 * partSize, PartSize: partSize, ChecksumAlgorithm: AlgorithmSHA256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := putPart(f.svc, in.ID, 1, randomBytes(int(2*partSize))); !errcode.Is(err, ErrUploadMode) {
+			t.Fatalf("a part to a session whose client asked for SHA-256: %v, want UPLOAD_MODE", err)
+		}
+
+		data = randomBytes(partSize + 1)
+		in, err = f.svc.CreateSpec(ctx, Spec{Bucket: "plain", Key: "parts", Size: int64(len(data)), PartSize: partSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{2, 1} {
+			if _, file, err = putPart(f.svc, in.ID, n, data); err != nil {
+				t.Fatalf("part %d: %v", n, err)
+			}
+		}
+		if file == nil || file.Checksums == nil || file.Checksums.SHA256 != "" {
+			t.Fatalf("a file of a bucket without the setting: %+v, want a CRC32C only", file)
+		}
+	})
+}

@@ -27,8 +27,10 @@ type engine interface {
 	write(ctx context.Context, rec *record, fence int64, r io.Reader, n int64, sum *Checksum) error
 	// complete makes the whole upload the object at rec.object(). It must
 	// be safe to call again after a crash half-way through, and must never
-	// report an object it cannot identify as this upload's.
-	complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error)
+	// report an object it cannot identify as this upload's. Before the
+	// object becomes visible it calls intend with the ETag it will have
+	// (registry.Commit).
+	complete(ctx context.Context, rec *record, intend func(etag string) error) (bucket.ObjectInfo, error)
 	// discard frees what an unfinished session holds. Idempotent.
 	discard(ctx context.Context, ref purgeRef) error
 	// release frees what complete kept so that a retry could recognise its
@@ -98,8 +100,8 @@ func (e *stagingEngine) write(ctx context.Context, rec *record, _ int64, r io.Re
 	return v.check()
 }
 
-func (e *stagingEngine) complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error) {
-	return e.blobs.StageCommit(ctx, rec.ID, rec.object(), rec.Size, bucket.PutOptions{ContentType: rec.MimeType})
+func (e *stagingEngine) complete(ctx context.Context, rec *record, intend func(string) error) (bucket.ObjectInfo, error) {
+	return e.blobs.StageCommit(ctx, rec.ID, rec.object(), rec.Size, bucket.PutOptions{ContentType: rec.MimeType, Intend: intend})
 }
 
 func (e *stagingEngine) discard(ctx context.Context, ref purgeRef) error {

@@ -221,6 +221,10 @@ type faultOutcome struct {
 	plan  faultPlan
 	fired *faults.Call
 	err   string // the first broken invariant; "" when the case passed
+	// rolled: a read found storage ahead of the record and published the
+	// pending version; locked: a read was refused while a failed
+	// completion still held the key's lock.
+	rolled, locked int
 }
 
 // faultRun is the state of one case.
@@ -245,6 +249,8 @@ type faultRun struct {
 
 	stop    bool // the upload cannot go on
 	fileBad bool // a read of the file broke an invariant (reported once)
+
+	rolled, locked int // reads that published a pending version, reads refused under the key's lock
 
 	hungUp    bool // the client already went away once
 	faulted   bool // the request the fault hit has returned
@@ -434,12 +440,17 @@ func (r *faultRun) checkFile(when string) {
 		r.fileFail("%s: the file is unreadable: %v", when, err)
 		return
 	}
-	rc, info, err := r.files.Open(ctx, f, nil)
-	if errcode.Is(err, errcode.ErrUnavailable) && strings.HasPrefix(when, "after the failed") {
-		// Storage took the new version but the failure came before the
-		// record did: reads are refused (503, retry) rather than sent under
-		// the old size and ETag, until the retry publishes it. What storage
-		// holds must be the new version, whole.
+	rc, got, err := r.files.Open(ctx, f, nil)
+	if err == nil && got.ID != f.ID {
+		r.rolled++
+	}
+	f = got
+	if errcode.Is(err, errcode.ErrUnavailable) && r.keyLocked() {
+		r.locked++
+		// A completion that failed still holds the key's lock (its release
+		// was the call that failed): readers are refused until the lease
+		// runs out, and then publish what storage holds. What storage
+		// holds must be a whole version.
 		r.checkStoredNew(when)
 		return
 	}
@@ -451,6 +462,11 @@ func (r *faultRun) checkFile(when string) {
 	rc.Close()
 	if err != nil {
 		r.fileFail("%s: reading the file: %v", when, err)
+		return
+	}
+	info, err := r.raw.blobs.Backend.Head(ctx, registry.ObjectKey("b", r.key))
+	if err != nil {
+		r.fileFail("%s: HEAD of the file's object: %v", when, err)
 		return
 	}
 	etag := func(s string) string { return strings.Trim(s, `"`) }
@@ -468,6 +484,16 @@ func (r *faultRun) checkFile(when string) {
 	case isNew:
 		r.newSeen = true
 	}
+}
+
+// keyLocked reports whether the file's key lock (registry.Replace's) is
+// held.
+func (r *faultRun) keyLocked() bool {
+	l, err := r.raw.meta.Lock(context.Background(), "registry/key/b/"+r.key, time.Second)
+	if err == nil {
+		_ = l.Unlock(context.Background())
+	}
+	return errors.Is(err, metastore.ErrLocked)
 }
 
 // checkStoredNew checks that the object under the file's key is the new
@@ -843,7 +869,7 @@ func runFaultCase(t *testing.T, be faultBackend, plan faultPlan, old, data []byt
 	if !r.stop {
 		r.cleanup()
 	}
-	out := faultOutcome{plan: plan, err: r.broken}
+	out := faultOutcome{plan: plan, err: r.broken, rolled: r.rolled, locked: r.locked}
 	if c, ok := r.trigCall(); ok {
 		out.fired = &c
 	}
@@ -944,9 +970,11 @@ var faultNumbers = regexp.MustCompile(`"?[0-9a-f-]*[0-9][0-9a-f-]*"?`)
 // summarizeFaults logs the matrix: cases, faults that fired, and the
 // failures grouped by the invariant they broke.
 func summarizeFaults(t *testing.T, outcomes []faultOutcome, took time.Duration) {
-	fired, failed := 0, 0
+	fired, failed, rolled, locked := 0, 0, 0, 0
 	groups := map[string][]string{}
 	for _, o := range outcomes {
+		rolled += o.rolled
+		locked += o.locked
 		if o.fired != nil {
 			fired++
 		}
@@ -962,7 +990,8 @@ func summarizeFaults(t *testing.T, outcomes []faultOutcome, took time.Duration) 
 		g = faultNumbers.ReplaceAllString(g, "N")
 		groups[g] = append(groups[g], o.plan.name())
 	}
-	t.Logf("fault sweep: %d cases, %d faults injected, %d cases failed, in %v", len(outcomes), fired, failed, took.Round(time.Millisecond))
+	t.Logf("fault sweep: %d cases, %d faults injected, %d cases failed, in %v; %d reads published a version storage held ahead of its record, "+
+		"%d were refused while a failed completion's key lock was held", len(outcomes), fired, failed, took.Round(time.Millisecond), rolled, locked)
 	keys := make([]string, 0, len(groups))
 	for k := range groups {
 		keys = append(keys, k)

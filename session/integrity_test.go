@@ -361,46 +361,79 @@ func TestS3VerifiesChecksums(t *testing.T) {
 }
 
 // A session whose completion was cut short after the object went into
-// place, and whose client never came back, is published by the purger
-// when it expires: record and storage agree on the new version.
-func TestPurgeFinishesCutCompletion(t *testing.T) {
+// place (the process died before the file record was published) reads as
+// the new version at once: the first read finds the object is the pending
+// version and publishes it. Whether or not a read came, the purger
+// finishes the session when it expires.
+func TestCutCompletionReadsNew(t *testing.T) {
 	eachStore(t, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		upload(t, f, "cut", []byte("old"), 3)
 		for _, size := range []int{3 << 10, 9 << 20} {
-			data := randomBytes(size)
-			in, err := f.svc.Create(ctx, "b", "cut", "", int64(size))
-			if err != nil {
-				t.Fatal(err)
-			}
-			// The bytes are in and the object is in place, but the process
-			// died before the file record was published.
-			rec, ver, err := f.svc.load(ctx, in.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			eng, _ := f.svc.engine("")
-			if err := f.svc.startStorage(ctx, eng, rec, int64(size)); err != nil {
-				t.Fatal(err)
-			}
-			if err := eng.write(ctx, rec, 0, bytes.NewReader(data), int64(size), nil); err != nil {
-				t.Fatal(err)
-			}
-			rec.Offset, rec.CRC32C = rec.Size, new(crc32c.Checksum(data)) // as the append would have
-			if _, err := f.svc.save(ctx, rec, ver, 0); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := eng.complete(ctx, rec); err != nil {
-				t.Fatal(err)
-			}
-			f.clock.advance(2 * time.Hour)
-			if n, err := f.svc.Purge(ctx); err != nil || n < 1 { // with the old file's session
-				t.Fatalf("purge: %d %v", n, err)
-			}
-			checkReads(t, f, "cut", data)
-			if _, err := f.svc.Get(ctx, in.ID); !errcode.Is(err, ErrNotFound) {
-				t.Fatalf("the finished session was not freed: %v", err)
+			for _, readFirst := range []bool{true, false} {
+				t.Logf("%d bytes, read before the purge: %v", size, readFirst)
+				data := randomBytes(size)
+				in, fileID := cutCompletion(t, f, "cut", data)
+				if readFirst {
+					old := mustFile(t, f, "cut")
+					rc, got, err := f.files.Open(ctx, old, nil)
+					if err != nil {
+						t.Fatalf("read right after the cut: %v", err)
+					}
+					body, err := io.ReadAll(rc)
+					rc.Close()
+					if err != nil || !bytes.Equal(body, data) || got.Bytes != int64(size) || got.ID != fileID {
+						t.Fatalf("read right after the cut: %d bytes (new: %v), version %+v, %v", len(body), bytes.Equal(body, data), got, err)
+					}
+					checkReads(t, f, "cut", data) // published by that read
+				}
+				f.clock.advance(2 * time.Hour)
+				if n, err := f.svc.Purge(ctx); err != nil || n < 1 {
+					t.Fatalf("purge: %d %v", n, err)
+				}
+				checkReads(t, f, "cut", data)
+				if _, err := f.svc.Get(ctx, in.ID); !errcode.Is(err, ErrNotFound) {
+					t.Fatalf("the finished session was not freed: %v", err)
+				}
 			}
 		}
 	})
+}
+
+// cutCompletion sends all of data to a new session of key and completes it
+// as far as storage, then dies: the object is in place, its record is not.
+func cutCompletion(t *testing.T, f *fixture, key string, data []byte) (Info, string) {
+	t.Helper()
+	ctx := context.Background()
+	in, err := f.svc.Create(ctx, "b", key, "", int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, ver, err := f.svc.load(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, _ := f.svc.engine("")
+	if err := f.svc.startStorage(ctx, eng, rec, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.write(ctx, rec, 0, bytes.NewReader(data), int64(len(data)), nil); err != nil {
+		t.Fatal(err)
+	}
+	rec.Offset, rec.CRC32C = rec.Size, new(crc32c.Checksum(data)) // as the append would have
+	if _, err := f.svc.save(ctx, rec, ver, 0); err != nil {
+		t.Fatal(err)
+	}
+	died := errors.New("the process died")
+	file := registry.File{Bucket: "b", Key: key, Bytes: rec.Size, ID: rec.FileID, CreatedAt: time.Now()}
+	_, err = f.files.Replace(ctx, file, func(ctx context.Context, intend func(string) error) (bucket.ObjectInfo, error) {
+		if _, err := eng.complete(ctx, rec, intend); err != nil {
+			return bucket.ObjectInfo{}, err
+		}
+		return bucket.ObjectInfo{}, died
+	})
+	if !errors.Is(err, died) {
+		t.Fatalf("cut completion: %v", err)
+	}
+	return in, rec.FileID
 }

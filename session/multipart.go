@@ -415,9 +415,9 @@ func deleteTail(ctx context.Context, store metastore.Store, rec *record) error {
 	return deleteSegments(ctx, store, rec.ID, min(rec.TailFloor, rec.TailFirst), to)
 }
 
-func (e *multipartEngine) complete(ctx context.Context, rec *record) (bucket.ObjectInfo, error) {
+func (e *multipartEngine) complete(ctx context.Context, rec *record, intend func(string) error) (bucket.ObjectInfo, error) {
 	if rec.UploadID == "" {
-		return e.putSmall(ctx, rec)
+		return e.putSmall(ctx, rec, intend)
 	}
 	if rec.Size == 0 && len(rec.Parts) == 0 {
 		// S3 refuses to complete an upload of no parts (a concatenation of
@@ -425,13 +425,17 @@ func (e *multipartEngine) complete(ctx context.Context, rec *record) (bucket.Obj
 		if err := e.mp.AbortMultipart(ctx, rec.object(), rec.UploadID); err != nil && !errors.Is(err, bucket.ErrNotFound) {
 			return bucket.ObjectInfo{}, err
 		}
-		return e.putSmall(ctx, rec)
+		return e.putSmall(ctx, rec, intend)
 	}
 	if rec.TailLen != 0 { // every write that ends the file sends the tail
 		return bucket.ObjectInfo{}, fmt.Errorf("session %s: %d held-back bytes are in no part; the upload is not completed without them", rec.ID, rec.TailLen)
 	}
 	parts, err := completionParts(rec)
 	if err != nil {
+		return bucket.ObjectInfo{}, err
+	}
+	want, ok := multipartETag(rec.Parts)
+	if err := intend(want); err != nil { // "" when storage's ETags are not MD5s
 		return bucket.ObjectInfo{}, err
 	}
 	obj, err := e.mp.CompleteMultipart(ctx, rec.object(), rec.UploadID, parts)
@@ -446,7 +450,6 @@ func (e *multipartEngine) complete(ctx context.Context, rec *record) (bucket.Obj
 	// earlier attempt made (and died before recording) with NoSuchUpload;
 	// either way the object may since have been replaced. Publish only the
 	// object whose ETag is the one these parts make.
-	want, ok := multipartETag(rec.Parts)
 	if !ok {
 		return obj, err // storage whose ETags are not MD5s: trust only a fresh completion
 	}
@@ -464,9 +467,10 @@ func (e *multipartEngine) complete(ctx context.Context, rec *record) (bucket.Obj
 }
 
 // putSmall writes a file smaller than one part from its held-back bytes,
-// with their MD5 so storage refuses anything but exactly these bytes.
-// Repeating it after a crash writes the same bytes again.
-func (e *multipartEngine) putSmall(ctx context.Context, rec *record) (bucket.ObjectInfo, error) {
+// with their MD5 so storage refuses anything but exactly these bytes (and,
+// storage being S3, the MD5 is the ETag the object gets). Repeating it
+// after a crash writes the same bytes again.
+func (e *multipartEngine) putSmall(ctx context.Context, rec *record, intend func(string) error) (bucket.ObjectInfo, error) {
 	tail, err := e.tail(ctx, rec)
 	if err != nil {
 		return bucket.ObjectInfo{}, err
@@ -475,8 +479,12 @@ func (e *multipartEngine) putSmall(ctx context.Context, rec *record) (bucket.Obj
 	for _, seg := range tail {
 		h.Write(seg)
 	}
+	sum := h.Sum(nil)
+	if err := intend(hex.EncodeToString(sum)); err != nil {
+		return bucket.ObjectInfo{}, err
+	}
 	return e.blobs.Put(ctx, rec.object(), segReader(tail), rec.TailLen, bucket.PutOptions{ContentType: rec.MimeType,
-		Checksum: &bucket.Checksum{Algo: "md5", Sum: h.Sum(nil)}, CRC32C: rec.CRC32C})
+		Checksum: &bucket.Checksum{Algo: "md5", Sum: sum}, CRC32C: rec.CRC32C})
 }
 
 // multipartETag is the ETag S3 gives the object the parts complete into:

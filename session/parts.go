@@ -173,8 +173,9 @@ func (s *Service) startParts(ctx context.Context, id string) (*record, error) {
 		case rec.Offset > 0:
 			return ErrUploadMode.New("session %s holds %d bytes appended in order, so it cannot take parts: go on appending at offset %d, or abort it and start a new session for parts",
 				id, rec.Offset, rec.Offset).With("offset", rec.Offset)
-		case rec.SHA256State != nil:
-			return errSHA256InOrder(id)
+		}
+		if err := rec.outOfOrder(); err != nil {
+			return err
 		}
 		eng, err := s.engine(rec.Location)
 		if err != nil {

@@ -86,6 +86,10 @@ type record struct {
 	// SHA256State is a sequential session's SHA-256 of the bytes before
 	// Offset, marshalled (crypto/sha256), when one was asked for at create.
 	SHA256State []byte `json:"sha256_state,omitempty"`
+	// SHA256Late: the bucket's setting, not the client, asked for the
+	// SHA-256. Should the bytes come as parts or pieces, the session drops
+	// SHA256State and the file's SHA-256 is read back once it is published.
+	SHA256Late bool `json:"sha256_late,omitempty"`
 	// Expect are the digests the client gave at create; completion
 	// publishes nothing that does not match them.
 	Expect *registry.Checksums `json:"expect,omitempty"`

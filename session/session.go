@@ -63,7 +63,12 @@ type Places interface {
 
 // Publisher indexes finished files (registry.Registry).
 type Publisher interface {
-	Publish(ctx context.Context, f registry.File) (registry.File, error)
+	// Replace puts a file's bytes at its key (commit) and publishes it.
+	Replace(ctx context.Context, f registry.File, commit registry.Commit) (registry.File, error)
+	// Forget drops what Replace filed for a session that ended unpublished.
+	Forget(ctx context.Context, bkt, key, id string) error
+	// Checksum reads a published file back to record the checksums it lacks.
+	Checksum(ctx context.Context, bkt, key string) (registry.File, error)
 	Get(ctx context.Context, bkt, key string) (registry.File, error)
 }
 

@@ -155,7 +155,7 @@ func (b *Backend) emptyDir(p string) bool {
 // is gone, an earlier commit may have renamed it: the object at key is
 // reported only if the receipt identifies it exactly (same key, size, ETag
 // and inode), never by its size alone, which an older object can share.
-func (b *Backend) StageCommit(_ context.Context, id, key string, size int64, _ bucket.PutOptions) (bucket.ObjectInfo, error) {
+func (b *Backend) StageCommit(_ context.Context, id, key string, size int64, opts bucket.PutOptions) (bucket.ObjectInfo, error) {
 	p, err := b.sessionPath(id)
 	if err != nil {
 		return bucket.ObjectInfo{}, err
@@ -180,6 +180,11 @@ func (b *Backend) StageCommit(_ context.Context, id, key string, size int64, _ b
 	rc.Key = key
 	if err := b.writeReceipt(id, rc); err != nil {
 		return bucket.ObjectInfo{}, fmt.Errorf("fsblob: commit %s: receipt: %w", id, err)
+	}
+	if opts.Intend != nil { // a rename keeps size and mtime, so the object will have the receipt's ETag
+		if err := opts.Intend(rc.ETag); err != nil {
+			return bucket.ObjectInfo{}, err
+		}
 	}
 	return b.publish(p, key)
 }
