@@ -257,13 +257,16 @@ func (r Redis) Topology() string {
 
 // S3 selects the S3 blob backend. Empty Bucket means the local filesystem.
 type S3 struct {
-	Endpoint        string `yaml:"endpoint"`                        // FERRY_S3_ENDPOINT: empty means AWS
-	Region          string `yaml:"region"`                          // FERRY_S3_REGION
-	Bucket          string `yaml:"bucket"`                          // FERRY_S3_BUCKET
-	Prefix          string `yaml:"prefix"`                          // FERRY_S3_PREFIX: where ferry's objects live in the bucket
-	PathStyle       bool   `yaml:"path_style"`                      // FERRY_S3_PATH_STYLE
-	AccessKeyID     string `yaml:"access_key_id"`                   // AWS_ACCESS_KEY_ID
-	SecretAccessKey string `yaml:"secret_access_key" secret:"true"` // AWS_SECRET_ACCESS_KEY
+	Endpoint  string `yaml:"endpoint"`   // FERRY_S3_ENDPOINT: empty means AWS
+	Region    string `yaml:"region"`     // FERRY_S3_REGION
+	Bucket    string `yaml:"bucket"`     // FERRY_S3_BUCKET
+	Prefix    string `yaml:"prefix"`     // FERRY_S3_PREFIX: where ferry's objects live in the bucket
+	PathStyle bool   `yaml:"path_style"` // FERRY_S3_PATH_STYLE
+	// FullObjectChecksums has S3 check every assembled object against its
+	// CRC32C (ChecksumType FULL_OBJECT), each part sent with its own.
+	FullObjectChecksums bool   `yaml:"full_object_checksums"`           // FERRY_S3_FULL_OBJECT_CHECKSUMS
+	AccessKeyID         string `yaml:"access_key_id"`                   // AWS_ACCESS_KEY_ID
+	SecretAccessKey     string `yaml:"secret_access_key" secret:"true"` // AWS_SECRET_ACCESS_KEY
 }
 
 // Sessions bounds upload sessions.
@@ -292,7 +295,7 @@ func Default() Config {
 			MaxFormParts: 64, MaxFormBytes: 256 << 10},
 		Log:   Log{Format: "text", Level: "info"},
 		Redis: Redis{Prefix: "ferry:", ReplicaAckTimeout: time.Second},
-		S3:    S3{Region: "us-east-1"},
+		S3:    S3{Region: "us-east-1", FullObjectChecksums: true},
 		OpenAI: OpenAI{Bucket: "openai", UploadsBucket: "openai-uploads", MaxFileSize: 512 << 20, MaxUploadSize: 8 << 30, UploadTTL: time.Hour,
 			VectorWorkers: 2, VectorPollInterval: time.Second, VectorMaxFileSize: 16 << 20, VectorCacheSize: 256 << 20},
 		Downloads: Downloads{Redirect: DownloadsProxied, PresignTTL: 5 * time.Minute},

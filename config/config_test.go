@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -333,6 +334,9 @@ func TestEveryEnvVarSetsItsSetting(t *testing.T) {
 		val := map[reflect.Kind]string{reflect.String: "x", reflect.Bool: "true", reflect.Int: "7", reflect.Int64: "7", reflect.Slice: "a,b"}[f.value.Kind()]
 		if f.value.Type() == reflect.TypeFor[time.Duration]() {
 			val = "7s"
+		}
+		if f.value.Kind() == reflect.Bool {
+			val = strconv.FormatBool(!f.value.Bool()) // other than the default
 		}
 		cfg, src, err := LoadWithSources(nil, env(name, val), io.Discard)
 		got, _ := lookupField(&cfg, f.key)

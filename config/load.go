@@ -207,6 +207,7 @@ var envVars = []envVar{
 	{"FERRY_SESSION_MAX_BUFFERED_BYTES", "sessions.max_buffered_bytes"},
 	{"FERRY_SESSION_MAX_HELD_TOTAL", "sessions.max_held_total"},
 	{"FERRY_SESSION_SHA256_BUCKETS", "sessions.sha256_buckets"},
+	{"FERRY_S3_FULL_OBJECT_CHECKSUMS", "s3.full_object_checksums"},
 	{"FERRY_OPENAI_BUCKET", "openai.bucket"},
 	{"FERRY_TUS_BUCKET", "tus.bucket"},
 	{"FERRY_OPENAI_UPLOADS_BUCKET", "openai.uploads_bucket"},

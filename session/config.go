@@ -25,6 +25,9 @@ type Config struct {
 	// MaxBuffered caps the request data this instance holds in memory at
 	// once (buffers.go); at least MaxHeld and one ingest piece (8 MiB).
 	MaxBuffered int64
+	// PlainParts sends parts without storage's full-object check
+	// (fullcrc.go); the session's own CRC32C still checks every byte.
+	PlainParts bool
 	// SHA256Buckets are the buckets whose every file gets a SHA-256 ("*":
 	// all); see Spec.ChecksumAlgorithm for how parts get theirs.
 	SHA256Buckets []string

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/internal/crc32c"
@@ -85,4 +87,35 @@ func TestStorageChecksTheWholeObject(t *testing.T) {
 	}
 	// Without the rot the same upload completes.
 	wantCRC(t, f, upload(t, f, "whole", data, 5<<20), data)
+}
+
+// With PlainParts (s3.full_object_checksums: false) a multipart upload is
+// created without the full-object check and its parts go up plain; the
+// file still gets the CRC32C the session kept.
+func TestPlainParts(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		f := redisS3(t)
+		svc, err := New(f.store, f.files.Places(), f.files, Config{TTL: time.Hour, MaxSize: 1 << 30, PlainParts: plain}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.svc = svc
+		data := randomBytes(6*MiB + 1)
+		in, err := f.svc.Create(context.Background(), "b", "plain", "", int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, file, err := appendBytes(t, f, in.ID, 0, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantCRC(t, f, *file, data)
+		rec, _, err := f.svc.load(context.Background(), in.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.FullCRC == plain {
+			t.Errorf("PlainParts %v: the upload was created with the full-object check: %v", plain, rec.FullCRC)
+		}
+	}
 }

@@ -122,7 +122,9 @@ func (s *Service) newEngine(blobs bucket.Composer) (engine, error) {
 	case blobs.Staging != nil:
 		return &stagingEngine{blobs: blobs.Staging}, nil
 	case blobs.Multipart != nil:
-		return &multipartEngine{blobs: blobs.Backend, mp: blobs.Multipart, copier: blobs.PartCopier, store: s.store, ttl: s.cfg.TTL, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld, held: s.held, buffers: s.buffers, ledger: s.ledger, jobs: s.behind, log: s.log}, nil
+		e := &multipartEngine{blobs: blobs.Backend, mp: blobs.Multipart, copier: blobs.PartCopier, store: s.store, ttl: s.cfg.TTL, grace: s.cfg.Grace, maxHeld: s.cfg.MaxHeld, held: s.held, buffers: s.buffers, ledger: s.ledger, jobs: s.behind, log: s.log}
+		e.noFullCRC.Store(s.cfg.PlainParts)
+		return e, nil
 	}
 	return nil, fmt.Errorf("session: blob backend %T supports neither staging nor multipart uploads", blobs.Backend)
 }

@@ -199,7 +199,8 @@ func newServices(ctx context.Context, cfg config.Config, st *stores, reg *promet
 	files := registry.New(st.meta, places)
 	sessions, err := session.New(st.meta, places, files, session.Config{
 		TTL: cfg.Sessions.TTL, MaxSize: cfg.Sessions.MaxSize, MaxHeld: cfg.Sessions.MaxHeldBytes,
-		MaxHeldTotal: cfg.Sessions.MaxHeldTotal, MaxBuffered: cfg.Sessions.MaxBufferedBytes, SHA256Buckets: cfg.Sessions.SHA256Buckets, Metrics: reg}, log)
+		MaxHeldTotal: cfg.Sessions.MaxHeldTotal, MaxBuffered: cfg.Sessions.MaxBufferedBytes, SHA256Buckets: cfg.Sessions.SHA256Buckets,
+		PlainParts: !cfg.S3.FullObjectChecksums, Metrics: reg}, log)
 	if err != nil {
 		return nil, err
 	}
