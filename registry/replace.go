@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ferryhq/ferry/bucket"
@@ -17,22 +16,23 @@ import (
 // publishes its record: two steps, so a process that dies between them
 // leaves storage one version ahead of the record. Replace closes that
 // window. Under the key's lock, before storage commits, it files the new
-// version as pending, naming the ETag the commit will give it; a reader
-// that finds storage ahead of the record takes the same lock and, when the
-// object is a pending version, publishes it (rollForward). So the key reads
-// as the old version or the new one at every moment, and is refused only
-// while a live holder of the lock commits, or for at most a lease after a
-// holder died.
+// version as pending, naming the ETag the commit will give it. A reader
+// that finds storage ahead of the record serves the pending version the
+// object is, and publishes it unless a completion holds the lock
+// (rollForward). So the key reads as the old version or the new one at
+// every moment, whatever dies when.
 
 const (
-	// keyLease is the key lock's lease: how long a dead completion keeps
-	// its key's readers waiting at most.
+	// keyLease is the key lock's lease: how long a dead completion holds
+	// its key (reads are served its pending version meanwhile; deletes and
+	// other completions of the key wait).
 	keyLease = metastore.RequestLease
 	// completionWait is how long a completion waits for another one of
 	// the same key (a large CompleteMultipartUpload takes a while).
 	completionWait = 3 * keyLease
 	// readerWait is how long a reader that found storage ahead of the
-	// record waits for the completion at work to publish.
+	// record, and no pending version it is, waits for the completion at
+	// work to publish (one whose ETag could not be known beforehand).
 	readerWait = 2 * time.Second
 )
 
@@ -93,12 +93,22 @@ func (r *Registry) Forget(ctx context.Context, bkt, key, id string) error {
 }
 
 // rollForward is called with the object a read found where f's record
-// points, which is another version. Under the key's lock it returns the
-// record that describes the object: the one published meanwhile, or the
-// pending version the object is, which it publishes. ok is false when the
-// object is no version Ferry knows of (changed outside Ferry).
+// points, which is another version. It returns the record that describes
+// the object: a pending version the object is, which it publishes if the
+// key's lock is free (if not, the completion holding it is about to, or
+// died and its lease will lapse: the read is served meanwhile), or the
+// record published meanwhile. ok is false when the object is no version
+// Ferry knows of (changed outside Ferry).
 func (r *Registry) rollForward(ctx context.Context, f File, info bucket.ObjectInfo) (out File, ok bool, err error) {
-	err = metastore.WithLock(ctx, r.store, keyLock(f.Bucket, f.Key), metastore.LockOptions{TTL: keyLease, Wait: readerWait}, func(h metastore.Held) error {
+	pending, member, err := r.pendingAs(ctx, f, info)
+	if err != nil {
+		return File{}, false, err
+	}
+	wait := readerWait
+	if member != "" {
+		wait = 0
+	}
+	err = metastore.WithLock(ctx, r.store, keyLock(f.Bucket, f.Key), metastore.LockOptions{TTL: keyLease, Wait: wait}, func(h metastore.Held) error {
 		cur, err := r.indexed(h.Ctx, f.Bucket, f.Key)
 		if err != nil {
 			return err
@@ -107,26 +117,39 @@ func (r *Registry) rollForward(ctx context.Context, f File, info bucket.ObjectIn
 			out, ok = cur, true
 			return nil
 		}
-		entries, _, err := r.store.IndexList(h.Ctx, pendingIndex(f.Bucket), metastore.Query{Prefix: f.Key + "#", Limit: 100})
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			p, err := decodeFile(e)
-			if err != nil || p.Bytes != info.Size || strings.Trim(p.ETag, `"`) != strings.Trim(info.ETag, `"`) {
-				continue
-			}
-			p.ETag = info.ETag
-			if out, err = r.Publish(h.Ctx, p); err != nil {
+		if member == "" { // filed while we waited for the lock?
+			if pending, member, err = r.pendingAs(h.Ctx, f, info); err != nil || member == "" {
 				return err
 			}
-			ok = true
-			return r.store.IndexDelete(h.Ctx, pendingIndex(f.Bucket), e.Member)
 		}
-		return nil
+		if out, err = r.Publish(h.Ctx, pending); err != nil {
+			return err
+		}
+		ok = true
+		return r.store.IndexDelete(h.Ctx, pendingIndex(f.Bucket), member)
 	})
-	if errors.Is(err, metastore.ErrLocked) {
+	switch {
+	case errors.Is(err, metastore.ErrLocked) && member != "":
+		return pending, true, nil
+	case errors.Is(err, metastore.ErrLocked):
 		return File{}, false, errcode.ErrUnavailable.New("a new version of %s/%s is being published; retry shortly", f.Bucket, f.Key)
 	}
 	return out, ok, err
+}
+
+// pendingAs finds the pending version of f's key that the object info
+// describes, and its member; member is "" when there is none.
+func (r *Registry) pendingAs(ctx context.Context, f File, info bucket.ObjectInfo) (File, string, error) {
+	entries, _, err := r.store.IndexList(ctx, pendingIndex(f.Bucket), metastore.Query{Prefix: f.Key + "#", Limit: 100})
+	if err != nil {
+		return File{}, "", err
+	}
+	for _, e := range entries {
+		p, err := decodeFile(e)
+		if err == nil && sameVersion(p, info) && p.ETag != "" {
+			p.ETag = info.ETag
+			return p, e.Member, nil
+		}
+	}
+	return File{}, "", nil
 }

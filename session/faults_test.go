@@ -221,7 +221,7 @@ type faultOutcome struct {
 	plan  faultPlan
 	fired *faults.Call
 	err   string // the first broken invariant; "" when the case passed
-	// rolled: a read found storage ahead of the record and published the
+	// rolled: a read found storage ahead of the record and served the
 	// pending version; locked: a read was refused while a failed
 	// completion still held the key's lock.
 	rolled, locked int
@@ -250,7 +250,7 @@ type faultRun struct {
 	stop    bool // the upload cannot go on
 	fileBad bool // a read of the file broke an invariant (reported once)
 
-	rolled, locked int // reads that published a pending version, reads refused under the key's lock
+	rolled, locked int // reads that served a pending version, reads refused under the key's lock
 
 	hungUp    bool // the client already went away once
 	faulted   bool // the request the fault hit has returned
@@ -990,7 +990,7 @@ func summarizeFaults(t *testing.T, outcomes []faultOutcome, took time.Duration) 
 		g = faultNumbers.ReplaceAllString(g, "N")
 		groups[g] = append(groups[g], o.plan.name())
 	}
-	t.Logf("fault sweep: %d cases, %d faults injected, %d cases failed, in %v; %d reads published a version storage held ahead of its record, "+
+	t.Logf("fault sweep: %d cases, %d faults injected, %d cases failed, in %v; %d reads served a version storage held ahead of its record, "+
 		"%d were refused while a failed completion's key lock was held", len(outcomes), fired, failed, took.Round(time.Millisecond), rolled, locked)
 	keys := make([]string, 0, len(groups))
 	for k := range groups {
