@@ -385,6 +385,11 @@ func (r *sinkRun) retryDue(ctx context.Context) error {
 	if err != nil || len(entries) == 0 {
 		return err
 	}
+	if r.streak.Load() >= downAfter {
+		// The receiver is down: one scope probes it, and the rest stay due
+		// rather than each costing a timeout while new events wait.
+		entries = entries[:1]
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, max(1, r.w.Options.Concurrency))
