@@ -427,11 +427,14 @@ func (r *Registry) Buckets(ctx context.Context, after string, limit int) (Page[B
 // of the same key comes wholly before it or after it.
 func (r *Registry) Delete(ctx context.Context, bkt, key string) (File, error) {
 	var f File
-	err := r.withKey(ctx, bkt, key, func(ctx context.Context) error {
+	err := metastore.WithLock(ctx, r.store, keyLock(bkt, key), metastore.LockOptions{TTL: keyLease, Wait: completionWait}, func(h metastore.Held) error {
 		var err error
-		f, err = r.delete(ctx, bkt, key)
+		f, err = r.delete(h.Ctx, bkt, key)
 		return err
 	})
+	if errors.Is(err, metastore.ErrLocked) {
+		return File{}, errcode.ErrUnavailable.New("an upload of %s/%s is completing and has not finished in %s; retry", bkt, key, completionWait)
+	}
 	if err != nil {
 		return File{}, err
 	}
