@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/ferryhq/ferry/bucket"
 	"github.com/ferryhq/ferry/errcode"
 	"github.com/ferryhq/ferry/internal/crc32c"
-	"github.com/ferryhq/ferry/metastore"
 )
 
 // Checksum computes and records the checksums a file lacks, reading its
@@ -53,8 +51,8 @@ func (r *Registry) Checksum(ctx context.Context, bkt, key string) (File, error) 
 			"the stored object is damaged", bkt, key, sums.CRC32C, f.Checksums.CRC32C)
 	}
 	var out File
-	err = metastore.WithLock(ctx, r.store, keyLock(bkt, key), metastore.LockOptions{TTL: keyLease, Wait: completionWait}, func(h metastore.Held) error {
-		cur, err := r.getAt(h.Ctx, p, bkt, key)
+	err = r.withKey(ctx, bkt, key, func(ctx context.Context) error {
+		cur, err := r.getAt(ctx, p, bkt, key)
 		if err != nil {
 			return err
 		}
@@ -62,12 +60,9 @@ func (r *Registry) Checksum(ctx context.Context, bkt, key string) (File, error) 
 			return errcode.ErrUnavailable.New("%s/%s was replaced while it was read; retry", bkt, key)
 		}
 		cur.Checksums = sums
-		out, err = r.Publish(h.Ctx, cur)
+		out, err = r.Publish(ctx, cur)
 		return err
 	})
-	if errors.Is(err, metastore.ErrLocked) {
-		return File{}, errcode.ErrUnavailable.New("an upload of %s/%s is completing; retry", bkt, key)
-	}
 	return out, err
 }
 

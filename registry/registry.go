@@ -427,14 +427,11 @@ func (r *Registry) Buckets(ctx context.Context, after string, limit int) (Page[B
 // of the same key comes wholly before it or after it.
 func (r *Registry) Delete(ctx context.Context, bkt, key string) (File, error) {
 	var f File
-	err := metastore.WithLock(ctx, r.store, keyLock(bkt, key), metastore.LockOptions{TTL: keyLease, Wait: completionWait}, func(h metastore.Held) error {
+	err := r.withKey(ctx, bkt, key, func(ctx context.Context) error {
 		var err error
-		f, err = r.delete(h.Ctx, bkt, key)
+		f, err = r.delete(ctx, bkt, key)
 		return err
 	})
-	if errors.Is(err, metastore.ErrLocked) {
-		return File{}, errcode.ErrUnavailable.New("an upload of %s/%s is completing and has not finished in %s; retry", bkt, key, completionWait)
-	}
 	if err != nil {
 		return File{}, err
 	}

@@ -36,6 +36,18 @@ const (
 	readerWait = 2 * time.Second
 )
 
+// withKey runs fn holding bkt/key's lock, as a completion, a delete or a
+// checksum's recording does: waiting for one at work, and answering 503
+// if it does not finish in completionWait.
+func (r *Registry) withKey(ctx context.Context, bkt, key string, fn func(ctx context.Context) error) error {
+	err := metastore.WithLock(ctx, r.store, keyLock(bkt, key), metastore.LockOptions{TTL: keyLease, Wait: completionWait},
+		func(h metastore.Held) error { return fn(h.Ctx) })
+	if errors.Is(err, metastore.ErrLocked) {
+		return errcode.ErrUnavailable.New("another upload or delete of %s/%s has not finished in %s; retry", bkt, key, completionWait)
+	}
+	return err
+}
+
 // Commit is a completion's storage step: it puts the version's bytes at
 // the file's key and returns the object. Before storage makes them
 // visible it calls intend with the ETag they will have ("" when that
@@ -47,9 +59,9 @@ type Commit func(ctx context.Context, intend func(etag string) error) (bucket.Ob
 // ID: the pending entry is named by it.
 func (r *Registry) Replace(ctx context.Context, f File, commit Commit) (File, error) {
 	var out File
-	err := metastore.WithLock(ctx, r.store, keyLock(f.Bucket, f.Key), metastore.LockOptions{TTL: keyLease, Wait: completionWait}, func(h metastore.Held) error {
+	err := r.withKey(ctx, f.Bucket, f.Key, func(ctx context.Context) error {
 		intended := false
-		obj, err := commit(h.Ctx, func(etag string) error {
+		obj, err := commit(ctx, func(etag string) error {
 			if etag == "" || f.ID == "" {
 				return nil // unrecognisable later: storage ahead of the record is refused, as before
 			}
@@ -59,7 +71,7 @@ func (r *Registry) Replace(ctx context.Context, f File, commit Commit) (File, er
 			if err != nil {
 				return err
 			}
-			if err := r.store.IndexPut(h.Ctx, pendingIndex(f.Bucket), pendingMember(f.Key, f.ID), v); err != nil {
+			if err := r.store.IndexPut(ctx, pendingIndex(f.Bucket), pendingMember(f.Key, f.ID), v); err != nil {
 				return fmt.Errorf("file the pending version: %w", err)
 			}
 			intended = true
@@ -69,17 +81,14 @@ func (r *Registry) Replace(ctx context.Context, f File, commit Commit) (File, er
 			return err
 		}
 		f.ETag = obj.ETag
-		if out, err = r.Publish(h.Ctx, f); err != nil {
+		if out, err = r.Publish(ctx, f); err != nil {
 			return err
 		}
 		if intended { // a leftover names a published version: no reader ever needs it
-			_ = r.store.IndexDelete(h.Ctx, pendingIndex(f.Bucket), pendingMember(f.Key, f.ID))
+			_ = r.store.IndexDelete(ctx, pendingIndex(f.Bucket), pendingMember(f.Key, f.ID))
 		}
 		return nil
 	})
-	if errors.Is(err, metastore.ErrLocked) {
-		return File{}, errcode.ErrUnavailable.New("another upload of %s/%s is completing and has not finished in %s; retry", f.Bucket, f.Key, completionWait)
-	}
 	return out, err
 }
 

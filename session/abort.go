@@ -49,7 +49,7 @@ func (s *Service) remove(ctx context.Context, rec *record, ver int64, emit ...[]
 			return err
 		}
 	}
-	if !rec.Partial && !rec.mayHaveLanded() {
+	if rec.State != stateCompleted && !rec.Partial && !rec.mayHaveLanded() { // a completion dropped its own
 		if err := s.files.Forget(ctx, rec.Bucket, rec.Key, rec.FileID); err != nil {
 			return err
 		}
@@ -75,7 +75,7 @@ func (s *Service) remove(ctx context.Context, rec *record, ver int64, emit ...[]
 // as pending (registry.Replace) stays, for the next read to publish, even
 // though the session goes. Otherwise Forget drops that entry.
 func (r *record) mayHaveLanded() bool {
-	return r.State != stateCompleted && !r.Open && (r.Parallel || r.Offset == r.Size)
+	return !r.Open && (r.Parallel || r.Offset == r.Size)
 }
 
 // ended is the event of an unfinished session's end (aborted, expired),
