@@ -1,6 +1,11 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +19,7 @@ import (
 // The console's upload rate against the ferry CLI's, side by side in one
 // run, for one 256 MiB file on loopback (both with 4 parts in flight; the
 // CLI's are 8 MiB, the console's 16 MiB), and the console's load time and
-// bytes. A measurement, not a
+// bytes, and the browser's own ceiling. A measurement, not a
 // check: docs/console.md has the figures and this command.
 //
 //	FERRY_CONSOLE_BENCH=1 scripts/test.sh -count=1 -v -run TestConsoleUploadRate ./cmd/ferryd/
@@ -58,6 +63,45 @@ func TestConsoleUploadRate(t *testing.T) {
 			t.Logf("%s, 256 MiB, mean of 3: ferry upload %.0f MiB/s, console %.0f MiB/s: %.2f×", name, cliSum/3, webSum/3, webSum/cliSum)
 		})
 	}
+	t.Run("browser ceiling", func(t *testing.T) { browserCeiling(t, browser, file) })
+}
+
+// browserCeiling is how fast this browser sends a file at all: the
+// console's pattern (4 XHR PUTs of 16 MiB slices in flight) to a server
+// that only reads and drops the bytes, beside `ferry upload`'s rate.
+func browserCeiling(t *testing.T, browser context.Context, file string) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/":
+			fmt.Fprint(w, `<!doctype html><input type=file id=f><script src="/send.js"></script>`)
+		case "/send.js":
+			w.Header().Set("Content-Type", "text/javascript")
+			fmt.Fprint(w, `window.send = async () => {
+  const f = document.getElementById('f').files[0], part = 16 << 20, todo = [], t0 = performance.now();
+  for (let o = 0; o < f.size; o += part) todo.push(o);
+  const put = (b) => new Promise((ok, no) => { const x = new XMLHttpRequest(); x.open('PUT', '/drop'); x.onload = ok; x.onerror = no; x.send(b); });
+  await Promise.all([1, 2, 3, 4].map(async () => { while (todo.length) { const o = todo.shift(); await put(f.slice(o, o + part)); } }));
+  return performance.now() - t0; };`)
+		default:
+			_, _ = io.Copy(io.Discard, r.Body)
+		}
+	}))
+	defer srv.Close()
+	tb := &tab{}
+	ctx, cancel := chromedp.NewContext(browser)
+	defer cancel()
+	if err := chromedp.Do(ctx); err != nil { // opens the tab, for as long as ctx lives
+		t.Fatalf("open a tab: %v", err)
+	}
+	tb.ctx = ctx
+	tb.run(t, "open the page", chromedp.Navigate(srv.URL), chromedp.SetUploadFiles(chromedp.CSS(`#f`), []string{file}))
+	var sum float64
+	for round := range 3 {
+		rate := 256 / (eval[float64](t, tb, `send()`) / 1000)
+		t.Logf("round %d: the browser sends to a server that drops the bytes at %.0f MiB/s", round+1, rate)
+		sum += rate
+	}
+	t.Logf("browser ceiling, mean of 3: %.0f MiB/s", sum/3)
 }
 
 // consoleLoad logs how long the console takes to show a bucket, cold
