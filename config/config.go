@@ -274,6 +274,7 @@ type Sessions struct {
 	TTL           time.Duration `yaml:"ttl"`            // FERRY_SESSION_TTL: an idle session expires after this
 	MaxSize       int64         `yaml:"max_size"`       // FERRY_SESSION_MAX_SIZE: largest file, in bytes
 	PurgeInterval time.Duration `yaml:"purge_interval"` // FERRY_SESSION_PURGE_INTERVAL: how often expired sessions are freed
+	OrphanAge     time.Duration `yaml:"orphan_age"`     // FERRY_SESSION_ORPHAN_AGE: a multipart upload no session owns is aborted this old
 	MaxHeldBytes  int64         `yaml:"max_held_bytes"` // FERRY_SESSION_MAX_HELD_BYTES: cap on bytes one S3 session holds back between small chunks
 	MaxHeldTotal  int64         `yaml:"max_held_total"` // FERRY_SESSION_MAX_HELD_TOTAL: cap on bytes all sessions together hold back in the metadata store
 	// MaxBufferedBytes caps the request data one instance holds in memory
@@ -299,7 +300,7 @@ func Default() Config {
 		OpenAI: OpenAI{Bucket: "openai", UploadsBucket: "openai-uploads", MaxFileSize: 512 << 20, MaxUploadSize: 8 << 30, UploadTTL: time.Hour,
 			VectorWorkers: 2, VectorPollInterval: time.Second, VectorMaxFileSize: 16 << 20, VectorCacheSize: 256 << 20},
 		Downloads: Downloads{Redirect: DownloadsProxied, PresignTTL: 5 * time.Minute},
-		Sessions: Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, MaxHeldBytes: 16 << 20, MaxHeldTotal: 1 << 30,
+		Sessions: Sessions{TTL: 24 * time.Hour, MaxSize: 5 << 40, PurgeInterval: time.Minute, OrphanAge: time.Hour, MaxHeldBytes: 16 << 20, MaxHeldTotal: 1 << 30,
 			MaxBufferedBytes: 64 << 20},
 		Limits: Limits{UploadsPerMinute: 100, RetrievalsPerMinute: 1000, DeletionsPerMinute: 100},
 		Tus:    Tus{Bucket: "tus"},

@@ -181,6 +181,7 @@ func TestValidate(t *testing.T) {
 		{"ttl", func(c *Config) { c.Sessions.TTL = 0 }, "sessions.ttl"},
 		{"max size", func(c *Config) { c.Sessions.MaxSize = -1 }, "sessions.max_size"},
 		{"purge interval", func(c *Config) { c.Sessions.PurgeInterval = 0 }, "sessions.purge_interval"},
+		{"orphan age", func(c *Config) { c.Sessions.OrphanAge = 500 * time.Millisecond }, "sessions.orphan_age"},
 		{"held bytes below a part", func(c *Config) { c.Sessions.MaxHeldBytes = 1 << 20 }, "sessions.max_held_bytes"},
 		{"openai bucket", func(c *Config) { c.OpenAI.Bucket = "open.ai" }, "openai.bucket"},
 		{"openai buckets equal", func(c *Config) { c.OpenAI.UploadsBucket = c.OpenAI.Bucket }, "own bucket"},

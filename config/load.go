@@ -231,6 +231,7 @@ var envVars = []envVar{
 	{"FERRY_DOWNLOADS_REDIRECT", "downloads.redirect"},
 	{"FERRY_DOWNLOADS_PRESIGN_TTL", "downloads.presign_ttl"},
 	{"FERRY_SESSION_PURGE_INTERVAL", "sessions.purge_interval"},
+	{"FERRY_SESSION_ORPHAN_AGE", "sessions.orphan_age"},
 	{"FERRY_LIMIT_UPLOADS_PER_MINUTE", "limits.uploads_per_minute"},
 	{"FERRY_LIMIT_RETRIEVALS_PER_MINUTE", "limits.retrievals_per_minute"},
 	{"FERRY_LIMIT_DELETIONS_PER_MINUTE", "limits.deletions_per_minute"},

@@ -285,6 +285,9 @@ func (s Sessions) validate(bad complain) {
 	if s.PurgeInterval <= 0 {
 		bad("sessions.purge_interval %s must be positive, for example 1m", s.PurgeInterval)
 	}
+	if s.OrphanAge < time.Second {
+		bad("sessions.orphan_age %s must be at least 1s, and in production far longer than a metadata store outage (the default is 1h)", s.OrphanAge)
+	}
 	for _, b := range s.SHA256Buckets {
 		if err := bucket.ValidateBucketName(b); b != "*" && err != nil {
 			bad("sessions.sha256_buckets: %v (name buckets, or \"*\" for every bucket)", err)

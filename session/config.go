@@ -31,6 +31,9 @@ type Config struct {
 	// SHA256Buckets are the buckets whose every file gets a SHA-256 ("*":
 	// all); see Spec.ChecksumAlgorithm for how parts get theirs.
 	SHA256Buckets []string
+	// OrphanAge is when a multipart upload no session owns is aborted
+	// (purge.go); the sweep for them runs at most this often.
+	OrphanAge time.Duration
 	// Metrics receives the engine's metrics; nil keeps them unexported.
 	Metrics prometheus.Registerer
 	// Grace keeps a record past expires_at so the purger, not the store's
@@ -56,6 +59,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxHeldTotal <= 0 {
 		c.MaxHeldTotal = d.MaxHeldTotal
+	}
+	if c.OrphanAge <= 0 {
+		c.OrphanAge = d.OrphanAge
 	}
 	if c.MaxBuffered <= 0 {
 		c.MaxBuffered = d.MaxBufferedBytes

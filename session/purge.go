@@ -145,23 +145,18 @@ func vanished(err error) bool {
 		errcode.Is(err, registry.ErrLocationNotFound))
 }
 
-const (
-	// orphanAge is when a multipart upload that no session owns counts as
-	// an orphan: the append that starts an upload files the purger's entry
-	// right after, so a younger one may be a session's in the making.
-	orphanAge = time.Hour
-	// sweepEvery spaces the sweeps: each lists every upload in progress.
-	sweepEvery = time.Hour
-)
-
 // sweepOrphans aborts the multipart uploads in Ferry's own storage that no
 // session owns: those whose CreateMultipart succeeded but whose answer was
 // lost, or whose process died before filing them. Nothing else can find
-// them, since no record names them. At most once per sweepEvery per
-// instance; a failure is logged, counted, and retried next run.
+// them, since no record names them. An upload counts as an orphan once
+// older than Config.OrphanAge: the append that starts one files the
+// purger's entry right after, so a younger one may be a session's in the
+// making. Each sweep lists every upload in progress, so it runs at most
+// once per OrphanAge per instance; a failure is logged, counted, and
+// retried next run.
 func (s *Service) sweepOrphans(ctx context.Context) {
 	now := s.now()
-	if last := s.swept.Load(); last != 0 && now.Sub(time.UnixMilli(last)) < sweepEvery {
+	if last := s.swept.Load(); last != 0 && now.Sub(time.UnixMilli(last)) < s.cfg.OrphanAge {
 		return
 	}
 	if err := s.dropStaleHeld(ctx); err != nil {
@@ -196,7 +191,7 @@ func (s *Service) abortOrphans(ctx context.Context, mp bucket.Multipart, now tim
 	}
 	var old []bucket.Upload
 	for _, u := range ups {
-		if !u.Initiated.IsZero() && now.Sub(u.Initiated) > orphanAge {
+		if !u.Initiated.IsZero() && now.Sub(u.Initiated) > s.cfg.OrphanAge {
 			old = append(old, u)
 		}
 	}

@@ -234,7 +234,7 @@ func TestPurgeCountsVanishedStorageAsFreed(t *testing.T) {
 
 // A CreateMultipart whose answer was lost (at a session's first part)
 // leaves an upload no record names: the purger's sweep aborts it once it
-// is older than orphanAge, and never an upload a live session owns,
+// is older than Config.OrphanAge (1h), and never an upload a live session owns,
 // however old.
 func TestPurgeAbortsOrphanUploads(t *testing.T) {
 	in := faults.New()
@@ -277,8 +277,8 @@ func TestPurgeAbortsOrphanUploads(t *testing.T) {
 	}
 	want("after a purge while it is young", "b/orphans/live", "b/orphans/lost")
 
-	// The live session stays alive past orphanAge.
-	f.clock.advance(orphanAge - 10*time.Minute)
+	// The live session stays alive past the orphan age.
+	f.clock.advance(f.svc.cfg.OrphanAge - 10*time.Minute)
 	if _, _, err := appendBytes(t, f, live.ID, int64(len(part)), make([]byte, 1024)); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestPurgeAbortsOrphanUploads(t *testing.T) {
 	if _, err := f.svc.Purge(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want("after a purge past orphanAge", "b/orphans/live")
+	want("after a purge past the orphan age", "b/orphans/live")
 	if err := f.svc.Abort(ctx, live.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +368,7 @@ func TestPurgeRefilesFromTheRecord(t *testing.T) {
 		}
 	}
 	step(125*time.Minute, 6*MiB, MiB) // expires at 185m
-	step(172*time.Minute, 0, 0)       // the orphan sweep runs again, the upload far past orphanAge
+	step(172*time.Minute, 0, 0)       // the orphan sweep runs again, the upload far past the orphan age
 	if _, file, err := appendBytes(t, f, in.ID, 7*MiB, data[7*MiB:]); err != nil || file == nil {
 		t.Fatalf("last append: %v, file %v", err, file)
 	}

@@ -54,7 +54,10 @@ type chaosPlan struct {
 	outageSize         int           // the upload an outage interrupts
 	ttl                time.Duration // sessions.ttl of every ferryd
 	purgeInterval      time.Duration
-	timeout            time.Duration // bound on one scenario's uploads
+	// orphanAge is sessions.orphan_age: a kill -9 between a
+	// CreateMultipart and its filing leaves an upload only the sweep frees.
+	orphanAge time.Duration
+	timeout   time.Duration // bound on one scenario's uploads
 }
 
 func chaosPlanFromEnv() chaosPlan {
@@ -62,12 +65,12 @@ func chaosPlanFromEnv() chaosPlan {
 		return chaosPlan{mode: "long", uploads: 50, workers: 4, maxKills: 40,
 			killGap: [2]time.Duration{300 * time.Millisecond, 1200 * time.Millisecond}, largeEvery: 5, largeMin: 12 * MiB, largeMax: 40 * MiB,
 			redisDown: 10 * time.Second, s3Down: 30 * time.Second, outageSize: 40 * MiB,
-			ttl: 75 * time.Second, purgeInterval: time.Second, timeout: 20 * time.Minute}
+			ttl: 75 * time.Second, purgeInterval: time.Second, orphanAge: 30 * time.Second, timeout: 20 * time.Minute}
 	}
 	return chaosPlan{mode: "short", uploads: 8, workers: 3, maxKills: 4,
 		killGap: [2]time.Duration{200 * time.Millisecond, 600 * time.Millisecond}, largeEvery: 2, largeMin: 12 * MiB, largeMax: 16 * MiB,
 		redisDown: 2 * time.Second, s3Down: 5 * time.Second, outageSize: 14 * MiB,
-		ttl: 30 * time.Second, purgeInterval: time.Second, timeout: 4 * time.Minute}
+		ttl: 30 * time.Second, purgeInterval: time.Second, orphanAge: 15 * time.Second, timeout: 4 * time.Minute}
 }
 
 // chaosTally is what the summary line reports.
@@ -602,6 +605,7 @@ func newChaosRig(t *testing.T, plan chaosPlan, redisBin, s3Bin string, tally *ch
 		"AWS_SECRET_ACCESS_KEY=" + chaosSecretKey,
 		"FERRY_SESSION_TTL=" + plan.ttl.String(),
 		"FERRY_SESSION_PURGE_INTERVAL=" + plan.purgeInterval.String(),
+		"FERRY_SESSION_ORPHAN_AGE=" + plan.orphanAge.String(),
 	}}
 	t.Cleanup(func() {
 		r.cluster.close()
@@ -976,12 +980,14 @@ func (r *chaosRig) leaks(ctx context.Context) (leakReport, error) {
 	return rep, nil
 }
 
-// checkLeaks waits, within the TTL and a few purge runs, for the purger to
-// free every abandoned session, then reports what is left.
+// checkLeaks waits, within the TTL (or two orphan ages: an orphan made at
+// the end is swept once it is that old, by a sweep that runs that often)
+// and a few purge runs, for the purger to free every abandoned session,
+// then reports what is left.
 func (r *chaosRig) checkLeaks(tally *chaosTally) {
 	t := r.t
 	t.Helper()
-	deadline := time.Now().Add(r.plan.ttl + 10*r.plan.purgeInterval + 10*time.Second)
+	deadline := time.Now().Add(max(r.plan.ttl, 2*r.plan.orphanAge) + 10*r.plan.purgeInterval + 10*time.Second)
 	ctx := context.Background()
 	var rep leakReport
 	var err error

@@ -200,7 +200,7 @@ func newServices(ctx context.Context, cfg config.Config, st *stores, reg *promet
 	sessions, err := session.New(st.meta, places, files, session.Config{
 		TTL: cfg.Sessions.TTL, MaxSize: cfg.Sessions.MaxSize, MaxHeld: cfg.Sessions.MaxHeldBytes,
 		MaxHeldTotal: cfg.Sessions.MaxHeldTotal, MaxBuffered: cfg.Sessions.MaxBufferedBytes, SHA256Buckets: cfg.Sessions.SHA256Buckets,
-		PlainParts: !cfg.S3.FullObjectChecksums, Metrics: reg}, log)
+		PlainParts: !cfg.S3.FullObjectChecksums, OrphanAge: cfg.Sessions.OrphanAge, Metrics: reg}, log)
 	if err != nil {
 		return nil, err
 	}
