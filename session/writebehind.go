@@ -20,11 +20,16 @@ import (
 // those segments in memory uploads them as part len(Parts)+1 in the
 // background, without the session's lease, while the client sends its
 // next chunks, which are held back behind the waiting part. An append
-// records the part once that upload is done. It waits for the upload only
-// when it cannot go on without the part (mustSettle); a chunk that
-// completes the next part is stored first and waits after, so S3 is idle
-// between the two parts only for the save. An append that finds no upload
-// of it on its instance (another instance took the append, the upload
+// records the part once that upload is done. A chunk that completes the
+// next part is held back too, without waiting: the record then has the
+// waiting part and, after it, the next part whole in the tail, and once
+// saved the instance uploads that one as well, so two parts go up at once
+// (one stream of parts paced the session: storage takes parts faster two
+// at a time). Those segments are that next part exactly: no append adds
+// to the tail before the waiting part is recorded (mustSettle), and
+// recording it makes them the waiting part (adopt). An append waits for
+// an upload only when it cannot go on without the part (mustSettle). An
+// append that finds no upload of it on its instance (another instance took the append, the upload
 // failed, the instance restarted) sends the part itself, as every part was
 // sent before write-behind.
 //
@@ -40,9 +45,11 @@ import (
 // unlogged. Abort and purge stop this instance's uploads of the session
 // before they abort its multipart upload. A ferryd from before
 // write-behind ignores tail_part and sends the whole tail with its chunk
-// as that part number; should the first instance's upload land after
-// that, the completion is refused (the part's ETag no longer matches),
-// never wrong: that takes a mixed fleet and the same race as above.
+// as that part number, and one from before two parts went up at once
+// records the waiting part, then sends the whole part after it with its
+// chunk; should the first instance's upload land after that, the
+// completion is refused (the part's ETag no longer matches), never wrong:
+// that takes a mixed fleet and the same race as above.
 const (
 	maxBehind     = 8   // parts in flight in the background, per instance
 	maxBehindKept = 256 // finished results kept for the appends that take them
@@ -181,6 +188,17 @@ func behindKey(rec *record) string {
 	return fmt.Sprintf("%s/%s/%d/%d/%s", rec.ID, rec.UploadID, len(rec.Parts)+1, rec.TailFirst, strings.Join(tags, ","))
 }
 
+// nextBehindKey is behindKey of the record once its waiting part is
+// recorded and the whole part after it waits in its place.
+func nextBehindKey(rec *record) string {
+	next := *rec
+	next.Parts = make([]bucket.Part, len(rec.Parts)+1)
+	next.TailFirst += rec.TailPart
+	next.TailTags = rec.TailTags[min(rec.TailPart, len(rec.TailTags)):]
+	next.TailPart = rec.TailSegs - rec.TailPart
+	return behindKey(&next)
+}
+
 // free is what the tail holds beyond the waiting part.
 func (r *record) free() int64 { return r.TailLen - r.TailPartLen }
 
@@ -229,19 +247,27 @@ func (e *multipartEngine) takeBehind(ctx context.Context, rec *record, wait bool
 // settle deals with the waiting part before write stores n bytes: it is
 // left waiting while this instance's upload of it runs and the append can
 // go on without it, else recorded from that upload, else sent now.
+// Recording a part can make the next one wait in its place: it goes round
+// until none waits, or the one that does can be left to its upload.
 func (e *multipartEngine) settle(ctx context.Context, rec *record, n int64) error {
-	if rec.TailPart == 0 {
-		return nil
+	for rec.TailPart != 0 {
+		must := e.mustSettle(rec, n)
+		running := e.jobs.get(behindKey(rec)) != nil
+		waiting := len(rec.Parts)
+		if err := e.takeBehind(ctx, rec, must); err != nil {
+			return err
+		}
+		if len(rec.Parts) > waiting {
+			continue // recorded from its upload
+		}
+		if !must && running {
+			return nil // running, or failed just now: the next append sends it, under its claim
+		}
+		if err := e.sendWaiting(ctx, rec); err != nil {
+			return err
+		}
 	}
-	must := e.mustSettle(rec, n)
-	running := e.jobs.get(behindKey(rec)) != nil
-	if err := e.takeBehind(ctx, rec, must); err != nil || rec.TailPart == 0 {
-		return err
-	}
-	if !must && running {
-		return nil // running, or failed just now: the next append sends it, under its claim
-	}
-	return e.sendWaiting(ctx, rec)
+	return nil
 }
 
 // sendWaiting uploads the waiting part from this request and records it.
@@ -266,7 +292,8 @@ func (e *multipartEngine) sendWaiting(ctx context.Context, rec *record) error {
 	return nil
 }
 
-// adopt records p as the waiting part and drops its segments from the tail.
+// adopt records p as the waiting part and drops its segments from the
+// tail; a whole part left in the tail (see holdNextBehind) waits next.
 func (e *multipartEngine) adopt(rec *record, p bucket.Part) {
 	k := rec.TailPart
 	e.forgetFirst(rec, k)
@@ -278,6 +305,9 @@ func (e *multipartEngine) adopt(rec *record, p bucket.Part) {
 	rec.TailPart, rec.TailPartLen = 0, 0
 	if rec.TailSegs == 0 {
 		rec.TailTags, rec.TailUntil = nil, time.Time{}
+	}
+	if rec.MinPart > 0 && rec.TailLen >= rec.MinPart {
+		rec.TailPart, rec.TailPartLen = rec.TailSegs, rec.TailLen
 	}
 }
 
@@ -298,7 +328,7 @@ func (e *multipartEngine) writesBehind(rec *record, n int64) bool {
 // recorded.
 func (e *multipartEngine) writesNextBehind(rec *record, n int64) bool {
 	last := !rec.Open && rec.Offset+n == rec.Size
-	if rec.TailPart == 0 || last || n <= 0 || n >= rec.MinPart || rec.free()+n < rec.MinPart || rec.TailLen+n > e.maxHeld ||
+	if rec.TailPart == 0 || last || n <= 0 || n >= rec.MinPart || rec.free() >= rec.MinPart || rec.free()+n < rec.MinPart || rec.TailLen+n > e.maxHeld ||
 		e.merges(rec) || len(rec.Parts)+1 >= bucket.MaxParts || e.jobs.get(behindKey(rec)) == nil {
 		return false
 	}
@@ -307,11 +337,11 @@ func (e *multipartEngine) writesNextBehind(rec *record, n int64) bool {
 }
 
 // holdNextBehind holds back a chunk that completes the part after the
-// waiting one (writesNextBehind) before it waits for that one's upload, so
-// the upload ends while the chunk is stored, and only then records it (or
-// sends it, if the upload failed) and makes the rest the waiting part.
-// held is false when it does not apply, or the ledger has no room (then
-// nothing of the chunk was read).
+// waiting one (writesNextBehind), and leaves the waiting one to its upload
+// if that still runs (afterSave starts the next one's); if it is done it
+// records it (or, if it failed, sends it now), and the next part waits in
+// its place. held is false when it does not apply, or the ledger has no
+// room (then nothing of the chunk was read).
 func (e *multipartEngine) holdNextBehind(ctx context.Context, rec *record, fence int64, r io.Reader, n int64, sum *Checksum) (held bool, err error) {
 	if !e.writesNextBehind(rec, n) {
 		return false, nil
@@ -322,15 +352,15 @@ func (e *multipartEngine) holdNextBehind(ctx context.Context, rec *record, fence
 	if err := e.holdSegment(ctx, rec, fence, r, n, sum); err != nil {
 		return true, err
 	}
-	if err := e.takeBehind(ctx, rec, true); err != nil {
+	waiting := len(rec.Parts)
+	if err := e.takeBehind(ctx, rec, false); err != nil {
 		return true, err
 	}
-	if rec.TailPart != 0 { // its upload failed: sent now, under the claim
+	if len(rec.Parts) == waiting && e.jobs.get(behindKey(rec)) == nil { // its upload failed: sent now, under the claim
 		if err := e.sendWaiting(ctx, rec); err != nil {
 			return true, err
 		}
 	}
-	rec.TailPart, rec.TailPartLen = rec.TailSegs, rec.TailLen
 	return true, nil
 }
 
@@ -348,18 +378,28 @@ func (e *multipartEngine) holdBehind(ctx context.Context, rec *record, fence int
 	return true, nil
 }
 
-// afterSave starts uploading the record's waiting part from memory, if
-// this instance holds its segments and has room.
+// afterSave starts uploading the record's waiting part from memory, and
+// the whole part after it if there is one, if this instance holds their
+// segments and has room.
 func (e *multipartEngine) afterSave(rec *record) {
 	if rec.TailPart == 0 {
 		return
 	}
-	segs, ok := e.cachedSegs(rec, 0, rec.TailPart)
-	if !ok || e.segLen(segs) != rec.TailPartLen {
+	e.startBehind(rec, behindKey(rec), 0, rec.TailPart, rec.TailPartLen, len(rec.Parts)+1)
+	if rec.free() >= rec.MinPart {
+		e.startBehind(rec, nextBehindKey(rec), rec.TailPart, rec.TailSegs-rec.TailPart, rec.free(), len(rec.Parts)+2)
+	}
+}
+
+// startBehind uploads k segments from the tail's from-th, size bytes, as
+// part num in the background under key.
+func (e *multipartEngine) startBehind(rec *record, key string, from, k int, size int64, num int) {
+	segs, ok := e.cachedSegs(rec, from, k)
+	if !ok || e.segLen(segs) != size {
 		return
 	}
-	obj, id, num, size, sum := rec.object(), rec.UploadID, len(rec.Parts)+1, rec.TailPartLen, partSum(rec, nil)
-	e.jobs.start(behindKey(rec), rec.ID, size, e.buffers, func(ctx context.Context) (bucket.Part, error) {
+	obj, id, sum := rec.object(), rec.UploadID, partSum(rec, nil)
+	e.jobs.start(key, rec.ID, size, e.buffers, func(ctx context.Context) (bucket.Part, error) {
 		return e.mp.UploadPart(ctx, obj, id, num, segReader(segs), size, sum)
 	})
 }

@@ -144,9 +144,10 @@ func TestWriteBehindAcksBeforeItsPart(t *testing.T) {
 }
 
 // A small chunk that completes the next part while the waiting one is
-// still uploading is stored first, then waits for that upload, records
-// its part and becomes the next waiting part: S3 gets the parts one after
-// the other with no request's work in between, each once.
+// still uploading is held back and acknowledged without waiting, and that
+// part goes up beside the first: two parts in flight. The chunk after it
+// waits for the first part, which records both in order; S3 gets each
+// part once, and the file is byte-exact.
 func TestWriteBehindNextPartWhileOneUploads(t *testing.T) {
 	fs, ins := behindInstances(t, 1)
 	f := fs[0]
@@ -156,34 +157,38 @@ func TestWriteBehindNextPartWhileOneUploads(t *testing.T) {
 		t.Fatal(err)
 	}
 	trig := ins[0].Arm(faults.Fault{N: 1, Match: faults.Methods("UploadPart"), Mode: faults.Stall})
-	for off := 0; off < 9*MiB; off += MiB {
+	for off := 0; off < 10*MiB; off += MiB {
 		appendWithin(t, f, s.ID, off, data[off:off+MiB])
 	}
-	wantWaiting(t, f, s.ID, 0, 5*MiB, 9*MiB)
-	done := make(chan error, 1)
-	go func() { _, _, err := appendBytes(t, f, s.ID, 9*MiB, data[9*MiB:10*MiB]); done <- err }()
+	select {
+	case <-trig.Fired():
+	case <-time.After(10 * time.Second):
+		t.Fatal("part 1 never went up")
+	}
+	wantWaiting(t, f, s.ID, 0, 5*MiB, 10*MiB) // part 1 waits; part 2, whole, behind it
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := f.store.Get(context.Background(), tailKey(s.ID, 9)); err == nil {
-			break
-		}
+	for f.s3.snapshot()["UploadPart"] < 1 { // part 1 is held before S3
 		if time.Now().After(deadline) {
-			t.Fatal("the chunk completing part 2 was not stored while part 1 uploaded")
+			t.Fatal("part 2 did not go up while part 1 was uploading")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	done := make(chan error, 1)
+	go func() { _, _, err := appendBytes(t, f, s.ID, 10*MiB, data[10*MiB:11*MiB]); done <- err }()
 	select {
 	case err := <-done:
-		t.Fatalf("part 2 was made before part 1 was recorded: %v", err)
+		t.Fatalf("a chunk after two whole parts went on before the first was recorded: %v", err)
 	case <-time.After(300 * time.Millisecond):
 	}
 	trig.Release()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	wantWaiting(t, f, s.ID, 1, 5*MiB, 5*MiB)
+	if rec := storedRecord(t, f, s.ID); len(rec.Parts) != 2 && (len(rec.Parts) != 1 || rec.TailPartLen != 5*MiB) {
+		t.Fatalf("after part 1 was recorded: %d parts, a %d-byte part waiting; want part 2 recorded or waiting", len(rec.Parts), rec.TailPartLen)
+	}
 	var file *registry.File
-	for off := 10 * MiB; off < len(data); off += MiB {
+	for off := 11 * MiB; off < len(data); off += MiB {
 		file = appendWithin(t, f, s.ID, off, data[off:off+MiB])
 	}
 	wantFile(t, f, file, data)
@@ -255,6 +260,67 @@ func TestWriteBehindFailedPartIsSentAgain(t *testing.T) {
 		file = appendWithin(t, b, s.ID, off, data[off:off+3*MiB])
 	}
 	wantFile(t, b, file, data)
+}
+
+// Two parts in flight on an instance that then goes quiet (part 1 never
+// answers there): the next append, on another instance, sends both parts
+// itself, in order, and the first instance's uploads landing later carry
+// the same bytes. A failed upload of the second part of two is sent again
+// by a later append.
+func TestWriteBehindTwoPartsInFlight(t *testing.T) {
+	t.Run("taken by another instance", func(t *testing.T) {
+		fs, ins := behindInstances(t, 2)
+		a, b := fs[0], fs[1]
+		data := randomBytes(13 * MiB)
+		s, err := a.svc.Create(context.Background(), "b", "behind/two-other", "", int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := s.ID
+		trig := ins[0].Arm(faults.Fault{N: 1, Match: faults.Methods("UploadPart"), Mode: faults.Stall})
+		for off := 0; off < 10*MiB; off += MiB {
+			appendWithin(t, a, id, off, data[off:off+MiB])
+		}
+		wantWaiting(t, a, id, 0, 5*MiB, 10*MiB) // part 1 waits, part 2 whole behind it
+		appendWithin(t, b, id, 10*MiB, data[10*MiB:11*MiB])
+		wantWaiting(t, b, id, 2, 0, MiB)
+		trig.Release() // a's upload of part 1 lands after b's
+		waitBehind(t, a.svc)
+		var file *registry.File
+		for off := 11 * MiB; off < len(data); off += MiB {
+			file = appendWithin(t, b, id, off, data[off:off+MiB])
+		}
+		wantFile(t, b, file, data)
+	})
+	t.Run("second fails", func(t *testing.T) {
+		fs, ins := behindInstances(t, 1)
+		a, in := fs[0], ins[0]
+		data := randomBytes(13 * MiB)
+		s, err := a.svc.Create(context.Background(), "b", "behind/two-fail", "", int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := in.Arm(faults.Fault{N: 1, Match: faults.Methods("UploadPart"), Mode: faults.Stall})
+		for off := 0; off < 9*MiB; off += MiB {
+			appendWithin(t, a, s.ID, off, data[off:off+MiB])
+		}
+		end := in.FailWhile(faults.Methods("UploadPart"), nil) // part 1 is past this, stalled
+		appendWithin(t, a, s.ID, 9*MiB, data[9*MiB:10*MiB])
+		wantWaiting(t, a, s.ID, 0, 5*MiB, 10*MiB)
+		for deadline := time.Now().Add(10 * time.Second); in.Count(faults.Methods("UploadPart")) < 2; {
+			if time.Now().After(deadline) {
+				t.Fatal("part 2 did not go up")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		end()
+		first.Release()
+		var file *registry.File
+		for off := 10 * MiB; off < len(data); off += MiB {
+			file = appendWithin(t, a, s.ID, off, data[off:off+MiB])
+		}
+		wantFile(t, a, file, data)
+	})
 }
 
 // Abort stops the instance's upload behind before it aborts the multipart
