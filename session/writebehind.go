@@ -29,9 +29,9 @@ import (
 // to the tail before the waiting part is recorded (mustSettle), and
 // recording it makes them the waiting part (adopt). An append waits for
 // an upload only when it cannot go on without the part (mustSettle). An
-// append that finds no upload of it on its instance (another instance took the append, the upload
-// failed, the instance restarted) sends the part itself, as every part was
-// sent before write-behind.
+// append that finds no upload of it on its instance (another instance
+// took the append, the upload failed, the instance restarted) sends the
+// part itself, as every part was sent before write-behind.
 //
 // Every upload of that part number carries exactly the waiting part's
 // bytes: segments are never rewritten, no merge spans the waiting part,
