@@ -181,22 +181,17 @@ func (b *behindJobs) stop(ctx context.Context, session string) {
 	}
 }
 
-// behindKey names the part a record has waiting: a result is valid for
-// exactly these segments of this upload at this part number.
-func behindKey(rec *record) string {
-	tags := rec.TailTags[:min(rec.TailPart, len(rec.TailTags))]
-	return fmt.Sprintf("%s/%s/%d/%d/%s", rec.ID, rec.UploadID, len(rec.Parts)+1, rec.TailFirst, strings.Join(tags, ","))
-}
+// behindKey names the part a record has waiting.
+func behindKey(rec *record) string { return partKey(rec, len(rec.Parts)+1, 0, rec.TailPart) }
 
-// nextBehindKey is behindKey of the record once its waiting part is
-// recorded and the whole part after it waits in its place.
-func nextBehindKey(rec *record) string {
-	next := *rec
-	next.Parts = make([]bucket.Part, len(rec.Parts)+1)
-	next.TailFirst += rec.TailPart
-	next.TailTags = rec.TailTags[min(rec.TailPart, len(rec.TailTags)):]
-	next.TailPart = rec.TailSegs - rec.TailPart
-	return behindKey(&next)
+// partKey names part num made of k segments from the tail's from-th: a
+// result is valid for exactly these segments of this upload at this part
+// number. The whole part behind the waiting one gets, ahead of time, the
+// key it has once it waits in its place.
+func partKey(rec *record, num, from, k int) string {
+	n := len(rec.TailTags)
+	tags := rec.TailTags[min(from, n):min(from+k, n)]
+	return fmt.Sprintf("%s/%s/%d/%d/%s", rec.ID, rec.UploadID, num, rec.TailFirst+from, strings.Join(tags, ","))
 }
 
 // free is what the tail holds beyond the waiting part.
@@ -220,28 +215,30 @@ func (e *multipartEngine) prepare(ctx context.Context, rec *record, n int64) err
 	if rec.TailPart == 0 {
 		return nil
 	}
-	return e.takeBehind(ctx, rec, e.mustSettle(rec, n) && !e.writesNextBehind(rec, n))
+	_, err := e.takeBehind(ctx, rec, e.mustSettle(rec, n) && !e.writesNextBehind(rec, n))
+	return err
 }
 
 // takeBehind records the waiting part from this instance's upload of it
 // if that is done, or still running and wait is set (then it waits for
-// it, as long as ctx lets it).
-func (e *multipartEngine) takeBehind(ctx context.Context, rec *record, wait bool) error {
+// it, as long as ctx lets it); adopted reports whether it did.
+func (e *multipartEngine) takeBehind(ctx context.Context, rec *record, wait bool) (adopted bool, err error) {
 	key := behindKey(rec)
 	j := e.jobs.get(key)
 	if j == nil || !wait && !j.finished() {
-		return nil
+		return false, nil
 	}
 	select {
 	case <-j.done:
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		return false, context.Cause(ctx)
 	}
 	e.jobs.drop(key, j)
-	if j.err == nil && j.part.Number == len(rec.Parts)+1 && j.part.Size == rec.TailPartLen {
-		e.adopt(rec, j.part)
+	if j.err != nil || j.part.Number != len(rec.Parts)+1 || j.part.Size != rec.TailPartLen {
+		return false, nil
 	}
-	return nil
+	e.adopt(rec, j.part)
+	return true, nil
 }
 
 // settle deals with the waiting part before write stores n bytes: it is
@@ -253,12 +250,12 @@ func (e *multipartEngine) settle(ctx context.Context, rec *record, n int64) erro
 	for rec.TailPart != 0 {
 		must := e.mustSettle(rec, n)
 		running := e.jobs.get(behindKey(rec)) != nil
-		waiting := len(rec.Parts)
-		if err := e.takeBehind(ctx, rec, must); err != nil {
+		adopted, err := e.takeBehind(ctx, rec, must)
+		if err != nil {
 			return err
 		}
-		if len(rec.Parts) > waiting {
-			continue // recorded from its upload
+		if adopted {
+			continue
 		}
 		if !must && running {
 			return nil // running, or failed just now: the next append sends it, under its claim
@@ -352,11 +349,11 @@ func (e *multipartEngine) holdNextBehind(ctx context.Context, rec *record, fence
 	if err := e.holdSegment(ctx, rec, fence, r, n, sum); err != nil {
 		return true, err
 	}
-	waiting := len(rec.Parts)
-	if err := e.takeBehind(ctx, rec, false); err != nil {
+	adopted, err := e.takeBehind(ctx, rec, false)
+	if err != nil {
 		return true, err
 	}
-	if len(rec.Parts) == waiting && e.jobs.get(behindKey(rec)) == nil { // its upload failed: sent now, under the claim
+	if !adopted && e.jobs.get(behindKey(rec)) == nil { // its upload failed: sent now, under the claim
 		if err := e.sendWaiting(ctx, rec); err != nil {
 			return true, err
 		}
@@ -385,21 +382,21 @@ func (e *multipartEngine) afterSave(rec *record) {
 	if rec.TailPart == 0 {
 		return
 	}
-	e.startBehind(rec, behindKey(rec), 0, rec.TailPart, rec.TailPartLen, len(rec.Parts)+1)
+	e.startBehind(rec, len(rec.Parts)+1, 0, rec.TailPart, rec.TailPartLen)
 	if rec.free() >= rec.MinPart {
-		e.startBehind(rec, nextBehindKey(rec), rec.TailPart, rec.TailSegs-rec.TailPart, rec.free(), len(rec.Parts)+2)
+		e.startBehind(rec, len(rec.Parts)+2, rec.TailPart, rec.TailSegs-rec.TailPart, rec.free())
 	}
 }
 
 // startBehind uploads k segments from the tail's from-th, size bytes, as
-// part num in the background under key.
-func (e *multipartEngine) startBehind(rec *record, key string, from, k int, size int64, num int) {
+// part num in the background, under partKey.
+func (e *multipartEngine) startBehind(rec *record, num, from, k int, size int64) {
 	segs, ok := e.cachedSegs(rec, from, k)
 	if !ok || e.segLen(segs) != size {
 		return
 	}
 	obj, id, sum := rec.object(), rec.UploadID, partSum(rec, nil)
-	e.jobs.start(key, rec.ID, size, e.buffers, func(ctx context.Context) (bucket.Part, error) {
+	e.jobs.start(partKey(rec, num, from, k), rec.ID, size, e.buffers, func(ctx context.Context) (bucket.Part, error) {
 		return e.mp.UploadPart(ctx, obj, id, num, segReader(segs), size, sum)
 	})
 }
