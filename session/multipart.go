@@ -113,16 +113,15 @@ func (e *multipartEngine) writePart(ctx context.Context, rec *record, n int, r i
 // sealed stream that never started them is finished like a small file.
 func (e *multipartEngine) holdsBack(rec *record, n int64) bool {
 	last := !rec.Open && rec.Offset+n == rec.Size
-	return rec.MinPart == 0 || rec.free()+n < rec.MinPart && (!last || rec.UploadID == "")
+	return rec.MinPart == 0 || rec.looseLen()+n < rec.MinPart && (!last || rec.UploadID == "")
 }
 
 // needsClaim: a held-back chunk only writes a tail segment, which carries
 // the fence itself; an UploadPart does not, so it needs the claim first,
-// and so does a waiting part that this instance is not uploading (write
-// sends it).
+// and so does a whole part in the tail that this instance is not
+// uploading (write may send it).
 func (e *multipartEngine) needsClaim(rec *record, n int64) bool {
-	waiting := rec.TailPart > 0 && e.jobs.get(behindKey(rec)) == nil
-	return waiting || !e.holdsBack(rec, n) || e.sealsSmall(rec, n)
+	return !e.uploadsAll(rec) || !e.holdsBack(rec, n) || e.sealsSmall(rec, n)
 }
 
 // sealsSmall: a sealed stream that started its upload but never
@@ -134,14 +133,21 @@ func (e *multipartEngine) sealsSmall(rec *record, n int64) bool {
 
 func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r io.Reader, n int64, sum *Checksum) error {
 	next := *rec
-	if held, err := e.holdNextBehind(ctx, &next, fence, r, n, sum); held || err != nil {
-		if err == nil {
-			*rec = next
+	for ahead := true; ; ahead = false {
+		if held, err := e.holdNextBehind(ctx, &next, fence, r, n, sum); held || err != nil {
+			if err == nil {
+				*rec = next
+			}
+			return err
 		}
-		return err
-	}
-	if err := e.settle(ctx, &next, n); err != nil {
-		return err
+		// Recording the oldest part may make room to hold the chunk as
+		// one ahead; if it did not, every part is settled.
+		if err := e.settle(ctx, &next, n, ahead); err != nil {
+			return err
+		}
+		if !ahead || !e.writesNextBehind(&next, n) {
+			break
+		}
 	}
 	if n == 0 && next.TailLen == 0 && len(next.Parts) > len(rec.Parts) {
 		*rec = next // the part that waited was the last

@@ -61,9 +61,12 @@ type record struct {
 	// len(Parts)+1, whole and written behind (writebehind.go): its upload
 	// may still be running on the instance that held them back. 0: none,
 	// the tail is shorter than a part.
-	TailPart    int    `json:"tail_part,omitempty"`
-	TailPartLen int64  `json:"tail_part_len,omitempty"`
-	ETag        string `json:"etag,omitempty"` // set once the object exists
+	TailPart    int   `json:"tail_part,omitempty"`
+	TailPartLen int64 `json:"tail_part_len,omitempty"`
+	// TailAhead are the whole parts after the waiting one, in order, each
+	// written behind like it; they wait in its place once it is recorded.
+	TailAhead []tailSpan `json:"tail_ahead,omitempty"`
+	ETag      string     `json:"etag,omitempty"` // set once the object exists
 
 	// Parallel parts (parts.go): PartSize is every part's size but the
 	// last's; Parallel is set when the first part starts, and from then on

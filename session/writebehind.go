@@ -20,22 +20,24 @@ import (
 // those segments in memory uploads them as part len(Parts)+1 in the
 // background, without the session's lease, while the client sends its
 // next chunks, which are held back behind the waiting part. An append
-// records the part once that upload is done. A chunk that completes the
-// next part is held back too, without waiting: the record then has the
-// waiting part and, after it, the next part whole in the tail, and once
-// saved the instance uploads that one as well, so two parts go up at once
-// (one stream of parts paced the session: storage takes parts faster two
-// at a time). Those segments are that next part exactly: no append adds
-// to the tail before the waiting part is recorded (mustSettle), and
-// recording it makes them the waiting part (adopt). An append waits for
-// an upload only when it cannot go on without the part (mustSettle). An
-// append that finds no upload of it on its instance (another instance
-// took the append, the upload failed, the instance restarted) sends the
-// part itself, as every part was sent before write-behind.
+// records the part once that upload is done. A chunk that completes a
+// part after the waiting one is held back too, without waiting, as long
+// as the tail stays within max_held_bytes: the record lists that part's
+// segments in TailAhead, and once saved the instance uploads it as well,
+// so several parts go up at once (one stream of parts paced the session:
+// storage takes parts faster several at a time; with 5 MiB parts and the
+// default 16 MiB, three). Recording the waiting part makes the first part
+// ahead wait in its place (adopt). An append waits for an upload only
+// when it cannot go on without the part (mustSettle), and then only for
+// the oldest if that makes room. An append that finds no upload of a part
+// on its instance (another instance took the append, the upload failed,
+// the instance restarted) sends the part itself, as every part was sent
+// before write-behind.
 //
-// Every upload of that part number carries exactly the waiting part's
-// bytes: segments are never rewritten, no merge spans the waiting part,
-// and no later part is recorded before it. So an upload that finishes
+// Every upload of a part number carries exactly that part's bytes:
+// segments are never rewritten, a part's segments are fixed in the record
+// before its upload starts, no merge spans a whole part, and no later part
+// is recorded before it. So an upload that finishes
 // after another instance sent the part again replaces it with the same
 // bytes, and the same ETag where ETags are the parts' MD5s (on storage
 // whose ETags are not, such as SSE-KMS, that late replacement changes the
@@ -45,11 +47,12 @@ import (
 // unlogged. Abort and purge stop this instance's uploads of the session
 // before they abort its multipart upload. A ferryd from before
 // write-behind ignores tail_part and sends the whole tail with its chunk
-// as that part number, and one from before two parts went up at once
-// records the waiting part, then sends the whole part after it with its
-// chunk; should the first instance's upload land after that, the
-// completion is refused (the part's ETag no longer matches), never wrong:
-// that takes a mixed fleet and the same race as above.
+// as that part number, and one from before TailAhead records the waiting
+// part, then sends the whole rest of the tail with its chunk; should the
+// first instance's upload land after that, the completion is refused (the
+// part's ETag no longer matches), never wrong: that takes a mixed fleet
+// and the same race as above. A record such a ferryd saved, with a whole
+// part after the waiting one but no TailAhead, is settled as it would.
 const (
 	maxBehind     = 8   // parts in flight in the background, per instance
 	maxBehindKept = 256 // finished results kept for the appends that take them
@@ -194,15 +197,63 @@ func partKey(rec *record, num, from, k int) string {
 	return fmt.Sprintf("%s/%s/%d/%d/%s", rec.ID, rec.UploadID, num, rec.TailFirst+from, strings.Join(tags, ","))
 }
 
-// free is what the tail holds beyond the waiting part.
-func (r *record) free() int64 { return r.TailLen - r.TailPartLen }
+// tailSpan is a whole part in the tail: Segs segments, Len bytes.
+type tailSpan struct {
+	Segs int   `json:"segs"`
+	Len  int64 `json:"len"`
+}
+
+// loose is what the tail holds beyond its whole parts (the waiting one and
+// those ahead of it), in segments and bytes.
+func (r *record) loose() (segs int, n int64) {
+	segs, n = r.TailSegs-r.TailPart, r.TailLen-r.TailPartLen
+	for _, a := range r.TailAhead {
+		segs, n = segs-a.Segs, n-a.Len
+	}
+	return segs, n
+}
+
+func (r *record) looseLen() int64 { _, n := r.loose(); return n }
+
+// behindPart is a whole part of the tail: part num, k segments from the
+// tail's from-th, size bytes.
+type behindPart struct {
+	num, from, k int
+	size         int64
+}
+
+// behindParts are the record's whole parts in the tail, in order: the
+// waiting one, then those ahead of it.
+func behindParts(rec *record) []behindPart {
+	if rec.TailPart == 0 {
+		return nil
+	}
+	ps := []behindPart{{len(rec.Parts) + 1, 0, rec.TailPart, rec.TailPartLen}}
+	from := rec.TailPart
+	for _, a := range rec.TailAhead {
+		ps = append(ps, behindPart{len(rec.Parts) + 1 + len(ps), from, a.Segs, a.Len})
+		from += a.Segs
+	}
+	return ps
+}
+
+// uploadsAll: this instance is uploading (or has uploaded) every whole
+// part the tail has.
+func (e *multipartEngine) uploadsAll(rec *record) bool {
+	for _, p := range behindParts(rec) {
+		if e.jobs.get(partKey(rec, p.num, p.from, p.k)) == nil {
+			return false
+		}
+	}
+	return true
+}
 
 // mustSettle: an append of n bytes cannot go on with the part waiting.
 // Its bytes fill another part or end the file, or the tail would have to
 // be merged (which never spans the waiting part) or pass max_held_bytes.
 func (e *multipartEngine) mustSettle(rec *record, n int64) bool {
 	last := !rec.Open && rec.Offset+n == rec.Size
-	return last || rec.free()+n >= rec.MinPart || rec.TailLen+n > e.maxHeld || e.merges(rec)
+	return last || rec.looseLen()+n >= rec.MinPart || rec.TailLen+n > e.maxHeld || e.merges(rec)
 }
 
 // prepare records the waiting part from this instance's upload of it,
@@ -244,10 +295,14 @@ func (e *multipartEngine) takeBehind(ctx context.Context, rec *record, wait bool
 // settle deals with the waiting part before write stores n bytes: it is
 // left waiting while this instance's upload of it runs and the append can
 // go on without it, else recorded from that upload, else sent now.
-// Recording a part can make the next one wait in its place: it goes round
-// until none waits, or the one that does can be left to its upload.
-func (e *multipartEngine) settle(ctx context.Context, rec *record, n int64) error {
+// Recording a part makes the next one wait in its place: it goes round
+// until none waits, or the one that does can be left to its upload, or,
+// with ahead, the chunk can now be held as a part ahead of it.
+func (e *multipartEngine) settle(ctx context.Context, rec *record, n int64, ahead bool) error {
 	for rec.TailPart != 0 {
+		if ahead && e.writesNextBehind(rec, n) {
+			return nil
+		}
 		must := e.mustSettle(rec, n)
 		running := e.jobs.get(behindKey(rec)) != nil
 		adopted, err := e.takeBehind(ctx, rec, must)
@@ -303,7 +358,14 @@ func (e *multipartEngine) adopt(rec *record, p bucket.Part) {
 	if rec.TailSegs == 0 {
 		rec.TailTags, rec.TailUntil = nil, time.Time{}
 	}
-	if rec.MinPart > 0 && rec.TailLen >= rec.MinPart {
+	switch {
+	case len(rec.TailAhead) > 0:
+		rec.TailPart, rec.TailPartLen = rec.TailAhead[0].Segs, rec.TailAhead[0].Len
+		rec.TailAhead = rec.TailAhead[1:]
+		if len(rec.TailAhead) == 0 {
+			rec.TailAhead = nil
+		}
+	case rec.MinPart > 0 && rec.TailLen >= rec.MinPart: // a record from before TailAhead: its tail is one part
 		rec.TailPart, rec.TailPartLen = rec.TailSegs, rec.TailLen
 	}
 }
@@ -320,16 +382,17 @@ func (e *multipartEngine) writesBehind(rec *record, n int64) bool {
 	return ok
 }
 
-// writesNextBehind: the chunk completes the part after the waiting one,
-// whose upload runs here, and could be written behind once that one is
-// recorded.
+// writesNextBehind: the chunk completes a part after the waiting one,
+// whose upload runs here, and can be written behind ahead of it, within
+// max_held_bytes.
 func (e *multipartEngine) writesNextBehind(rec *record, n int64) bool {
 	last := !rec.Open && rec.Offset+n == rec.Size
-	if rec.TailPart == 0 || last || n <= 0 || n >= rec.MinPart || rec.free() >= rec.MinPart || rec.free()+n < rec.MinPart || rec.TailLen+n > e.maxHeld ||
-		e.merges(rec) || len(rec.Parts)+1 >= bucket.MaxParts || e.jobs.get(behindKey(rec)) == nil {
+	segs, loose := rec.loose()
+	if rec.TailPart == 0 || last || n <= 0 || n >= rec.MinPart || loose >= rec.MinPart || loose+n < rec.MinPart || rec.TailLen+n > e.maxHeld ||
+		e.merges(rec) || len(rec.Parts)+len(rec.TailAhead)+2 > bucket.MaxParts || e.jobs.get(behindKey(rec)) == nil {
 		return false
 	}
-	_, ok := e.cachedSegs(rec, rec.TailPart, rec.TailSegs-rec.TailPart)
+	_, ok := e.cachedSegs(rec, rec.TailSegs-segs, segs)
 	return ok
 }
 
@@ -349,6 +412,8 @@ func (e *multipartEngine) holdNextBehind(ctx context.Context, rec *record, fence
 	if err := e.holdSegment(ctx, rec, fence, r, n, sum); err != nil {
 		return true, err
 	}
+	segs, loose := rec.loose()
+	rec.TailAhead = append(rec.TailAhead[:len(rec.TailAhead):len(rec.TailAhead)], tailSpan{Segs: segs, Len: loose})
 	adopted, err := e.takeBehind(ctx, rec, false)
 	if err != nil {
 		return true, err
@@ -376,15 +441,11 @@ func (e *multipartEngine) holdBehind(ctx context.Context, rec *record, fence int
 }
 
 // afterSave starts uploading the record's waiting part from memory, and
-// the whole part after it if there is one, if this instance holds their
-// segments and has room.
+// the whole parts ahead of it, if this instance holds their segments and
+// has room.
 func (e *multipartEngine) afterSave(rec *record) {
-	if rec.TailPart == 0 {
-		return
-	}
-	e.startBehind(rec, len(rec.Parts)+1, 0, rec.TailPart, rec.TailPartLen)
-	if rec.free() >= rec.MinPart {
-		e.startBehind(rec, len(rec.Parts)+2, rec.TailPart, rec.TailSegs-rec.TailPart, rec.free())
+	for _, p := range behindParts(rec) {
+		e.startBehind(rec, p.num, p.from, p.k, p.size)
 	}
 }
 

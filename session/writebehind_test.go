@@ -143,21 +143,22 @@ func TestWriteBehindAcksBeforeItsPart(t *testing.T) {
 	}
 }
 
-// A small chunk that completes the next part while the waiting one is
-// still uploading is held back and acknowledged without waiting, and that
-// part goes up beside the first: two parts in flight. The chunk after it
-// waits for the first part, which records both in order; S3 gets each
-// part once, and the file is byte-exact.
-func TestWriteBehindNextPartWhileOneUploads(t *testing.T) {
+// Small chunks that complete the parts after the waiting one while it is
+// still uploading are held back and acknowledged without waiting, within
+// max_held_bytes (16 MiB: the waiting part and two ahead of it, 5 MiB
+// each), and those parts go up beside the first: three in flight. The
+// chunk that would pass max_held_bytes waits for the first part; S3 gets
+// each part once, and the file is byte-exact.
+func TestWriteBehindPartsAheadWhileOneUploads(t *testing.T) {
 	fs, ins := behindInstances(t, 1)
 	f := fs[0]
-	data := randomBytes(16 * MiB)
-	s, err := f.svc.Create(context.Background(), "b", "behind/next", "", int64(len(data)))
+	data := randomBytes(20 * MiB)
+	s, err := f.svc.Create(context.Background(), "b", "behind/ahead", "", int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	trig := ins[0].Arm(faults.Fault{N: 1, Match: faults.Methods("UploadPart"), Mode: faults.Stall})
-	for off := 0; off < 10*MiB; off += MiB {
+	for off := 0; off < 16*MiB; off += MiB {
 		appendWithin(t, f, s.ID, off, data[off:off+MiB])
 	}
 	select {
@@ -165,30 +166,33 @@ func TestWriteBehindNextPartWhileOneUploads(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("part 1 never went up")
 	}
-	wantWaiting(t, f, s.ID, 0, 5*MiB, 10*MiB) // part 1 waits; part 2, whole, behind it
+	wantWaiting(t, f, s.ID, 0, 5*MiB, 16*MiB) // part 1 waits; parts 2 and 3, whole, ahead of it
+	if rec := storedRecord(t, f, s.ID); len(rec.TailAhead) != 2 || rec.TailAhead[0].Len != 5*MiB || rec.TailAhead[1].Len != 5*MiB {
+		t.Fatalf("parts ahead of the waiting one: %+v, want two of 5 MiB", rec.TailAhead)
+	}
 	deadline := time.Now().Add(10 * time.Second)
-	for f.s3.snapshot()["UploadPart"] < 1 { // part 1 is held before S3
+	for f.s3.snapshot()["UploadPart"] < 2 { // part 1 is held before S3
 		if time.Now().After(deadline) {
-			t.Fatal("part 2 did not go up while part 1 was uploading")
+			t.Fatal("parts 2 and 3 did not go up while part 1 was uploading")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	done := make(chan error, 1)
-	go func() { _, _, err := appendBytes(t, f, s.ID, 10*MiB, data[10*MiB:11*MiB]); done <- err }()
+	go func() { _, _, err := appendBytes(t, f, s.ID, 16*MiB, data[16*MiB:17*MiB]); done <- err }()
 	select {
 	case err := <-done:
-		t.Fatalf("a chunk after two whole parts went on before the first was recorded: %v", err)
+		t.Fatalf("a chunk past max_held_bytes went on before the first part was recorded: %v", err)
 	case <-time.After(300 * time.Millisecond):
 	}
 	trig.Release()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if rec := storedRecord(t, f, s.ID); len(rec.Parts) != 2 && (len(rec.Parts) != 1 || rec.TailPartLen != 5*MiB) {
-		t.Fatalf("after part 1 was recorded: %d parts, a %d-byte part waiting; want part 2 recorded or waiting", len(rec.Parts), rec.TailPartLen)
+	if rec := storedRecord(t, f, s.ID); len(rec.Parts) < 1 || rec.TailLen > 16*MiB {
+		t.Fatalf("after part 1 was recorded: %d parts, %d bytes held back", len(rec.Parts), rec.TailLen)
 	}
 	var file *registry.File
-	for off := 11 * MiB; off < len(data); off += MiB {
+	for off := 17 * MiB; off < len(data); off += MiB {
 		file = appendWithin(t, f, s.ID, off, data[off:off+MiB])
 	}
 	wantFile(t, f, file, data)
@@ -289,6 +293,39 @@ func TestWriteBehindTwoPartsInFlight(t *testing.T) {
 		var file *registry.File
 		for off := 11 * MiB; off < len(data); off += MiB {
 			file = appendWithin(t, b, id, off, data[off:off+MiB])
+		}
+		wantFile(t, b, file, data)
+	})
+	t.Run("record from before parts ahead", func(t *testing.T) {
+		fs, ins := behindInstances(t, 2)
+		a, b := fs[0], fs[1]
+		data := randomBytes(13 * MiB)
+		s, err := a.svc.Create(context.Background(), "b", "behind/two-old", "", int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		trig := ins[0].Arm(faults.Fault{N: 1, Match: faults.Methods("UploadPart"), Mode: faults.Stall})
+		for off := 0; off < 10*MiB; off += MiB {
+			appendWithin(t, a, s.ID, off, data[off:off+MiB])
+		}
+		// Saved as a ferryd from before TailAhead saves it: the part after
+		// the waiting one is only the rest of the tail.
+		ctx := context.Background()
+		rec, ver, err := metastore.GetJSON[record](ctx, a.store, recordKey(s.ID))
+		if err != nil || len(rec.TailAhead) != 1 {
+			t.Fatalf("record %+v (%v): want one part ahead", rec, err)
+		}
+		rec.TailAhead = nil
+		if _, err := metastore.PutJSON(ctx, a.store, recordKey(s.ID), rec, metastore.Cond{Version: ver, TTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		appendWithin(t, b, s.ID, 10*MiB, data[10*MiB:11*MiB])
+		wantWaiting(t, b, s.ID, 2, 0, MiB)
+		trig.Release()
+		waitBehind(t, a.svc)
+		var file *registry.File
+		for off := 11 * MiB; off < len(data); off += MiB {
+			file = appendWithin(t, b, s.ID, off, data[off:off+MiB])
 		}
 		wantFile(t, b, file, data)
 	})
