@@ -140,8 +140,9 @@ func (e *multipartEngine) write(ctx context.Context, rec *record, fence int64, r
 			}
 			return err
 		}
-		// Recording the oldest part may make room to hold the chunk as
-		// one ahead; if it did not, every part is settled.
+		// Recording the oldest part may make room to hold the chunk as a
+		// part ahead: then that is tried once more, else it settles as
+		// before.
 		if err := e.settle(ctx, &next, n, ahead); err != nil {
 			return err
 		}
