@@ -118,7 +118,7 @@ func BenchmarkUploads(b *testing.B) {
 					b.ReportMetric(took[0].Seconds()/took[j].Seconds(), name+"/direct")
 				}
 			}
-			perChunk := float64(b.N * ((size + chunk - 1) / chunk))
+			sent := float64(b.N * ((size + chunk - 1) / chunk)) // chunks per side
 			for name, c := range map[string]*opCounts{"tusd": tusdS3, "ferry": ferryS3} {
 				var reads, all int
 				for op, n := range c.snapshot() {
@@ -128,6 +128,7 @@ func BenchmarkUploads(b *testing.B) {
 						reads += n
 					}
 				}
+				perChunk := sent
 				if name == "ferry" {
 					perChunk *= 2 // native and tus
 				}
