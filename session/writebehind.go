@@ -37,18 +37,18 @@ import (
 // Every upload of a part number carries exactly that part's bytes:
 // segments are never rewritten, a part's segments are fixed in the record
 // before its upload starts, no merge spans a whole part, and no later part
-// is recorded before it. So an upload that finishes
-// after another instance sent the part again replaces it with the same
-// bytes, and the same ETag where ETags are the parts' MD5s (on storage
-// whose ETags are not, such as SSE-KMS, that late replacement changes the
-// ETag and the completion fails: it takes a second instance taking the
-// next append while the first is still uploading). One that finishes after
+// is recorded before it. So an upload that finishes after another instance
+// sent the part again replaces it with the same bytes, and the same ETag
+// where ETags are the parts' MD5s (on storage whose ETags are not, such as
+// SSE-KMS, that late replacement changes the ETag and the completion
+// fails: it takes a second instance taking the next append while the
+// first is still uploading). One that finishes after
 // the upload was completed or aborted gets NoSuchUpload and is dropped,
 // unlogged. Abort and purge stop this instance's uploads of the session
 // before they abort its multipart upload. A ferryd from before
 // write-behind ignores tail_part and sends the whole tail with its chunk
 // as that part number, and one from before TailAhead records the waiting
-// part, then sends the whole rest of the tail with its chunk; should the
+// part, then sends the whole rest of the tail as the next part; should the
 // first instance's upload land after that, the completion is refused (the
 // part's ETag no longer matches), never wrong: that takes a mixed fleet
 // and the same race as above. A record such a ferryd saved, with a whole
