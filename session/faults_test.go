@@ -396,8 +396,9 @@ func (r *faultRun) noteFault() {
 	}
 }
 
-// request runs one request and retries it while the session is busy
-// (a lease a failed Unlock left behind, until it lapses). It reports
+// request runs one request and retries it while the session or the part
+// is busy (a lease a failed Lock or Unlock left behind, until it lapses),
+// as a client does on 409 with Retry-After. It reports
 // whether the request succeeded; a failure other than on the request the
 // fault hit breaks the case.
 func (r *faultRun) request(what string, fn func(ctx context.Context) error) bool {
@@ -406,7 +407,7 @@ func (r *faultRun) request(what string, fn func(ctx context.Context) error) bool
 	defer r.settleBehind()
 	err := r.do(fn)
 	deadline := time.Now().Add(4 * faultConfig.LockTTL)
-	for err != nil && errcode.Is(err, ErrBusy) && faultedBefore && time.Now().Before(deadline) {
+	for err != nil && (errcode.Is(err, ErrBusy) || errcode.Is(err, ErrPartBusy)) && faultedBefore && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 		err = r.do(fn)
 	}
