@@ -189,8 +189,8 @@ func behindKey(rec *record) string { return partKey(rec, len(rec.Parts)+1, 0, re
 
 // partKey names part num made of k segments from the tail's from-th: a
 // result is valid for exactly these segments of this upload at this part
-// number. The whole part behind the waiting one gets, ahead of time, the
-// key it has once it waits in its place.
+// number. A part ahead of the waiting one gets, ahead of time, the key it
+// has once it waits in its place.
 func partKey(rec *record, num, from, k int) string {
 	n := len(rec.TailTags)
 	tags := rec.TailTags[min(from, n):min(from+k, n)]
@@ -345,7 +345,7 @@ func (e *multipartEngine) sendWaiting(ctx context.Context, rec *record) error {
 }
 
 // adopt records p as the waiting part and drops its segments from the
-// tail; a whole part left in the tail (see holdNextBehind) waits next.
+// tail; the first part ahead (TailAhead) waits next.
 func (e *multipartEngine) adopt(rec *record, p bucket.Part) {
 	k := rec.TailPart
 	e.forgetFirst(rec, k)
@@ -396,12 +396,13 @@ func (e *multipartEngine) writesNextBehind(rec *record, n int64) bool {
 	return ok
 }
 
-// holdNextBehind holds back a chunk that completes the part after the
-// waiting one (writesNextBehind), and leaves the waiting one to its upload
-// if that still runs (afterSave starts the next one's); if it is done it
-// records it (or, if it failed, sends it now), and the next part waits in
-// its place. held is false when it does not apply, or the ledger has no
-// room (then nothing of the chunk was read).
+// holdNextBehind holds back a chunk that completes a part after the
+// waiting one (writesNextBehind) and lists that part in TailAhead
+// (afterSave starts its upload). It leaves the waiting part to its upload
+// if that still runs; if it is done it records it (or, if it failed,
+// sends it now), and the first part ahead waits in its place. held is
+// false when it does not apply, or the ledger has no room (then nothing of
+// the chunk was read).
 func (e *multipartEngine) holdNextBehind(ctx context.Context, rec *record, fence int64, r io.Reader, n int64, sum *Checksum) (held bool, err error) {
 	if !e.writesNextBehind(rec, n) {
 		return false, nil
